@@ -1,0 +1,109 @@
+# tikd - plain make, no autotools.
+#
+#   make          build build/tikd (installs missing build packages first)
+#   make test     install what tests need, build, run every test
+#   make asan     the same tests with AddressSanitizer + UBSan
+#   make valgrind the C unit tests under valgrind
+#   make demo     run tikd end to end in a temp dir
+#   make install  PREFIX=/usr/local DESTDIR=
+#
+# Targets that need packages first run tools/deps.sh, then re-enter make, so
+# pkg-config is only consulted once the packages are there.
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BUILD   ?= build
+CC      ?= cc
+PYTHON  ?= /usr/bin/python3
+VERSION := 0.1.0
+
+PKGS    := lua5.4 lua5.4-cjson libcurl lmdb libcrypto
+OPT     ?= -O2
+SAN     ?=
+CFLAGS_ALL = -std=c11 -D_GNU_SOURCE -g $(OPT) $(SAN) -Wall -Wextra -Werror \
+             -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter \
+             $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
+             -DTIKD_VERSION='"$(VERSION)"' -DTIKD_SCRIPTS_DIR='"$(PREFIX)/share/tikd/scripts"' \
+             $(CFLAGS)
+LIBS_ALL = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -lm $(LDLIBS)
+
+CORE_SRC := $(wildcard core/*.c)
+BIND_SRC := $(wildcard bindings/*.c)
+CLI_SRC  := $(wildcard cli/*.c)
+LIB_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC) $(BIND_SRC))
+CLI_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(CLI_SRC))
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+
+.PHONY: all build deps deps-test test check unit integration asan valgrind demo install \
+        clean format format-check bench
+.DEFAULT_GOAL := all
+
+all:
+	@tools/deps.sh build
+	@$(MAKE) --no-print-directory build
+
+build: $(BUILD)/tikd
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+$(BUILD)/libtikd.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/tikd: $(CLI_OBJ) $(BUILD)/libtikd.a
+	$(CC) $(CFLAGS_ALL) -o $@ $(CLI_OBJ) $(BUILD)/libtikd.a $(LIBS_ALL)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libtikd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Wno-missing-prototypes -MMD -MP -o $@ $< $(BUILD)/libtikd.a \
+	    $(LIBS_ALL) -lcmocka
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+test:
+	@tools/deps.sh test
+	@$(MAKE) --no-print-directory check
+
+check: unit integration
+
+unit: $(UNIT_BIN)
+	@tools/run-unit.sh $(UNIT_BIN)
+
+integration: $(BUILD)/tikd
+	TIKD_BIN=$(abspath $(BUILD)/tikd) $(PYTHON) -m pytest -q tests/fake tests/integration
+
+asan:
+	@tools/deps.sh test
+	@$(MAKE) --no-print-directory BUILD=build/asan OPT=-O1 \
+	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" check
+
+valgrind:
+	@tools/deps.sh test
+	@$(MAKE) --no-print-directory BUILD=build/vg OPT=-O1 $(patsubst $(BUILD)/%,build/vg/%,$(UNIT_BIN))
+	@VALGRIND=1 tools/run-unit.sh $(patsubst $(BUILD)/%,build/vg/%,$(UNIT_BIN))
+
+demo:
+	@tools/deps.sh test
+	@$(MAKE) --no-print-directory build
+	@tools/demo.sh $(abspath $(BUILD)/tikd)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/tikd/scripts \
+	    $(DESTDIR)$(PREFIX)/share/tikd/rules $(DESTDIR)$(PREFIX)/share/doc/tikd
+	install -m 0755 $(BUILD)/tikd $(DESTDIR)$(PREFIX)/bin/tikd
+	cp -R scripts/. $(DESTDIR)$(PREFIX)/share/tikd/scripts/
+	install -m 0644 rules/*.lua $(DESTDIR)$(PREFIX)/share/tikd/rules/
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/tikd/
+
+format:
+	clang-format -i $(CORE_SRC) $(BIND_SRC) $(CLI_SRC) $(UNIT_SRC) $(wildcard core/*.h bindings/*.h cli/*.h)
+
+format-check:
+	clang-format --dry-run -Werror $(CORE_SRC) $(BIND_SRC) $(CLI_SRC) $(UNIT_SRC) \
+	    $(wildcard core/*.h bindings/*.h cli/*.h)
+
+clean:
+	rm -rf build

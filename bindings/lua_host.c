@@ -1,0 +1,675 @@
+/* lua_host.c - generations, budgets and the coroutine runner (see
+ * lua_host.h).
+ *
+ * Budgets: the allocator charges every byte a call grows the state by to
+ * that call, and a count hook charges instructions; when either runs out the
+ * hook re-arms itself to fire on every instruction, so a rule that swallows
+ * the error with pcall still cannot go on, and the call is reported failed
+ * whatever it returns. Every Lua API call that may allocate runs under
+ * lua_pcall, so an exhausted state raises an error instead of a panic. */
+#include "lua_host.h"
+#include "lua_modules.h"
+#include "lua_sandbox.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <lauxlib.h>
+#include <lualib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/log.h"
+
+#define HOOK_STEP 1000
+#define REG_HOSTTHREADS "tikd.host.threads"
+
+struct rule {
+    char *name; /* "rules/hello.lua" */
+    char *path;
+    int env_ref;
+};
+
+struct gen {
+    unsigned id;
+    int refs;
+    lua_State *L;
+    struct host_opts o;
+    struct sandbox_opts sb;
+    char *scripts_dir, *rules_dir, **lib;
+    struct rule *rules;
+    size_t nrules;
+    size_t mem_used;
+    struct call *current; /* the call running now, if any */
+    struct call *calls;   /* every live call */
+    size_t live;
+};
+
+struct call {
+    struct gen *g;
+    lua_State *co; /* NULL for the pseudo-call that loads a file */
+    int co_ref;
+    const char *rule;
+    char fn[64];
+    long long instr;
+    long long mem_net; /* bytes grown while this call ran */
+    bool fired_instr, fired_mem;
+    bool waiting;
+    uint64_t ticket;
+    void (*cancel)(void *);
+    void *cancel_ud;
+    host_done_fn done;
+    void *done_ud;
+    struct call *next, *prev;
+};
+
+static struct gen *gen_of(lua_State *L)
+{
+    return *(struct gen **)lua_getextraspace(L);
+}
+
+/* ---- budgets ----------------------------------------------------------- */
+
+static void count_hook(lua_State *L, lua_Debug *ar);
+
+static void budget_fire(struct call *c, lua_State *L)
+{
+    /* fire again on the very next instruction, wherever the rule goes */
+    lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
+    if (c->co && c->co != L)
+        lua_sethook(c->co, count_hook, LUA_MASKCOUNT, 1);
+}
+
+static void count_hook(lua_State *L, lua_Debug *ar)
+{
+    (void)ar;
+    struct gen *g = gen_of(L);
+    struct call *c = g->current;
+    if (!c)
+        return;
+    c->instr += HOOK_STEP;
+    if (c->fired_mem) {
+        budget_fire(c, L);
+        luaL_error(L, "memory budget exceeded (%I bytes per call)", (lua_Integer)g->o.call_memory);
+    }
+    if (c->fired_instr || c->instr > g->o.instructions) {
+        c->fired_instr = true;
+        budget_fire(c, L);
+        luaL_error(L, "instruction budget exceeded (%I instructions per call)",
+                   (lua_Integer)g->o.instructions);
+    }
+}
+
+static void *gen_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    struct gen *g = ud;
+    size_t old = ptr ? osize : 0;
+    struct call *c = g->current;
+    if (nsize == 0) {
+        free(ptr);
+        g->mem_used -= old;
+        if (c)
+            c->mem_net -= (long long)old;
+        return NULL;
+    }
+    if (nsize > old) {
+        size_t grow = nsize - old;
+        bool over_state = g->mem_used + grow > g->o.state_memory;
+        bool over_call = c && c->mem_net + (long long)grow > (long long)g->o.call_memory;
+        if (over_state || over_call) {
+            if (c && !c->fired_mem) {
+                c->fired_mem = true;
+                if (c->co)
+                    budget_fire(c, c->co);
+                else
+                    budget_fire(c, g->L);
+            }
+            return NULL;
+        }
+    }
+    void *p = realloc(ptr, nsize);
+    if (!p)
+        return NULL;
+    g->mem_used = g->mem_used - old + nsize;
+    if (c)
+        c->mem_net += (long long)nsize - (long long)old;
+    return p;
+}
+
+static int panic(lua_State *L)
+{
+    TLOG(TLOG_ERROR, "lua.panic", LSTR("error", lua_tostring(L, -1)));
+    return 0; /* Lua aborts */
+}
+
+/* ---- reports ----------------------------------------------------------- */
+
+void gen_report_free(struct gen_report *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->nerrors; i++)
+        free(r->errors[i]);
+    free(r->errors);
+    r->errors = NULL;
+    r->nerrors = 0;
+}
+
+static void report_add(struct gen_report *r, const char *msg)
+{
+    if (!r)
+        return;
+    char **n = realloc(r->errors, (r->nerrors + 1) * sizeof *n);
+    if (!n)
+        return;
+    r->errors = n;
+    r->errors[r->nerrors] = strdup(msg);
+    if (r->errors[r->nerrors])
+        r->nerrors++;
+}
+
+/* The message of a failed call or load, with the budget named when one
+ * fired (the rule may have swallowed the budget error and raised another,
+ * or returned normally). */
+static void failure_message(struct call *c, lua_State *L, int st, char *out, size_t n)
+{
+    const char *msg = st != LUA_OK ? lua_tostring(L, -1) : NULL;
+    if (c->fired_instr || c->fired_mem) {
+        const char *what = c->fired_mem ? "memory" : "instruction";
+        if (msg && strstr(msg, "budget exceeded") && strstr(msg, what))
+            snprintf(out, n, "%s", msg);
+        else if (c->fired_mem)
+            snprintf(out, n, "%s: memory budget exceeded (%zu bytes per call)", c->rule,
+                     c->g->o.call_memory);
+        else
+            snprintf(out, n, "%s: instruction budget exceeded (%lld instructions per call)",
+                     c->rule, c->g->o.instructions);
+    } else if (msg) {
+        snprintf(out, n, "%s", msg);
+    } else if (st != LUA_OK) {
+        snprintf(out, n, "%s: error object is a %s value", c->rule, luaL_typename(L, -1));
+    } else {
+        snprintf(out, n, "%s: failed", c->rule);
+    }
+}
+
+/* ---- building a generation --------------------------------------------- */
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool is_rule_file(const char *n)
+{
+    size_t l = strlen(n);
+    if (n[0] == '.' || l < 5 || strcmp(n + l - 4, ".lua") != 0)
+        return false;
+    return !(l >= 9 && strcmp(n + l - 9, "_test.lua") == 0);
+}
+
+/* The sorted *.lua files of dir (rule tests excluded). */
+static int list_rules(const char *dir, char ***out, size_t *n, struct tikd_err *e)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return tikd_fail(e, TIKD_EIO, "rules dir %s: %s", dir, strerror(errno));
+    char **v = NULL;
+    size_t cnt = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (!is_rule_file(de->d_name))
+            continue;
+        char **nv = realloc(v, (cnt + 1) * sizeof *nv);
+        if (!nv || !(nv[cnt] = strdup(de->d_name))) {
+            free(nv ? nv : v);
+            closedir(d);
+            return tikd_fail(e, TIKD_ENOMEM, "out of memory");
+        }
+        v = nv;
+        cnt++;
+    }
+    closedir(d);
+    if (cnt)
+        qsort(v, cnt, sizeof *v, cmp_names);
+    *out = v;
+    *n = cnt;
+    return 0;
+}
+
+/* Protected: sandbox, modules. */
+static int setup_state(lua_State *L)
+{
+    struct gen *g = gen_of(L);
+    sandbox_open(L, &g->sb);
+    for (const struct host_module *m = host_modules; m->name; m++)
+        sandbox_preload(L, m->name, m->open);
+    return 0;
+}
+
+/* Protected: make rule i's environment, load and run its file. */
+static int load_rule(lua_State *L)
+{
+    struct gen *g = gen_of(L);
+    struct rule *r = lua_touserdata(L, 1);
+    sandbox_new_env(L, r->name);
+    int env = lua_gettop(L);
+    lua_getfield(L, env, "require");
+    lua_pushliteral(L, "tikd");
+    lua_call(L, 1, 1);
+    lua_setfield(L, env, "tikd");
+    lua_pushvalue(L, env);
+    char chunk[300];
+    snprintf(chunk, sizeof chunk, "@%s", r->name);
+    if (sandbox_load_file(L, r->path, chunk) != LUA_OK)
+        return lua_error(L);
+    lua_call(L, 0, 0);
+    r->env_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* pops env */
+    (void)g;
+    return 0;
+}
+
+static int build_rules(struct gen *g, struct gen_report *rep, struct tikd_err *e)
+{
+    char **files = NULL;
+    size_t n = 0;
+    int rc = list_rules(g->rules_dir, &files, &n, e);
+    if (rc != 0) {
+        report_add(rep, e->msg);
+        return rc;
+    }
+    g->rules = calloc(n ? n : 1, sizeof *g->rules);
+    if (!g->rules) {
+        for (size_t i = 0; i < n; i++)
+            free(files[i]);
+        free(files);
+        return tikd_fail(e, TIKD_ENOMEM, "out of memory");
+    }
+    const char *base = strrchr(g->rules_dir, '/');
+    base = base && base[1] ? base + 1 : g->rules_dir;
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct rule *r = &g->rules[g->nrules];
+        size_t nl = strlen(base) + strlen(files[i]) + 2;
+        size_t pl = strlen(g->rules_dir) + strlen(files[i]) + 2;
+        r->name = malloc(nl);
+        r->path = malloc(pl);
+        r->env_ref = LUA_NOREF;
+        if (r->name && r->path) {
+            snprintf(r->name, nl, "%s/%s", base, files[i]);
+            snprintf(r->path, pl, "%s/%s", g->rules_dir, files[i]);
+        }
+        free(files[i]);
+        if (!r->name || !r->path) {
+            free(r->name);
+            free(r->path);
+            bad++;
+            report_add(rep, "out of memory");
+            continue;
+        }
+        g->nrules++;
+        struct call load = {.g = g, .rule = r->name};
+        snprintf(load.fn, sizeof load.fn, "(load)");
+        g->current = &load;
+        lua_sethook(g->L, count_hook, LUA_MASKCOUNT, HOOK_STEP);
+        lua_pushcfunction(g->L, load_rule);
+        lua_pushlightuserdata(g->L, r);
+        int st = lua_pcall(g->L, 1, 0, 0);
+        lua_sethook(g->L, NULL, 0, 0);
+        g->current = NULL;
+        if (st != LUA_OK || load.fired_instr || load.fired_mem) {
+            char msg[1024];
+            failure_message(&load, g->L, st, msg, sizeof msg);
+            report_add(rep, msg);
+            bad++;
+        }
+        lua_settop(g->L, 0);
+        if (load.fired_mem)
+            lua_gc(g->L, LUA_GCCOLLECT);
+    }
+    free(files);
+    if (rep)
+        rep->nfiles = n;
+    if (bad)
+        return tikd_fail(e, TIKD_ESCRIPT, "%zu of %zu rule files failed to load", bad, n);
+    return 0;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static void gen_free(struct gen *g)
+{
+    if (g->L)
+        lua_close(g->L);
+    for (size_t i = 0; i < g->nrules; i++) {
+        free(g->rules[i].name);
+        free(g->rules[i].path);
+    }
+    free(g->rules);
+    free(g->scripts_dir);
+    free(g->rules_dir);
+    for (size_t i = 0; i < g->o.nlib; i++)
+        free(g->lib[i]);
+    free(g->lib);
+    free(g);
+}
+
+int gen_build(const struct host_opts *o, unsigned id, struct gen **out, struct gen_report *rep,
+              struct tikd_err *e)
+{
+    *out = NULL;
+    struct gen *g = calloc(1, sizeof *g);
+    if (!g)
+        return tikd_fail(e, TIKD_ENOMEM, "out of memory");
+    g->id = id;
+    g->refs = 1;
+    g->o = *o;
+    g->scripts_dir = dup_or_null(o->scripts_dir);
+    g->rules_dir = dup_or_null(o->rules_dir);
+    g->lib = calloc(o->nlib + 1, sizeof *g->lib);
+    for (size_t i = 0; g->lib && i < o->nlib; i++)
+        g->lib[i] = dup_or_null(o->lib_paths[i]);
+    g->sb = (struct sandbox_opts){g->scripts_dir, g->rules_dir, (const char *const *)g->lib,
+                                  o->nlib, (lua_Integer)o->pattern_steps};
+    g->o.lib_paths = (const char *const *)g->lib;
+    if (!g->rules_dir || !g->lib) {
+        gen_free(g);
+        return tikd_fail(e, TIKD_EINVAL, "no rules dir configured");
+    }
+    g->L = lua_newstate(gen_alloc, g);
+    if (!g->L) {
+        gen_free(g);
+        return tikd_fail(e, TIKD_ENOMEM, "cannot create a Lua state");
+    }
+    *(struct gen **)lua_getextraspace(g->L) = g;
+    lua_atpanic(g->L, panic);
+    lua_pushcfunction(g->L, setup_state);
+    if (lua_pcall(g->L, 0, 0, 0) != LUA_OK) {
+        tikd_fail(e, TIKD_ESCRIPT, "setting up the rule state: %s", lua_tostring(g->L, -1));
+        gen_free(g);
+        return TIKD_ESCRIPT;
+    }
+    int rc = build_rules(g, rep, e);
+    if (rc != 0) {
+        gen_free(g);
+        return rc;
+    }
+    lua_gc(g->L, LUA_GCGEN, 0, 0);
+    *out = g;
+    return 0;
+}
+
+void gen_retain(struct gen *g)
+{
+    g->refs++;
+}
+
+void gen_release(struct gen *g)
+{
+    if (g && --g->refs == 0)
+        gen_free(g);
+}
+
+unsigned gen_id(const struct gen *g)
+{
+    return g->id;
+}
+
+size_t gen_rule_count(const struct gen *g)
+{
+    return g->nrules;
+}
+
+const char *gen_rule_name(const struct gen *g, size_t i)
+{
+    return i < g->nrules ? g->rules[i].name : NULL;
+}
+
+size_t gen_live_calls(const struct gen *g)
+{
+    return g->live;
+}
+
+size_t gen_memory(const struct gen *g)
+{
+    return g->mem_used;
+}
+
+/* Pushes env[fn] of rule i (raw, so a metatable on _ENV runs nothing). */
+static int push_rule_fn(lua_State *L, struct gen *g, size_t i, const char *fn)
+{
+    lua_rawgeti(L, LUA_REGISTRYINDEX, g->rules[i].env_ref);
+    lua_pushstring(L, fn);
+    lua_rawget(L, -2);
+    lua_remove(L, -2);
+    return lua_type(L, -1);
+}
+
+static int has_fn(lua_State *L)
+{
+    struct gen *g = gen_of(L);
+    size_t i = (size_t)lua_tointeger(L, 1);
+    lua_pushboolean(L, push_rule_fn(L, g, i, lua_tostring(L, 2)) == LUA_TFUNCTION);
+    return 1;
+}
+
+bool gen_rule_has(struct gen *g, size_t i, const char *fn)
+{
+    if (i >= g->nrules || g->rules[i].env_ref == LUA_NOREF)
+        return false;
+    lua_pushcfunction(g->L, has_fn);
+    lua_pushinteger(g->L, (lua_Integer)i);
+    lua_pushstring(g->L, fn);
+    bool r = lua_pcall(g->L, 2, 1, 0) == LUA_OK && lua_toboolean(g->L, -1);
+    lua_settop(g->L, 0);
+    return r;
+}
+
+/* ---- calls ------------------------------------------------------------- */
+
+static void call_finish(struct call *c, int st, bool yielded_bare)
+{
+    struct gen *g = c->g;
+    char msg[1024] = "";
+    bool ok = st == LUA_OK && !c->fired_instr && !c->fired_mem && !yielded_bare;
+    struct call_result r = {.ok = ok,
+                            .budget = c->fired_instr || c->fired_mem,
+                            .rule = c->rule,
+                            .fn = c->fn,
+                            .L = c->co};
+    if (!ok) {
+        if (yielded_bare)
+            snprintf(msg, sizeof msg,
+                     "%s: %s yielded to tikd without waiting on a tikd primitive "
+                     "(use coroutine.wrap for your own coroutines)",
+                     c->rule, c->fn);
+        else
+            failure_message(c, c->co, st, msg, sizeof msg);
+        r.error = msg;
+    } else {
+        r.nresults = lua_gettop(c->co);
+    }
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        g->calls = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    g->live--;
+    if (c->done)
+        c->done(c->done_ud, &r);
+
+    struct call *saved = g->current;
+    g->current = c;
+    if (!ok)
+        lua_resetthread(c->co); /* runs pending __close handlers, budgeted */
+    g->current = saved;
+    luaL_unref(g->L, LUA_REGISTRYINDEX, c->co_ref);
+    if (c->fired_mem)
+        lua_gc(g->L, LUA_GCCOLLECT);
+    free(c);
+    gen_release(g);
+}
+
+static void call_resume(struct call *c, int nargs)
+{
+    struct gen *g = c->g;
+    struct call *saved = g->current;
+    g->current = c;
+    int nres = 0;
+    int st = lua_resume(c->co, NULL, nargs, &nres);
+    g->current = saved;
+    if (st == LUA_YIELD) {
+        if (c->waiting && !c->fired_instr && !c->fired_mem) {
+            lua_pop(c->co, nres);
+            return;
+        }
+        if (c->waiting && c->cancel) {
+            c->cancel(c->cancel_ud);
+            c->waiting = false;
+        }
+        call_finish(c, LUA_OK, !(c->fired_instr || c->fired_mem));
+        return;
+    }
+    call_finish(c, st, false);
+}
+
+struct setup_args {
+    struct gen *g;
+    struct call *c;
+    size_t rule;
+};
+
+/* Protected: make the coroutine, anchor it, put the function on it. */
+static int call_setup(lua_State *L)
+{
+    struct setup_args *a = lua_touserdata(L, 1);
+    struct call *c = a->c;
+    if (push_rule_fn(L, a->g, a->rule, c->fn) != LUA_TFUNCTION) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    c->co = lua_newthread(L);
+    lua_getfield(L, LUA_REGISTRYINDEX, REG_HOSTTHREADS);
+    lua_pushvalue(L, -2);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+    lua_pop(L, 1);
+    lua_insert(L, -2); /* thread below function */
+    lua_xmove(L, c->co, 1);
+    c->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_sethook(c->co, count_hook, LUA_MASKCOUNT, HOOK_STEP);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+int gen_call(struct gen *g, size_t rule, const char *fn, host_push_fn push, void *push_ud,
+             host_done_fn done, void *done_ud)
+{
+    if (rule >= g->nrules || g->rules[rule].env_ref == LUA_NOREF)
+        return TIKD_EINVAL;
+    struct call *c = calloc(1, sizeof *c);
+    if (!c)
+        return TIKD_ENOMEM;
+    c->g = g;
+    c->rule = g->rules[rule].name;
+    c->co_ref = LUA_NOREF;
+    c->done = done;
+    c->done_ud = done_ud;
+    snprintf(c->fn, sizeof c->fn, "%s", fn);
+    struct setup_args a = {g, c, rule};
+    int top = lua_gettop(g->L);
+    lua_pushcfunction(g->L, call_setup);
+    lua_pushlightuserdata(g->L, &a);
+    int st = lua_pcall(g->L, 1, 1, 0);
+    bool found = st == LUA_OK && lua_toboolean(g->L, -1);
+    lua_settop(g->L, top);
+    if (!found) {
+        if (c->co_ref != LUA_NOREF)
+            luaL_unref(g->L, LUA_REGISTRYINDEX, c->co_ref);
+        free(c);
+        return st == LUA_OK ? TIKD_ENOTFOUND : TIKD_ENOMEM;
+    }
+    c->next = g->calls;
+    if (g->calls)
+        g->calls->prev = c;
+    g->calls = c;
+    g->live++;
+    gen_retain(g);
+    int nargs = push ? push(c->co, push_ud) : 0;
+    call_resume(c, nargs);
+    return 0;
+}
+
+void gen_cancel_all(struct gen *g, const char *reason)
+{
+    gen_retain(g);
+    while (g->calls) {
+        struct call *c = g->calls;
+        if (c->waiting && c->cancel)
+            c->cancel(c->cancel_ud);
+        c->waiting = false;
+        lua_settop(c->co, 0);
+        lua_pushfstring(c->co, "%s: %s cancelled: %s", c->rule, c->fn, reason);
+        call_finish(c, LUA_ERRRUN, false);
+    }
+    gen_release(g);
+}
+
+/* ---- async primitives ---------------------------------------------------- */
+
+struct call *host_check_wait(lua_State *L, const char *what)
+{
+    struct gen *g = gen_of(L);
+    struct call *c = g->current;
+    if (!g->o.loop)
+        luaL_error(L, "%s is not available here (no event loop: rules are only being checked)",
+                   what);
+    if (!c || !c->co)
+        luaL_error(L, "%s cannot be called while a rule file loads; call it from a hook", what);
+    if (c->co != L)
+        luaL_error(L, "%s must be called from the rule call's own coroutine, not from inside "
+                      "coroutine.wrap or coroutine.resume",
+                   what);
+    if (!lua_isyieldable(L))
+        luaL_error(L, "%s cannot wait here: a wait cannot cross a metamethod, a string.gsub or "
+                      "table.sort callback, require or a finalizer",
+                   what);
+    return c;
+}
+
+struct ev_loop *host_loop(lua_State *L, const char *what)
+{
+    struct gen *g = gen_of(L);
+    if (!g->o.loop)
+        luaL_error(L, "%s is not available here (no event loop)", what);
+    return g->o.loop;
+}
+
+uint64_t host_wait(struct call *c, void (*cancel)(void *), void *ud)
+{
+    c->waiting = true;
+    c->cancel = cancel;
+    c->cancel_ud = ud;
+    return ++c->ticket;
+}
+
+void host_wake(struct call *c, uint64_t ticket, host_push_fn push, void *ud)
+{
+    if (!c->waiting || ticket != c->ticket)
+        return;
+    c->waiting = false;
+    c->cancel = NULL;
+    c->cancel_ud = NULL;
+    int nargs = push ? push(c->co, ud) : 0;
+    call_resume(c, nargs);
+}
+
+const char *host_rule(lua_State *L)
+{
+    struct gen *g = gen_of(L);
+    return g->current ? g->current->rule : "(engine)";
+}

@@ -1,0 +1,114 @@
+/* lua_host.h - rule generations and the coroutine runner.
+ *
+ * A generation is one fresh, sandboxed lua_State holding the engine's Lua
+ * library and every rule file of the rules dir, each in its own environment.
+ * C calls into it only through gen_call(): each call runs in a new coroutine
+ * with its own instruction and memory budget; an async primitive (tikd.sleep,
+ * later tikd.http) parks the coroutine with host_wait() and the event loop
+ * resumes it with host_wake(). A generation lives while it is current or has
+ * a call running, so a reload never cuts a call short.
+ *
+ * Single-threaded: everything here runs on the loop thread. */
+#ifndef TIKD_LUA_HOST_H
+#define TIKD_LUA_HOST_H
+
+#include <lua.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/err.h"
+
+struct ev_loop;
+struct gen;
+struct call;
+
+struct host_opts {
+    const char *scripts_dir;      /* the engine's Lua library (scripts/) */
+    const char *rules_dir;        /* rule files: every *.lua except *_test.lua */
+    const char *const *lib_paths; /* further require() roots */
+    size_t nlib;
+    long long instructions;       /* per call */
+    size_t call_memory;           /* bytes a call may grow the state by */
+    size_t state_memory;          /* bytes the whole state may hold */
+    long long pattern_steps;      /* per string pattern call */
+    struct ev_loop *loop;         /* NULL: no async primitives (rules check) */
+};
+
+/* Errors found while building a generation, one "file:line: message" each. */
+struct gen_report {
+    size_t nfiles;
+    size_t nerrors;
+    char **errors;
+};
+void gen_report_free(struct gen_report *r);
+
+/* Build generation `id` from o (copied). On success *out holds one reference.
+ * If any rule file fails to load, every error is listed in rep and the
+ * generation is discarded (TIKD_ESCRIPT). */
+int gen_build(const struct host_opts *o, unsigned id, struct gen **out, struct gen_report *rep,
+              struct tikd_err *e);
+
+void gen_retain(struct gen *g);
+/* Drop a reference; the state closes when the last one (owner or running
+ * call) goes. */
+void gen_release(struct gen *g);
+
+unsigned gen_id(const struct gen *g);
+size_t gen_rule_count(const struct gen *g);
+const char *gen_rule_name(const struct gen *g, size_t i);
+/* True if rule i defines a global function called fn. */
+bool gen_rule_has(struct gen *g, size_t i, const char *fn);
+/* Calls started and not yet finished. */
+size_t gen_live_calls(const struct gen *g);
+/* Bytes the state holds now. */
+size_t gen_memory(const struct gen *g);
+
+/* How a call ended. */
+struct call_result {
+    bool ok;
+    bool budget;        /* ended by its instruction or memory budget */
+    const char *rule;   /* rule file name */
+    const char *fn;     /* function called */
+    const char *error;  /* message with file:line, when !ok */
+    lua_State *L;       /* results on its stack when ok (valid during done) */
+    int nresults;
+};
+
+/* Push arguments for a call; returns how many. */
+typedef int (*host_push_fn)(lua_State *L, void *ud);
+typedef void (*host_done_fn)(void *ud, const struct call_result *r);
+
+/* Start fn of rule i in a new coroutine with arguments from push (may be
+ * NULL). done (may be NULL) is called exactly once, when it returns, fails,
+ * runs out of budget or is cancelled, possibly before gen_call returns.
+ * Returns TIKD_ENOTFOUND if the rule has no such function. */
+int gen_call(struct gen *g, size_t rule, const char *fn, host_push_fn push, void *push_ud,
+             host_done_fn done, void *done_ud);
+
+/* Cancel every running call of g (shutdown): each done sees !ok and
+ * `reason`. */
+void gen_cancel_all(struct gen *g, const char *reason);
+
+/* ---- for async primitives (bindings/lua_*.c) ------------------------- */
+
+/* The call whose own coroutine is L, if L may wait; otherwise raises a Lua
+ * error naming `what` and why it cannot wait here. Never returns NULL. */
+struct call *host_check_wait(lua_State *L, const char *what);
+
+/* The event loop async primitives run on (raises if there is none). */
+struct ev_loop *host_loop(lua_State *L, const char *what);
+
+/* Park call c: returns a ticket for host_wake(). cancel(ud) is called if the
+ * call is cancelled while parked; it must release what the wait holds.
+ * Then `return lua_yield(L, 0);`. */
+uint64_t host_wait(struct call *c, void (*cancel)(void *ud), void *ud);
+
+/* Resume call c from the loop with results from push. A ticket that is not
+ * the call's current one (a stale completion) is ignored. */
+void host_wake(struct call *c, uint64_t ticket, host_push_fn push, void *ud);
+
+/* The rule file whose call (or load) is running now, for messages. */
+const char *host_rule(lua_State *L);
+
+#endif

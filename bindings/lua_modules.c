@@ -1,0 +1,11 @@
+/* lua_modules.c - the table of C modules preloaded into rule states. */
+#include "lua_modules.h"
+
+#include <lua-cjson.h>
+
+const struct host_module host_modules[] = {
+    {"tikd.time", luaopen_tikd_time},
+    {"tikd.log", luaopen_tikd_log},
+    {"cjson", luaopen_cjson}, /* a fresh instance (own settings) per environment */
+    {NULL, NULL},
+};

@@ -1,0 +1,21 @@
+/* lua_modules.h - the C modules every rule state can require().
+ *
+ * Each tikd.* module is a thin Lua face of one core mechanism, one file
+ * each (bindings/lua_<module>.c); this table is the only list of them. */
+#ifndef TIKD_LUA_MODULES_H
+#define TIKD_LUA_MODULES_H
+
+#include <lua.h>
+
+struct host_module {
+    const char *name;
+    lua_CFunction open;
+};
+
+/* NULL-terminated. */
+extern const struct host_module host_modules[];
+
+int luaopen_tikd_time(lua_State *L); /* bindings/lua_time.c: sleep, now */
+int luaopen_tikd_log(lua_State *L);  /* bindings/lua_log.c: debug, info, warn, error */
+
+#endif

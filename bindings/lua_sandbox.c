@@ -1,0 +1,501 @@
+/* lua_sandbox.c - per-file environments for hostile rule code (see
+ * lua_sandbox.h).
+ *
+ * Stock Lua 5.4 has no read-only tables, so shared libraries are handed out
+ * as userdata views (__index to the real table, no __newindex, a locked
+ * metatable): rawset() cannot write through them and pairs() walks them
+ * without exposing the table. The shared string metatable is locked and
+ * string.dump removed from it. Finalizers (__gc) are refused because they
+ * run with hooks off, outside any CPU budget. */
+#include "lua_sandbox.h"
+#include "lua_strmatch.h"
+
+#include <errno.h>
+#include <lauxlib.h>
+#include <lualib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "../core/log.h"
+
+#define REG_OPTS "tikd.sandbox.opts"
+#define REG_LIBS "tikd.sandbox.libs"
+#define REG_PRELOAD "tikd.sandbox.preload"
+#define REG_BASE "tikd.sandbox.base"
+#define REG_HOSTTHREADS "tikd.host.threads"
+#define MAX_SOURCE (4 * 1024 * 1024)
+
+static const struct sandbox_opts *opts_of(lua_State *L)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, REG_OPTS);
+    const struct sandbox_opts *o = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return o;
+}
+
+/* ---- read-only library views ----------------------------------------- */
+
+static int ro_newindex(lua_State *L)
+{
+    return luaL_error(L, "attempt to modify read-only library table '%s'",
+                      lua_tostring(L, lua_upvalueindex(1)));
+}
+
+static int ro_next(lua_State *L)
+{
+    lua_settop(L, 2);
+    lua_pushvalue(L, 2);
+    if (lua_next(L, lua_upvalueindex(1)))
+        return 2;
+    lua_pushnil(L);
+    return 1;
+}
+
+static int ro_pairs(lua_State *L)
+{
+    lua_getmetatable(L, 1); /* raw: __metatable only affects getmetatable() */
+    lua_getfield(L, -1, "__index");
+    lua_pushcclosure(L, ro_next, 1);
+    lua_pushvalue(L, 1);
+    lua_pushnil(L);
+    return 3;
+}
+
+static int ro_len(lua_State *L)
+{
+    lua_getmetatable(L, 1);
+    lua_getfield(L, -1, "__index");
+    lua_pushinteger(L, (lua_Integer)lua_rawlen(L, -1));
+    return 1;
+}
+
+/* Replace the table at the top of the stack by a read-only view of it. */
+static void make_view(lua_State *L, const char *name)
+{
+    int real = lua_gettop(L);
+    lua_newuserdatauv(L, 0, 0);
+    lua_createtable(L, 0, 6);
+    lua_pushvalue(L, real);
+    lua_setfield(L, -2, "__index");
+    lua_pushstring(L, name);
+    lua_pushcclosure(L, ro_newindex, 1);
+    lua_setfield(L, -2, "__newindex");
+    lua_pushcfunction(L, ro_pairs);
+    lua_setfield(L, -2, "__pairs");
+    lua_pushcfunction(L, ro_len);
+    lua_setfield(L, -2, "__len");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_pushfstring(L, "library %s", name);
+    lua_setfield(L, -2, "__name");
+    lua_setmetatable(L, -2);
+    lua_replace(L, real);
+}
+
+/* Copy the named fields of the table at `src` into a new table. */
+static void copy_fields(lua_State *L, int src, const char *const *names)
+{
+    lua_newtable(L);
+    for (; *names; names++) {
+        lua_getfield(L, src, *names);
+        lua_setfield(L, -2, *names);
+    }
+}
+
+/* ---- replacements for dangerous base functions ------------------------ */
+
+static int sb_setmetatable(lua_State *L)
+{
+    int t = lua_type(L, 2);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_argexpected(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table");
+    if (t == LUA_TTABLE) {
+        lua_pushliteral(L, "__gc");
+        if (lua_rawget(L, 2) != LUA_TNIL)
+            return luaL_error(L, "setmetatable: __gc metamethods are not allowed in rules "
+                                 "(finalizers would run outside the CPU budget)");
+        lua_pop(L, 1);
+    }
+    if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL)
+        return luaL_error(L, "cannot change a protected metatable");
+    lua_settop(L, 2);
+    lua_setmetatable(L, 1);
+    return 1;
+}
+
+static int sb_collectgarbage(lua_State *L)
+{
+    const char *opt = luaL_optstring(L, 1, "count");
+    if (strcmp(opt, "count") != 0)
+        return luaL_error(L, "collectgarbage: only \"count\" is allowed in rules, not \"%s\"", opt);
+    int kb = lua_gc(L, LUA_GCCOUNT, 0), b = lua_gc(L, LUA_GCCOUNTB, 0);
+    lua_pushnumber(L, (lua_Number)kb + (lua_Number)b / 1024.0);
+    return 1;
+}
+
+/* load(chunk [, chunkname [, mode [, env]]]): text only; the default
+ * environment is the caller's own (upvalue 1), never the global table. */
+static int sb_load(lua_State *L)
+{
+    int nargs = lua_gettop(L);
+    const char *mode = luaL_optstring(L, 3, "t");
+    if (strcmp(mode, "t") != 0)
+        return luaL_error(L, "load: only text chunks (mode \"t\") are allowed in rules");
+    lua_getfield(L, LUA_REGISTRYINDEX, REG_BASE);
+    lua_getfield(L, -1, "load");
+    lua_pushvalue(L, 1);
+    if (lua_isnoneornil(L, 2))
+        lua_pushliteral(L, "=(load)");
+    else
+        lua_pushvalue(L, 2);
+    lua_pushliteral(L, "t");
+    if (nargs >= 4)
+        lua_pushvalue(L, 4);
+    else
+        lua_pushvalue(L, lua_upvalueindex(1));
+    lua_call(L, 4, 2);
+    return lua_isnil(L, -2) ? 2 : 1;
+}
+
+static int sb_print(lua_State *L)
+{
+    int n = lua_gettop(L);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (int i = 1; i <= n; i++) {
+        if (i > 1)
+            luaL_addchar(&b, '\t');
+        size_t l;
+        const char *s = luaL_tolstring(L, i, &l);
+        luaL_addvalue(&b);
+        (void)s;
+        (void)l;
+    }
+    luaL_pushresult(&b);
+    TLOG(TLOG_INFO, "rule.print", LSTR("rule", lua_tostring(L, lua_upvalueindex(1))),
+         LSTR("msg", lua_tostring(L, -1)));
+    return 0;
+}
+
+static int is_host_thread(lua_State *L, int idx)
+{
+    if (!lua_isthread(L, idx))
+        return 0;
+    lua_getfield(L, LUA_REGISTRYINDEX, REG_HOSTTHREADS);
+    lua_pushvalue(L, idx);
+    int r = lua_rawget(L, -2) != LUA_TNIL;
+    lua_pop(L, 2);
+    return r;
+}
+
+/* coroutine.resume / coroutine.close, refusing the coroutines tikd runs rule
+ * calls in: only the event loop may end their waits. */
+static int sb_co_guard(lua_State *L)
+{
+    if (is_host_thread(L, 1))
+        return luaL_error(L, "coroutine.%s: this coroutine is a running rule call owned by tikd; "
+                             "rule code cannot resume or close it",
+                          lua_tostring(L, lua_upvalueindex(2)));
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+/* ---- require ----------------------------------------------------------- */
+
+static int valid_module_name(const char *n)
+{
+    size_t len = strlen(n);
+    if (len == 0 || len > 128 || n[0] == '.' || n[len - 1] == '.' || strstr(n, ".."))
+        return 0;
+    for (const char *p = n; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '.' || *p == '-'))
+            return 0;
+    return 1;
+}
+
+static int file_exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Find name under one root as root/a/b.lua or root/a/b/init.lua. */
+static int find_in(const char *root, const char *name, char *out, size_t n)
+{
+    char rel[256];
+    snprintf(rel, sizeof rel, "%s", name);
+    for (char *p = rel; *p; p++)
+        if (*p == '.')
+            *p = '/';
+    snprintf(out, n, "%s/%s.lua", root, rel);
+    if (file_exists(out))
+        return 1;
+    snprintf(out, n, "%s/%s/init.lua", root, rel);
+    return file_exists(out);
+}
+
+/* A chunk name for messages: the root's last component and the path below
+ * it ("rules/hello.lua"), short but unambiguous. */
+void sandbox_chunk_name(const char *path, char *out, size_t n)
+{
+    const char *slash = strrchr(path, '/');
+    const char *start = path;
+    if (slash) {
+        const char *p = slash;
+        while (p > path && p[-1] != '/')
+            p--;
+        start = p;
+    }
+    size_t len = strlen(start);
+    if (len > n - 2)
+        len = n - 2; /* a very long name is cut; messages stay readable */
+    out[0] = '@';
+    memcpy(out + 1, start, len);
+    out[len + 1] = '\0';
+}
+
+static int sb_require(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    int loaded = lua_upvalueindex(1);
+    if (!valid_module_name(name))
+        return luaL_error(L, "require: invalid module name '%s' (letters, digits, _ - and dots)",
+                          name);
+    if (lua_getfield(L, loaded, name) != LUA_TNIL) {
+        if (lua_islightuserdata(L, -1))
+            return luaL_error(L, "require: module '%s' requires itself (a require loop)", name);
+        return 1;
+    }
+    lua_pop(L, 1);
+    lua_pushlightuserdata(L, (void *)sb_require); /* loading sentinel */
+    lua_setfield(L, loaded, name);
+
+    lua_getfield(L, LUA_REGISTRYINDEX, REG_PRELOAD);
+    if (lua_getfield(L, -1, name) == LUA_TFUNCTION) {
+        lua_pushstring(L, name);
+        lua_call(L, 1, 1);
+    } else {
+        lua_pop(L, 2);
+        const struct sandbox_opts *o = opts_of(L);
+        char path[4096];
+        int found = o->scripts_dir && find_in(o->scripts_dir, name, path, sizeof path);
+        for (size_t i = 0; !found && i < o->nlib; i++)
+            found = find_in(o->lib_paths[i], name, path, sizeof path);
+        if (!found && o->rules_dir)
+            found = find_in(o->rules_dir, name, path, sizeof path);
+        if (!found) {
+            lua_pushnil(L);
+            lua_setfield(L, loaded, name);
+            return luaL_error(L,
+                              "require: module '%s' not found (rules may require pure-Lua modules "
+                              "from the engine library, the rules dir and lib_paths only)",
+                              name);
+        }
+        char chunk[256];
+        sandbox_chunk_name(path, chunk, sizeof chunk);
+        sandbox_new_env(L, chunk + 1);
+        if (sandbox_load_file(L, path, chunk) != LUA_OK) {
+            lua_pushnil(L);
+            lua_setfield(L, loaded, name);
+            return lua_error(L);
+        }
+        lua_pushstring(L, name);
+        lua_call(L, 1, 1);
+    }
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_pushboolean(L, 1);
+    }
+    lua_pushvalue(L, -1);
+    lua_setfield(L, loaded, name);
+    return 1;
+}
+
+/* ---- state setup ------------------------------------------------------- */
+
+void sandbox_preload(lua_State *L, const char *name, lua_CFunction open)
+{
+    lua_getfield(L, LUA_REGISTRYINDEX, REG_PRELOAD);
+    lua_pushcfunction(L, open);
+    lua_setfield(L, -2, name);
+    lua_pop(L, 1);
+}
+
+void sandbox_open(lua_State *L, const struct sandbox_opts *o)
+{
+    lua_pushlightuserdata(L, (void *)o);
+    lua_setfield(L, LUA_REGISTRYINDEX, REG_OPTS);
+    lua_newtable(L);
+    lua_setfield(L, LUA_REGISTRYINDEX, REG_PRELOAD);
+    lua_newtable(L); /* weak-keyed set of the threads rule calls run in */
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, LUA_REGISTRYINDEX, REG_HOSTTHREADS);
+
+    luaL_requiref(L, "_G", luaopen_base, 0);
+    static const char *const basefns[] = {
+        "assert", "error",  "ipairs",   "next",     "pairs",    "pcall",  "xpcall",
+        "select", "tonumber", "tostring", "type",   "rawequal", "rawlen", "rawget",
+        "rawset", "getmetatable", "_VERSION", "load", NULL};
+    copy_fields(L, lua_gettop(L), basefns);
+    lua_setfield(L, LUA_REGISTRYINDEX, REG_BASE);
+    lua_pop(L, 1);
+
+    /* string: no dump (reachable through ("").dump too), budgeted matcher,
+     * and a metatable rules cannot fetch or change */
+    luaL_requiref(L, "string", luaopen_string, 0);
+    lua_pushnil(L);
+    lua_setfield(L, -2, "dump");
+    strmatch_install(L, lua_gettop(L), o->pattern_steps);
+    lua_pushliteral(L, "");
+    lua_getmetatable(L, -1);
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 2);
+    int string_idx = lua_gettop(L);
+
+    luaL_requiref(L, "table", luaopen_table, 0);
+    luaL_requiref(L, "math", luaopen_math, 0);
+    luaL_requiref(L, "utf8", luaopen_utf8, 0);
+    luaL_requiref(L, "coroutine", luaopen_coroutine, 0);
+    luaL_requiref(L, "os", luaopen_os, 0);
+    int first = string_idx;
+
+    lua_createtable(L, 0, 6); /* the views */
+    int libs = lua_gettop(L);
+    static const char *const names[] = {"string", "table", "math", "utf8", "coroutine"};
+    for (int i = 0; i < 5; i++) {
+        lua_pushvalue(L, first + i);
+        if (i == 4) { /* coroutine: guard resume and close */
+            int co = lua_gettop(L);
+            static const char *const cofns[] = {"create", "isyieldable", "running", "status",
+                                                "wrap",   "yield",       "resume",  "close",
+                                                NULL};
+            copy_fields(L, co, cofns);
+            static const char *const guarded[] = {"resume", "close"};
+            for (int g = 0; g < 2; g++) {
+                lua_getfield(L, co, guarded[g]);
+                lua_pushstring(L, guarded[g]);
+                lua_pushcclosure(L, sb_co_guard, 2);
+                lua_setfield(L, -2, guarded[g]);
+            }
+            lua_replace(L, co);
+        }
+        make_view(L, names[i]);
+        lua_setfield(L, libs, names[i]);
+    }
+    static const char *const osfns[] = {"time", "clock", "date", "difftime", NULL};
+    copy_fields(L, first + 5, osfns);
+    make_view(L, "os");
+    lua_setfield(L, libs, "os");
+    lua_setfield(L, LUA_REGISTRYINDEX, REG_LIBS);
+    lua_settop(L, string_idx - 1);
+
+    /* The main state's global table is never handed to rule code; empty
+     * it so nothing reaches a chunk that is loaded without an environment. */
+    lua_pushglobaltable(L);
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        lua_pop(L, 1);
+        lua_pushvalue(L, -1);
+        lua_pushnil(L);
+        lua_rawset(L, -4);
+    }
+    lua_pop(L, 1);
+}
+
+void sandbox_new_env(lua_State *L, const char *name)
+{
+    lua_createtable(L, 0, 32);
+    int env = lua_gettop(L);
+    lua_getfield(L, LUA_REGISTRYINDEX, REG_BASE);
+    static const char *const safe[] = {"assert", "error",    "ipairs", "next",     "pairs",
+                                       "pcall",  "xpcall",   "select", "tonumber", "tostring",
+                                       "type",   "rawequal", "rawlen", "rawget",   "rawset",
+                                       "getmetatable", "_VERSION", NULL};
+    for (const char *const *s = safe; *s; s++) {
+        lua_getfield(L, -1, *s);
+        lua_setfield(L, env, *s);
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, LUA_REGISTRYINDEX, REG_LIBS);
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);
+        lua_settable(L, env);
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, env, "table");
+    lua_getfield(L, -1, "unpack");
+    lua_setfield(L, env, "unpack");
+    lua_pop(L, 1);
+
+    lua_pushcfunction(L, sb_setmetatable);
+    lua_setfield(L, env, "setmetatable");
+    lua_pushcfunction(L, sb_collectgarbage);
+    lua_setfield(L, env, "collectgarbage");
+    lua_pushvalue(L, env);
+    lua_pushcclosure(L, sb_load, 1);
+    lua_setfield(L, env, "load");
+    lua_pushstring(L, name);
+    lua_pushcclosure(L, sb_print, 1);
+    lua_setfield(L, env, "print");
+    lua_newtable(L); /* this file's private require cache */
+    lua_pushcclosure(L, sb_require, 1);
+    lua_setfield(L, env, "require");
+    lua_pushvalue(L, env);
+    lua_setfield(L, env, "_G");
+}
+
+int sandbox_load_file(lua_State *L, const char *path, const char *chunkname)
+{
+    int env = lua_gettop(L);
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        lua_pop(L, 1);
+        lua_pushfstring(L, "%s: cannot open: %s", chunkname + 1, strerror(errno));
+        return LUA_ERRFILE;
+    }
+    luaL_Buffer b;
+    char *p = luaL_buffinitsize(L, &b, 4096);
+    size_t total = 0, n;
+    (void)p;
+    char chunk[4096];
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        total += n;
+        if (total > MAX_SOURCE)
+            break;
+        luaL_addlstring(&b, chunk, n);
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (err || total > MAX_SOURCE) {
+        luaL_pushresult(&b);
+        lua_settop(L, env - 1);
+        lua_pushfstring(L, "%s: %s", chunkname + 1,
+                        err ? "read error" : "file larger than 4 MiB: not a rule file");
+        return LUA_ERRFILE;
+    }
+    luaL_pushresult(&b);
+    size_t len;
+    const char *src = lua_tolstring(L, -1, &len);
+    int st = luaL_loadbufferx(L, src, len, chunkname, "t");
+    if (st != LUA_OK) {
+        lua_replace(L, env); /* message replaces env */
+        lua_settop(L, env);
+        return st;
+    }
+    lua_pushvalue(L, env);
+    lua_setupvalue(L, -2, 1); /* _ENV */
+    lua_replace(L, env);      /* function replaces env */
+    lua_settop(L, env);
+    return LUA_OK;
+}

@@ -1,0 +1,43 @@
+/* cli.h - what the `tikd` subcommands share: the parsed global options, the
+ * loaded config, and the conventions (exit 0 success, 1 failure, 2 usage;
+ * results on stdout, diagnostics on stderr, never a secret on either). */
+#ifndef TIKD_CLI_H
+#define TIKD_CLI_H
+
+#include "../bindings/lua_host.h"
+#include "../core/config.h"
+
+#define EXIT_USAGE 2
+
+struct cli {
+    const char *config_path; /* --config, $TIKD_CONFIG, or the default if it exists */
+    struct tikd_config cfg;
+    bool cfg_loaded;
+};
+
+struct cli_cmd {
+    const char *name;
+    int (*run)(struct cli *c, int argc, char **argv); /* argv[0] is the command name */
+    const char *usage;
+    const char *summary;
+    const char *help; /* full text for `tikd help CMD` */
+};
+
+/* Load the config once (errors printed to stderr); returns 0 or 1. */
+int cli_config(struct cli *c);
+
+/* Host options from the config (rules_dir may be overridden). */
+struct host_opts cli_host_opts(const struct tikd_config *cfg, const char *rules_dir,
+                               struct ev_loop *loop);
+
+/* Print "tikd CMD: msg" and the usage line to stderr; returns EXIT_USAGE. */
+int cli_usage_error(const struct cli_cmd *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Open the store for commands (readonly for inspection). Prints errors. */
+struct store;
+int cli_open_store(struct cli *c, bool readonly, struct store **out);
+
+extern const struct cli_cmd cmd_run, cmd_rules, cmd_backup, cmd_audit;
+
+#endif

@@ -1,0 +1,222 @@
+/* main.c - the `tikd` command: global options, dispatch, help and version.
+ * Each subcommand lives in its own file and is listed in `commands` below. */
+#include "cli.h"
+
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../bindings/lua_config.h"
+#include "../core/log.h"
+#include "../core/store.h"
+
+#ifndef TIKD_VERSION
+#define TIKD_VERSION "0.1.0-dev"
+#endif
+#ifndef TIKD_SCRIPTS_DIR
+#define TIKD_SCRIPTS_DIR "/usr/local/share/tikd/scripts"
+#endif
+#define DEFAULT_CONFIG "/etc/tikd/tikd.conf.lua"
+
+static const struct cli_cmd cmd_help_entry, cmd_version_entry;
+
+static const struct cli_cmd *const commands[] = {
+    &cmd_run, &cmd_rules, &cmd_backup, &cmd_audit, &cmd_help_entry, &cmd_version_entry, NULL,
+};
+
+static void print_usage(FILE *f)
+{
+    fprintf(f, "usage: tikd [--config FILE] COMMAND [ARGS]\n\n"
+               "tikd posts to many TikTok accounts, with rules in Lua.\n\ncommands:\n");
+    for (const struct cli_cmd *const *c = commands; *c; c++)
+        fprintf(f, "  %-26s %s\n", (*c)->usage, (*c)->summary);
+    fprintf(f, "\noptions:\n"
+               "  -c, --config FILE          config file (default: $TIKD_CONFIG, then %s)\n"
+               "  -h, --help                 this text\n\n"
+               "`tikd help COMMAND` explains one command; `tikd help config` lists the config "
+               "keys.\n",
+               DEFAULT_CONFIG);
+}
+
+static const struct cli_cmd *find_cmd(const char *name)
+{
+    for (const struct cli_cmd *const *c = commands; *c; c++)
+        if (strcmp((*c)->name, name) == 0)
+            return *c;
+    return NULL;
+}
+
+int cli_usage_error(const struct cli_cmd *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "tikd %s: ", cmd->name);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nusage: tikd %s\n", cmd->usage);
+    return EXIT_USAGE;
+}
+
+int cli_config(struct cli *c)
+{
+    if (c->cfg_loaded)
+        return 0;
+    struct tikd_err e = {0};
+    if (config_load(&c->cfg, c->config_path, &e) != 0) {
+        fprintf(stderr, "tikd: %s\n", e.msg);
+        config_free(&c->cfg);
+        return 1;
+    }
+    tlog_setup(c->cfg.log_level, c->cfg.log_format, 2);
+    c->cfg_loaded = true;
+    /* Not installed yet (running from the build tree): the engine library
+     * is then next to the binary's folder, in scripts/. */
+    if (strcmp(c->cfg.scripts_dir, TIKD_SCRIPTS_DIR) == 0 && access(TIKD_SCRIPTS_DIR, R_OK) != 0) {
+        char exe[4096];
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 20);
+        if (n > 0) {
+            exe[n] = '\0';
+            char *slash = strrchr(exe, '/');
+            if (slash) {
+                strcpy(slash, "/../scripts");
+                char *real = realpath(exe, NULL);
+                if (real) {
+                    free(c->cfg.scripts_dir);
+                    c->cfg.scripts_dir = real;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+struct host_opts cli_host_opts(const struct tikd_config *cfg, const char *rules_dir,
+                               struct ev_loop *loop)
+{
+    return (struct host_opts){
+        .scripts_dir = cfg->scripts_dir,
+        .rules_dir = rules_dir ? rules_dir : cfg->rules_dir,
+        .lib_paths = (const char *const *)cfg->lib_paths.v,
+        .nlib = cfg->lib_paths.n,
+        .instructions = cfg->lua_instructions,
+        .call_memory = cfg->lua_call_memory,
+        .state_memory = cfg->lua_state_memory,
+        .pattern_steps = cfg->lua_pattern_steps,
+        .loop = loop,
+    };
+}
+
+int cli_open_store(struct cli *c, bool readonly, struct store **out)
+{
+    if (cli_config(c))
+        return 1;
+    struct store_opts so = {c->cfg.data_dir, c->cfg.map_initial, c->cfg.map_max, readonly};
+    struct tikd_err e = {0};
+    if (store_open(out, &so, &e) != 0) {
+        fprintf(stderr, "tikd: %s\n", e.msg);
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- help and version -------------------------------------------------- */
+
+static int run_help(struct cli *c, int argc, char **argv)
+{
+    (void)c;
+    if (argc < 2) {
+        print_usage(stdout);
+        return 0;
+    }
+    if (argc > 2)
+        return cli_usage_error(&cmd_help_entry, "expected one command name");
+    if (strcmp(argv[1], "config") == 0) {
+        printf("config keys (a Lua file of assignments; sections as tables, e.g.\n"
+               "  log = { level = \"debug\" }):\n\n");
+        const char *doc;
+        for (size_t i = 0; config_key_doc(i, &doc); i++)
+            printf("  %-22s %s\n", config_key_doc(i, NULL), doc);
+        printf("\nenvironment: TIKD_CONFIG, TIKD_CLIENT_SECRET, TIKD_CLIENT_KEY, "
+               "TIKD_VAULT_KEY_FILE, TIKD_DATA_DIR, TIKD_LOG_LEVEL\n");
+        return 0;
+    }
+    const struct cli_cmd *cmd = find_cmd(argv[1]);
+    if (!cmd) {
+        fprintf(stderr, "tikd help: unknown command '%s'\n", argv[1]);
+        return EXIT_USAGE;
+    }
+    printf("usage: tikd %s\n\n%s\n\n%s", cmd->usage, cmd->summary, cmd->help);
+    return 0;
+}
+
+static int run_version(struct cli *c, int argc, char **argv)
+{
+    (void)c;
+    (void)argv;
+    if (argc > 1)
+        return cli_usage_error(&cmd_version_entry, "takes no arguments");
+    printf("tikd %s\n", TIKD_VERSION);
+    return 0;
+}
+
+static const struct cli_cmd cmd_help_entry = {
+    "help", run_help, "help [COMMAND|config]", "explain a command, or list the config keys",
+    "With no argument, lists the commands.\n"};
+static const struct cli_cmd cmd_version_entry = {"version", run_version, "version",
+                                                 "print the version", ""};
+
+int main(int argc, char **argv)
+{
+    struct cli c = {0};
+    int i = 1;
+    signal(SIGPIPE, SIG_IGN);
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
+            if (++i == argc) {
+                fprintf(stderr, "tikd: %s needs a file name\n", argv[i - 1]);
+                return EXIT_USAGE;
+            }
+            c.config_path = argv[i];
+        } else if (strncmp(argv[i], "--config=", 9) == 0) {
+            c.config_path = argv[i] + 9;
+        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            print_usage(stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("tikd %s\n", TIKD_VERSION);
+            return 0;
+        } else {
+            fprintf(stderr, "tikd: unknown option '%s'\n", argv[i]);
+            print_usage(stderr);
+            return EXIT_USAGE;
+        }
+    }
+    if (i == argc) {
+        print_usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (!c.config_path)
+        c.config_path = getenv("TIKD_CONFIG");
+    if (!c.config_path && access(DEFAULT_CONFIG, R_OK) == 0)
+        c.config_path = DEFAULT_CONFIG;
+    const struct cli_cmd *cmd = find_cmd(argv[i]);
+    if (!cmd) {
+        fprintf(stderr, "tikd: unknown command '%s'\n", argv[i]);
+        print_usage(stderr);
+        return EXIT_USAGE;
+    }
+    for (int j = i + 1; j < argc; j++) {
+        if (strcmp(argv[j], "-h") == 0 || strcmp(argv[j], "--help") == 0) {
+            char *hargv[] = {"help", argv[i], NULL};
+            return run_help(&c, 2, hargv);
+        }
+    }
+    int rc = cmd->run(&c, argc - i, argv + i);
+    if (c.cfg_loaded)
+        config_free(&c.cfg);
+    tlog_secret_clear();
+    return rc;
+}

@@ -1,0 +1,18 @@
+/* clock.h - the one clock every module reads.
+ *
+ * Schedules, limits and token expiry must be testable on a virtual clock, so
+ * no module calls time() or clock_gettime() for wall time directly: they call
+ * clock_now(), which tests can redirect with clock_set_source(). */
+#ifndef TIKD_CLOCK_H
+#define TIKD_CLOCK_H
+
+/* Wall-clock time in seconds since the Unix epoch, with sub-second precision. */
+double clock_now(void);
+
+/* Monotonic seconds (never jumps), for measuring intervals. */
+double clock_mono(void);
+
+/* Replace the wall clock with `fn` (NULL restores the real one). */
+void clock_set_source(double (*fn)(void));
+
+#endif

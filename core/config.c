@@ -1,0 +1,529 @@
+/* config.c - the key table and its validators (see config.h).
+ *
+ * Every key is one row: name, type, where it lives in struct tikd_config,
+ * bounds or choices, and a description. Validation happens in config_set(),
+ * so a value from the file and a value from the environment meet the same
+ * checks. Defaults point at TikTok's real hosts; tests and demos override the
+ * base URLs to reach tests/fake on loopback. */
+#include "config.h"
+#include "log.h"
+
+#include <ctype.h>
+#include <openssl/crypto.h>
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef TIKD_SCRIPTS_DIR
+#define TIKD_SCRIPTS_DIR "/usr/local/share/tikd/scripts"
+#endif
+
+enum ktype { K_PATH, K_STR, K_SECRET, K_URL, K_REDIRECT, K_ENUM, K_INT, K_SIZE, K_SECONDS,
+             K_PATHS, K_LISTEN };
+
+struct key {
+    const char *name;
+    enum ktype type;
+    size_t off;
+    double min, max;             /* K_INT, K_SIZE, K_SECONDS */
+    const char *const *choices;  /* K_ENUM, NULL-terminated */
+    const char *doc;
+};
+
+static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
+static const char *const formats[] = {"logfmt", "json", NULL};
+
+#define KB 1024.0
+#define MB (1024.0 * 1024.0)
+#define GB (1024.0 * 1024.0 * 1024.0)
+#define O(f) offsetof(struct tikd_config, f)
+
+static const struct key keys[] = {
+    {"data_dir", K_PATH, O(data_dir), 0, 0, NULL, "directory of the LMDB database"},
+    {"rules_dir", K_PATH, O(rules_dir), 0, 0, NULL, "directory of the rule files (*.lua)"},
+    {"scripts_dir", K_PATH, O(scripts_dir), 0, 0, NULL, "the engine's Lua library"},
+    {"lib_paths", K_PATHS, O(lib_paths), 0, 0, NULL,
+     "list of folders rules may require() pure-Lua modules from"},
+    {"listen", K_LISTEN, O(listen), 0, 0, NULL,
+     "list of addresses to serve on: \"host:port\" or \"unix:/path\""},
+    {"log.level", K_ENUM, O(log_level), 0, 0, levels, "least severe level logged"},
+    {"log.format", K_ENUM, O(log_format), 0, 0, formats, "logfmt (key=value) or json lines"},
+    {"store.map_initial", K_SIZE, O(map_initial), 1 * MB, 1024 * GB, NULL,
+     "starting LMDB map size (bytes, or \"64MiB\")"},
+    {"store.map_max", K_SIZE, O(map_max), 1 * MB, 64 * 1024 * GB, NULL,
+     "ceiling the map may grow to"},
+    {"lua.instructions", K_INT, O(lua_instructions), 1000, 1e12, NULL,
+     "Lua instructions one call into a rule may run"},
+    {"lua.call_memory", K_SIZE, O(lua_call_memory), 64 * KB, 64 * GB, NULL,
+     "bytes one call into a rule may grow its state by"},
+    {"lua.state_memory", K_SIZE, O(lua_state_memory), 1 * MB, 1024 * GB, NULL,
+     "bytes one rule generation's Lua state may hold"},
+    {"lua.pattern_steps", K_INT, O(lua_pattern_steps), 1000, 1e12, NULL,
+     "matching steps one string.find/match/gmatch/gsub call may take"},
+    {"shutdown_grace", K_SECONDS, O(shutdown_grace), 0, 3600, NULL,
+     "seconds running rule calls get to finish on SIGTERM"},
+    {"tiktok.client_key", K_STR, O(client_key), 0, 0, NULL, "the app's client key"},
+    {"tiktok.client_secret", K_SECRET, O(client_secret), 0, 0, NULL,
+     "the app's client secret (prefer TIKD_CLIENT_SECRET)"},
+    {"tiktok.auth_url", K_URL, O(auth_url), 0, 0, NULL, "TikTok's authorize page"},
+    {"tiktok.api_url", K_URL, O(api_url), 0, 0, NULL, "base of TikTok's v2 REST API"},
+    {"tiktok.redirect_uri", K_REDIRECT, O(redirect_uri), 0, 0, NULL,
+     "OAuth redirect URI, exactly as registered with TikTok"},
+    {"vault.key_file", K_PATH, O(vault_key_file), 0, 0, NULL,
+     "file holding the vault keys (mode 0600)"},
+};
+#define NKEYS (sizeof keys / sizeof keys[0])
+
+const char *config_key_doc(size_t i, const char **doc)
+{
+    if (i >= NKEYS)
+        return NULL;
+    if (doc)
+        *doc = keys[i].doc;
+    return keys[i].name;
+}
+
+bool config_has_key(const char *name)
+{
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strcmp(keys[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+static char *xstrdup(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+void config_init(struct tikd_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->data_dir = xstrdup("/var/lib/tikd");
+    c->rules_dir = xstrdup("/etc/tikd/rules");
+    c->scripts_dir = xstrdup(TIKD_SCRIPTS_DIR);
+    c->log_level = TLOG_INFO;
+    c->log_format = TLOG_LOGFMT;
+    c->listen.v = calloc(2, sizeof(char *));
+    if (c->listen.v) {
+        c->listen.v[0] = xstrdup("127.0.0.1:8787");
+        c->listen.n = 1;
+    }
+    c->map_initial = (size_t)(64 * MB);
+    c->map_max = (size_t)(64 * GB);
+    c->lua_instructions = 10000000;
+    c->lua_call_memory = (size_t)(32 * MB);
+    c->lua_state_memory = (size_t)(256 * MB);
+    c->lua_pattern_steps = 10000000;
+    c->shutdown_grace = 10;
+    c->auth_url = xstrdup("https://www.tiktok.com/v2/auth/authorize/");
+    c->api_url = xstrdup("https://open.tiktokapis.com");
+}
+
+static void strlist_free(struct strlist *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+static void secret_free(char *s)
+{
+    if (s) {
+        OPENSSL_cleanse(s, strlen(s));
+        free(s);
+    }
+}
+
+void config_free(struct tikd_config *c)
+{
+    for (size_t i = 0; i < NKEYS; i++) {
+        void *field = (char *)c + keys[i].off;
+        switch (keys[i].type) {
+        case K_PATHS:
+        case K_LISTEN:
+            strlist_free(field);
+            break;
+        case K_SECRET:
+            secret_free(*(char **)field);
+            *(char **)field = NULL;
+            break;
+        case K_PATH:
+        case K_STR:
+        case K_URL:
+        case K_REDIRECT:
+            free(*(char **)field);
+            *(char **)field = NULL;
+            break;
+        default:
+            break;
+        }
+    }
+    free(c->base_dir);
+    c->base_dir = NULL;
+}
+
+/* ---- validators ------------------------------------------------------ */
+
+static const char *vtype_name(enum config_vtype t)
+{
+    switch (t) {
+    case CV_STR: return "a string";
+    case CV_INT: return "an integer";
+    case CV_NUM: return "a number";
+    case CV_BOOL: return "a boolean";
+    case CV_LIST: return "a list";
+    }
+    return "?";
+}
+
+/* Render v for an error message, without ever showing a secret. */
+static void show(const struct key *k, const struct config_value *v, char *out, size_t n)
+{
+    if (k->type == K_SECRET)
+        snprintf(out, n, "(secret, not shown)");
+    else if (v->type == CV_STR)
+        snprintf(out, n, "\"%.200s\"", v->s);
+    else if (v->type == CV_INT)
+        snprintf(out, n, "%lld", v->i);
+    else if (v->type == CV_NUM)
+        snprintf(out, n, "%g", v->d);
+    else if (v->type == CV_BOOL)
+        snprintf(out, n, "%s", v->b ? "true" : "false");
+    else
+        snprintf(out, n, "a list of %zu", v->nlist);
+}
+
+static int bad(struct tikd_err *e, const struct key *k, const struct config_value *v,
+               const char *allowed)
+{
+    char shown[256];
+    show(k, v, shown, sizeof shown);
+    return tikd_fail(e, TIKD_EINVAL, "config: key '%s': value %s is not allowed: %s", k->name,
+                     shown, allowed);
+}
+
+bool config_host_is_loopback(const char *host, size_t len)
+{
+    if ((len == 9 && strncmp(host, "localhost", 9) == 0) ||
+        (len == 5 && strncmp(host, "[::1]", 5) == 0))
+        return true;
+    if (len >= 4 && strncmp(host, "127.", 4) == 0) {
+        for (size_t i = 4; i < len; i++)
+            if (!isdigit((unsigned char)host[i]) && host[i] != '.')
+                return false;
+        return true;
+    }
+    return false;
+}
+
+/* Checks an absolute http(s) URL; `redirect` adds TikTok's redirect URI
+ * rules (no query, no fragment, under 512 characters). */
+static const char *url_problem(const char *u, bool redirect)
+{
+    const char *rest;
+    bool https = strncmp(u, "https://", 8) == 0;
+    if (https)
+        rest = u + 8;
+    else if (strncmp(u, "http://", 7) == 0)
+        rest = u + 7;
+    else
+        return "expected an absolute https:// URL";
+    size_t hostlen = strcspn(rest, "/?#");
+    const char *host = rest;
+    if (hostlen == 0)
+        return "the URL has no host";
+    for (size_t i = 0; i < strlen(u); i++)
+        if ((unsigned char)u[i] <= ' ' || u[i] == 0x7f)
+            return "URLs may not contain spaces or control characters";
+    /* strip the port for the loopback test */
+    size_t hl = hostlen;
+    if (host[0] == '[') {
+        const char *rb = memchr(host, ']', hostlen);
+        hl = rb ? (size_t)(rb - host) + 1 : hostlen;
+    } else {
+        const char *colon = memchr(host, ':', hostlen);
+        if (colon)
+            hl = (size_t)(colon - host);
+    }
+    if (!https && !config_host_is_loopback(host, hl))
+        return "plain http:// is allowed only for loopback hosts (tests); use https://";
+    if (redirect) {
+        if (strchr(u, '?'))
+            return "a redirect URI may not have a query string (TikTok requires a static URI)";
+        if (strchr(u, '#'))
+            return "a redirect URI may not have a fragment";
+        if (strlen(u) >= 512)
+            return "a redirect URI must be under 512 characters";
+    } else if (strchr(u, '#') || strchr(u, '?')) {
+        return "a base URL may not have a query string or fragment";
+    }
+    return NULL;
+}
+
+/* "64MiB", "1GiB", "500MB", "4096" (bytes); NULL on junk. */
+static bool parse_size(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || errno || v < 0)
+        return false;
+    while (*end == ' ')
+        end++;
+    static const struct {
+        const char *unit;
+        double mul;
+    } units[] = {{"", 1},          {"B", 1},          {"KiB", KB},       {"MiB", MB},
+                 {"GiB", GB},      {"TiB", GB * KB},  {"KB", 1e3},       {"MB", 1e6},
+                 {"GB", 1e9},      {"TB", 1e12},      {"K", KB},         {"M", MB},
+                 {"G", GB}};
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (strcmp(end, units[i].unit) == 0) {
+            *out = v * units[i].mul;
+            return true;
+        }
+    }
+    return false;
+}
+
+static const char *listen_problem(const char *a)
+{
+    if (strncmp(a, "unix:", 5) == 0)
+        return a[5] == '/' && strlen(a) < 100 ? NULL
+                                               : "a unix socket needs an absolute path under 100 "
+                                                 "characters: \"unix:/run/tikd.sock\"";
+    const char *colon = strrchr(a, ':');
+    if (!colon || colon == a)
+        return "expected \"host:port\" or \"unix:/path\"";
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || colon[1] == '\0' || port < 0 || port > 65535)
+        return "the port must be a number from 0 to 65535";
+    return NULL;
+}
+
+static int set_strlist(struct strlist *dst, const struct key *k, const struct config_value *v,
+                       struct tikd_err *e)
+{
+    for (size_t i = 0; i < v->nlist; i++) {
+        const char *item = v->list[i];
+        const char *why = NULL;
+        if (!item || !*item)
+            why = "list items must be non-empty strings";
+        else if (k->type == K_LISTEN)
+            why = listen_problem(item);
+        if (why) {
+            char shown[256];
+            snprintf(shown, sizeof shown, "\"%.200s\" (item %zu)", item ? item : "", i + 1);
+            return tikd_fail(e, TIKD_EINVAL, "config: key '%s': value %s is not allowed: %s",
+                             k->name, shown, why);
+        }
+    }
+    char **nv = calloc(v->nlist + 1, sizeof *nv);
+    if (!nv)
+        return tikd_fail(e, TIKD_ENOMEM, "config: out of memory");
+    for (size_t i = 0; i < v->nlist; i++) {
+        nv[i] = strdup(v->list[i]);
+        if (!nv[i]) {
+            for (size_t j = 0; j < i; j++)
+                free(nv[j]);
+            free(nv);
+            return tikd_fail(e, TIKD_ENOMEM, "config: out of memory");
+        }
+    }
+    strlist_free(dst);
+    dst->v = nv;
+    dst->n = v->nlist;
+    return 0;
+}
+
+static int set_number(void *field, const struct key *k, const struct config_value *v,
+                      struct tikd_err *e)
+{
+    double d;
+    char allowed[200];
+    if (v->type == CV_INT)
+        d = (double)v->i;
+    else if (v->type == CV_NUM)
+        d = v->d;
+    else if (v->type == CV_STR && k->type == K_SIZE && parse_size(v->s, &d))
+        ;
+    else if (v->type == CV_STR && k->type != K_SIZE) {
+        char *end;
+        errno = 0;
+        d = strtod(v->s, &end);
+        if (end == v->s || *end || errno)
+            return bad(e, k, v, "expected a number");
+    } else {
+        return bad(e, k, v,
+                   k->type == K_SIZE ? "expected a size in bytes: a number or \"64MiB\", \"2GiB\""
+                                     : "expected a number");
+    }
+    if (d != d || d < k->min || d > k->max) {
+        if (k->type == K_SIZE)
+            snprintf(allowed, sizeof allowed, "expected a size from %.0f to %.0f bytes", k->min,
+                     k->max);
+        else
+            snprintf(allowed, sizeof allowed, "expected a number from %g to %g", k->min, k->max);
+        return bad(e, k, v, allowed);
+    }
+    switch (k->type) {
+    case K_INT:
+        if (d != (double)(long long)d)
+            return bad(e, k, v, "expected a whole number");
+        *(long long *)field = (long long)d;
+        break;
+    case K_SIZE:
+        *(size_t *)field = (size_t)d;
+        break;
+    default:
+        *(double *)field = d;
+        break;
+    }
+    return 0;
+}
+
+int config_set(struct tikd_config *c, const char *name, const struct config_value *v,
+               struct tikd_err *e)
+{
+    const struct key *k = NULL;
+    for (size_t i = 0; i < NKEYS; i++)
+        if (strcmp(keys[i].name, name) == 0)
+            k = &keys[i];
+    if (!k)
+        return tikd_fail(e, TIKD_EINVAL,
+                         "config: unknown key '%s' (see `tikd help config` for the keys)", name);
+    void *field = (char *)c + k->off;
+    char allowed[256];
+
+    switch (k->type) {
+    case K_INT:
+    case K_SIZE:
+    case K_SECONDS:
+        return set_number(field, k, v, e);
+    case K_PATHS:
+    case K_LISTEN:
+        if (v->type != CV_LIST)
+            return bad(e, k, v, "expected a list of strings, e.g. { \"a\", \"b\" }");
+        return set_strlist(field, k, v, e);
+    case K_ENUM: {
+        size_t off = 0;
+        allowed[0] = '\0';
+        for (int i = 0; k->choices[i]; i++)
+            off += (size_t)snprintf(allowed + off, sizeof allowed - off, "%s%s",
+                                    i ? ", " : "expected one of ", k->choices[i]);
+        if (v->type != CV_STR)
+            return bad(e, k, v, allowed);
+        for (int i = 0; k->choices[i]; i++) {
+            if (strcmp(v->s, k->choices[i]) == 0) {
+                *(int *)field = i;
+                return 0;
+            }
+        }
+        return bad(e, k, v, allowed);
+    }
+    default:
+        break;
+    }
+
+    /* string-valued keys */
+    if (v->type != CV_STR)
+        return tikd_fail(e, TIKD_EINVAL, "config: key '%s': expected a string, got %s", k->name,
+                         vtype_name(v->type));
+    const char *why = NULL;
+    if (v->s[0] == '\0')
+        why = "it may not be empty";
+    else if (strlen(v->s) > 4000)
+        why = "it is longer than 4000 characters";
+    else if (k->type == K_URL || k->type == K_REDIRECT)
+        why = url_problem(v->s, k->type == K_REDIRECT);
+    if (why)
+        return bad(e, k, v, why);
+    char *copy = strdup(v->s);
+    if (!copy)
+        return tikd_fail(e, TIKD_ENOMEM, "config: out of memory");
+    char **slot = field;
+    if (k->type == K_SECRET)
+        secret_free(*slot);
+    else
+        free(*slot);
+    *slot = copy;
+    return 0;
+}
+
+int config_apply_env(struct tikd_config *c, const char *(*getenv_fn)(const char *),
+                     struct tikd_err *e)
+{
+    static const struct {
+        const char *env, *key;
+    } map[] = {
+        {"TIKD_CLIENT_SECRET", "tiktok.client_secret"},
+        {"TIKD_CLIENT_KEY", "tiktok.client_key"},
+        {"TIKD_VAULT_KEY_FILE", "vault.key_file"},
+        {"TIKD_DATA_DIR", "data_dir"},
+        {"TIKD_LOG_LEVEL", "log.level"},
+    };
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
+        const char *val = getenv_fn(map[i].env);
+        if (!val)
+            continue;
+        struct config_value v = {.type = CV_STR, .s = val};
+        int rc = config_set(c, map[i].key, &v, e);
+        if (rc != 0 && e) {
+            char msg[sizeof e->msg];
+            snprintf(msg, sizeof msg, "%.400s (from environment variable %s)", e->msg,
+                     map[i].env);
+            return tikd_fail(e, rc, "%s", msg);
+        }
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int absolutize(char **p, const char *base, struct tikd_err *e)
+{
+    if (!*p || (*p)[0] == '/' || !base)
+        return 0;
+    size_t n = strlen(base) + strlen(*p) + 2;
+    char *abs = malloc(n);
+    if (!abs)
+        return tikd_fail(e, TIKD_ENOMEM, "config: out of memory");
+    snprintf(abs, n, "%s/%s", base, *p);
+    free(*p);
+    *p = abs;
+    return 0;
+}
+
+int config_finish(struct tikd_config *c, struct tikd_err *e)
+{
+    if (c->map_max < c->map_initial)
+        return tikd_fail(e, TIKD_EINVAL,
+                         "config: key 'store.map_max': value %zu is not allowed: it must be at "
+                         "least store.map_initial (%zu)",
+                         c->map_max, c->map_initial);
+    int rc = 0;
+    for (size_t i = 0; i < NKEYS && rc == 0; i++) {
+        void *field = (char *)c + keys[i].off;
+        if (keys[i].type == K_PATH) {
+            rc = absolutize(field, c->base_dir, e);
+        } else if (keys[i].type == K_PATHS) {
+            struct strlist *l = field;
+            for (size_t j = 0; j < l->n && rc == 0; j++)
+                rc = absolutize(&l->v[j], c->base_dir, e);
+        }
+    }
+    if (rc == 0 && c->client_secret && tlog_secret_add(c->client_secret, strlen(c->client_secret)))
+        return tikd_fail(e, TIKD_EINVAL,
+                         "config: key 'tiktok.client_secret': value (secret, not shown) is not "
+                         "allowed: it must be at least %d characters",
+                         TLOG_SECRET_MIN);
+    return rc;
+}

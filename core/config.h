@@ -1,0 +1,84 @@
+/* config.h - tikd's settings: one table of keys, each with its type, its
+ * default and what it allows.
+ *
+ * The file format lives elsewhere (bindings/lua_config.c reads a sandboxed
+ * Lua table file and calls config_set() per key); this module owns the
+ * values and rejects every bad one with the key, the value and what is
+ * allowed. Secrets (client secret) may come from the environment instead of
+ * the file, and are registered with the log's redaction registry. */
+#ifndef TIKD_CONFIG_H
+#define TIKD_CONFIG_H
+
+#include "err.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct strlist {
+    char **v;
+    size_t n;
+};
+
+struct tikd_config {
+    char *base_dir; /* relative paths are taken from here (the config file's dir) */
+    char *data_dir, *rules_dir, *scripts_dir;
+    struct strlist lib_paths;
+    int log_level;  /* enum tlog_level */
+    int log_format; /* enum tlog_format */
+    struct strlist listen;
+    size_t map_initial, map_max;
+    long long lua_instructions;   /* per call into a rule */
+    size_t lua_call_memory;       /* bytes a call may grow its state by */
+    size_t lua_state_memory;      /* bytes one generation's state may hold */
+    long long lua_pattern_steps;  /* matcher steps per string.find/match/gsub */
+    double shutdown_grace;        /* seconds running calls get on SIGTERM */
+    char *client_key, *client_secret;
+    char *auth_url, *api_url, *redirect_uri;
+    char *vault_key_file;
+};
+
+/* A value as the file (or the environment) gave it. */
+enum config_vtype { CV_STR, CV_INT, CV_NUM, CV_BOOL, CV_LIST };
+struct config_value {
+    enum config_vtype type;
+    const char *s;
+    long long i;
+    double d;
+    bool b;
+    const char *const *list;
+    size_t nlist;
+};
+
+/* Fill c with the defaults. */
+void config_init(struct tikd_config *c);
+
+/* Free every string c owns; c may be reused after config_init(). */
+void config_free(struct tikd_config *c);
+
+/* Set a dotted key ("log.level", "tiktok.api_url") from v. Unknown keys and
+ * bad values fail with TIKD_EINVAL and a message naming key, value and what
+ * is allowed; c is unchanged then. */
+int config_set(struct tikd_config *c, const char *key, const struct config_value *v,
+               struct tikd_err *e);
+
+/* Apply environment overrides (TIKD_CLIENT_SECRET, TIKD_CLIENT_KEY,
+ * TIKD_VAULT_KEY_FILE, TIKD_DATA_DIR, TIKD_LOG_LEVEL) read through getenv_fn
+ * (getenv in production, a table in tests). */
+int config_apply_env(struct tikd_config *c, const char *(*getenv_fn)(const char *name),
+                     struct tikd_err *e);
+
+/* Cross-key checks, relative paths made absolute from base_dir, and the
+ * client secret registered as a log secret. Call once, after all sets. */
+int config_finish(struct tikd_config *c, struct tikd_err *e);
+
+/* Iterate over the documented keys (for `tikd help config`): returns the
+ * name and a one-line description of key i, or NULL past the end. */
+const char *config_key_doc(size_t i, const char **doc);
+
+/* True if name is a config key. */
+bool config_has_key(const char *name);
+
+/* True if host (from a URL) is a loopback name or address. */
+bool config_host_is_loopback(const char *host, size_t len);
+
+#endif

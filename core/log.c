@@ -1,0 +1,466 @@
+/* log.c - event lines and the redaction registry (see log.h).
+ *
+ * Redaction is a scan over the formatted line: each position's first four
+ * bytes are looked up in a small hash index of registered secrets, so the
+ * cost per line is proportional to its length, not to the number of secrets
+ * (an agency registers two tokens per account, thousands in all). */
+#include "log.h"
+#include "clock.h"
+
+#include <openssl/crypto.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+enum tlog_level tlog_threshold = TLOG_INFO;
+static enum tlog_format out_format = TLOG_LOGFMT;
+static int out_fd = 2;
+static void (*out_hook)(const char *, size_t, void *);
+static void *out_hook_ud;
+
+static const char *const level_names[] = {"debug", "info", "warn", "error"};
+static const char MASK[] = "[redacted]";
+
+/* ---- the registry ---------------------------------------------------- */
+
+struct secret {
+    char *s; /* NULL once removed */
+    size_t n;
+    int next; /* next secret with the same prefix bucket, -1 ends */
+};
+
+static struct secret *secrets;
+static int nsecrets, capsecrets;
+static int *buckets; /* head index per bucket, -1 empty */
+static size_t nbuckets;
+
+static uint32_t prefix_hash(const unsigned char *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    v ^= v >> 15;
+    v *= 0x2c1b3c6dU;
+    v ^= v >> 12;
+    return v;
+}
+
+static int index_rebuild(size_t want)
+{
+    int *nb = malloc(want * sizeof *nb);
+    if (!nb)
+        return -1;
+    for (size_t i = 0; i < want; i++)
+        nb[i] = -1;
+    free(buckets);
+    buckets = nb;
+    nbuckets = want;
+    for (int i = 0; i < nsecrets; i++) {
+        if (!secrets[i].s)
+            continue;
+        size_t b = prefix_hash((const unsigned char *)secrets[i].s) & (nbuckets - 1);
+        secrets[i].next = buckets[b];
+        buckets[b] = i;
+    }
+    return 0;
+}
+
+static int secret_find(const char *s, size_t n)
+{
+    if (!nbuckets || n < 4)
+        return -1;
+    size_t b = prefix_hash((const unsigned char *)s) & (nbuckets - 1);
+    for (int i = buckets[b]; i >= 0; i = secrets[i].next)
+        if (secrets[i].s && secrets[i].n == n && memcmp(secrets[i].s, s, n) == 0)
+            return i;
+    return -1;
+}
+
+static int secret_add_one(const char *s, size_t n)
+{
+    if (secret_find(s, n) >= 0)
+        return 0;
+    if (nsecrets == capsecrets) {
+        int nc = capsecrets ? capsecrets * 2 : 64;
+        struct secret *ns = realloc(secrets, (size_t)nc * sizeof *ns);
+        if (!ns)
+            return -1;
+        secrets = ns;
+        capsecrets = nc;
+    }
+    char *copy = malloc(n);
+    if (!copy)
+        return -1;
+    memcpy(copy, s, n);
+    secrets[nsecrets] = (struct secret){copy, n, -1};
+    nsecrets++;
+    if ((size_t)nsecrets * 2 > nbuckets)
+        return index_rebuild(nbuckets ? nbuckets * 4 : 256);
+    size_t b = prefix_hash((const unsigned char *)copy) & (nbuckets - 1);
+    secrets[nsecrets - 1].next = buckets[b];
+    buckets[b] = nsecrets - 1;
+    return 0;
+}
+
+/* The forms a secret takes inside a URL and inside a JSON string. */
+static size_t url_encode(const char *s, size_t n, char *out)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '.' || c == '_' || c == '~') {
+            out[o++] = (char)c;
+        } else {
+            out[o++] = '%';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+        }
+    }
+    return o;
+}
+
+static size_t json_escape(const char *s, size_t n, char *out)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\' || c == '/') {
+            out[o++] = '\\';
+            out[o++] = (char)c;
+        } else if (c < 0x20) {
+            o += (size_t)sprintf(out + o, "\\u%04x", c);
+        } else {
+            out[o++] = (char)c;
+        }
+    }
+    return o;
+}
+
+int tlog_secret_add(const char *secret, size_t len)
+{
+    if (!secret || len < TLOG_SECRET_MIN)
+        return -1;
+    char *buf = malloc(len * 6 + 1);
+    if (!buf)
+        return -1;
+    int rc = secret_add_one(secret, len);
+    size_t n = url_encode(secret, len, buf);
+    if (rc == 0 && (n != len || memcmp(buf, secret, len) != 0))
+        rc = secret_add_one(buf, n);
+    n = json_escape(secret, len, buf);
+    if (rc == 0 && (n != len || memcmp(buf, secret, len) != 0))
+        rc = secret_add_one(buf, n);
+    OPENSSL_cleanse(buf, len * 6 + 1);
+    free(buf);
+    return rc;
+}
+
+static int secret_remove_one(const char *s, size_t n)
+{
+    int i = secret_find(s, n);
+    if (i < 0)
+        return -1;
+    OPENSSL_cleanse(secrets[i].s, secrets[i].n);
+    free(secrets[i].s);
+    secrets[i].s = NULL;
+    return 0;
+}
+
+int tlog_secret_remove(const char *secret, size_t len)
+{
+    if (!secret || len < TLOG_SECRET_MIN)
+        return -1;
+    char *buf = malloc(len * 6 + 1);
+    if (!buf)
+        return -1;
+    int rc = secret_remove_one(secret, len);
+    secret_remove_one(buf, url_encode(secret, len, buf));
+    secret_remove_one(buf, json_escape(secret, len, buf));
+    OPENSSL_cleanse(buf, len * 6 + 1);
+    free(buf);
+    /* Compact when most entries are dead so the index stays small. */
+    int live = 0;
+    for (int i = 0; i < nsecrets; i++)
+        live += secrets[i].s != NULL;
+    if (nsecrets > 64 && live * 2 < nsecrets) {
+        int o = 0;
+        for (int i = 0; i < nsecrets; i++)
+            if (secrets[i].s)
+                secrets[o++] = secrets[i];
+        nsecrets = o;
+        index_rebuild(nbuckets);
+    }
+    return rc;
+}
+
+void tlog_secret_clear(void)
+{
+    for (int i = 0; i < nsecrets; i++) {
+        if (secrets[i].s) {
+            OPENSSL_cleanse(secrets[i].s, secrets[i].n);
+            free(secrets[i].s);
+        }
+    }
+    free(secrets);
+    free(buckets);
+    secrets = NULL;
+    buckets = NULL;
+    nsecrets = capsecrets = 0;
+    nbuckets = 0;
+}
+
+/* Length of the longest registered secret that starts at p, or 0. */
+static size_t secret_at(const char *p, size_t avail)
+{
+    if (avail < TLOG_SECRET_MIN || !nbuckets)
+        return 0;
+    size_t b = prefix_hash((const unsigned char *)p) & (nbuckets - 1);
+    size_t best = 0;
+    for (int i = buckets[b]; i >= 0; i = secrets[i].next) {
+        const struct secret *s = &secrets[i];
+        if (s->s && s->n <= avail && s->n > best && memcmp(s->s, p, s->n) == 0)
+            best = s->n;
+    }
+    return best;
+}
+
+char *tlog_redact(const char *in, size_t len, size_t *outlen)
+{
+    /* A masked line is never longer than len * (sizeof MASK) / TLOG_SECRET_MIN
+     * + len; simpler to grow as needed. */
+    size_t cap = len + 1, o = 0;
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    for (size_t i = 0; i < len;) {
+        size_t hit = secret_at(in + i, len - i);
+        const char *src = hit ? MASK : in + i;
+        size_t n = hit ? sizeof MASK - 1 : 1;
+        if (o + n + 1 > cap) {
+            cap = (o + n + 1) * 2;
+            char *g = realloc(out, cap);
+            if (!g) {
+                OPENSSL_cleanse(out, o);
+                free(out);
+                return NULL;
+            }
+            out = g;
+        }
+        memcpy(out + o, src, n);
+        o += n;
+        i += hit ? hit : 1;
+    }
+    out[o] = '\0';
+    if (outlen)
+        *outlen = o;
+    return out;
+}
+
+/* ---- formatting ------------------------------------------------------ */
+
+struct buf {
+    char *p;
+    size_t n, cap;
+    int oom;
+};
+
+static void buf_put(struct buf *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->n + n + 2 > b->cap) {
+        size_t nc = (b->n + n + 2) * 2;
+        char *g = realloc(b->p, nc);
+        if (!g) {
+            b->oom = 1;
+            return;
+        }
+        b->p = g;
+        b->cap = nc;
+    }
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+}
+
+static void buf_puts(struct buf *b, const char *s)
+{
+    buf_put(b, s, strlen(s));
+}
+
+static void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void buf_printf(struct buf *b, const char *fmt, ...)
+{
+    char tmp[64];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        buf_put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+}
+
+/* A logfmt value is bare when it has no space, quote, '=' or control byte. */
+static void put_logfmt_str(struct buf *b, const char *s)
+{
+    int bare = *s != '\0';
+    for (const char *p = s; *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == '"' || *p == '=' || *p == '\\' || *p == 0x7f)
+            bare = 0;
+    if (bare) {
+        buf_puts(b, s);
+        return;
+    }
+    buf_put(b, "\"", 1);
+    for (const char *p = s; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"' || c == '\\') {
+            char e[2] = {'\\', (char)c};
+            buf_put(b, e, 2);
+        } else if (c == '\n') {
+            buf_put(b, "\\n", 2);
+        } else if (c < 0x20 || c == 0x7f) {
+            buf_printf(b, "\\x%02x", c);
+        } else {
+            buf_put(b, p, 1);
+        }
+    }
+    buf_put(b, "\"", 1);
+}
+
+static void put_json_str(struct buf *b, const char *s)
+{
+    buf_put(b, "\"", 1);
+    for (const char *p = s; *p; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"' || c == '\\' || c == '/') {
+            char e[2] = {'\\', (char)c};
+            buf_put(b, e, 2);
+        } else if (c < 0x20 || c == 0x7f) {
+            buf_printf(b, "\\u%04x", c);
+        } else {
+            buf_put(b, p, 1);
+        }
+    }
+    buf_put(b, "\"", 1);
+}
+
+static void put_value(struct buf *b, const struct tlog_field *f)
+{
+    switch (f->type) {
+    case TLOGF_STR:
+        if (!f->v.s)
+            buf_puts(b, out_format == TLOG_JSON ? "null" : "\"\"");
+        else if (out_format == TLOG_JSON)
+            put_json_str(b, f->v.s);
+        else
+            put_logfmt_str(b, f->v.s);
+        break;
+    case TLOGF_INT:
+        buf_printf(b, "%lld", f->v.i);
+        break;
+    case TLOGF_DBL:
+        buf_printf(b, "%.15g", f->v.d);
+        break;
+    case TLOGF_BOOL:
+        buf_puts(b, f->v.i ? "true" : "false");
+        break;
+    case TLOGF_END:
+        break;
+    }
+}
+
+static void put_ts(struct buf *b)
+{
+    double now = clock_now();
+    time_t secs = (time_t)now;
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    char ts[40];
+    size_t n = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(ts + n, sizeof ts - n, ".%03dZ", (int)((now - (double)secs) * 1000.0));
+    if (out_format == TLOG_JSON) {
+        buf_puts(b, "{\"ts\":\"");
+        buf_puts(b, ts);
+        buf_puts(b, "\"");
+    } else {
+        buf_puts(b, "ts=");
+        buf_puts(b, ts);
+    }
+}
+
+void tlog_emit(enum tlog_level lvl, const char *event, const struct tlog_field *fields)
+{
+    if (lvl < tlog_threshold)
+        return;
+    struct buf b = {0};
+    put_ts(&b);
+    int json = out_format == TLOG_JSON;
+    buf_puts(&b, json ? ",\"level\":\"" : " level=");
+    buf_puts(&b, level_names[lvl]);
+    buf_puts(&b, json ? "\",\"event\":" : " event=");
+    struct tlog_field ev = LSTR("event", event);
+    put_value(&b, &ev);
+    for (const struct tlog_field *f = fields; f && f->key; f++) {
+        if (json) {
+            buf_put(&b, ",", 1);
+            put_json_str(&b, f->key);
+            buf_put(&b, ":", 1);
+        } else {
+            buf_put(&b, " ", 1);
+            buf_puts(&b, f->key);
+            buf_put(&b, "=", 1);
+        }
+        put_value(&b, f);
+    }
+    if (json)
+        buf_put(&b, "}", 1);
+    if (b.oom) {
+        free(b.p);
+        return;
+    }
+    size_t n;
+    char *line = tlog_redact(b.p, b.n, &n);
+    OPENSSL_cleanse(b.p, b.n);
+    free(b.p);
+    if (!line)
+        return;
+    line[n++] = '\n'; /* tlog_redact leaves room for the NUL we overwrite */
+    if (out_hook) {
+        out_hook(line, n, out_hook_ud);
+    } else {
+        size_t off = 0;
+        while (off < n) {
+            ssize_t w = write(out_fd, line + off, n - off);
+            if (w <= 0)
+                break;
+            off += (size_t)w;
+        }
+    }
+    free(line);
+}
+
+void tlog_setup(enum tlog_level lvl, enum tlog_format fmt, int fd)
+{
+    tlog_threshold = lvl;
+    out_format = fmt;
+    out_fd = fd;
+}
+
+void tlog_set_hook(void (*fn)(const char *, size_t, void *), void *ud)
+{
+    out_hook = fn;
+    out_hook_ud = ud;
+}
+
+int tlog_level_parse(const char *s)
+{
+    for (int i = 0; i < 4; i++)
+        if (strcmp(s, level_names[i]) == 0)
+            return i;
+    return -1;
+}

@@ -1,0 +1,400 @@
+/* store.c - LMDB environment, transactions with automatic map growth,
+ * schema migrations and hot backups (see store.h).
+ *
+ * Growth needs no transaction alive in this process (mdb_env_set_mapsize),
+ * which holds because store_write() has aborted its own before growing and
+ * tikd runs every transaction on the loop thread. Another process that grew
+ * the map shows up as MDB_MAP_RESIZED at txn_begin: adopt it and go on. */
+#include "store.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static const char *const db_names[STORE_DB__COUNT] = {
+    [STORE_DB_META] = "meta",
+    [STORE_DB_AUDIT] = "audit",
+    [STORE_DB_KV] = "kv",
+};
+
+struct store {
+    MDB_env *env;
+    MDB_dbi dbi[STORE_DB__COUNT];
+    size_t map_size, map_max;
+    bool readonly;
+    char dir[4096];
+};
+
+struct store_txn {
+    struct store *s;
+    MDB_txn *txn;
+    int mdb_rc; /* the first LMDB failure seen inside the transaction */
+};
+
+/* A migration moves the schema from `to - 1` to `to`, in the same write
+ * transaction that records the new version. None yet: version 1 is the first;
+ * the hook is here so the second one is a table entry, not a redesign. */
+struct migration {
+    unsigned to;
+    int (*run)(struct store_txn *t);
+};
+static const struct migration migrations[] = {{0, NULL}};
+
+static int mdb_fail(struct tikd_err *e, int rc, const char *what)
+{
+    return tikd_fail(e, rc == MDB_MAP_FULL ? TIKD_EFULL : TIKD_ESTORE, "store: %s: %s", what,
+                     mdb_strerror(rc));
+}
+
+static int txn_note(struct store_txn *t, int rc)
+{
+    if (rc != 0 && rc != MDB_NOTFOUND && t->mdb_rc == 0)
+        t->mdb_rc = rc;
+    return rc;
+}
+
+static int txn_begin(struct store *s, unsigned flags, MDB_txn **txn)
+{
+    int rc = mdb_txn_begin(s->env, NULL, flags, txn);
+    if (rc == MDB_MAP_RESIZED) {
+        /* another process grew the map: adopt its size */
+        rc = mdb_env_set_mapsize(s->env, 0);
+        if (rc == 0) {
+            MDB_envinfo info;
+            mdb_env_info(s->env, &info);
+            s->map_size = info.me_mapsize;
+            rc = mdb_txn_begin(s->env, NULL, flags, txn);
+        }
+    }
+    return rc;
+}
+
+static int grow(struct store *s, struct tikd_err *e)
+{
+    if (s->map_size >= s->map_max)
+        return tikd_fail(e, TIKD_EFULL,
+                         "store: database is full: the map reached store.map_max (%zu bytes); "
+                         "raise store.map_max in the config",
+                         s->map_max);
+    size_t next = s->map_size * 2 > s->map_max ? s->map_max : s->map_size * 2;
+    int rc = mdb_env_set_mapsize(s->env, next);
+    if (rc != 0)
+        return mdb_fail(e, rc, "growing the map");
+    s->map_size = next;
+    return 0;
+}
+
+static int run_txn(struct store *s, bool write, store_fn fn, void *ctx, struct tikd_err *e)
+{
+    for (;;) {
+        struct store_txn t = {.s = s};
+        int rc = txn_begin(s, write ? 0 : MDB_RDONLY, &t.txn);
+        if (rc != 0)
+            return mdb_fail(e, rc, "beginning a transaction");
+        tikd_err_clear(e);
+        int frc = fn(&t, ctx);
+        if (!write && frc == 0) {
+            /* committing a read transaction is how LMDB keeps the handles
+             * of databases it opened; otherwise it equals an abort */
+            rc = mdb_txn_commit(t.txn);
+            return rc == 0 ? 0 : mdb_fail(e, rc, "ending a read transaction");
+        }
+        if (!write || frc != 0 || t.mdb_rc != 0) {
+            mdb_txn_abort(t.txn);
+            if (write && t.mdb_rc == MDB_MAP_FULL) {
+                int g = grow(s, e);
+                if (g != 0)
+                    return g;
+                continue;
+            }
+            if (frc == 0 && t.mdb_rc != 0)
+                return mdb_fail(e, t.mdb_rc, "write");
+            if (frc != 0 && e && e->msg[0] == '\0' && t.mdb_rc != 0)
+                mdb_fail(e, t.mdb_rc, "write");
+            return frc;
+        }
+        rc = mdb_txn_commit(t.txn);
+        if (rc == MDB_MAP_FULL) {
+            int g = grow(s, e);
+            if (g != 0)
+                return g;
+            continue;
+        }
+        return rc == 0 ? 0 : mdb_fail(e, rc, "commit");
+    }
+}
+
+int store_write(struct store *s, store_fn fn, void *ctx, struct tikd_err *e)
+{
+    if (s->readonly)
+        return tikd_fail(e, TIKD_ESTORE, "store: opened read-only");
+    return run_txn(s, true, fn, ctx, e);
+}
+
+int store_read(struct store *s, store_fn fn, void *ctx, struct tikd_err *e)
+{
+    return run_txn(s, false, fn, ctx, e);
+}
+
+int store_get(struct store_txn *t, enum store_db db, const void *key, size_t klen,
+              struct store_val *v)
+{
+    MDB_val k = {klen, (void *)key}, d;
+    int rc = txn_note(t, mdb_get(t->txn, t->s->dbi[db], &k, &d));
+    if (rc == MDB_NOTFOUND)
+        return TIKD_ENOTFOUND;
+    if (rc != 0)
+        return TIKD_ESTORE;
+    v->p = d.mv_data;
+    v->n = d.mv_size;
+    return 0;
+}
+
+int store_put(struct store_txn *t, enum store_db db, const void *key, size_t klen, const void *val,
+              size_t vlen)
+{
+    MDB_val k = {klen, (void *)key}, d = {vlen, (void *)val};
+    return txn_note(t, mdb_put(t->txn, t->s->dbi[db], &k, &d, 0)) ? TIKD_ESTORE : 0;
+}
+
+int store_del(struct store_txn *t, enum store_db db, const void *key, size_t klen)
+{
+    MDB_val k = {klen, (void *)key};
+    int rc = txn_note(t, mdb_del(t->txn, t->s->dbi[db], &k, NULL));
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : TIKD_ESTORE;
+}
+
+int store_foreach(struct store_txn *t, enum store_db db, const void *prefix, size_t plen,
+                  store_each_fn fn, void *ctx)
+{
+    MDB_cursor *c;
+    if (txn_note(t, mdb_cursor_open(t->txn, t->s->dbi[db], &c)))
+        return TIKD_ESTORE;
+    MDB_val k = {plen, (void *)prefix}, d;
+    int rc = mdb_cursor_get(c, &k, &d, plen ? MDB_SET_RANGE : MDB_FIRST);
+    int out = 0;
+    while (rc == 0) {
+        if (plen && (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0))
+            break;
+        out = fn((struct store_val){k.mv_data, k.mv_size}, (struct store_val){d.mv_data, d.mv_size},
+                 ctx);
+        if (out != 0)
+            break;
+        rc = mdb_cursor_get(c, &k, &d, MDB_NEXT);
+    }
+    mdb_cursor_close(c);
+    if (out == 0 && rc != 0 && rc != MDB_NOTFOUND)
+        out = txn_note(t, rc) ? TIKD_ESTORE : 0;
+    return out;
+}
+
+int store_last(struct store_txn *t, enum store_db db, struct store_val *key, struct store_val *val)
+{
+    MDB_cursor *c;
+    if (txn_note(t, mdb_cursor_open(t->txn, t->s->dbi[db], &c)))
+        return TIKD_ESTORE;
+    MDB_val k, d;
+    int rc = mdb_cursor_get(c, &k, &d, MDB_LAST);
+    mdb_cursor_close(c);
+    if (rc == MDB_NOTFOUND)
+        return TIKD_ENOTFOUND;
+    if (txn_note(t, rc))
+        return TIKD_ESTORE;
+    if (key)
+        *key = (struct store_val){k.mv_data, k.mv_size};
+    if (val)
+        *val = (struct store_val){d.mv_data, d.mv_size};
+    return 0;
+}
+
+struct store *store_txn_store(struct store_txn *t)
+{
+    return t->s;
+}
+
+void store_be64_put(unsigned char out[8], uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        out[i] = (unsigned char)(v & 0xff);
+}
+
+uint64_t store_be64_get(const unsigned char in[8])
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | in[i];
+    return v;
+}
+
+/* ---- opening: named databases and the schema ------------------------- */
+
+static const char SCHEMA_KEY[] = "schema_version";
+
+static int open_dbs(struct store_txn *t, void *ctx)
+{
+    (void)ctx;
+    unsigned flags = t->s->readonly ? 0 : MDB_CREATE;
+    for (int i = 0; i < STORE_DB__COUNT; i++) {
+        int rc = mdb_dbi_open(t->txn, db_names[i], flags, &t->s->dbi[i]);
+        if (rc == MDB_NOTFOUND && t->s->readonly)
+            return TIKD_ENOTFOUND; /* a fresh, never-written data dir */
+        if (txn_note(t, rc))
+            return TIKD_ESTORE;
+    }
+    return 0;
+}
+
+struct schema_ctx {
+    unsigned found;
+    struct tikd_err *e;
+};
+
+static int read_schema(struct store_txn *t, struct schema_ctx *sc)
+{
+    struct store_val v;
+    int rc = store_get(t, STORE_DB_META, SCHEMA_KEY, sizeof SCHEMA_KEY - 1, &v);
+    if (rc == TIKD_ENOTFOUND) {
+        sc->found = 0;
+        return 0;
+    }
+    if (rc != 0)
+        return rc;
+    if (v.n != 4)
+        return tikd_fail(sc->e, TIKD_ECORRUPT, "store: schema version record is %zu bytes, not 4",
+                         v.n);
+    const unsigned char *b = v.p;
+    sc->found = (unsigned)b[0] << 24 | (unsigned)b[1] << 16 | (unsigned)b[2] << 8 | b[3];
+    return 0;
+}
+
+static int migrate(struct store_txn *t, void *ctx)
+{
+    struct schema_ctx *sc = ctx;
+    int rc = read_schema(t, sc);
+    if (rc != 0)
+        return rc;
+    if (sc->found > STORE_SCHEMA_VERSION)
+        return tikd_fail(sc->e, TIKD_ECORRUPT,
+                         "store: the database has schema version %u, newer than this tikd "
+                         "understands (%u); run the tikd that wrote it",
+                         sc->found, STORE_SCHEMA_VERSION);
+    if (sc->found != 0) {
+        for (const struct migration *m = migrations; m->run; m++) {
+            if (m->to > sc->found && m->to <= STORE_SCHEMA_VERSION) {
+                rc = m->run(t);
+                if (rc != 0)
+                    return rc;
+            }
+        }
+    }
+    unsigned char v[4] = {STORE_SCHEMA_VERSION >> 24 & 0xff, STORE_SCHEMA_VERSION >> 16 & 0xff,
+                          STORE_SCHEMA_VERSION >> 8 & 0xff, STORE_SCHEMA_VERSION & 0xff};
+    return store_put(t, STORE_DB_META, SCHEMA_KEY, sizeof SCHEMA_KEY - 1, v, sizeof v);
+}
+
+static int check_schema(struct store_txn *t, void *ctx)
+{
+    struct schema_ctx *sc = ctx;
+    int rc = read_schema(t, sc);
+    if (rc == 0 && sc->found > STORE_SCHEMA_VERSION)
+        return tikd_fail(sc->e, TIKD_ECORRUPT,
+                         "store: the database has schema version %u, newer than this tikd (%u)",
+                         sc->found, STORE_SCHEMA_VERSION);
+    return rc;
+}
+
+int store_open(struct store **out, const struct store_opts *o, struct tikd_err *e)
+{
+    *out = NULL;
+    if (!o->dir || !*o->dir)
+        return tikd_fail(e, TIKD_EINVAL, "store: no data directory configured");
+    if (o->map_initial == 0 || o->map_max < o->map_initial)
+        return tikd_fail(e, TIKD_EINVAL, "store: map size %zu and ceiling %zu are inconsistent",
+                         o->map_initial, o->map_max);
+    if (!o->readonly && mkdir(o->dir, 0700) != 0 && errno != EEXIST)
+        return tikd_fail(e, TIKD_EIO, "store: cannot create data directory %s: %s", o->dir,
+                         strerror(errno));
+    struct store *s = calloc(1, sizeof *s);
+    if (!s)
+        return tikd_fail(e, TIKD_ENOMEM, "store: out of memory");
+    snprintf(s->dir, sizeof s->dir, "%s", o->dir);
+    s->readonly = o->readonly;
+    s->map_max = o->map_max;
+    int rc = mdb_env_create(&s->env);
+    if (rc == 0)
+        rc = mdb_env_set_maxdbs(s->env, 32);
+    if (rc == 0)
+        rc = mdb_env_set_mapsize(s->env, o->map_initial);
+    if (rc != 0) {
+        mdb_fail(e, rc, "creating the environment");
+        goto fail;
+    }
+    rc = mdb_env_open(s->env, o->dir, MDB_NOTLS | (o->readonly ? MDB_RDONLY : 0), 0600);
+    if (rc != 0) {
+        tikd_fail(e, TIKD_ESTORE, "store: cannot open %s: %s", o->dir, mdb_strerror(rc));
+        goto fail;
+    }
+    MDB_envinfo info;
+    mdb_env_info(s->env, &info);
+    s->map_size = info.me_mapsize; /* an existing file may be larger than asked */
+    if (s->map_size > s->map_max)
+        s->map_max = s->map_size;
+
+    struct schema_ctx sc = {.e = e};
+    if (o->readonly) {
+        rc = store_read(s, open_dbs, NULL, e);
+        if (rc == TIKD_ENOTFOUND) {
+            tikd_fail(e, TIKD_ENOTFOUND, "store: %s holds no tikd database yet", o->dir);
+            goto fail;
+        }
+        if (rc == 0)
+            rc = store_read(s, check_schema, &sc, e);
+    } else {
+        rc = store_write(s, open_dbs, NULL, e);
+        if (rc == 0)
+            rc = store_write(s, migrate, &sc, e);
+    }
+    if (rc != 0)
+        goto fail;
+    *out = s;
+    return 0;
+fail:
+    if (e && e->code == 0)
+        e->code = TIKD_ESTORE;
+    mdb_env_close(s->env);
+    free(s);
+    return e ? e->code : TIKD_ESTORE;
+}
+
+void store_close(struct store *s)
+{
+    if (!s)
+        return;
+    mdb_env_close(s->env);
+    free(s);
+}
+
+size_t store_map_size(struct store *s)
+{
+    return s->map_size;
+}
+
+int store_backup(struct store *s, const char *dest, struct tikd_err *e)
+{
+    if (mkdir(dest, 0700) != 0 && errno != EEXIST)
+        return tikd_fail(e, TIKD_EIO, "backup: cannot create %s: %s", dest, strerror(errno));
+    char path[4200];
+    snprintf(path, sizeof path, "%s/data.mdb", dest);
+    struct stat st;
+    if (stat(path, &st) == 0)
+        return tikd_fail(e, TIKD_EEXIST, "backup: %s already holds a database; pick an empty "
+                                         "directory", dest);
+    int rc = mdb_env_copy2(s->env, dest, MDB_CP_COMPACT);
+    if (rc != 0)
+        return tikd_fail(e, TIKD_ESTORE, "backup: copying to %s failed: %s", dest,
+                         mdb_strerror(rc));
+    return 0;
+}

@@ -1,0 +1,104 @@
+/* store.h - tikd's state in one LMDB environment.
+ *
+ * Every state change is one write transaction. Callers never begin, commit or
+ * abort by hand: they pass a function to store_write() (or store_read()),
+ * which runs it inside a transaction, commits when it returns 0, aborts
+ * otherwise, and on MDB_MAP_FULL grows the map and runs it again. So a write
+ * function must have no effects outside the transaction it is handed.
+ *
+ * One writer at a time (LMDB's lock); readers never block. Pointers returned
+ * by store_get() point into the map and die with the transaction. */
+#ifndef TIKD_STORE_H
+#define TIKD_STORE_H
+
+#include "err.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The named databases, opened once at store_open(). Append only: the order
+ * is not persisted, the names are. */
+enum store_db {
+    STORE_DB_META,  /* schema version, audit head, small engine facts */
+    STORE_DB_AUDIT, /* hash-chained audit records, key = big-endian seq */
+    STORE_DB_KV,    /* per-rule key/value, key = rule '\0' key */
+    STORE_DB__COUNT
+};
+
+struct store;
+struct store_txn;
+
+struct store_opts {
+    const char *dir;    /* data directory; created (0700) if missing */
+    size_t map_initial; /* starting map size in bytes */
+    size_t map_max;     /* ceiling for automatic growth */
+    bool readonly;      /* open for reading only (inspection commands) */
+};
+
+/* Schema version this build writes. Opening an older database runs the
+ * migrations in store.c; a newer one is refused. */
+#define STORE_SCHEMA_VERSION 1
+
+/* Open (creating if needed) the environment in o->dir. On success *out owns
+ * it; free with store_close(). Fails with TIKD_EIO, TIKD_ESTORE or
+ * TIKD_ECORRUPT (schema newer than this build). */
+int store_open(struct store **out, const struct store_opts *o, struct tikd_err *e);
+
+/* Close the environment; NULL is fine. No transaction may be running. */
+void store_close(struct store *s);
+
+typedef int (*store_fn)(struct store_txn *t, void *ctx);
+
+/* Run fn in a write transaction: commit if it returns 0, abort otherwise and
+ * return its code. MDB_MAP_FULL (from fn or from the commit) grows the map
+ * (doubling, up to map_max) and reruns fn; past the ceiling it fails with
+ * TIKD_EFULL. fn may fill e itself; otherwise LMDB's reason is given. */
+int store_write(struct store *s, store_fn fn, void *ctx, struct tikd_err *e);
+
+/* Run fn in a read-only transaction (nothing it does is written). */
+int store_read(struct store *s, store_fn fn, void *ctx, struct tikd_err *e);
+
+/* A value inside a transaction; valid until the transaction ends. */
+struct store_val {
+    const void *p;
+    size_t n;
+};
+
+/* Look up key in db. Returns 0 and fills *v, TIKD_ENOTFOUND, or TIKD_ESTORE. */
+int store_get(struct store_txn *t, enum store_db db, const void *key, size_t klen,
+              struct store_val *v);
+
+/* Insert or replace key in db (write transactions only). */
+int store_put(struct store_txn *t, enum store_db db, const void *key, size_t klen, const void *val,
+              size_t vlen);
+
+/* Delete key from db; deleting a missing key is not an error. */
+int store_del(struct store_txn *t, enum store_db db, const void *key, size_t klen);
+
+/* Call fn for every record of db whose key starts with prefix (all records
+ * when plen is 0), in key order, until fn returns non-zero (which is then
+ * returned). Keys and values are valid during the callback only. */
+typedef int (*store_each_fn)(struct store_val key, struct store_val val, void *ctx);
+int store_foreach(struct store_txn *t, enum store_db db, const void *prefix, size_t plen,
+                  store_each_fn fn, void *ctx);
+
+/* The last record of db (highest key); TIKD_ENOTFOUND when db is empty. */
+int store_last(struct store_txn *t, enum store_db db, struct store_val *key, struct store_val *val);
+
+/* The store a transaction belongs to. */
+struct store *store_txn_store(struct store_txn *t);
+
+/* Write a compacted hot copy of the environment into directory dest (created
+ * if missing, must hold no data.mdb). Safe while tikd runs: it is one long
+ * read transaction. */
+int store_backup(struct store *s, const char *dest, struct tikd_err *e);
+
+/* Current map size in bytes (grows on MDB_MAP_FULL). */
+size_t store_map_size(struct store *s);
+
+/* Big-endian u64 helpers for keys that must sort numerically. */
+void store_be64_put(unsigned char out[8], uint64_t v);
+uint64_t store_be64_get(const unsigned char in[8]);
+
+#endif

@@ -1,0 +1,28 @@
+-- tikd: the engine's Lua library. Every rule file sees it as the global
+-- `tikd` (and can `require "tikd"`); it gathers the C primitives and the
+-- helpers written in Lua. It runs in the same sandbox as the rules.
+local time = require "tikd.time"
+local log = require "tikd.log"
+
+local tikd = {
+    sleep = time.sleep, -- tikd.sleep(seconds): park this call; the loop resumes it
+    now = time.now,     -- tikd.now(): seconds since the epoch, from tikd's clock
+    log = log,          -- tikd.log.info(msg [, fields]) and debug/warn/error
+}
+
+-- TikTok counts caption lengths in UTF-16 code units, not bytes or
+-- characters: a code point above U+FFFF (most emoji) counts twice.
+-- Returns the length, or nil and a message for invalid UTF-8.
+function tikd.utf16_len(s)
+    local bad = select(2, utf8.len(s))
+    if utf8.len(s) == nil then
+        return nil, ("not valid UTF-8 at byte %d"):format(bad)
+    end
+    local n = 0
+    for _, cp in utf8.codes(s) do
+        n = n + (cp >= 0x10000 and 2 or 1)
+    end
+    return n
+end
+
+return tikd
