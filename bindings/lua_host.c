@@ -21,7 +21,7 @@
 
 #include "../core/log.h"
 
-#define HOOK_STEP 1000
+#define HOOK_STEP       1000
 #define REG_HOSTTHREADS "tikd.host.threads"
 
 struct rule {
@@ -82,22 +82,22 @@ static void budget_fire(struct call *c, lua_State *L)
 
 static void count_hook(lua_State *L, lua_Debug *ar)
 {
-    (void)ar;
     struct gen *g = gen_of(L);
     struct call *c = g->current;
     if (!c)
         return;
     c->instr += HOOK_STEP;
-    if (c->fired_mem) {
-        budget_fire(c, L);
-        luaL_error(L, "memory budget exceeded (%I bytes per call)", (lua_Integer)g->o.call_memory);
-    }
-    if (c->fired_instr || c->instr > g->o.instructions) {
-        c->fired_instr = true;
-        budget_fire(c, L);
-        luaL_error(L, "instruction budget exceeded (%I instructions per call)",
-                   (lua_Integer)g->o.instructions);
-    }
+    if (!c->fired_mem && !c->fired_instr && c->instr <= g->o.instructions)
+        return;
+    c->fired_instr |= !c->fired_mem;
+    budget_fire(c, L);
+    /* name the line the rule was on: a hook has no level of its own */
+    lua_getinfo(L, "Sl", ar);
+    if (c->fired_mem)
+        luaL_error(L, "%s:%d: memory budget exceeded (%I bytes per call)", ar->short_src,
+                   ar->currentline, (lua_Integer)g->o.call_memory);
+    luaL_error(L, "%s:%d: instruction budget exceeded (%I instructions per call)", ar->short_src,
+               ar->currentline, (lua_Integer)g->o.instructions);
 }
 
 static void *gen_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
@@ -631,12 +631,14 @@ struct call *host_check_wait(lua_State *L, const char *what)
     if (!c || !c->co)
         luaL_error(L, "%s cannot be called while a rule file loads; call it from a hook", what);
     if (c->co != L)
-        luaL_error(L, "%s must be called from the rule call's own coroutine, not from inside "
-                      "coroutine.wrap or coroutine.resume",
+        luaL_error(L,
+                   "%s must be called from the rule call's own coroutine, not from inside "
+                   "coroutine.wrap or coroutine.resume",
                    what);
     if (!lua_isyieldable(L))
-        luaL_error(L, "%s cannot wait here: a wait cannot cross a metamethod, a string.gsub or "
-                      "table.sort callback, require or a finalizer",
+        luaL_error(L,
+                   "%s cannot wait here: a wait cannot cross a metamethod, a string.gsub or "
+                   "table.sort callback, require or a finalizer",
                    what);
     return c;
 }

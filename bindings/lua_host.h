@@ -28,11 +28,11 @@ struct host_opts {
     const char *rules_dir;        /* rule files: every *.lua except *_test.lua */
     const char *const *lib_paths; /* further require() roots */
     size_t nlib;
-    long long instructions;       /* per call */
-    size_t call_memory;           /* bytes a call may grow the state by */
-    size_t state_memory;          /* bytes the whole state may hold */
-    long long pattern_steps;      /* per string pattern call */
-    struct ev_loop *loop;         /* NULL: no async primitives (rules check) */
+    long long instructions;  /* per call */
+    size_t call_memory;      /* bytes a call may grow the state by */
+    size_t state_memory;     /* bytes the whole state may hold */
+    long long pattern_steps; /* per string pattern call */
+    struct ev_loop *loop;    /* NULL: no async primitives (rules check) */
 };
 
 /* Errors found while building a generation, one "file:line: message" each. */
@@ -67,11 +67,11 @@ size_t gen_memory(const struct gen *g);
 /* How a call ended. */
 struct call_result {
     bool ok;
-    bool budget;        /* ended by its instruction or memory budget */
-    const char *rule;   /* rule file name */
-    const char *fn;     /* function called */
-    const char *error;  /* message with file:line, when !ok */
-    lua_State *L;       /* results on its stack when ok (valid during done) */
+    bool budget;       /* ended by its instruction or memory budget */
+    const char *rule;  /* rule file name */
+    const char *fn;    /* function called */
+    const char *error; /* message with file:line, when !ok */
+    lua_State *L;      /* results on its stack when ok (valid during done) */
     int nresults;
 };
 

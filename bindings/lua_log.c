@@ -55,8 +55,7 @@ static int emit(lua_State *L, enum tlog_level lvl)
                 f[n++] = (struct tlog_field)LSTR(k, lua_tostring(L, -1));
                 break;
             default:
-                return luaL_error(L, "tikd.log: field '%s' must be a string, number or boolean",
-                                  k);
+                return luaL_error(L, "tikd.log: field '%s' must be a string, number or boolean", k);
             }
             /* keep the value (and key) alive on the stack: pop nothing, but
              * lua_next needs the key on top */

@@ -20,12 +20,12 @@
 
 #include "../core/log.h"
 
-#define REG_OPTS "tikd.sandbox.opts"
-#define REG_LIBS "tikd.sandbox.libs"
-#define REG_PRELOAD "tikd.sandbox.preload"
-#define REG_BASE "tikd.sandbox.base"
+#define REG_OPTS        "tikd.sandbox.opts"
+#define REG_LIBS        "tikd.sandbox.libs"
+#define REG_PRELOAD     "tikd.sandbox.preload"
+#define REG_BASE        "tikd.sandbox.base"
 #define REG_HOSTTHREADS "tikd.host.threads"
-#define MAX_SOURCE (4 * 1024 * 1024)
+#define MAX_SOURCE      (4 * 1024 * 1024)
 
 static const struct sandbox_opts *opts_of(lua_State *L)
 {
@@ -141,6 +141,7 @@ static int sb_load(lua_State *L)
 {
     int nargs = lua_gettop(L);
     const char *mode = luaL_optstring(L, 3, "t");
+    lua_settop(L, 4); /* fixed slots for the arguments, below what we push */
     if (strcmp(mode, "t") != 0)
         return luaL_error(L, "load: only text chunks (mode \"t\") are allowed in rules");
     lua_getfield(L, LUA_REGISTRYINDEX, REG_BASE);
@@ -152,11 +153,14 @@ static int sb_load(lua_State *L)
         lua_pushvalue(L, 2);
     lua_pushliteral(L, "t");
     if (nargs >= 4)
-        lua_pushvalue(L, 4);
+        lua_pushvalue(L, 4); /* an explicit env, even nil, as in stock load */
     else
         lua_pushvalue(L, lua_upvalueindex(1));
-    lua_call(L, 4, 2);
-    return lua_isnil(L, -2) ? 2 : 1;
+    lua_call(L, 4, 2); /* the function, or nil and a message */
+    if (lua_isnil(L, -2))
+        return 2;
+    lua_pop(L, 1);
+    return 1;
 }
 
 static int sb_print(lua_State *L)
@@ -195,8 +199,9 @@ static int is_host_thread(lua_State *L, int idx)
 static int sb_co_guard(lua_State *L)
 {
     if (is_host_thread(L, 1))
-        return luaL_error(L, "coroutine.%s: this coroutine is a running rule call owned by tikd; "
-                             "rule code cannot resume or close it",
+        return luaL_error(L,
+                          "coroutine.%s: this coroutine is a running rule call owned by tikd; "
+                          "rule code cannot resume or close it",
                           lua_tostring(L, lua_upvalueindex(2)));
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
@@ -341,8 +346,8 @@ void sandbox_open(lua_State *L, const struct sandbox_opts *o)
 
     luaL_requiref(L, "_G", luaopen_base, 0);
     static const char *const basefns[] = {
-        "assert", "error",  "ipairs",   "next",     "pairs",    "pcall",  "xpcall",
-        "select", "tonumber", "tostring", "type",   "rawequal", "rawlen", "rawget",
+        "assert", "error",        "ipairs",   "next", "pairs",    "pcall",  "xpcall",
+        "select", "tonumber",     "tostring", "type", "rawequal", "rawlen", "rawget",
         "rawset", "getmetatable", "_VERSION", "load", NULL};
     copy_fields(L, lua_gettop(L), basefns);
     lua_setfield(L, LUA_REGISTRYINDEX, REG_BASE);
@@ -375,9 +380,9 @@ void sandbox_open(lua_State *L, const struct sandbox_opts *o)
         lua_pushvalue(L, first + i);
         if (i == 4) { /* coroutine: guard resume and close */
             int co = lua_gettop(L);
-            static const char *const cofns[] = {"create", "isyieldable", "running", "status",
-                                                "wrap",   "yield",       "resume",  "close",
-                                                NULL};
+            static const char *const cofns[] = {"create", "isyieldable", "running",
+                                                "status", "wrap",        "yield",
+                                                "resume", "close",       NULL};
             copy_fields(L, co, cofns);
             static const char *const guarded[] = {"resume", "close"};
             for (int g = 0; g < 2; g++) {
@@ -416,9 +421,9 @@ void sandbox_new_env(lua_State *L, const char *name)
     lua_createtable(L, 0, 32);
     int env = lua_gettop(L);
     lua_getfield(L, LUA_REGISTRYINDEX, REG_BASE);
-    static const char *const safe[] = {"assert", "error",    "ipairs", "next",     "pairs",
-                                       "pcall",  "xpcall",   "select", "tonumber", "tostring",
-                                       "type",   "rawequal", "rawlen", "rawget",   "rawset",
+    static const char *const safe[] = {"assert",       "error",    "ipairs", "next",     "pairs",
+                                       "pcall",        "xpcall",   "select", "tonumber", "tostring",
+                                       "type",         "rawequal", "rawlen", "rawget",   "rawset",
                                        "getmetatable", "_VERSION", NULL};
     for (const char *const *s = safe; *s; s++) {
         lua_getfield(L, -1, *s);

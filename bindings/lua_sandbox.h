@@ -11,11 +11,11 @@
 #include <lua.h>
 
 struct sandbox_opts {
-    const char *scripts_dir;           /* the engine's Lua library */
-    const char *rules_dir;             /* rule files; also a require() root */
-    const char *const *lib_paths;      /* further require() roots */
+    const char *scripts_dir;      /* the engine's Lua library */
+    const char *rules_dir;        /* rule files; also a require() root */
+    const char *const *lib_paths; /* further require() roots */
     size_t nlib;
-    lua_Integer pattern_steps;         /* budget per string.find/match/gmatch/gsub */
+    lua_Integer pattern_steps; /* budget per string.find/match/gmatch/gsub */
 };
 
 /* Prepare a fresh state: open the safe standard libraries, strip and lock

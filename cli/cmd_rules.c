@@ -23,8 +23,7 @@ static int rules_check(struct cli *c, int argc, char **argv)
     if (rc != 0) {
         if (rep.nerrors == 0)
             fprintf(stderr, "%s\n", e.msg);
-        printf("%zu rule files checked in %s: %zu failed\n", rep.nfiles, o.rules_dir,
-               rep.nerrors);
+        printf("%zu rule files checked in %s: %zu failed\n", rep.nfiles, o.rules_dir, rep.nerrors);
         gen_report_free(&rep);
         return 1;
     }
@@ -46,7 +45,8 @@ static int run_rules(struct cli *c, int argc, char **argv)
 }
 
 const struct cli_cmd cmd_rules = {
-    "rules", run_rules, "rules check [DIR]", "load every rule file in the sandbox and report errors",
+    "rules", run_rules, "rules check [DIR]",
+    "load every rule file in the sandbox and report errors",
     "Builds a rule generation from DIR (default: the config's rules_dir) in the same\n"
     "sandbox and with the same budgets as `tikd run`, and prints each error as\n"
     "file:line: message. Exit status 0 only when every rule file loads.\n"};

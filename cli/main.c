@@ -33,12 +33,13 @@ static void print_usage(FILE *f)
                "tikd posts to many TikTok accounts, with rules in Lua.\n\ncommands:\n");
     for (const struct cli_cmd *const *c = commands; *c; c++)
         fprintf(f, "  %-26s %s\n", (*c)->usage, (*c)->summary);
-    fprintf(f, "\noptions:\n"
-               "  -c, --config FILE          config file (default: $TIKD_CONFIG, then %s)\n"
-               "  -h, --help                 this text\n\n"
-               "`tikd help COMMAND` explains one command; `tikd help config` lists the config "
-               "keys.\n",
-               DEFAULT_CONFIG);
+    fprintf(f,
+            "\noptions:\n"
+            "  -c, --config FILE          config file (default: $TIKD_CONFIG, then %s)\n"
+            "  -h, --help                 this text\n\n"
+            "`tikd help COMMAND` explains one command; `tikd help config` lists the config "
+            "keys.\n",
+            DEFAULT_CONFIG);
 }
 
 static const struct cli_cmd *find_cmd(const char *name)
@@ -162,9 +163,9 @@ static int run_version(struct cli *c, int argc, char **argv)
     return 0;
 }
 
-static const struct cli_cmd cmd_help_entry = {
-    "help", run_help, "help [COMMAND|config]", "explain a command, or list the config keys",
-    "With no argument, lists the commands.\n"};
+static const struct cli_cmd cmd_help_entry = {"help", run_help, "help [COMMAND|config]",
+                                              "explain a command, or list the config keys",
+                                              "With no argument, lists the commands.\n"};
 static const struct cli_cmd cmd_version_entry = {"version", run_version, "version",
                                                  "print the version", ""};
 

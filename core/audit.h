@@ -29,8 +29,8 @@ struct audit_rec {
 
 /* Call fn for each record from seq `from` on, in order, until it returns
  * non-zero. */
-int audit_foreach(struct store_txn *t, uint64_t from, int (*fn)(const struct audit_rec *r, void *ctx),
-                  void *ctx);
+int audit_foreach(struct store_txn *t, uint64_t from,
+                  int (*fn)(const struct audit_rec *r, void *ctx), void *ctx);
 
 /* Walk the whole chain. Returns 0 and the record count, or TIKD_ECORRUPT
  * with a message that names the first broken record. */

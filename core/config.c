@@ -22,24 +22,35 @@
 #define TIKD_SCRIPTS_DIR "/usr/local/share/tikd/scripts"
 #endif
 
-enum ktype { K_PATH, K_STR, K_SECRET, K_URL, K_REDIRECT, K_ENUM, K_INT, K_SIZE, K_SECONDS,
-             K_PATHS, K_LISTEN };
+enum ktype {
+    K_PATH,
+    K_STR,
+    K_SECRET,
+    K_URL,
+    K_REDIRECT,
+    K_ENUM,
+    K_INT,
+    K_SIZE,
+    K_SECONDS,
+    K_PATHS,
+    K_LISTEN
+};
 
 struct key {
     const char *name;
     enum ktype type;
     size_t off;
-    double min, max;             /* K_INT, K_SIZE, K_SECONDS */
-    const char *const *choices;  /* K_ENUM, NULL-terminated */
+    double min, max;            /* K_INT, K_SIZE, K_SECONDS */
+    const char *const *choices; /* K_ENUM, NULL-terminated */
     const char *doc;
 };
 
 static const char *const levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const formats[] = {"logfmt", "json", NULL};
 
-#define KB 1024.0
-#define MB (1024.0 * 1024.0)
-#define GB (1024.0 * 1024.0 * 1024.0)
+#define KB   1024.0
+#define MB   (1024.0 * 1024.0)
+#define GB   (1024.0 * 1024.0 * 1024.0)
 #define O(f) offsetof(struct tikd_config, f)
 
 static const struct key keys[] = {
@@ -174,11 +185,16 @@ void config_free(struct tikd_config *c)
 static const char *vtype_name(enum config_vtype t)
 {
     switch (t) {
-    case CV_STR: return "a string";
-    case CV_INT: return "an integer";
-    case CV_NUM: return "a number";
-    case CV_BOOL: return "a boolean";
-    case CV_LIST: return "a list";
+    case CV_STR:
+        return "a string";
+    case CV_INT:
+        return "an integer";
+    case CV_NUM:
+        return "a number";
+    case CV_BOOL:
+        return "a boolean";
+    case CV_LIST:
+        return "a list";
     }
     return "?";
 }
@@ -280,10 +296,9 @@ static bool parse_size(const char *s, double *out)
     static const struct {
         const char *unit;
         double mul;
-    } units[] = {{"", 1},          {"B", 1},          {"KiB", KB},       {"MiB", MB},
-                 {"GiB", GB},      {"TiB", GB * KB},  {"KB", 1e3},       {"MB", 1e6},
-                 {"GB", 1e9},      {"TB", 1e12},      {"K", KB},         {"M", MB},
-                 {"G", GB}};
+    } units[] = {{"", 1},          {"B", 1},    {"KiB", KB}, {"MiB", MB}, {"GiB", GB},
+                 {"TiB", GB * KB}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
+                 {"K", KB},        {"M", MB},   {"G", GB}};
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
         if (strcmp(end, units[i].unit) == 0) {
             *out = v * units[i].mul;
@@ -297,8 +312,8 @@ static const char *listen_problem(const char *a)
 {
     if (strncmp(a, "unix:", 5) == 0)
         return a[5] == '/' && strlen(a) < 100 ? NULL
-                                               : "a unix socket needs an absolute path under 100 "
-                                                 "characters: \"unix:/run/tikd.sock\"";
+                                              : "a unix socket needs an absolute path under 100 "
+                                                "characters: \"unix:/run/tikd.sock\"";
     const char *colon = strrchr(a, ':');
     if (!colon || colon == a)
         return "expected \"host:port\" or \"unix:/path\"";
@@ -478,8 +493,7 @@ int config_apply_env(struct tikd_config *c, const char *(*getenv_fn)(const char 
         int rc = config_set(c, map[i].key, &v, e);
         if (rc != 0 && e) {
             char msg[sizeof e->msg];
-            snprintf(msg, sizeof msg, "%.400s (from environment variable %s)", e->msg,
-                     map[i].env);
+            snprintf(msg, sizeof msg, "%.400s (from environment variable %s)", e->msg, map[i].env);
             return tikd_fail(e, rc, "%s", msg);
         }
         if (rc != 0)

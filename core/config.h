@@ -27,11 +27,11 @@ struct tikd_config {
     int log_format; /* enum tlog_format */
     struct strlist listen;
     size_t map_initial, map_max;
-    long long lua_instructions;   /* per call into a rule */
-    size_t lua_call_memory;       /* bytes a call may grow its state by */
-    size_t lua_state_memory;      /* bytes one generation's state may hold */
-    long long lua_pattern_steps;  /* matcher steps per string.find/match/gsub */
-    double shutdown_grace;        /* seconds running calls get on SIGTERM */
+    long long lua_instructions;  /* per call into a rule */
+    size_t lua_call_memory;      /* bytes a call may grow its state by */
+    size_t lua_state_memory;     /* bytes one generation's state may hold */
+    long long lua_pattern_steps; /* matcher steps per string.find/match/gsub */
+    double shutdown_grace;       /* seconds running calls get on SIGTERM */
     char *client_key, *client_secret;
     char *auth_url, *api_url, *redirect_uri;
     char *vault_key_file;

@@ -27,17 +27,28 @@ void tikd_err_clear(struct tikd_err *e)
 const char *tikd_strerror(int code)
 {
     switch (code) {
-    case TIKD_OK: return "ok";
-    case TIKD_EINVAL: return "invalid";
-    case TIKD_ENOMEM: return "nomem";
-    case TIKD_EIO: return "io";
-    case TIKD_ESTORE: return "store";
-    case TIKD_ENOTFOUND: return "notfound";
-    case TIKD_EEXIST: return "exists";
-    case TIKD_EFULL: return "full";
-    case TIKD_ECORRUPT: return "corrupt";
-    case TIKD_ESCRIPT: return "script";
-    case TIKD_EBUDGET: return "budget";
+    case TIKD_OK:
+        return "ok";
+    case TIKD_EINVAL:
+        return "invalid";
+    case TIKD_ENOMEM:
+        return "nomem";
+    case TIKD_EIO:
+        return "io";
+    case TIKD_ESTORE:
+        return "store";
+    case TIKD_ENOTFOUND:
+        return "notfound";
+    case TIKD_EEXIST:
+        return "exists";
+    case TIKD_EFULL:
+        return "full";
+    case TIKD_ECORRUPT:
+        return "corrupt";
+    case TIKD_ESCRIPT:
+        return "script";
+    case TIKD_EBUDGET:
+        return "budget";
     }
     return "unknown";
 }

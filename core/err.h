@@ -10,16 +10,16 @@
 
 enum {
     TIKD_OK = 0,
-    TIKD_EINVAL = -1,   /* bad input: argument, config value, file content */
-    TIKD_ENOMEM = -2,   /* allocation failed */
-    TIKD_EIO = -3,      /* the OS said no: open, read, write, mkdir */
-    TIKD_ESTORE = -4,   /* LMDB failed */
-    TIKD_ENOTFOUND = -5,/* the thing asked for does not exist */
-    TIKD_EEXIST = -6,   /* the thing to create already exists */
-    TIKD_EFULL = -7,    /* a configured ceiling was reached */
-    TIKD_ECORRUPT = -8, /* stored data fails its own checks */
-    TIKD_ESCRIPT = -9,  /* a Lua chunk or call failed */
-    TIKD_EBUDGET = -10, /* a rule call ran out of CPU or memory budget */
+    TIKD_EINVAL = -1,    /* bad input: argument, config value, file content */
+    TIKD_ENOMEM = -2,    /* allocation failed */
+    TIKD_EIO = -3,       /* the OS said no: open, read, write, mkdir */
+    TIKD_ESTORE = -4,    /* LMDB failed */
+    TIKD_ENOTFOUND = -5, /* the thing asked for does not exist */
+    TIKD_EEXIST = -6,    /* the thing to create already exists */
+    TIKD_EFULL = -7,     /* a configured ceiling was reached */
+    TIKD_ECORRUPT = -8,  /* stored data fails its own checks */
+    TIKD_ESCRIPT = -9,   /* a Lua chunk or call failed */
+    TIKD_EBUDGET = -10,  /* a rule call ran out of CPU or memory budget */
 };
 
 struct tikd_err {

@@ -349,16 +349,31 @@ static void put_json_str(struct buf *b, const char *s)
     buf_put(b, "\"", 1);
 }
 
+/* Strings are masked before they are escaped, so a secret is found however
+ * the output format would have escaped it; the whole line is masked again
+ * after formatting. */
+static void put_str(struct buf *b, const char *s)
+{
+    char *clean = tlog_redact(s, strlen(s), NULL);
+    if (!clean) {
+        b->oom = 1;
+        return;
+    }
+    if (out_format == TLOG_JSON)
+        put_json_str(b, clean);
+    else
+        put_logfmt_str(b, clean);
+    free(clean);
+}
+
 static void put_value(struct buf *b, const struct tlog_field *f)
 {
     switch (f->type) {
     case TLOGF_STR:
         if (!f->v.s)
             buf_puts(b, out_format == TLOG_JSON ? "null" : "\"\"");
-        else if (out_format == TLOG_JSON)
-            put_json_str(b, f->v.s);
         else
-            put_logfmt_str(b, f->v.s);
+            put_str(b, f->v.s);
         break;
     case TLOGF_INT:
         buf_printf(b, "%lld", f->v.i);
@@ -408,11 +423,13 @@ void tlog_emit(enum tlog_level lvl, const char *event, const struct tlog_field *
     for (const struct tlog_field *f = fields; f && f->key; f++) {
         if (json) {
             buf_put(&b, ",", 1);
-            put_json_str(&b, f->key);
+            put_str(&b, f->key);
             buf_put(&b, ":", 1);
         } else {
             buf_put(&b, " ", 1);
-            buf_puts(&b, f->key);
+            char *key = tlog_redact(f->key, strlen(f->key), NULL);
+            buf_puts(&b, key ? key : "?");
+            free(key);
             buf_put(&b, "=", 1);
         }
         put_value(&b, f);

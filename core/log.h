@@ -25,10 +25,22 @@ struct tlog_field {
     } v;
 };
 
-#define LSTR(k, x)  {.key = (k), .type = TLOGF_STR, .v.s = (x)}
-#define LINT(k, x)  {.key = (k), .type = TLOGF_INT, .v.i = (long long)(x)}
-#define LDBL(k, x)  {.key = (k), .type = TLOGF_DBL, .v.d = (double)(x)}
-#define LBOOL(k, x) {.key = (k), .type = TLOGF_BOOL, .v.i = !!(x)}
+#define LSTR(k, x)                                                                                 \
+    {                                                                                              \
+        .key = (k), .type = TLOGF_STR, .v.s = (x)                                                  \
+    }
+#define LINT(k, x)                                                                                 \
+    {                                                                                              \
+        .key = (k), .type = TLOGF_INT, .v.i = (long long)(x)                                       \
+    }
+#define LDBL(k, x)                                                                                 \
+    {                                                                                              \
+        .key = (k), .type = TLOGF_DBL, .v.d = (double)(x)                                          \
+    }
+#define LBOOL(k, x)                                                                                \
+    {                                                                                              \
+        .key = (k), .type = TLOGF_BOOL, .v.i = !!(x)                                               \
+    }
 
 extern enum tlog_level tlog_threshold;
 

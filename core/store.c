@@ -317,6 +317,13 @@ int store_open(struct store **out, const struct store_opts *o, struct tikd_err *
     if (!o->readonly && mkdir(o->dir, 0700) != 0 && errno != EEXIST)
         return tikd_fail(e, TIKD_EIO, "store: cannot create data directory %s: %s", o->dir,
                          strerror(errno));
+    if (o->readonly) {
+        char path[4200];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/data.mdb", o->dir);
+        if (stat(path, &st) != 0)
+            return tikd_fail(e, TIKD_ENOTFOUND, "store: %s holds no tikd database yet", o->dir);
+    }
     struct store *s = calloc(1, sizeof *s);
     if (!s)
         return tikd_fail(e, TIKD_ENOMEM, "store: out of memory");
@@ -390,8 +397,10 @@ int store_backup(struct store *s, const char *dest, struct tikd_err *e)
     snprintf(path, sizeof path, "%s/data.mdb", dest);
     struct stat st;
     if (stat(path, &st) == 0)
-        return tikd_fail(e, TIKD_EEXIST, "backup: %s already holds a database; pick an empty "
-                                         "directory", dest);
+        return tikd_fail(e, TIKD_EEXIST,
+                         "backup: %s already holds a database; pick an empty "
+                         "directory",
+                         dest);
     int rc = mdb_env_copy2(s->env, dest, MDB_CP_COMPACT);
     if (rc != 0)
         return tikd_fail(e, TIKD_ESTORE, "backup: copying to %s failed: %s", dest,

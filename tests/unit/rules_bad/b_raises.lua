@@ -1,0 +1,2 @@
+local ok = true
+error("this rule refuses to load")

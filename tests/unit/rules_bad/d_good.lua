@@ -1,0 +1,1 @@
+function fine() return "fine" end

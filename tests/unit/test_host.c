@@ -1,0 +1,166 @@
+/* test_host.c - the coroutine runner and generations: 10,000 concurrent
+ * tikd.sleep calls finish in deadline order; a released generation lives
+ * until its last call ends; cancellation; load errors reported per file with
+ * file:line while good files load. */
+#include "testutil.h"
+
+#define N_SLEEPERS 10000
+
+static struct ev_loop *loop;
+
+static struct gen *build(const char *dir)
+{
+    struct host_opts o = tu_host_opts(dir, loop);
+    struct gen *g;
+    struct gen_report rep = {0};
+    struct tikd_err e = {0};
+    if (gen_build(&o, 1, &g, &rep, &e) != 0)
+        fail_msg("%s: %s", dir, rep.nerrors ? rep.errors[0] : e.msg);
+    gen_report_free(&rep);
+    return g;
+}
+
+struct sleep_args {
+    long id;
+    double secs;
+};
+
+static int push_sleep(lua_State *L, void *ud)
+{
+    struct sleep_args *a = ud;
+    lua_pushinteger(L, a->id);
+    lua_pushnumber(L, a->secs);
+    return 2;
+}
+
+static int push_secs(lua_State *L, void *ud)
+{
+    lua_pushnumber(L, *(double *)ud);
+    return 1;
+}
+
+struct order {
+    long *ids;
+    int n, failed;
+};
+
+static void record(void *ud, const struct call_result *r)
+{
+    struct order *o = ud;
+    if (!r->ok) {
+        o->failed++;
+        return;
+    }
+    o->ids[o->n++] = (long)lua_tointeger(r->L, 1);
+}
+
+static void ten_thousand_sleepers_in_deadline_order(void **state)
+{
+    (void)state;
+    struct gen *g = build("tests/unit/rules_host");
+    size_t rule = tu_rule(g, "sleepers.lua");
+    /* deadlines are a permutation of 0.1 ms steps over one second */
+    long *perm = malloc(N_SLEEPERS * sizeof *perm);
+    for (long i = 0; i < N_SLEEPERS; i++)
+        perm[i] = i;
+    srand(42);
+    for (long i = N_SLEEPERS - 1; i > 0; i--) {
+        long j = rand() % (i + 1), t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
+    struct order o = {calloc(N_SLEEPERS, sizeof(long)), 0, 0};
+    for (long i = 0; i < N_SLEEPERS; i++) {
+        struct sleep_args a = {perm[i], (double)perm[i] * 0.0001};
+        assert_int_equal(gen_call(g, rule, "sleeper", push_sleep, &a, record, &o), 0);
+    }
+    assert_int_equal(gen_live_calls(g), N_SLEEPERS);
+    while (o.n + o.failed < N_SLEEPERS)
+        ev_run(loop, EVRUN_ONCE);
+    assert_int_equal(o.failed, 0);
+    for (long i = 0; i < N_SLEEPERS; i++)
+        if (o.ids[i] != i)
+            fail_msg("completion %ld was sleeper %ld", i, o.ids[i]);
+    assert_int_equal(gen_live_calls(g), 0);
+    free(o.ids);
+    free(perm);
+    gen_release(g);
+}
+
+static void released_generation_finishes_its_calls(void **state)
+{
+    (void)state;
+    struct gen *g = build("tests/unit/rules_host");
+    struct order o = {calloc(4, sizeof(long)), 0, 0};
+    struct sleep_args a = {7, 0.02};
+    assert_int_equal(gen_call(g, tu_rule(g, "sleepers.lua"), "sleeper", push_sleep, &a, record, &o),
+                     0);
+    gen_release(g); /* a reload swapped it out: the call must still finish */
+    while (o.n + o.failed < 1)
+        ev_run(loop, EVRUN_ONCE);
+    assert_int_equal(o.n, 1);
+    assert_int_equal(o.ids[0], 7);
+    free(o.ids);
+}
+
+static void errors_after_waking_and_cancel(void **state)
+{
+    (void)state;
+    struct gen *g = build("tests/unit/rules_host");
+    size_t rule = tu_rule(g, "sleepers.lua");
+    struct tu_result r1 = {0}, r2 = {0};
+    double secs = 0.01;
+    assert_int_equal(gen_call(g, rule, "sleep_then_fail", push_secs, &secs, tu_done, &r1), 0);
+    struct sleep_args b = {1, 3600};
+    assert_int_equal(gen_call(g, rule, "sleeper", push_sleep, &b, tu_done, &r2), 0);
+    while (!r1.done)
+        ev_run(loop, EVRUN_ONCE);
+    assert_false(r1.ok);
+    assert_non_null(strstr(r1.error, "rules_host/sleepers.lua:9: failed after waking"));
+    assert_false(r2.done);
+    gen_cancel_all(g, "test shutdown");
+    assert_true(r2.done);
+    assert_false(r2.ok);
+    assert_non_null(strstr(r2.error, "cancelled: test shutdown"));
+    assert_int_equal(gen_live_calls(g), 0);
+    assert_int_equal(ev_run(loop, EVRUN_NOWAIT), 0); /* no timer left behind */
+    gen_release(g);
+}
+
+static void load_errors_are_reported_per_file(void **state)
+{
+    (void)state;
+    struct host_opts o = tu_host_opts("tests/unit/rules_bad", loop);
+    struct gen *g = NULL;
+    struct gen_report rep = {0};
+    struct tikd_err e = {0};
+    assert_int_equal(gen_build(&o, 1, &g, &rep, &e), TIKD_ESCRIPT);
+    assert_null(g);
+    assert_int_equal(rep.nfiles, 4); /* d_good_test.lua is a test, not a rule */
+    assert_int_equal(rep.nerrors, 3);
+    assert_non_null(strstr(rep.errors[0], "rules_bad/a_syntax.lua:3:"));
+    assert_non_null(strstr(rep.errors[1], "rules_bad/b_raises.lua:2: this rule refuses to load"));
+    assert_non_null(strstr(rep.errors[2], "rules_bad/c_loops.lua:1: instruction budget exceeded"));
+    assert_non_null(strstr(e.msg, "3 of 4 rule files failed"));
+    gen_report_free(&rep);
+    o.rules_dir = "tests/unit/no_such_dir";
+    assert_int_equal(gen_build(&o, 1, &g, &rep, &e), TIKD_EIO);
+    assert_int_equal(rep.nerrors, 1);
+    assert_non_null(strstr(rep.errors[0], "No such file"));
+    gen_report_free(&rep);
+}
+
+int main(void)
+{
+    tlog_setup(TLOG_ERROR, TLOG_LOGFMT, 2);
+    loop = ev_loop_new(EVFLAG_AUTO);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(ten_thousand_sleepers_in_deadline_order),
+        cmocka_unit_test(released_generation_finishes_its_calls),
+        cmocka_unit_test(errors_after_waking_and_cancel),
+        cmocka_unit_test(load_errors_are_reported_per_file),
+    };
+    int rc = cmocka_run_group_tests_name("host", tests, NULL, NULL);
+    ev_loop_destroy(loop);
+    return rc;
+}

@@ -1,0 +1,218 @@
+/* test_log.c - event lines, secret redaction in every form a secret takes
+ * inside a line, and the audit chain: verifies, then fails after a raw
+ * LMDB edit, removal or truncation. */
+#include "testutil.h"
+
+#include <lmdb.h>
+
+#include "../../core/audit.h"
+#include "../../core/store.h"
+
+static const char TOKEN[] = "act.FAKE9x!Q*zz0123456789abcdefghijABCDEF";
+static const char SECRET2[] = "s3cr3t/with\"quote\\and space";
+
+static void secret_never_appears(void **state)
+{
+    (void)state;
+    struct tu_logcap cap;
+    tlog_secret_clear();
+    assert_int_equal(tlog_secret_add(TOKEN, strlen(TOKEN)), 0);
+    assert_int_equal(tlog_secret_add(SECRET2, strlen(SECRET2)), 0);
+    for (int fmt = 0; fmt < 2; fmt++) {
+        tlog_setup(TLOG_DEBUG, fmt ? TLOG_JSON : TLOG_LOGFMT, 2);
+        tu_logcap_start(&cap);
+        char url[512], json[512], esc[512];
+        snprintf(url, sizeof url,
+                 "https://open.tiktokapis.com/v2/x/?access_token=act.FAKE9x%%21Q%%2Azz0123456789"
+                 "abcdefghijABCDEF&x=1");
+        snprintf(json, sizeof json, "{\"access_token\":\"%s\",\"n\":1}", TOKEN);
+        snprintf(esc, sizeof esc, "prefix-%s-suffix", SECRET2);
+        TLOG(TLOG_INFO, "test.raw", LSTR("token", TOKEN));
+        TLOG(TLOG_INFO, "test.embedded",
+             LSTR("header", "Authorization: Bearer act.FAKE9x!Q*zz"
+                            "0123456789abcdefghijABCDEF"));
+        TLOG(TLOG_INFO, "test.url", LSTR("url", url));
+        TLOG(TLOG_INFO, "test.json", LSTR("body", json));
+        TLOG(TLOG_INFO, "test.quoted", LSTR("v", esc));
+        TLOG(TLOG_DEBUG, "test.key", LSTR(TOKEN, "value"));
+        assert_null(strstr(cap.buf, TOKEN));
+        assert_null(strstr(cap.buf, "act.FAKE9x%21Q%2Azz0123456789abcdefghijABCDEF"));
+        assert_null(strstr(cap.buf, "FAKE9x"));
+        assert_null(strstr(cap.buf, "s3cr3t"));
+        assert_non_null(strstr(cap.buf, "[redacted]"));
+        assert_non_null(strstr(cap.buf, "prefix-"));
+        assert_non_null(strstr(cap.buf, "-suffix"));
+        tu_logcap_stop(&cap);
+    }
+    tlog_secret_clear();
+}
+
+static void short_secrets_refused_and_removal(void **state)
+{
+    (void)state;
+    struct tu_logcap cap;
+    tlog_setup(TLOG_INFO, TLOG_LOGFMT, 2);
+    assert_int_equal(tlog_secret_add("abc", 3), -1);
+    assert_int_equal(tlog_secret_add("rotating-token-1", 16), 0);
+    assert_int_equal(tlog_secret_remove("rotating-token-1", 16), 0);
+    assert_int_equal(tlog_secret_remove("rotating-token-1", 16), -1);
+    tu_logcap_start(&cap);
+    TLOG(TLOG_INFO, "test.after_remove", LSTR("v", "rotating-token-1"));
+    assert_non_null(strstr(cap.buf, "rotating-token-1"));
+    tu_logcap_stop(&cap);
+    /* thousands of secrets: still masked, index grows */
+    char s[64];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(s, sizeof s, "act.token-number-%06d", i);
+        assert_int_equal(tlog_secret_add(s, strlen(s)), 0);
+    }
+    tu_logcap_start(&cap);
+    TLOG(TLOG_INFO, "test.many", LSTR("a", "x act.token-number-004321 y"),
+         LSTR("b", "act.token-number-000000"));
+    assert_null(strstr(cap.buf, "token-number"));
+    tu_logcap_stop(&cap);
+    tlog_secret_clear();
+}
+
+static void formats_and_levels(void **state)
+{
+    (void)state;
+    struct tu_logcap cap;
+    tlog_setup(TLOG_WARN, TLOG_LOGFMT, 2);
+    tu_logcap_start(&cap);
+    TLOG(TLOG_INFO, "test.filtered", LINT("n", 1));
+    assert_null(cap.buf);
+    TLOG(TLOG_WARN, "test.kv", LSTR("s", "two words"), LINT("n", 42), LBOOL("b", 1),
+         LSTR("q", "say \"hi\"\n"));
+    assert_non_null(strstr(cap.buf, " level=warn event=test.kv s=\"two words\" n=42 b=true "
+                                    "q=\"say \\\"hi\\\"\\n\"\n"));
+    tu_logcap_stop(&cap);
+    tlog_setup(TLOG_INFO, TLOG_JSON, 2);
+    tu_logcap_start(&cap);
+    TLOG(TLOG_INFO, "test.json", LSTR("path", "/a/b"), LDBL("x", 1.5));
+    assert_non_null(strstr(cap.buf,
+                           "\"level\":\"info\",\"event\":\"test.json\",\"path\":\"\\/a\\/b\","
+                           "\"x\":1.5}\n"));
+    tu_logcap_stop(&cap);
+    assert_int_equal(tlog_level_parse("debug"), TLOG_DEBUG);
+    assert_int_equal(tlog_level_parse("loud"), -1);
+}
+
+/* ---- audit ------------------------------------------------------------ */
+
+struct ap {
+    int i;
+};
+
+static int append_one(struct store_txn *t, void *ctx)
+{
+    char detail[64];
+    snprintf(detail, sizeof detail, "n=%d token=%s", ((struct ap *)ctx)->i, TOKEN);
+    return audit_append(t, "operator", "test.event", detail);
+}
+
+static struct store *audit_store(const char *dir, int n)
+{
+    struct store *s;
+    struct store_opts o = {dir, 1 << 20, 8 << 20, false};
+    struct tikd_err e = {0};
+    assert_int_equal(store_open(&s, &o, &e), 0);
+    for (int i = 0; i < n; i++) {
+        struct ap a = {i};
+        assert_int_equal(store_write(s, append_one, &a, &e), 0);
+    }
+    return s;
+}
+
+/* Raw LMDB surgery on the audit database, as an attacker would. */
+enum surgery { EDIT, REMOVE, TRUNCATE };
+static void tamper(const char *dir, uint64_t seq, enum surgery what)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 32);
+    assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "audit", 0, &dbi), 0);
+    unsigned char key[8];
+    store_be64_put(key, seq);
+    MDB_val k = {8, key}, d;
+    assert_int_equal(mdb_get(txn, dbi, &k, &d), 0);
+    if (what == EDIT) {
+        unsigned char *copy = malloc(d.mv_size);
+        memcpy(copy, d.mv_data, d.mv_size);
+        copy[d.mv_size - 1] ^= 1; /* one bit of the detail */
+        MDB_val nd = {d.mv_size, copy};
+        assert_int_equal(mdb_put(txn, dbi, &k, &nd, 0), 0);
+        free(copy);
+    } else {
+        assert_int_equal(mdb_del(txn, dbi, &k, NULL), 0);
+    }
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+static int collect(const struct audit_rec *r, void *ctx)
+{
+    (*(int *)ctx)++;
+    assert_string_equal(r->actor, "operator");
+    assert_null(strstr(r->detail, "FAKE9x"));
+    assert_non_null(strstr(r->detail, "[redacted]"));
+    return 0;
+}
+
+static int read_all(struct store_txn *t, void *ctx)
+{
+    return audit_foreach(t, 1, collect, ctx);
+}
+
+static void audit_chain(void **state)
+{
+    (void)state;
+    tlog_secret_add(TOKEN, strlen(TOKEN));
+    static const struct {
+        uint64_t seq;
+        enum surgery what;
+        const char *says;
+    } cases[] = {
+        {5, EDIT, "record 6"},      /* the next record no longer follows it */
+        {10, EDIT, "head says 10"}, /* the last record: only the head knows */
+        {4, REMOVE, "record 4 is missing"},
+        {10, TRUNCATE, "head says 10"},
+        {1, REMOVE, "record 1 is missing"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        char *dir = tu_tmpdir();
+        struct store *s = audit_store(dir, 10);
+        struct tikd_err e = {0};
+        uint64_t n = 0;
+        assert_int_equal(audit_verify(s, &n, &e), 0);
+        assert_int_equal(n, 10);
+        int seen = 0;
+        assert_int_equal(store_read(s, read_all, &seen, &e), 0);
+        assert_int_equal(seen, 10);
+        store_close(s);
+        tamper(dir, cases[c].seq, cases[c].what);
+        s = audit_store(dir, 0);
+        assert_int_equal(audit_verify(s, &n, &e), TIKD_ECORRUPT);
+        if (!strstr(e.msg, cases[c].says))
+            fail_msg("case %zu: '%s' does not say '%s'", c, e.msg, cases[c].says);
+        store_close(s);
+        tu_rmrf(dir);
+        free(dir);
+    }
+    tlog_secret_clear();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(secret_never_appears),
+        cmocka_unit_test(short_secrets_refused_and_removal),
+        cmocka_unit_test(formats_and_levels),
+        cmocka_unit_test(audit_chain),
+    };
+    return cmocka_run_group_tests_name("log", tests, NULL, NULL);
+}
