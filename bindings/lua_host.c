@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../core/log.h"
 
@@ -378,6 +379,15 @@ int gen_build(const struct host_opts *o, unsigned id, struct gen **out, struct g
     if (!g->rules_dir || !g->lib) {
         gen_free(g);
         return tikd_fail(e, TIKD_EINVAL, "no rules dir configured");
+    }
+    char lib[4200];
+    snprintf(lib, sizeof lib, "%s/tikd.lua", g->scripts_dir ? g->scripts_dir : "");
+    if (access(lib, R_OK) != 0) {
+        report_add(rep, "the engine's Lua library is missing: no readable tikd.lua in scripts_dir");
+        tikd_fail(e, TIKD_EIO, "the engine's Lua library is missing: %s: %s (set scripts_dir)", lib,
+                  strerror(errno));
+        gen_free(g);
+        return TIKD_EIO;
     }
     g->L = lua_newstate(gen_alloc, g);
     if (!g->L) {

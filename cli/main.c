@@ -74,20 +74,23 @@ int cli_config(struct cli *c)
     tlog_setup(c->cfg.log_level, c->cfg.log_format, 2);
     c->cfg_loaded = true;
     /* Not installed yet (running from the build tree): the engine library
-     * is then next to the binary's folder, in scripts/. */
+     * is then in the repository's scripts/, a level or two above the binary
+     * (build/tikd, build/asan/tikd). */
     if (strcmp(c->cfg.scripts_dir, TIKD_SCRIPTS_DIR) == 0 && access(TIKD_SCRIPTS_DIR, R_OK) != 0) {
         char exe[4096];
-        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 20);
-        if (n > 0) {
-            exe[n] = '\0';
-            char *slash = strrchr(exe, '/');
-            if (slash) {
-                strcpy(slash, "/../scripts");
-                char *real = realpath(exe, NULL);
-                if (real) {
-                    free(c->cfg.scripts_dir);
-                    c->cfg.scripts_dir = real;
-                }
+        ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 64);
+        char *slash = n > 0 ? (exe[n] = '\0', strrchr(exe, '/')) : NULL;
+        for (int up = 1; slash && up <= 3; up++) {
+            char *end = slash;
+            for (int k = 0; k < up; k++)
+                end += sprintf(end, "/..");
+            strcpy(end, "/scripts/tikd.lua");
+            char *real = realpath(exe, NULL);
+            if (real) {
+                *strrchr(real, '/') = '\0';
+                free(c->cfg.scripts_dir);
+                c->cfg.scripts_dir = real;
+                break;
             }
         }
     }
@@ -178,6 +181,7 @@ int main(int argc, char **argv)
         if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
             if (++i == argc) {
                 fprintf(stderr, "tikd: %s needs a file name\n", argv[i - 1]);
+                print_usage(stderr);
                 return EXIT_USAGE;
             }
             c.config_path = argv[i];

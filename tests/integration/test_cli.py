@@ -1,0 +1,113 @@
+"""The `tikd` command: usage errors, help, rules check, config errors, and the
+daemon's lifecycle (start, reload good and bad rules, backup while running,
+graceful stop, audit chain)."""
+import signal
+import time
+
+from conftest import run_tikd
+
+
+def test_usage_errors_exit_2():
+    for args in ([], ["bogus"], ["--bogus", "run"], ["run", "extra"], ["rules"],
+                 ["rules", "frobnicate"], ["backup"], ["audit", "list"], ["version", "x"],
+                 ["--config"]):
+        r = run_tikd(*args)
+        assert r.returncode == 2, (args, r.stdout, r.stderr)
+        assert "usage: tikd" in r.stderr, args
+
+
+def test_help_and_version():
+    r = run_tikd("--help")
+    assert r.returncode == 0 and "rules check [DIR]" in r.stdout
+    r = run_tikd("help", "run")
+    assert r.returncode == 0 and "SIGHUP reloads the rules" in r.stdout
+    r = run_tikd("backup", "--help")
+    assert r.returncode == 0 and "usage: tikd backup DEST" in r.stdout
+    r = run_tikd("help", "config")
+    assert r.returncode == 0 and "tiktok.api_url" in r.stdout
+    r = run_tikd("version")
+    assert r.returncode == 0 and r.stdout.startswith("tikd ")
+
+
+def test_rules_check_reports_file_and_line(site):
+    cfg = site / "tikd.conf.lua"
+    r = run_tikd("rules", "check", config=cfg)
+    assert r.returncode == 0, r.stderr
+    assert "rules/hello.lua: ok" in r.stdout
+    bad = site / "bad"
+    bad.mkdir()
+    (bad / "one.lua").write_text("function f()\n  return 1 +\nend\n")
+    (bad / "two.lua").write_text("io.open('/etc/passwd')\n")
+    (bad / "three.lua").write_text("function ok() end\n")
+    r = run_tikd("rules", "check", str(bad), config=cfg)
+    assert r.returncode == 1
+    assert "bad/one.lua:3:" in r.stderr
+    assert "bad/two.lua:1: attempt to index a nil value (global 'io')" in r.stderr
+    assert "3 rule files checked" in r.stdout and "2 failed" in r.stdout
+
+
+def test_bad_config_is_refused_at_start(site):
+    cfg = site / "bad.conf.lua"
+    cfg.write_text('log = { level = "loud" }\n')
+    r = run_tikd("run", config=cfg)
+    assert r.returncode == 1
+    assert "key 'log.level': value \"loud\" is not allowed" in r.stderr
+    r = run_tikd("run", config=site / "tikd.conf.lua", env={"TIKD_LOG_LEVEL": "loud"})
+    assert r.returncode == 1 and "TIKD_LOG_LEVEL" in r.stderr
+    assert not (site / "data").exists()  # nothing was created
+
+
+def test_daemon_lifecycle(site, daemon):
+    d = daemon()
+    d.wait_for(r"event=rules\.loaded gen=1 .*rules/hello\.lua")
+    d.wait_for(r"event=daemon\.ready")
+    d.wait_for(r"caption measured")
+
+    # a broken rule: the reload fails, names file:line, and gen 1 keeps running
+    (site / "rules" / "broken.lua").write_text("function x(\n")
+    d.signal(signal.SIGHUP)
+    d.wait_for(r"event=rules\.load_error gen=2 error=\"rules/broken\.lua:2:")
+    d.wait_for(r"event=rules\.reload_failed gen=2 .*kept_gen=1")
+
+    # fixed: gen 3 goes live and runs its on_load
+    (site / "rules" / "broken.lua").write_text("function on_load() tikd.log.info('fixed') end\n")
+    d.signal(signal.SIGHUP)
+    d.wait_for(r"event=rules\.loaded gen=3 files=2")
+    d.wait_for(r"rule=rules/broken\.lua msg=fixed")
+
+    # a hot backup while it runs
+    r = run_tikd("backup", str(site / "bk"), config=site / "tikd.conf.lua")
+    assert r.returncode == 0, r.stderr
+    assert (site / "bk" / "data.mdb").stat().st_size > 0
+
+    t0 = time.monotonic()
+    assert d.stop() == 0
+    assert time.monotonic() - t0 < 5
+    d.wait_for(r"event=daemon\.stopped")
+
+    r = run_tikd("audit", "verify", config=site / "tikd.conf.lua")
+    assert r.returncode == 0, r.stderr
+    # daemon.start, three reloads (one failed), daemon.stop
+    assert "audit chain intact: 5 records" in r.stdout
+
+
+def test_sigterm_cancels_calls_after_grace(site, daemon):
+    (site / "rules" / "slow.lua").write_text(
+        "function on_load() tikd.sleep(3600) end\n")
+    d = daemon()
+    d.wait_for(r"event=daemon\.ready")
+    d.wait_for(r"caption measured")  # hello.lua's on_load is done; slow.lua's is not
+    t0 = time.monotonic()
+    d.signal(signal.SIGTERM)
+    d.wait_for(r"event=daemon\.stopping signal=TERM running_calls=1")
+    assert d.stop() == 0
+    took = time.monotonic() - t0
+    assert 1.5 < took < 6, took  # shutdown_grace = 2 in the site config
+    d.wait_for(r"event=daemon\.grace_expired cancelled=1")
+
+
+def test_rules_that_fail_at_start_stop_the_daemon(site):
+    (site / "rules" / "bad.lua").write_text("error('no')\n")
+    r = run_tikd("run", config=site / "tikd.conf.lua")
+    assert r.returncode == 1
+    assert "rules/bad.lua:1: no" in r.stderr
