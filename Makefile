@@ -17,7 +17,7 @@ CC      ?= cc
 PYTHON  ?= /usr/bin/python3
 VERSION := 0.1.0
 
-PKGS    := lua5.4 lua5.4-cjson libcurl lmdb libcrypto
+PKGS    := lua5.4 lua5.4-cjson libcurl lmdb libcrypto jansson
 OPT     ?= -O2
 SAN     ?=
 CFLAGS_ALL = -std=c11 -D_GNU_SOURCE -g $(OPT) $(SAN) -Wall -Wextra -Werror \
@@ -34,6 +34,8 @@ LIB_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC) $(BIND_SRC))
 CLI_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(CLI_SRC))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+TOOL_SRC := $(wildcard tests/tools/*.c)
+TOOL_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(TOOL_SRC))
 
 .PHONY: all build deps deps-test test check unit integration asan valgrind demo install \
         clean format format-check bench
@@ -61,6 +63,10 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libtikd.a
 	$(CC) $(CFLAGS_ALL) -Wno-missing-prototypes -MMD -MP -o $@ $< $(BUILD)/libtikd.a \
 	    $(LIBS_ALL) -lcmocka
 
+$(BUILD)/tests/%: tests/tools/%.c $(BUILD)/libtikd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Wno-missing-prototypes -MMD -MP -o $@ $< $(BUILD)/libtikd.a $(LIBS_ALL)
+
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 test:
@@ -72,8 +78,8 @@ check: unit integration
 unit: $(UNIT_BIN)
 	@tools/run-unit.sh $(UNIT_BIN)
 
-integration: $(BUILD)/tikd
-	TIKD_BIN=$(abspath $(BUILD)/tikd) $(PYTHON) -m pytest -q tests/fake tests/integration
+integration: $(BUILD)/tikd $(TOOL_BIN)
+	TIKD_BIN=$(abspath $(BUILD)/tikd) TIKD_TOOLS=$(abspath $(BUILD)/tests) $(PYTHON) -m pytest -q tests/fake tests/integration
 
 asan:
 	@tools/deps.sh test

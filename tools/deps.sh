@@ -24,6 +24,7 @@ need_pc lua5.4 liblua5.4-dev
 need_pc libcurl libcurl4-openssl-dev
 need_pc lmdb liblmdb-dev
 need_pc libcrypto libssl-dev
+need_pc jansson libjansson-dev
 need_file /usr/include/ev.h libev-dev
 need_pc lua5.4-cjson lua-cjson-dev
 if [ "$what" != build ]; then

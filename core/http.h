@@ -1,0 +1,109 @@
+/* http.h - tikd's HTTP client: libcurl multi driven by the libev loop.
+ *
+ * Many requests in flight on one thread, connections reused, TLS always
+ * verified. A request body comes from memory or is streamed from a byte range
+ * of a file (never read whole); a response body is capped. Every attempt's
+ * outcome goes through policy_classify(); RETRY and DEFER outcomes are tried
+ * again here (exponential backoff with full jitter, never before a
+ * Retry-After, at most max_attempts in all), the rest go back to the caller.
+ * A per-host circuit breaker stops hammering a failing host: after
+ * breaker_failures consecutive failures requests to it wait, one probe goes
+ * after breaker_open seconds, and a healthy probe lets the rest through.
+ *
+ * Completion callbacks run from the loop, never from inside a libcurl
+ * callback. Single-threaded. */
+#ifndef TIKD_HTTP_H
+#define TIKD_HTTP_H
+
+#include "err.h"
+#include "policy.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+struct ev_loop;
+struct http;
+struct http_xfer;
+
+struct http_opts {
+    struct ev_loop *loop;
+    double connect_timeout;   /* seconds */
+    double timeout;           /* whole attempt, seconds; 0 = none (big uploads) */
+    long low_speed_bytes;     /* below this many bytes/s ... */
+    long low_speed_time;      /* ... for this many seconds: the attempt is stalled */
+    const char *ca_file;      /* NULL: the system's CAs */
+    const char *proxy;        /* NULL: none (curl still honours no env proxies) */
+    size_t max_response;      /* bytes */
+    int max_attempts;         /* first try included */
+    double backoff_base, backoff_cap; /* seconds */
+    double max_defer;         /* a Retry-After longer than this goes back to the caller */
+    int breaker_failures;
+    double breaker_open;      /* seconds */
+};
+
+/* Sensible defaults: 10 s connect, 120 s total, stalled below 1 KiB/s for 30 s,
+ * 8 MiB responses, 4 attempts, backoff 0.5 s doubling to 30 s, defer up to
+ * 120 s, breaker after 5 failures for 30 s. */
+void http_opts_default(struct http_opts *o);
+
+int http_new(struct http **out, const struct http_opts *o, struct tikd_err *e);
+
+/* Cancels every request in flight (their callbacks do not run) and frees. */
+void http_free(struct http *h);
+
+enum http_retry {
+    HTTP_RETRY_ALL,     /* idempotent: retry whatever policy says */
+    HTTP_RETRY_NOT_SENT /* retry only when the request surely never reached the server */
+};
+
+struct http_header {
+    const char *name, *value;
+};
+
+struct http_req {
+    const char *method; /* "GET", "POST", "PUT", ... */
+    const char *url;
+    const struct http_header *headers;
+    size_t nheaders;
+    const char *bearer; /* token for Authorization: Bearer; copied, wiped after use */
+    /* body: memory (body, body_len) or a file range (body_file, body_off, body_len) */
+    const void *body;
+    const char *body_file;
+    off_t body_off;
+    size_t body_len;
+    double timeout;     /* overrides opts.timeout when > 0 */
+    enum http_retry retry;
+    int max_attempts;   /* overrides opts.max_attempts when > 0 */
+    bool tiktok;        /* the answer is TikTok JSON: classify by its error codes */
+};
+
+struct http_resp {
+    long status;            /* 0 when no response arrived */
+    const char *body;       /* NUL-terminated; valid during the callback */
+    size_t body_len;
+    const char *headers;    /* raw header block of the last response */
+    int attempts;
+    double elapsed;         /* seconds from the first try to the outcome */
+    struct pol_outcome out; /* what policy made of the last attempt */
+};
+
+typedef void (*http_done_fn)(void *ud, const struct http_resp *r);
+
+/* Start a request; done runs exactly once from the loop (unless cancelled).
+ * The request and everything it points to is copied: the caller may free it
+ * at once. *xfer (may be NULL) is a handle for http_cancel(). */
+int http_request(struct http *h, const struct http_req *req, http_done_fn done, void *ud,
+                 struct http_xfer **xfer, struct tikd_err *e);
+
+/* Cancel a request in flight; its callback does not run. */
+void http_cancel(struct http_xfer *x);
+
+/* Requests started and not finished. */
+size_t http_in_flight(const struct http *h);
+
+/* Find header `name` (case-insensitive) in a raw header block; copies its
+ * value into out and returns true if present. */
+bool http_header_get(const char *headers, const char *name, char *out, size_t n);
+
+#endif
