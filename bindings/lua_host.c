@@ -37,7 +37,7 @@ struct gen {
     lua_State *L;
     struct host_opts o;
     struct sandbox_opts sb;
-    char *scripts_dir, *rules_dir, **lib;
+    char *scripts_dir, *rules_dir, **lib, **allow;
     struct rule *rules;
     size_t nrules;
     size_t mem_used;
@@ -352,9 +352,12 @@ static void gen_free(struct gen *g)
     free(g->rules);
     free(g->scripts_dir);
     free(g->rules_dir);
-    for (size_t i = 0; i < g->o.nlib; i++)
+    for (size_t i = 0; g->lib && i < g->o.nlib; i++)
         free(g->lib[i]);
     free(g->lib);
+    for (size_t i = 0; g->allow && i < g->o.nallow; i++)
+        free(g->allow[i]);
+    free(g->allow);
     free(g);
 }
 
@@ -373,10 +376,14 @@ int gen_build(const struct host_opts *o, unsigned id, struct gen **out, struct g
     g->lib = calloc(o->nlib + 1, sizeof *g->lib);
     for (size_t i = 0; g->lib && i < o->nlib; i++)
         g->lib[i] = dup_or_null(o->lib_paths[i]);
+    g->allow = calloc(o->nallow + 1, sizeof *g->allow);
+    for (size_t i = 0; g->allow && i < o->nallow; i++)
+        g->allow[i] = dup_or_null(o->http_allow[i]);
+    g->o.http_allow = (const char *const *)g->allow;
     g->sb = (struct sandbox_opts){g->scripts_dir, g->rules_dir, (const char *const *)g->lib,
                                   o->nlib, (lua_Integer)o->pattern_steps};
     g->o.lib_paths = (const char *const *)g->lib;
-    if (!g->rules_dir || !g->lib) {
+    if (!g->rules_dir || !g->lib || !g->allow) {
         gen_free(g);
         return tikd_fail(e, TIKD_EINVAL, "no rules dir configured");
     }
@@ -684,4 +691,9 @@ const char *host_rule(lua_State *L)
 {
     struct gen *g = gen_of(L);
     return g->current ? g->current->rule : "(engine)";
+}
+
+const struct host_opts *host_opts_of(lua_State *L)
+{
+    return &gen_of(L)->o;
 }

@@ -20,6 +20,7 @@
 #include "../core/err.h"
 
 struct ev_loop;
+struct http;
 struct gen;
 struct call;
 
@@ -33,6 +34,9 @@ struct host_opts {
     size_t state_memory;     /* bytes the whole state may hold */
     long long pattern_steps; /* per string pattern call */
     struct ev_loop *loop;    /* NULL: no async primitives (rules check) */
+    struct http *http;       /* for tikd.http; NULL: not available */
+    const char *const *http_allow; /* hosts tikd.http may reach (http.allow_hosts) */
+    size_t nallow;
 };
 
 /* Errors found while building a generation, one "file:line: message" each. */
@@ -107,6 +111,9 @@ uint64_t host_wait(struct call *c, void (*cancel)(void *ud), void *ud);
 /* Resume call c from the loop with results from push. A ticket that is not
  * the call's current one (a stale completion) is ignored. */
 void host_wake(struct call *c, uint64_t ticket, host_push_fn push, void *ud);
+
+/* The options the generation of L was built with (valid while it lives). */
+const struct host_opts *host_opts_of(lua_State *L);
 
 /* The rule file whose call (or load) is running now, for messages. */
 const char *host_rule(lua_State *L);

@@ -26,9 +26,14 @@ struct cli_cmd {
 /* Load the config once (errors printed to stderr); returns 0 or 1. */
 int cli_config(struct cli *c);
 
-/* Host options from the config (rules_dir may be overridden). */
+/* Host options from the config (rules_dir may be overridden; http may be
+ * NULL where rules cannot make requests). */
 struct host_opts cli_host_opts(const struct tikd_config *cfg, const char *rules_dir,
-                               struct ev_loop *loop);
+                               struct ev_loop *loop, struct http *http);
+
+/* HTTP client options from the config. */
+struct http_opts;
+void cli_http_opts(const struct tikd_config *cfg, struct ev_loop *loop, struct http_opts *o);
 
 /* Print "tikd CMD: msg" and the usage line to stderr; returns EXIT_USAGE. */
 int cli_usage_error(const struct cli_cmd *cmd, const char *fmt, ...)

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "../core/audit.h"
+#include "../core/http.h"
 #include "../core/log.h"
 #include "../core/store.h"
 
@@ -23,6 +24,7 @@ struct daemon {
     struct cli *cli;
     struct ev_loop *loop;
     struct store *store;
+    struct http *http;
     struct gen *gens[MAX_GENS]; /* gens[0] is current; the rest finish their calls */
     size_t ngens;
     unsigned next_gen;
@@ -105,7 +107,7 @@ static void start_on_load(struct daemon *d, struct gen *g)
 /* Build generation next_gen; swap it in if it loads. */
 static int load_rules(struct daemon *d)
 {
-    struct host_opts o = cli_host_opts(&d->cli->cfg, NULL, d->loop);
+    struct host_opts o = cli_host_opts(&d->cli->cfg, NULL, d->loop, d->http);
     struct gen *g;
     struct gen_report rep = {0};
     struct tikd_err e = {0};
@@ -216,12 +218,21 @@ static int run(struct cli *c, int argc, char **argv)
     }
     if (cli_open_store(c, false, &d.store))
         return 1;
+    struct http_opts ho;
+    cli_http_opts(&c->cfg, d.loop, &ho);
+    struct tikd_err he = {0};
+    if (http_new(&d.http, &ho, &he) != 0) {
+        fprintf(stderr, "tikd: %s\n", he.msg);
+        store_close(d.store);
+        return 1;
+    }
     TLOG(TLOG_INFO, "daemon.start", LSTR("data_dir", c->cfg.data_dir),
          LSTR("rules_dir", c->cfg.rules_dir), LINT("pid", getpid()));
     audit(&d, "daemon.start", NULL);
     if (load_rules(&d) != 0) {
         TLOG(TLOG_ERROR, "daemon.exit", LSTR("reason", "the rules failed to load"));
         audit(&d, "daemon.stop", "reason=rules_failed");
+        http_free(d.http);
         store_close(d.store);
         return 1;
     }
@@ -248,6 +259,7 @@ static int run(struct cli *c, int argc, char **argv)
         gen_cancel_all(d.gens[i], "tikd is shutting down");
         gen_release(d.gens[i]);
     }
+    http_free(d.http);
     audit(&d, "daemon.stop", "reason=signal");
     store_close(d.store);
     TLOG(TLOG_INFO, "daemon.stopped", LSTR("reason", "signal"));

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "../bindings/lua_config.h"
+#include "../core/http.h"
 #include "../core/log.h"
 #include "../core/store.h"
 
@@ -98,7 +99,7 @@ int cli_config(struct cli *c)
 }
 
 struct host_opts cli_host_opts(const struct tikd_config *cfg, const char *rules_dir,
-                               struct ev_loop *loop)
+                               struct ev_loop *loop, struct http *http)
 {
     return (struct host_opts){
         .scripts_dir = cfg->scripts_dir,
@@ -110,7 +111,23 @@ struct host_opts cli_host_opts(const struct tikd_config *cfg, const char *rules_
         .state_memory = cfg->lua_state_memory,
         .pattern_steps = cfg->lua_pattern_steps,
         .loop = loop,
+        .http = http,
+        .http_allow = (const char *const *)cfg->http_allow_hosts.v,
+        .nallow = cfg->http_allow_hosts.n,
     };
+}
+
+void cli_http_opts(const struct tikd_config *cfg, struct ev_loop *loop, struct http_opts *o)
+{
+    http_opts_default(o);
+    o->loop = loop;
+    o->ca_file = cfg->http_ca_file;
+    o->proxy = cfg->http_proxy;
+    o->connect_timeout = cfg->http_connect_timeout;
+    o->timeout = cfg->http_timeout;
+    o->low_speed_time = (long)cfg->http_low_speed_time;
+    o->max_response = cfg->http_max_response;
+    o->max_attempts = (int)cfg->http_max_attempts;
 }
 
 int cli_open_store(struct cli *c, bool readonly, struct store **out)

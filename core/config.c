@@ -33,7 +33,8 @@ enum ktype {
     K_SIZE,
     K_SECONDS,
     K_PATHS,
-    K_LISTEN
+    K_LISTEN,
+    K_HOSTS
 };
 
 struct key {
@@ -86,6 +87,22 @@ static const struct key keys[] = {
      "OAuth redirect URI, exactly as registered with TikTok"},
     {"vault.key_file", K_PATH, O(vault_key_file), 0, 0, NULL,
      "file holding the vault keys (mode 0600)"},
+    {"http.ca_file", K_PATH, O(http_ca_file), 0, 0, NULL,
+     "CA bundle for TLS (default: the system's); TLS is always verified"},
+    {"http.proxy", K_STR, O(http_proxy), 0, 0, NULL, "proxy URL, e.g. http://proxy:3128"},
+    {"http.connect_timeout", K_SECONDS, O(http_connect_timeout), 0.1, 600, NULL,
+     "seconds to establish a connection"},
+    {"http.timeout", K_SECONDS, O(http_timeout), 0, 86400, NULL,
+     "seconds one API request may take in all (uploads set their own)"},
+    {"http.low_speed_time", K_SECONDS, O(http_low_speed_time), 1, 3600, NULL,
+     "seconds below 1 KiB/s after which a transfer counts as stalled"},
+    {"http.max_response", K_SIZE, O(http_max_response), 1 * KB, 1 * GB, NULL,
+     "largest response body accepted"},
+    {"http.max_attempts", K_INT, O(http_max_attempts), 1, 20, NULL,
+     "attempts per request, the first included"},
+    {"http.allow_hosts", K_HOSTS, O(http_allow_hosts), 0, 0, NULL,
+     "hosts rules may reach with tikd.http: \"cms.example.com\", \"*.example.com\", "
+     "\"127.0.0.1:8080\""},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -131,6 +148,11 @@ void config_init(struct tikd_config *c)
     c->lua_state_memory = (size_t)(256 * MB);
     c->lua_pattern_steps = 10000000;
     c->shutdown_grace = 10;
+    c->http_connect_timeout = 10;
+    c->http_timeout = 120;
+    c->http_low_speed_time = 30;
+    c->http_max_response = (size_t)(8 * MB);
+    c->http_max_attempts = 4;
     c->auth_url = xstrdup("https://www.tiktok.com/v2/auth/authorize/");
     c->api_url = xstrdup("https://open.tiktokapis.com");
 }
@@ -159,6 +181,7 @@ void config_free(struct tikd_config *c)
         switch (keys[i].type) {
         case K_PATHS:
         case K_LISTEN:
+        case K_HOSTS:
             strlist_free(field);
             break;
         case K_SECRET:
@@ -324,6 +347,17 @@ static const char *listen_problem(const char *a)
     return NULL;
 }
 
+static const char *host_pattern_problem(const char *h)
+{
+    const char *p = strncmp(h, "*.", 2) == 0 ? h + 2 : h;
+    if (!*p)
+        return "expected a host name, \"*.domain\" or \"host:port\"";
+    for (; *p; p++)
+        if (!isalnum((unsigned char)*p) && !strchr(".-:[]", *p))
+            return "expected a host name, \"*.domain\" or \"host:port\" (no scheme, no path)";
+    return NULL;
+}
+
 static int set_strlist(struct strlist *dst, const struct key *k, const struct config_value *v,
                        struct tikd_err *e)
 {
@@ -334,6 +368,8 @@ static int set_strlist(struct strlist *dst, const struct key *k, const struct co
             why = "list items must be non-empty strings";
         else if (k->type == K_LISTEN)
             why = listen_problem(item);
+        else if (k->type == K_HOSTS)
+            why = host_pattern_problem(item);
         if (why) {
             char shown[256];
             snprintf(shown, sizeof shown, "\"%.200s\" (item %zu)", item ? item : "", i + 1);
@@ -425,6 +461,7 @@ int config_set(struct tikd_config *c, const char *name, const struct config_valu
         return set_number(field, k, v, e);
     case K_PATHS:
     case K_LISTEN:
+    case K_HOSTS:
         if (v->type != CV_LIST)
             return bad(e, k, v, "expected a list of strings, e.g. { \"a\", \"b\" }");
         return set_strlist(field, k, v, e);

@@ -35,6 +35,12 @@ struct tikd_config {
     char *client_key, *client_secret;
     char *auth_url, *api_url, *redirect_uri;
     char *vault_key_file;
+    /* the HTTP client */
+    char *http_ca_file, *http_proxy;
+    double http_connect_timeout, http_timeout, http_low_speed_time;
+    size_t http_max_response;
+    long long http_max_attempts;
+    struct strlist http_allow_hosts; /* hosts rules may reach with tikd.http */
 };
 
 /* A value as the file (or the environment) gave it. */

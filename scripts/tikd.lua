@@ -3,11 +3,13 @@
 -- helpers written in Lua. It runs in the same sandbox as the rules.
 local time = require "tikd.time"
 local log = require "tikd.log"
+local http = require "tikd.http"
 
 local tikd = {
     sleep = time.sleep, -- tikd.sleep(seconds): park this call; the loop resumes it
     now = time.now,     -- tikd.now(): seconds since the epoch, from tikd's clock
     log = log,          -- tikd.log.info(msg [, fields]) and debug/warn/error
+    http = http,        -- tikd.http.request{url=...}: only hosts in http.allow_hosts
 }
 
 -- TikTok counts caption lengths in UTF-16 code units, not bytes or
