@@ -29,12 +29,12 @@ struct host_opts {
     const char *rules_dir;        /* rule files: every *.lua except *_test.lua */
     const char *const *lib_paths; /* further require() roots */
     size_t nlib;
-    long long instructions;  /* per call */
-    size_t call_memory;      /* bytes a call may grow the state by */
-    size_t state_memory;     /* bytes the whole state may hold */
-    long long pattern_steps; /* per string pattern call */
-    struct ev_loop *loop;    /* NULL: no async primitives (rules check) */
-    struct http *http;       /* for tikd.http; NULL: not available */
+    long long instructions;        /* per call */
+    size_t call_memory;            /* bytes a call may grow the state by */
+    size_t state_memory;           /* bytes the whole state may hold */
+    long long pattern_steps;       /* per string pattern call */
+    struct ev_loop *loop;          /* NULL: no async primitives (rules check) */
+    struct http *http;             /* for tikd.http; NULL: not available */
     const char *const *http_allow; /* hosts tikd.http may reach (http.allow_hosts) */
     size_t nallow;
 };

@@ -64,8 +64,8 @@ struct http_xfer {
     void *ud;
     ev_timer retry_timer;
     bool in_multi, waiting;
-    struct http_xfer *wnext;            /* breaker wait queue */
-    struct http_xfer *prev, *next;      /* every live transfer */
+    struct http_xfer *wnext;       /* breaker wait queue */
+    struct http_xfer *prev, *next; /* every live transfer */
     struct http_header *req_headers;
     size_t nreq_headers;
 };
@@ -120,8 +120,8 @@ static void on_socket(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)loop;
     struct http *h = ((struct sockw *)w)->h;
-    int action = (revents & EV_READ ? CURL_CSELECT_IN : 0) |
-                 (revents & EV_WRITE ? CURL_CSELECT_OUT : 0);
+    int action =
+        (revents & EV_READ ? CURL_CSELECT_IN : 0) | (revents & EV_WRITE ? CURL_CSELECT_OUT : 0);
     curl_multi_socket_action(h->multi, w->fd, action, &h->running);
     /* w may be freed now */
     check_info(h);
@@ -612,8 +612,8 @@ static void attempt_done(struct http_xfer *x, CURLcode cc)
          LSTR("log_id", r.out.log_id), LBOOL("will_retry", may_retry));
     if (may_retry) {
         double floor = r.out.retry_after > 0 ? r.out.retry_after : 0;
-        double delay = policy_backoff(x->attempt, h->o.backoff_base, h->o.backoff_cap, floor,
-                                      rnd01());
+        double delay =
+            policy_backoff(x->attempt, h->o.backoff_base, h->o.backoff_cap, floor, rnd01());
         ev_timer_set(&x->retry_timer, delay, 0.);
         ev_timer_start(h->loop, &x->retry_timer);
         return;
@@ -695,13 +695,14 @@ int http_request(struct http *h, const struct http_req *req, http_done_fn done, 
         x->fd = open(req->body_file, O_RDONLY | O_CLOEXEC);
         struct stat st;
         if (x->fd < 0 || fstat(x->fd, &st) != 0) {
-            rc = tikd_fail(e, TIKD_EIO, "http: cannot read %s: %s", req->body_file,
-                           strerror(errno));
+            rc =
+                tikd_fail(e, TIKD_EIO, "http: cannot read %s: %s", req->body_file, strerror(errno));
             goto fail;
         }
         if (req->body_off < 0 || (off_t)(req->body_off + (off_t)req->body_len) > st.st_size) {
-            rc = tikd_fail(e, TIKD_EINVAL, "http: bytes %lld-%lld are past the end of %s (%lld "
-                                           "bytes)",
+            rc = tikd_fail(e, TIKD_EINVAL,
+                           "http: bytes %lld-%lld are past the end of %s (%lld "
+                           "bytes)",
                            (long long)req->body_off,
                            (long long)(req->body_off + (off_t)req->body_len) - 1, req->body_file,
                            (long long)st.st_size);

@@ -28,18 +28,18 @@ struct http_xfer;
 
 struct http_opts {
     struct ev_loop *loop;
-    double connect_timeout;   /* seconds */
-    double timeout;           /* whole attempt, seconds; 0 = none (big uploads) */
-    long low_speed_bytes;     /* below this many bytes/s ... */
-    long low_speed_time;      /* ... for this many seconds: the attempt is stalled */
-    const char *ca_file;      /* NULL: the system's CAs */
-    const char *proxy;        /* NULL: none (curl still honours no env proxies) */
-    size_t max_response;      /* bytes */
-    int max_attempts;         /* first try included */
+    double connect_timeout;           /* seconds */
+    double timeout;                   /* whole attempt, seconds; 0 = none (big uploads) */
+    long low_speed_bytes;             /* below this many bytes/s ... */
+    long low_speed_time;              /* ... for this many seconds: the attempt is stalled */
+    const char *ca_file;              /* NULL: the system's CAs */
+    const char *proxy;                /* NULL: none (curl still honours no env proxies) */
+    size_t max_response;              /* bytes */
+    int max_attempts;                 /* first try included */
     double backoff_base, backoff_cap; /* seconds */
-    double max_defer;         /* a Retry-After longer than this goes back to the caller */
+    double max_defer;                 /* a Retry-After longer than this goes back to the caller */
     int breaker_failures;
-    double breaker_open;      /* seconds */
+    double breaker_open; /* seconds */
 };
 
 /* Sensible defaults: 10 s connect, 120 s total, stalled below 1 KiB/s for 30 s,
@@ -72,17 +72,17 @@ struct http_req {
     const char *body_file;
     off_t body_off;
     size_t body_len;
-    double timeout;     /* overrides opts.timeout when > 0 */
+    double timeout; /* overrides opts.timeout when > 0 */
     enum http_retry retry;
-    int max_attempts;   /* overrides opts.max_attempts when > 0 */
-    bool tiktok;        /* the answer is TikTok JSON: classify by its error codes */
+    int max_attempts; /* overrides opts.max_attempts when > 0 */
+    bool tiktok;      /* the answer is TikTok JSON: classify by its error codes */
 };
 
 struct http_resp {
-    long status;            /* 0 when no response arrived */
-    const char *body;       /* NUL-terminated; valid during the callback */
+    long status;      /* 0 when no response arrived */
+    const char *body; /* NUL-terminated; valid during the callback */
     size_t body_len;
-    const char *headers;    /* raw header block of the last response */
+    const char *headers; /* raw header block of the last response */
     int attempts;
     double elapsed;         /* seconds from the first try to the outcome */
     struct pol_outcome out; /* what policy made of the last attempt */

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #define HOUR 3600.0
-#define DAY (24 * HOUR)
+#define DAY  (24 * HOUR)
 
 struct code_rule {
     const char *code;
@@ -177,8 +177,8 @@ void policy_classify(int curl_code, const char *curl_error, long status, const c
         if (!root && status >= 200 && status < 300) {
             /* TikTok always answers JSON; a garbled success body is transient
              * (a proxy, a cut connection) and is retried */
-            set(o, POL_RETRY, "malformed_json", "malformed JSON in a HTTP %ld response: %s",
-                status, jerr.text);
+            set(o, POL_RETRY, "malformed_json", "malformed JSON in a HTTP %ld response: %s", status,
+                jerr.text);
             return;
         }
     }
@@ -218,8 +218,7 @@ void policy_classify(int curl_code, const char *curl_error, long status, const c
         set(o, POL_FAIL, code, "unknown TikTok error code '%s' (HTTP %ld): %.120s", code, status,
             msg ? msg : "");
     } else {
-        set(o, r->action, code, "%s%s%.100s", r->message, msg && *msg ? ": " : "",
-            msg ? msg : "");
+        set(o, r->action, code, "%s%s%.100s", r->message, msg && *msg ? ": " : "", msg ? msg : "");
         if (r->action == POL_DEFER && o->retry_after < 0)
             o->retry_after = r->defer;
     }

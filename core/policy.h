@@ -19,11 +19,11 @@ enum pol_action { POL_OK, POL_RETRY, POL_DEFER, POL_REAUTH, POL_FAIL };
 
 struct pol_outcome {
     enum pol_action action;
-    char code[64];     /* TikTok's error.code / OAuth error, or "http_503", "curl_28" */
-    char message[300]; /* for humans: what happened and what to do */
-    char log_id[80];   /* TikTok's log_id, when the body had one */
+    char code[64];      /* TikTok's error.code / OAuth error, or "http_503", "curl_28" */
+    char message[300];  /* for humans: what happened and what to do */
+    char log_id[80];    /* TikTok's log_id, when the body had one */
     double retry_after; /* seconds; < 0 when there is no floor */
-    bool unknown;      /* a TikTok code not in the table */
+    bool unknown;       /* a TikTok code not in the table */
 };
 
 /* Classify one finished attempt. curl_code is 0 when a response arrived;

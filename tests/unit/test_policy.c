@@ -1,0 +1,120 @@
+/* test_policy.c - the error table: each kind of outcome maps to the one
+ * action the spec calls for, log_id is kept, unknown codes are reported as
+ * unknown, and backoff stays within its bounds and never before a floor. */
+#include "testutil.h"
+
+#include <curl/curl.h>
+
+#include "../../core/policy.h"
+
+static struct pol_outcome classify(int cc, long status, const char *body, double ra)
+{
+    struct pol_outcome o;
+    policy_classify(cc, NULL, status, body, body ? strlen(body) : 0, ra, true, &o);
+    return o;
+}
+
+static void envelope_codes(void **state)
+{
+    (void)state;
+    struct pol_outcome o = classify(
+        0, 200, "{\"data\":{},\"error\":{\"code\":\"ok\",\"message\":\"\",\"log_id\":\"L1\"}}", -1);
+    assert_int_equal(o.action, POL_OK);
+    /* creator_info reports the daily cap with HTTP 200 (spec §2.1) */
+    o = classify(0, 200,
+                 "{\"data\":{},\"error\":{\"code\":\"spam_risk_too_many_posts\",\"message\":\"m\","
+                 "\"log_id\":\"L2\"}}",
+                 -1);
+    assert_int_equal(o.action, POL_DEFER);
+    assert_true(o.retry_after >= 24 * 3600);
+    assert_string_equal(o.log_id, "L2");
+    o = classify(0, 401, "{\"error\":{\"code\":\"access_token_invalid\",\"log_id\":\"L3\"}}", -1);
+    assert_int_equal(o.action, POL_REAUTH);
+    o = classify(0, 400,
+                 "{\"error\":{\"code\":\"invalid_params\",\"message\":\"The chunk size "
+                 "is invalid\",\"log_id\":\"L4\"}}",
+                 -1);
+    assert_int_equal(o.action, POL_FAIL);
+    assert_non_null(strstr(o.message, "The chunk size is invalid"));
+    o = classify(0, 400, "{\"error\":{\"code\":\"invalid_param\"}}", -1); /* the docs' spelling */
+    assert_int_equal(o.action, POL_FAIL);
+    assert_false(o.unknown);
+    o = classify(0, 403, "{\"error\":{\"code\":\"url_ownership_unverified\"}}", -1);
+    assert_int_equal(o.action, POL_FAIL);
+    assert_non_null(strstr(o.message, "URL properties"));
+    o = classify(0, 429, "{\"error\":{\"code\":\"rate_limit_exceeded\"}}", 7);
+    assert_int_equal(o.action, POL_DEFER);
+    assert_true(o.retry_after == 7);
+    o = classify(0, 500, "{\"error\":{\"code\":\"internal_error\"}}", -1);
+    assert_int_equal(o.action, POL_RETRY);
+    o = classify(
+        0, 403, "{\"error\":{\"code\":\"brand_new_code\",\"message\":\"x\",\"logid\":\"L5\"}}", -1);
+    assert_int_equal(o.action, POL_FAIL);
+    assert_true(o.unknown);
+    assert_string_equal(o.code, "brand_new_code");
+    assert_string_equal(o.log_id, "L5"); /* the field as the docs' tables spell it */
+}
+
+static void oauth_codes(void **state)
+{
+    (void)state;
+    /* a flat OAuth error, even with HTTP 200 (spec §1.10) */
+    struct pol_outcome o = classify(
+        0, 200, "{\"error\":\"invalid_grant\",\"error_description\":\"d\",\"log_id\":\"L6\"}", -1);
+    assert_int_equal(o.action, POL_REAUTH);
+    assert_string_equal(o.log_id, "L6");
+    o = classify(0, 400, "{\"error\":\"invalid_client\"}", -1);
+    assert_int_equal(o.action, POL_FAIL);
+    o = classify(0, 503, "{\"error\":\"temporarily_unavailable\"}", -1);
+    assert_int_equal(o.action, POL_RETRY);
+    o = classify(0, 200, "{\"access_token\":\"x\",\"expires_in\":86400}", -1);
+    assert_int_equal(o.action, POL_OK);
+}
+
+static void statuses_and_transport(void **state)
+{
+    (void)state;
+    struct pol_outcome o = classify(0, 503, "<html>bad gateway</html>", -1);
+    assert_int_equal(o.action, POL_RETRY);
+    o = classify(0, 429, NULL, -1);
+    assert_int_equal(o.action, POL_DEFER);
+    assert_true(o.retry_after == 60); /* no header: the end of the minute window */
+    o = classify(0, 200, "{\"data\":{\"publish_id\":", -1);
+    assert_int_equal(o.action, POL_RETRY);
+    assert_string_equal(o.code, "malformed_json");
+    o = classify(CURLE_OPERATION_TIMEDOUT, 0, NULL, -1);
+    assert_int_equal(o.action, POL_RETRY);
+    o = classify(CURLE_PEER_FAILED_VERIFICATION, 0, NULL, -1);
+    assert_int_equal(o.action, POL_FAIL);
+    assert_non_null(strstr(o.message, "http.ca_file"));
+    o = classify(CURLE_COULDNT_CONNECT, 0, NULL, -1);
+    assert_int_equal(o.action, POL_RETRY);
+    /* not TikTok: the body does not matter */
+    policy_classify(0, NULL, 200, "not json", 8, -1, false, &o);
+    assert_int_equal(o.action, POL_OK);
+}
+
+static void backoff_bounds(void **state)
+{
+    (void)state;
+    for (int a = 1; a <= 10; a++) {
+        double ceiling = 0.5 * (1 << (a - 1));
+        if (ceiling > 30)
+            ceiling = 30;
+        assert_true(policy_backoff(a, 0.5, 30, 0, 0.0) == 0);
+        assert_true(policy_backoff(a, 0.5, 30, 0, 0.999999) <= ceiling);
+        assert_true(policy_backoff(a, 0.5, 30, 0, 0.999999) > ceiling * 0.99);
+        assert_true(policy_backoff(a, 0.5, 30, 12, 0.1) >= 12); /* Retry-After floor */
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(envelope_codes),
+        cmocka_unit_test(oauth_codes),
+        cmocka_unit_test(statuses_and_transport),
+        cmocka_unit_test(backoff_bounds),
+    };
+    return cmocka_run_group_tests_name("policy", tests, NULL, NULL);
+}
