@@ -51,6 +51,13 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
 
+# The install prefix is compiled in (where the engine library lives): objects
+# that use it are rebuilt when PREFIX changes.
+PREFIX_STAMP := $(BUILD)/.prefix$(subst /,_,$(PREFIX))
+$(PREFIX_STAMP):
+	@mkdir -p $(BUILD) && rm -f $(BUILD)/.prefix* && touch $@
+$(BUILD)/obj/cli/main.o $(BUILD)/obj/core/config.o: $(PREFIX_STAMP)
+
 $(BUILD)/libtikd.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
