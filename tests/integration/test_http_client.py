@@ -19,10 +19,12 @@ TOOLS = os.environ.get("TIKD_TOOLS", os.path.join(
 VIDEO_INIT = "/v2/post/publish/video/init/"
 
 
-def drive(url, *args, timeout=60):
+def drive(url, *args, timeout=60, stderr=None):
     r = subprocess.run([os.path.join(TOOLS, "httpdrive")] + list(args) + [url],
                        capture_output=True, text=True, timeout=timeout)
     assert r.returncode == 0, r.stderr
+    if stderr is not None:
+        stderr.append(r.stderr)
     lines = [json.loads(l) for l in r.stdout.splitlines()]
     return lines[:-1], lines[-1]["peak_rss_kb"]
 
@@ -175,3 +177,27 @@ def test_tls_with_an_unknown_ca_is_refused(tmp_path):
         assert results[0]["status"] == 200
     finally:
         f.stop()
+
+
+def test_debug_logs_never_show_the_token(fake):
+    grant = fake.ctl.grant()
+    token = grant["access_token"]
+    fake.ctl.add_fault(kind="status", path_prefix="/v2/user/info/", status=500, count=1)
+    err = []
+    results, _ = drive(fake.base_url + "/v2/user/info/?fields=open_id", "--tiktok", "--debug",
+                       "--bearer", token, "--backoff", "0.01:0.05",
+                       "--body", "refresh_token=" + grant["refresh_token"], stderr=err)
+    assert results[0]["status"] == 200 and results[0]["attempts"] == 2
+    log = err[0]
+    assert "event=http.attempt" in log and "event=http.outcome" in log
+    assert token not in log and grant["refresh_token"] not in log
+    assert "Bearer" not in log
+
+
+def test_response_bodies_are_capped(fake):
+    token = fake.ctl.grant()["access_token"]
+    results, _ = drive(fake.base_url + "/v2/user/info/?fields=open_id,display_name", "--tiktok",
+                       "--bearer", token, "--max-response", "40")
+    (r,) = results
+    assert r["action"] == "fail" and r["attempts"] == 1, r
+    assert "larger than the 40-byte limit" in r["message"]
