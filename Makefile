@@ -111,12 +111,14 @@ install: all
 	install -m 0644 rules/*.lua $(DESTDIR)$(PREFIX)/share/tikd/rules/
 	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/tikd/
 
+FORMAT_FILES = $(CORE_SRC) $(BIND_SRC) $(CLI_SRC) $(UNIT_SRC) $(TOOL_SRC) \
+	$(wildcard core/*.h bindings/*.h cli/*.h tests/unit/*.h)
+
 format:
-	clang-format -i $(CORE_SRC) $(BIND_SRC) $(CLI_SRC) $(UNIT_SRC) $(wildcard core/*.h bindings/*.h cli/*.h)
+	clang-format -i $(FORMAT_FILES)
 
 format-check:
-	clang-format --dry-run -Werror $(CORE_SRC) $(BIND_SRC) $(CLI_SRC) $(UNIT_SRC) \
-	    $(wildcard core/*.h bindings/*.h cli/*.h)
+	clang-format --dry-run -Werror $(FORMAT_FILES)
 
 clean:
 	rm -rf build

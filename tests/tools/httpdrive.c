@@ -95,18 +95,20 @@ int main(int argc, char **argv)
     size_t nh = 0;
     req.method = "GET";
     static const struct option longs[] = {
-        {"method", 1, 0, 'm'},        {"header", 1, 0, 'H'},      {"body", 1, 0, 'b'},
-        {"body-file", 1, 0, 'f'},     {"range", 1, 0, 'r'},       {"bearer", 1, 0, 'B'},
-        {"count", 1, 0, 'n'},         {"sequential", 0, 0, 's'},  {"ca", 1, 0, 'c'},
-        {"timeout", 1, 0, 't'},       {"connect-timeout", 1, 0, 'C'},
-        {"low-speed", 1, 0, 'l'},     {"attempts", 1, 0, 'a'},    {"backoff", 1, 0, 'k'},
-        {"max-defer", 1, 0, 'd'},     {"breaker", 1, 0, 'x'},     {"max-response", 1, 0, 'R'},
-        {"not-sent-only", 0, 0, 'N'}, {"debug", 0, 0, 'D'}, {"tiktok", 0, 0, 'T'},       {0, 0, 0, 0}};
+        {"method", 1, 0, 'm'},    {"header", 1, 0, 'H'},          {"body", 1, 0, 'b'},
+        {"body-file", 1, 0, 'f'}, {"range", 1, 0, 'r'},           {"bearer", 1, 0, 'B'},
+        {"count", 1, 0, 'n'},     {"sequential", 0, 0, 's'},      {"ca", 1, 0, 'c'},
+        {"timeout", 1, 0, 't'},   {"connect-timeout", 1, 0, 'C'}, {"low-speed", 1, 0, 'l'},
+        {"attempts", 1, 0, 'a'},  {"backoff", 1, 0, 'k'},         {"max-defer", 1, 0, 'd'},
+        {"breaker", 1, 0, 'x'},   {"max-response", 1, 0, 'R'},    {"not-sent-only", 0, 0, 'N'},
+        {"debug", 0, 0, 'D'},     {"tiktok", 0, 0, 'T'},          {0, 0, 0, 0}};
     int ch;
     tlog_setup(TLOG_WARN, TLOG_LOGFMT, 2);
     while ((ch = getopt_long(argc, argv, "", longs, NULL)) != -1) {
         switch (ch) {
-        case 'm': req.method = optarg; break;
+        case 'm':
+            req.method = optarg;
+            break;
         case 'H': {
             char *colon = strchr(optarg, ':');
             if (!colon || nh == 32)
@@ -117,8 +119,13 @@ int main(int argc, char **argv)
             nh++;
             break;
         }
-        case 'b': req.body = optarg; req.body_len = strlen(optarg); break;
-        case 'f': req.body_file = optarg; break;
+        case 'b':
+            req.body = optarg;
+            req.body_len = strlen(optarg);
+            break;
+        case 'f':
+            req.body_file = optarg;
+            break;
         case 'r': {
             long long off, len;
             if (sscanf(optarg, "%lld:%lld", &off, &len) != 2)
@@ -127,22 +134,53 @@ int main(int argc, char **argv)
             req.body_len = (size_t)len;
             break;
         }
-        case 'B': req.bearer = optarg; break;
-        case 'n': count = atoi(optarg); break;
-        case 's': sequential = 1; break;
-        case 'c': o.ca_file = optarg; break;
-        case 't': o.timeout = atof(optarg); break;
-        case 'C': o.connect_timeout = atof(optarg); break;
-        case 'l': sscanf(optarg, "%ld:%ld", &o.low_speed_bytes, &o.low_speed_time); break;
-        case 'a': o.max_attempts = atoi(optarg); break;
-        case 'k': sscanf(optarg, "%lf:%lf", &o.backoff_base, &o.backoff_cap); break;
-        case 'd': o.max_defer = atof(optarg); break;
-        case 'x': sscanf(optarg, "%d:%lf", &o.breaker_failures, &o.breaker_open); break;
-        case 'R': o.max_response = (size_t)atoll(optarg); break;
-        case 'N': req.retry = HTTP_RETRY_NOT_SENT; break;
-        case 'T': req.tiktok = true; break;
-        case 'D': tlog_setup(TLOG_DEBUG, TLOG_LOGFMT, 2); break;
-        default: return 2;
+        case 'B':
+            req.bearer = optarg;
+            break;
+        case 'n':
+            count = atoi(optarg);
+            break;
+        case 's':
+            sequential = 1;
+            break;
+        case 'c':
+            o.ca_file = optarg;
+            break;
+        case 't':
+            o.timeout = atof(optarg);
+            break;
+        case 'C':
+            o.connect_timeout = atof(optarg);
+            break;
+        case 'l':
+            sscanf(optarg, "%ld:%ld", &o.low_speed_bytes, &o.low_speed_time);
+            break;
+        case 'a':
+            o.max_attempts = atoi(optarg);
+            break;
+        case 'k':
+            sscanf(optarg, "%lf:%lf", &o.backoff_base, &o.backoff_cap);
+            break;
+        case 'd':
+            o.max_defer = atof(optarg);
+            break;
+        case 'x':
+            sscanf(optarg, "%d:%lf", &o.breaker_failures, &o.breaker_open);
+            break;
+        case 'R':
+            o.max_response = (size_t)atoll(optarg);
+            break;
+        case 'N':
+            req.retry = HTTP_RETRY_NOT_SENT;
+            break;
+        case 'T':
+            req.tiktok = true;
+            break;
+        case 'D':
+            tlog_setup(TLOG_DEBUG, TLOG_LOGFMT, 2);
+            break;
+        default:
+            return 2;
         }
     }
     if (optind != argc - 1) {
