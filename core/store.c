@@ -18,6 +18,9 @@ static const char *const db_names[STORE_DB__COUNT] = {
     [STORE_DB_META] = "meta",
     [STORE_DB_AUDIT] = "audit",
     [STORE_DB_KV] = "kv",
+    [STORE_DB_VAULT] = "vault",
+    [STORE_DB_ACCOUNTS] = "accounts",
+    [STORE_DB_OAUTH] = "oauth_states",
 };
 
 struct store {
@@ -27,6 +30,8 @@ struct store {
     bool readonly;
     char dir[4096];
 };
+
+#define NO_DBI ((MDB_dbi)-1)
 
 struct store_txn {
     struct store *s;
@@ -143,6 +148,8 @@ int store_get(struct store_txn *t, enum store_db db, const void *key, size_t kle
               struct store_val *v)
 {
     MDB_val k = {klen, (void *)key}, d;
+    if (t->s->dbi[db] == NO_DBI)
+        return TIKD_ENOTFOUND;
     int rc = txn_note(t, mdb_get(t->txn, t->s->dbi[db], &k, &d));
     if (rc == MDB_NOTFOUND)
         return TIKD_ENOTFOUND;
@@ -171,6 +178,8 @@ int store_foreach(struct store_txn *t, enum store_db db, const void *prefix, siz
                   store_each_fn fn, void *ctx)
 {
     MDB_cursor *c;
+    if (t->s->dbi[db] == NO_DBI)
+        return 0;
     if (txn_note(t, mdb_cursor_open(t->txn, t->s->dbi[db], &c)))
         return TIKD_ESTORE;
     MDB_val k = {plen, (void *)prefix}, d;
@@ -194,6 +203,8 @@ int store_foreach(struct store_txn *t, enum store_db db, const void *prefix, siz
 int store_last(struct store_txn *t, enum store_db db, struct store_val *key, struct store_val *val)
 {
     MDB_cursor *c;
+    if (t->s->dbi[db] == NO_DBI)
+        return TIKD_ENOTFOUND;
     if (txn_note(t, mdb_cursor_open(t->txn, t->s->dbi[db], &c)))
         return TIKD_ESTORE;
     MDB_val k, d;
@@ -239,8 +250,12 @@ static int open_dbs(struct store_txn *t, void *ctx)
     unsigned flags = t->s->readonly ? 0 : MDB_CREATE;
     for (int i = 0; i < STORE_DB__COUNT; i++) {
         int rc = mdb_dbi_open(t->txn, db_names[i], flags, &t->s->dbi[i]);
-        if (rc == MDB_NOTFOUND && t->s->readonly)
-            return TIKD_ENOTFOUND; /* a fresh, never-written data dir */
+        if (rc == MDB_NOTFOUND && t->s->readonly) {
+            if (i == STORE_DB_META)
+                return TIKD_ENOTFOUND; /* a fresh, never-written data dir */
+            t->s->dbi[i] = NO_DBI;     /* written by a tikd without it: empty */
+            continue;
+        }
         if (txn_note(t, rc))
             return TIKD_ESTORE;
     }

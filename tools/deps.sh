@@ -25,6 +25,7 @@ need_pc libcurl libcurl4-openssl-dev
 need_pc lmdb liblmdb-dev
 need_pc libcrypto libssl-dev
 need_pc jansson libjansson-dev
+need_pc libmicrohttpd libmicrohttpd-dev
 need_file /usr/include/ev.h libev-dev
 need_pc lua5.4-cjson lua-cjson-dev
 if [ "$what" != build ]; then

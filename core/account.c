@@ -1,0 +1,148 @@
+/* account.c - account records as JSON in STORE_DB_ACCOUNTS (see account.h). */
+#include "account.h"
+
+#include <jansson.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const state_names[] = {"pending", "active", "needs_reauth", "revoked"};
+
+const char *account_state_name(enum acct_state s)
+{
+    return state_names[s];
+}
+
+bool account_name_valid(const char *n)
+{
+    size_t l = strlen(n);
+    if (l == 0 || l > ACCT_NAME_MAX || n[0] == '.' || n[0] == '-')
+        return false;
+    for (const char *p = n; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '.' || *p == '_' || *p == '-'))
+            return false;
+    return true;
+}
+
+void account_init(struct account *a, const char *name, double now)
+{
+    memset(a, 0, sizeof *a);
+    unsigned char r[16];
+    RAND_bytes(r, sizeof r);
+    for (int i = 0; i < 16; i++)
+        sprintf(a->id + 2 * i, "%02x", r[i]);
+    snprintf(a->name, sizeof a->name, "%s", name);
+    a->state = ACCT_PENDING;
+    a->created_at = a->updated_at = now;
+}
+
+static void copy_str(json_t *o, const char *k, char *out, size_t n)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    snprintf(out, n, "%s", s ? s : "");
+}
+
+static double num(json_t *o, const char *k)
+{
+    return json_number_value(json_object_get(o, k));
+}
+
+static int decode(const void *p, size_t n, struct account *a)
+{
+    json_error_t err;
+    json_t *o = json_loadb(p, n, 0, &err);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return TIKD_ECORRUPT;
+    }
+    memset(a, 0, sizeof *a);
+    copy_str(o, "id", a->id, sizeof a->id);
+    copy_str(o, "name", a->name, sizeof a->name);
+    copy_str(o, "open_id", a->open_id, sizeof a->open_id);
+    copy_str(o, "scopes", a->scopes, sizeof a->scopes);
+    copy_str(o, "reason", a->reason, sizeof a->reason);
+    const char *st = json_string_value(json_object_get(o, "state"));
+    a->state = ACCT_PENDING;
+    for (int i = 0; st && i < 4; i++)
+        if (strcmp(st, state_names[i]) == 0)
+            a->state = (enum acct_state)i;
+    a->access_expires_at = num(o, "access_expires_at");
+    a->refresh_expires_at = num(o, "refresh_expires_at");
+    a->access_lifetime = num(o, "access_lifetime");
+    a->created_at = num(o, "created_at");
+    a->updated_at = num(o, "updated_at");
+    json_decref(o);
+    return strlen(a->id) == 32 && a->name[0] ? 0 : TIKD_ECORRUPT;
+}
+
+int account_get(struct store_txn *t, const char *name, struct account *out)
+{
+    struct store_val v;
+    int rc = store_get(t, STORE_DB_ACCOUNTS, name, strlen(name), &v);
+    return rc ? rc : decode(v.p, v.n, out);
+}
+
+int account_put(struct store_txn *t, const struct account *a)
+{
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:f, s:f, s:f, s:f, s:f, s:s}", "id", a->id,
+                          "name", a->name, "open_id", a->open_id, "scopes", a->scopes, "state",
+                          state_names[a->state], "access_expires_at", a->access_expires_at,
+                          "refresh_expires_at", a->refresh_expires_at, "access_lifetime",
+                          a->access_lifetime, "created_at", a->created_at, "updated_at",
+                          a->updated_at, "reason", a->reason);
+    if (!o)
+        return TIKD_ENOMEM;
+    char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
+    json_decref(o);
+    if (!s)
+        return TIKD_ENOMEM;
+    int rc = store_put(t, STORE_DB_ACCOUNTS, a->name, strlen(a->name), s, strlen(s));
+    free(s);
+    return rc;
+}
+
+int account_del(struct store_txn *t, const char *name)
+{
+    return store_del(t, STORE_DB_ACCOUNTS, name, strlen(name));
+}
+
+struct each {
+    int (*fn)(const struct account *, void *);
+    void *ctx;
+};
+
+static int each_cb(struct store_val k, struct store_val v, void *ctx)
+{
+    (void)k;
+    struct each *e = ctx;
+    struct account a;
+    int rc = decode(v.p, v.n, &a);
+    return rc ? rc : e->fn(&a, e->ctx);
+}
+
+int account_foreach(struct store_txn *t, int (*fn)(const struct account *, void *), void *ctx)
+{
+    struct each e = {fn, ctx};
+    return store_foreach(t, STORE_DB_ACCOUNTS, NULL, 0, each_cb, &e);
+}
+
+bool account_has_scopes(const char *have, const char *need)
+{
+    const char *p = need;
+    while (*p) {
+        size_t l = strcspn(p, ",");
+        bool found = false;
+        for (const char *h = have; *h;) {
+            size_t hl = strcspn(h, ",");
+            if (hl == l && strncmp(h, p, l) == 0)
+                found = true;
+            h += hl + (h[hl] == ',');
+        }
+        if (l && !found)
+            return false;
+        p += l + (p[l] == ',');
+    }
+    return true;
+}
