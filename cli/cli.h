@@ -43,6 +43,6 @@ int cli_usage_error(const struct cli_cmd *cmd, const char *fmt, ...)
 struct store;
 int cli_open_store(struct cli *c, bool readonly, struct store **out);
 
-extern const struct cli_cmd cmd_run, cmd_rules, cmd_backup, cmd_audit;
+extern const struct cli_cmd cmd_run, cmd_rules, cmd_backup, cmd_audit, cmd_account, cmd_vault;
 
 #endif

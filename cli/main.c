@@ -25,7 +25,8 @@
 static const struct cli_cmd cmd_help_entry, cmd_version_entry;
 
 static const struct cli_cmd *const commands[] = {
-    &cmd_run, &cmd_rules, &cmd_backup, &cmd_audit, &cmd_help_entry, &cmd_version_entry, NULL,
+    &cmd_run,   &cmd_rules, &cmd_account,    &cmd_vault,         &cmd_backup,
+    &cmd_audit, &cmd_help_entry, &cmd_version_entry, NULL,
 };
 
 static void print_usage(FILE *f)
@@ -161,7 +162,7 @@ static int run_help(struct cli *c, int argc, char **argv)
         for (size_t i = 0; config_key_doc(i, &doc); i++)
             printf("  %-22s %s\n", config_key_doc(i, NULL), doc);
         printf("\nenvironment: TIKD_CONFIG, TIKD_CLIENT_SECRET, TIKD_CLIENT_KEY, "
-               "TIKD_VAULT_KEY_FILE, TIKD_DATA_DIR, TIKD_LOG_LEVEL\n");
+               "TIKD_VAULT_KEY_FILE, TIKD_VAULT_KEY, TIKD_DATA_DIR, TIKD_LOG_LEVEL\n");
         return 0;
     }
     const struct cli_cmd *cmd = find_cmd(argv[1]);

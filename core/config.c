@@ -34,7 +34,9 @@ enum ktype {
     K_SECONDS,
     K_PATHS,
     K_LISTEN,
-    K_HOSTS
+    K_HOSTS,
+    K_BOOL,
+    K_SCOPES
 };
 
 struct key {
@@ -87,6 +89,16 @@ static const struct key keys[] = {
      "OAuth redirect URI, exactly as registered with TikTok"},
     {"vault.key_file", K_PATH, O(vault_key_file), 0, 0, NULL,
      "file holding the vault keys (mode 0600)"},
+    {"tiktok.scopes", K_SCOPES, O(scopes), 0, 0, NULL,
+     "scopes to ask for, comma-separated (spec §1.9)"},
+    {"tiktok.pkce", K_BOOL, O(pkce), 0, 0, NULL,
+     "send a PKCE challenge when connecting accounts (TikTok's hex S256, spec §1.3)"},
+    {"oauth.state_ttl", K_SECONDS, O(oauth_state_ttl), 1, 86400, NULL,
+     "seconds a started authorization stays valid (TikTok guidance: 30 minutes)"},
+    {"oauth.refresh_ahead", K_SECONDS, O(oauth_refresh_ahead), 1, 86400, NULL,
+     "refresh an access token this long before it expires (at most a quarter of its life)"},
+    {"oauth.sweep_interval", K_SECONDS, O(oauth_sweep_interval), 0.1, 3600, NULL,
+     "seconds between token upkeep sweeps"},
     {"http.ca_file", K_PATH, O(http_ca_file), 0, 0, NULL,
      "CA bundle for TLS (default: the system's); TLS is always verified"},
     {"http.proxy", K_STR, O(http_proxy), 0, 0, NULL, "proxy URL, e.g. http://proxy:3128"},
@@ -148,6 +160,11 @@ void config_init(struct tikd_config *c)
     c->lua_state_memory = (size_t)(256 * MB);
     c->lua_pattern_steps = 10000000;
     c->shutdown_grace = 10;
+    c->scopes = xstrdup("user.info.basic,video.publish,video.upload");
+    c->pkce = true;
+    c->oauth_state_ttl = 1800;
+    c->oauth_refresh_ahead = 600;
+    c->oauth_sweep_interval = 60;
     c->http_connect_timeout = 10;
     c->http_timeout = 120;
     c->http_low_speed_time = 30;
@@ -192,6 +209,7 @@ void config_free(struct tikd_config *c)
         case K_STR:
         case K_URL:
         case K_REDIRECT:
+        case K_SCOPES:
             free(*(char **)field);
             *(char **)field = NULL;
             break;
@@ -465,6 +483,16 @@ int config_set(struct tikd_config *c, const char *name, const struct config_valu
         if (v->type != CV_LIST)
             return bad(e, k, v, "expected a list of strings, e.g. { \"a\", \"b\" }");
         return set_strlist(field, k, v, e);
+    case K_BOOL:
+        if (v->type == CV_BOOL) {
+            *(bool *)field = v->b;
+            return 0;
+        }
+        if (v->type == CV_STR && (strcmp(v->s, "true") == 0 || strcmp(v->s, "false") == 0)) {
+            *(bool *)field = v->s[0] == 't';
+            return 0;
+        }
+        return bad(e, k, v, "expected true or false");
     case K_ENUM: {
         size_t off = 0;
         allowed[0] = '\0';
@@ -496,6 +524,8 @@ int config_set(struct tikd_config *c, const char *name, const struct config_valu
         why = "it is longer than 4000 characters";
     else if (k->type == K_URL || k->type == K_REDIRECT)
         why = url_problem(v->s, k->type == K_REDIRECT);
+    else if (k->type == K_SCOPES && strspn(v->s, "abcdefghijklmnopqrstuvwxyz._,") != strlen(v->s))
+        why = "expected comma-separated scopes, e.g. \"user.info.basic,video.publish\"";
     if (why)
         return bad(e, k, v, why);
     char *copy = strdup(v->s);

@@ -450,7 +450,7 @@ static int save_grant(struct oauth *o, const char *name, const char *account_id,
             tlog_secret_remove(sg.old_access, sg.old_access_n);
         if (sg.old_refresh && strcmp(sg.old_refresh, g->refresh) != 0)
             tlog_secret_remove(sg.old_refresh, sg.old_refresh_n);
-        TLOG(TLOG_INFO, "oauth.tokens_stored", LSTR("account", name), LSTR("event", event),
+        TLOG(TLOG_INFO, "oauth.tokens_stored", LSTR("account", name), LSTR("why", event),
              LDBL("access_expires_in", g->expires_in),
              LDBL("refresh_expires_in", g->refresh_expires_in));
     }

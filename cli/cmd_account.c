@@ -1,0 +1,301 @@
+/* cmd_account.c - `tikd account ...` and `tikd vault ...`: connecting,
+ * listing and removing accounts, and managing the vault's keys. No command
+ * prints a token: only names, ids, scopes, states and expiry times. */
+#include "engine.h"
+
+#include <ev.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../core/audit.h"
+#include "../core/clock.h"
+#include "../core/log.h"
+
+static void fmt_time(double t, char *out, size_t n)
+{
+    if (t <= 0) {
+        snprintf(out, n, "-");
+        return;
+    }
+    time_t s = (time_t)t;
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+struct result {
+    int done, rc;
+    char msg[800];
+};
+
+static void on_done(void *ud, int rc, const char *account, const char *msg)
+{
+    (void)account;
+    struct result *r = ud;
+    r->done = 1;
+    r->rc = rc;
+    snprintf(r->msg, sizeof r->msg, "%s", msg ? msg : "");
+}
+
+static int begin(struct cli *c, int argc, char **argv, bool reauth)
+{
+    const char *name = NULL, *scopes = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--scopes") == 0 && i + 1 < argc)
+            scopes = argv[++i];
+        else if (argv[i][0] == '-' || name)
+            return cli_usage_error(&cmd_account, "unexpected argument '%s'", argv[i]);
+        else
+            name = argv[i];
+    }
+    if (!name)
+        return cli_usage_error(&cmd_account, "expected an account name");
+    struct engine en;
+    if (engine_open(c, &en, ENG_NET))
+        return 1;
+    char *url = NULL;
+    struct tikd_err e = {0};
+    int rc = oauth_begin(en.oauth, name, scopes, reauth, &url, &e);
+    if (rc != 0) {
+        fprintf(stderr, "tikd: %s\n", e.msg);
+    } else {
+        printf("To connect account %s, open this address in a browser signed in to its TikTok "
+               "account\nand approve (valid for %.0f minutes, once):\n\n  %s\n\n"
+               "TikTok then sends the browser to %s, where tikd run\ncompletes the connection. "
+               "Without a reachable tikd, copy the address the browser\nends up on and run:\n\n"
+               "  tikd account complete %s 'ADDRESS'\n",
+               name, c->cfg.oauth_state_ttl / 60, url, c->cfg.redirect_uri, name);
+    }
+    free(url);
+    engine_close(&en);
+    return rc ? 1 : 0;
+}
+
+static int complete(struct cli *c, int argc, char **argv)
+{
+    if (argc != 3)
+        return cli_usage_error(&cmd_account, "expected: account complete NAME URL");
+    struct engine en;
+    if (engine_open(c, &en, ENG_NET))
+        return 1;
+    struct result r = {0};
+    struct tikd_err e = {0};
+    int rc = oauth_complete(en.oauth, argv[2], argv[1], on_done, &r, &e);
+    if (rc != 0) {
+        fprintf(stderr, "tikd: %s\n", e.msg);
+    } else {
+        engine_wait(&en, &r.done);
+        rc = r.rc;
+        fprintf(rc ? stderr : stdout, "%s%s\n", rc ? "tikd: " : "", r.msg);
+    }
+    engine_close(&en);
+    return rc ? 1 : 0;
+}
+
+static int print_row(const struct account *a, void *ctx)
+{
+    double now = *(double *)ctx;
+    char ae[32], re[32];
+    fmt_time(a->access_expires_at, ae, sizeof ae);
+    fmt_time(a->refresh_expires_at, re, sizeof re);
+    bool soon = a->refresh_expires_at > 0 && a->refresh_expires_at - now < 7 * 86400;
+    printf("%-20s %-13s %-32s %-21s %-21s%s %s\n", a->name, account_state_name(a->state),
+           a->open_id[0] ? a->open_id : "-", ae, re, soon ? " (!)" : "",
+           a->scopes[0] ? a->scopes : "-");
+    return 0;
+}
+
+static int list_txn(struct store_txn *t, void *ctx)
+{
+    return account_foreach(t, print_row, ctx);
+}
+
+static int list(struct cli *c, int argc)
+{
+    if (argc != 1)
+        return cli_usage_error(&cmd_account, "list takes no arguments");
+    struct store *s;
+    if (cli_open_store(c, true, &s))
+        return 1;
+    double now = clock_now();
+    printf("%-20s %-13s %-32s %-21s %-21s %s\n", "NAME", "STATE", "OPEN_ID", "ACCESS_EXPIRES",
+           "REFRESH_EXPIRES", "SCOPES");
+    int rc = store_read(s, list_txn, &now, NULL);
+    store_close(s);
+    return rc ? 1 : 0;
+}
+
+struct show_ctx {
+    const char *name;
+    struct account a;
+};
+
+static int show_txn(struct store_txn *t, void *ctx)
+{
+    struct show_ctx *sc = ctx;
+    return account_get(t, sc->name, &sc->a);
+}
+
+static int show(struct cli *c, int argc, char **argv)
+{
+    if (argc != 2)
+        return cli_usage_error(&cmd_account, "expected: account show NAME");
+    struct store *s;
+    if (cli_open_store(c, true, &s))
+        return 1;
+    struct show_ctx sc = {.name = argv[1]};
+    int rc = store_read(s, show_txn, &sc, NULL);
+    store_close(s);
+    if (rc != 0) {
+        fprintf(stderr, "tikd: no account named %s\n", argv[1]);
+        return 1;
+    }
+    const struct account *a = &sc.a;
+    char ae[32], re[32], cr[32], up[32];
+    fmt_time(a->access_expires_at, ae, sizeof ae);
+    fmt_time(a->refresh_expires_at, re, sizeof re);
+    fmt_time(a->created_at, cr, sizeof cr);
+    fmt_time(a->updated_at, up, sizeof up);
+    printf("name:             %s\nstate:            %s\nreason:           %s\nopen_id:          %s\n"
+           "scopes:           %s\naccess expires:   %s\nrefresh expires:  %s\n"
+           "created:          %s\nupdated:          %s\n",
+           a->name, account_state_name(a->state), a->reason[0] ? a->reason : "-",
+           a->open_id[0] ? a->open_id : "-", a->scopes[0] ? a->scopes : "-", ae, re, cr, up);
+    if (a->refresh_expires_at > 0 && a->refresh_expires_at - clock_now() < 7 * 86400)
+        printf("warning:          the refresh token ends within a week: reconnect with `tikd "
+               "account reauth %s`\n",
+               a->name);
+    return 0;
+}
+
+static int remove_cmd(struct cli *c, int argc, char **argv)
+{
+    if (argc != 2)
+        return cli_usage_error(&cmd_account, "expected: account remove NAME");
+    struct engine en;
+    if (engine_open(c, &en, ENG_NET))
+        return 1;
+    struct result r = {0};
+    struct tikd_err e = {0};
+    int rc = oauth_remove(en.oauth, argv[1], on_done, &r, &e);
+    if (rc != 0) {
+        fprintf(stderr, "tikd: %s\n", e.msg);
+    } else {
+        engine_wait(&en, &r.done);
+        rc = r.rc;
+        fprintf(rc ? stderr : stdout, "%s%s\n", rc ? "tikd: " : "", r.msg);
+    }
+    engine_close(&en);
+    return rc ? 1 : 0;
+}
+
+static int run_account(struct cli *c, int argc, char **argv)
+{
+    if (argc < 2)
+        return cli_usage_error(&cmd_account, "expected a subcommand");
+    const char *sub = argv[1];
+    if (strcmp(sub, "add") == 0)
+        return begin(c, argc - 1, argv + 1, false);
+    if (strcmp(sub, "reauth") == 0)
+        return begin(c, argc - 1, argv + 1, true);
+    if (strcmp(sub, "complete") == 0)
+        return complete(c, argc - 1, argv + 1);
+    if (strcmp(sub, "list") == 0)
+        return list(c, argc - 1);
+    if (strcmp(sub, "show") == 0)
+        return show(c, argc - 1, argv + 1);
+    if (strcmp(sub, "remove") == 0)
+        return remove_cmd(c, argc - 1, argv + 1);
+    return cli_usage_error(&cmd_account, "unknown subcommand '%s'", sub);
+}
+
+const struct cli_cmd cmd_account = {
+    "account", run_account, "account add|reauth|complete|list|show|remove ...",
+    "connect TikTok accounts and look after them",
+    "  account add NAME [--scopes S]   start connecting a new account: prints the URL to open\n"
+    "  account reauth NAME             connect an existing account again\n"
+    "  account complete NAME URL       finish with the address TikTok redirected to\n"
+    "                                  (when tikd's callback page is not reachable)\n"
+    "  account list                    every account: state, open_id, token expiries, scopes\n"
+    "  account show NAME               one account in detail\n"
+    "  account remove NAME             revoke at TikTok, then delete its tokens and record\n"
+    "Tokens are never printed. See docs/accounts.md.\n"};
+
+/* ---- vault ------------------------------------------------------------------ */
+
+struct rotate_ctx {
+    struct vault *v;
+    const char *id;
+    size_t count;
+    struct tikd_err *e;
+};
+
+static int rotate_txn(struct store_txn *t, void *ctx)
+{
+    struct rotate_ctx *r = ctx;
+    int rc = vault_reseal_all(r->v, t, &r->count, r->e);
+    char detail[200];
+    snprintf(detail, sizeof detail, "key=%s records=%zu", r->id, r->count);
+    return rc ? rc : audit_append(t, "operator", "vault.rotate_key", detail);
+}
+
+static int run_vault(struct cli *c, int argc, char **argv)
+{
+    if (argc < 2)
+        return cli_usage_error(&cmd_vault, "expected init or rotate-key");
+    if (cli_config(c))
+        return 1;
+    struct tikd_err e = {0};
+    char id[64];
+    if (strcmp(argv[1], "init") == 0) {
+        const char *path = argc > 2 ? argv[2] : c->cfg.vault_key_file;
+        if (argc > 3 || !path)
+            return cli_usage_error(&cmd_vault, "expected: vault init [FILE] (or set "
+                                               "vault.key_file)");
+        if (vault_keyfile_create(path, id, sizeof id, &e) != 0) {
+            fprintf(stderr, "tikd: %s\n", e.msg);
+            return 1;
+        }
+        printf("created %s (mode 0600) with key %s\nkeep a copy somewhere safe: without it the "
+               "stored tokens cannot be read\n",
+               path, id);
+        return 0;
+    }
+    if (strcmp(argv[1], "rotate-key") == 0) {
+        if (argc != 2)
+            return cli_usage_error(&cmd_vault, "rotate-key takes no arguments");
+        if (!c->cfg.vault_key_file) {
+            fprintf(stderr, "tikd: vault rotate-key needs vault.key_file (keys from "
+                            "TIKD_VAULT_KEY cannot be appended to)\n");
+            return 1;
+        }
+        struct engine en;
+        if (engine_open(c, &en, ENG_VAULT)) /* proves the current keys open everything */
+            return 1;
+        vault_free(en.vault);
+        en.vault = NULL;
+        int rc = vault_keyfile_add(c->cfg.vault_key_file, id, sizeof id, &e);
+        if (rc == 0)
+            rc = vault_load(&en.vault, c->cfg.vault_key_file, NULL, &e);
+        struct rotate_ctx r = {en.vault, id, 0, &e};
+        if (rc == 0)
+            rc = store_write(en.store, rotate_txn, &r, &e);
+        if (rc != 0)
+            fprintf(stderr, "tikd: %s\n", e.msg);
+        else
+            printf("new key %s appended to %s; %zu records re-sealed under it.\nThe old keys "
+                   "stay in the file: remove them once every tikd uses the new file.\n",
+                   id, c->cfg.vault_key_file, r.count);
+        engine_close(&en);
+        return rc ? 1 : 0;
+    }
+    return cli_usage_error(&cmd_vault, "unknown subcommand '%s'", argv[1]);
+}
+
+const struct cli_cmd cmd_vault = {
+    "vault", run_vault, "vault init [FILE] | rotate-key", "manage the keys that seal tokens",
+    "  vault init [FILE]   create a key file (default: vault.key_file) with mode 0600\n"
+    "  vault rotate-key    append a new key to the key file and re-seal every record under\n"
+    "                      it, in one transaction; old keys stay until you remove them\n"};

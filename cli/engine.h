@@ -1,0 +1,34 @@
+/* engine.h - the pieces a command needs, opened from the config in one
+ * place: the loop, the store, the vault (checked against the database), the
+ * HTTP client and the OAuth machinery. `tikd run` and the account commands
+ * share it. */
+#ifndef TIKD_ENGINE_H
+#define TIKD_ENGINE_H
+
+#include "cli.h"
+
+#include "../core/http.h"
+#include "../core/oauth.h"
+#include "../core/store.h"
+#include "../core/vault.h"
+
+struct engine {
+    struct cli *cli;
+    struct ev_loop *loop;
+    struct store *store;
+    struct vault *vault;
+    struct http *http;
+    struct oauth *oauth;
+};
+
+enum { ENG_STORE = 1, ENG_VAULT = 2, ENG_NET = 4, ENG_ALL = 7 };
+
+/* Open what `what` asks for (ENG_NET brings HTTP and OAuth and needs the
+ * vault). Errors are printed; returns 0 or 1. On failure nothing stays open. */
+int engine_open(struct cli *c, struct engine *en, int what);
+void engine_close(struct engine *en);
+
+/* Run the loop until *flag becomes non-zero. */
+void engine_wait(struct engine *en, const int *flag);
+
+#endif
