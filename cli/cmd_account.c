@@ -158,11 +158,12 @@ static int show(struct cli *c, int argc, char **argv)
     fmt_time(a->refresh_expires_at, re, sizeof re);
     fmt_time(a->created_at, cr, sizeof cr);
     fmt_time(a->updated_at, up, sizeof up);
-    printf("name:             %s\nstate:            %s\nreason:           %s\nopen_id:          %s\n"
-           "scopes:           %s\naccess expires:   %s\nrefresh expires:  %s\n"
-           "created:          %s\nupdated:          %s\n",
-           a->name, account_state_name(a->state), a->reason[0] ? a->reason : "-",
-           a->open_id[0] ? a->open_id : "-", a->scopes[0] ? a->scopes : "-", ae, re, cr, up);
+    printf(
+        "name:             %s\nstate:            %s\nreason:           %s\nopen_id:          %s\n"
+        "scopes:           %s\naccess expires:   %s\nrefresh expires:  %s\n"
+        "created:          %s\nupdated:          %s\n",
+        a->name, account_state_name(a->state), a->reason[0] ? a->reason : "-",
+        a->open_id[0] ? a->open_id : "-", a->scopes[0] ? a->scopes : "-", ae, re, cr, up);
     if (a->refresh_expires_at > 0 && a->refresh_expires_at - clock_now() < 7 * 86400)
         printf("warning:          the refresh token ends within a week: reconnect with `tikd "
                "account reauth %s`\n",

@@ -1,37 +1,49 @@
 /* daemon.c - `tikd run`: the long-running engine.
  *
- * Loads the config, opens the store, builds rule generation 1 and runs the
- * libev loop. SIGHUP builds a new generation and swaps it in only if every
- * rule file loads (a bad reload keeps the running rules); calls already
- * running finish on the generation they started in, which stays alive until
- * its last call ends. SIGTERM/SIGINT stop: running calls get shutdown_grace
- * seconds, then are cancelled. */
-#include "cli.h"
+ * Loads the config, opens the engine (vault first: a missing or wrong key
+ * stops tikd before anything is written), serves the OAuth callback and
+ * TikTok's webhooks, keeps tokens alive with a periodic sweep, builds rule
+ * generation 1 and runs the libev loop. SIGHUP builds a new generation and
+ * swaps it in only if every rule file loads; calls already running finish on
+ * the generation they started in. SIGTERM/SIGINT stop: running calls get
+ * shutdown_grace seconds, then are cancelled. */
+#include "engine.h"
 
 #include <ev.h>
+#include <jansson.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../core/audit.h"
-#include "../core/http.h"
+#include "../core/clock.h"
 #include "../core/log.h"
-#include "../core/store.h"
+#include "../core/server.h"
+#include "../core/webhook.h"
 
-#define MAX_GENS 64
+#define MAX_GENS    64
+#define MAX_SERVERS 8
+
+struct pending_cb; /* an OAuth callback page waiting for its code exchange */
 
 struct daemon {
     struct cli *cli;
+    struct engine en;
     struct ev_loop *loop;
-    struct store *store;
-    struct http *http;
+    struct server *servers[MAX_SERVERS];
+    size_t nservers;
     struct gen *gens[MAX_GENS]; /* gens[0] is current; the rest finish their calls */
     size_t ngens;
     unsigned next_gen;
     bool stopping;
     ev_signal sig_term, sig_int, sig_hup;
-    ev_timer grace;
+    ev_timer grace, sweep;
+    struct pending_cb *callbacks;
 };
+
+/* ---- audit and generations --------------------------------------------------- */
 
 struct audit_ctx {
     const char *event, *detail;
@@ -47,7 +59,7 @@ static void audit(struct daemon *d, const char *event, const char *detail)
 {
     struct audit_ctx a = {event, detail};
     struct tikd_err e = {0};
-    if (store_write(d->store, audit_txn, &a, &e) != 0)
+    if (store_write(d->en.store, audit_txn, &a, &e) != 0)
         TLOG(TLOG_ERROR, "audit.failed", LSTR("audit_event", event), LSTR("error", e.msg));
 }
 
@@ -81,33 +93,28 @@ static void maybe_finish_stop(struct daemon *d)
 
 static void hook_done(void *ud, const struct call_result *r)
 {
-    struct daemon *d = ud;
+    (void)ud;
     if (r->ok)
         TLOG(TLOG_DEBUG, "rule.call_done", LSTR("rule", r->rule), LSTR("fn", r->fn));
     else
         TLOG(TLOG_WARN, "rule.call_failed", LSTR("rule", r->rule), LSTR("fn", r->fn),
              LBOOL("budget", r->budget), LSTR("error", r->error));
-    (void)d;
 }
 
-static void after_calls(struct daemon *d)
+/* Call hook `fn` of every rule of the current generation that defines it. */
+static void call_hooks(struct daemon *d, const char *fn, host_push_fn push, void *ud)
 {
-    reap(d);
-    maybe_finish_stop(d);
-}
-
-/* Call on_load of every rule that defines it, on generation g. */
-static void start_on_load(struct daemon *d, struct gen *g)
-{
+    if (!d->ngens || d->stopping)
+        return;
+    struct gen *g = d->gens[0];
     for (size_t i = 0; i < gen_rule_count(g); i++)
-        if (gen_rule_has(g, i, "on_load"))
-            gen_call(g, i, "on_load", NULL, NULL, hook_done, d);
+        if (gen_rule_has(g, i, fn))
+            gen_call(g, i, fn, push, ud, hook_done, d);
 }
 
-/* Build generation next_gen; swap it in if it loads. */
 static int load_rules(struct daemon *d)
 {
-    struct host_opts o = cli_host_opts(&d->cli->cfg, NULL, d->loop, d->http);
+    struct host_opts o = cli_host_opts(&d->cli->cfg, NULL, d->loop, d->en.http);
     struct gen *g;
     struct gen_report rep = {0};
     struct tikd_err e = {0};
@@ -130,17 +137,17 @@ static int load_rules(struct daemon *d)
         return rc;
     }
     gen_report_free(&rep);
-    char names[1024] = "";
-    size_t off = 0;
-    for (size_t i = 0; i < gen_rule_count(g) && off < sizeof names; i++)
-        off += (size_t)snprintf(names + off, sizeof names - off, "%s%s", i ? "," : "",
-                                gen_rule_name(g, i));
     if (d->ngens == MAX_GENS) {
         TLOG(TLOG_ERROR, "rules.reload_failed", LINT("gen", id),
              LSTR("reason", "too many old generations still running calls"));
         gen_release(g);
         return TIKD_EFULL;
     }
+    char names[1024] = "";
+    size_t off = 0;
+    for (size_t i = 0; i < gen_rule_count(g) && off < sizeof names; i++)
+        off += (size_t)snprintf(names + off, sizeof names - off, "%s%s", i ? "," : "",
+                                gen_rule_name(g, i));
     if (d->ngens)
         d->gens[d->ngens] = d->gens[0];
     d->ngens++;
@@ -151,9 +158,223 @@ static int load_rules(struct daemon *d)
     snprintf(detail, sizeof detail, "gen=%u result=ok files=%zu rules=%s", id, gen_rule_count(g),
              names);
     audit(d, "rules.reload", detail);
-    start_on_load(d, g);
-    after_calls(d);
+    call_hooks(d, "on_load", NULL, NULL);
+    reap(d);
     return 0;
+}
+
+/* ---- accounts: state changes reach the rules ------------------------------------ */
+
+static int push_account(lua_State *L, void *ud)
+{
+    const struct account *a = ud;
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, a->name);
+    lua_setfield(L, -2, "name");
+    lua_pushstring(L, account_state_name(a->state));
+    lua_setfield(L, -2, "state");
+    lua_pushstring(L, a->reason);
+    lua_setfield(L, -2, "reason");
+    lua_pushstring(L, a->open_id);
+    lua_setfield(L, -2, "open_id");
+    lua_pushstring(L, a->scopes);
+    lua_setfield(L, -2, "scopes");
+    return 1;
+}
+
+static void on_account_state(void *ud, const struct account *a)
+{
+    call_hooks(ud, "on_account", push_account, (void *)a);
+}
+
+/* ---- the OAuth callback page ------------------------------------------------------- */
+
+struct pending_cb {
+    struct daemon *d;
+    struct srv_req *r;
+    struct pending_cb *next;
+};
+
+static void html_page(struct srv_req *r, int status, const char *title, const char *msg)
+{
+    char body[4096];
+    size_t o = (size_t)snprintf(body, sizeof body,
+                                "<!doctype html><html><head><meta charset=\"utf-8\"><title>tikd: "
+                                "%s</title></head><body><h1>%s</h1><p>",
+                                title, title);
+    for (const char *p = msg; *p && o + 8 < sizeof body - 40; p++) {
+        switch (*p) {
+        case '<':
+            o += (size_t)sprintf(body + o, "&lt;");
+            break;
+        case '>':
+            o += (size_t)sprintf(body + o, "&gt;");
+            break;
+        case '&':
+            o += (size_t)sprintf(body + o, "&amp;");
+            break;
+        case '"':
+            o += (size_t)sprintf(body + o, "&quot;");
+            break;
+        default:
+            body[o++] = *p;
+        }
+    }
+    snprintf(body + o, sizeof body - o, "</p></body></html>\n");
+    srv_respond(r, status, "text/html; charset=utf-8", body);
+}
+
+static void callback_done(void *ud, int rc, const char *account, const char *msg)
+{
+    (void)account;
+    struct pending_cb *pc = ud, **pp = &pc->d->callbacks;
+    while (*pp && *pp != pc)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = pc->next;
+    html_page(pc->r, rc ? 400 : 200, rc ? "Account not connected" : "Account connected", msg);
+    free(pc);
+}
+
+static void on_callback(void *ud, struct srv_req *r)
+{
+    struct daemon *d = ud;
+    struct pending_cb *pc = calloc(1, sizeof *pc);
+    if (!pc) {
+        html_page(r, 500, "Error", "out of memory");
+        return;
+    }
+    pc->d = d;
+    pc->r = r;
+    struct tikd_err e = {0};
+    if (oauth_complete(d->en.oauth, srv_query(r), NULL, callback_done, pc, &e) != 0) {
+        html_page(r, 400, "Account not connected", e.msg);
+        free(pc);
+        return;
+    }
+    pc->next = d->callbacks;
+    d->callbacks = pc;
+}
+
+/* ---- webhooks ------------------------------------------------------------------------ */
+
+struct seen_ctx {
+    unsigned char key[3 + 32];
+    bool dup;
+};
+
+/* At-least-once delivery (spec §5.1): remember each event by a hash of
+ * event, content and create_time. */
+static int seen_txn(struct store_txn *t, void *ctx)
+{
+    struct seen_ctx *s = ctx;
+    struct store_val v;
+    if (store_get(t, STORE_DB_META, s->key, sizeof s->key, &v) == 0) {
+        s->dup = true;
+        return 0;
+    }
+    unsigned char when[8];
+    store_be64_put(when, (uint64_t)clock_now());
+    return store_put(t, STORE_DB_META, s->key, sizeof s->key, when, sizeof when);
+}
+
+static void on_webhook(void *ud, struct srv_req *r)
+{
+    struct daemon *d = ud;
+    size_t n;
+    const char *body = srv_body(r, &n);
+    char why[200];
+    if (webhook_verify(d->cli->cfg.client_secret, srv_header(r, "TikTok-Signature"), body, n,
+                       clock_now(), d->cli->cfg.webhook_tolerance, why, sizeof why) != 0) {
+        TLOG(TLOG_WARN, "webhook.rejected", LSTR("reason", why));
+        srv_respond(r, 401, "text/plain", "signature check failed\n");
+        return;
+    }
+    struct webhook_event ev;
+    if (webhook_parse(body, n, &ev, why, sizeof why) != 0) {
+        TLOG(TLOG_WARN, "webhook.rejected", LSTR("reason", why));
+        srv_respond(r, 400, "text/plain", "malformed event\n");
+        return;
+    }
+    if (d->cli->cfg.client_key && strcmp(ev.client_key, d->cli->cfg.client_key) != 0) {
+        TLOG(TLOG_WARN, "webhook.rejected", LSTR("reason", "for another client_key"));
+        srv_respond(r, 400, "text/plain", "wrong client_key\n");
+        return;
+    }
+    json_t *o = json_loadb(body, n, 0, NULL);
+    const char *content = json_string_value(json_object_get(o, "content"));
+    struct seen_ctx sc = {.key = {'w', 'h', ':'}};
+    char *k = NULL;
+    if (asprintf(&k, "%s\n%s\n%lld", ev.event, content ? content : "", ev.create_time) > 0)
+        EVP_Digest(k, strlen(k), sc.key + 3, NULL, EVP_sha256(), NULL);
+    free(k);
+    json_decref(o);
+    struct tikd_err e = {0};
+    if (store_write(d->en.store, seen_txn, &sc, &e) != 0) {
+        srv_respond(r, 503, "text/plain", "try again\n"); /* TikTok retries */
+        return;
+    }
+    TLOG(TLOG_INFO, "webhook.received", LSTR("webhook_event", ev.event),
+         LSTR("open_id", ev.user_openid), LSTR("publish_id", ev.publish_id),
+         LBOOL("duplicate", sc.dup));
+    if (!sc.dup && strcmp(ev.event, "authorization.removed") == 0) {
+        static const char *const reasons[] = {"unknown",         "user disconnected the app",
+                                              "account deleted", "age changed",
+                                              "account banned",  "developer revoked"};
+        char reason[200];
+        snprintf(reason, sizeof reason, "authorization.removed webhook: %s (reason %lld)",
+                 ev.reason_code >= 0 && ev.reason_code <= 5 ? reasons[ev.reason_code] : "unknown",
+                 ev.reason_code);
+        if (oauth_mark(d->en.oauth, ev.user_openid, ACCT_REVOKED, reason, &e) != 0)
+            TLOG(TLOG_WARN, "webhook.unknown_account", LSTR("open_id", ev.user_openid));
+    }
+    srv_respond(r, 200, "text/plain", "ok\n");
+}
+
+static void on_health(void *ud, struct srv_req *r)
+{
+    (void)ud;
+    srv_respond(r, 200, "text/plain", "ok\n");
+}
+
+/* The callback path is the path of the configured redirect URI. */
+static void callback_path(const char *uri, char *out, size_t n)
+{
+    const char *p = uri ? strstr(uri, "://") : NULL;
+    p = p ? strchr(p + 3, '/') : NULL;
+    snprintf(out, n, "%s", p ? p : "/oauth/callback");
+}
+
+static int start_servers(struct daemon *d)
+{
+    const struct tikd_config *c = &d->cli->cfg;
+    char cb[512];
+    callback_path(c->redirect_uri, cb, sizeof cb);
+    for (size_t i = 0; i < c->listen.n && i < MAX_SERVERS; i++) {
+        struct tikd_err e = {0};
+        struct server *s;
+        if (server_new(&s, d->loop, c->listen.v[i], &e) != 0) {
+            fprintf(stderr, "tikd: %s\n", e.msg);
+            return 1;
+        }
+        server_route(s, "GET", cb, on_callback, d);
+        server_route(s, "POST", "/webhooks/tiktok", on_webhook, d);
+        server_route(s, "GET", "/healthz", on_health, d);
+        d->servers[d->nservers++] = s;
+    }
+    return 0;
+}
+
+/* ---- timers and signals ---------------------------------------------------------------- */
+
+static void on_sweep(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct daemon *d = w->data;
+    size_t due = oauth_sweep(d->en.oauth);
+    if (due)
+        TLOG(TLOG_DEBUG, "oauth.sweep", LINT("due", due));
 }
 
 static void on_grace(struct ev_loop *loop, ev_timer *w, int revents)
@@ -193,14 +414,35 @@ static void on_hup(struct ev_loop *loop, ev_signal *w, int revents)
     load_rules(d);
 }
 
-/* A check run on every loop iteration would be wasteful; calls finishing is
- * rare, so the daemon reaps after each loop wakeup through a prepare watcher
- * that costs one branch when there is nothing to do. */
+/* Calls end rarely; checking after each loop wakeup costs one branch. */
 static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 {
     (void)loop;
     (void)revents;
-    after_calls(w->data);
+    struct daemon *d = w->data;
+    reap(d);
+    maybe_finish_stop(d);
+}
+
+static void shutdown_all(struct daemon *d)
+{
+    for (size_t i = 0; i < d->ngens; i++) {
+        gen_cancel_all(d->gens[i], "tikd is shutting down");
+        gen_release(d->gens[i]);
+    }
+    d->ngens = 0;
+    /* OAuth first (its callbacks stop), then the pages still waiting on it
+     * get a 503 from server_free */
+    oauth_free(d->en.oauth);
+    d->en.oauth = NULL;
+    while (d->callbacks) {
+        struct pending_cb *pc = d->callbacks;
+        d->callbacks = pc->next;
+        free(pc);
+    }
+    for (size_t i = 0; i < d->nservers; i++)
+        server_free(d->servers[i]);
+    d->nservers = 0;
 }
 
 static int run(struct cli *c, int argc, char **argv)
@@ -208,32 +450,24 @@ static int run(struct cli *c, int argc, char **argv)
     (void)argv;
     if (argc > 1)
         return cli_usage_error(&cmd_run, "takes no arguments");
-    if (cli_config(c))
-        return 1;
     struct daemon d = {.cli = c};
-    d.loop = ev_default_loop(EVFLAG_AUTO);
-    if (!d.loop) {
-        fprintf(stderr, "tikd: cannot start the event loop\n");
+    if (engine_open(c, &d.en, ENG_ALL))
         return 1;
-    }
-    if (cli_open_store(c, false, &d.store))
-        return 1;
-    struct http_opts ho;
-    cli_http_opts(&c->cfg, d.loop, &ho);
-    struct tikd_err he = {0};
-    if (http_new(&d.http, &ho, &he) != 0) {
-        fprintf(stderr, "tikd: %s\n", he.msg);
-        store_close(d.store);
-        return 1;
-    }
+    d.loop = d.en.loop;
+    oauth_on_state(d.en.oauth, on_account_state, &d);
     TLOG(TLOG_INFO, "daemon.start", LSTR("data_dir", c->cfg.data_dir),
-         LSTR("rules_dir", c->cfg.rules_dir), LINT("pid", getpid()));
+         LSTR("rules_dir", c->cfg.rules_dir), LINT("pid", getpid()),
+         LSTR("vault_key", vault_key_id(d.en.vault)));
     audit(&d, "daemon.start", NULL);
-    if (load_rules(&d) != 0) {
+    int rc = start_servers(&d);
+    if (rc == 0 && load_rules(&d) != 0) {
         TLOG(TLOG_ERROR, "daemon.exit", LSTR("reason", "the rules failed to load"));
-        audit(&d, "daemon.stop", "reason=rules_failed");
-        http_free(d.http);
-        store_close(d.store);
+        rc = 1;
+    }
+    if (rc != 0) {
+        audit(&d, "daemon.stop", "reason=startup_failed");
+        shutdown_all(&d);
+        engine_close(&d.en);
         return 1;
     }
     ev_signal_init(&d.sig_term, on_stop, SIGTERM);
@@ -243,31 +477,36 @@ static int run(struct cli *c, int argc, char **argv)
     ev_signal_start(d.loop, &d.sig_term);
     ev_signal_start(d.loop, &d.sig_int);
     ev_signal_start(d.loop, &d.sig_hup);
+    ev_timer_init(&d.sweep, on_sweep, 0., c->cfg.oauth_sweep_interval);
+    d.sweep.data = &d;
+    ev_timer_start(d.loop, &d.sweep);
     ev_prepare prep;
     ev_prepare_init(&prep, on_prepare);
     prep.data = &d;
     ev_prepare_start(d.loop, &prep);
     ev_unref(d.loop); /* the prepare watcher alone must not keep the loop alive */
-    TLOG(TLOG_INFO, "daemon.ready", LINT("gen", gen_id(d.gens[0])));
+    TLOG(TLOG_INFO, "daemon.ready", LINT("gen", gen_id(d.gens[0])),
+         LINT("port", d.nservers ? server_port(d.servers[0]) : 0));
 
     ev_run(d.loop, 0);
 
     ev_ref(d.loop);
     ev_prepare_stop(d.loop, &prep);
     ev_timer_stop(d.loop, &d.grace);
-    for (size_t i = 0; i < d.ngens; i++) {
-        gen_cancel_all(d.gens[i], "tikd is shutting down");
-        gen_release(d.gens[i]);
-    }
-    http_free(d.http);
+    ev_timer_stop(d.loop, &d.sweep);
+    for (int i = 0; i < 3; i++)
+        ev_signal_stop(d.loop, i == 0 ? &d.sig_term : i == 1 ? &d.sig_int : &d.sig_hup);
+    shutdown_all(&d);
     audit(&d, "daemon.stop", "reason=signal");
-    store_close(d.store);
+    engine_close(&d.en);
     TLOG(TLOG_INFO, "daemon.stopped", LSTR("reason", "signal"));
     return 0;
 }
 
 const struct cli_cmd cmd_run = {
     "run", run, "run", "run the engine until SIGTERM or SIGINT (SIGHUP reloads the rules)",
-    "Loads the config, opens the database, loads the rules and runs the event loop.\n"
+    "Loads the config, opens the database and the vault, serves the OAuth callback\n"
+    "(the path of tiktok.redirect_uri) and POST /webhooks/tiktok on `listen`, keeps\n"
+    "tokens alive, loads the rules and runs the event loop.\n"
     "Signals: SIGHUP reloads the rules (a reload that fails keeps the running ones),\n"
     "SIGTERM and SIGINT stop after running calls finish or shutdown_grace passes.\n"};

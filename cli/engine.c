@@ -16,6 +16,15 @@ static int vault_check_txn(struct store_txn *t, void *ctx)
     return rc;
 }
 
+/* Read first: the canary exists on every database but a new one, and a
+ * wrong key must be found without writing anything. */
+static int vault_probe_txn(struct store_txn *t, void *ctx)
+{
+    struct store_val v;
+    (void)ctx;
+    return store_get(t, STORE_DB_VAULT, "vault\0canary", 12, &v);
+}
+
 int engine_open(struct cli *c, struct engine *en, int what)
 {
     memset(en, 0, sizeof *en);
@@ -42,8 +51,11 @@ int engine_open(struct cli *c, struct engine *en, int what)
     }
     if ((what & ENG_STORE) && cli_open_store(c, false, &en->store))
         goto fail;
-    if ((what & ENG_VAULT) && store_write(en->store, vault_check_txn, en, NULL) != 0)
-        goto fail;
+    if (what & ENG_VAULT) {
+        bool fresh = store_read(en->store, vault_probe_txn, NULL, NULL) == TIKD_ENOTFOUND;
+        if ((fresh ? store_write : store_read)(en->store, vault_check_txn, en, NULL) != 0)
+            goto fail;
+    }
     if (what & ENG_NET) {
         struct http_opts ho;
         cli_http_opts(&c->cfg, en->loop, &ho);

@@ -25,7 +25,7 @@
 static const struct cli_cmd cmd_help_entry, cmd_version_entry;
 
 static const struct cli_cmd *const commands[] = {
-    &cmd_run,   &cmd_rules, &cmd_account,    &cmd_vault,         &cmd_backup,
+    &cmd_run,   &cmd_rules,      &cmd_account,       &cmd_vault, &cmd_backup,
     &cmd_audit, &cmd_help_entry, &cmd_version_entry, NULL,
 };
 

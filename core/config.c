@@ -99,6 +99,8 @@ static const struct key keys[] = {
      "refresh an access token this long before it expires (at most a quarter of its life)"},
     {"oauth.sweep_interval", K_SECONDS, O(oauth_sweep_interval), 0.1, 3600, NULL,
      "seconds between token upkeep sweeps"},
+    {"webhook.tolerance", K_SECONDS, O(webhook_tolerance), 1, 86400, NULL,
+     "seconds a webhook's signed timestamp may differ from now (spec §5.3: 300 is usual)"},
     {"http.ca_file", K_PATH, O(http_ca_file), 0, 0, NULL,
      "CA bundle for TLS (default: the system's); TLS is always verified"},
     {"http.proxy", K_STR, O(http_proxy), 0, 0, NULL, "proxy URL, e.g. http://proxy:3128"},
@@ -165,6 +167,7 @@ void config_init(struct tikd_config *c)
     c->oauth_state_ttl = 1800;
     c->oauth_refresh_ahead = 600;
     c->oauth_sweep_interval = 60;
+    c->webhook_tolerance = 300;
     c->http_connect_timeout = 10;
     c->http_timeout = 120;
     c->http_low_speed_time = 30;

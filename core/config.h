@@ -35,9 +35,10 @@ struct tikd_config {
     char *client_key, *client_secret;
     char *auth_url, *api_url, *redirect_uri;
     char *vault_key_file;
-    char *scopes;          /* scopes to ask for when connecting an account */
-    bool pkce;             /* send PKCE (TikTok's hex S256) in authorizations */
+    char *scopes; /* scopes to ask for when connecting an account */
+    bool pkce;    /* send PKCE (TikTok's hex S256) in authorizations */
     double oauth_state_ttl, oauth_refresh_ahead, oauth_sweep_interval;
+    double webhook_tolerance; /* seconds a webhook signature's t may be off */
     /* the HTTP client */
     char *http_ca_file, *http_proxy;
     double http_connect_timeout, http_timeout, http_low_speed_time;

@@ -17,9 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define STATE_BYTES 32
+#define STATE_BYTES  32
 #define VERIFIER_LEN 64
-#define WAITERS_MAX 16
+#define WAITERS_MAX  16
 
 enum op_kind { OP_EXCHANGE, OP_REFRESH, OP_REVOKE, OP_REQUEST };
 
@@ -148,7 +148,7 @@ static void form_free(struct form *f)
 
 static int unhex(char c)
 {
-    return c >= '0' && c <= '9' ? c - '0'
+    return c >= '0' && c <= '9'   ? c - '0'
            : c >= 'a' && c <= 'f' ? c - 'a' + 10
            : c >= 'A' && c <= 'F' ? c - 'A' + 10
                                   : -1;
@@ -350,12 +350,12 @@ static json_t *parse_grant(const char *body, size_t n, struct grant *g, char *wh
     g->open_id = json_string_value(json_object_get(o, "open_id"));
     g->scope = json_string_value(json_object_get(o, "scope"));
     json_t *ei = json_object_get(o, "expires_in"), *rei = json_object_get(o, "refresh_expires_in");
-    const char *missing = !g->access                  ? "access_token"
-                          : !g->refresh               ? "refresh_token"
-                          : !g->open_id               ? "open_id"
-                          : !json_is_number(ei)       ? "expires_in"
-                          : !json_is_number(rei)      ? "refresh_expires_in"
-                                                      : NULL;
+    const char *missing = !g->access             ? "access_token"
+                          : !g->refresh          ? "refresh_token"
+                          : !g->open_id          ? "open_id"
+                          : !json_is_number(ei)  ? "expires_in"
+                          : !json_is_number(rei) ? "refresh_expires_in"
+                                                 : NULL;
     if (missing) {
         snprintf(why, wn, "TikTok's token response lacks a valid '%s'", missing);
         json_decref(o);
@@ -464,8 +464,8 @@ static int post_token_form(struct op *op, struct form *f, http_done_fn cb, const
     struct oauth *o = op->o;
     char url[1024];
     snprintf(url, sizeof url, "%s%s", o->c.api_url, path);
-    static const struct http_header hdrs[] = {
-        {"Content-Type", "application/x-www-form-urlencoded"}, {"Cache-Control", "no-cache"}};
+    static const struct http_header hdrs[] = {{"Content-Type", "application/x-www-form-urlencoded"},
+                                              {"Cache-Control", "no-cache"}};
     struct http_req req = {.method = "POST",
                            .url = url,
                            .headers = hdrs,
@@ -550,8 +550,9 @@ int oauth_begin(struct oauth *o, const char *name, const char *scopes, bool reau
         scopes = o->c.scopes;
     for (const char *p = scopes; *p; p++)
         if (!((*p >= 'a' && *p <= 'z') || *p == '.' || *p == ',' || *p == '_'))
-            return tikd_fail(e, TIKD_EINVAL, "invalid scopes '%s': expected e.g. "
-                                             "user.info.basic,video.publish",
+            return tikd_fail(e, TIKD_EINVAL,
+                             "invalid scopes '%s': expected e.g. "
+                             "user.info.basic,video.publish",
                              scopes);
     unsigned char raw[STATE_BYTES];
     char state[64], verifier[VERIFIER_LEN + 1], challenge[65];
@@ -673,7 +674,8 @@ static int consume_txn(struct store_txn *t, void *ctx)
                  c->tiktok_error);
         audit_append(t, "oauth", "oauth.rejected", detail);
         tikd_fail(c->e, TIKD_EINVAL, "TikTok did not authorize account %s: %s%s%.200s", c->name,
-                  c->tiktok_error, c->tiktok_desc ? ": " : "", c->tiktok_desc ? c->tiktok_desc : "");
+                  c->tiktok_error, c->tiktok_desc ? ": " : "",
+                  c->tiktok_desc ? c->tiktok_desc : "");
         return 1;
     }
     return 0;
@@ -742,8 +744,9 @@ int oauth_complete(struct oauth *o, const char *redirect, const char *expect_nam
         audit_now(o, "oauth.rejected", "reason=missing_state");
         return tikd_fail(e, TIKD_EINVAL, "the redirect has no state parameter; nothing changed");
     }
-    struct consume_ctx c = {o, state, expect_name, has_err ? err : NULL, has_desc ? desc : NULL,
-                            "", "", NULL, 0, NULL, e};
+    struct consume_ctx c = {
+        o,    state, expect_name, has_err ? err : NULL, has_desc ? desc : NULL, "", "", NULL, 0,
+        NULL, e};
     int rc = store_write(o->s, consume_commit, &c, e);
     OPENSSL_cleanse(state, sizeof state);
     if (rc == 0 && c.reject)
@@ -1089,8 +1092,8 @@ static int remove_txn(struct store_txn *t, void *ctx)
     if (rc == 0)
         rc = account_del(t, r->name);
     char detail[300];
-    snprintf(detail, sizeof detail, "account=%s open_id=%s revoked_at_tiktok=%s", a.name,
-             a.open_id, r->revoked ? "yes" : "no");
+    snprintf(detail, sizeof detail, "account=%s open_id=%s revoked_at_tiktok=%s", a.name, a.open_id,
+             r->revoked ? "yes" : "no");
     return rc ? rc : audit_append(t, "operator", "account.removed", detail);
 }
 
@@ -1191,8 +1194,8 @@ static void request_done(void *ud, const struct http_resp *r)
         /* a newer token saved meanwhile (a refresh elsewhere)? use it;
          * otherwise refresh once, then retry once */
         struct read_acct ra = {.name = op->name, .o = o, .want_access = true};
-        bool newer = store_read(o->s, read_acct_txn, &ra, NULL) == 0 && ra.access &&
-                     op->secret && strcmp(ra.access, op->secret) != 0;
+        bool newer = store_read(o->s, read_acct_txn, &ra, NULL) == 0 && ra.access && op->secret &&
+                     strcmp(ra.access, op->secret) != 0;
         if (newer && send_with_token(op, ra.access) == 0) {
             read_acct_free(&ra);
             return;
@@ -1223,20 +1226,22 @@ static int send_with_token(struct op *op, const char *token)
     return http_request(op->o->h, &req, request_done, op, &op->x, &e);
 }
 
-int oauth_request(struct oauth *o, const char *name, const struct http_req *req,
-                  http_done_fn done, void *ud, struct tikd_err *e)
+int oauth_request(struct oauth *o, const char *name, const struct http_req *req, http_done_fn done,
+                  void *ud, struct tikd_err *e)
 {
     if (req->body_file)
-        return tikd_fail(e, TIKD_EINVAL, "oauth_request: file bodies go to upload URLs, which "
-                                         "carry their own token");
+        return tikd_fail(e, TIKD_EINVAL,
+                         "oauth_request: file bodies go to upload URLs, which "
+                         "carry their own token");
     struct read_acct ra = {.name = name, .o = o, .want_access = true, .e = e};
     int rc = store_read(o->s, read_acct_txn, &ra, e);
     if (rc == TIKD_ENOTFOUND && !ra.a.id[0])
         return tikd_fail(e, rc, "no account named %s", name);
     if (rc == 0 && ra.a.state != ACCT_ACTIVE) {
         read_acct_free(&ra);
-        return tikd_fail(e, TIKD_EINVAL, "account %s is %s%s%s: connect it again with `tikd "
-                                         "account reauth %s`",
+        return tikd_fail(e, TIKD_EINVAL,
+                         "account %s is %s%s%s: connect it again with `tikd "
+                         "account reauth %s`",
                          name, account_state_name(ra.a.state), ra.a.reason[0] ? ": " : "",
                          ra.a.reason, name);
     }

@@ -84,13 +84,13 @@ int oauth_remove(struct oauth *o, const char *name, oauth_done_fn done, void *ud
 
 /* Mark the account with this open_id (or name) revoked or needs_reauth,
  * e.g. from an authorization.removed webhook. TIKD_ENOTFOUND if unknown. */
-int oauth_mark(struct oauth *o, const char *open_id_or_name, enum acct_state st,
-               const char *reason, struct tikd_err *e);
+int oauth_mark(struct oauth *o, const char *open_id_or_name, enum acct_state st, const char *reason,
+               struct tikd_err *e);
 
 /* An API request on behalf of account `name`: Authorization is added here
  * from the vault. The response goes to done as from http_request(). */
-int oauth_request(struct oauth *o, const char *name, const struct http_req *req,
-                  http_done_fn done, void *ud, struct tikd_err *e);
+int oauth_request(struct oauth *o, const char *name, const struct http_req *req, http_done_fn done,
+                  void *ud, struct tikd_err *e);
 
 /* Operations in flight (refreshes, exchanges, requests). */
 size_t oauth_in_flight(const struct oauth *o);

@@ -15,12 +15,8 @@
 #include <sys/stat.h>
 
 static const char *const db_names[STORE_DB__COUNT] = {
-    [STORE_DB_META] = "meta",
-    [STORE_DB_AUDIT] = "audit",
-    [STORE_DB_KV] = "kv",
-    [STORE_DB_VAULT] = "vault",
-    [STORE_DB_ACCOUNTS] = "accounts",
-    [STORE_DB_OAUTH] = "oauth_states",
+    [STORE_DB_META] = "meta",   [STORE_DB_AUDIT] = "audit",       [STORE_DB_KV] = "kv",
+    [STORE_DB_VAULT] = "vault", [STORE_DB_ACCOUNTS] = "accounts", [STORE_DB_OAUTH] = "oauth_states",
 };
 
 struct store {
@@ -244,15 +240,17 @@ uint64_t store_be64_get(const unsigned char in[8])
 
 static const char SCHEMA_KEY[] = "schema_version";
 
+/* ctx non-NULL: create missing databases (a write transaction). Without it
+ * a missing one is TIKD_ENOTFOUND, or an empty stand-in when read-only. */
 static int open_dbs(struct store_txn *t, void *ctx)
 {
-    (void)ctx;
-    unsigned flags = t->s->readonly ? 0 : MDB_CREATE;
+    bool create = ctx != NULL;
+    unsigned flags = create ? MDB_CREATE : 0;
     for (int i = 0; i < STORE_DB__COUNT; i++) {
         int rc = mdb_dbi_open(t->txn, db_names[i], flags, &t->s->dbi[i]);
-        if (rc == MDB_NOTFOUND && t->s->readonly) {
-            if (i == STORE_DB_META)
-                return TIKD_ENOTFOUND; /* a fresh, never-written data dir */
+        if (rc == MDB_NOTFOUND && !create) {
+            if (i == STORE_DB_META || !t->s->readonly)
+                return TIKD_ENOTFOUND; /* fresh, or to be created */
             t->s->dbi[i] = NO_DBI;     /* written by a tikd without it: empty */
             continue;
         }
@@ -375,8 +373,14 @@ int store_open(struct store **out, const struct store_opts *o, struct tikd_err *
         if (rc == 0)
             rc = store_read(s, check_schema, &sc, e);
     } else {
-        rc = store_write(s, open_dbs, NULL, e);
+        /* write only when something must change: opening an up-to-date
+         * database leaves its file untouched */
+        rc = store_read(s, open_dbs, NULL, e);
+        if (rc == TIKD_ENOTFOUND)
+            rc = store_write(s, open_dbs, s, e);
         if (rc == 0)
+            rc = store_read(s, check_schema, &sc, e);
+        if (rc == 0 && sc.found != STORE_SCHEMA_VERSION)
             rc = store_write(s, migrate, &sc, e);
     }
     if (rc != 0)

@@ -20,12 +20,12 @@
 /* The named databases, opened once at store_open(). Append only: the order
  * is not persisted, the names are. */
 enum store_db {
-    STORE_DB_META,  /* schema version, audit head, small engine facts */
-    STORE_DB_AUDIT, /* hash-chained audit records, key = big-endian seq */
-    STORE_DB_KV,    /* per-rule key/value, key = rule '\0' key */
-    STORE_DB_VAULT, /* sealed secrets, key = owner '\0' field (also their AAD) */
+    STORE_DB_META,     /* schema version, audit head, small engine facts */
+    STORE_DB_AUDIT,    /* hash-chained audit records, key = big-endian seq */
+    STORE_DB_KV,       /* per-rule key/value, key = rule '\0' key */
+    STORE_DB_VAULT,    /* sealed secrets, key = owner '\0' field (also their AAD) */
     STORE_DB_ACCOUNTS, /* account name -> JSON record */
-    STORE_DB_OAUTH, /* sha256(state) -> pending authorization (JSON) */
+    STORE_DB_OAUTH,    /* sha256(state) -> pending authorization (JSON) */
     STORE_DB__COUNT
 };
 

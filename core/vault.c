@@ -18,11 +18,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define KEY_LEN 32
+#define KEY_LEN   32
 #define NONCE_LEN 12
-#define TAG_LEN 16
-#define MAX_KEYS 64
-#define MAX_ID 32
+#define TAG_LEN   16
+#define MAX_KEYS  64
+#define MAX_ID    32
 
 struct vkey {
     char id[MAX_ID + 1];
@@ -293,8 +293,8 @@ int vault_put(struct vault *v, struct store_txn *t, const char *owner, const cha
     return rc ? tikd_fail(e, rc, "vault: storing a record failed") : 0;
 }
 
-int vault_get(struct vault *v, struct store_txn *t, const char *owner, const char *field,
-              char **pt, size_t *n, struct tikd_err *e)
+int vault_get(struct vault *v, struct store_txn *t, const char *owner, const char *field, char **pt,
+              size_t *n, struct tikd_err *e)
 {
     char aad[512];
     size_t al = make_aad(owner, field, aad, sizeof aad);
@@ -464,8 +464,8 @@ int vault_keyfile_create(const char *path, char *id_out, size_t n, struct tikd_e
     static const char hdr[] = "# tikd vault keys: KEY_ID BASE64_KEY, one per line; the last one "
                               "seals new records.\n# Keep a copy somewhere safe: without it the "
                               "stored tokens cannot be read.\n";
-    int bad = write_all(fd, hdr, sizeof hdr - 1) || write_all(fd, line, strlen(line)) ||
-              fsync(fd) != 0;
+    int bad =
+        write_all(fd, hdr, sizeof hdr - 1) || write_all(fd, line, strlen(line)) || fsync(fd) != 0;
     OPENSSL_cleanse(line, sizeof line);
     close(fd);
     return bad ? tikd_fail(e, TIKD_EIO, "vault: writing %s failed", path) : 0;
@@ -486,7 +486,6 @@ int vault_keyfile_add(const char *path, char *id_out, size_t n, struct tikd_err 
     OPENSSL_cleanse(line, sizeof line);
     if (fd >= 0)
         close(fd);
-    return bad ? tikd_fail(e, TIKD_EIO, "vault: appending to %s failed: %s", path,
-                           strerror(errno))
+    return bad ? tikd_fail(e, TIKD_EIO, "vault: appending to %s failed: %s", path, strerror(errno))
                : 0;
 }

@@ -43,8 +43,8 @@ int vault_put(struct vault *v, struct store_txn *t, const char *owner, const cha
 /* Open the record of (owner, field): *pt is a new NUL-terminated buffer the
  * caller releases with vault_wipe_free(). TIKD_ENOTFOUND if there is none,
  * TIKD_ECORRUPT if it does not open (moved, edited, or an unknown key). */
-int vault_get(struct vault *v, struct store_txn *t, const char *owner, const char *field,
-              char **pt, size_t *n, struct tikd_err *e);
+int vault_get(struct vault *v, struct store_txn *t, const char *owner, const char *field, char **pt,
+              size_t *n, struct tikd_err *e);
 
 /* Delete every record of owner (all fields). */
 int vault_del_owner(struct store_txn *t, const char *owner);

@@ -91,7 +91,11 @@ def site(tmp_path):
     shutil.copytree(os.path.join(REPO, "rules"), rules)
     cfg = tmp_path / "tikd.conf.lua"
     cfg.write_text('data_dir = "data"\nrules_dir = "rules"\n'
-                   'scripts_dir = "%s/scripts"\nshutdown_grace = 2\n' % REPO)
+                   'scripts_dir = "%s/scripts"\nshutdown_grace = 2\n'
+                   'listen = { "127.0.0.1:0" }\n'
+                   'vault = { key_file = "vault.keys" }\n' % REPO)
+    r = run_tikd("vault", "init", config=cfg)
+    assert r.returncode == 0, r.stderr
     return tmp_path
 
 

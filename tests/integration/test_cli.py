@@ -57,6 +57,30 @@ def test_bad_config_is_refused_at_start(site):
     assert not (site / "data").exists()  # nothing was created
 
 
+def test_missing_or_wrong_vault_key_stops_tikd_before_anything_changes(site):
+    cfg = site / "tikd.conf.lua"
+    (site / "vault.keys").chmod(0o644)
+    r = run_tikd("run", config=cfg)
+    assert r.returncode == 1 and "mode 0644" in r.stderr and "chmod 600" in r.stderr
+    assert not (site / "data").exists()
+    (site / "vault.keys").unlink()
+    r = run_tikd("run", config=cfg)
+    assert r.returncode == 1 and "tikd vault init" in r.stderr
+    # a database sealed under one key refuses another
+    assert run_tikd("vault", "init", config=cfg).returncode == 0
+    assert run_tikd("backup", str(site / "b0"), config=cfg).returncode == 1  # no db yet
+    first = (site / "vault.keys").read_text()
+    d0 = run_tikd("vault", "rotate-key", config=cfg)
+    assert d0.returncode == 0, d0.stderr
+    (site / "vault.keys").unlink()
+    assert run_tikd("vault", "init", config=cfg).returncode == 0
+    assert (site / "vault.keys").read_text() != first
+    before = (site / "data" / "data.mdb").read_bytes()
+    r = run_tikd("run", config=cfg)
+    assert r.returncode == 1 and "do not open this database" in r.stderr
+    assert (site / "data" / "data.mdb").read_bytes() == before
+
+
 def test_daemon_lifecycle(site, daemon):
     d = daemon()
     d.wait_for(r"event=rules\.loaded gen=1 .*rules/hello\.lua")

@@ -1,0 +1,443 @@
+/* server.c - libmicrohttpd driven by libev (see server.h).
+ *
+ * Why libmicrohttpd: a small, long-maintained C server (GNU) that parses HTTP
+ * correctly (chunked bodies, pipelining, limits) and can run with no thread
+ * of its own, handing its epoll descriptor to our loop. We create the
+ * listening socket ourselves (so unix sockets and port 0 work the same way)
+ * and pass it in. */
+#include "server.h"
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ev.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define MAX_BODY   (1024 * 1024)
+#define MAX_ROUTES 32
+
+struct route {
+    char method[8];
+    char path[256];
+    srv_handler fn;
+    void *ud;
+};
+
+struct server {
+    struct ev_loop *loop;
+    struct MHD_Daemon *d;
+    int lfd, port;
+    ev_io io;
+    ev_timer timer, kick;
+    struct route routes[MAX_ROUTES];
+    int nroutes;
+    char unix_path[108];
+    struct srv_req *waiting; /* suspended, answer pending */
+};
+
+struct srv_req {
+    struct server *s;
+    struct MHD_Connection *c;
+    char method[16];
+    char path[512];
+    char *body;
+    size_t body_len;
+    bool too_big, dispatched, suspended, answered;
+    char *query;
+    struct MHD_Response *resp;
+    int status;
+    struct srv_req *wprev, *wnext;
+};
+
+static void unwait(struct srv_req *r)
+{
+    if (r->wprev)
+        r->wprev->wnext = r->wnext;
+    else if (r->s->waiting == r)
+        r->s->waiting = r->wnext;
+    if (r->wnext)
+        r->wnext->wprev = r->wprev;
+    r->wprev = r->wnext = NULL;
+}
+
+static void server_kick(struct server *s);
+
+/* ---- driving MHD from libev -------------------------------------------- */
+
+static void rearm(struct server *s)
+{
+    MHD_UNSIGNED_LONG_LONG ms;
+    ev_timer_stop(s->loop, &s->timer);
+    if (MHD_get_timeout(s->d, &ms) == MHD_YES) {
+        ev_timer_set(&s->timer, (double)ms / 1000.0, 0.);
+        ev_timer_start(s->loop, &s->timer);
+    }
+}
+
+static void run_mhd(struct server *s)
+{
+    MHD_run(s->d);
+    rearm(s);
+}
+
+static void on_io(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    run_mhd(w->data);
+}
+
+static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    run_mhd(w->data);
+}
+
+/* After a resume, MHD must run again; never from inside its own callbacks,
+ * so a zero timer does it on the next loop iteration. */
+static void server_kick(struct server *s)
+{
+    if (!ev_is_active(&s->kick)) {
+        ev_timer_set(&s->kick, 0., 0.);
+        ev_timer_start(s->loop, &s->kick);
+    }
+}
+
+/* ---- requests ---------------------------------------------------------------- */
+
+const char *srv_method(const struct srv_req *r)
+{
+    return r->method;
+}
+
+const char *srv_path(const struct srv_req *r)
+{
+    return r->path;
+}
+
+const char *srv_body(const struct srv_req *r, size_t *len)
+{
+    if (len)
+        *len = r->body_len;
+    return r->body ? r->body : "";
+}
+
+const char *srv_header(const struct srv_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->c, MHD_HEADER_KIND, name);
+}
+
+struct qbuild {
+    char *p;
+    size_t n, cap;
+    int oom;
+};
+
+static void qput(struct qbuild *q, const char *s, bool encode)
+{
+    for (; s && *s; s++) {
+        if (q->n + 4 > q->cap) {
+            size_t nc = q->cap ? q->cap * 2 : 256;
+            char *g = realloc(q->p, nc);
+            if (!g) {
+                q->oom = 1;
+                return;
+            }
+            q->p = g;
+            q->cap = nc;
+        }
+        unsigned char c = (unsigned char)*s;
+        if (!encode || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+            c == '-' || c == '.' || c == '_' || c == '~')
+            q->p[q->n++] = (char)c;
+        else
+            q->n += (size_t)sprintf(q->p + q->n, "%%%02X", c);
+    }
+}
+
+static enum MHD_Result qarg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    struct qbuild *q = cls;
+    if (q->n)
+        qput(q, "&", false);
+    qput(q, key, true);
+    qput(q, "=", false);
+    qput(q, value ? value : "", true);
+    return MHD_YES;
+}
+
+const char *srv_query(struct srv_req *r)
+{
+    if (!r->query) {
+        struct qbuild q = {0};
+        MHD_get_connection_values(r->c, MHD_GET_ARGUMENT_KIND, qarg, &q);
+        qput(&q, "", false);
+        if (q.oom || !q.p) {
+            free(q.p);
+            return "";
+        }
+        q.p[q.n] = '\0';
+        r->query = q.p;
+    }
+    return r->query;
+}
+
+void srv_respond(struct srv_req *r, int status, const char *content_type, const char *body)
+{
+    if (r->answered)
+        return;
+    r->answered = true;
+    r->status = status;
+    r->resp = MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (r->resp) {
+        MHD_add_response_header(r->resp, "Content-Type", content_type);
+        MHD_add_response_header(r->resp, "Cache-Control", "no-store");
+        MHD_add_response_header(r->resp, "X-Content-Type-Options", "nosniff");
+    }
+    if (r->suspended) {
+        r->suspended = false;
+        unwait(r);
+        MHD_resume_connection(r->c);
+        server_kick(r->s);
+    }
+}
+
+static const struct route *find_route(struct server *s, const char *method, const char *path,
+                                      bool *path_known)
+{
+    *path_known = false;
+    for (int i = 0; i < s->nroutes; i++) {
+        if (strcmp(s->routes[i].path, path) != 0)
+            continue;
+        *path_known = true;
+        if (strcmp(s->routes[i].method, method) == 0)
+            return &s->routes[i];
+    }
+    return NULL;
+}
+
+static enum MHD_Result queue(struct srv_req *r)
+{
+    enum MHD_Result ok = r->resp ? MHD_queue_response(r->c, (unsigned)r->status, r->resp) : MHD_NO;
+    if (r->resp)
+        MHD_destroy_response(r->resp);
+    r->resp = NULL;
+    return ok;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    struct server *s = cls;
+    struct srv_req *r = *con_cls;
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r)
+            return MHD_NO;
+        r->s = s;
+        r->c = c;
+        snprintf(r->method, sizeof r->method, "%s", method);
+        snprintf(r->path, sizeof r->path, "%s", url);
+        *con_cls = r;
+        return MHD_YES;
+    }
+    if (*upload_size) { /* body bytes arrive in pieces */
+        if (!r->too_big && r->body_len + *upload_size <= MAX_BODY) {
+            char *g = realloc(r->body, r->body_len + *upload_size + 1);
+            if (g) {
+                r->body = g;
+                memcpy(r->body + r->body_len, upload_data, *upload_size);
+                r->body_len += *upload_size;
+                r->body[r->body_len] = '\0';
+            } else {
+                r->too_big = true;
+            }
+        } else {
+            r->too_big = true;
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (r->answered)
+        return queue(r); /* resumed after an async answer */
+    if (r->dispatched)
+        return MHD_YES;
+    r->dispatched = true;
+    if (r->too_big) {
+        srv_respond(r, 413, "text/plain", "request body too large\n");
+        return queue(r);
+    }
+    bool known;
+    const struct route *rt = find_route(s, r->method, r->path, &known);
+    if (!rt) {
+        srv_respond(r, known ? 405 : 404, "text/plain",
+                    known ? "method not allowed\n" : "not found\n");
+        return queue(r);
+    }
+    rt->fn(rt->ud, r);
+    if (r->answered)
+        return queue(r);
+    r->suspended = true;
+    r->wnext = s->waiting;
+    if (s->waiting)
+        s->waiting->wprev = r;
+    s->waiting = r;
+    MHD_suspend_connection(c);
+    return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)c;
+    (void)toe;
+    struct srv_req *r = *con_cls;
+    if (!r)
+        return;
+    if (r->resp)
+        MHD_destroy_response(r->resp);
+    free(r->body);
+    free(r->query);
+    free(r);
+    *con_cls = NULL;
+}
+
+/* ---- lifecycle ----------------------------------------------------------------- */
+
+static int bind_listen(const char *addr, int *port, char *unix_path, size_t upn, struct tikd_err *e)
+{
+    int fd;
+    if (strncmp(addr, "unix:", 5) == 0) {
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        snprintf(sa.sun_path, sizeof sa.sun_path, "%s", addr + 5);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        unlink(sa.sun_path);
+        if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 64) != 0) {
+            if (fd >= 0)
+                close(fd);
+            return tikd_fail(e, TIKD_EIO, "server: cannot listen on %s: %s", addr, strerror(errno));
+        }
+        snprintf(unix_path, upn, "%s", sa.sun_path);
+        *port = 0;
+        return fd;
+    }
+    char host[256];
+    snprintf(host, sizeof host, "%s", addr);
+    char *colon = strrchr(host, ':');
+    if (!colon)
+        return tikd_fail(e, TIKD_EINVAL, "server: bad listen address %s", addr);
+    *colon = '\0';
+    const char *h = host;
+    if (h[0] == '[') { /* [::1]:8787 */
+        h++;
+        host[strlen(host) - 1] = '\0';
+    }
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *ai;
+    int gai = getaddrinfo(h, colon + 1, &hints, &ai);
+    if (gai != 0)
+        return tikd_fail(e, TIKD_EINVAL, "server: cannot resolve %s: %s", addr, gai_strerror(gai));
+    fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd >= 0)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 128) != 0) {
+        int err = errno;
+        freeaddrinfo(ai);
+        if (fd >= 0)
+            close(fd);
+        return tikd_fail(e, TIKD_EIO, "server: cannot listen on %s: %s", addr, strerror(err));
+    }
+    freeaddrinfo(ai);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    getsockname(fd, (struct sockaddr *)&ss, &sl);
+    *port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                           : ((struct sockaddr_in *)&ss)->sin_port);
+    return fd;
+}
+
+int server_new(struct server **out, struct ev_loop *loop, const char *listen_addr,
+               struct tikd_err *e)
+{
+    *out = NULL;
+    struct server *s = calloc(1, sizeof *s);
+    if (!s)
+        return tikd_fail(e, TIKD_ENOMEM, "server: out of memory");
+    s->loop = loop;
+    s->lfd = bind_listen(listen_addr, &s->port, s->unix_path, sizeof s->unix_path, e);
+    if (s->lfd < 0) {
+        free(s);
+        return e ? e->code : TIKD_EIO;
+    }
+    s->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL, on_request, s,
+                            MHD_OPTION_LISTEN_SOCKET, s->lfd, MHD_OPTION_NOTIFY_COMPLETED,
+                            on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)512, MHD_OPTION_END);
+    const union MHD_DaemonInfo *di =
+        s->d ? MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
+    if (!di) {
+        if (s->d)
+            MHD_stop_daemon(s->d);
+        close(s->lfd);
+        free(s);
+        return tikd_fail(e, TIKD_EIO, "server: libmicrohttpd failed to start on %s", listen_addr);
+    }
+    ev_io_init(&s->io, on_io, di->epoll_fd, EV_READ);
+    s->io.data = s;
+    ev_io_start(loop, &s->io);
+    ev_init(&s->timer, on_timer);
+    s->timer.data = s;
+    ev_init(&s->kick, on_timer);
+    s->kick.data = s;
+    TLOG(TLOG_INFO, "server.listening", LSTR("addr", listen_addr), LINT("port", s->port));
+    *out = s;
+    return 0;
+}
+
+void server_free(struct server *s)
+{
+    if (!s)
+        return;
+    while (s->waiting) /* answer what waits, so no connection stays suspended */
+        srv_respond(s->waiting, 503, "text/plain", "tikd is shutting down\n");
+    MHD_run(s->d);
+    ev_io_stop(s->loop, &s->io);
+    ev_timer_stop(s->loop, &s->timer);
+    ev_timer_stop(s->loop, &s->kick);
+    MHD_stop_daemon(s->d);
+    close(s->lfd);
+    if (s->unix_path[0])
+        unlink(s->unix_path);
+    free(s);
+}
+
+int server_port(const struct server *s)
+{
+    return s->port;
+}
+
+int server_route(struct server *s, const char *method, const char *path, srv_handler fn, void *ud)
+{
+    if (s->nroutes == MAX_ROUTES)
+        return TIKD_EFULL;
+    struct route *r = &s->routes[s->nroutes++];
+    snprintf(r->method, sizeof r->method, "%s", method);
+    snprintf(r->path, sizeof r->path, "%s", path);
+    r->fn = fn;
+    r->ud = ud;
+    return 0;
+}
