@@ -4,6 +4,7 @@
 #include "engine.h"
 
 #include <ev.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,6 +193,56 @@ static int remove_cmd(struct cli *c, int argc, char **argv)
     return rc ? 1 : 0;
 }
 
+struct check_ctx {
+    int done;
+    long status;
+    char out[700];
+};
+
+static void check_done(void *ud, const struct http_resp *r)
+{
+    struct check_ctx *cc = ud;
+    cc->done = 1;
+    cc->status = r->out.action == POL_OK ? r->status : 0;
+    if (r->out.action != POL_OK) {
+        snprintf(cc->out, sizeof cc->out, "%s (code %s, log_id %s)", r->out.message, r->out.code,
+                 r->out.log_id);
+        return;
+    }
+    json_t *o = json_loadb(r->body, r->body_len, 0, NULL);
+    json_t *u = json_object_get(json_object_get(o, "data"), "user");
+    const char *dn = json_string_value(json_object_get(u, "display_name"));
+    const char *oid = json_string_value(json_object_get(u, "open_id"));
+    snprintf(cc->out, sizeof cc->out, "ok: %s (open_id %s)", dn ? dn : "?", oid ? oid : "?");
+    json_decref(o);
+}
+
+/* account check NAME: one authorized call (user info) proves the token
+ * works end to end; the token itself never leaves C. */
+static int check(struct cli *c, int argc, char **argv)
+{
+    if (argc != 2)
+        return cli_usage_error(&cmd_account, "expected: account check NAME");
+    struct engine en;
+    if (engine_open(c, &en, ENG_NET))
+        return 1;
+    char url[1024];
+    snprintf(url, sizeof url, "%s/v2/user/info/?fields=open_id,display_name", c->cfg.api_url);
+    struct http_req req = {.method = "GET", .url = url, .retry = HTTP_RETRY_ALL};
+    struct check_ctx cc = {0};
+    struct tikd_err e = {0};
+    int rc = oauth_request(en.oauth, argv[1], &req, check_done, &cc, &e);
+    if (rc != 0) {
+        fprintf(stderr, "tikd: %s\n", e.msg);
+    } else {
+        engine_wait(&en, &cc.done);
+        rc = cc.status == 200 ? 0 : 1;
+        fprintf(rc ? stderr : stdout, "%s%s: %s\n", rc ? "tikd: " : "", argv[1], cc.out);
+    }
+    engine_close(&en);
+    return rc ? 1 : 0;
+}
+
 static int run_account(struct cli *c, int argc, char **argv)
 {
     if (argc < 2)
@@ -209,11 +260,13 @@ static int run_account(struct cli *c, int argc, char **argv)
         return show(c, argc - 1, argv + 1);
     if (strcmp(sub, "remove") == 0)
         return remove_cmd(c, argc - 1, argv + 1);
+    if (strcmp(sub, "check") == 0)
+        return check(c, argc - 1, argv + 1);
     return cli_usage_error(&cmd_account, "unknown subcommand '%s'", sub);
 }
 
 const struct cli_cmd cmd_account = {
-    "account", run_account, "account add|reauth|complete|list|show|remove ...",
+    "account", run_account, "account add|reauth|complete|list|show|check|remove",
     "connect TikTok accounts and look after them",
     "  account add NAME [--scopes S]   start connecting a new account: prints the URL to open\n"
     "  account reauth NAME             connect an existing account again\n"
@@ -222,6 +275,7 @@ const struct cli_cmd cmd_account = {
     "  account list                    every account: state, open_id, token expiries, scopes\n"
     "  account show NAME               one account in detail\n"
     "  account remove NAME             revoke at TikTok, then delete its tokens and record\n"
+    "  account check NAME              one authorized call (user info) to prove the token works\n"
     "Tokens are never printed. See docs/accounts.md.\n"};
 
 /* ---- vault ------------------------------------------------------------------ */

@@ -426,11 +426,11 @@ static int store_grant_txn(struct store_txn *t, void *ctx)
     if (rc == 0)
         rc = vault_put(o->v, t, a.id, "refresh_token", g->refresh, strlen(g->refresh), sg->e);
     bool rotated = !sg->old_refresh || strcmp(sg->old_refresh, g->refresh) != 0;
+    bool refresh = strcmp(sg->event, "oauth.refreshed") == 0;
     snprintf(sg->detail, sizeof sg->detail,
-             "account=%s open_id=%s scopes=%s access_expires_in=%.0f refresh_expires_in=%.0f "
-             "refresh_rotated=%s",
+             "account=%s open_id=%s scopes=%s access_expires_in=%.0f refresh_expires_in=%.0f%s%s",
              a.name, a.open_id, a.scopes, g->expires_in, g->refresh_expires_in,
-             rotated ? "yes" : "no");
+             refresh ? " refresh_rotated=" : "", refresh ? (rotated ? "yes" : "no") : "");
     if (rc == 0)
         rc = audit_append(t, "oauth", sg->event, sg->detail);
     return rc;
@@ -1274,7 +1274,11 @@ int oauth_request(struct oauth *o, const char *name, const struct http_req *req,
     }
     op->req.headers = op->hdrs;
     op->req.tiktok = true;
-    bool refresh_first = ra.a.access_expires_at - clock_now() < 60;
+    /* about to expire: refresh first (same window as the sweep, so short-
+     * lived test tokens are not refreshed on every request) */
+    double window =
+        ra.a.access_lifetime > 0 && ra.a.access_lifetime / 4 < 60 ? ra.a.access_lifetime / 4 : 60;
+    bool refresh_first = ra.a.access_expires_at - clock_now() < window;
     rc = !op->url || !op->method || !op->hdrs || (req->body_len && !op->body) ? TIKD_ENOMEM : 0;
     if (rc == 0 && refresh_first) {
         op->tries = 2; /* the refresh counts as the one allowed */

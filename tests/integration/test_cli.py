@@ -9,7 +9,7 @@ from conftest import run_tikd
 
 def test_usage_errors_exit_2():
     for args in ([], ["bogus"], ["--bogus", "run"], ["run", "extra"], ["rules"],
-                 ["rules", "frobnicate"], ["backup"], ["audit", "list"], ["version", "x"],
+                 ["rules", "frobnicate"], ["backup"], ["audit", "frob"], ["version", "x"],
                  ["--config"]):
         r = run_tikd(*args)
         assert r.returncode == 2, (args, r.stdout, r.stderr)

@@ -1,0 +1,271 @@
+"""Accounts and OAuth (Login Kit v2) end to end against the fake TikTok: the
+callback page, `account complete`, both token-lifetime regimes, rejected
+states, refresh before expiry with short-lived tokens and strict rotation,
+invalid_grant, revocation (by `account remove` and by webhook), key rotation,
+and, at the end of each test, no token the fake issued anywhere in the
+database, the logs or the command output."""
+import os
+import re
+import signal
+import socket
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from conftest import Daemon, run_tikd
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "fake"))
+import fakectl  # noqa: E402
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Site:
+    """A tikd config pointed at a fake, plus everything tikd printed."""
+
+    def __init__(self, root, fake, extra=""):
+        self.root, self.fake = root, fake
+        self.port = free_port()
+        self.redirect = "http://127.0.0.1:%d/oauth/callback" % self.port
+        self.cfg = root / "tikd.conf.lua"
+        self.cfg.write_text(self.cfg.read_text() + """
+listen = { "127.0.0.1:%d" }
+oauth = { sweep_interval = 0.5 }
+tiktok = { client_key = "fake_client_key", api_url = "%s",
+           auth_url = "%s/v2/auth/authorize/", redirect_uri = "%s" }
+%s""" % (self.port, fake.base_url, fake.base_url, self.redirect, extra))
+        self.env = {"TIKD_CLIENT_SECRET": "fake_client_secret"}
+        self.output = []
+        self.daemons = []
+
+    def tikd(self, *args):
+        r = run_tikd(*args, config=self.cfg, env=self.env)
+        self.output += [r.stdout, r.stderr]
+        return r
+
+    def start(self):
+        d = Daemon(self.cfg, env=self.env)
+        self.daemons.append(d)
+        d.wait_for(r"event=daemon\.ready")
+        return d
+
+    def authorize_url(self, name, reauth=False):
+        r = self.tikd("account", "reauth" if reauth else "add", name)
+        assert r.returncode == 0, r.stderr
+        return re.search(r"^\s+(http\S+/v2/auth/authorize/\S+)$", r.stdout, re.M).group(1)
+
+    def approve(self, url, user=None):
+        """The browser: the fake's authorize page redirects back with a code."""
+        if user:
+            url += "&fake_user=" + user
+        resp = fakectl.http_request("GET", url)
+        assert resp.status == 302, resp
+        return resp.headers["location"]
+
+    def accounts(self):
+        r = self.tikd("account", "list")
+        assert r.returncode == 0, r.stderr
+        rows = {}
+        for line in r.stdout.splitlines()[1:]:
+            f = line.split()
+            rows[f[0]] = {"state": f[1], "open_id": f[2]}
+        return rows
+
+    def audit(self):
+        return self.tikd("audit", "list", "--last", "1000").stdout
+
+    def assert_no_token_leaked(self):
+        for d in self.daemons:
+            if d.proc.poll() is None:
+                d.stop()
+        tokens = [t for t in self.fake.ctl.tokens()["all"] if len(t) >= 8]
+        assert tokens, "the fake issued no token"
+        blobs = [(self.root / "data" / "data.mdb").read_bytes()]
+        texts = self.output + ["\n".join(d.lines) for d in self.daemons]
+        for t in tokens:
+            for b in blobs:
+                assert t.encode() not in b, "a token is in the database file"
+            for text in texts:
+                assert t not in text, "a token is in tikd's output or logs"
+
+
+@pytest.fixture
+def fake():
+    f = fakectl.InProcessFake()
+    f.start()
+    yield f
+    f.stop()
+
+
+@pytest.fixture
+def s(site, fake):
+    st = Site(site, fake)
+    yield st
+    for d in st.daemons:
+        if d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait()
+
+
+def test_connect_through_the_callback_page(s):
+    d = s.start()
+    location = s.approve(s.authorize_url("alice"))
+    assert location.startswith(s.redirect + "?")
+    page = urllib.request.urlopen(location, timeout=10)
+    html = page.read().decode()
+    assert page.status == 200 and "Account connected" in html and "alice" in html
+    acct = s.accounts()["alice"]
+    assert acct["state"] == "active" and acct["open_id"] == "-000FakeAcctOne000000000000001"
+    r = s.tikd("account", "check", "alice")
+    assert r.returncode == 0 and "Account One" in r.stdout, r.stderr
+    # the code exchange sent the redirect URI byte for byte and a PKCE verifier
+    assert "oauth.connected" in s.audit()
+    # a replayed callback is refused with a page, and changes nothing
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(location, timeout=10)
+    assert err.value.code == 400 and "already used" in err.value.read().decode()
+    assert d.proc.poll() is None
+    s.assert_no_token_leaked()
+
+
+@pytest.mark.parametrize("life", [(86400, 31536000), (7200, 15552000)])
+def test_lifetimes_come_from_the_response(s, life):
+    s.fake.ctl.set_config(access_token_ttl_sec=life[0], refresh_token_ttl_sec=life[1])
+    r = s.tikd("account", "complete", "alice", s.approve(s.authorize_url("alice")))
+    assert r.returncode == 0, r.stderr
+    assert "access token for %d s" % life[0] in r.stdout
+    assert "refresh token for %d days" % (life[1] // 86400) in r.stdout
+    show = s.tikd("account", "show", "alice").stdout
+    exp = re.search(r"access expires:\s+(\S+)", show).group(1)
+    left = time.mktime(time.strptime(exp, "%Y-%m-%dT%H:%M:%SZ")) - time.mktime(time.gmtime())
+    assert abs(left - life[0]) < 5
+    s.assert_no_token_leaked()
+
+
+def test_bad_states_are_rejected_and_change_nothing(s):
+    good = s.approve(s.authorize_url("alice"))
+    bob = s.approve(s.authorize_url("bob"), user="acct_two")
+    before = s.accounts()
+    # forged: a state tikd never issued
+    forged = re.sub(r"state=[^&]+", "state=forged-state-value-0123456789abcdefghij", good)
+    r = s.tikd("account", "complete", "alice", forged)
+    assert r.returncode == 1 and "unknown or was already used" in r.stderr
+    # missing state, TikTok's error parameter
+    r = s.tikd("account", "complete", "alice", re.sub(r"&?state=[^&]+", "", good))
+    assert r.returncode == 1 and "no state" in r.stderr
+    # another account's state: refused, and bob's authorization still works
+    r = s.tikd("account", "complete", "alice", bob)
+    assert r.returncode == 1 and "started for account bob, not alice" in r.stderr
+    assert s.accounts() == before
+    assert s.tikd("account", "complete", "bob", bob).returncode == 0
+    # replayed
+    assert s.tikd("account", "complete", "alice", good).returncode == 0
+    r = s.tikd("account", "complete", "alice", good)
+    assert r.returncode == 1 and "already used" in r.stderr
+    # a user who denies
+    denied = s.approve(s.authorize_url("carol") + "&fake_deny=1")
+    r = s.tikd("account", "complete", "carol", denied)
+    assert r.returncode == 1 and "access_denied" in r.stderr
+    assert s.accounts()["carol"]["state"] == "pending"
+    audit = s.audit()
+    for reason in ("unknown_state", "missing_state", "other_account", "tiktok_error"):
+        assert "reason=" + reason in audit, reason
+    s.assert_no_token_leaked()
+
+
+def test_expired_state(s):
+    s.cfg.write_text(s.cfg.read_text() + "oauth = { state_ttl = 1, sweep_interval = 0.5 }\n")
+    url = s.authorize_url("alice")
+    location = s.approve(url)
+    time.sleep(1.5)  # the state's whole life; not a timing assertion
+    r = s.tikd("account", "complete", "alice", location)
+    assert r.returncode == 1 and "expired" in r.stderr
+    assert s.accounts()["alice"]["state"] == "pending"
+    assert "reason=expired_state" in s.audit()
+
+
+@pytest.mark.parametrize("rotation", [True, False])
+def test_refresh_before_expiry_with_short_tokens(s, rotation):
+    s.fake.ctl.set_config(access_token_ttl_sec=4, refresh_token_rotation=rotation)
+    assert s.tikd("account", "complete", "alice", s.approve(s.authorize_url("alice"))).returncode == 0
+    d = s.start()
+    deadline = time.monotonic() + 10
+    checks = 0
+    while time.monotonic() < deadline:
+        r = s.tikd("account", "check", "alice")
+        assert r.returncode == 0, r.stderr
+        checks += 1
+    reqs = s.fake.ctl.ledger()["requests"]
+    info = [q for q in reqs if q["path"].startswith("/v2/user/info/")]
+    refreshes = [q for q in reqs if q["path"] == "/v2/oauth/token/"]
+    assert len(info) == checks and all(q["status"] == 200 for q in info)  # no expired token
+    assert len(refreshes) >= 3 and all(q["status"] == 200 for q in refreshes)
+    audit = s.audit()
+    assert ("refresh_rotated=yes" in audit) == rotation
+    assert ("refresh_rotated=no" in audit) == (not rotation)
+    assert d.proc.poll() is None
+    s.assert_no_token_leaked()
+
+
+def test_invalid_grant_marks_needs_reauth_and_tells_the_rules(s):
+    (s.root / "rules" / "watch.lua").write_text(
+        "function on_account(a) tikd.log.warn('account changed', "
+        "{ name = a.name, state = a.state }) end\n")
+    s.fake.ctl.set_config(access_token_ttl_sec=3)
+    assert s.tikd("account", "complete", "alice", s.approve(s.authorize_url("alice"))).returncode == 0
+    # TikTok forgets the grant without a webhook: the next refresh gets invalid_grant
+    s.fake.ctl.set_config(webhook={"url": None})
+    s.fake.ctl.revoke("-000FakeAcctOne000000000000001")
+    d = s.start()
+    d.wait_for(r"event=account\.state account=alice state=needs_reauth", timeout=15)
+    d.wait_for(r'msg="account changed".*state=needs_reauth|state=needs_reauth.*msg="account changed"')
+    assert s.accounts()["alice"]["state"] == "needs_reauth"
+    r = s.tikd("account", "check", "alice")
+    assert r.returncode == 1 and "account reauth alice" in r.stderr
+    s.assert_no_token_leaked()
+
+
+def test_authorization_removed_webhook_marks_revoked(s):
+    s.fake.ctl.set_config(webhook={"url": "http://127.0.0.1:%d/webhooks/tiktok" % s.port})
+    assert s.tikd("account", "complete", "alice", s.approve(s.authorize_url("alice"))).returncode == 0
+    d = s.start()
+    s.fake.ctl.revoke("-000FakeAcctOne000000000000001", reason=1)
+    d.wait_for(r"event=account\.state account=alice state=revoked", timeout=10)
+    assert s.accounts()["alice"]["state"] == "revoked"
+    # a forged delivery is refused and changes nothing
+    s.fake.ctl.set_config(webhook={"url": "http://127.0.0.1:%d/webhooks/tiktok" % s.port,
+                                   "wrong_signature": True})
+    s.fake.ctl.emit_webhook("authorization.removed", open_id="-000FakeAcctTwo000000000000002",
+                            content={"reason": 1})
+    d.wait_for(r"event=webhook\.rejected reason=\"bad signature\"")
+    s.assert_no_token_leaked()
+
+
+def test_remove_revokes_at_tiktok_and_rotate_key_keeps_tokens(s):
+    assert s.tikd("account", "complete", "alice", s.approve(s.authorize_url("alice"))).returncode == 0
+    assert s.tikd("account", "complete", "bob", s.approve(s.authorize_url("bob"),
+                                                           user="acct_two")).returncode == 0
+    r = s.tikd("vault", "rotate-key")
+    assert r.returncode == 0 and "records re-sealed" in r.stdout, r.stderr
+    # drop the old key from the file: every token still opens
+    lines = [l for l in (s.root / "vault.keys").read_text().splitlines() if not l.startswith("#")]
+    assert len(lines) == 2
+    (s.root / "vault.keys").write_text(lines[1] + "\n")
+    assert s.tikd("account", "check", "alice").returncode == 0
+    r = s.tikd("account", "remove", "alice")
+    assert r.returncode == 0 and "revoked at TikTok and removed" in r.stdout
+    assert "alice" not in s.accounts()
+    assert any(q["path"] == "/v2/oauth/revoke/" and q["status"] == 200
+               for q in s.fake.ctl.ledger()["requests"])
+    assert s.tikd("account", "check", "bob").returncode == 0
+    assert "account.removed" in s.audit()
+    assert s.tikd("audit", "verify").returncode == 0
+    s.assert_no_token_leaked()
