@@ -64,6 +64,7 @@ int engine_open(struct cli *c, struct engine *en, int what)
             goto fail;
         }
         struct oauth_cfg oc = {
+            .loop = en->loop,
             .client_key = c->cfg.client_key,
             .client_secret = c->cfg.client_secret,
             .auth_url = c->cfg.auth_url,

@@ -9,6 +9,7 @@
 #include "clock.h"
 #include "log.h"
 
+#include <ev.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -17,9 +18,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define STATE_BYTES  32
-#define VERIFIER_LEN 64
-#define WAITERS_MAX  16
+#define STATE_BYTES   32
+#define VERIFIER_LEN  64
+#define WAITERS_MAX   16
+#define LEASE_TTL     30.0 /* a refresh lease outlives the token request timeout */
+#define LEASE_POLL    0.2  /* how often a refresh waiting on another process looks */
+#define TOKEN_TIMEOUT 20   /* seconds for one token request */
 
 enum op_kind { OP_EXCHANGE, OP_REFRESH, OP_REVOKE, OP_REQUEST };
 
@@ -44,6 +48,9 @@ struct op {
     http_done_fn req_done;
     void *req_ud;
     int tries;
+    /* OP_REFRESH: waiting for another process's refresh */
+    ev_timer wait;
+    double seen_expiry;
     struct op *prev, *next;
 };
 
@@ -60,6 +67,7 @@ struct oauth {
     int refreshing;
     oauth_state_fn on_state;
     void *on_state_ud;
+    unsigned char owner[16]; /* this instance, in refresh leases */
 };
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -200,6 +208,63 @@ static void audit_now(struct oauth *o, const char *event, const char *detail)
         TLOG(TLOG_ERROR, "audit.failed", LSTR("audit_event", event), LSTR("error", e.msg));
 }
 
+/* ---- refresh leases -------------------------------------------------------
+ * meta key "lease:refresh:<account id>" -> expiry (be64, ms) | owner (16) */
+
+static size_t lease_key(const char *aid, char *out, size_t n)
+{
+    return (size_t)snprintf(out, n, "lease:refresh:%s", aid);
+}
+
+struct lease_ctx {
+    struct oauth *o;
+    const char *aid;
+    bool got;
+};
+
+static int lease_take_txn(struct store_txn *t, void *ctx)
+{
+    struct lease_ctx *l = ctx;
+    char key[80];
+    size_t kl = lease_key(l->aid, key, sizeof key);
+    struct store_val v;
+    uint64_t now_ms = (uint64_t)(clock_now() * 1000);
+    if (store_get(t, STORE_DB_META, key, kl, &v) == 0 && v.n == 24 &&
+        store_be64_get(v.p) > now_ms && memcmp((const char *)v.p + 8, l->o->owner, 16) != 0) {
+        l->got = false; /* another process is refreshing */
+        return 0;
+    }
+    unsigned char val[24];
+    store_be64_put(val, now_ms + (uint64_t)(LEASE_TTL * 1000));
+    memcpy(val + 8, l->o->owner, 16);
+    l->got = true;
+    return store_put(t, STORE_DB_META, key, kl, val, sizeof val);
+}
+
+/* Drop our lease (inside the caller's write transaction). */
+static int lease_drop(struct oauth *o, struct store_txn *t, const char *aid)
+{
+    char key[80];
+    size_t kl = lease_key(aid, key, sizeof key);
+    struct store_val v;
+    if (store_get(t, STORE_DB_META, key, kl, &v) == 0 && v.n == 24 &&
+        memcmp((const char *)v.p + 8, o->owner, 16) == 0)
+        return store_del(t, STORE_DB_META, key, kl);
+    return 0;
+}
+
+static int lease_drop_txn(struct store_txn *t, void *ctx)
+{
+    struct lease_ctx *l = ctx;
+    return lease_drop(l->o, t, l->aid);
+}
+
+static void lease_release(struct oauth *o, const char *aid)
+{
+    struct lease_ctx l = {o, aid, false};
+    store_write(o->s, lease_drop_txn, &l, NULL);
+}
+
 /* ---- lifecycle --------------------------------------------------------- */
 
 int oauth_new(struct oauth **out, struct store *s, struct vault *v, struct http *h,
@@ -229,6 +294,7 @@ int oauth_new(struct oauth **out, struct store *s, struct vault *v, struct http 
     o->s = s;
     o->v = v;
     o->h = h;
+    RAND_bytes(o->owner, sizeof o->owner);
     *out = o;
     return 0;
 }
@@ -281,6 +347,8 @@ static void op_free(struct op *op)
     struct oauth *o = op->o;
     if (op->x)
         http_cancel(op->x);
+    if (o->c.loop)
+        ev_timer_stop(o->c.loop, &op->wait);
     if (op->prev)
         op->prev->next = op->next;
     else
@@ -432,6 +500,8 @@ static int store_grant_txn(struct store_txn *t, void *ctx)
              a.name, a.open_id, a.scopes, g->expires_in, g->refresh_expires_in,
              refresh ? " refresh_rotated=" : "", refresh ? (rotated ? "yes" : "no") : "");
     if (rc == 0)
+        rc = lease_drop(o, t, a.id);
+    if (rc == 0)
         rc = audit_append(t, "oauth", sg->event, sg->detail);
     return rc;
 }
@@ -467,6 +537,7 @@ static int post_token_form(struct op *op, struct form *f, http_done_fn cb, const
     static const struct http_header hdrs[] = {{"Content-Type", "application/x-www-form-urlencoded"},
                                               {"Cache-Control", "no-cache"}};
     struct http_req req = {.method = "POST",
+                           .timeout = TOKEN_TIMEOUT,
                            .url = url,
                            .headers = hdrs,
                            .nheaders = 2,
@@ -931,9 +1002,66 @@ static void refresh_done(void *ud, const struct http_resp *r)
         audit_now(o, "oauth.refresh_failed", detail);
     }
     json_decref(doc);
-    if (rc)
+    if (rc) {
+        lease_release(o, op->account_id);
         TLOG(TLOG_WARN, "oauth.refresh_failed", LSTR("account", op->name), LSTR("error", msg));
+    }
     op_done(op, rc, msg);
+}
+
+/* One step of a refresh: finished elsewhere meanwhile? Then done. Another
+ * process holds the lease? Look again shortly. Else send it. */
+static void refresh_step(struct op *op);
+
+static void on_refresh_wait(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    refresh_step(w->data);
+}
+
+static void refresh_step(struct op *op)
+{
+    struct oauth *o = op->o;
+    struct tikd_err e = {0};
+    struct read_acct ra = {.name = op->name, .o = o, .want_refresh = true, .e = &e};
+    int rc = store_read(o->s, read_acct_txn, &ra, &e);
+    if (rc == 0 && ra.a.access_expires_at > op->seen_expiry + 0.0005) {
+        read_acct_free(&ra);
+        op_done(op, 0, "refreshed by another process");
+        return;
+    }
+    if (rc != 0 || ra.a.state != ACCT_ACTIVE || strcmp(ra.a.id, op->account_id) != 0) {
+        read_acct_free(&ra);
+        op_done(op, TIKD_EINVAL, rc ? e.msg : "the account is no longer active");
+        return;
+    }
+    struct lease_ctx l = {o, ra.a.id, false};
+    if (store_write(o->s, lease_take_txn, &l, NULL) == 0 && !l.got && o->c.loop) {
+        read_acct_free(&ra);
+        TLOG(TLOG_DEBUG, "oauth.refresh_waits", LSTR("account", op->name));
+        ev_timer_set(&op->wait, LEASE_POLL, 0.);
+        ev_timer_start(o->c.loop, &op->wait);
+        return;
+    }
+    struct form f = {0};
+    int bad = form_add(&f, "client_key", o->c.client_key) ||
+              form_add(&f, "client_secret", o->c.client_secret ? o->c.client_secret : "") ||
+              form_add(&f, "grant_type", "refresh_token") ||
+              form_add(&f, "refresh_token", ra.refresh);
+    if (!bad) {
+        wipe_free(op->secret);
+        op->secret = strdup(ra.refresh);
+        bad = !op->secret || post_token_form(op, &f, refresh_done, "/v2/oauth/token/") != 0;
+    }
+    form_free(&f);
+    read_acct_free(&ra);
+    if (bad) {
+        lease_release(o, op->account_id);
+        op_done(op, TIKD_ENOMEM, "cannot start the refresh");
+        return;
+    }
+    TLOG(TLOG_DEBUG, "oauth.refresh", LSTR("account", op->name));
 }
 
 int oauth_refresh(struct oauth *o, const char *name, oauth_done_fn done, void *ud)
@@ -947,38 +1075,22 @@ int oauth_refresh(struct oauth *o, const char *name, oauth_done_fn done, void *u
             return TIKD_EFULL;
         }
     }
-    struct tikd_err e = {0};
-    struct read_acct ra = {.name = name, .o = o, .want_refresh = true, .e = &e};
-    int rc = store_read(o->s, read_acct_txn, &ra, &e);
+    struct read_acct ra = {.name = name, .o = o};
+    int rc = store_read(o->s, read_acct_txn, &ra, NULL);
     if (rc == 0 && ra.a.state != ACCT_ACTIVE)
         rc = TIKD_EINVAL;
-    if (rc != 0) { /* nothing started: the caller hears it from the return code */
-        read_acct_free(&ra);
+    if (rc != 0) /* nothing started: the caller hears it from the return code */
         return rc;
-    }
     struct op *op = op_new(o, OP_REFRESH, name);
-    struct form f = {0};
-    int bad = !op || form_add(&f, "client_key", o->c.client_key) ||
-              form_add(&f, "client_secret", o->c.client_secret ? o->c.client_secret : "") ||
-              form_add(&f, "grant_type", "refresh_token") ||
-              form_add(&f, "refresh_token", ra.refresh);
-    if (!bad) {
-        snprintf(op->account_id, sizeof op->account_id, "%s", ra.a.id);
-        op->secret = strdup(ra.refresh);
-        op->w[op->nw++] = (struct waiter){done, ud};
-        o->refreshing++;
-        bad = !op->secret || post_token_form(op, &f, refresh_done, "/v2/oauth/token/") != 0;
-        if (bad)
-            o->refreshing--;
-    }
-    form_free(&f);
-    read_acct_free(&ra);
-    if (bad) {
-        if (op)
-            op_free(op);
+    if (!op)
         return TIKD_ENOMEM;
-    }
-    TLOG(TLOG_DEBUG, "oauth.refresh", LSTR("account", name));
+    snprintf(op->account_id, sizeof op->account_id, "%s", ra.a.id);
+    op->seen_expiry = ra.a.access_expires_at;
+    op->w[op->nw++] = (struct waiter){done, ud};
+    ev_init(&op->wait, on_refresh_wait);
+    op->wait.data = op;
+    o->refreshing++;
+    refresh_step(op);
     return 0;
 }
 

@@ -10,7 +10,9 @@
  * Upkeep: lifetimes come from every response (expires_in,
  * refresh_expires_in), never from constants. oauth_sweep() refreshes tokens
  * that expire soon, a few accounts at a time; one refresh per account runs
- * at once (callers join it); a rotated refresh token is stored in the same
+ * at once, in this process (callers join it) and across processes (a lease
+ * in the store: with strict rotation, two concurrent refreshes would kill
+ * each other's token); a rotated refresh token is stored in the same
  * transaction as the new access token. oauth_request() makes an API call for
  * an account: the token is added inside C, and a 401 access_token_invalid is
  * answered by a newer stored token, else one refresh, then one retry.
@@ -28,7 +30,10 @@
 
 #include <stdbool.h>
 
+struct ev_loop;
+
 struct oauth_cfg {
+    struct ev_loop *loop; /* for waiting on another process's refresh */
     const char *client_key, *client_secret;
     const char *auth_url, *api_url, *redirect_uri;
     const char *scopes;   /* default scopes to ask for */
