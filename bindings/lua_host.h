@@ -21,6 +21,7 @@
 
 struct ev_loop;
 struct http;
+struct store;
 struct gen;
 struct call;
 
@@ -35,6 +36,7 @@ struct host_opts {
     long long pattern_steps;       /* per string pattern call */
     struct ev_loop *loop;          /* NULL: no async primitives (rules check) */
     struct http *http;             /* for tikd.http; NULL: not available */
+    struct store *store;           /* for tikd.oauth (account handles); NULL: not available */
     const char *const *http_allow; /* hosts tikd.http may reach (http.allow_hosts) */
     size_t nallow;
 };

@@ -7,6 +7,7 @@ const struct host_module host_modules[] = {
     {"tikd.time", luaopen_tikd_time},
     {"tikd.log", luaopen_tikd_log},
     {"tikd.http", luaopen_tikd_http},
+    {"tikd.oauth", luaopen_tikd_oauth},
     {"cjson", luaopen_cjson}, /* a fresh instance (own settings) per environment */
     {NULL, NULL},
 };

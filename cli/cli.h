@@ -28,8 +28,9 @@ int cli_config(struct cli *c);
 
 /* Host options from the config (rules_dir may be overridden; http may be
  * NULL where rules cannot make requests). */
+struct store;
 struct host_opts cli_host_opts(const struct tikd_config *cfg, const char *rules_dir,
-                               struct ev_loop *loop, struct http *http);
+                               struct ev_loop *loop, struct http *http, struct store *store);
 
 /* HTTP client options from the config. */
 struct http_opts;
@@ -40,7 +41,6 @@ int cli_usage_error(const struct cli_cmd *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* Open the store for commands (readonly for inspection). Prints errors. */
-struct store;
 int cli_open_store(struct cli *c, bool readonly, struct store **out);
 
 extern const struct cli_cmd cmd_run, cmd_rules, cmd_backup, cmd_audit, cmd_account, cmd_vault;

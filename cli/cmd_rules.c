@@ -13,7 +13,7 @@ static int rules_check(struct cli *c, int argc, char **argv)
         return cli_usage_error(&cmd_rules, "too many arguments");
     if (cli_config(c))
         return 1;
-    struct host_opts o = cli_host_opts(&c->cfg, dir, NULL, NULL);
+    struct host_opts o = cli_host_opts(&c->cfg, dir, NULL, NULL, NULL);
     struct gen *g = NULL;
     struct gen_report rep = {0};
     struct tikd_err e = {0};

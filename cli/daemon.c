@@ -114,7 +114,7 @@ static void call_hooks(struct daemon *d, const char *fn, host_push_fn push, void
 
 static int load_rules(struct daemon *d)
 {
-    struct host_opts o = cli_host_opts(&d->cli->cfg, NULL, d->loop, d->en.http);
+    struct host_opts o = cli_host_opts(&d->cli->cfg, NULL, d->loop, d->en.http, d->en.store);
     struct gen *g;
     struct gen_report rep = {0};
     struct tikd_err e = {0};

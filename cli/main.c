@@ -100,7 +100,7 @@ int cli_config(struct cli *c)
 }
 
 struct host_opts cli_host_opts(const struct tikd_config *cfg, const char *rules_dir,
-                               struct ev_loop *loop, struct http *http)
+                               struct ev_loop *loop, struct http *http, struct store *store)
 {
     return (struct host_opts){
         .scripts_dir = cfg->scripts_dir,
@@ -113,6 +113,7 @@ struct host_opts cli_host_opts(const struct tikd_config *cfg, const char *rules_
         .pattern_steps = cfg->lua_pattern_steps,
         .loop = loop,
         .http = http,
+        .store = store,
         .http_allow = (const char *const *)cfg->http_allow_hosts.v,
         .nallow = cfg->http_allow_hosts.n,
     };

@@ -1366,6 +1366,13 @@ int oauth_request(struct oauth *o, const char *name, const struct http_req *req,
         read_acct_free(&ra);
         return tikd_fail(e, TIKD_ENOMEM, "oauth: out of memory");
     }
+    /* every use of a token is on the record (which account, for what) */
+    char detail[400];
+    const char *path = strstr(req->url, "://");
+    path = path ? strchr(path + 3, '/') : NULL;
+    snprintf(detail, sizeof detail, "account=%s request=\"%s %.200s\"", name,
+             req->method ? req->method : "GET", path ? path : req->url);
+    audit_now(o, "token.access", detail);
     op->req = *req;
     op->req_done = done;
     op->req_ud = ud;

@@ -4,12 +4,14 @@
 local time = require "tikd.time"
 local log = require "tikd.log"
 local http = require "tikd.http"
+local oauth = require "tikd.oauth"
 
 local tikd = {
     sleep = time.sleep, -- tikd.sleep(seconds): park this call; the loop resumes it
     now = time.now,     -- tikd.now(): seconds since the epoch, from tikd's clock
     log = log,          -- tikd.log.info(msg [, fields]) and debug/warn/error
     http = http,        -- tikd.http.request{url=...}: only hosts in http.allow_hosts
+    oauth = oauth,      -- tikd.oauth.accounts(), tikd.oauth.account(name):info(): no tokens
 }
 
 -- TikTok counts caption lengths in UTF-16 code units, not bytes or

@@ -269,3 +269,30 @@ def test_remove_revokes_at_tiktok_and_rotate_key_keeps_tokens(s):
     assert "account.removed" in s.audit()
     assert s.tikd("audit", "verify").returncode == 0
     s.assert_no_token_leaked()
+
+
+def test_rules_see_account_handles_never_tokens(s):
+    assert s.tikd("account", "complete", "alice", s.approve(s.authorize_url("alice"))).returncode == 0
+    (s.root / "rules" / "who.lua").write_text("""
+function on_load()
+    local names = tikd.oauth.accounts()
+    local a = assert(tikd.oauth.account(names[1]))
+    local info = a:info()
+    local fields = {}
+    for k in pairs(info) do fields[#fields + 1] = k end
+    table.sort(fields)
+    tikd.log.info("handle", { handle = tostring(a), state = info.state,
+                              fields = table.concat(fields, ","),
+                              meta = tostring(getmetatable(a)) })
+    local none, err = tikd.oauth.account("nobody")
+    tikd.log.info("missing", { err = err })
+end
+""")
+    d = s.start()
+    line = d.wait_for(r'msg=handle')
+    assert "handle=tikd.account(alice)" in line and "state=active" in line
+    assert ("fields=access_expires_at,name,open_id,reason,refresh_expires_at,scopes,state"
+            in line)
+    assert "meta=tikd.account" in line
+    d.wait_for(r'msg=missing err="no account named nobody"')
+    s.assert_no_token_leaked()
