@@ -8,6 +8,7 @@
 #include "audit.h"
 #include "clock.h"
 #include "log.h"
+#include "tiktok.h"
 
 #include <ev.h>
 #include <jansson.h>
@@ -850,7 +851,7 @@ int oauth_complete(struct oauth *o, const char *redirect, const char *expect_nam
     if (!bad) {
         snprintf(op->account_id, sizeof op->account_id, "%s", c.account_id);
         op->w[op->nw++] = (struct waiter){done, ud};
-        bad = post_token_form(op, &f, exchange_done, "/v2/oauth/token/") != 0;
+        bad = post_token_form(op, &f, exchange_done, TT_PATH_TOKEN) != 0;
     }
     form_free(&f);
     if (bad) {
@@ -1052,7 +1053,7 @@ static void refresh_step(struct op *op)
     if (!bad) {
         wipe_free(op->secret);
         op->secret = strdup(ra.refresh);
-        bad = !op->secret || post_token_form(op, &f, refresh_done, "/v2/oauth/token/") != 0;
+        bad = !op->secret || post_token_form(op, &f, refresh_done, TT_PATH_TOKEN) != 0;
     }
     form_free(&f);
     read_acct_free(&ra);
@@ -1260,7 +1261,7 @@ int oauth_remove(struct oauth *o, const char *name, oauth_done_fn done, void *ud
               form_add(&f, "token", ra.access);
     read_acct_free(&ra);
     if (!bad)
-        bad = post_token_form(op, &f, revoke_done, "/v2/oauth/revoke/") != 0;
+        bad = post_token_form(op, &f, revoke_done, TT_PATH_REVOKE) != 0;
     form_free(&f);
     if (bad) {
         op_free(op);
