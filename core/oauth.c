@@ -1021,42 +1021,80 @@ static void on_refresh_wait(struct ev_loop *loop, ev_timer *w, int revents)
     refresh_step(w->data);
 }
 
+/* One transaction: has the token been renewed since we looked? may we take
+ * the lease? and then the refresh token to send, read under the lease, so
+ * it cannot be one another process has just rotated away. */
+struct step_ctx {
+    struct op *op;
+    struct lease_ctx l;
+    struct read_acct ra;
+    bool renewed;
+};
+
+static int step_txn(struct store_txn *t, void *ctx)
+{
+    struct step_ctx *sc = ctx;
+    struct op *op = sc->op;
+    read_acct_free(&sc->ra);
+    sc->renewed = false;
+    sc->l.got = false;
+    int rc = account_get(t, op->name, &sc->ra.a);
+    if (rc != 0)
+        return rc;
+    if (sc->ra.a.access_expires_at > op->seen_expiry + 0.0005) {
+        sc->renewed = true;
+        return 0;
+    }
+    if (sc->ra.a.state != ACCT_ACTIVE || strcmp(sc->ra.a.id, op->account_id) != 0)
+        return 0;
+    rc = lease_take_txn(t, &sc->l);
+    if (rc == 0 && sc->l.got)
+        rc = vault_get(op->o->v, t, sc->ra.a.id, "refresh_token", &sc->ra.refresh,
+                       &sc->ra.refresh_n, sc->ra.e);
+    return rc;
+}
+
 static void refresh_step(struct op *op)
 {
     struct oauth *o = op->o;
     struct tikd_err e = {0};
-    struct read_acct ra = {.name = op->name, .o = o, .want_refresh = true, .e = &e};
-    int rc = store_read(o->s, read_acct_txn, &ra, &e);
-    if (rc == 0 && ra.a.access_expires_at > op->seen_expiry + 0.0005) {
-        read_acct_free(&ra);
+    struct step_ctx sc = {.op = op, .l = {o, op->account_id, false}, .ra = {.o = o, .e = &e}};
+    int rc = store_write(o->s, step_txn, &sc, &e);
+    if (rc == 0 && sc.renewed) {
+        read_acct_free(&sc.ra);
         op_done(op, 0, "refreshed by another process");
         return;
     }
-    if (rc != 0 || ra.a.state != ACCT_ACTIVE || strcmp(ra.a.id, op->account_id) != 0) {
-        read_acct_free(&ra);
+    if (rc != 0 || sc.ra.a.state != ACCT_ACTIVE) {
+        read_acct_free(&sc.ra);
+        if (sc.l.got)
+            lease_release(o, op->account_id);
         op_done(op, TIKD_EINVAL, rc ? e.msg : "the account is no longer active");
         return;
     }
-    struct lease_ctx l = {o, ra.a.id, false};
-    if (store_write(o->s, lease_take_txn, &l, NULL) == 0 && !l.got && o->c.loop) {
-        read_acct_free(&ra);
+    if (!sc.l.got) { /* another process is refreshing: look again shortly */
+        read_acct_free(&sc.ra);
         TLOG(TLOG_DEBUG, "oauth.refresh_waits", LSTR("account", op->name));
-        ev_timer_set(&op->wait, LEASE_POLL, 0.);
-        ev_timer_start(o->c.loop, &op->wait);
+        if (o->c.loop) {
+            ev_timer_set(&op->wait, LEASE_POLL, 0.);
+            ev_timer_start(o->c.loop, &op->wait);
+        } else {
+            op_done(op, TIKD_EIO, "another process is refreshing this account");
+        }
         return;
     }
     struct form f = {0};
-    int bad = form_add(&f, "client_key", o->c.client_key) ||
+    int bad = !sc.ra.refresh || form_add(&f, "client_key", o->c.client_key) ||
               form_add(&f, "client_secret", o->c.client_secret ? o->c.client_secret : "") ||
               form_add(&f, "grant_type", "refresh_token") ||
-              form_add(&f, "refresh_token", ra.refresh);
+              form_add(&f, "refresh_token", sc.ra.refresh);
     if (!bad) {
         wipe_free(op->secret);
-        op->secret = strdup(ra.refresh);
+        op->secret = strdup(sc.ra.refresh);
         bad = !op->secret || post_token_form(op, &f, refresh_done, TT_PATH_TOKEN) != 0;
     }
     form_free(&f);
-    read_acct_free(&ra);
+    read_acct_free(&sc.ra);
     if (bad) {
         lease_release(o, op->account_id);
         op_done(op, TIKD_ENOMEM, "cannot start the refresh");

@@ -88,12 +88,20 @@ class HttpClient:
         if path_or_url.startswith("http"):
             parts = urlsplit(path_or_url)
             target = parts.path + ("?" + parts.query if parts.query else "")
+        reused = self._conn is not None
         if self._conn is None:
             self._conn = _connection(self.base_url, self.ca_file, self.timeout)
         try:
             self._conn.request(method, target, body=body, headers=headers or {})
             resp = self._conn.getresponse()
             out = HttpResponse(resp.status, resp.getheaders(), resp.read())
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            self.close()
+            if not reused:
+                raise
+            # the server had closed the idle keep-alive connection before
+            # reading this request (nothing happened there): one fresh try
+            return self.request(method, path_or_url, body, headers)
         except BaseException:
             self.close()  # never retried here: a retry could repeat a side effect
             raise

@@ -6,11 +6,17 @@ import queue
 import re
 import shutil
 import signal
+import socket
 import subprocess
+import sys
 import threading
 import time
 
 import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "fake"))
+import fakectl  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TIKD = os.environ.get("TIKD_BIN", os.path.join(REPO, "build", "tikd"))
@@ -110,6 +116,99 @@ def daemon(site):
 
     yield start
     for d in started:
+        if d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Site:
+    """A tikd config pointed at a fake, plus everything tikd printed."""
+
+    def __init__(self, root, fake, extra=""):
+        self.root, self.fake = root, fake
+        self.port = free_port()
+        self.redirect = "http://127.0.0.1:%d/oauth/callback" % self.port
+        self.cfg = root / "tikd.conf.lua"
+        self.cfg.write_text(self.cfg.read_text() + """
+listen = { "127.0.0.1:%d" }
+oauth = { sweep_interval = 0.5 }
+tiktok = { client_key = "fake_client_key", api_url = "%s",
+           auth_url = "%s/v2/auth/authorize/", redirect_uri = "%s" }
+%s""" % (self.port, fake.base_url, fake.base_url, self.redirect, extra))
+        self.env = {"TIKD_CLIENT_SECRET": "fake_client_secret"}
+        self.output = []
+        self.daemons = []
+
+    def tikd(self, *args):
+        r = run_tikd(*args, config=self.cfg, env=self.env)
+        self.output += [r.stdout, r.stderr]
+        return r
+
+    def start(self):
+        d = Daemon(self.cfg, env=self.env)
+        self.daemons.append(d)
+        d.wait_for(r"event=daemon\.ready")
+        return d
+
+    def authorize_url(self, name, reauth=False):
+        r = self.tikd("account", "reauth" if reauth else "add", name)
+        assert r.returncode == 0, r.stderr
+        return re.search(r"^\s+(http\S+/v2/auth/authorize/\S+)$", r.stdout, re.M).group(1)
+
+    def approve(self, url, user=None):
+        """The browser: the fake's authorize page redirects back with a code."""
+        if user:
+            url += "&fake_user=" + user
+        resp = fakectl.http_request("GET", url)
+        assert resp.status == 302, resp
+        return resp.headers["location"]
+
+    def accounts(self):
+        r = self.tikd("account", "list")
+        assert r.returncode == 0, r.stderr
+        rows = {}
+        for line in r.stdout.splitlines()[1:]:
+            f = line.split()
+            rows[f[0]] = {"state": f[1], "open_id": f[2]}
+        return rows
+
+    def audit(self):
+        return self.tikd("audit", "list", "--last", "1000").stdout
+
+    def assert_no_token_leaked(self):
+        for d in self.daemons:
+            if d.proc.poll() is None:
+                d.stop()
+        tokens = [t for t in self.fake.ctl.tokens()["all"] if len(t) >= 8]
+        assert tokens, "the fake issued no token"
+        blobs = [(self.root / "data" / "data.mdb").read_bytes()]
+        texts = self.output + ["\n".join(d.lines) for d in self.daemons]
+        for t in tokens:
+            for b in blobs:
+                assert t.encode() not in b, "a token is in the database file"
+            for text in texts:
+                assert t not in text, "a token is in tikd's output or logs"
+
+
+@pytest.fixture
+def fake():
+    f = fakectl.InProcessFake()
+    f.start()
+    yield f
+    f.stop()
+
+
+@pytest.fixture
+def s(site, fake):
+    st = Site(site, fake)
+    yield st
+    for d in st.daemons:
         if d.proc.poll() is None:
             d.proc.kill()
             d.proc.wait()
