@@ -43,6 +43,7 @@ int cli_usage_error(const struct cli_cmd *cmd, const char *fmt, ...)
 /* Open the store for commands (readonly for inspection). Prints errors. */
 int cli_open_store(struct cli *c, bool readonly, struct store **out);
 
-extern const struct cli_cmd cmd_run, cmd_rules, cmd_backup, cmd_audit, cmd_account, cmd_vault;
+extern const struct cli_cmd cmd_run, cmd_rules, cmd_backup, cmd_audit, cmd_account, cmd_vault,
+    cmd_post, cmd_queue, cmd_job;
 
 #endif

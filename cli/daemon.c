@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "../core/audit.h"
+#include "../core/pipeline.h"
 #include "../core/clock.h"
 #include "../core/log.h"
 #include "../core/server.h"
@@ -38,7 +39,9 @@ struct daemon {
     size_t ngens;
     unsigned next_gen;
     bool stopping;
-    ev_signal sig_term, sig_int, sig_hup;
+    ev_signal sig_term, sig_int, sig_hup, sig_usr1;
+    struct pipeline *pipeline;
+    char pidfile[4200];
     ev_timer grace, sweep;
     struct pending_cb *callbacks;
 };
@@ -185,6 +188,48 @@ static int push_account(lua_State *L, void *ud)
 static void on_account_state(void *ud, const struct account *a)
 {
     call_hooks(ud, "on_account", push_account, (void *)a);
+}
+
+/* ---- jobs: outcomes reach the rules ---------------------------------------------------- */
+
+static int push_job(lua_State *L, void *ud)
+{
+    const struct job *j = ud;
+    lua_createtable(L, 0, 9);
+    lua_pushinteger(L, (lua_Integer)j->id);
+    lua_setfield(L, -2, "id");
+    lua_pushstring(L, j->account);
+    lua_setfield(L, -2, "account");
+    lua_pushstring(L, job_state_name(j->state));
+    lua_setfield(L, -2, "state");
+    lua_pushstring(L, j->mode == JOB_DRAFT ? "draft" : "direct");
+    lua_setfield(L, -2, "mode");
+    lua_pushstring(L, j->caption);
+    lua_setfield(L, -2, "caption");
+    lua_pushstring(L, j->privacy);
+    lua_setfield(L, -2, "privacy");
+    lua_pushstring(L, j->publish_id);
+    lua_setfield(L, -2, "publish_id");
+    lua_pushstring(L, j->post_ids); /* exact: strings, never rounded numbers */
+    lua_setfield(L, -2, "post_ids");
+    lua_pushstring(L, j->reason);
+    lua_setfield(L, -2, "reason");
+    return 1;
+}
+
+static void on_job_outcome(void *ud, const struct job *j)
+{
+    bool ok = j->state == JOB_PUBLISHED || j->state == JOB_IN_INBOX;
+    call_hooks(ud, ok ? "on_published" : "on_failed", push_job, (void *)j);
+}
+
+static void on_usr1(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct daemon *d = w->data;
+    TLOG(TLOG_DEBUG, "jobs.kick", LSTR("by", "SIGUSR1"));
+    pipeline_kick(d->pipeline);
 }
 
 /* ---- the OAuth callback page ------------------------------------------------------- */
@@ -431,10 +476,14 @@ static void shutdown_all(struct daemon *d)
         gen_release(d->gens[i]);
     }
     d->ngens = 0;
-    /* OAuth first (its callbacks stop), then the pages still waiting on it
-     * get a 503 from server_free */
+    /* OAuth first (its callbacks stop), then the jobs and the pages still
+     * waiting on it (a 503 from server_free) */
     oauth_free(d->en.oauth);
     d->en.oauth = NULL;
+    pipeline_free(d->pipeline);
+    d->pipeline = NULL;
+    if (d->pidfile[0])
+        unlink(d->pidfile);
     while (d->callbacks) {
         struct pending_cb *pc = d->callbacks;
         d->callbacks = pc->next;
@@ -460,6 +509,23 @@ static int run(struct cli *c, int argc, char **argv)
          LSTR("vault_key", vault_key_id(d.en.vault)));
     audit(&d, "daemon.start", NULL);
     int rc = start_servers(&d);
+    struct pipeline_cfg pc = {.api_url = c->cfg.api_url};
+    struct tikd_err pe = {0};
+    if (rc == 0 &&
+        pipeline_new(&d.pipeline, d.loop, d.en.store, d.en.oauth, d.en.http, &pc, &pe) != 0) {
+        fprintf(stderr, "tikd: %s\n", pe.msg);
+        rc = 1;
+    }
+    if (rc == 0) {
+        pipeline_on_outcome(d.pipeline, on_job_outcome, &d);
+        /* `tikd post` finds the daemon here to wake it (SIGUSR1) */
+        snprintf(d.pidfile, sizeof d.pidfile, "%s/tikd.pid", c->cfg.data_dir);
+        FILE *pf = fopen(d.pidfile, "w");
+        if (pf) {
+            fprintf(pf, "%d\n", (int)getpid());
+            fclose(pf);
+        }
+    }
     if (rc == 0 && load_rules(&d) != 0) {
         TLOG(TLOG_ERROR, "daemon.exit", LSTR("reason", "the rules failed to load"));
         rc = 1;
@@ -473,7 +539,9 @@ static int run(struct cli *c, int argc, char **argv)
     ev_signal_init(&d.sig_term, on_stop, SIGTERM);
     ev_signal_init(&d.sig_int, on_stop, SIGINT);
     ev_signal_init(&d.sig_hup, on_hup, SIGHUP);
-    d.sig_term.data = d.sig_int.data = d.sig_hup.data = &d;
+    ev_signal_init(&d.sig_usr1, on_usr1, SIGUSR1);
+    d.sig_term.data = d.sig_int.data = d.sig_hup.data = d.sig_usr1.data = &d;
+    ev_signal_start(d.loop, &d.sig_usr1);
     ev_signal_start(d.loop, &d.sig_term);
     ev_signal_start(d.loop, &d.sig_int);
     ev_signal_start(d.loop, &d.sig_hup);
@@ -484,7 +552,8 @@ static int run(struct cli *c, int argc, char **argv)
     ev_prepare_init(&prep, on_prepare);
     prep.data = &d;
     ev_prepare_start(d.loop, &prep);
-    ev_unref(d.loop); /* the prepare watcher alone must not keep the loop alive */
+    ev_unref(d.loop);          /* the prepare watcher alone must not keep the loop alive */
+    pipeline_kick(d.pipeline); /* resume every job from its last committed state */
     TLOG(TLOG_INFO, "daemon.ready", LINT("gen", gen_id(d.gens[0])),
          LINT("port", d.nservers ? server_port(d.servers[0]) : 0));
 
@@ -494,8 +563,10 @@ static int run(struct cli *c, int argc, char **argv)
     ev_prepare_stop(d.loop, &prep);
     ev_timer_stop(d.loop, &d.grace);
     ev_timer_stop(d.loop, &d.sweep);
-    for (int i = 0; i < 3; i++)
-        ev_signal_stop(d.loop, i == 0 ? &d.sig_term : i == 1 ? &d.sig_int : &d.sig_hup);
+    ev_signal_stop(d.loop, &d.sig_term);
+    ev_signal_stop(d.loop, &d.sig_int);
+    ev_signal_stop(d.loop, &d.sig_hup);
+    ev_signal_stop(d.loop, &d.sig_usr1);
     shutdown_all(&d);
     audit(&d, "daemon.stop", "reason=signal");
     engine_close(&d.en);

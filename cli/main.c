@@ -25,8 +25,8 @@
 static const struct cli_cmd cmd_help_entry, cmd_version_entry;
 
 static const struct cli_cmd *const commands[] = {
-    &cmd_run,   &cmd_rules,      &cmd_account,       &cmd_vault, &cmd_backup,
-    &cmd_audit, &cmd_help_entry, &cmd_version_entry, NULL,
+    &cmd_run,   &cmd_post,  &cmd_queue,  &cmd_job,        &cmd_account,       &cmd_vault,
+    &cmd_rules, &cmd_audit, &cmd_backup, &cmd_help_entry, &cmd_version_entry, NULL,
 };
 
 static void print_usage(FILE *f)

@@ -26,6 +26,8 @@ enum store_db {
     STORE_DB_VAULT,    /* sealed secrets, key = owner '\0' field (also their AAD) */
     STORE_DB_ACCOUNTS, /* account name -> JSON record */
     STORE_DB_OAUTH,    /* sha256(state) -> pending authorization (JSON) */
+    STORE_DB_JOBS,     /* job id (be64) -> job (JSON) */
+    STORE_DB_DUE,      /* due (be64 ms) | job id (be64) -> "": the pipeline timer's index */
     STORE_DB__COUNT
 };
 

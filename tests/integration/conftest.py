@@ -145,8 +145,12 @@ tiktok = { client_key = "fake_client_key", api_url = "%s",
         self.output = []
         self.daemons = []
 
-    def tikd(self, *args):
-        r = run_tikd(*args, config=self.cfg, env=self.env)
+    def tikd(self, *args, timeout=30):
+        try:
+            r = run_tikd(*args, config=self.cfg, env=self.env, timeout=timeout)
+        except subprocess.TimeoutExpired as t:
+            raise AssertionError("tikd %s timed out; daemon log:\n%s" % (
+                " ".join(args), "\n".join(self.daemons[-1].lines[-40:]) if self.daemons else ""))
         self.output += [r.stdout, r.stderr]
         return r
 

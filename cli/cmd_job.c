@@ -1,0 +1,463 @@
+/* cmd_job.c - `tikd post`, `tikd queue` and `tikd job ...`: planning posts
+ * and looking after them. The CLI writes jobs to the database and wakes the
+ * daemon (SIGUSR1 to the pid in data_dir/tikd.pid); the daemon does the
+ * work, so a post survives the CLI being closed. */
+#include "engine.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../core/audit.h"
+#include "../core/clock.h"
+#include "../core/job.h"
+
+static void fmt_time(double t, char *out, size_t n)
+{
+    if (t <= 0) {
+        snprintf(out, n, "-");
+        return;
+    }
+    time_t s = (time_t)t;
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* "+90s", "+5m", "+2h", "+1d", an ISO time "2026-12-01T10:00:00Z", or epoch seconds. */
+static int parse_when(const char *s, double *out)
+{
+    char *end;
+    if (s[0] == '+') {
+        double v = strtod(s + 1, &end);
+        double mul = *end == 's' || !*end ? 1
+                     : *end == 'm'        ? 60
+                     : *end == 'h'        ? 3600
+                     : *end == 'd'        ? 86400
+                                          : -1;
+        if (end == s + 1 || mul < 0 || (*end && end[1]) || v < 0)
+            return -1;
+        *out = clock_now() + v * mul;
+        return 0;
+    }
+    struct tm tm = {0};
+    end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (end && !*end) {
+        *out = (double)timegm(&tm);
+        return 0;
+    }
+    double v = strtod(s, &end);
+    if (end != s && !*end && v > 1e9) {
+        *out = v;
+        return 0;
+    }
+    return -1;
+}
+
+static void wake_daemon(struct cli *c)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/tikd.pid", c->cfg.data_dir);
+    FILE *f = fopen(path, "r");
+    int pid = 0;
+    if (f) {
+        if (fscanf(f, "%d", &pid) != 1)
+            pid = 0;
+        fclose(f);
+    }
+    if (pid <= 1 || kill(pid, SIGUSR1) != 0)
+        printf("(no tikd run is up: the job waits until it starts)\n");
+}
+
+struct create_ctx {
+    struct job *j;
+    const char *problem;
+};
+
+static int create_txn(struct store_txn *t, void *ctx)
+{
+    struct create_ctx *cc = ctx;
+    struct account a;
+    if (account_get(t, cc->j->account, &a) != 0) {
+        cc->problem = "no such account (see `tikd account list`)";
+        return TIKD_ENOTFOUND;
+    }
+    return job_create(t, cc->j);
+}
+
+struct get_ctx {
+    uint64_t id;
+    struct job *j;
+};
+
+static int get_txn(struct store_txn *t, void *ctx)
+{
+    struct get_ctx *g = ctx;
+    return job_get(t, g->id, g->j);
+}
+
+/* Follow a job until it is final; 0 when it posted. */
+static int wait_job(struct cli *c, uint64_t id)
+{
+    struct store *s;
+    if (cli_open_store(c, true, &s))
+        return 1;
+    struct job *j = malloc(sizeof *j);
+    char last[700] = "";
+    bool tty = isatty(1);
+    int rc = 1;
+    for (;;) {
+        struct get_ctx g = {id, j};
+        if (store_read(s, get_txn, &g, NULL) != 0)
+            break;
+        char now[700];
+        if (j->state == JOB_UPLOADING && j->plan.count)
+            snprintf(now, sizeof now, "uploading: chunk %u of %u", j->chunks_done, j->plan.count);
+        else
+            snprintf(now, sizeof now, "%s%s%s", job_state_name(j->state), j->reason[0] ? ": " : "",
+                     j->reason);
+        if (strcmp(now, last) != 0) {
+            if (tty && j->state == JOB_UPLOADING && j->plan.count) {
+                int w = 30, done = (int)(w * j->chunks_done / j->plan.count);
+                printf("\r[%.*s%*s] %u/%u chunks", done, "##############################", w - done,
+                       "", j->chunks_done, j->plan.count);
+                fflush(stdout);
+            } else {
+                printf("%sjob %llu: %s\n", tty && strncmp(last, "uploading", 9) == 0 ? "\n" : "",
+                       (unsigned long long)id, now);
+            }
+            snprintf(last, sizeof last, "%s", now);
+        }
+        if (job_state_final(j->state)) {
+            rc = j->state == JOB_PUBLISHED || j->state == JOB_IN_INBOX ? 0 : 1;
+            if (j->post_ids[0])
+                printf("post ids: %s\n", j->post_ids);
+            break;
+        }
+        usleep(100 * 1000);
+    }
+    free(j);
+    store_close(s);
+    return rc;
+}
+
+static int run_post(struct cli *c, int argc, char **argv)
+{
+    struct job *j = calloc(1, sizeof *j);
+    if (!j)
+        return 1;
+    j->opt.cover_ms = -1;
+    snprintf(j->chosen_by, sizeof j->chosen_by, "operator");
+    const char *file = NULL;
+    bool wait = false;
+    int rc = 0;
+    for (int i = 1; i < argc && rc == 0; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define NEEDS_VALUE                                                                                \
+    if (!v) {                                                                                      \
+        rc = cli_usage_error(&cmd_post, "%s needs a value", a);                                    \
+        break;                                                                                     \
+    }                                                                                              \
+    i++
+        if (strcmp(a, "--account") == 0) {
+            NEEDS_VALUE;
+            snprintf(j->account, sizeof j->account, "%s", v);
+        } else if (strcmp(a, "--caption") == 0) {
+            NEEDS_VALUE;
+            if (strlen(v) >= sizeof j->caption)
+                rc = cli_usage_error(&cmd_post, "the caption is too long");
+            snprintf(j->caption, sizeof j->caption, "%s", v);
+        } else if (strcmp(a, "--privacy") == 0) {
+            NEEDS_VALUE;
+            snprintf(j->privacy, sizeof j->privacy, "%s", v);
+        } else if (strcmp(a, "--at") == 0) {
+            NEEDS_VALUE;
+            if (parse_when(v, &j->due_at) != 0)
+                rc = cli_usage_error(&cmd_post,
+                                     "--at takes +90s, +5m, +2h, +1d or "
+                                     "2026-12-01T10:00:00Z, not '%s'",
+                                     v);
+        } else if (strcmp(a, "--cover-ms") == 0) {
+            NEEDS_VALUE;
+            j->opt.cover_ms = atoi(v);
+        } else if (strcmp(a, "--draft") == 0) {
+            j->mode = JOB_DRAFT;
+        } else if (strcmp(a, "--wait") == 0) {
+            wait = true;
+        } else if (strcmp(a, "--disable-comment") == 0) {
+            j->opt.disable_comment = true;
+        } else if (strcmp(a, "--disable-duet") == 0) {
+            j->opt.disable_duet = true;
+        } else if (strcmp(a, "--disable-stitch") == 0) {
+            j->opt.disable_stitch = true;
+        } else if (strcmp(a, "--brand-content") == 0) {
+            j->opt.brand_content = true;
+        } else if (strcmp(a, "--brand-organic") == 0) {
+            j->opt.brand_organic = true;
+        } else if (strcmp(a, "--aigc") == 0) {
+            j->opt.is_aigc = true;
+        } else if (a[0] == '-' || file) {
+            rc = cli_usage_error(&cmd_post, "unexpected argument '%s'", a);
+        } else {
+            file = a;
+        }
+#undef NEEDS_VALUE
+    }
+    if (rc == 0 && (!file || !j->account[0]))
+        rc = cli_usage_error(&cmd_post, "expected a FILE and --account NAME");
+    if (rc != 0) {
+        free(j);
+        return rc;
+    }
+    char real[PATH_MAX];
+    const char *path = realpath(file, real) ? real : file;
+    if (strlen(path) >= sizeof j->media) {
+        fprintf(stderr, "tikd: the media path is longer than %zu bytes\n", sizeof j->media - 1);
+        free(j);
+        return 1;
+    }
+    memcpy(j->media, path, strlen(path) + 1);
+    char why[2000];
+    if (job_validate(j, why, sizeof why) > 0) {
+        fprintf(stderr, "tikd: the post is not valid:\n%s\n", why);
+        free(j);
+        return 1;
+    }
+    struct engine en;
+    if (engine_open(c, &en, ENG_STORE)) {
+        free(j);
+        return 1;
+    }
+    struct create_ctx cc = {j, NULL};
+    struct tikd_err e = {0};
+    rc = store_write(en.store, create_txn, &cc, &e);
+    engine_close(&en);
+    if (rc != 0) {
+        fprintf(stderr, "tikd: cannot plan the post: %s\n", cc.problem ? cc.problem : e.msg);
+        free(j);
+        return 1;
+    }
+    char due[32];
+    fmt_time(j->due_at, due, sizeof due);
+    printf("job %llu planned: %s %s to %s at %s%s%s\n", (unsigned long long)j->id,
+           j->mode == JOB_DRAFT ? "draft of" : "post of", j->media, j->account, due,
+           j->privacy[0] ? ", privacy " : "", j->privacy);
+    wake_daemon(c);
+    uint64_t id = j->id;
+    free(j);
+    return wait ? wait_job(c, id) : 0;
+}
+
+const struct cli_cmd cmd_post = {
+    "post", run_post, "post FILE --account NAME [options]", "plan a video post (or a draft)",
+    "  --privacy P          PUBLIC_TO_EVERYONE, MUTUAL_FOLLOW_FRIENDS, FOLLOWER_OF_CREATOR or\n"
+    "                       SELF_ONLY: required for a direct post (tikd never picks one)\n"
+    "  --caption TEXT       up to 2200 UTF-16 units, #hashtags and @mentions included\n"
+    "  --draft              send to the creator's TikTok inbox instead of posting\n"
+    "  --at WHEN            +90s, +5m, +2h, +1d or 2026-12-01T10:00:00Z (default: now)\n"
+    "  --disable-comment, --disable-duet, --disable-stitch, --brand-content,\n"
+    "  --brand-organic, --aigc, --cover-ms N\n"
+    "  --wait               follow the job until it is published, in the inbox or failed\n"
+    "The post is checked when planned (caption, privacy, options, the file) and again\n"
+    "before the upload (the creator's privacy options and longest duration, the video's\n"
+    "container, codec, size, frame rate). `tikd run` does the work.\n"};
+
+/* ---- queue and job --------------------------------------------------------------- */
+
+struct queue_ctx {
+    int state;
+    const char *account;
+    bool all;
+    int shown;
+};
+
+static int queue_row(const struct job *j, void *ctx)
+{
+    struct queue_ctx *q = ctx;
+    if (q->state >= 0 && (int)j->state != q->state)
+        return 0;
+    if (q->state < 0 && !q->all && job_state_final(j->state))
+        return 0;
+    if (q->account && strcmp(q->account, j->account) != 0)
+        return 0;
+    char due[32];
+    fmt_time(job_state_final(j->state) ? 0 : j->due_at, due, sizeof due);
+    const char *slash = strrchr(j->media, '/');
+    printf("%-6llu %-11s %-16s %-6s %-21s %-24.24s %s\n", (unsigned long long)j->id,
+           job_state_name(j->state), j->account, j->mode == JOB_DRAFT ? "draft" : "direct", due,
+           slash ? slash + 1 : j->media, j->reason);
+    q->shown++;
+    return 0;
+}
+
+static int queue_txn(struct store_txn *t, void *ctx)
+{
+    return job_foreach(t, queue_row, ctx);
+}
+
+static int run_queue(struct cli *c, int argc, char **argv)
+{
+    struct queue_ctx q = {-1, NULL, false, 0};
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--state") == 0 && i + 1 < argc) {
+            q.state = job_state_parse(argv[++i]);
+            if (q.state < 0)
+                return cli_usage_error(&cmd_queue, "unknown state '%s'", argv[i]);
+        } else if (strcmp(argv[i], "--account") == 0 && i + 1 < argc) {
+            q.account = argv[++i];
+        } else if (strcmp(argv[i], "--all") == 0) {
+            q.all = true;
+        } else {
+            return cli_usage_error(&cmd_queue, "unexpected argument '%s'", argv[i]);
+        }
+    }
+    struct store *s;
+    if (cli_open_store(c, true, &s))
+        return 1;
+    printf("%-6s %-11s %-16s %-6s %-21s %-24s %s\n", "ID", "STATE", "ACCOUNT", "MODE", "DUE",
+           "MEDIA", "WHY");
+    int rc = store_read(s, queue_txn, &q, NULL);
+    store_close(s);
+    return rc ? 1 : 0;
+}
+
+const struct cli_cmd cmd_queue = {
+    "queue", run_queue, "queue [--state S] [--account A] [--all]",
+    "list jobs: what waits, why, and until when",
+    "Without options: every job that is not final. --all includes published, in_inbox,\n"
+    "failed and cancelled ones.\n"};
+
+struct change_ctx {
+    uint64_t id;
+    bool cancel;
+    char msg[400];
+};
+
+static int change_txn(struct store_txn *t, void *ctx)
+{
+    struct change_ctx *cc = ctx;
+    struct job j;
+    int rc = job_get(t, cc->id, &j);
+    if (rc != 0) {
+        snprintf(cc->msg, sizeof cc->msg, "no job %llu", (unsigned long long)cc->id);
+        return rc;
+    }
+    if (cc->cancel) {
+        if (job_state_final(j.state)) {
+            snprintf(cc->msg, sizeof cc->msg, "job %llu is already %s", (unsigned long long)j.id,
+                     job_state_name(j.state));
+            return TIKD_EINVAL;
+        }
+        bool at_tiktok = j.state == JOB_PROCESSING;
+        j.state = JOB_CANCELLED;
+        snprintf(j.reason, sizeof j.reason, "cancelled by the operator%s",
+                 at_tiktok ? " (TikTok was already processing it: it may still appear)" : "");
+    } else {
+        if (j.state != JOB_FAILED && j.state != JOB_CANCELLED) {
+            snprintf(cc->msg, sizeof cc->msg,
+                     "job %llu is %s: only failed or cancelled jobs "
+                     "can be retried",
+                     (unsigned long long)j.id, job_state_name(j.state));
+            return TIKD_EINVAL;
+        }
+        if (j.publish_id[0] && !j.fail_reason[0]) {
+            snprintf(cc->msg, sizeof cc->msg,
+                     "job %llu has publish %s at TikTok, which never reported it failed: a "
+                     "retry could post twice; plan a new post if you are sure",
+                     (unsigned long long)j.id, j.publish_id);
+            return TIKD_EINVAL;
+        }
+        j.publish_id[0] = j.upload_url[0] = j.fail_reason[0] = '\0';
+        j.chunks_done = 0;
+        j.state = JOB_SCHEDULED;
+        j.reason[0] = '\0';
+        j.due_at = clock_now();
+    }
+    rc = job_put(t, &j);
+    char detail[200];
+    snprintf(detail, sizeof detail, "job=%llu account=%s", (unsigned long long)j.id, j.account);
+    if (rc == 0)
+        rc = audit_append(t, "operator", cc->cancel ? "job.cancelled" : "job.retried", detail);
+    snprintf(cc->msg, sizeof cc->msg, "job %llu %s", (unsigned long long)j.id,
+             cc->cancel ? "cancelled" : "scheduled again");
+    return rc;
+}
+
+static int show_job(struct cli *c, uint64_t id)
+{
+    struct store *s;
+    if (cli_open_store(c, true, &s))
+        return 1;
+    struct job *j = malloc(sizeof *j);
+    struct get_ctx g = {id, j};
+    int rc = store_read(s, get_txn, &g, NULL);
+    store_close(s);
+    if (rc != 0) {
+        fprintf(stderr, "tikd: no job %llu\n", (unsigned long long)id);
+        free(j);
+        return 1;
+    }
+    char due[32], cr[32], up[32];
+    fmt_time(j->due_at, due, sizeof due);
+    fmt_time(j->created_at, cr, sizeof cr);
+    fmt_time(j->updated_at, up, sizeof up);
+    printf("job:          %llu\nstate:        %s\nreason:       %s\naccount:      %s\n"
+           "mode:         %s\nmedia:        %s\ncaption:      %s\nprivacy:      %s\n"
+           "chosen by:    %s\noptions:      comment %s, duet %s, stitch %s, brand content %s, "
+           "brand organic %s, AI-generated %s\ndue:          %s\ncreated:      %s\n"
+           "updated:      %s\nattempts:     %d\npublish_id:   %s\nupload:       %u of %u "
+           "chunks (%llu bytes)\npost ids:     %s\nfail reason:  %s\nlog_id:       %s\n",
+           (unsigned long long)j->id, job_state_name(j->state), j->reason[0] ? j->reason : "-",
+           j->account, j->mode == JOB_DRAFT ? "draft (inbox)" : "direct post", j->media,
+           j->caption[0] ? j->caption : "-", j->privacy[0] ? j->privacy : "-", j->chosen_by,
+           j->opt.disable_comment ? "off" : "on", j->opt.disable_duet ? "off" : "on",
+           j->opt.disable_stitch ? "off" : "on", j->opt.brand_content ? "yes" : "no",
+           j->opt.brand_organic ? "yes" : "no", j->opt.is_aigc ? "yes" : "no",
+           job_state_final(j->state) ? "-" : due, cr, up, j->attempts,
+           j->publish_id[0] ? j->publish_id : "-", j->chunks_done, j->plan.count,
+           (unsigned long long)j->plan.size, j->post_ids[0] ? j->post_ids : "-",
+           j->fail_reason[0] ? j->fail_reason : "-", j->log_id[0] ? j->log_id : "-");
+    free(j);
+    return 0;
+}
+
+static int run_job(struct cli *c, int argc, char **argv)
+{
+    if (argc != 3)
+        return cli_usage_error(&cmd_job, "expected: job show|cancel|retry ID");
+    char *end;
+    unsigned long long id = strtoull(argv[2], &end, 10);
+    if (*end || id == 0)
+        return cli_usage_error(&cmd_job, "'%s' is not a job id", argv[2]);
+    if (strcmp(argv[1], "show") == 0) {
+        if (cli_config(c))
+            return 1;
+        return show_job(c, id);
+    }
+    bool cancel = strcmp(argv[1], "cancel") == 0;
+    if (!cancel && strcmp(argv[1], "retry") != 0)
+        return cli_usage_error(&cmd_job, "unknown subcommand '%s'", argv[1]);
+    struct engine en;
+    if (engine_open(c, &en, ENG_STORE))
+        return 1;
+    struct change_ctx cc = {id, cancel, ""};
+    int rc = store_write(en.store, change_txn, &cc, NULL);
+    engine_close(&en);
+    fprintf(rc ? stderr : stdout, "%s%s\n", rc ? "tikd: " : "", cc.msg);
+    if (rc == 0)
+        wake_daemon(c);
+    return rc ? 1 : 0;
+}
+
+const struct cli_cmd cmd_job = {
+    "job", run_job, "job show|cancel|retry ID", "one job in detail; cancel or retry it",
+    "  job show ID     every field: state, why, publish_id, progress, post ids, who chose\n"
+    "  job cancel ID   stop a job that is not final (a video TikTok is already processing\n"
+    "                  cannot be called back: FILE_UPLOAD has no cancel, spec §2.8)\n"
+    "  job retry ID    plan a failed or cancelled job again, unless TikTok may still post it\n"};

@@ -1,0 +1,100 @@
+/* job.h - a job is one post to one account, and every state it goes
+ * through is one LMDB transaction.
+ *
+ *   scheduled -> preflight -> uploading -> processing -> published | in_inbox
+ *   any non-final state -> deferred (why, and when to try again) | failed |
+ *   cancelled
+ *
+ * publish_id, upload_url and the chunk plan are written in the transaction
+ * that enters `uploading`, before the first byte is sent; a job with a
+ * publish_id is never initialised again unless TikTok reported that publish
+ * failed. Every job that is not final has exactly one entry in the due index
+ * (when the pipeline must look at it next), which is what the pipeline's one
+ * timer follows. Every job records who chose its privacy and settings. */
+#ifndef TIKD_JOB_H
+#define TIKD_JOB_H
+
+#include "err.h"
+#include "store.h"
+#include "upload.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum job_state {
+    JOB_SCHEDULED,
+    JOB_PREFLIGHT,
+    JOB_UPLOADING,
+    JOB_PROCESSING,
+    JOB_DEFERRED,
+    JOB_PUBLISHED,
+    JOB_IN_INBOX,
+    JOB_FAILED,
+    JOB_CANCELLED,
+};
+
+enum job_mode { JOB_DIRECT, JOB_DRAFT };
+
+struct job_options {
+    bool disable_comment, disable_duet, disable_stitch;
+    bool brand_content, brand_organic, is_aigc;
+    int cover_ms; /* -1: TikTok's default (first frame) */
+};
+
+struct job {
+    uint64_t id;
+    char account[65];
+    enum job_mode mode;
+    char media[1024]; /* absolute path of the video */
+    char caption[9000];
+    char privacy[32]; /* empty for drafts: the creator picks in the app */
+    struct job_options opt;
+    char chosen_by[160]; /* "operator", "rule:FILE@genN": who chose privacy and settings */
+    enum job_state state;
+    char reason[600]; /* why it waits, or why it failed */
+    double due_at, created_at, updated_at, processing_deadline;
+    int attempts; /* inits so far */
+    char publish_id[80];
+    char upload_url[320];
+    double upload_url_at;
+    struct chunk_plan plan;
+    uint32_t chunks_done;
+    char post_ids[400]; /* TikTok's post ids, exact, comma-separated */
+    char fail_reason[64];
+    char log_id[80];
+};
+
+const char *job_state_name(enum job_state s);
+bool job_state_final(enum job_state s);
+/* Parse a state name; -1 if unknown. */
+int job_state_parse(const char *name);
+
+/* Length of UTF-8 text in UTF-16 code units (how TikTok counts captions);
+ * -1 for invalid UTF-8. */
+long job_utf16_len(const char *s);
+
+/* Check a job as planned: one message per problem, in why (each ends with a
+ * newline). Returns the number of problems. */
+int job_validate(const struct job *j, char *why, size_t n);
+
+/* Store a new job (assigning j->id), its due entry and an audit record. */
+int job_create(struct store_txn *t, struct job *j);
+
+/* Read job id; TIKD_ENOTFOUND if there is none. */
+int job_get(struct store_txn *t, uint64_t id, struct job *j);
+
+/* Write j (a change of state or progress), moving its due entry; final
+ * states have none. Sets updated_at. */
+int job_put(struct store_txn *t, struct job *j);
+
+/* Every job in id order until fn returns non-zero. */
+int job_foreach(struct store_txn *t, int (*fn)(const struct job *j, void *ctx), void *ctx);
+
+/* The next due entry: 0 and (id, due), or TIKD_ENOTFOUND. */
+int job_next_due(struct store_txn *t, uint64_t *id, double *due);
+
+/* Every due entry up to `until`, in due order, until fn returns non-zero. */
+int job_foreach_due(struct store_txn *t, double until,
+                    int (*fn)(uint64_t id, double due, void *ctx), void *ctx);
+
+#endif

@@ -1,0 +1,811 @@
+/* pipeline.c - the job state machine (see pipeline.h).
+ *
+ * A `run` is a job being worked now; everything it knows that matters is in
+ * LMDB, so every callback reads the job again before it acts and commits
+ * the result in one transaction. Errors follow the one policy: RETRY was
+ * already retried by the HTTP layer, so what reaches here is a job to try
+ * again later (deferred, with its reason), to pause (REAUTH), or to fail
+ * with TikTok's message and log_id. */
+#include "pipeline.h"
+#include "audit.h"
+#include "clock.h"
+#include "log.h"
+#include "media.h"
+#include "tiktok.h"
+
+#include <ev.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CI_CACHE 64
+
+struct creator {
+    char account[65];
+    double at;
+    char options[160]; /* privacy_level_options, comma-separated */
+    int max_duration;
+    bool comment_disabled, duet_disabled, stitch_disabled;
+};
+
+struct run {
+    struct pipeline *p;
+    uint64_t id;
+    bool resumed; /* first step after a restart: resync uploads */
+    struct http_xfer *x;
+    struct run *next;
+};
+
+struct pipeline {
+    struct pipeline_cfg c;
+    char *api_url;
+    struct ev_loop *loop;
+    struct store *s;
+    struct oauth *o;
+    struct http *h;
+    ev_timer timer;
+    struct run *runs;
+    size_t nruns;
+    struct creator ci[CI_CACHE];
+    pipeline_outcome_fn outcome;
+    void *outcome_ud;
+    bool started;
+};
+
+static void step(struct run *r);
+static struct creator *ci_find(struct pipeline *p, const char *account, bool fresh_only);
+static void arm(struct pipeline *p);
+
+/* ---- store helpers -------------------------------------------------------- */
+
+struct get_ctx {
+    uint64_t id;
+    struct job *j;
+};
+
+static int get_txn(struct store_txn *t, void *ctx)
+{
+    struct get_ctx *g = ctx;
+    return job_get(t, g->id, g->j);
+}
+
+static int load(struct pipeline *p, uint64_t id, struct job *j)
+{
+    struct get_ctx g = {id, j};
+    return store_read(p->s, get_txn, &g, NULL);
+}
+
+struct put_ctx {
+    struct job *j;
+    const char *event; /* audit event, or NULL */
+    char detail[800];
+};
+
+static int put_txn(struct store_txn *t, void *ctx)
+{
+    struct put_ctx *pc = ctx;
+    struct job cur;
+    int rc = job_get(t, pc->j->id, &cur);
+    if (rc != 0)
+        return rc;
+    if (cur.state == JOB_CANCELLED && pc->j->state != JOB_CANCELLED)
+        return TIKD_EEXIST; /* an operator cancelled it meanwhile: leave it */
+    rc = job_put(t, pc->j);
+    if (rc == 0 && pc->event)
+        rc = audit_append(t, "tikd", pc->event, pc->detail);
+    return rc;
+}
+
+static int save(struct pipeline *p, struct job *j, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int save(struct pipeline *p, struct job *j, const char *event, const char *fmt, ...)
+{
+    struct put_ctx pc = {j, event, ""};
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(pc.detail, sizeof pc.detail, fmt, ap);
+        va_end(ap);
+    }
+    struct tikd_err e = {0};
+    int rc = store_write(p->s, put_txn, &pc, &e);
+    if (rc != 0 && rc != TIKD_EEXIST)
+        TLOG(TLOG_ERROR, "job.store_failed", LINT("job", j->id), LSTR("error", e.msg));
+    return rc;
+}
+
+/* ---- runs ------------------------------------------------------------------- */
+
+static void run_end(struct run *r)
+{
+    struct pipeline *p = r->p;
+    struct run **pp = &p->runs;
+    while (*pp && *pp != r)
+        pp = &(*pp)->next;
+    if (*pp) {
+        *pp = r->next;
+        p->nruns--;
+    }
+    free(r);
+    arm(p);
+}
+
+static void finish(struct run *r, struct job *j)
+{
+    struct pipeline *p = r->p;
+    TLOG(j->state == JOB_FAILED ? TLOG_WARN : TLOG_INFO, "job.final", LINT("job", j->id),
+         LSTR("account", j->account), LSTR("state", job_state_name(j->state)),
+         LSTR("publish_id", j->publish_id), LSTR("post_ids", j->post_ids),
+         LSTR("reason", j->reason));
+    if (p->outcome)
+        p->outcome(p->outcome_ud, j);
+    run_end(r);
+}
+
+static void fail(struct run *r, struct job *j, const char *log_id, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void fail(struct run *r, struct job *j, const char *log_id, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(j->reason, sizeof j->reason, fmt, ap);
+    va_end(ap);
+    j->state = JOB_FAILED;
+    if (log_id)
+        snprintf(j->log_id, sizeof j->log_id, "%s", log_id);
+    if (save(r->p, j, "job.failed", "job=%llu account=%s log_id=%s reason=\"%.500s\"",
+             (unsigned long long)j->id, j->account, j->log_id, j->reason) == 0)
+        finish(r, j);
+    else
+        run_end(r);
+}
+
+/* Hand the job back to the timer: try again at `when`, in `state`. */
+static void later(struct run *r, struct job *j, enum job_state st, double delay, const char *why)
+{
+    j->state = st;
+    j->due_at = clock_now() + delay;
+    snprintf(j->reason, sizeof j->reason, "%s", why ? why : "");
+    if (st == JOB_DEFERRED)
+        TLOG(TLOG_INFO, "job.deferred", LINT("job", j->id), LSTR("account", j->account),
+             LDBL("retry_in_s", delay), LSTR("reason", why));
+    save(r->p, j, st == JOB_DEFERRED ? "job.deferred" : NULL,
+         "job=%llu account=%s retry_in_s=%.0f reason=\"%.400s\"", (unsigned long long)j->id,
+         j->account, delay, why ? why : "");
+    run_end(r);
+}
+
+/* What to do with a failed TikTok call, by the policy's action. */
+static void on_error(struct run *r, struct job *j, const struct http_resp *resp, const char *what)
+{
+    char why[700];
+    snprintf(why, sizeof why, "%s: %s (code %s%s%s)", what, resp->out.message, resp->out.code,
+             resp->out.log_id[0] ? ", log_id " : "", resp->out.log_id);
+    if (strcmp(resp->out.code, "privacy_level_option_mismatch") == 0) {
+        /* what we knew of the creator is stale: ask again next time */
+        struct creator *c = ci_find(r->p, j->account, false);
+        if (c)
+            c->at = 0;
+    }
+    switch (resp->out.action) {
+    case POL_DEFER:
+        later(r, j, JOB_DEFERRED, resp->out.retry_after > 0 ? resp->out.retry_after : 60, why);
+        break;
+    case POL_RETRY: /* the HTTP layer's attempts are spent: come back later */
+        later(r, j, j->state == JOB_PREFLIGHT ? JOB_DEFERRED : j->state, 60, why);
+        break;
+    case POL_REAUTH:
+        later(r, j, JOB_DEFERRED, 600, why); /* paused until the account is connected again */
+        break;
+    default:
+        fail(r, j, resp->out.log_id, "%s", why);
+    }
+}
+
+/* ---- creator_info (pre-flight) -------------------------------------------------- */
+
+static struct creator *ci_find(struct pipeline *p, const char *account, bool fresh_only)
+{
+    for (int i = 0; i < CI_CACHE; i++)
+        if (strcmp(p->ci[i].account, account) == 0 &&
+            (!fresh_only || clock_now() - p->ci[i].at < TT_CREATOR_INFO_TTL))
+            return &p->ci[i];
+    return NULL;
+}
+
+static struct creator *ci_slot(struct pipeline *p, const char *account)
+{
+    struct creator *c = ci_find(p, account, false);
+    if (c)
+        return c;
+    c = &p->ci[0];
+    for (int i = 1; i < CI_CACHE; i++)
+        if (p->ci[i].at < c->at)
+            c = &p->ci[i];
+    memset(c, 0, sizeof *c);
+    snprintf(c->account, sizeof c->account, "%s", account);
+    return c;
+}
+
+static void init_upload(struct run *r, struct job *j, const struct creator *c);
+
+static void preflight_checks(struct run *r, struct job *j, const struct creator *c)
+{
+    if (j->mode == JOB_DIRECT) {
+        bool offered = false;
+        for (const char *q = c->options; *q;) {
+            size_t l = strcspn(q, ",");
+            offered |= l == strlen(j->privacy) && strncmp(q, j->privacy, l) == 0;
+            q += l + (q[l] == ',');
+        }
+        if (!offered) {
+            bool self_only = strcmp(c->options, "SELF_ONLY") == 0;
+            fail(r, j, NULL, "privacy %s is not offered by this creator now (offered: %s)%s",
+                 j->privacy, c->options[0] ? c->options : "none",
+                 self_only ? "; an app TikTok has not audited may only post SELF_ONLY to "
+                             "private accounts"
+                           : "");
+            return;
+        }
+    }
+    struct media_info mi;
+    struct tikd_err e = {0};
+    char why[400];
+    if (media_probe(j->media, &mi, &e) != 0) {
+        fail(r, j, NULL, "%s", e.msg);
+        return;
+    }
+    if (media_check_video(&mi, c->max_duration, why, sizeof why) != 0) {
+        fail(r, j, NULL, "%s: %s", j->media, why);
+        return;
+    }
+    if (upload_plan(mi.size, &j->plan, why, sizeof why) != 0) {
+        fail(r, j, NULL, "%s: %s", j->media, why);
+        return;
+    }
+    if (save(r->p, j, NULL, NULL) != 0) { /* the plan, before TikTok hears of it */
+        run_end(r);
+        return;
+    }
+    init_upload(r, j, c);
+}
+
+static void creator_done(void *ud, const struct http_resp *resp)
+{
+    struct run *r = ud;
+    struct job j;
+    if (load(r->p, r->id, &j) != 0 || j.state == JOB_CANCELLED) {
+        run_end(r);
+        return;
+    }
+    if (resp->out.action != POL_OK) {
+        on_error(r, &j, resp, "creator_info");
+        return;
+    }
+    json_t *o = json_loadb(resp->body, resp->body_len, 0, NULL);
+    json_t *d = json_object_get(o, "data");
+    json_t *opts = json_object_get(d, "privacy_level_options");
+    if (!json_is_array(opts)) {
+        json_decref(o);
+        fail(&*r, &j, resp->out.log_id, "creator_info: TikTok's answer has no privacy options");
+        return;
+    }
+    struct creator *c = ci_slot(r->p, j.account);
+    c->at = clock_now();
+    size_t n = 0;
+    c->options[0] = '\0';
+    for (size_t i = 0; i < json_array_size(opts); i++) {
+        const char *s = json_string_value(json_array_get(opts, i));
+        if (s && n < sizeof c->options)
+            n += (size_t)snprintf(c->options + n, sizeof c->options - n, "%s%s", i ? "," : "", s);
+    }
+    c->max_duration = (int)json_integer_value(json_object_get(d, "max_video_post_duration_sec"));
+    c->comment_disabled = json_is_true(json_object_get(d, "comment_disabled"));
+    c->duet_disabled = json_is_true(json_object_get(d, "duet_disabled"));
+    c->stitch_disabled = json_is_true(json_object_get(d, "stitch_disabled"));
+    json_decref(o);
+    preflight_checks(r, &j, c);
+}
+
+static void preflight(struct run *r, struct job *j)
+{
+    struct pipeline *p = r->p;
+    j->state = JOB_PREFLIGHT;
+    j->reason[0] = '\0';
+    if (save(p, j, NULL, NULL) != 0) {
+        run_end(r);
+        return;
+    }
+    struct creator *c = ci_find(p, j->account, true);
+    if (c) {
+        preflight_checks(r, j, c);
+        return;
+    }
+    char url[512];
+    snprintf(url, sizeof url, "%s%s", p->api_url, TT_PATH_CREATOR_INFO);
+    static const struct http_header h[] = {{"Content-Type", "application/json; charset=UTF-8"}};
+    struct http_req req = {.method = "POST",
+                           .url = url,
+                           .headers = h,
+                           .nheaders = 1,
+                           .body = "{}",
+                           .body_len = 2,
+                           .retry = HTTP_RETRY_ALL};
+    struct tikd_err e = {0};
+    if (oauth_request(p->o, j->account, &req, creator_done, r, &e) != 0)
+        later(r, j, JOB_DEFERRED, 600, e.msg); /* e.g. the account needs reauth: paused */
+}
+
+/* ---- init --------------------------------------------------------------------------- */
+
+static void init_done(void *ud, const struct http_resp *resp)
+{
+    struct run *r = ud;
+    struct job j;
+    if (load(r->p, r->id, &j) != 0 || j.state == JOB_CANCELLED) {
+        run_end(r);
+        return;
+    }
+    if (resp->out.action != POL_OK) {
+        on_error(r, &j, resp, j.mode == JOB_DRAFT ? "inbox init" : "init");
+        return;
+    }
+    json_t *o = json_loadb(resp->body, resp->body_len, 0, NULL);
+    json_t *d = json_object_get(o, "data");
+    const char *pid = json_string_value(json_object_get(d, "publish_id"));
+    const char *url = json_string_value(json_object_get(d, "upload_url"));
+    if (!pid || !url || strlen(pid) >= sizeof j.publish_id || strlen(url) >= sizeof j.upload_url) {
+        json_decref(o);
+        fail(r, &j, resp->out.log_id,
+             "init: TikTok's answer lacks a usable publish_id or "
+             "upload_url");
+        return;
+    }
+    /* the publish is TikTok's now: record it before the first byte */
+    snprintf(j.publish_id, sizeof j.publish_id, "%s", pid);
+    snprintf(j.upload_url, sizeof j.upload_url, "%s", url);
+    json_decref(o);
+    j.upload_url_at = clock_now();
+    j.chunks_done = 0;
+    j.attempts++;
+    j.state = JOB_UPLOADING;
+    j.due_at = clock_now();
+    if (save(r->p, &j, "job.init", "job=%llu account=%s publish_id=%s size=%llu chunks=%u",
+             (unsigned long long)j.id, j.account, j.publish_id, (unsigned long long)j.plan.size,
+             j.plan.count) != 0) {
+        run_end(r);
+        return;
+    }
+    step(r);
+}
+
+static void init_upload(struct run *r, struct job *j, const struct creator *c)
+{
+    struct pipeline *p = r->p;
+    json_t *source =
+        json_pack("{s:s, s:I, s:I, s:I}", "source", "FILE_UPLOAD", "video_size",
+                  (json_int_t)j->plan.size, "chunk_size", (json_int_t)j->plan.chunk_size,
+                  "total_chunk_count", (json_int_t)j->plan.count);
+    json_t *body = json_object();
+    if (j->mode == JOB_DIRECT) {
+        /* the creator's own "No one" settings force these on (spec §2.2) */
+        json_t *post =
+            json_pack("{s:s, s:b, s:b, s:b, s:b, s:b, s:b}", "privacy_level", j->privacy,
+                      "disable_comment", j->opt.disable_comment || c->comment_disabled,
+                      "disable_duet", j->opt.disable_duet || c->duet_disabled, "disable_stitch",
+                      j->opt.disable_stitch || c->stitch_disabled, "brand_content_toggle",
+                      j->opt.brand_content, "brand_organic_toggle", j->opt.brand_organic, "is_aigc",
+                      j->opt.is_aigc);
+        if (j->caption[0])
+            json_object_set_new(post, "title", json_string(j->caption));
+        if (j->opt.cover_ms >= 0)
+            json_object_set_new(post, "video_cover_timestamp_ms", json_integer(j->opt.cover_ms));
+        json_object_set_new(body, "post_info", post);
+    }
+    json_object_set_new(body, "source_info", source);
+    char *s = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    char url[512];
+    snprintf(url, sizeof url, "%s%s", p->api_url,
+             j->mode == JOB_DRAFT ? TT_PATH_INBOX_INIT : TT_PATH_VIDEO_INIT);
+    static const struct http_header h[] = {{"Content-Type", "application/json; charset=UTF-8"}};
+    /* an init that may have reached TikTok is not sent twice: it counts
+     * against the creator's daily cap */
+    struct http_req req = {.method = "POST",
+                           .url = url,
+                           .headers = h,
+                           .nheaders = 1,
+                           .body = s,
+                           .body_len = s ? strlen(s) : 0,
+                           .retry = HTTP_RETRY_NOT_SENT};
+    struct tikd_err e = {0};
+    int rc = s ? oauth_request(p->o, j->account, &req, init_done, r, &e) : TIKD_ENOMEM;
+    free(s);
+    if (rc != 0)
+        later(r, j, JOB_DEFERRED, 600, e.msg);
+}
+
+/* ---- upload ------------------------------------------------------------------------------- */
+
+static void poll_status(struct run *r, struct job *j);
+
+static void chunk_done(void *ud, const struct http_resp *resp)
+{
+    struct run *r = ud;
+    r->x = NULL;
+    struct job j;
+    if (load(r->p, r->id, &j) != 0 || j.state == JOB_CANCELLED) {
+        run_end(r);
+        return;
+    }
+    if (resp->status == 206 || resp->status == 201 || resp->status == 200) {
+        j.chunks_done++;
+        if (j.chunks_done >= j.plan.count || resp->status == 201) {
+            j.state = JOB_PROCESSING;
+            j.processing_deadline = clock_now() + r->p->c.processing_timeout;
+            j.due_at = clock_now() + r->p->c.poll_first;
+        }
+        TLOG(TLOG_INFO, "upload.chunk", LINT("job", j.id), LINT("chunk", j.chunks_done),
+             LINT("of", j.plan.count));
+        if (save(r->p, &j, j.state == JOB_PROCESSING ? "job.uploaded" : NULL,
+                 "job=%llu publish_id=%s bytes=%llu", (unsigned long long)j.id, j.publish_id,
+                 (unsigned long long)j.plan.size) != 0) {
+            run_end(r);
+            return;
+        }
+        if (j.state == JOB_PROCESSING)
+            run_end(r); /* the timer brings it back for its first status poll */
+        else
+            step(r);
+        return;
+    }
+    if (resp->status == 416) { /* TikTok has a different idea of progress: ask it */
+        r->resumed = true;
+        poll_status(r, &j);
+        return;
+    }
+    if (resp->status == 403 || resp->status == 404) {
+        fail(r, &j, NULL,
+             "the upload URL of publish %s is %s: TikTok gives an hour to upload "
+             "(spec §2.2)",
+             j.publish_id, resp->status == 403 ? "expired" : "unknown");
+        return;
+    }
+    on_error(r, &j, resp, "upload");
+}
+
+static void put_chunk(struct run *r, struct job *j)
+{
+    uint64_t first, len;
+    upload_chunk(&j->plan, j->chunks_done, &first, &len);
+    struct media_info mi;
+    const char *mime = "video/mp4";
+    if (media_probe(j->media, &mi, NULL) == 0 && mi.mime)
+        mime = mi.mime;
+    if (mi.size != j->plan.size) {
+        fail(r, j, NULL, "%s changed size during the upload (%llu bytes, planned %llu)", j->media,
+             (unsigned long long)mi.size, (unsigned long long)j->plan.size);
+        return;
+    }
+    char ctype[64], range[96];
+    snprintf(ctype, sizeof ctype, "%s", mime);
+    snprintf(range, sizeof range, "bytes %llu-%llu/%llu", (unsigned long long)first,
+             (unsigned long long)(first + len - 1), (unsigned long long)j->plan.size);
+    struct http_header h[] = {{"Content-Type", ctype}, {"Content-Range", range}};
+    struct http_req req = {.method = "PUT",
+                           .url = j->upload_url,
+                           .headers = h,
+                           .nheaders = 2,
+                           .body_file = j->media,
+                           .body_off = (off_t)first,
+                           .body_len = len,
+                           .timeout = 0,
+                           .retry = HTTP_RETRY_ALL};
+    struct tikd_err e = {0};
+    if (http_request(r->p->h, &req, chunk_done, r, &r->x, &e) != 0)
+        fail(r, j, NULL, "upload: %s", e.msg);
+}
+
+/* ---- status ---------------------------------------------------------------------------------- */
+
+static void status_done(void *ud, const struct http_resp *resp)
+{
+    struct run *r = ud;
+    struct pipeline *p = r->p;
+    struct job j;
+    if (load(p, r->id, &j) != 0 || j.state == JOB_CANCELLED) {
+        run_end(r);
+        return;
+    }
+    if (resp->out.action != POL_OK) {
+        on_error(r, &j, resp, "status");
+        return;
+    }
+    json_t *o = json_loadb(resp->body, resp->body_len, 0, NULL);
+    json_t *d = json_object_get(o, "data");
+    const char *st = json_string_value(json_object_get(d, "status"));
+    const char *fr = json_string_value(json_object_get(d, "fail_reason"));
+    json_int_t uploaded = json_integer_value(json_object_get(d, "uploaded_bytes"));
+    /* post ids are 19-digit integers: jansson keeps them exact as int64 */
+    json_t *ids = json_object_get(d, "publicaly_available_post_id");
+    size_t n = 0;
+    j.post_ids[0] = '\0';
+    for (size_t i = 0; json_is_array(ids) && i < json_array_size(ids); i++) {
+        json_t *v = json_array_get(ids, i);
+        char one[32] = "";
+        if (json_is_integer(v))
+            snprintf(one, sizeof one, "%lld", (long long)json_integer_value(v));
+        else if (json_is_string(v))
+            snprintf(one, sizeof one, "%s", json_string_value(v));
+        if (one[0] && n < sizeof j.post_ids)
+            n += (size_t)snprintf(j.post_ids + n, sizeof j.post_ids - n, "%s%s", n ? "," : "", one);
+    }
+    char status[40];
+    snprintf(status, sizeof status, "%s", st ? st : "");
+    char fail_reason[64];
+    snprintf(fail_reason, sizeof fail_reason, "%s", fr ? fr : "");
+    json_decref(o);
+
+    if (j.state == JOB_UPLOADING && r->resumed) {
+        /* resync after a restart or a 416: TikTok's uploaded_bytes decides */
+        r->resumed = false;
+        if (strcmp(status, "PROCESSING_UPLOAD") == 0 && (uint64_t)uploaded < j.plan.size) {
+            j.chunks_done =
+                j.plan.chunk_size ? (uint32_t)((uint64_t)uploaded / j.plan.chunk_size) : 0;
+            if (j.chunks_done >= j.plan.count)
+                j.chunks_done = j.plan.count - 1;
+            save(p, &j, NULL, NULL);
+            step(r);
+            return;
+        }
+        if (strcmp(status, "FAILED") != 0) { /* all bytes arrived before the crash */
+            j.chunks_done = j.plan.count;
+            j.state = JOB_PROCESSING;
+            j.processing_deadline = clock_now() + p->c.processing_timeout;
+            save(p, &j, "job.uploaded", "job=%llu publish_id=%s resynced=1",
+                 (unsigned long long)j.id, j.publish_id);
+        }
+    }
+    if (strcmp(status, "PUBLISH_COMPLETE") == 0 ||
+        (j.mode == JOB_DRAFT && strcmp(status, "SEND_TO_USER_INBOX") == 0)) {
+        j.state = strcmp(status, "PUBLISH_COMPLETE") == 0 ? JOB_PUBLISHED : JOB_IN_INBOX;
+        j.reason[0] = '\0';
+        if (save(p, &j, j.state == JOB_PUBLISHED ? "job.published" : "job.in_inbox",
+                 "job=%llu account=%s publish_id=%s post_ids=%s privacy=%s chosen_by=%s",
+                 (unsigned long long)j.id, j.account, j.publish_id, j.post_ids,
+                 j.privacy[0] ? j.privacy : "-", j.chosen_by) == 0)
+            finish(r, &j);
+        else
+            run_end(r);
+        return;
+    }
+    if (strcmp(status, "FAILED") == 0) {
+        snprintf(j.fail_reason, sizeof j.fail_reason, "%s", fail_reason);
+        bool retryable =
+            strcmp(fail_reason, "internal") == 0 || strcmp(fail_reason, "video_pull_failed") == 0;
+        if (retryable && j.attempts < p->c.max_inits) {
+            /* TikTok reported this publish failed: a new init is allowed */
+            j.publish_id[0] = j.upload_url[0] = '\0';
+            j.chunks_done = 0;
+            later(r, &j, JOB_DEFERRED, 30, "TikTok failed the publish (internal); posting again");
+            return;
+        }
+        fail(r, &j, resp->out.log_id, "TikTok failed publish %s: %s", j.publish_id,
+             fail_reason[0] ? fail_reason : "no reason given");
+        return;
+    }
+    if (clock_now() > j.processing_deadline && j.processing_deadline > 0) {
+        fail(r, &j, resp->out.log_id,
+             "no final status from TikTok for publish %s within %.0f minutes (last: %s)",
+             j.publish_id, p->c.processing_timeout / 60, status[0] ? status : "none");
+        return;
+    }
+    /* still processing (or a status tikd does not know: treated the same) */
+    double waited = clock_now() - (j.processing_deadline - p->c.processing_timeout);
+    double next = p->c.poll_first;
+    while (next < waited / 4 && next < p->c.poll_max)
+        next *= 2;
+    if (next > p->c.poll_max)
+        next = p->c.poll_max;
+    char why[80];
+    snprintf(why, sizeof why, "TikTok status %s", status[0] ? status : "unknown");
+    later(r, &j, j.state, next, why);
+}
+
+static void poll_status(struct run *r, struct job *j)
+{
+    struct pipeline *p = r->p;
+    char url[512], body[160];
+    snprintf(url, sizeof url, "%s%s", p->api_url, TT_PATH_STATUS);
+    json_t *b = json_pack("{s:s}", "publish_id", j->publish_id);
+    char *s = json_dumps(b, JSON_COMPACT);
+    json_decref(b);
+    snprintf(body, sizeof body, "%s", s ? s : "{}");
+    free(s);
+    static const struct http_header h[] = {{"Content-Type", "application/json; charset=UTF-8"}};
+    struct http_req req = {.method = "POST",
+                           .url = url,
+                           .headers = h,
+                           .nheaders = 1,
+                           .body = body,
+                           .body_len = strlen(body),
+                           .retry = HTTP_RETRY_ALL};
+    struct tikd_err e = {0};
+    if (oauth_request(p->o, j->account, &req, status_done, r, &e) != 0)
+        later(r, j, j->state, 600, e.msg);
+}
+
+/* ---- the step and the timer --------------------------------------------------------------------
+ */
+
+static void step(struct run *r)
+{
+    struct job j;
+    if (load(r->p, r->id, &j) != 0) {
+        run_end(r);
+        return;
+    }
+    switch (j.state) {
+    case JOB_SCHEDULED:
+    case JOB_DEFERRED:
+    case JOB_PREFLIGHT:
+        if (j.publish_id[0]) { /* never init twice: go back to asking TikTok */
+            j.state = JOB_PROCESSING;
+            save(r->p, &j, NULL, NULL);
+            poll_status(r, &j);
+            return;
+        }
+        preflight(r, &j);
+        return;
+    case JOB_UPLOADING:
+        if (r->resumed) {
+            poll_status(r, &j);
+            return;
+        }
+        put_chunk(r, &j);
+        return;
+    case JOB_PROCESSING:
+        poll_status(r, &j);
+        return;
+    default:
+        run_end(r);
+    }
+}
+
+static bool is_running(struct pipeline *p, uint64_t id)
+{
+    for (struct run *r = p->runs; r; r = r->next)
+        if (r->id == id)
+            return true;
+    return false;
+}
+
+struct due_list {
+    struct pipeline *p;
+    uint64_t ids[64];
+    int n;
+    double next; /* the earliest due entry of a job not being worked (0: none) */
+};
+
+static int collect_due(uint64_t id, double due, void *ctx)
+{
+    struct due_list *d = ctx;
+    if (is_running(d->p, id))
+        return 0;
+    if (due > clock_now()) { /* the first one in the future: the timer's next moment */
+        d->next = due;
+        return 1;
+    }
+    if (d->n < 64 && d->p->nruns + (size_t)d->n < (size_t)d->p->c.max_active)
+        d->ids[d->n++] = id;
+    else if (!d->next)
+        d->next = due; /* due now, no free slot: a run's end re-arms */
+    return 0;
+}
+
+static int due_txn(struct store_txn *t, void *ctx)
+{
+    return job_foreach_due(t, 1e18, collect_due, ctx);
+}
+
+static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct pipeline *p = w->data;
+    struct due_list d = {.p = p};
+    if (p->nruns < (size_t)p->c.max_active)
+        store_read(p->s, due_txn, &d, NULL);
+    for (int i = 0; i < d.n; i++) {
+        struct run *r = calloc(1, sizeof *r);
+        if (!r)
+            break;
+        r->p = p;
+        r->id = d.ids[i];
+        r->resumed = !p->started; /* the first pass after a start resyncs uploads */
+        r->next = p->runs;
+        p->runs = r;
+        p->nruns++;
+        step(r);
+    }
+    p->started = true;
+    arm(p);
+}
+
+static void arm(struct pipeline *p)
+{
+    ev_timer_stop(p->loop, &p->timer);
+    if (p->nruns >= (size_t)p->c.max_active)
+        return; /* a run ending calls arm() again */
+    struct due_list d = {.p = p};
+    store_read(p->s, due_txn, &d, NULL);
+    if (d.n == 0 && !d.next)
+        return;
+    double delay = d.n ? 0 : d.next - clock_now();
+    ev_timer_set(&p->timer, delay > 0 ? delay : 0., 0.);
+    ev_timer_start(p->loop, &p->timer);
+}
+
+void pipeline_kick(struct pipeline *p)
+{
+    arm(p);
+}
+
+size_t pipeline_active(const struct pipeline *p)
+{
+    return p->nruns;
+}
+
+void pipeline_on_outcome(struct pipeline *p, pipeline_outcome_fn fn, void *ud)
+{
+    p->outcome = fn;
+    p->outcome_ud = ud;
+}
+
+int pipeline_new(struct pipeline **out, struct ev_loop *loop, struct store *s, struct oauth *o,
+                 struct http *h, const struct pipeline_cfg *c, struct tikd_err *e)
+{
+    struct pipeline *p = calloc(1, sizeof *p);
+    if (!p)
+        return tikd_fail(e, TIKD_ENOMEM, "pipeline: out of memory");
+    p->c = *c;
+    p->api_url = strdup(c->api_url);
+    p->c.api_url = p->api_url;
+    if (p->c.max_active <= 0)
+        p->c.max_active = 8;
+    if (p->c.poll_first <= 0)
+        p->c.poll_first = 2;
+    if (p->c.poll_max <= 0)
+        p->c.poll_max = 30;
+    if (p->c.processing_timeout <= 0)
+        p->c.processing_timeout = 1800;
+    if (p->c.max_inits <= 0)
+        p->c.max_inits = 3;
+    p->loop = loop;
+    p->s = s;
+    p->o = o;
+    p->h = h;
+    ev_init(&p->timer, on_timer);
+    p->timer.data = p;
+    *out = p;
+    return 0;
+}
+
+void pipeline_free(struct pipeline *p)
+{
+    if (!p)
+        return;
+    ev_timer_stop(p->loop, &p->timer);
+    while (p->runs) {
+        struct run *r = p->runs;
+        p->runs = r->next;
+        if (r->x)
+            http_cancel(r->x);
+        free(r);
+    }
+    free(p->api_url);
+    free(p);
+}

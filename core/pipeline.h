@@ -1,0 +1,45 @@
+/* pipeline.h - the job state machine: it takes jobs from the due index and
+ * moves each through pre-flight, init, chunked upload and status polling to
+ * a final state, one LMDB transaction per step (see job.h).
+ *
+ * One ev_timer follows the earliest due entry; no polling loop. A step that
+ * is interrupted (crash, kill -9) is run again from the last committed
+ * state: an upload resumes after asking TikTok how many bytes it has. At most
+ * max_active jobs are worked at once. Single-threaded, on the loop. */
+#ifndef TIKD_PIPELINE_H
+#define TIKD_PIPELINE_H
+
+#include "err.h"
+#include "http.h"
+#include "job.h"
+#include "oauth.h"
+#include "store.h"
+
+struct ev_loop;
+struct pipeline;
+
+struct pipeline_cfg {
+    const char *api_url;
+    int max_active;              /* jobs worked at once (8) */
+    double poll_first, poll_max; /* status polling backoff (2 s doubling to 30 s) */
+    double processing_timeout;   /* a job never sits in processing longer (1800 s) */
+    int max_inits;               /* inits per job, after TikTok reported a retryable failure (3) */
+};
+
+/* A job reached a final state (published, in_inbox, failed, cancelled). */
+typedef void (*pipeline_outcome_fn)(void *ud, const struct job *j);
+
+int pipeline_new(struct pipeline **out, struct ev_loop *loop, struct store *s, struct oauth *o,
+                 struct http *h, const struct pipeline_cfg *c, struct tikd_err *e);
+/* Stops working jobs; what they did so far is committed, the rest resumes at
+ * the next start. Free the OAuth layer first (its callbacks stop). */
+void pipeline_free(struct pipeline *p);
+void pipeline_on_outcome(struct pipeline *p, pipeline_outcome_fn fn, void *ud);
+
+/* Look at the due index again (new jobs, a restart, an operator's change). */
+void pipeline_kick(struct pipeline *p);
+
+/* Jobs being worked now. */
+size_t pipeline_active(const struct pipeline *p);
+
+#endif

@@ -1,0 +1,176 @@
+"""Publishing against the fake: a video posted directly and one sent to the
+inbox, each exactly once; checks before any upload; multi-chunk uploads;
+faults on the way; and kill -9 at any moment resumes without a lost or
+duplicate post."""
+import hashlib
+import os
+import random
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import REPO
+
+MKMP4 = os.path.join(REPO, "tests", "fixtures", "mkmp4.py")
+
+
+def video(path, mdat=200_000, **kw):
+    args = ["/usr/bin/python3", MKMP4, str(path), "--mdat-bytes", str(mdat)]
+    for k, v in kw.items():
+        args += ["--" + k.replace("_", "-"), str(v)]
+    subprocess.run(args, check=True)
+    return path
+
+
+def sha(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def connect(s, name="alice", user=None):
+    r = s.tikd("account", "complete", name, s.approve(s.authorize_url(name), user=user))
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.fixture
+def quick(s):
+    """A fake whose processing takes a moment, not minutes."""
+    s.fake.ctl.set_config(time_scale=0.01)
+    return s
+
+
+def test_post_and_draft_exactly_once(quick, tmp_path):
+    s = quick
+    connect(s)
+    d = s.start()
+    v1 = video(tmp_path / "one.mp4", duration=7)
+    v2 = video(tmp_path / "two.mp4", duration=4)
+    r = s.tikd("post", str(v1), "--account", "alice", "--privacy", "SELF_ONLY",
+               "--caption", "first light 🌅 #sunrise", "--wait")
+    assert r.returncode == 0, r.stdout + r.stderr + "\n".join(d.lines)[-4000:]
+    assert "published" in r.stdout
+    r = s.tikd("post", str(v2), "--account", "alice", "--draft", "--wait")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "in_inbox" in r.stdout
+    posts = s.fake.ctl.posts()
+    assert sorted(p["sha256"] for p in posts) == sorted([sha(v1), sha(v2)])
+    direct = [p for p in posts if p["sha256"] == sha(v1)][0]
+    assert direct["privacy_level"] == "SELF_ONLY" and direct["title"] == "first light 🌅 #sunrise"
+    q = s.tikd("queue", "--all").stdout
+    assert q.count("published") == 1 and q.count("in_inbox") == 1
+    show = s.tikd("job", "show", "1").stdout
+    assert "chosen by:    operator" in show and "publish_id:   v_pub_file" in show
+    audit = s.audit()
+    assert "job.planned" in audit and "job.published" in audit and "privacy=SELF_ONLY" in audit
+    assert d.proc.poll() is None
+    s.assert_no_token_leaked()
+
+
+def test_bad_posts_are_refused_when_planned(s, tmp_path):
+    connect(s)
+    v = video(tmp_path / "ok.mp4")
+    r = s.tikd("post", str(v), "--account", "alice")
+    assert r.returncode == 1 and "choose a privacy level" in r.stderr
+    r = s.tikd("post", str(v), "--account", "alice", "--privacy", "EVERYONE",
+               "--caption", "x" * 2201)
+    assert r.returncode == 1
+    assert "unknown privacy level 'EVERYONE'" in r.stderr and "2201 UTF-16 units" in r.stderr
+    r = s.tikd("post", str(tmp_path / "missing.mp4"), "--account", "alice",
+               "--privacy", "SELF_ONLY")
+    assert r.returncode == 1 and "cannot read the media file" in r.stderr
+    r = s.tikd("post", str(v), "--account", "nobody", "--privacy", "SELF_ONLY")
+    assert r.returncode == 1 and "no such account" in r.stderr
+    assert "ID" in s.tikd("queue", "--all").stdout and len(s.tikd("queue", "--all")
+                                                         .stdout.splitlines()) == 1
+
+
+def test_preflight_failures_say_what_is_wrong(quick, tmp_path):
+    s = quick
+    connect(s)
+    d = s.start()
+    slow = video(tmp_path / "slow.mp4", fps=12)
+    r = s.tikd("post", str(slow), "--account", "alice", "--privacy", "SELF_ONLY", "--wait")
+    assert r.returncode == 1 and "23 to 60 fps" in r.stdout
+    ok = video(tmp_path / "ok.mp4")
+    # an app TikTok has not audited: the creator is offered SELF_ONLY only
+    connect(s, "bob", user="acct_two")
+    creators = s.fake.ctl.creators()
+    creators = creators["creators"] if isinstance(creators, dict) else creators
+    two = [c for c in creators if c["username"] == "acct_two"][0]
+    s.fake.ctl.put_creator({**two, "privacy_level_options": ["SELF_ONLY"]})
+    r = s.tikd("post", str(ok), "--account", "bob", "--privacy", "PUBLIC_TO_EVERYONE", "--wait")
+    assert r.returncode == 1 and "not offered" in r.stdout and "audited" in r.stdout
+    assert s.fake.ctl.posts() == []
+    assert not [q for q in s.fake.ctl.ledger()["requests"] if "init" in q["path"]]
+    assert d.proc.poll() is None
+
+
+def test_multi_chunk_upload_with_faults(quick, tmp_path):
+    s = quick
+    connect(s)
+    d = s.start()
+    big = video(tmp_path / "big.mp4", mdat=75_000_000)
+    s.fake.ctl.add_faults([
+        {"kind": "reset", "path_prefix": "/upload/", "after_bytes": 3_000_000, "skip": 2},
+        {"kind": "status", "path_prefix": "/upload/", "status": 503, "skip": 4},
+        {"kind": "status", "path_prefix": "/v2/post/publish/status/", "status": 500},
+        {"kind": "malformed_json", "path_prefix": "/v2/post/publish/status/", "skip": 1},
+    ])
+    r = s.tikd("post", str(big), "--account", "alice", "--privacy", "SELF_ONLY", "--wait")
+    assert r.returncode == 0, r.stdout + r.stderr
+    (post,) = s.fake.ctl.posts()
+    assert post["sha256"] == sha(big) and post["size"] == os.path.getsize(big)
+    show = s.tikd("job", "show", "1").stdout
+    assert "upload:       7 of 7 chunks" in show
+    assert d.proc.poll() is None
+
+
+def test_kill_9_at_random_moments_loses_and_duplicates_nothing(s, tmp_path):
+    """40 posts over two accounts (videos of three sizes, drafts among them),
+    tikd killed with SIGKILL at 15 to 20 random moments and restarted each
+    time: every post reaches TikTok exactly once and the queue agrees."""
+    # TikTok's budgets (6 inits a minute, 5 pending drafts) are issue 6's:
+    # here they are widened so the test is about crashes, not limits
+    s.fake.ctl.set_config(time_scale=0.05, rate_limit_window_sec=1, pending_share_cap=100,
+                          daily_post_cap=100, rate_limit_retry_after=True)
+    # slow the wire a little so kills land in every state, uploads included
+    s.fake.ctl.add_faults([{"kind": "delay", "path_prefix": "/upload/", "delay_sec": 0.08,
+                            "count": None},
+                           {"kind": "delay", "path_prefix": "/v2/post/publish/", "delay_sec": 0.02,
+                            "count": None}])
+    connect(s, "alice")
+    connect(s, "bob", user="acct_two")
+    files = []
+    for i in range(40):
+        size = [150_000, 3_000_000, 70_000_000 if i % 10 == 2 else 12_000_000][i % 3]
+        files.append(video(tmp_path / ("v%02d.mp4" % i), mdat=size, duration=3 + i % 5))
+    for i, f in enumerate(files):
+        acct = "alice" if i % 2 == 0 else "bob"
+        mode = ["--draft"] if i % 4 == 3 else ["--privacy", "SELF_ONLY"]
+        r = s.tikd("post", str(f), "--account", acct, *mode)
+        assert r.returncode == 0, r.stderr
+    rng = random.Random(20261130)
+    kills = 0
+    while kills < 20 and len(s.fake.ctl.posts()) < len(files):
+        d = s.start()
+        time.sleep(rng.uniform(0.01, 0.25))
+        d.proc.send_signal(signal.SIGKILL)
+        d.proc.wait()
+        kills += 1
+    d = s.start()
+    end = time.monotonic() + 90
+    while time.monotonic() < end:
+        q = s.tikd("queue").stdout
+        if len(q.splitlines()) == 1:  # nothing left that is not final
+            break
+        time.sleep(0.3)
+    posts = s.fake.ctl.posts()
+    assert kills >= 15, kills  # the work outlasted them: kills landed in every state
+    got = sorted(p["sha256"] for p in posts)
+    assert len(got) == len(set(got)), "a post reached TikTok twice"
+    assert got == sorted(sha(f) for f in files), (s.tikd("queue", "--all").stdout,
+                                                  "\n".join(d.lines)[-5000:])
+    q = s.tikd("queue", "--all").stdout
+    assert q.count("published") + q.count("in_inbox") == len(files), q
+    assert s.tikd("audit", "verify").returncode == 0
