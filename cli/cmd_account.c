@@ -12,6 +12,7 @@
 
 #include "../core/audit.h"
 #include "../core/clock.h"
+#include "../core/job.h"
 #include "../core/log.h"
 
 static void fmt_time(double t, char *out, size_t n)
@@ -172,6 +173,50 @@ static int show(struct cli *c, int argc, char **argv)
     return 0;
 }
 
+struct cancel_ctx {
+    const char *account;
+    uint64_t ids[256];
+    int n;
+    int cancelled;
+};
+
+static int pending_of(const struct job *j, void *ctx)
+{
+    struct cancel_ctx *cc = ctx;
+    if (strcmp(j->account, cc->account) == 0 && !job_state_final(j->state) && cc->n < 256)
+        cc->ids[cc->n++] = j->id;
+    return 0;
+}
+
+/* The removed account's jobs that are not final are cancelled, with the
+ * reason, in one transaction. */
+static int cancel_jobs_txn(struct store_txn *t, void *ctx)
+{
+    struct cancel_ctx *cc = ctx;
+    cc->n = cc->cancelled = 0;
+    int rc = job_foreach(t, pending_of, cc);
+    for (int i = 0; rc == 0 && i < cc->n; i++) {
+        struct job *j = malloc(sizeof *j);
+        if (!j)
+            return TIKD_ENOMEM;
+        rc = job_get(t, cc->ids[i], j);
+        if (rc == 0) {
+            j->state = JOB_CANCELLED;
+            snprintf(j->reason, sizeof j->reason, "cancelled: account %s was removed", cc->account);
+            rc = job_put(t, j);
+        }
+        if (rc == 0) {
+            char detail[200];
+            snprintf(detail, sizeof detail, "job=%llu account=%s reason=account_removed",
+                     (unsigned long long)j->id, cc->account);
+            rc = audit_append(t, "operator", "job.cancelled", detail);
+            cc->cancelled++;
+        }
+        free(j);
+    }
+    return rc;
+}
+
 static int remove_cmd(struct cli *c, int argc, char **argv)
 {
     if (argc != 2)
@@ -188,6 +233,10 @@ static int remove_cmd(struct cli *c, int argc, char **argv)
         engine_wait(&en, &r.done);
         rc = r.rc;
         fprintf(rc ? stderr : stdout, "%s%s\n", rc ? "tikd: " : "", r.msg);
+        struct cancel_ctx cc = {.account = argv[1]};
+        if (rc == 0 && store_write(en.store, cancel_jobs_txn, &cc, &e) == 0 && cc.cancelled)
+            printf("%d pending job%s of %s cancelled\n", cc.cancelled, cc.cancelled == 1 ? "" : "s",
+                   argv[1]);
     }
     engine_close(&en);
     return rc ? 1 : 0;

@@ -174,3 +174,14 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(s, tmp_path):
     q = s.tikd("queue", "--all").stdout
     assert q.count("published") + q.count("in_inbox") == len(files), q
     assert s.tikd("audit", "verify").returncode == 0
+
+
+def test_removing_an_account_cancels_its_pending_jobs(s, tmp_path):
+    connect(s)
+    v = video(tmp_path / "later.mp4")
+    r = s.tikd("post", str(v), "--account", "alice", "--privacy", "SELF_ONLY", "--at", "+1d")
+    assert r.returncode == 0, r.stderr
+    r = s.tikd("account", "remove", "alice")
+    assert r.returncode == 0 and "1 pending job of alice cancelled" in r.stdout, r.stdout
+    show = s.tikd("job", "show", "1").stdout
+    assert "state:        cancelled" in show and "account alice was removed" in show
