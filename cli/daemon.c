@@ -323,6 +323,42 @@ static int seen_txn(struct store_txn *t, void *ctx)
     return store_put(t, STORE_DB_META, s->key, sizeof s->key, when, sizeof when);
 }
 
+struct find_publish {
+    const char *publish_id;
+    uint64_t id;
+};
+
+static int find_publish_cb(const struct job *j, void *ctx)
+{
+    struct find_publish *f = ctx;
+    if (!job_state_final(j->state) && strcmp(j->publish_id, f->publish_id) == 0) {
+        f->id = j->id;
+        return 1;
+    }
+    return 0;
+}
+
+/* A post.publish.* event: the job with that publish_id is looked at now
+ * (its status fetch confirms what the event says, so a forged or stale
+ * event can only cause one extra status request). */
+static int wake_publish_txn(struct store_txn *t, void *ctx)
+{
+    struct find_publish *f = ctx;
+    int rc = job_foreach(t, find_publish_cb, f);
+    if (rc < 0 || !f->id)
+        return rc < 0 ? rc : 0;
+    struct job *j = malloc(sizeof *j);
+    if (!j)
+        return TIKD_ENOMEM;
+    rc = job_get(t, f->id, j);
+    if (rc == 0 && j->state == JOB_PROCESSING) {
+        j->due_at = clock_now();
+        rc = job_put(t, j);
+    }
+    free(j);
+    return rc;
+}
+
 static void on_webhook(void *ud, struct srv_req *r)
 {
     struct daemon *d = ud;
@@ -362,6 +398,13 @@ static void on_webhook(void *ud, struct srv_req *r)
     TLOG(TLOG_INFO, "webhook.received", LSTR("webhook_event", ev.event),
          LSTR("open_id", ev.user_openid), LSTR("publish_id", ev.publish_id),
          LBOOL("duplicate", sc.dup));
+    if (!sc.dup && strncmp(ev.event, "post.publish.", 13) == 0 && ev.publish_id[0]) {
+        struct find_publish f = {ev.publish_id, 0};
+        if (store_write(d->en.store, wake_publish_txn, &f, &e) == 0 && f.id) {
+            TLOG(TLOG_INFO, "webhook.job", LINT("job", f.id), LSTR("publish_id", ev.publish_id));
+            pipeline_kick(d->pipeline);
+        }
+    }
     if (!sc.dup && strcmp(ev.event, "authorization.removed") == 0) {
         static const char *const reasons[] = {"unknown",         "user disconnected the app",
                                               "account deleted", "age changed",

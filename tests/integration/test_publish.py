@@ -185,3 +185,19 @@ def test_removing_an_account_cancels_its_pending_jobs(s, tmp_path):
     assert r.returncode == 0 and "1 pending job of alice cancelled" in r.stdout, r.stdout
     show = s.tikd("job", "show", "1").stdout
     assert "state:        cancelled" in show and "account alice was removed" in show
+
+
+def test_webhook_moves_a_processing_job_at_once(s, tmp_path):
+    # processing that would take minutes; the webhook arrives when TikTok is done
+    s.fake.ctl.set_config(time_scale=1.0, processing={"processing_sec": 600},
+                          webhook={"url": "http://127.0.0.1:%d/webhooks/tiktok" % s.port})
+    connect(s)
+    d = s.start()
+    v = video(tmp_path / "hook.mp4")
+    r = s.tikd("post", str(v), "--account", "alice", "--privacy", "SELF_ONLY")
+    assert r.returncode == 0, r.stderr
+    d.wait_for(r"event=upload\.chunk job=1 chunk=1 of=1", timeout=10)
+    (pub,) = s.fake.ctl.publishes()
+    s.fake.ctl.advance_publish(pub["publish_id"])  # TikTok finishes: it sends the webhook
+    d.wait_for(r"event=webhook\.job job=1", timeout=10)
+    d.wait_for(r"event=job\.final job=1 .*state=published", timeout=10)
