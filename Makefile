@@ -120,5 +120,10 @@ format:
 format-check:
 	clang-format --dry-run -Werror $(FORMAT_FILES)
 
+bench:
+	@tools/deps.sh test
+	@$(MAKE) --no-print-directory build $(TOOL_BIN)
+	@tools/bench.sh $(abspath $(BUILD))
+
 clean:
 	rm -rf build
