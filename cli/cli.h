@@ -40,6 +40,9 @@ void cli_http_opts(const struct tikd_config *cfg, struct ev_loop *loop, struct h
 int cli_usage_error(const struct cli_cmd *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* "2026-11-30T19:58:03Z" for t (seconds since the epoch), "-" for 0. */
+void cli_fmt_time(double t, char *out, size_t n);
+
 /* Open the store for commands (readonly for inspection). Prints errors. */
 int cli_open_store(struct cli *c, bool readonly, struct store **out);
 

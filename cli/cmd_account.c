@@ -15,18 +15,6 @@
 #include "../core/job.h"
 #include "../core/log.h"
 
-static void fmt_time(double t, char *out, size_t n)
-{
-    if (t <= 0) {
-        snprintf(out, n, "-");
-        return;
-    }
-    time_t s = (time_t)t;
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 struct result {
     int done, rc;
     char msg[800];
@@ -39,6 +27,19 @@ static void on_done(void *ud, int rc, const char *account, const char *msg)
     r->done = 1;
     r->rc = rc;
     snprintf(r->msg, sizeof r->msg, "%s", msg ? msg : "");
+}
+
+/* Finish an OAuth operation started with code rc: wait for it and print
+ * its message; returns its outcome. */
+static int wait_op(struct engine *en, int rc, const struct tikd_err *e, struct result *r)
+{
+    if (rc != 0) {
+        fprintf(stderr, "tikd: %s\n", e->msg);
+        return rc;
+    }
+    engine_wait(en, &r->done);
+    fprintf(r->rc ? stderr : stdout, "%s%s\n", r->rc ? "tikd: " : "", r->msg);
+    return r->rc;
 }
 
 static int begin(struct cli *c, int argc, char **argv, bool reauth)
@@ -84,14 +85,7 @@ static int complete(struct cli *c, int argc, char **argv)
         return 1;
     struct result r = {0};
     struct tikd_err e = {0};
-    int rc = oauth_complete(en.oauth, argv[2], argv[1], on_done, &r, &e);
-    if (rc != 0) {
-        fprintf(stderr, "tikd: %s\n", e.msg);
-    } else {
-        engine_wait(&en, &r.done);
-        rc = r.rc;
-        fprintf(rc ? stderr : stdout, "%s%s\n", rc ? "tikd: " : "", r.msg);
-    }
+    int rc = wait_op(&en, oauth_complete(en.oauth, argv[2], argv[1], on_done, &r, &e), &e, &r);
     engine_close(&en);
     return rc ? 1 : 0;
 }
@@ -100,8 +94,8 @@ static int print_row(const struct account *a, void *ctx)
 {
     double now = *(double *)ctx;
     char ae[32], re[32];
-    fmt_time(a->access_expires_at, ae, sizeof ae);
-    fmt_time(a->refresh_expires_at, re, sizeof re);
+    cli_fmt_time(a->access_expires_at, ae, sizeof ae);
+    cli_fmt_time(a->refresh_expires_at, re, sizeof re);
     bool soon = a->refresh_expires_at > 0 && a->refresh_expires_at - now < 7 * 86400;
     printf("%-20s %-13s %-32s %-21s %-21s%s %s\n", a->name, account_state_name(a->state),
            a->open_id[0] ? a->open_id : "-", ae, re, soon ? " (!)" : "",
@@ -156,10 +150,10 @@ static int show(struct cli *c, int argc, char **argv)
     }
     const struct account *a = &sc.a;
     char ae[32], re[32], cr[32], up[32];
-    fmt_time(a->access_expires_at, ae, sizeof ae);
-    fmt_time(a->refresh_expires_at, re, sizeof re);
-    fmt_time(a->created_at, cr, sizeof cr);
-    fmt_time(a->updated_at, up, sizeof up);
+    cli_fmt_time(a->access_expires_at, ae, sizeof ae);
+    cli_fmt_time(a->refresh_expires_at, re, sizeof re);
+    cli_fmt_time(a->created_at, cr, sizeof cr);
+    cli_fmt_time(a->updated_at, up, sizeof up);
     printf(
         "name:             %s\nstate:            %s\nreason:           %s\nopen_id:          %s\n"
         "scopes:           %s\naccess expires:   %s\nrefresh expires:  %s\n"
@@ -226,13 +220,8 @@ static int remove_cmd(struct cli *c, int argc, char **argv)
         return 1;
     struct result r = {0};
     struct tikd_err e = {0};
-    int rc = oauth_remove(en.oauth, argv[1], on_done, &r, &e);
-    if (rc != 0) {
-        fprintf(stderr, "tikd: %s\n", e.msg);
-    } else {
-        engine_wait(&en, &r.done);
-        rc = r.rc;
-        fprintf(rc ? stderr : stdout, "%s%s\n", rc ? "tikd: " : "", r.msg);
+    int rc = wait_op(&en, oauth_remove(en.oauth, argv[1], on_done, &r, &e), &e, &r);
+    if (rc == 0) {
         struct cancel_ctx cc = {.account = argv[1]};
         if (rc == 0 && store_write(en.store, cancel_jobs_txn, &cc, &e) == 0 && cc.cancelled)
             printf("%d pending job%s of %s cancelled\n", cc.cancelled, cc.cancelled == 1 ? "" : "s",

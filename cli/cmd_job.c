@@ -17,18 +17,6 @@
 #include "../core/clock.h"
 #include "../core/job.h"
 
-static void fmt_time(double t, char *out, size_t n)
-{
-    if (t <= 0) {
-        snprintf(out, n, "-");
-        return;
-    }
-    time_t s = (time_t)t;
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* "+90s", "+5m", "+2h", "+1d", an ISO time "2026-12-01T10:00:00Z", or epoch seconds. */
 static int parse_when(const char *s, double *out)
 {
@@ -90,17 +78,6 @@ static int create_txn(struct store_txn *t, void *ctx)
     return job_create(t, cc->j);
 }
 
-struct get_ctx {
-    uint64_t id;
-    struct job *j;
-};
-
-static int get_txn(struct store_txn *t, void *ctx)
-{
-    struct get_ctx *g = ctx;
-    return job_get(t, g->id, g->j);
-}
-
 /* Follow a job until it is final; 0 when it posted. */
 static int wait_job(struct cli *c, uint64_t id)
 {
@@ -112,8 +89,7 @@ static int wait_job(struct cli *c, uint64_t id)
     bool tty = isatty(1);
     int rc = 1;
     for (;;) {
-        struct get_ctx g = {id, j};
-        if (store_read(s, get_txn, &g, NULL) != 0)
+        if (job_read(s, id, j) != 0)
             break;
         char now[700];
         if (j->state == JOB_UPLOADING && j->plan.count)
@@ -244,7 +220,7 @@ static int run_post(struct cli *c, int argc, char **argv)
         return 1;
     }
     char due[32];
-    fmt_time(j->due_at, due, sizeof due);
+    cli_fmt_time(j->due_at, due, sizeof due);
     printf("job %llu planned: %s %s to %s at %s%s%s\n", (unsigned long long)j->id,
            j->mode == JOB_DRAFT ? "draft of" : "post of", j->media, j->account, due,
            j->privacy[0] ? ", privacy " : "", j->privacy);
@@ -287,7 +263,7 @@ static int queue_row(const struct job *j, void *ctx)
     if (q->account && strcmp(q->account, j->account) != 0)
         return 0;
     char due[32];
-    fmt_time(job_state_final(j->state) ? 0 : j->due_at, due, sizeof due);
+    cli_fmt_time(job_state_final(j->state) ? 0 : j->due_at, due, sizeof due);
     const char *slash = strrchr(j->media, '/');
     printf("%-6llu %-11s %-16s %-6s %-21s %-24.24s %s\n", (unsigned long long)j->id,
            job_state_name(j->state), j->account, j->mode == JOB_DRAFT ? "draft" : "direct", due,
@@ -395,8 +371,7 @@ static int show_job(struct cli *c, uint64_t id)
     if (cli_open_store(c, true, &s))
         return 1;
     struct job *j = malloc(sizeof *j);
-    struct get_ctx g = {id, j};
-    int rc = store_read(s, get_txn, &g, NULL);
+    int rc = job_read(s, id, j);
     store_close(s);
     if (rc != 0) {
         fprintf(stderr, "tikd: no job %llu\n", (unsigned long long)id);
@@ -404,9 +379,9 @@ static int show_job(struct cli *c, uint64_t id)
         return 1;
     }
     char due[32], cr[32], up[32];
-    fmt_time(j->due_at, due, sizeof due);
-    fmt_time(j->created_at, cr, sizeof cr);
-    fmt_time(j->updated_at, up, sizeof up);
+    cli_fmt_time(j->due_at, due, sizeof due);
+    cli_fmt_time(j->created_at, cr, sizeof cr);
+    cli_fmt_time(j->updated_at, up, sizeof up);
     printf("job:          %llu\nstate:        %s\nreason:       %s\naccount:      %s\n"
            "mode:         %s\nmedia:        %s\ncaption:      %s\nprivacy:      %s\n"
            "chosen by:    %s\noptions:      comment %s, duet %s, stitch %s, brand content %s, "

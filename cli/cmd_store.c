@@ -37,11 +37,8 @@ static int run_backup(struct cli *c, int argc, char **argv)
 static int print_rec(const struct audit_rec *r, void *ctx)
 {
     (void)ctx;
-    time_t s = (time_t)r->time;
-    struct tm tm;
     char ts[32];
-    gmtime_r(&s, &tm);
-    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    cli_fmt_time(r->time, ts, sizeof ts);
     printf("%6llu %s %-10s %-20s %s\n", (unsigned long long)r->seq, ts, r->actor, r->event,
            r->detail);
     return 0;

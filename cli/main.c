@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../bindings/lua_config.h"
@@ -130,6 +131,18 @@ void cli_http_opts(const struct tikd_config *cfg, struct ev_loop *loop, struct h
     o->low_speed_time = (long)cfg->http_low_speed_time;
     o->max_response = cfg->http_max_response;
     o->max_attempts = (int)cfg->http_max_attempts;
+}
+
+void cli_fmt_time(double t, char *out, size_t n)
+{
+    if (t <= 0) {
+        snprintf(out, n, "-");
+        return;
+    }
+    time_t s = (time_t)t;
+    struct tm tm;
+    gmtime_r(&s, &tm);
+    strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 int cli_open_store(struct cli *c, bool readonly, struct store **out)

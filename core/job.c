@@ -285,6 +285,23 @@ int job_get(struct store_txn *t, uint64_t id, struct job *j)
     return rc ? rc : decode(v.p, v.n, j);
 }
 
+struct read_ctx {
+    uint64_t id;
+    struct job *j;
+};
+
+static int read_txn(struct store_txn *t, void *ctx)
+{
+    struct read_ctx *r = ctx;
+    return job_get(t, r->id, r->j);
+}
+
+int job_read(struct store *s, uint64_t id, struct job *j)
+{
+    struct read_ctx r = {id, j};
+    return store_read(s, read_txn, &r, NULL);
+}
+
 int job_put(struct store_txn *t, struct job *j)
 {
     struct job old;

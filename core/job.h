@@ -83,6 +83,9 @@ int job_create(struct store_txn *t, struct job *j);
 /* Read job id; TIKD_ENOTFOUND if there is none. */
 int job_get(struct store_txn *t, uint64_t id, struct job *j);
 
+/* Read job id in a read transaction of its own. */
+int job_read(struct store *s, uint64_t id, struct job *j);
+
 /* Write j (a change of state or progress), moving its due entry; final
  * states have none. Sets updated_at. */
 int job_put(struct store_txn *t, struct job *j);

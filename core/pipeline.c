@@ -59,21 +59,9 @@ static void arm(struct pipeline *p);
 
 /* ---- store helpers -------------------------------------------------------- */
 
-struct get_ctx {
-    uint64_t id;
-    struct job *j;
-};
-
-static int get_txn(struct store_txn *t, void *ctx)
-{
-    struct get_ctx *g = ctx;
-    return job_get(t, g->id, g->j);
-}
-
 static int load(struct pipeline *p, uint64_t id, struct job *j)
 {
-    struct get_ctx g = {id, j};
-    return store_read(p->s, get_txn, &g, NULL);
+    return job_read(p->s, id, j);
 }
 
 struct put_ctx {
@@ -117,6 +105,18 @@ static int save(struct pipeline *p, struct job *j, const char *event, const char
 }
 
 /* ---- runs ------------------------------------------------------------------- */
+
+static void run_end(struct run *r);
+
+/* The job as committed now, for a callback to act on; false (and the run
+ * ended) if it is gone or an operator cancelled it meanwhile. */
+static bool reload(struct run *r, struct job *j)
+{
+    if (load(r->p, r->id, j) == 0 && j->state != JOB_CANCELLED)
+        return true;
+    run_end(r);
+    return false;
+}
 
 static void run_end(struct run *r)
 {
@@ -277,10 +277,8 @@ static void creator_done(void *ud, const struct http_resp *resp)
 {
     struct run *r = ud;
     struct job j;
-    if (load(r->p, r->id, &j) != 0 || j.state == JOB_CANCELLED) {
-        run_end(r);
+    if (!reload(r, &j))
         return;
-    }
     if (resp->out.action != POL_OK) {
         on_error(r, &j, resp, "creator_info");
         return;
@@ -345,10 +343,8 @@ static void init_done(void *ud, const struct http_resp *resp)
 {
     struct run *r = ud;
     struct job j;
-    if (load(r->p, r->id, &j) != 0 || j.state == JOB_CANCELLED) {
-        run_end(r);
+    if (!reload(r, &j))
         return;
-    }
     if (resp->out.action != POL_OK) {
         on_error(r, &j, resp, j.mode == JOB_DRAFT ? "inbox init" : "init");
         return;
@@ -437,10 +433,8 @@ static void chunk_done(void *ud, const struct http_resp *resp)
     struct run *r = ud;
     r->x = NULL;
     struct job j;
-    if (load(r->p, r->id, &j) != 0 || j.state == JOB_CANCELLED) {
-        run_end(r);
+    if (!reload(r, &j))
         return;
-    }
     if (resp->status == 206 || resp->status == 201 || resp->status == 200) {
         j.chunks_done++;
         if (j.chunks_done >= j.plan.count || resp->status == 201) {
@@ -516,10 +510,8 @@ static void status_done(void *ud, const struct http_resp *resp)
     struct run *r = ud;
     struct pipeline *p = r->p;
     struct job j;
-    if (load(p, r->id, &j) != 0 || j.state == JOB_CANCELLED) {
-        run_end(r);
+    if (!reload(r, &j))
         return;
-    }
     if (resp->out.action != POL_OK) {
         on_error(r, &j, resp, "status");
         return;
