@@ -11,7 +11,7 @@
 
 static char *dir;
 static char keyfile[512], keyfile2[512];
-static const char TOKEN[] = "act.SECRETtokenVALUE0123456789abcdef";
+static const char TOKEN[] = "act.SECRET-token-VALUE-0123456789-abcdef"; /* fake */
 
 static struct store *open_store(void)
 {
@@ -125,7 +125,7 @@ static void seal_open_and_aad(void **state)
     assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
     fclose(f);
     assert_null(memmem(buf, (size_t)n, TOKEN, strlen(TOKEN)));
-    assert_null(memmem(buf, (size_t)n, "SECRETtoken", 11));
+    assert_null(memmem(buf, (size_t)n, "SECRET-token", 12));
     free(buf);
 }
 
