@@ -144,6 +144,7 @@ static json_t *encode(const struct job *j)
     json_object_set_new(o, "account", json_string(j->account));
     json_object_set_new(o, "mode", json_string(j->mode == JOB_DRAFT ? "draft" : "direct"));
     json_object_set_new(o, "media", json_string(j->media));
+    json_object_set_new(o, "mime", json_string(j->mime));
     json_object_set_new(o, "caption", json_string(j->caption));
     json_object_set_new(o, "privacy", json_string(j->privacy));
     json_object_set_new(o, "options",
@@ -193,6 +194,7 @@ static int decode(const void *p, size_t n, struct job *j)
     sget(o, "mode", mode, sizeof mode);
     j->mode = strcmp(mode, "draft") == 0 ? JOB_DRAFT : JOB_DIRECT;
     sget(o, "media", j->media, sizeof j->media);
+    sget(o, "mime", j->mime, sizeof j->mime);
     sget(o, "caption", j->caption, sizeof j->caption);
     sget(o, "privacy", j->privacy, sizeof j->privacy);
     json_t *op = json_object_get(o, "options");

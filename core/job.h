@@ -46,6 +46,7 @@ struct job {
     char account[65];
     enum job_mode mode;
     char media[1024]; /* absolute path of the video */
+    char mime[24];    /* its upload Content-Type, from the pre-flight probe */
     char caption[9000];
     char privacy[32]; /* empty for drafts: the creator picks in the app */
     struct job_options opt;

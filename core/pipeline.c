@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define CI_CACHE 64
 
@@ -266,6 +267,7 @@ static void preflight_checks(struct run *r, struct job *j, const struct creator 
         fail(r, j, NULL, "%s: %s", j->media, why);
         return;
     }
+    snprintf(j->mime, sizeof j->mime, "%s", mi.mime ? mi.mime : "video/mp4");
     if (save(r->p, j, NULL, NULL) != 0) { /* the plan, before TikTok hears of it */
         run_end(r);
         return;
@@ -475,17 +477,14 @@ static void put_chunk(struct run *r, struct job *j)
 {
     uint64_t first, len;
     upload_chunk(&j->plan, j->chunks_done, &first, &len);
-    struct media_info mi;
-    const char *mime = "video/mp4";
-    if (media_probe(j->media, &mi, NULL) == 0 && mi.mime)
-        mime = mi.mime;
-    if (mi.size != j->plan.size) {
-        fail(r, j, NULL, "%s changed size during the upload (%llu bytes, planned %llu)", j->media,
-             (unsigned long long)mi.size, (unsigned long long)j->plan.size);
+    struct stat st;
+    if (stat(j->media, &st) != 0 || (uint64_t)st.st_size != j->plan.size) {
+        fail(r, j, NULL, "%s changed or vanished during the upload (planned %llu bytes)", j->media,
+             (unsigned long long)j->plan.size);
         return;
     }
     char ctype[64], range[96];
-    snprintf(ctype, sizeof ctype, "%s", mime);
+    snprintf(ctype, sizeof ctype, "%s", j->mime[0] ? j->mime : "video/mp4");
     snprintf(range, sizeof range, "bytes %llu-%llu/%llu", (unsigned long long)first,
              (unsigned long long)(first + len - 1), (unsigned long long)j->plan.size);
     struct http_header h[] = {{"Content-Type", ctype}, {"Content-Range", range}};
