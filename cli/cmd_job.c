@@ -130,7 +130,8 @@ static int run_post(struct cli *c, int argc, char **argv)
     j->opt.cover_ms = -1;
     snprintf(j->chosen_by, sizeof j->chosen_by, "operator");
     const char *file = NULL;
-    bool wait = false;
+    bool wait = false, approval = false;
+    double deadline = 0;
     int rc = 0;
     for (int i = 1; i < argc && rc == 0; i++) {
         const char *a = argv[i];
@@ -162,6 +163,16 @@ static int run_post(struct cli *c, int argc, char **argv)
         } else if (strcmp(a, "--cover-ms") == 0) {
             NEEDS_VALUE;
             j->opt.cover_ms = atoi(v);
+        } else if (strcmp(a, "--approval-deadline") == 0) {
+            NEEDS_VALUE;
+            approval = true;
+            if (parse_when(v, &deadline) != 0)
+                rc = cli_usage_error(&cmd_post,
+                                     "--approval-deadline takes +2h, +1d or "
+                                     "2026-12-01T10:00:00Z, not '%s'",
+                                     v);
+        } else if (strcmp(a, "--approval") == 0) {
+            approval = true;
         } else if (strcmp(a, "--draft") == 0) {
             j->mode = JOB_DRAFT;
         } else if (strcmp(a, "--wait") == 0) {
@@ -205,6 +216,18 @@ static int run_post(struct cli *c, int argc, char **argv)
         free(j);
         return 1;
     }
+    if (approval) {
+        /* planned for due_at (or now); waits for approval until the deadline */
+        j->planned_at = j->due_at > 0 ? j->due_at : clock_now();
+        j->due_at = deadline > 0 ? deadline : j->planned_at + 86400;
+        if (j->due_at <= clock_now()) {
+            fprintf(stderr, "tikd: the approval deadline is already past\n");
+            free(j);
+            return 1;
+        }
+        j->state = JOB_AWAITING_APPROVAL;
+        snprintf(j->reason, sizeof j->reason, "waits for an operator's approval");
+    }
     struct engine en;
     if (engine_open(c, &en, ENG_STORE)) {
         free(j);
@@ -219,11 +242,15 @@ static int run_post(struct cli *c, int argc, char **argv)
         free(j);
         return 1;
     }
-    char due[32];
-    cli_fmt_time(j->due_at, due, sizeof due);
+    char due[32], until[32];
+    cli_fmt_time(j->planned_at, due, sizeof due);
+    cli_fmt_time(j->due_at, until, sizeof until);
     printf("job %llu planned: %s %s to %s at %s%s%s\n", (unsigned long long)j->id,
            j->mode == JOB_DRAFT ? "draft of" : "post of", j->media, j->account, due,
            j->privacy[0] ? ", privacy " : "", j->privacy);
+    if (approval)
+        printf("it waits for `tikd job approve %llu` (or reject) until %s\n",
+               (unsigned long long)j->id, until);
     wake_daemon(c);
     uint64_t id = j->id;
     free(j);
@@ -239,6 +266,9 @@ const struct cli_cmd cmd_post = {
     "  --at WHEN            +90s, +5m, +2h, +1d or 2026-12-01T10:00:00Z (default: now)\n"
     "  --disable-comment, --disable-duet, --disable-stitch, --brand-content,\n"
     "  --brand-organic, --aigc, --cover-ms N\n"
+    "  --approval           hold the job until an operator runs `tikd job approve ID`\n"
+    "  --approval-deadline WHEN  ...until then (default: a day after the planned time);\n"
+    "                       past it the job is cancelled with the reason\n"
     "  --wait               follow the job until it is published, in the inbox or failed\n"
     "The post is checked when planned (caption, privacy, options, the file) and again\n"
     "before the upload (the creator's privacy options and longest duration, the video's\n"
@@ -309,9 +339,11 @@ const struct cli_cmd cmd_queue = {
     "Without options: every job that is not final. --all includes published, in_inbox,\n"
     "failed and cancelled ones.\n"};
 
+enum change { CH_CANCEL, CH_RETRY, CH_APPROVE, CH_REJECT };
+
 struct change_ctx {
     uint64_t id;
-    bool cancel;
+    enum change what;
     char msg[400];
 };
 
@@ -324,7 +356,24 @@ static int change_txn(struct store_txn *t, void *ctx)
         snprintf(cc->msg, sizeof cc->msg, "no job %llu", (unsigned long long)cc->id);
         return rc;
     }
-    if (cc->cancel) {
+    static const char *const events[] = {"job.cancelled", "job.retried", "job.approved",
+                                         "job.rejected"};
+    static const char *const done[] = {"cancelled", "scheduled again", "approved", "rejected"};
+    if (cc->what == CH_APPROVE || cc->what == CH_REJECT) {
+        if (j.state != JOB_AWAITING_APPROVAL) {
+            snprintf(cc->msg, sizeof cc->msg, "job %llu is %s, not awaiting approval",
+                     (unsigned long long)j.id, job_state_name(j.state));
+            return TIKD_EINVAL;
+        }
+        if (cc->what == CH_APPROVE) {
+            j.state = JOB_SCHEDULED;
+            j.due_at = j.planned_at > clock_now() ? j.planned_at : clock_now();
+            j.reason[0] = '\0';
+        } else {
+            j.state = JOB_CANCELLED;
+            snprintf(j.reason, sizeof j.reason, "rejected by the operator");
+        }
+    } else if (cc->what == CH_CANCEL) {
         if (job_state_final(j.state)) {
             snprintf(cc->msg, sizeof cc->msg, "job %llu is already %s", (unsigned long long)j.id,
                      job_state_name(j.state));
@@ -359,9 +408,8 @@ static int change_txn(struct store_txn *t, void *ctx)
     char detail[200];
     snprintf(detail, sizeof detail, "job=%llu account=%s", (unsigned long long)j.id, j.account);
     if (rc == 0)
-        rc = audit_append(t, "operator", cc->cancel ? "job.cancelled" : "job.retried", detail);
-    snprintf(cc->msg, sizeof cc->msg, "job %llu %s", (unsigned long long)j.id,
-             cc->cancel ? "cancelled" : "scheduled again");
+        rc = audit_append(t, "operator", events[cc->what], detail);
+    snprintf(cc->msg, sizeof cc->msg, "job %llu %s", (unsigned long long)j.id, done[cc->what]);
     return rc;
 }
 
@@ -405,7 +453,7 @@ static int show_job(struct cli *c, uint64_t id)
 static int run_job(struct cli *c, int argc, char **argv)
 {
     if (argc != 3)
-        return cli_usage_error(&cmd_job, "expected: job show|cancel|retry ID");
+        return cli_usage_error(&cmd_job, "expected: job show|approve|reject|cancel|retry ID");
     char *end;
     unsigned long long id = strtoull(argv[2], &end, 10);
     if (*end || id == 0)
@@ -415,13 +463,17 @@ static int run_job(struct cli *c, int argc, char **argv)
             return 1;
         return show_job(c, id);
     }
-    bool cancel = strcmp(argv[1], "cancel") == 0;
-    if (!cancel && strcmp(argv[1], "retry") != 0)
+    static const char *const verbs[] = {"cancel", "retry", "approve", "reject"};
+    int what = -1;
+    for (int i = 0; i < 4; i++)
+        if (strcmp(argv[1], verbs[i]) == 0)
+            what = i;
+    if (what < 0)
         return cli_usage_error(&cmd_job, "unknown subcommand '%s'", argv[1]);
     struct engine en;
     if (engine_open(c, &en, ENG_STORE))
         return 1;
-    struct change_ctx cc = {id, cancel, ""};
+    struct change_ctx cc = {id, (enum change)what, ""};
     int rc = store_write(en.store, change_txn, &cc, NULL);
     engine_close(&en);
     fprintf(rc ? stderr : stdout, "%s%s\n", rc ? "tikd: " : "", cc.msg);
@@ -431,8 +483,11 @@ static int run_job(struct cli *c, int argc, char **argv)
 }
 
 const struct cli_cmd cmd_job = {
-    "job", run_job, "job show|cancel|retry ID", "one job in detail; cancel or retry it",
+    "job", run_job, "job show|approve|reject|cancel|retry ID",
+    "one job in detail; approve, reject, cancel or retry it",
     "  job show ID     every field: state, why, publish_id, progress, post ids, who chose\n"
+    "  job approve ID  let a job that awaits approval go ahead (at its planned time)\n"
+    "  job reject ID   cancel a job that awaits approval, with the reason\n"
     "  job cancel ID   stop a job that is not final (a video TikTok is already processing\n"
     "                  cannot be called back: FILE_UPLOAD has no cancel, spec §2.8)\n"
     "  job retry ID    plan a failed or cancelled job again, unless TikTok may still post it\n"};

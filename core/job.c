@@ -12,9 +12,9 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static const char *const state_names[] = {"scheduled",  "preflight", "uploading",
-                                          "processing", "deferred",  "published",
-                                          "in_inbox",   "failed",    "cancelled"};
+static const char *const state_names[] = {
+    "scheduled", "preflight", "uploading", "processing", "deferred",
+    "published", "in_inbox",  "failed",    "cancelled",  "awaiting_approval"};
 static const char *const privacies[] = {"PUBLIC_TO_EVERYONE", "MUTUAL_FOLLOW_FRIENDS",
                                         "FOLLOWER_OF_CREATOR", "SELF_ONLY"}; /* §2.2 */
 static const char NEXT_ID[] = "job_next_id";
@@ -160,6 +160,7 @@ static json_t *encode(const struct job *j)
     json_object_set_new(o, "created_at", json_real(j->created_at));
     json_object_set_new(o, "updated_at", json_real(j->updated_at));
     json_object_set_new(o, "processing_deadline", json_real(j->processing_deadline));
+    json_object_set_new(o, "planned_at", json_real(j->planned_at));
     json_object_set_new(o, "attempts", json_integer(j->attempts));
     json_object_set_new(o, "publish_id", json_string(j->publish_id));
     json_object_set_new(o, "upload_url", json_string(j->upload_url));
@@ -214,6 +215,7 @@ static int decode(const void *p, size_t n, struct job *j)
     j->created_at = json_number_value(json_object_get(o, "created_at"));
     j->updated_at = json_number_value(json_object_get(o, "updated_at"));
     j->processing_deadline = json_number_value(json_object_get(o, "processing_deadline"));
+    j->planned_at = json_number_value(json_object_get(o, "planned_at"));
     j->attempts = (int)json_integer_value(json_object_get(o, "attempts"));
     sget(o, "publish_id", j->publish_id, sizeof j->publish_id);
     sget(o, "upload_url", j->upload_url, sizeof j->upload_url);
@@ -262,16 +264,20 @@ int job_create(struct store_txn *t, struct job *j)
         return rc;
     j->id = next;
     j->created_at = j->updated_at = clock_now();
+    if (j->state != JOB_AWAITING_APPROVAL)
+        j->state = JOB_SCHEDULED;
+    if (j->planned_at <= 0)
+        j->planned_at = j->state == JOB_SCHEDULED && j->due_at > 0 ? j->due_at : j->created_at;
     if (j->due_at <= 0)
-        j->due_at = j->created_at;
-    j->state = JOB_SCHEDULED;
+        j->due_at = j->planned_at;
     rc = write_record(t, j);
-    char detail[700];
+    char detail[1024];
     snprintf(detail, sizeof detail,
-             "job=%llu account=%s mode=%s privacy=%s chosen_by=%s disable_comment=%d "
+             "job=%llu account=%s mode=%s approval=%s privacy=%s chosen_by=%s disable_comment=%d "
              "disable_duet=%d disable_stitch=%d brand_content=%d brand_organic=%d is_aigc=%d "
              "media=%.300s",
              (unsigned long long)j->id, j->account, j->mode == JOB_DRAFT ? "draft" : "direct",
+             j->state == JOB_AWAITING_APPROVAL ? "required" : "no",
              j->privacy[0] ? j->privacy : "-", j->chosen_by, j->opt.disable_comment,
              j->opt.disable_duet, j->opt.disable_stitch, j->opt.brand_content, j->opt.brand_organic,
              j->opt.is_aigc, j->media);

@@ -1,7 +1,8 @@
 /* job.h - a job is one post to one account, and every state it goes
  * through is one LMDB transaction.
  *
- *   scheduled -> preflight -> uploading -> processing -> published | in_inbox
+ *   (awaiting_approval ->) scheduled -> preflight -> uploading -> processing
+ *       -> published | in_inbox
  *   any non-final state -> deferred (why, and when to try again) | failed |
  *   cancelled
  *
@@ -22,7 +23,7 @@
 #include <stdint.h>
 
 enum job_state {
-    JOB_SCHEDULED,
+    JOB_SCHEDULED, /* 0: a zeroed job is a scheduled one */
     JOB_PREFLIGHT,
     JOB_UPLOADING,
     JOB_PROCESSING,
@@ -31,6 +32,7 @@ enum job_state {
     JOB_IN_INBOX,
     JOB_FAILED,
     JOB_CANCELLED,
+    JOB_AWAITING_APPROVAL, /* waits for `tikd job approve`, until its deadline */
 };
 
 enum job_mode { JOB_DIRECT, JOB_DRAFT };
@@ -54,7 +56,9 @@ struct job {
     enum job_state state;
     char reason[600]; /* why it waits, or why it failed */
     double due_at, created_at, updated_at, processing_deadline;
-    int attempts; /* inits so far */
+    double planned_at; /* when the post was planned for (due_at while it awaits approval is
+                        * the approval deadline) */
+    int attempts;      /* inits so far */
     char publish_id[80];
     char upload_url[320];
     double upload_url_at;
@@ -78,7 +82,9 @@ long job_utf16_len(const char *s);
  * newline). Returns the number of problems. */
 int job_validate(const struct job *j, char *why, size_t n);
 
-/* Store a new job (assigning j->id), its due entry and an audit record. */
+/* Store a new job (assigning j->id), its due entry and an audit record.
+ * j->state is JOB_SCHEDULED, or JOB_AWAITING_APPROVAL with due_at the
+ * deadline and planned_at the moment to post once approved. */
 int job_create(struct store_txn *t, struct job *j);
 
 /* Read job id; TIKD_ENOTFOUND if there is none. */

@@ -640,6 +640,15 @@ static void step(struct run *r)
         return;
     }
     switch (j.state) {
+    case JOB_AWAITING_APPROVAL: /* due means its deadline passed */
+        j.state = JOB_CANCELLED;
+        snprintf(j.reason, sizeof j.reason, "not approved before its deadline");
+        if (save(r->p, &j, "job.expired", "job=%llu account=%s reason=approval_deadline",
+                 (unsigned long long)j.id, j.account) == 0)
+            finish(r, &j);
+        else
+            run_end(r);
+        return;
     case JOB_SCHEDULED:
     case JOB_DEFERRED:
     case JOB_PREFLIGHT:

@@ -201,3 +201,31 @@ def test_webhook_moves_a_processing_job_at_once(s, tmp_path):
     s.fake.ctl.advance_publish(pub["publish_id"])  # TikTok finishes: it sends the webhook
     d.wait_for(r"event=webhook\.job job=1", timeout=10)
     d.wait_for(r"event=job\.final job=1 .*state=published", timeout=10)
+
+
+def test_approval_gate(quick, tmp_path):
+    s = quick
+    connect(s)
+    d = s.start()
+    v1, v2, v3 = (video(tmp_path / ("a%d.mp4" % i)) for i in range(3))
+    for v in (v1, v2):
+        r = s.tikd("post", str(v), "--account", "alice", "--privacy", "SELF_ONLY", "--approval")
+        assert r.returncode == 0 and "tikd job approve" in r.stdout, r.stderr
+    r = s.tikd("post", str(v3), "--account", "alice", "--privacy", "SELF_ONLY",
+               "--approval-deadline", "+1s")
+    assert r.returncode == 0, r.stderr
+    q = s.tikd("queue").stdout
+    assert q.count("awaiting_approval") == 3 and "waits for an operator's approval" in q
+    assert s.fake.ctl.ledger()["requests"] == [] or not [
+        x for x in s.fake.ctl.ledger()["requests"] if x["path"].startswith("/v2/post/")]
+    assert s.tikd("job", "approve", "1").returncode == 0
+    r = s.tikd("job", "reject", "2")
+    assert r.returncode == 0 and "rejected" in r.stdout
+    assert s.tikd("job", "approve", "2").returncode == 1  # no longer awaiting
+    d.wait_for(r"event=job\.final job=1 .*state=published", timeout=20)
+    d.wait_for(r"event=job\.final job=3 .*state=cancelled .*not approved before its deadline",
+               timeout=20)
+    assert [p["sha256"] for p in s.fake.ctl.posts()] == [sha(v1)]
+    audit = s.audit()
+    for event in ("job.approved", "job.rejected", "job.expired", "approval=required"):
+        assert event in audit, event
