@@ -32,7 +32,9 @@ if [ "$what" != build ]; then
     need_pc cmocka libcmocka-dev
     need_file /usr/bin/python3 python3
     /usr/bin/python3 -c 'import pytest' >/dev/null 2>&1 || missing="$missing python3-pytest"
-    need_cmd openssl openssl
+    need_cmd openssl openssl   # test certificates
+    need_cmd curl curl         # make demo, make bench (the peer)
+    need_cmd valgrind valgrind # make valgrind
 fi
 
 [ -z "$missing" ] && exit 0
