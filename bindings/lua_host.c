@@ -37,7 +37,7 @@ struct gen {
     lua_State *L;
     struct host_opts o;
     struct sandbox_opts sb;
-    char *scripts_dir, *rules_dir, **lib, **allow;
+    char *scripts_dir, *rules_dir, **lib, **allow, **roots;
     struct rule *rules;
     size_t nrules;
     size_t mem_used;
@@ -358,6 +358,9 @@ static void gen_free(struct gen *g)
     for (size_t i = 0; g->allow && i < g->o.nallow; i++)
         free(g->allow[i]);
     free(g->allow);
+    for (size_t i = 0; g->roots && i < g->o.nroots; i++)
+        free(g->roots[i]);
+    free(g->roots);
     free(g);
 }
 
@@ -380,10 +383,14 @@ int gen_build(const struct host_opts *o, unsigned id, struct gen **out, struct g
     for (size_t i = 0; g->allow && i < o->nallow; i++)
         g->allow[i] = dup_or_null(o->http_allow[i]);
     g->o.http_allow = (const char *const *)g->allow;
+    g->roots = calloc(o->nroots + 1, sizeof *g->roots);
+    for (size_t i = 0; g->roots && i < o->nroots; i++)
+        g->roots[i] = dup_or_null(o->media_roots[i]);
+    g->o.media_roots = (const char *const *)g->roots;
     g->sb = (struct sandbox_opts){g->scripts_dir, g->rules_dir, (const char *const *)g->lib,
                                   o->nlib, (lua_Integer)o->pattern_steps};
     g->o.lib_paths = (const char *const *)g->lib;
-    if (!g->rules_dir || !g->lib || !g->allow) {
+    if (!g->rules_dir || !g->lib || !g->allow || !g->roots) {
         gen_free(g);
         return tikd_fail(e, TIKD_EINVAL, "no rules dir configured");
     }
@@ -696,4 +703,9 @@ const char *host_rule(lua_State *L)
 const struct host_opts *host_opts_of(lua_State *L)
 {
     return &gen_of(L)->o;
+}
+
+unsigned host_gen_id(lua_State *L)
+{
+    return gen_of(L)->id;
 }

@@ -39,6 +39,10 @@ struct host_opts {
     struct store *store;           /* for tikd.oauth (account handles); NULL: not available */
     const char *const *http_allow; /* hosts tikd.http may reach (http.allow_hosts) */
     size_t nallow;
+    const char *const *media_roots; /* folders tikd.upload may post from */
+    size_t nroots;
+    void (*jobs_changed)(void *ud); /* tikd.upload planned a job: wake the pipeline */
+    void *jobs_ud;
 };
 
 /* Errors found while building a generation, one "file:line: message" each. */
@@ -116,6 +120,9 @@ void host_wake(struct call *c, uint64_t ticket, host_push_fn push, void *ud);
 
 /* The options the generation of L was built with (valid while it lives). */
 const struct host_opts *host_opts_of(lua_State *L);
+
+/* The id of the generation L belongs to. */
+unsigned host_gen_id(lua_State *L);
 
 /* The rule file whose call (or load) is running now, for messages. */
 const char *host_rule(lua_State *L);

@@ -8,6 +8,7 @@ const struct host_module host_modules[] = {
     {"tikd.log", luaopen_tikd_log},
     {"tikd.http", luaopen_tikd_http},
     {"tikd.oauth", luaopen_tikd_oauth},
+    {"tikd.upload", luaopen_tikd_upload},
     {"cjson", luaopen_cjson}, /* a fresh instance (own settings) per environment */
     {NULL, NULL},
 };

@@ -15,9 +15,10 @@ struct host_module {
 /* NULL-terminated. */
 extern const struct host_module host_modules[];
 
-int luaopen_tikd_time(lua_State *L);  /* bindings/lua_time.c: sleep, now */
-int luaopen_tikd_log(lua_State *L);   /* bindings/lua_log.c: debug, info, warn, error */
-int luaopen_tikd_http(lua_State *L);  /* bindings/lua_http.c: request */
-int luaopen_tikd_oauth(lua_State *L); /* bindings/lua_oauth.c: account handles */
+int luaopen_tikd_time(lua_State *L);   /* bindings/lua_time.c: sleep, now */
+int luaopen_tikd_log(lua_State *L);    /* bindings/lua_log.c: debug, info, warn, error */
+int luaopen_tikd_http(lua_State *L);   /* bindings/lua_http.c: request */
+int luaopen_tikd_oauth(lua_State *L);  /* bindings/lua_oauth.c: account handles */
+int luaopen_tikd_upload(lua_State *L); /* bindings/lua_upload.c: post, status, await */
 
 #endif

@@ -115,9 +115,18 @@ static void call_hooks(struct daemon *d, const char *fn, host_push_fn push, void
             gen_call(g, i, fn, push, ud, hook_done, d);
 }
 
+static void jobs_changed(void *ud)
+{
+    struct daemon *d = ud;
+    if (d->pipeline)
+        pipeline_kick(d->pipeline);
+}
+
 static int load_rules(struct daemon *d)
 {
     struct host_opts o = cli_host_opts(&d->cli->cfg, NULL, d->loop, d->en.http, d->en.store);
+    o.jobs_changed = jobs_changed;
+    o.jobs_ud = d;
     struct gen *g;
     struct gen_report rep = {0};
     struct tikd_err e = {0};

@@ -117,6 +117,8 @@ struct host_opts cli_host_opts(const struct tikd_config *cfg, const char *rules_
         .store = store,
         .http_allow = (const char *const *)cfg->http_allow_hosts.v,
         .nallow = cfg->http_allow_hosts.n,
+        .media_roots = (const char *const *)cfg->media_roots.v,
+        .nroots = cfg->media_roots.n,
     };
 }
 

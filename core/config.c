@@ -62,6 +62,8 @@ static const struct key keys[] = {
     {"scripts_dir", K_PATH, O(scripts_dir), 0, 0, NULL, "the engine's Lua library"},
     {"lib_paths", K_PATHS, O(lib_paths), 0, 0, NULL,
      "list of folders rules may require() pure-Lua modules from"},
+    {"media_roots", K_PATHS, O(media_roots), 0, 0, NULL,
+     "list of folders rules may post media from with tikd.upload"},
     {"listen", K_LISTEN, O(listen), 0, 0, NULL,
      "list of addresses to serve on: \"host:port\" or \"unix:/path\""},
     {"log.level", K_ENUM, O(log_level), 0, 0, levels, "least severe level logged"},

@@ -23,8 +23,9 @@ struct tikd_config {
     char *base_dir; /* relative paths are taken from here (the config file's dir) */
     char *data_dir, *rules_dir, *scripts_dir;
     struct strlist lib_paths;
-    int log_level;  /* enum tlog_level */
-    int log_format; /* enum tlog_format */
+    struct strlist media_roots; /* folders rules may post media from (tikd.upload) */
+    int log_level;              /* enum tlog_level */
+    int log_format;             /* enum tlog_format */
     struct strlist listen;
     size_t map_initial, map_max;
     long long lua_instructions;  /* per call into a rule */

@@ -5,6 +5,7 @@ local time = require "tikd.time"
 local log = require "tikd.log"
 local http = require "tikd.http"
 local oauth = require "tikd.oauth"
+local upload = require "tikd.upload"
 
 local tikd = {
     sleep = time.sleep, -- tikd.sleep(seconds): park this call; the loop resumes it
@@ -12,6 +13,7 @@ local tikd = {
     log = log,          -- tikd.log.info(msg [, fields]) and debug/warn/error
     http = http,        -- tikd.http.request{url=...}: only hosts in http.allow_hosts
     oauth = oauth,      -- tikd.oauth.accounts(), tikd.oauth.account(name):info(): no tokens
+    upload = upload,    -- tikd.upload.post{...}, .status(id), .await(id [, timeout])
 }
 
 -- TikTok counts caption lengths in UTF-16 code units, not bytes or

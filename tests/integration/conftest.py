@@ -49,10 +49,11 @@ class Daemon:
             self._q.put(line.rstrip("\n"))
         self._q.put(None)
 
-    def wait_for(self, pattern, timeout=10):
-        """Return the first line (from any seen so far) matching pattern."""
+    def wait_for(self, pattern, timeout=10, after=0):
+        """Return the first line matching pattern, among those seen so far
+        from index `after` on, or the next ones as they come."""
         rx = re.compile(pattern)
-        for line in self.lines:
+        for line in self.lines[after:]:
             if rx.search(line):
                 return line
         deadline = time.monotonic() + timeout

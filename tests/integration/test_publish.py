@@ -229,3 +229,42 @@ def test_approval_gate(quick, tmp_path):
     audit = s.audit()
     for event in ("job.approved", "job.rejected", "job.expired", "approval=required"):
         assert event in audit, event
+
+
+def test_rules_post_through_the_ledger_exactly_once(quick, tmp_path):
+    s = quick
+    connect(s)
+    media = tmp_path / "media"
+    media.mkdir()
+    video(media / "clip.mp4")
+    video(tmp_path / "outside.mp4")
+    s.cfg.write_text(s.cfg.read_text() + 'media_roots = { "%s" }\n' % media)
+    (s.root / "rules" / "poster.lua").write_text("""
+function on_load()
+    local spec = { account = "alice", media = "%s/clip.mp4", privacy = "SELF_ONLY",
+                   caption = "from a rule", key = "clip-1" }
+    local id = assert(tikd.upload.post(spec))
+    local again = assert(tikd.upload.post(spec))   -- the same key: the same job
+    local none, why = tikd.upload.post{ account = "alice", media = "%s/outside.mp4",
+                                        privacy = "SELF_ONLY" }
+    local bad, problems = tikd.upload.post{ account = "alice", media = "%s/clip.mp4" }
+    local job = assert(tikd.upload.await(id, 30))
+    tikd.log.info("rule posted", { id = id, again = again, state = job.state,
+                                   chosen_by = job.chosen_by })
+    tikd.log.info("refused", { outside = why, no_privacy = problems })
+end
+""" % (media, tmp_path, media))
+    d = s.start()
+    line = d.wait_for(r'msg="rule posted"', timeout=30)
+    assert "id=1" in line and "again=1" in line and "state=published" in line
+    assert "chosen_by=rule:rules/poster.lua@gen1" in line
+    line = d.wait_for(r'msg=refused')
+    assert "is not a readable file under media_roots" in line and "choose a privacy level" in line
+    # a reload runs on_load again: the key keeps it from posting twice
+    mark = len(d.lines)
+    d.signal(signal.SIGHUP)
+    d.wait_for(r"event=rules\.loaded gen=2", after=mark)
+    line = d.wait_for(r'msg="rule posted"', timeout=30, after=mark)
+    assert "id=1" in line and "again=1" in line
+    assert len(s.fake.ctl.posts()) == 1
+    assert "rule:rules/poster.lua@gen1" in s.tikd("job", "show", "1").stdout

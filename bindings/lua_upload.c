@@ -1,0 +1,308 @@
+/* lua_upload.c - tikd.upload: rules plan posts through the same job ledger
+ * as `tikd post`, so a rule gets the same checks and the same exactly-once
+ * pipeline.
+ *
+ *   local id, err = tikd.upload.post{ account = "acme", media = "/srv/media/clip.mp4",
+ *       privacy = "SELF_ONLY", caption = "...", key = "clip-2026-12-01" }
+ *   local job = tikd.upload.await(id, 600)   -- waits without blocking anything
+ *
+ * Media must lie under a configured media root. `key` makes a plan
+ * idempotent: the same key returns the same job, so a rule that runs again
+ * (a reload, a restart) never posts twice. The job records the rule file
+ * and generation that chose its privacy and settings. */
+#include "lua_host.h"
+#include "lua_modules.h"
+
+#include <ev.h>
+#include <lauxlib.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/account.h"
+#include "../core/audit.h"
+#include "../core/clock.h"
+#include "../core/job.h"
+#include "../core/store.h"
+
+#define AWAIT_POLL 0.25
+
+static struct store *store_of(lua_State *L)
+{
+    struct store *s = host_opts_of(L)->store;
+    if (!s)
+        luaL_error(L, "tikd.upload is not available here (no database: rules are only being "
+                      "checked)");
+    return s;
+}
+
+static bool opt_bool(lua_State *L, int t, const char *k)
+{
+    lua_getfield(L, t, k);
+    bool v = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+static const char *opt_str(lua_State *L, int t, const char *k)
+{
+    lua_getfield(L, t, k);
+    const char *v = lua_isnil(L, -1) ? NULL : luaL_checkstring(L, -1);
+    lua_pop(L, 1); /* the string stays alive in the table */
+    return v;
+}
+
+static double opt_num(lua_State *L, int t, const char *k, double dflt)
+{
+    lua_getfield(L, t, k);
+    double v = lua_isnil(L, -1) ? dflt : luaL_checknumber(L, -1);
+    lua_pop(L, 1);
+    return v;
+}
+
+/* Is path (resolved) under one of the media roots? */
+static bool under_root(const struct host_opts *o, const char *path)
+{
+    for (size_t i = 0; i < o->nroots; i++) {
+        char root[PATH_MAX];
+        if (!realpath(o->media_roots[i], root))
+            continue;
+        size_t l = strlen(root);
+        if (strncmp(path, root, l) == 0 && path[l] == '/')
+            return true;
+    }
+    return false;
+}
+
+struct plan_ctx {
+    struct job *j;
+    const char *key;
+    uint64_t existing;
+    const char *problem;
+};
+
+static int plan_txn(struct store_txn *t, void *ctx)
+{
+    struct plan_ctx *pc = ctx;
+    char k[200];
+    size_t kl = 0;
+    pc->existing = 0;
+    if (pc->key) {
+        kl = (size_t)snprintf(k, sizeof k, "jobkey:%s", pc->key);
+        struct store_val v;
+        if (store_get(t, STORE_DB_META, k, kl, &v) == 0 && v.n == 8) {
+            pc->existing = store_be64_get(v.p);
+            return 0;
+        }
+    }
+    struct account a;
+    if (account_get(t, pc->j->account, &a) != 0) {
+        pc->problem = "no such account";
+        return TIKD_ENOTFOUND;
+    }
+    int rc = job_create(t, pc->j);
+    if (rc == 0 && pc->key) {
+        unsigned char id[8];
+        store_be64_put(id, pc->j->id);
+        rc = store_put(t, STORE_DB_META, k, kl, id, 8);
+    }
+    return rc;
+}
+
+/* tikd.upload.post{...} -> job id, or nil and the problems */
+static int l_post(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    const struct host_opts *o = host_opts_of(L);
+    struct store *s = store_of(L);
+    const char *account = opt_str(L, 1, "account"), *media = opt_str(L, 1, "media");
+    const char *caption = opt_str(L, 1, "caption"), *privacy = opt_str(L, 1, "privacy");
+    const char *key = opt_str(L, 1, "key");
+    if (!account || !media)
+        return luaL_error(L, "tikd.upload.post: account and media are required");
+    if (key && (strlen(key) == 0 || strlen(key) > 128))
+        return luaL_error(L, "tikd.upload.post: key must be 1 to 128 characters");
+    char real[PATH_MAX];
+    if (!realpath(media, real) || !under_root(o, real)) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "media %s is not a readable file under media_roots", media);
+        return 2;
+    }
+    /* every field read (and type-checked, which may raise) before allocating */
+    bool draft = opt_bool(L, 1, "draft"), approval = opt_bool(L, 1, "approval");
+    struct job_options opt = {
+        .disable_comment = opt_bool(L, 1, "disable_comment"),
+        .disable_duet = opt_bool(L, 1, "disable_duet"),
+        .disable_stitch = opt_bool(L, 1, "disable_stitch"),
+        .brand_content = opt_bool(L, 1, "brand_content"),
+        .brand_organic = opt_bool(L, 1, "brand_organic"),
+        .is_aigc = opt_bool(L, 1, "is_aigc"),
+        .cover_ms = (int)opt_num(L, 1, "cover_ms", -1),
+    };
+    double at = opt_num(L, 1, "at", 0);
+    double deadline = opt_num(L, 1, "approval_deadline", 0);
+    if (strlen(real) >= sizeof((struct job *)0)->media ||
+        (caption && strlen(caption) >= sizeof((struct job *)0)->caption) ||
+        (privacy && strlen(privacy) >= sizeof((struct job *)0)->privacy)) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "the media path, caption or privacy is too long");
+        return 2;
+    }
+    struct job *j = calloc(1, sizeof *j);
+    if (!j)
+        return luaL_error(L, "tikd.upload.post: out of memory");
+    snprintf(j->account, sizeof j->account, "%s", account);
+    memcpy(j->media, real, strlen(real) + 1);
+    snprintf(j->caption, sizeof j->caption, "%s", caption ? caption : "");
+    snprintf(j->privacy, sizeof j->privacy, "%s", privacy ? privacy : "");
+    j->mode = draft ? JOB_DRAFT : JOB_DIRECT;
+    j->opt = opt;
+    j->planned_at = at;
+    if (approval) {
+        j->planned_at = at > 0 ? at : clock_now();
+        j->due_at = deadline > 0 ? deadline : j->planned_at + 86400;
+        j->state = JOB_AWAITING_APPROVAL;
+        snprintf(j->reason, sizeof j->reason, "waits for an operator's approval");
+    } else {
+        j->due_at = at;
+    }
+    snprintf(j->chosen_by, sizeof j->chosen_by, "rule:%s@gen%u", host_rule(L), host_gen_id(L));
+    char why[2000];
+    if (job_validate(j, why, sizeof why) > 0) {
+        free(j);
+        lua_pushnil(L);
+        lua_pushstring(L, why);
+        return 2;
+    }
+    struct plan_ctx pc = {j, key, 0, NULL};
+    struct tikd_err e = {0};
+    int rc = store_write(s, plan_txn, &pc, &e);
+    uint64_t id = pc.existing ? pc.existing : j->id;
+    free(j);
+    if (rc != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, pc.problem ? pc.problem : e.msg);
+        return 2;
+    }
+    if (!pc.existing && o->jobs_changed)
+        o->jobs_changed(o->jobs_ud);
+    lua_pushinteger(L, (lua_Integer)id);
+    return 1;
+}
+
+static void push_job(lua_State *L, const struct job *j)
+{
+    lua_createtable(L, 0, 8);
+    lua_pushinteger(L, (lua_Integer)j->id);
+    lua_setfield(L, -2, "id");
+    lua_pushstring(L, j->account);
+    lua_setfield(L, -2, "account");
+    lua_pushstring(L, job_state_name(j->state));
+    lua_setfield(L, -2, "state");
+    lua_pushboolean(L, job_state_final(j->state));
+    lua_setfield(L, -2, "final");
+    lua_pushstring(L, j->reason);
+    lua_setfield(L, -2, "reason");
+    lua_pushstring(L, j->publish_id);
+    lua_setfield(L, -2, "publish_id");
+    lua_pushstring(L, j->post_ids);
+    lua_setfield(L, -2, "post_ids");
+    lua_pushstring(L, j->chosen_by);
+    lua_setfield(L, -2, "chosen_by");
+}
+
+/* tikd.upload.status(id) -> job table, or nil and a message */
+static int l_status(lua_State *L)
+{
+    lua_Integer id = luaL_checkinteger(L, 1);
+    struct job *j = malloc(sizeof *j);
+    if (!j)
+        return luaL_error(L, "out of memory");
+    if (id <= 0 || job_read(store_of(L), (uint64_t)id, j) != 0) {
+        free(j);
+        lua_pushnil(L);
+        lua_pushfstring(L, "no job %I", id);
+        return 2;
+    }
+    push_job(L, j);
+    free(j);
+    return 1;
+}
+
+struct awaiter {
+    ev_timer w;
+    struct ev_loop *loop;
+    struct store *s;
+    struct call *call;
+    uint64_t ticket, id;
+    double deadline;
+    struct job j;
+    bool timed_out;
+};
+
+static void awaiter_cancel(void *ud)
+{
+    struct awaiter *a = ud;
+    ev_timer_stop(a->loop, &a->w);
+    free(a);
+}
+
+static int push_result(lua_State *L, void *ud)
+{
+    struct awaiter *a = ud;
+    if (a->timed_out) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "job %I is not final yet (%s)", (lua_Integer)a->id,
+                        job_state_name(a->j.state));
+        return 2;
+    }
+    push_job(L, &a->j);
+    return 1;
+}
+
+static void on_poll(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    struct awaiter *a = (struct awaiter *)w;
+    bool have = job_read(a->s, a->id, &a->j) == 0;
+    a->timed_out = clock_now() >= a->deadline;
+    if (have && !job_state_final(a->j.state) && !a->timed_out)
+        return; /* look again at the next tick */
+    ev_timer_stop(loop, w);
+    struct call *c = a->call;
+    uint64_t t = a->ticket;
+    host_wake(c, t, push_result, a);
+    free(a);
+}
+
+/* tikd.upload.await(id [, timeout_s]) -> the final job table, or nil and a
+ * message on timeout; the calling coroutine waits on the loop. */
+static int l_await(lua_State *L)
+{
+    lua_Integer id = luaL_checkinteger(L, 1);
+    lua_Number timeout = luaL_optnumber(L, 2, 3600);
+    luaL_argcheck(L, timeout >= 0 && timeout <= 31622400, 2, "0 to 366 days");
+    struct store *s = store_of(L);
+    struct call *c = host_check_wait(L, "tikd.upload.await");
+    struct awaiter *a = calloc(1, sizeof *a);
+    if (!a)
+        return luaL_error(L, "out of memory");
+    a->loop = host_loop(L, "tikd.upload.await");
+    a->s = s;
+    a->call = c;
+    a->id = (uint64_t)id;
+    a->deadline = clock_now() + timeout;
+    ev_timer_init(&a->w, on_poll, 0., AWAIT_POLL);
+    ev_timer_start(a->loop, &a->w);
+    a->ticket = host_wait(c, awaiter_cancel, a);
+    return lua_yield(L, 0);
+}
+
+int luaopen_tikd_upload(lua_State *L)
+{
+    static const luaL_Reg fns[] = {
+        {"post", l_post}, {"status", l_status}, {"await", l_await}, {NULL, NULL}};
+    luaL_newlib(L, fns);
+    return 1;
+}
