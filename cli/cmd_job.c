@@ -160,6 +160,24 @@ static int run_post(struct cli *c, int argc, char **argv)
                                      "--at takes +90s, +5m, +2h, +1d or "
                                      "2026-12-01T10:00:00Z, not '%s'",
                                      v);
+        } else if (strcmp(a, "--photo") == 0) {
+            NEEDS_VALUE;
+            size_t have = strlen(j->images);
+            if (have + strlen(v) + 2 > sizeof j->images)
+                rc = cli_usage_error(&cmd_post, "too many or too long --photo URLs");
+            else
+                snprintf(j->images + have, sizeof j->images - have, "%s%s", have ? "\n" : "", v);
+            j->kind = JOB_PHOTO;
+        } else if (strcmp(a, "--description") == 0) {
+            NEEDS_VALUE;
+            if (strlen(v) >= sizeof j->description)
+                rc = cli_usage_error(&cmd_post, "the description is too long");
+            snprintf(j->description, sizeof j->description, "%s", v);
+        } else if (strcmp(a, "--cover-index") == 0) {
+            NEEDS_VALUE;
+            j->cover_index = atoi(v);
+        } else if (strcmp(a, "--auto-music") == 0) {
+            j->opt.auto_add_music = true;
         } else if (strcmp(a, "--cover-ms") == 0) {
             NEEDS_VALUE;
             j->opt.cover_ms = atoi(v);
@@ -196,14 +214,18 @@ static int run_post(struct cli *c, int argc, char **argv)
         }
 #undef NEEDS_VALUE
     }
-    if (rc == 0 && (!file || !j->account[0]))
-        rc = cli_usage_error(&cmd_post, "expected a FILE and --account NAME");
+    if (rc == 0 && j->kind == JOB_PHOTO && file)
+        rc = cli_usage_error(&cmd_post, "a photo post takes --photo URLs, not a FILE");
+    if (rc == 0 && ((!file && j->kind != JOB_PHOTO) || !j->account[0]))
+        rc = cli_usage_error(&cmd_post, "expected a FILE (or --photo URLs) and --account NAME");
     if (rc != 0) {
         free(j);
         return rc;
     }
+    if (j->kind == JOB_PHOTO)
+        file = "";
     char real[PATH_MAX];
-    const char *path = realpath(file, real) ? real : file;
+    const char *path = j->kind == JOB_PHOTO ? "" : realpath(file, real) ? real : file;
     if (strlen(path) >= sizeof j->media) {
         fprintf(stderr, "tikd: the media path is longer than %zu bytes\n", sizeof j->media - 1);
         free(j);
@@ -246,7 +268,8 @@ static int run_post(struct cli *c, int argc, char **argv)
     cli_fmt_time(j->planned_at, due, sizeof due);
     cli_fmt_time(j->due_at, until, sizeof until);
     printf("job %llu planned: %s %s to %s at %s%s%s\n", (unsigned long long)j->id,
-           j->mode == JOB_DRAFT ? "draft of" : "post of", j->media, j->account, due,
+           j->mode == JOB_DRAFT ? "draft of" : "post of",
+           j->kind == JOB_PHOTO ? "a photo carousel" : j->media, j->account, due,
            j->privacy[0] ? ", privacy " : "", j->privacy);
     if (approval)
         printf("it waits for `tikd job approve %llu` (or reject) until %s\n",
@@ -258,11 +281,15 @@ static int run_post(struct cli *c, int argc, char **argv)
 }
 
 const struct cli_cmd cmd_post = {
-    "post", run_post, "post FILE --account NAME [options]", "plan a video post (or a draft)",
+    "post", run_post, "post FILE|--photo URL... --account NAME [options]",
+    "plan a video or photo post (or a draft)",
     "  --privacy P          PUBLIC_TO_EVERYONE, MUTUAL_FOLLOW_FRIENDS, FOLLOWER_OF_CREATOR or\n"
     "                       SELF_ONLY: required for a direct post (tikd never picks one)\n"
     "  --caption TEXT       up to 2200 UTF-16 units, #hashtags and @mentions included\n"
     "  --draft              send to the creator's TikTok inbox instead of posting\n"
+    "  --photo URL          a photo post: 1 to 35 https URLs on a domain verified for the app\n"
+    "                       (TikTok pulls them); the caption is the title (90 units), with\n"
+    "  --description TEXT   up to 4000 units, --cover-index N (0-based), --auto-music\n"
     "  --at WHEN            +90s, +5m, +2h, +1d or 2026-12-01T10:00:00Z (default: now)\n"
     "  --disable-comment, --disable-duet, --disable-stitch, --brand-content,\n"
     "  --brand-organic, --aigc, --cover-ms N\n"
@@ -399,6 +426,7 @@ static int change_txn(struct store_txn *t, void *ctx)
             return TIKD_EINVAL;
         }
         j.publish_id[0] = j.upload_url[0] = j.fail_reason[0] = '\0';
+        j.init_sent_at = 0;
         j.chunks_done = 0;
         j.state = JOB_SCHEDULED;
         j.reason[0] = '\0';

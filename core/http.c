@@ -477,6 +477,11 @@ static void attempt_begin(struct http_xfer *x)
         curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, h->o.low_speed_time);
     }
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, x->hdrs);
+    /* libcurl silently resends a request whose reused connection died
+     * without an answer; for a request that must not reach the server
+     * twice (an init, a token exchange) only a fresh connection is safe */
+    if (x->retry == HTTP_RETRY_NOT_SENT)
+        curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
     bool has_body = x->body || x->body_file;
     if (strcmp(x->method, "GET") == 0 && !has_body) {
         curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);

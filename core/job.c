@@ -89,12 +89,39 @@ int job_validate(const struct job *j, char *why, size_t n)
     if (!account_name_valid(j->account))
         PROBLEM("the account name '%s' is not valid", j->account);
     long units = job_utf16_len(j->caption);
+    long max = j->kind == JOB_PHOTO ? TT_PHOTO_TITLE_MAX : TT_VIDEO_TITLE_MAX;
     if (units < 0)
         PROBLEM("the caption is not valid UTF-8");
-    else if (units > TT_VIDEO_TITLE_MAX)
-        PROBLEM("the caption is %ld UTF-16 units long; TikTok allows %d for a video (emoji above "
+    else if (units > max)
+        PROBLEM("the %s is %ld UTF-16 units long; TikTok allows %ld for a %s (emoji above "
                 "U+FFFF count 2)",
-                units, TT_VIDEO_TITLE_MAX);
+                j->kind == JOB_PHOTO ? "title" : "caption", units, max,
+                j->kind == JOB_PHOTO ? "photo post" : "video");
+    if (j->kind == JOB_PHOTO) {
+        long d = job_utf16_len(j->description);
+        if (d < 0)
+            PROBLEM("the description is not valid UTF-8");
+        else if (d > TT_PHOTO_DESCRIPTION_MAX)
+            PROBLEM("the description is %ld UTF-16 units long; TikTok allows %d", d,
+                    TT_PHOTO_DESCRIPTION_MAX);
+        int count = 0;
+        for (const char *p = j->images; *p;) {
+            size_t l = strcspn(p, "\n");
+            count++;
+            if (l < 9 || strncmp(p, "https://", 8) != 0 || memchr(p, ' ', l))
+                PROBLEM("photo %d is not an https:// URL: TikTok pulls photos only from https "
+                        "URLs on a verified domain",
+                        count);
+            p += l + (p[l] == '\n');
+        }
+        if (count < 1 || count > JOB_IMAGES_MAX)
+            PROBLEM("a photo post has 1 to %d images, not %d", JOB_IMAGES_MAX, count);
+        else if (j->cover_index < 0 || j->cover_index >= count)
+            PROBLEM("the cover index %d is not one of the %d images (0-based)", j->cover_index,
+                    count);
+    } else if (j->description[0] || j->images[0]) {
+        PROBLEM("a video post has no description or images (use --caption)");
+    }
     if (j->mode == JOB_DIRECT) {
         bool known = false;
         for (size_t i = 0; i < sizeof privacies / sizeof privacies[0]; i++)
@@ -115,7 +142,9 @@ int job_validate(const struct job *j, char *why, size_t n)
     if (j->opt.cover_ms < -1)
         PROBLEM("the cover timestamp must be 0 or more milliseconds");
     struct stat st;
-    if (j->media[0] != '/')
+    if (j->kind == JOB_PHOTO)
+        ; /* nothing local to read: TikTok pulls the images */
+    else if (j->media[0] != '/')
         PROBLEM("the media path must be absolute: %s", j->media);
     else if (stat(j->media, &st) != 0)
         PROBLEM("cannot read the media file %s", j->media);
@@ -143,7 +172,12 @@ static json_t *encode(const struct job *j)
     json_object_set_new(o, "id", json_integer((json_int_t)j->id));
     json_object_set_new(o, "account", json_string(j->account));
     json_object_set_new(o, "mode", json_string(j->mode == JOB_DRAFT ? "draft" : "direct"));
+    json_object_set_new(o, "kind", json_string(j->kind == JOB_PHOTO ? "photo" : "video"));
     json_object_set_new(o, "media", json_string(j->media));
+    json_object_set_new(o, "images", json_string(j->images));
+    json_object_set_new(o, "cover_index", json_integer(j->cover_index));
+    json_object_set_new(o, "description", json_string(j->description));
+    json_object_set_new(o, "init_sent_at", json_real(j->init_sent_at));
     json_object_set_new(o, "mime", json_string(j->mime));
     json_object_set_new(o, "caption", json_string(j->caption));
     json_object_set_new(o, "privacy", json_string(j->privacy));
@@ -153,6 +187,8 @@ static json_t *encode(const struct job *j)
                                   "disable_stitch", j->opt.disable_stitch, "brand_content",
                                   j->opt.brand_content, "brand_organic", j->opt.brand_organic,
                                   "is_aigc", j->opt.is_aigc, "cover_ms", j->opt.cover_ms));
+    json_object_set_new(json_object_get(o, "options"), "auto_add_music",
+                        json_boolean(j->opt.auto_add_music));
     json_object_set_new(o, "chosen_by", json_string(j->chosen_by));
     json_object_set_new(o, "state", json_string(state_names[j->state]));
     json_object_set_new(o, "reason", json_string(j->reason));
@@ -194,7 +230,14 @@ static int decode(const void *p, size_t n, struct job *j)
     char mode[16], state[32];
     sget(o, "mode", mode, sizeof mode);
     j->mode = strcmp(mode, "draft") == 0 ? JOB_DRAFT : JOB_DIRECT;
+    char kind[16];
+    sget(o, "kind", kind, sizeof kind);
+    j->kind = strcmp(kind, "photo") == 0 ? JOB_PHOTO : JOB_VIDEO;
     sget(o, "media", j->media, sizeof j->media);
+    sget(o, "images", j->images, sizeof j->images);
+    j->cover_index = (int)json_integer_value(json_object_get(o, "cover_index"));
+    sget(o, "description", j->description, sizeof j->description);
+    j->init_sent_at = json_number_value(json_object_get(o, "init_sent_at"));
     sget(o, "mime", j->mime, sizeof j->mime);
     sget(o, "caption", j->caption, sizeof j->caption);
     sget(o, "privacy", j->privacy, sizeof j->privacy);
@@ -206,6 +249,7 @@ static int decode(const void *p, size_t n, struct job *j)
     j->opt.brand_organic = json_is_true(json_object_get(op, "brand_organic"));
     j->opt.is_aigc = json_is_true(json_object_get(op, "is_aigc"));
     j->opt.cover_ms = (int)json_integer_value(json_object_get(op, "cover_ms"));
+    j->opt.auto_add_music = json_is_true(json_object_get(op, "auto_add_music"));
     sget(o, "chosen_by", j->chosen_by, sizeof j->chosen_by);
     sget(o, "state", state, sizeof state);
     int st = job_state_parse(state);

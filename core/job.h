@@ -36,29 +36,38 @@ enum job_state {
 };
 
 enum job_mode { JOB_DIRECT, JOB_DRAFT };
+enum job_kind { JOB_VIDEO, JOB_PHOTO };
+
+#define JOB_IMAGES_MAX 35 /* spec §2.6 */
 
 struct job_options {
     bool disable_comment, disable_duet, disable_stitch;
     bool brand_content, brand_organic, is_aigc;
-    int cover_ms; /* -1: TikTok's default (first frame) */
+    int cover_ms;        /* -1: TikTok's default (first frame) */
+    bool auto_add_music; /* photos */
 };
 
 struct job {
     uint64_t id;
     char account[65];
     enum job_mode mode;
-    char media[1024]; /* absolute path of the video */
-    char mime[24];    /* its upload Content-Type, from the pre-flight probe */
-    char caption[9000];
-    char privacy[32]; /* empty for drafts: the creator picks in the app */
+    enum job_kind kind;
+    char media[1024];                  /* absolute path of the video */
+    char images[JOB_IMAGES_MAX * 320]; /* photos: https URLs, one per line */
+    int cover_index;                   /* photos: 0-based */
+    char description[16400];           /* photos: up to 4000 UTF-16 units */
+    char mime[24];                     /* its upload Content-Type, from the pre-flight probe */
+    char caption[9000];                /* a video's title; a photo post's title */
+    char privacy[32];                  /* empty for drafts: the creator picks in the app */
     struct job_options opt;
     char chosen_by[160]; /* "operator", "rule:FILE@genN": who chose privacy and settings */
     enum job_state state;
     char reason[600]; /* why it waits, or why it failed */
     double due_at, created_at, updated_at, processing_deadline;
-    double planned_at; /* when the post was planned for (due_at while it awaits approval is
-                        * the approval deadline) */
-    int attempts;      /* inits so far */
+    double planned_at;   /* when the post was planned for (due_at while it awaits approval is
+                          * the approval deadline) */
+    int attempts;        /* inits so far */
+    double init_sent_at; /* a URL-pull init left: TikTok may have started it */
     char publish_id[80];
     char upload_url[320];
     double upload_url_at;

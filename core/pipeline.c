@@ -232,6 +232,7 @@ static struct creator *ci_slot(struct pipeline *p, const char *account)
 }
 
 static void init_upload(struct run *r, struct job *j, const struct creator *c);
+static void init_photo(struct run *r, struct job *j);
 
 static void preflight_checks(struct run *r, struct job *j, const struct creator *c)
 {
@@ -251,6 +252,10 @@ static void preflight_checks(struct run *r, struct job *j, const struct creator 
                            : "");
             return;
         }
+    }
+    if (j->kind == JOB_PHOTO) {
+        init_photo(r, j);
+        return;
     }
     struct media_info mi;
     struct tikd_err e = {0};
@@ -426,6 +431,104 @@ static void init_upload(struct run *r, struct job *j, const struct creator *c)
         later(r, j, JOB_DEFERRED, 600, e.msg);
 }
 
+/* ---- photos: TikTok pulls the images (spec §2.6) ---------------------------------- */
+
+static void photo_init_done(void *ud, const struct http_resp *resp)
+{
+    struct run *r = ud;
+    struct job j;
+    if (!reload(r, &j))
+        return;
+    if (resp->out.action != POL_OK) {
+        /* TikTok answered, or the request never left: no pull was started */
+        bool never_left =
+            strcmp(resp->out.code, "curl_7") == 0 || strcmp(resp->out.code, "curl_6") == 0;
+        if (resp->status != 0 || never_left) {
+            j.init_sent_at = 0;
+            on_error(r, &j, resp, "photo init");
+            return;
+        }
+        /* no answer: TikTok may have started the pull; a second init could
+         * post twice */
+        fail(r, &j, NULL,
+             "the photo init got no answer (%s), so TikTok may be pulling the post already; it is "
+             "not sent again (that could post it twice): check the account, then `tikd job "
+             "retry %llu` if it did not arrive",
+             resp->out.message, (unsigned long long)j.id);
+        return;
+    }
+    json_t *o = json_loadb(resp->body, resp->body_len, 0, NULL);
+    const char *pid = json_string_value(json_object_get(json_object_get(o, "data"), "publish_id"));
+    if (!pid || strlen(pid) >= sizeof j.publish_id) {
+        json_decref(o);
+        fail(r, &j, resp->out.log_id, "photo init: TikTok's answer lacks a usable publish_id");
+        return;
+    }
+    snprintf(j.publish_id, sizeof j.publish_id, "%s", pid);
+    json_decref(o);
+    j.attempts++;
+    j.state = JOB_PROCESSING;
+    j.processing_deadline = clock_now() + r->p->c.processing_timeout;
+    j.due_at = clock_now() + r->p->c.poll_first;
+    save(r->p, &j, "job.init", "job=%llu account=%s publish_id=%s kind=photo",
+         (unsigned long long)j.id, j.account, j.publish_id);
+    run_end(r); /* the timer brings it back for its first status poll */
+}
+
+static void init_photo(struct run *r, struct job *j)
+{
+    struct pipeline *p = r->p;
+    json_t *images = json_array();
+    for (const char *q = j->images; *q;) {
+        size_t l = strcspn(q, "\n");
+        json_array_append_new(images, json_stringn(q, l));
+        q += l + (q[l] == '\n');
+    }
+    json_t *post = json_object();
+    if (j->caption[0])
+        json_object_set_new(post, "title", json_string(j->caption));
+    if (j->description[0])
+        json_object_set_new(post, "description", json_string(j->description));
+    if (j->mode == JOB_DIRECT) {
+        json_object_set_new(post, "privacy_level", json_string(j->privacy));
+        json_object_set_new(post, "disable_comment", json_boolean(j->opt.disable_comment));
+        json_object_set_new(post, "auto_add_music", json_boolean(j->opt.auto_add_music));
+        json_object_set_new(post, "brand_content_toggle", json_boolean(j->opt.brand_content));
+        json_object_set_new(post, "brand_organic_toggle", json_boolean(j->opt.brand_organic));
+    }
+    json_t *body = json_pack("{s:s, s:s, s:o, s:{s:s, s:o, s:i}}", "media_type", "PHOTO",
+                             "post_mode", j->mode == JOB_DRAFT ? "MEDIA_UPLOAD" : "DIRECT_POST",
+                             "post_info", post, "source_info", "source", "PULL_FROM_URL",
+                             "photo_images", images, "photo_cover_index", j->cover_index);
+    char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    /* a pull, once TikTok has it, runs by itself: mark that it may have left,
+     * in the store, before it leaves (see step) */
+    j->init_sent_at = clock_now();
+    if (!s || save(p, j, NULL, NULL) != 0) {
+        free(s);
+        run_end(r);
+        return;
+    }
+    char url[512];
+    snprintf(url, sizeof url, "%s%s", p->api_url, TT_PATH_CONTENT_INIT);
+    static const struct http_header h[] = {{"Content-Type", "application/json; charset=UTF-8"}};
+    struct http_req req = {.method = "POST",
+                           .url = url,
+                           .headers = h,
+                           .nheaders = 1,
+                           .body = s,
+                           .body_len = strlen(s),
+                           .retry = HTTP_RETRY_NOT_SENT};
+    struct tikd_err e = {0};
+    int rc = oauth_request(p->o, j->account, &req, photo_init_done, r, &e);
+    free(s);
+    if (rc != 0) {
+        j->init_sent_at = 0; /* it never left */
+        later(r, j, JOB_DEFERRED, 600, e.msg);
+    }
+}
+
 /* ---- upload ------------------------------------------------------------------------------- */
 
 static void poll_status(struct run *r, struct job *j);
@@ -581,6 +684,7 @@ static void status_done(void *ud, const struct http_resp *resp)
             /* TikTok reported this publish failed: a new init is allowed */
             j.publish_id[0] = j.upload_url[0] = '\0';
             j.chunks_done = 0;
+            j.init_sent_at = 0;
             later(r, &j, JOB_DEFERRED, 30, "TikTok failed the publish (internal); posting again");
             return;
         }
@@ -652,6 +756,17 @@ static void step(struct run *r)
     case JOB_SCHEDULED:
     case JOB_DEFERRED:
     case JOB_PREFLIGHT:
+        if (!j.publish_id[0] && j.init_sent_at > 0) {
+            /* tikd stopped between sending a URL-pull init and storing its
+             * answer: TikTok may be pulling already; another init could post
+             * twice */
+            fail(r, &j, NULL,
+                 "tikd stopped while TikTok was being asked to pull this post, so it may already "
+                 "be on its way; it is not sent again (that could post it twice): check the "
+                 "account, then `tikd job retry %llu` if it did not arrive",
+                 (unsigned long long)j.id);
+            return;
+        }
         if (j.publish_id[0]) { /* never init twice: go back to asking TikTok */
             j.state = JOB_PROCESSING;
             save(r->p, &j, NULL, NULL);
