@@ -1,8 +1,8 @@
 #!/bin/sh
 # make demo: run tikd end to end against the fake TikTok, in a throwaway
 # directory, and narrate it: connect an account through the OAuth callback,
-# post a video and send a draft (exactly once each), reload the rules while
-# tikd runs, back up, stop, verify the audit chain.
+# post a video and a photo carousel and send a draft (exactly once each),
+# reload the rules while tikd runs, back up, stop, verify the audit chain.
 # Usage: tools/demo.sh /path/to/tikd
 set -eu
 TIKD=$1
@@ -85,6 +85,13 @@ say "posting a generated video (H.264, 1080x1920, 30 fps, 6 s) and waiting until
 /usr/bin/python3 "$REPO/tests/fixtures/mkmp4.py" "$work/clip.mp4" --duration 6 --mdat-bytes 2000000
 tikd post "$work/clip.mp4" --account demo --privacy SELF_ONLY \
     --caption "first light over the harbour #sunrise" --wait
+
+say "posting a photo carousel: TikTok pulls three images from a verified domain"
+tikd post --account demo --privacy SELF_ONLY \
+    --photo https://media.example.test/tikd/market-1.jpg \
+    --photo https://media.example.test/tikd/market-2.jpg \
+    --photo https://media.example.test/tikd/market-3.jpg \
+    --caption "market day" --description "three stalls #food" --cover-index 1 --wait
 
 say "sending another video to the creator's inbox as a draft"
 /usr/bin/python3 "$REPO/tests/fixtures/mkmp4.py" "$work/draft.mp4" --duration 4
