@@ -206,6 +206,26 @@ static void on_error(struct run *r, struct job *j, const struct http_resp *resp,
     }
 }
 
+/* POST a JSON body to a TikTok API path for the job's account (the token is
+ * added by the OAuth layer). Returns 0, or an error in e (nothing sent). */
+static int api_post(struct run *r, const struct job *j, const char *path, const char *body,
+                    enum http_retry retry, http_done_fn cb, struct tikd_err *e)
+{
+    if (!body)
+        return tikd_fail(e, TIKD_ENOMEM, "out of memory");
+    char url[512];
+    snprintf(url, sizeof url, "%s%s", r->p->api_url, path);
+    static const struct http_header h[] = {{"Content-Type", "application/json; charset=UTF-8"}};
+    struct http_req req = {.method = "POST",
+                           .url = url,
+                           .headers = h,
+                           .nheaders = 1,
+                           .body = body,
+                           .body_len = strlen(body),
+                           .retry = retry};
+    return oauth_request(r->p->o, j->account, &req, cb, r, e);
+}
+
 /* ---- creator_info (pre-flight) -------------------------------------------------- */
 
 static struct creator *ci_find(struct pipeline *p, const char *account, bool fresh_only)
@@ -329,18 +349,8 @@ static void preflight(struct run *r, struct job *j)
         preflight_checks(r, j, c);
         return;
     }
-    char url[512];
-    snprintf(url, sizeof url, "%s%s", p->api_url, TT_PATH_CREATOR_INFO);
-    static const struct http_header h[] = {{"Content-Type", "application/json; charset=UTF-8"}};
-    struct http_req req = {.method = "POST",
-                           .url = url,
-                           .headers = h,
-                           .nheaders = 1,
-                           .body = "{}",
-                           .body_len = 2,
-                           .retry = HTTP_RETRY_ALL};
     struct tikd_err e = {0};
-    if (oauth_request(p->o, j->account, &req, creator_done, r, &e) != 0)
+    if (api_post(r, j, TT_PATH_CREATOR_INFO, "{}", HTTP_RETRY_ALL, creator_done, &e) != 0)
         later(r, j, JOB_DEFERRED, 600, e.msg); /* e.g. the account needs reauth: paused */
 }
 
@@ -387,7 +397,6 @@ static void init_done(void *ud, const struct http_resp *resp)
 
 static void init_upload(struct run *r, struct job *j, const struct creator *c)
 {
-    struct pipeline *p = r->p;
     json_t *source =
         json_pack("{s:s, s:I, s:I, s:I}", "source", "FILE_UPLOAD", "video_size",
                   (json_int_t)j->plan.size, "chunk_size", (json_int_t)j->plan.chunk_size,
@@ -411,21 +420,11 @@ static void init_upload(struct run *r, struct job *j, const struct creator *c)
     json_object_set_new(body, "source_info", source);
     char *s = json_dumps(body, JSON_COMPACT);
     json_decref(body);
-    char url[512];
-    snprintf(url, sizeof url, "%s%s", p->api_url,
-             j->mode == JOB_DRAFT ? TT_PATH_INBOX_INIT : TT_PATH_VIDEO_INIT);
-    static const struct http_header h[] = {{"Content-Type", "application/json; charset=UTF-8"}};
     /* an init that may have reached TikTok is not sent twice: it counts
      * against the creator's daily cap */
-    struct http_req req = {.method = "POST",
-                           .url = url,
-                           .headers = h,
-                           .nheaders = 1,
-                           .body = s,
-                           .body_len = s ? strlen(s) : 0,
-                           .retry = HTTP_RETRY_NOT_SENT};
     struct tikd_err e = {0};
-    int rc = s ? oauth_request(p->o, j->account, &req, init_done, r, &e) : TIKD_ENOMEM;
+    int rc = api_post(r, j, j->mode == JOB_DRAFT ? TT_PATH_INBOX_INIT : TT_PATH_VIDEO_INIT, s,
+                      HTTP_RETRY_NOT_SENT, init_done, &e);
     free(s);
     if (rc != 0)
         later(r, j, JOB_DEFERRED, 600, e.msg);
@@ -510,18 +509,8 @@ static void init_photo(struct run *r, struct job *j)
         run_end(r);
         return;
     }
-    char url[512];
-    snprintf(url, sizeof url, "%s%s", p->api_url, TT_PATH_CONTENT_INIT);
-    static const struct http_header h[] = {{"Content-Type", "application/json; charset=UTF-8"}};
-    struct http_req req = {.method = "POST",
-                           .url = url,
-                           .headers = h,
-                           .nheaders = 1,
-                           .body = s,
-                           .body_len = strlen(s),
-                           .retry = HTTP_RETRY_NOT_SENT};
     struct tikd_err e = {0};
-    int rc = oauth_request(p->o, j->account, &req, photo_init_done, r, &e);
+    int rc = api_post(r, j, TT_PATH_CONTENT_INIT, s, HTTP_RETRY_NOT_SENT, photo_init_done, &e);
     free(s);
     if (rc != 0) {
         j->init_sent_at = 0; /* it never left */
@@ -712,24 +701,13 @@ static void status_done(void *ud, const struct http_resp *resp)
 
 static void poll_status(struct run *r, struct job *j)
 {
-    struct pipeline *p = r->p;
-    char url[512], body[160];
-    snprintf(url, sizeof url, "%s%s", p->api_url, TT_PATH_STATUS);
     json_t *b = json_pack("{s:s}", "publish_id", j->publish_id);
-    char *s = json_dumps(b, JSON_COMPACT);
+    char *body = b ? json_dumps(b, JSON_COMPACT) : NULL;
     json_decref(b);
-    snprintf(body, sizeof body, "%s", s ? s : "{}");
-    free(s);
-    static const struct http_header h[] = {{"Content-Type", "application/json; charset=UTF-8"}};
-    struct http_req req = {.method = "POST",
-                           .url = url,
-                           .headers = h,
-                           .nheaders = 1,
-                           .body = body,
-                           .body_len = strlen(body),
-                           .retry = HTTP_RETRY_ALL};
     struct tikd_err e = {0};
-    if (oauth_request(p->o, j->account, &req, status_done, r, &e) != 0)
+    int rc = api_post(r, j, TT_PATH_STATUS, body, HTTP_RETRY_ALL, status_done, &e);
+    free(body);
+    if (rc != 0)
         later(r, j, j->state, 600, e.msg);
 }
 
