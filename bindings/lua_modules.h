@@ -21,4 +21,10 @@ int luaopen_tikd_http(lua_State *L);   /* bindings/lua_http.c: request */
 int luaopen_tikd_oauth(lua_State *L);  /* bindings/lua_oauth.c: account handles */
 int luaopen_tikd_upload(lua_State *L); /* bindings/lua_upload.c: post, status, await */
 
+struct job;
+/* Push a job as the table rules see (tikd.upload, on_published, on_failed):
+ * id, account, state, final, mode, kind, caption, privacy, reason,
+ * publish_id, post_ids (a string), chosen_by. Never a token. */
+void lua_push_job(lua_State *L, const struct job *j);
+
 #endif

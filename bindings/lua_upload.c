@@ -16,6 +16,7 @@
 #include <ev.h>
 #include <lauxlib.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,25 +192,35 @@ static int l_post(lua_State *L)
     return 1;
 }
 
-static void push_job(lua_State *L, const struct job *j)
+void lua_push_job(lua_State *L, const struct job *j)
 {
-    lua_createtable(L, 0, 8);
+    lua_createtable(L, 0, 12);
     lua_pushinteger(L, (lua_Integer)j->id);
     lua_setfield(L, -2, "id");
-    lua_pushstring(L, j->account);
-    lua_setfield(L, -2, "account");
+    static const struct {
+        const char *key;
+        size_t off;
+    } strs[] = {
+        {"account", offsetof(struct job, account)},
+        {"caption", offsetof(struct job, caption)},
+        {"privacy", offsetof(struct job, privacy)},
+        {"reason", offsetof(struct job, reason)},
+        {"publish_id", offsetof(struct job, publish_id)},
+        {"post_ids", offsetof(struct job, post_ids)}, /* exact: strings, never rounded numbers */
+        {"chosen_by", offsetof(struct job, chosen_by)},
+    };
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
+        lua_pushstring(L, (const char *)j + strs[i].off);
+        lua_setfield(L, -2, strs[i].key);
+    }
     lua_pushstring(L, job_state_name(j->state));
     lua_setfield(L, -2, "state");
     lua_pushboolean(L, job_state_final(j->state));
     lua_setfield(L, -2, "final");
-    lua_pushstring(L, j->reason);
-    lua_setfield(L, -2, "reason");
-    lua_pushstring(L, j->publish_id);
-    lua_setfield(L, -2, "publish_id");
-    lua_pushstring(L, j->post_ids);
-    lua_setfield(L, -2, "post_ids");
-    lua_pushstring(L, j->chosen_by);
-    lua_setfield(L, -2, "chosen_by");
+    lua_pushstring(L, j->mode == JOB_DRAFT ? "draft" : "direct");
+    lua_setfield(L, -2, "mode");
+    lua_pushstring(L, j->kind == JOB_PHOTO ? "photo" : "video");
+    lua_setfield(L, -2, "kind");
 }
 
 /* tikd.upload.status(id) -> job table, or nil and a message */
@@ -225,7 +236,7 @@ static int l_status(lua_State *L)
         lua_pushfstring(L, "no job %I", id);
         return 2;
     }
-    push_job(L, j);
+    lua_push_job(L, j);
     free(j);
     return 1;
 }
@@ -257,7 +268,7 @@ static int push_result(lua_State *L, void *ud)
                         job_state_name(a->j.state));
         return 2;
     }
-    push_job(L, &a->j);
+    lua_push_job(L, &a->j);
     return 1;
 }
 

@@ -8,6 +8,7 @@
  * the generation they started in. SIGTERM/SIGINT stop: running calls get
  * shutdown_grace seconds, then are cancelled. */
 #include "engine.h"
+#include "../bindings/lua_modules.h"
 
 #include <ev.h>
 #include <jansson.h>
@@ -203,26 +204,7 @@ static void on_account_state(void *ud, const struct account *a)
 
 static int push_job(lua_State *L, void *ud)
 {
-    const struct job *j = ud;
-    lua_createtable(L, 0, 9);
-    lua_pushinteger(L, (lua_Integer)j->id);
-    lua_setfield(L, -2, "id");
-    lua_pushstring(L, j->account);
-    lua_setfield(L, -2, "account");
-    lua_pushstring(L, job_state_name(j->state));
-    lua_setfield(L, -2, "state");
-    lua_pushstring(L, j->mode == JOB_DRAFT ? "draft" : "direct");
-    lua_setfield(L, -2, "mode");
-    lua_pushstring(L, j->caption);
-    lua_setfield(L, -2, "caption");
-    lua_pushstring(L, j->privacy);
-    lua_setfield(L, -2, "privacy");
-    lua_pushstring(L, j->publish_id);
-    lua_setfield(L, -2, "publish_id");
-    lua_pushstring(L, j->post_ids); /* exact: strings, never rounded numbers */
-    lua_setfield(L, -2, "post_ids");
-    lua_pushstring(L, j->reason);
-    lua_setfield(L, -2, "reason");
+    lua_push_job(L, ud);
     return 1;
 }
 

@@ -43,6 +43,9 @@ def quick(s):
 def test_post_and_draft_exactly_once(quick, tmp_path):
     s = quick
     connect(s)
+    (s.root / "rules" / "outcome.lua").write_text(
+        "function on_published(job) tikd.log.info('outcome', { id = job.id, state = job.state,"
+        " kind = job.kind, chosen_by = job.chosen_by, final = job.final }) end\n")
     d = s.start()
     v1 = video(tmp_path / "one.mp4", duration=7)
     v2 = video(tmp_path / "two.mp4", duration=4)
@@ -63,6 +66,10 @@ def test_post_and_draft_exactly_once(quick, tmp_path):
     assert "chosen by:    operator" in show and "publish_id:   v_pub_file" in show
     audit = s.audit()
     assert "job.planned" in audit and "job.published" in audit and "privacy=SELF_ONLY" in audit
+    line = d.wait_for(r"msg=outcome .*id=1|id=1 .*msg=outcome|msg=outcome")
+    for part in ("state=published", "kind=video", "chosen_by=operator", "final=true"):
+        assert part in line, (part, line)
+    d.wait_for(r"msg=outcome.*state=in_inbox|state=in_inbox.*msg=outcome")
     assert d.proc.poll() is None
     s.assert_no_token_leaked()
 
