@@ -32,6 +32,7 @@ enum ktype {
     K_INT,
     K_SIZE,
     K_SECONDS,
+    K_COUNT, /* a whole number kept as a double (limits) */
     K_PATHS,
     K_LISTEN,
     K_HOSTS,
@@ -103,6 +104,42 @@ static const struct key keys[] = {
      "seconds between token upkeep sweeps"},
     {"webhook.tolerance", K_SECONDS, O(webhook_tolerance), 1, 86400, NULL,
      "seconds a webhook's signed timestamp may differ from now (spec §5.3: 300 is usual)"},
+#define L(b, f) O(limits.l[b].f)
+    {"limits.window", K_SECONDS, O(limits_window), 1, 86400, NULL,
+     "the window of the per-token budgets below (TikTok: a minute)"},
+    {"limits.burst", K_COUNT, O(limits_burst), 1, 100, NULL,
+     "requests of one per-token budget that may go at once (1: evenly spaced)"},
+    {"limits.video_init", K_COUNT, L(RL_VIDEO_INIT, count), 0, 1e6, NULL,
+     "direct video post inits per token per window (0: no limit)"},
+    {"limits.inbox_init", K_COUNT, L(RL_INBOX_INIT, count), 0, 1e6, NULL,
+     "inbox (draft) video inits per token per window"},
+    {"limits.content_init", K_COUNT, L(RL_CONTENT_INIT, count), 0, 1e6, NULL,
+     "photo post inits per token per window"},
+    {"limits.shared_init", K_BOOL, O(limits.shared_init), 0, 0, NULL,
+     "the three init endpoints share the video_init budget"},
+    {"limits.creator_info", K_COUNT, L(RL_CREATOR_INFO, count), 0, 1e6, NULL,
+     "creator_info queries per token per window"},
+    {"limits.status", K_COUNT, L(RL_STATUS, count), 0, 1e6, NULL,
+     "status fetches per token per window"},
+    {"limits.daily_posts", K_COUNT, L(RL_DAILY_POSTS, count), 0, 1e6, NULL,
+     "direct posts per creator per daily window (TikTok: about 15, shared with other apps)"},
+    {"limits.daily_margin", K_COUNT, L(RL_DAILY_POSTS, margin), 0, 1e6, NULL,
+     "daily posts kept free below limits.daily_posts (for the creator's other apps)"},
+    {"limits.daily_window", K_SECONDS, L(RL_DAILY_POSTS, per), 1, 31 * 86400, NULL,
+     "the rolling window of limits.daily_posts"},
+    {"limits.pending_shares", K_COUNT, L(RL_PENDING_SHARES, count), 0, 1e6, NULL,
+     "inbox shares (drafts) per creator per window (TikTok: 5; 0: count none)"},
+    {"limits.pending_window", K_SECONDS, L(RL_PENDING_SHARES, per), 1, 31 * 86400, NULL,
+     "the rolling window of limits.pending_shares"},
+    {"limits.active_users", K_COUNT, L(RL_ACTIVE_USERS, count), 0, 1e9, NULL,
+     "creators that may post per window for this app (set at audit; unaudited: 5; 0: no cap)"},
+    {"limits.active_window", K_SECONDS, L(RL_ACTIVE_USERS, per), 1, 31 * 86400, NULL,
+     "the rolling window of limits.active_users"},
+    {"limits.guard", K_SECONDS, O(limits.guard), 0, 60, NULL,
+     "seconds added to every window: clock and network delays differ from TikTok's"},
+    {"limits.cap_probe", K_SECONDS, O(limits.cap_probe), 1, 7 * 86400, NULL,
+     "after TikTok says a creator's cap is full, ask again this much later"},
+#undef L
     {"http.ca_file", K_PATH, O(http_ca_file), 0, 0, NULL,
      "CA bundle for TLS (default: the system's); TLS is always verified"},
     {"http.proxy", K_STR, O(http_proxy), 0, 0, NULL, "proxy URL, e.g. http://proxy:3128"},
@@ -121,6 +158,15 @@ static const struct key keys[] = {
      "\"127.0.0.1:8080\""},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
+
+void config_limits(const struct tikd_config *c, struct rl_config *out)
+{
+    *out = c->limits;
+    for (int b = RL_VIDEO_INIT; b <= RL_STATUS; b++) {
+        out->l[b].per = c->limits_window;
+        out->l[b].burst = c->limits_burst;
+    }
+}
 
 const char *config_key_doc(size_t i, const char **doc)
 {
@@ -170,6 +216,9 @@ void config_init(struct tikd_config *c)
     c->oauth_refresh_ahead = 600;
     c->oauth_sweep_interval = 60;
     c->webhook_tolerance = 300;
+    rl_config_default(&c->limits);
+    c->limits_window = 60;
+    c->limits_burst = 1;
     c->http_connect_timeout = 10;
     c->http_timeout = 120;
     c->http_low_speed_time = 30;
@@ -457,6 +506,11 @@ static int set_number(void *field, const struct key *k, const struct config_valu
     case K_SIZE:
         *(size_t *)field = (size_t)d;
         break;
+    case K_COUNT:
+        if (d != (double)(long long)d)
+            return bad(e, k, v, "expected a whole number");
+        *(double *)field = d;
+        break;
     default:
         *(double *)field = d;
         break;
@@ -481,6 +535,7 @@ int config_set(struct tikd_config *c, const char *name, const struct config_valu
     case K_INT:
     case K_SIZE:
     case K_SECONDS:
+    case K_COUNT:
         return set_number(field, k, v, e);
     case K_PATHS:
     case K_LISTEN:

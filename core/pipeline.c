@@ -15,10 +15,12 @@
 
 #include <ev.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #define CI_CACHE 64
 
@@ -65,11 +67,45 @@ static int load(struct pipeline *p, uint64_t id, struct job *j)
     return job_read(p->s, id, j);
 }
 
+/* What a job's write does to TikTok's budgets, in the same transaction: a
+ * request is counted exactly when the job records that it leaves. */
+struct limit_op {
+    enum { LIM_CLAIM = 1, LIM_BLOCK, LIM_WAIT } kind;
+    enum rl_budget bs[4];
+    int n;
+    double until;         /* LIM_BLOCK: TikTok said bs[0] is spent until then */
+    double at;            /* LIM_CLAIM refused (TIKD_EFULL): when bs allow it */
+    enum rl_budget which; /* ... and the budget that holds it back */
+};
+
 struct put_ctx {
+    struct pipeline *p;
     struct job *j;
+    struct limit_op *op;
     const char *event; /* audit event, or NULL */
     char detail[800];
 };
+
+static int limit_txn(struct store_txn *t, struct pipeline *p, const struct job *j,
+                     struct limit_op *op)
+{
+    const struct rl_config *c = &p->c.limits;
+    double now = clock_now();
+    int rc = 0;
+    switch (op->kind) {
+    case LIM_CLAIM:
+        rc = rl_when(t, c, j->account, op->bs, op->n, now, &op->at, &op->which);
+        if (rc == 0 && op->at > now)
+            return TIKD_EFULL; /* nothing is written */
+        return rc ? rc : rl_spend(t, c, j->account, op->bs, op->n, now);
+    case LIM_BLOCK: /* and the job waits for it */
+        rc = rl_block(t, c, j->account, op->bs[0], op->until);
+        return rc ? rc : rl_note_deferred(t, op->bs[0], j->due_at - now);
+    case LIM_WAIT:
+        return rl_note_deferred(t, op->bs[0], j->due_at - now);
+    }
+    return 0;
+}
 
 static int put_txn(struct store_txn *t, void *ctx)
 {
@@ -80,9 +116,24 @@ static int put_txn(struct store_txn *t, void *ctx)
         return rc;
     if (cur.state == JOB_CANCELLED && pc->j->state != JOB_CANCELLED)
         return TIKD_EEXIST; /* an operator cancelled it meanwhile: leave it */
+    if (pc->op && (rc = limit_txn(t, pc->p, pc->j, pc->op)) != 0)
+        return rc;
     rc = job_put(t, pc->j);
     if (rc == 0 && pc->event)
         rc = audit_append(t, "tikd", pc->event, pc->detail);
+    return rc;
+}
+
+static int vsave(struct pipeline *p, struct job *j, struct limit_op *op, const char *event,
+                 const char *fmt, va_list ap)
+{
+    struct put_ctx pc = {p, j, op, event, ""};
+    if (fmt)
+        vsnprintf(pc.detail, sizeof pc.detail, fmt, ap);
+    struct tikd_err e = {0};
+    int rc = store_write(p->s, put_txn, &pc, &e);
+    if (rc != 0 && rc != TIKD_EEXIST && rc != TIKD_EFULL)
+        TLOG(TLOG_ERROR, "job.store_failed", LINT("job", j->id), LSTR("error", e.msg));
     return rc;
 }
 
@@ -91,17 +142,25 @@ static int save(struct pipeline *p, struct job *j, const char *event, const char
 
 static int save(struct pipeline *p, struct job *j, const char *event, const char *fmt, ...)
 {
-    struct put_ctx pc = {j, event, ""};
-    if (fmt) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(pc.detail, sizeof pc.detail, fmt, ap);
-        va_end(ap);
-    }
-    struct tikd_err e = {0};
-    int rc = store_write(p->s, put_txn, &pc, &e);
-    if (rc != 0 && rc != TIKD_EEXIST)
-        TLOG(TLOG_ERROR, "job.store_failed", LINT("job", j->id), LSTR("error", e.msg));
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vsave(p, j, NULL, event, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* save(), spending or blocking budgets in the same transaction. A refused
+ * claim is TIKD_EFULL with op->at and op->which; nothing was written. */
+static int save_op(struct pipeline *p, struct job *j, struct limit_op *op, const char *event,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static int save_op(struct pipeline *p, struct job *j, struct limit_op *op, const char *event,
+                   const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vsave(p, j, op, event, fmt, ap);
+    va_end(ap);
     return rc;
 }
 
@@ -164,8 +223,10 @@ static void fail(struct run *r, struct job *j, const char *log_id, const char *f
         run_end(r);
 }
 
-/* Hand the job back to the timer: try again at `when`, in `state`. */
-static void later(struct run *r, struct job *j, enum job_state st, double delay, const char *why)
+/* Hand the job back to the timer: try again in `delay`, in `state` (with a
+ * budget operation in the same transaction). */
+static void later_op(struct run *r, struct job *j, enum job_state st, double delay,
+                     const char *why, struct limit_op *op)
 {
     j->state = st;
     j->due_at = clock_now() + delay;
@@ -173,23 +234,127 @@ static void later(struct run *r, struct job *j, enum job_state st, double delay,
     if (st == JOB_DEFERRED)
         TLOG(TLOG_INFO, "job.deferred", LINT("job", j->id), LSTR("account", j->account),
              LDBL("retry_in_s", delay), LSTR("reason", why));
-    save(r->p, j, st == JOB_DEFERRED ? "job.deferred" : NULL,
-         "job=%llu account=%s retry_in_s=%.0f reason=\"%.400s\"", (unsigned long long)j->id,
-         j->account, delay, why ? why : "");
+    save_op(r->p, j, op, st == JOB_DEFERRED ? "job.deferred" : NULL,
+            "job=%llu account=%s retry_in_s=%.0f reason=\"%.400s\"", (unsigned long long)j->id,
+            j->account, delay, why ? why : "");
     run_end(r);
 }
 
-/* What to do with a failed TikTok call, by the policy's action. */
-static void on_error(struct run *r, struct job *j, const struct http_resp *resp, const char *what)
+static void later(struct run *r, struct job *j, enum job_state st, double delay, const char *why)
+{
+    later_op(r, j, st, delay, why, NULL);
+}
+
+/* ---- TikTok's budgets ---------------------------------------------------------------- */
+
+/* The budgets an init of j spends: its endpoint's, and the creator's (or
+ * the app's) caps. */
+static int init_budgets(const struct job *j, enum rl_budget *bs)
+{
+    int n = 0;
+    bs[n++] = rl_init_budget(j->mode == JOB_DRAFT, j->kind == JOB_PHOTO);
+    bs[n++] = j->mode == JOB_DRAFT ? RL_PENDING_SHARES : RL_DAILY_POSTS;
+    bs[n++] = RL_ACTIVE_USERS;
+    return n;
+}
+
+struct when_ctx {
+    const struct rl_config *c;
+    const char *account;
+    const enum rl_budget *bs;
+    int n;
+    double at;
+    enum rl_budget which;
+};
+
+static int when_txn(struct store_txn *t, void *ctx)
+{
+    struct when_ctx *w = ctx;
+    return rl_when(t, w->c, w->account, w->bs, w->n, clock_now(), &w->at, &w->which);
+}
+
+/* When bs allow one more for j's account (<= now: now). */
+static double budgets_at(struct pipeline *p, const struct job *j, const enum rl_budget *bs, int n,
+                         enum rl_budget *which)
+{
+    struct when_ctx w = {&p->c.limits, j->account, bs, n, 0, bs[0]};
+    if (store_read(p->s, when_txn, &w, NULL) != 0)
+        return clock_now(); /* the claim in the write transaction decides */
+    *which = w.which;
+    return w.at;
+}
+
+/* Wait for budget b until `at`: the job goes back to the timer with why. */
+static void wait_budget(struct run *r, struct job *j, enum job_state st, double at,
+                        enum rl_budget b)
+{
+    const struct rl_limit *l = &r->p->c.limits.l[b];
+    char when[32], why[300];
+    time_t t = (time_t)ceil(at);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
+    snprintf(why, sizeof why, "waiting for TikTok's %s budget (%g per %g s%s) until %s",
+             rl_budget_name(b), l->count - l->margin, l->per,
+             b == RL_ACTIVE_USERS ? " for the app" : " for this account", when);
+    TLOG(TLOG_DEBUG, "job.limited", LINT("job", j->id), LSTR("account", j->account),
+         LSTR("budget", rl_budget_name(b)), LDBL("wait_s", at - clock_now()));
+    struct limit_op op = {.kind = LIM_WAIT, .bs = {b}, .n = 1};
+    double delay = at - clock_now();
+    later_op(r, j, st, delay > 0 ? delay : 0, why, &op);
+}
+
+/* Which budget a TikTok answer says is spent, and until when; -1: none. */
+static int learned(struct pipeline *p, const struct http_resp *resp, int asked, double *until)
+{
+    const struct rl_config *c = &p->c.limits;
+    double now = clock_now();
+    const char *code = resp->out.code;
+    if (strcmp(code, "rate_limit_exceeded") == 0 || resp->status == 429) {
+        if (asked < 0)
+            return -1;
+        char ra[64];
+        bool told = http_header_get(resp->headers, "Retry-After", ra, sizeof ra);
+        /* no Retry-After: the rest of the window, as if it were full */
+        *until = now + (told && resp->out.retry_after > 0 ? resp->out.retry_after
+                                                          : c->l[asked].per + c->guard);
+        return asked;
+    }
+    *until = now + c->cap_probe;
+    if (strcmp(code, "spam_risk_too_many_posts") == 0)
+        return RL_DAILY_POSTS; /* other apps posted for this creator too */
+    if (strcmp(code, "spam_risk_too_many_pending_share") == 0)
+        return RL_PENDING_SHARES;
+    if (strcmp(code, "reached_active_user_cap") == 0)
+        return RL_ACTIVE_USERS;
+    return -1;
+}
+
+/* What to do with a failed TikTok call (asked: the budget it spent, or -1),
+ * by the policy's action; a budget TikTok says is spent is held shut. */
+static void on_error(struct run *r, struct job *j, const struct http_resp *resp, const char *what,
+                     int asked)
 {
     char why[700];
     snprintf(why, sizeof why, "%s: %s (code %s%s%s)", what, resp->out.message, resp->out.code,
              resp->out.log_id[0] ? ", log_id " : "", resp->out.log_id);
-    if (strcmp(resp->out.code, "privacy_level_option_mismatch") == 0) {
+    bool spam = strncmp(resp->out.code, "spam_risk", 9) == 0;
+    if (strcmp(resp->out.code, "privacy_level_option_mismatch") == 0 || spam) {
         /* what we knew of the creator is stale: ask again next time */
         struct creator *c = ci_find(r->p, j->account, false);
         if (c)
             c->at = 0;
+    }
+    double until;
+    int b = resp->out.action == POL_DEFER ? learned(r->p, resp, asked, &until) : -1;
+    if (b >= 0) {
+        struct limit_op op = {.kind = LIM_BLOCK, .bs = {(enum rl_budget)b}, .n = 1, .until = until};
+        TLOG(TLOG_WARN, "limits.learned", LINT("job", j->id), LSTR("account", j->account),
+             LSTR("budget", rl_budget_name((enum rl_budget)b)), LSTR("code", resp->out.code),
+             LDBL("hold_s", until - clock_now()));
+        later_op(r, j, j->state == JOB_PREFLIGHT ? JOB_DEFERRED : j->state, until - clock_now(),
+                 why, &op);
+        return;
     }
     switch (resp->out.action) {
     case POL_DEFER:
@@ -293,7 +458,15 @@ static void preflight_checks(struct run *r, struct job *j, const struct creator 
         return;
     }
     snprintf(j->mime, sizeof j->mime, "%s", mi.mime ? mi.mime : "video/mp4");
-    if (save(r->p, j, NULL, NULL) != 0) { /* the plan, before TikTok hears of it */
+    /* the plan, and the budgets the init spends, before TikTok hears of it */
+    struct limit_op op = {.kind = LIM_CLAIM};
+    op.n = init_budgets(j, op.bs);
+    int rc = save_op(r->p, j, &op, NULL, NULL);
+    if (rc == TIKD_EFULL) {
+        wait_budget(r, j, JOB_DEFERRED, op.at, op.which);
+        return;
+    }
+    if (rc != 0) {
         run_end(r);
         return;
     }
@@ -307,7 +480,7 @@ static void creator_done(void *ud, const struct http_resp *resp)
     if (!reload(r, &j))
         return;
     if (resp->out.action != POL_OK) {
-        on_error(r, &j, resp, "creator_info");
+        on_error(r, &j, resp, "creator_info", RL_CREATOR_INFO);
         return;
     }
     json_t *o = json_loadb(resp->body, resp->body_len, 0, NULL);
@@ -338,13 +511,29 @@ static void creator_done(void *ud, const struct http_resp *resp)
 static void preflight(struct run *r, struct job *j)
 {
     struct pipeline *p = r->p;
+    struct creator *c = ci_find(p, j->account, true);
+    /* a job whose init must wait anyway does not spend a creator_info */
+    enum rl_budget bs[4], which = RL_CREATOR_INFO;
+    int n = init_budgets(j, bs);
+    if (!c)
+        bs[n++] = RL_CREATOR_INFO;
+    double at = budgets_at(p, j, bs, n, &which);
+    if (at > clock_now()) {
+        wait_budget(r, j, JOB_DEFERRED, at, which);
+        return;
+    }
     j->state = JOB_PREFLIGHT;
     j->reason[0] = '\0';
-    if (save(p, j, NULL, NULL) != 0) {
+    struct limit_op op = {.kind = LIM_CLAIM, .bs = {RL_CREATOR_INFO}, .n = 1};
+    int rc = save_op(p, j, c ? NULL : &op, NULL, NULL);
+    if (rc == TIKD_EFULL) {
+        wait_budget(r, j, JOB_DEFERRED, op.at, op.which);
+        return;
+    }
+    if (rc != 0) {
         run_end(r);
         return;
     }
-    struct creator *c = ci_find(p, j->account, true);
     if (c) {
         preflight_checks(r, j, c);
         return;
@@ -363,7 +552,8 @@ static void init_done(void *ud, const struct http_resp *resp)
     if (!reload(r, &j))
         return;
     if (resp->out.action != POL_OK) {
-        on_error(r, &j, resp, j.mode == JOB_DRAFT ? "inbox init" : "init");
+        on_error(r, &j, resp, j.mode == JOB_DRAFT ? "inbox init" : "init",
+                 rl_init_budget(j.mode == JOB_DRAFT, false));
         return;
     }
     json_t *o = json_loadb(resp->body, resp->body_len, 0, NULL);
@@ -444,7 +634,7 @@ static void photo_init_done(void *ud, const struct http_resp *resp)
             strcmp(resp->out.code, "curl_7") == 0 || strcmp(resp->out.code, "curl_6") == 0;
         if (resp->status != 0 || never_left) {
             j.init_sent_at = 0;
-            on_error(r, &j, resp, "photo init");
+            on_error(r, &j, resp, "photo init", RL_CONTENT_INIT);
             return;
         }
         /* no answer: TikTok may have started the pull; a second init could
@@ -504,13 +694,20 @@ static void init_photo(struct run *r, struct job *j)
     /* a pull, once TikTok has it, runs by itself: mark that it may have left,
      * in the store, before it leaves (see step) */
     j->init_sent_at = clock_now();
-    if (!s || save(p, j, NULL, NULL) != 0) {
+    struct limit_op op = {.kind = LIM_CLAIM};
+    op.n = init_budgets(j, op.bs);
+    int rc = s ? save_op(p, j, &op, NULL, NULL) : TIKD_ENOMEM;
+    if (rc != 0) {
         free(s);
-        run_end(r);
+        j->init_sent_at = 0; /* nothing was written */
+        if (rc == TIKD_EFULL)
+            wait_budget(r, j, JOB_DEFERRED, op.at, op.which);
+        else
+            run_end(r);
         return;
     }
     struct tikd_err e = {0};
-    int rc = api_post(r, j, TT_PATH_CONTENT_INIT, s, HTTP_RETRY_NOT_SENT, photo_init_done, &e);
+    rc = api_post(r, j, TT_PATH_CONTENT_INIT, s, HTTP_RETRY_NOT_SENT, photo_init_done, &e);
     free(s);
     if (rc != 0) {
         j->init_sent_at = 0; /* it never left */
@@ -562,7 +759,7 @@ static void chunk_done(void *ud, const struct http_resp *resp)
              j.publish_id, resp->status == 403 ? "expired" : "unknown");
         return;
     }
-    on_error(r, &j, resp, "upload");
+    on_error(r, &j, resp, "upload", -1);
 }
 
 static void put_chunk(struct run *r, struct job *j)
@@ -604,7 +801,7 @@ static void status_done(void *ud, const struct http_resp *resp)
     if (!reload(r, &j))
         return;
     if (resp->out.action != POL_OK) {
-        on_error(r, &j, resp, "status");
+        on_error(r, &j, resp, "status", RL_STATUS);
         return;
     }
     json_t *o = json_loadb(resp->body, resp->body_len, 0, NULL);
@@ -701,11 +898,21 @@ static void status_done(void *ud, const struct http_resp *resp)
 
 static void poll_status(struct run *r, struct job *j)
 {
+    struct limit_op op = {.kind = LIM_CLAIM, .bs = {RL_STATUS}, .n = 1};
+    int rc = save_op(r->p, j, &op, NULL, NULL);
+    if (rc == TIKD_EFULL) {
+        wait_budget(r, j, j->state, op.at, RL_STATUS);
+        return;
+    }
+    if (rc != 0) {
+        run_end(r);
+        return;
+    }
     json_t *b = json_pack("{s:s}", "publish_id", j->publish_id);
     char *body = b ? json_dumps(b, JSON_COMPACT) : NULL;
     json_decref(b);
     struct tikd_err e = {0};
-    int rc = api_post(r, j, TT_PATH_STATUS, body, HTTP_RETRY_ALL, status_done, &e);
+    rc = api_post(r, j, TT_PATH_STATUS, body, HTTP_RETRY_ALL, status_done, &e);
     free(body);
     if (rc != 0)
         later(r, j, j->state, 600, e.msg);

@@ -13,6 +13,7 @@
 #include "http.h"
 #include "job.h"
 #include "oauth.h"
+#include "ratelimit.h"
 #include "store.h"
 
 struct ev_loop;
@@ -24,6 +25,7 @@ struct pipeline_cfg {
     double poll_first, poll_max; /* status polling backoff (2 s doubling to 30 s) */
     double processing_timeout;   /* a job never sits in processing longer (1800 s) */
     int max_inits;               /* inits per job, after TikTok reported a retryable failure (3) */
+    struct rl_config limits;     /* TikTok's budgets: a job that would exceed one waits */
 };
 
 /* A job reached a final state (published, in_inbox, failed, cancelled). */

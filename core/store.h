@@ -28,6 +28,7 @@ enum store_db {
     STORE_DB_OAUTH,    /* sha256(state) -> pending authorization (JSON) */
     STORE_DB_JOBS,     /* job id (be64) -> job (JSON) */
     STORE_DB_DUE,      /* due (be64 ms) | job id (be64) -> "": the pipeline timer's index */
+    STORE_DB_LIMITS,   /* rate and cap state (ratelimit.c) */
     STORE_DB__COUNT
 };
 

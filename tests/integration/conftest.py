@@ -146,6 +146,18 @@ tiktok = { client_key = "fake_client_key", api_url = "%s",
         self.output = []
         self.daemons = []
 
+    def limits(self, window=3, daily=15, daily_window=86400, pending=5, guard=0.05, **tikd):
+        """The same budgets at the fake and in tikd, scaled for speed. Later
+        calls replace earlier ones (the config's `limits` table is rewritten)."""
+        self.fake.ctl.set_config(rate_limit_window_sec=window, daily_post_cap=daily,
+                                 daily_post_window_sec=daily_window, pending_share_cap=pending,
+                                 pending_share_window_sec=daily_window)
+        extra = "".join(", %s = %s" % (k, v) for k, v in tikd.items())
+        self.cfg.write_text(self.cfg.read_text() + """
+limits = { window = %s, daily_posts = %d, daily_window = %s, pending_shares = %d,
+           pending_window = %s, guard = %s%s }
+""" % (window, daily, daily_window, pending, daily_window, guard, extra))
+
     def tikd(self, *args, timeout=30):
         try:
             r = run_tikd(*args, config=self.cfg, env=self.env, timeout=timeout)
@@ -212,6 +224,7 @@ def fake():
 @pytest.fixture
 def s(site, fake):
     st = Site(site, fake)
+    st.limits()  # TikTok's budgets on a 3-second "minute": tests need not wait for them
     yield st
     for d in st.daemons:
         if d.proc.poll() is None:

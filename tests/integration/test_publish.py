@@ -137,10 +137,10 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(s, tmp_path):
     """40 posts over two accounts (videos of three sizes, drafts among them),
     tikd killed with SIGKILL at 15 to 20 random moments and restarted each
     time: every post reaches TikTok exactly once and the queue agrees."""
-    # TikTok's budgets (6 inits a minute, 5 pending drafts) are issue 6's:
-    # here they are widened so the test is about crashes, not limits
-    s.fake.ctl.set_config(time_scale=0.05, rate_limit_window_sec=1, pending_share_cap=100,
-                          daily_post_cap=100, rate_limit_retry_after=True)
+    # TikTok's budgets, kept by tikd, on a 1-second "minute" and wide caps:
+    # this test is about crashes (test_limits.py is about the budgets)
+    s.limits(window=1, daily=100, pending=100)
+    s.fake.ctl.set_config(time_scale=0.05, rate_limit_retry_after=True)
     # slow the wire a little so kills land in every state, uploads included
     s.fake.ctl.add_faults([{"kind": "delay", "path_prefix": "/upload/", "delay_sec": 0.08,
                             "count": None},

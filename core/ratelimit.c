@@ -1,0 +1,432 @@
+/* ratelimit.c - GCRA rates and rolling-window caps, persisted in LMDB (see
+ * ratelimit.h).
+ *
+ * Keys in STORE_DB_LIMITS:
+ *   g:<budget>:<account>   GCRA state, one double (the TAT)
+ *   w:<budget>:<account>   window: blocked_until, n, then n times ascending
+ *   u:<account>            when the account last posted (active creators)
+ *   m:<budget>             decisions: allowed, deferred, seconds waited
+ *   r:<owner>\0<name>      a rule's own limiter (GCRA state)
+ * Values are host-order doubles: the LMDB file is not portable anyway. */
+#include "ratelimit.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define WINDOW_MAX 512 /* times kept per window: far above any TikTok cap */
+
+/* ---- GCRA ----------------------------------------------------------------------------- */
+
+static double emission(const struct rl_rate *r)
+{
+    return r->per / r->count;
+}
+
+static double tolerance(const struct rl_rate *r)
+{
+    return emission(r) * ((r->burst >= 1 ? r->burst : 1) - 1);
+}
+
+double rl_gcra_allow_at(const struct rl_rate *r, double tat, double now)
+{
+    double at = tat - tolerance(r);
+    return at > now ? at : now;
+}
+
+double rl_gcra_take(const struct rl_rate *r, double tat, double now)
+{
+    return (tat > now ? tat : now) + emission(r);
+}
+
+double rl_gcra_block(const struct rl_rate *r, double tat, double until)
+{
+    double t = until + tolerance(r);
+    return t > tat ? t : tat;
+}
+
+/* ---- the budgets ------------------------------------------------------------------------ */
+
+static const char *const names[RL__COUNT] = {
+    [RL_VIDEO_INIT] = "video_init",       [RL_INBOX_INIT] = "inbox_init",
+    [RL_CONTENT_INIT] = "content_init",   [RL_CREATOR_INFO] = "creator_info",
+    [RL_STATUS] = "status",               [RL_DAILY_POSTS] = "daily_posts",
+    [RL_PENDING_SHARES] = "pending_shares", [RL_ACTIVE_USERS] = "active_users",
+};
+
+const char *rl_budget_name(enum rl_budget b)
+{
+    return (unsigned)b < RL__COUNT ? names[b] : "?";
+}
+
+int rl_budget_parse(const char *name)
+{
+    for (int i = 0; i < RL__COUNT; i++)
+        if (strcmp(names[i], name) == 0)
+            return i;
+    return -1;
+}
+
+static bool is_window(enum rl_budget b)
+{
+    return b == RL_DAILY_POSTS || b == RL_PENDING_SHARES || b == RL_ACTIVE_USERS;
+}
+
+void rl_config_default(struct rl_config *c)
+{
+    memset(c, 0, sizeof *c);
+    const double min = 60, day = 86400;
+    c->l[RL_VIDEO_INIT] = (struct rl_limit){6, min, 1, 0};
+    c->l[RL_INBOX_INIT] = (struct rl_limit){6, min, 1, 0};
+    c->l[RL_CONTENT_INIT] = (struct rl_limit){6, min, 1, 0};
+    c->l[RL_CREATOR_INFO] = (struct rl_limit){20, min, 1, 0};
+    c->l[RL_STATUS] = (struct rl_limit){30, min, 1, 0};
+    c->l[RL_DAILY_POSTS] = (struct rl_limit){15, day, 1, 0};
+    c->l[RL_PENDING_SHARES] = (struct rl_limit){5, day, 1, 0};
+    c->l[RL_ACTIVE_USERS] = (struct rl_limit){0, day, 1, 0}; /* set at audit time */
+    c->guard = 0.5;
+    c->cap_probe = 3600;
+}
+
+enum rl_budget rl_init_budget(bool draft, bool photo)
+{
+    return photo ? RL_CONTENT_INIT : draft ? RL_INBOX_INIT : RL_VIDEO_INIT;
+}
+
+static bool limited(const struct rl_config *c, enum rl_budget b)
+{
+    return c->l[b].count > 0 && c->l[b].per > 0;
+}
+
+/* The limit b is kept under, and the name of its state (shared inits). */
+static const struct rl_limit *limit_of(const struct rl_config *c, enum rl_budget b,
+                                       const char **key)
+{
+    bool init = b == RL_VIDEO_INIT || b == RL_INBOX_INIT || b == RL_CONTENT_INIT;
+    if (init && c->shared_init) {
+        *key = "init";
+        return &c->l[RL_VIDEO_INIT];
+    }
+    *key = names[b];
+    return &c->l[b];
+}
+
+static struct rl_rate rate_of(const struct rl_config *c, const struct rl_limit *l)
+{
+    return (struct rl_rate){l->count, l->per + c->guard, l->burst};
+}
+
+static size_t mkkey(char *k, size_t n, char kind, const char *budget, const char *account)
+{
+    int len = snprintf(k, n, "%c:%s:%s", kind, budget, account ? account : "");
+    return len < 0 || (size_t)len >= n ? 0 : (size_t)len;
+}
+
+static int get_doubles(struct store_txn *t, const char *k, size_t kl, double *out, size_t max,
+                       size_t *n)
+{
+    struct store_val v;
+    int rc = store_get(t, STORE_DB_LIMITS, k, kl, &v);
+    *n = 0;
+    if (rc == TIKD_ENOTFOUND)
+        return 0;
+    if (rc != 0)
+        return rc;
+    if (v.n % sizeof(double) != 0)
+        return TIKD_ECORRUPT;
+    *n = v.n / sizeof(double) < max ? v.n / sizeof(double) : max;
+    memcpy(out, v.p, *n * sizeof(double));
+    return 0;
+}
+
+static int put_doubles(struct store_txn *t, const char *k, size_t kl, const double *v, size_t n)
+{
+    return store_put(t, STORE_DB_LIMITS, k, kl, v, n * sizeof(double));
+}
+
+/* A window: w[0] blocked_until, w[1] n, then n times ascending. */
+struct window {
+    double blocked_until;
+    size_t n;
+    double t[WINDOW_MAX];
+};
+
+static int window_load(struct store_txn *t, const char *k, size_t kl, double now, double span,
+                       struct window *w)
+{
+    double raw[WINDOW_MAX + 2];
+    size_t n;
+    int rc = get_doubles(t, k, kl, raw, WINDOW_MAX + 2, &n);
+    w->blocked_until = n > 0 ? raw[0] : 0;
+    w->n = 0;
+    for (size_t i = 2; rc == 0 && i < n && i < 2 + (size_t)raw[1]; i++)
+        if (raw[i] > now - span) /* still inside the window */
+            w->t[w->n++] = raw[i];
+    return rc;
+}
+
+static int window_save(struct store_txn *t, const char *k, size_t kl, const struct window *w)
+{
+    double raw[WINDOW_MAX + 2];
+    raw[0] = w->blocked_until;
+    raw[1] = (double)w->n;
+    memcpy(raw + 2, w->t, w->n * sizeof(double));
+    return put_doubles(t, k, kl, raw, w->n + 2);
+}
+
+/* Creators active in the window, and whether account is one of them; the
+ * earliest moment one of them leaves it. */
+struct active_ctx {
+    const char *account;
+    double since, first_out, span;
+    size_t count;
+    bool self;
+};
+
+static int active_each(struct store_val key, struct store_val val, void *ctx)
+{
+    struct active_ctx *a = ctx;
+    double at;
+    if (val.n != sizeof at)
+        return 0;
+    memcpy(&at, val.p, sizeof at);
+    if (at <= a->since)
+        return 0;
+    a->count++;
+    if (key.n == 2 + strlen(a->account) && memcmp((const char *)key.p + 2, a->account,
+                                                    key.n - 2) == 0)
+        a->self = true;
+    if (!a->first_out || at + a->span < a->first_out)
+        a->first_out = at + a->span;
+    return 0;
+}
+
+/* When one more may go on budget b for account. */
+static int when_one(struct store_txn *t, const struct rl_config *c, const char *account,
+                    enum rl_budget b, double now, double *at)
+{
+    *at = now;
+    if (!limited(c, b))
+        return 0;
+    const char *bk;
+    const struct rl_limit *l = limit_of(c, b, &bk);
+    char k[160];
+    size_t kl;
+    if (!is_window(b)) {
+        kl = mkkey(k, sizeof k, 'g', bk, account);
+        double tat;
+        size_t n;
+        int rc = kl ? get_doubles(t, k, kl, &tat, 1, &n) : TIKD_EINVAL;
+        if (rc != 0)
+            return rc;
+        struct rl_rate r = rate_of(c, l);
+        *at = rl_gcra_allow_at(&r, n ? tat : 0, now);
+        return 0;
+    }
+    double span = l->per + c->guard;
+    double cap = floor(l->count - l->margin);
+    kl = mkkey(k, sizeof k, 'w', bk, b == RL_ACTIVE_USERS ? "" : account);
+    struct window w;
+    int rc = kl ? window_load(t, k, kl, now, span, &w) : TIKD_EINVAL;
+    if (rc != 0)
+        return rc;
+    if (w.blocked_until > *at)
+        *at = w.blocked_until;
+    if (b == RL_ACTIVE_USERS) {
+        struct active_ctx a = {.account = account, .since = now - span, .span = span};
+        rc = store_foreach(t, STORE_DB_LIMITS, "u:", 2, active_each, &a);
+        if (rc == 0 && !a.self && (double)a.count >= cap && a.first_out > *at)
+            *at = a.first_out;
+        return rc;
+    }
+    if (cap < 1) /* a margin as large as the cap: nothing may go */
+        *at = 1e18;
+    else if ((double)w.n >= cap && w.t[w.n - (size_t)cap] + span > *at)
+        *at = w.t[w.n - (size_t)cap] + span; /* the oldest n - cap + 1 must leave first */
+    return 0;
+}
+
+int rl_when(struct store_txn *t, const struct rl_config *c, const char *account,
+            const enum rl_budget *bs, int n, double now, double *at, enum rl_budget *which)
+{
+    *at = now;
+    for (int i = 0; i < n; i++) {
+        double one;
+        int rc = when_one(t, c, account, bs[i], now, &one);
+        if (rc != 0)
+            return rc;
+        if (one > *at) {
+            *at = one;
+            if (which)
+                *which = bs[i];
+        }
+    }
+    return 0;
+}
+
+static int metric_add(struct store_txn *t, enum rl_budget b, double allowed, double deferred,
+                      double waited)
+{
+    char k[64];
+    size_t kl = mkkey(k, sizeof k, 'm', names[b], NULL);
+    double m[3] = {0, 0, 0};
+    size_t n;
+    int rc = get_doubles(t, k, kl, m, 3, &n);
+    if (rc != 0)
+        return rc;
+    m[0] += allowed;
+    m[1] += deferred;
+    m[2] += waited;
+    return put_doubles(t, k, kl, m, 3);
+}
+
+static int spend_one(struct store_txn *t, const struct rl_config *c, const char *account,
+                     enum rl_budget b, double now)
+{
+    const char *bk;
+    const struct rl_limit *l = limit_of(c, b, &bk);
+    char k[160];
+    size_t kl;
+    int rc;
+    if (!is_window(b)) {
+        kl = mkkey(k, sizeof k, 'g', bk, account);
+        double tat;
+        size_t n;
+        rc = kl ? get_doubles(t, k, kl, &tat, 1, &n) : TIKD_EINVAL;
+        if (rc != 0)
+            return rc;
+        struct rl_rate r = rate_of(c, l);
+        tat = rl_gcra_take(&r, n ? tat : 0, now);
+        return put_doubles(t, k, kl, &tat, 1);
+    }
+    if (b == RL_ACTIVE_USERS) {
+        kl = (size_t)snprintf(k, sizeof k, "u:%s", account);
+        return kl < sizeof k ? put_doubles(t, k, kl, &now, 1) : TIKD_EINVAL;
+    }
+    struct window w;
+    kl = mkkey(k, sizeof k, 'w', bk, account);
+    rc = kl ? window_load(t, k, kl, now, l->per + c->guard, &w) : TIKD_EINVAL;
+    if (rc != 0)
+        return rc;
+    if (w.n == WINDOW_MAX) /* only with a cap above WINDOW_MAX: keep the newest */
+        memmove(w.t, w.t + 1, --w.n * sizeof(double));
+    w.t[w.n++] = now;
+    return window_save(t, k, kl, &w);
+}
+
+int rl_spend(struct store_txn *t, const struct rl_config *c, const char *account,
+             const enum rl_budget *bs, int n, double now)
+{
+    for (int i = 0; i < n; i++) {
+        int rc = limited(c, bs[i]) ? spend_one(t, c, account, bs[i], now) : 0;
+        if (rc == 0)
+            rc = metric_add(t, bs[i], 1, 0, 0);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+int rl_note_deferred(struct store_txn *t, enum rl_budget b, double wait)
+{
+    return (unsigned)b < RL__COUNT ? metric_add(t, b, 0, 1, wait > 0 ? wait : 0) : TIKD_EINVAL;
+}
+
+int rl_block(struct store_txn *t, const struct rl_config *c, const char *account,
+             enum rl_budget b, double until)
+{
+    const char *bk;
+    const struct rl_limit *l = limit_of(c, b, &bk);
+    char k[160];
+    size_t kl;
+    if (!is_window(b)) {
+        kl = mkkey(k, sizeof k, 'g', bk, account);
+        double tat;
+        size_t n;
+        int rc = kl ? get_doubles(t, k, kl, &tat, 1, &n) : TIKD_EINVAL;
+        if (rc != 0)
+            return rc;
+        struct rl_rate r = rate_of(c, l->count > 0 ? l : &(struct rl_limit){1, 1, 1, 0});
+        tat = rl_gcra_block(&r, n ? tat : 0, until);
+        return put_doubles(t, k, kl, &tat, 1);
+    }
+    struct window w;
+    kl = mkkey(k, sizeof k, 'w', bk, b == RL_ACTIVE_USERS ? "" : account);
+    int rc = kl ? window_load(t, k, kl, until, l->per + c->guard, &w) : TIKD_EINVAL;
+    if (rc != 0)
+        return rc;
+    if (until > w.blocked_until)
+        w.blocked_until = until;
+    return window_save(t, k, kl, &w);
+}
+
+int rl_view(struct store_txn *t, const struct rl_config *c, const char *account, enum rl_budget b,
+            double now, struct rl_view *v)
+{
+    memset(v, 0, sizeof *v);
+    const char *bk;
+    const struct rl_limit *l = limit_of(c, b, &bk);
+    v->limited = limited(c, b);
+    v->cap = is_window(b) ? floor(l->count - l->margin) : l->count;
+    int rc = when_one(t, c, account, b, now, &v->next_at);
+    if (rc != 0 || !v->limited)
+        return rc;
+    char k[160];
+    size_t kl;
+    if (!is_window(b)) {
+        kl = mkkey(k, sizeof k, 'g', bk, account);
+        double tat;
+        size_t n;
+        rc = get_doubles(t, k, kl, &tat, 1, &n);
+        struct rl_rate r = rate_of(c, l);
+        if (rc == 0 && n && tat > now) /* cells still owed; more after a block */
+            v->used = fmin(ceil((tat - now) / emission(&r) - 1e-9), r.burst);
+        return rc;
+    }
+    struct window w;
+    kl = mkkey(k, sizeof k, 'w', bk, b == RL_ACTIVE_USERS ? "" : account);
+    rc = window_load(t, k, kl, now, l->per + c->guard, &w);
+    v->blocked_until = w.blocked_until > now ? w.blocked_until : 0;
+    if (rc == 0 && b == RL_ACTIVE_USERS) {
+        struct active_ctx a = {.account = account, .since = now - l->per - c->guard};
+        rc = store_foreach(t, STORE_DB_LIMITS, "u:", 2, active_each, &a);
+        v->used = (double)a.count;
+    } else {
+        v->used = (double)w.n;
+    }
+    return rc;
+}
+
+int rl_metrics(struct store_txn *t, enum rl_budget b, struct rl_metrics *m)
+{
+    char k[64];
+    size_t kl = mkkey(k, sizeof k, 'm', rl_budget_name(b), NULL);
+    double v[3] = {0, 0, 0};
+    size_t n;
+    int rc = get_doubles(t, k, kl, v, 3, &n);
+    m->allowed = (uint64_t)v[0];
+    m->deferred = (uint64_t)v[1];
+    m->waited = v[2];
+    return rc;
+}
+
+int rl_named(struct store_txn *t, const char *owner, const char *name, const struct rl_rate *r,
+             double now, bool take, bool *ok, double *at)
+{
+    char k[600];
+    int len = snprintf(k, sizeof k, "r:%s%c%s", owner, '\0', name);
+    if (len < 0 || (size_t)len >= sizeof k)
+        return TIKD_EINVAL;
+    double tat;
+    size_t n;
+    int rc = get_doubles(t, k, (size_t)len, &tat, 1, &n);
+    if (rc != 0)
+        return rc;
+    *at = rl_gcra_allow_at(r, n ? tat : 0, now);
+    *ok = *at <= now;
+    if (*ok && take) {
+        tat = rl_gcra_take(r, n ? tat : 0, now);
+        rc = put_doubles(t, k, (size_t)len, &tat, 1);
+    }
+    return rc;
+}

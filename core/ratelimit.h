@@ -1,0 +1,125 @@
+/* ratelimit.h - TikTok's budgets, kept so tikd never trips one and never
+ * leaves one unused (spec §3).
+ *
+ * Two mechanisms, one per kind of budget:
+ *  - rates ("6 inits per minute per token") use GCRA, the generic cell rate
+ *    algorithm: one number of state (the theoretical arrival time, TAT), one
+ *    comparison per decision, and an exact answer to "when may I next?";
+ *  - caps ("about 15 posts per creator per 24 h", "5 pending inbox shares")
+ *    are counts over a rolling window, so they keep the times of the posts
+ *    still inside it (at most the cap's worth).
+ * Every budget lives in LMDB (STORE_DB_LIMITS) and changes inside the
+ * caller's write transaction, the one that records the request leaving: a
+ * restart never resets a budget, and a crash can at worst waste one cell,
+ * never spend one twice. When TikTok says a budget is gone anyway (429,
+ * spam_risk_*: another app posted for the same creator), rl_block() holds it
+ * shut until a given moment. */
+#ifndef TIKD_RATELIMIT_H
+#define TIKD_RATELIMIT_H
+
+#include "err.h"
+#include "store.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* ---- GCRA, the pure part --------------------------------------------------------- */
+
+/* count cells per `per` seconds, of which `burst` (>= 1) may go at once. */
+struct rl_rate {
+    double count, per, burst;
+};
+
+/* The earliest moment a cell may go, given the state tat (0: never used). A
+ * moment <= now means now. */
+double rl_gcra_allow_at(const struct rl_rate *r, double tat, double now);
+
+/* The state after a cell goes at `now` (the caller checked allow_at <= now). */
+double rl_gcra_take(const struct rl_rate *r, double tat, double now);
+
+/* The state that keeps every cell back until `until`. */
+double rl_gcra_block(const struct rl_rate *r, double tat, double until);
+
+/* ---- TikTok's budgets -------------------------------------------------------------- */
+
+enum rl_budget {
+    RL_VIDEO_INIT,     /* per token: /video/init/, 6 a minute (§3.1) */
+    RL_INBOX_INIT,     /* per token: /inbox/video/init/, 6 a minute */
+    RL_CONTENT_INIT,   /* per token: /content/init/ (photos), 6 a minute */
+    RL_CREATOR_INFO,   /* per token: 20 a minute */
+    RL_STATUS,         /* per token: 30 a minute */
+    RL_DAILY_POSTS,    /* per creator: direct posts in 24 h, about 15 (§3.2) */
+    RL_PENDING_SHARES, /* per creator: inbox shares in 24 h, 5 */
+    RL_ACTIVE_USERS,   /* per app: creators that posted in 24 h (audit-set; 5 unaudited) */
+    RL__COUNT
+};
+
+/* One budget: count per `per` seconds; for caps, `per` is the window and
+ * margin is kept free below the count. count <= 0: no limit. */
+struct rl_limit {
+    double count, per, burst, margin;
+};
+
+struct rl_config {
+    struct rl_limit l[RL__COUNT];
+    bool shared_init; /* the three init endpoints share one budget (spec §3.1 [UNKNOWN]) */
+    double guard;     /* seconds added to each window: clocks and network delay differ */
+    double cap_probe; /* after TikTok says a cap is full: ask again this much later */
+};
+
+/* TikTok's figures (spec §3). */
+void rl_config_default(struct rl_config *c);
+
+/* "video_init", "daily_posts", ...; rl_budget_parse is its inverse (-1). */
+const char *rl_budget_name(enum rl_budget b);
+int rl_budget_parse(const char *name);
+
+/* The init budget of a post: video (direct or draft) or photo. */
+enum rl_budget rl_init_budget(bool draft, bool photo);
+
+/* Per-token budgets are kept per account: a refresh rotates the token, and
+ * TikTok may count per user; keyed by account, tikd stays within either. */
+
+/* When every budget in bs[0..n) allows one more for account: *at (<= now:
+ * now) and, if it is later, which budget holds it back. */
+int rl_when(struct store_txn *t, const struct rl_config *c, const char *account,
+            const enum rl_budget *bs, int n, double now, double *at, enum rl_budget *which);
+
+/* Spend one of each (after rl_when() said now), and count the decision. */
+int rl_spend(struct store_txn *t, const struct rl_config *c, const char *account,
+             const enum rl_budget *bs, int n, double now);
+
+/* Count a deferral on b (a job waits `wait` seconds for it). */
+int rl_note_deferred(struct store_txn *t, enum rl_budget b, double wait);
+
+/* TikTok said b is spent for account (or, for RL_ACTIVE_USERS, the app):
+ * nothing more goes before `until`. */
+int rl_block(struct store_txn *t, const struct rl_config *c, const char *account,
+             enum rl_budget b, double until);
+
+/* What `tikd limits` shows of one budget for one account. */
+struct rl_view {
+    bool limited;   /* a count is configured */
+    double used;    /* caps: in the window now; rates: cells owed (0..burst) */
+    double cap;     /* count less margin */
+    double next_at; /* when one more may go (<= now: now) */
+    double blocked_until;
+};
+int rl_view(struct store_txn *t, const struct rl_config *c, const char *account, enum rl_budget b,
+            double now, struct rl_view *v);
+
+struct rl_metrics {
+    uint64_t allowed, deferred;
+    double waited; /* seconds jobs were told to wait, summed */
+};
+int rl_metrics(struct store_txn *t, enum rl_budget b, struct rl_metrics *m);
+
+/* ---- limiters that rules declare (tikd.ratelimit) -------------------------------------- */
+
+/* Take one cell of the named limiter of owner (a rule file), if it allows
+ * one now: *ok, and *at the earliest moment one may go (now when ok). With
+ * take false it only asks. */
+int rl_named(struct store_txn *t, const char *owner, const char *name, const struct rl_rate *r,
+             double now, bool take, bool *ok, double *at);
+
+#endif

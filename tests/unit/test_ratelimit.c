@@ -1,0 +1,291 @@
+/* test_ratelimit.c - GCRA against a reference worked out by hand on a fake
+ * clock (burst, then steady state), the rolling-window caps, what TikTok's
+ * answers teach (rl_block), the budgets surviving a restart of the store,
+ * and a rule's own limiters. */
+#include "testutil.h"
+
+#include "../../core/ratelimit.h"
+#include "../../core/store.h"
+
+/* ---- the pure algorithm ------------------------------------------------------------- */
+
+/* 6 per 60 s, burst 3: T = 10 s, tolerance 20 s. By hand:
+ *   t=0: TAT 0 -> go, TAT 10     t=0: allow_at -10 -> go, TAT 20
+ *   t=0: allow_at 0 -> go, TAT 30   t=0: allow_at 10 -> wait until 10
+ *   t=10: go, TAT 40                t=10: allow_at 20 -> wait until 20
+ *   t=35: allow_at 20 -> go, TAT 50 t=35: allow_at 30 -> go, TAT 60
+ *   t=35: allow_at 40 -> wait 5 s */
+static void gcra_burst_then_steady(void **state)
+{
+    (void)state;
+    struct rl_rate r = {6, 60, 3};
+    double tat = 0;
+    static const struct {
+        double now, allow_at, tat_after; /* tat_after < 0: refused */
+    } steps[] = {
+        {0, 0, 10},   {0, 0, 20},   {0, 0, 30},   {0, 10, -1}, {10, 10, 40},
+        {10, 20, -1}, {35, 35, 50}, {35, 35, 60}, {35, 40, -1},
+    };
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        double at = rl_gcra_allow_at(&r, tat, steps[i].now);
+        assert_float_equal(at, steps[i].allow_at, 1e-9);
+        if (steps[i].tat_after >= 0) {
+            tat = rl_gcra_take(&r, tat, steps[i].now);
+            assert_float_equal(tat, steps[i].tat_after, 1e-9);
+        }
+    }
+    /* steady state: a caller that goes whenever allowed gets exactly the
+     * rate, and never more than `count` in any window (burst 1) */
+    struct rl_rate one = {6, 60, 1};
+    tat = 0;
+    double now = 1000, sent[100];
+    int n = 0;
+    while (n < 100) {
+        now = rl_gcra_allow_at(&one, tat, now);
+        tat = rl_gcra_take(&one, tat, now);
+        sent[n++] = now;
+    }
+    assert_float_equal(sent[99] - sent[0], 99 * 10.0, 1e-6);
+    for (int i = 6; i < n; i++)
+        assert_true(sent[i] - sent[i - 6] >= 60 - 1e-9); /* a sliding window of 6/min holds */
+    /* blocking holds every cell back until then, and never shortens a wait */
+    tat = rl_gcra_block(&one, 0, 500);
+    assert_float_equal(rl_gcra_allow_at(&one, tat, 100), 500, 1e-9);
+    assert_float_equal(rl_gcra_block(&one, 900, 500), 900, 1e-9);
+    tat = rl_gcra_block(&r, 0, 500); /* with a burst, too */
+    assert_float_equal(rl_gcra_allow_at(&r, tat, 499), 500, 1e-9);
+}
+
+/* ---- the budgets in a store ----------------------------------------------------------- */
+
+static struct store *open_store(const char *dir)
+{
+    struct store *s;
+    struct store_opts o = {dir, 1 << 20, 64 << 20, false};
+    struct tikd_err e = {0};
+    if (store_open(&s, &o, &e) != 0)
+        fail_msg("store_open: %s", e.msg);
+    return s;
+}
+
+struct op {
+    const struct rl_config *c;
+    const char *account;
+    enum rl_budget bs[4];
+    int n;
+    double now, at;
+    enum rl_budget which;
+    bool spend;       /* spend when allowed */
+    double block_til; /* > 0: rl_block bs[0] */
+};
+
+static int op_txn(struct store_txn *t, void *ctx)
+{
+    struct op *o = ctx;
+    if (o->block_til > 0)
+        return rl_block(t, o->c, o->account, o->bs[0], o->block_til);
+    int rc = rl_when(t, o->c, o->account, o->bs, o->n, o->now, &o->at, &o->which);
+    if (rc == 0 && o->spend && o->at <= o->now)
+        rc = rl_spend(t, o->c, o->account, o->bs, o->n, o->now);
+    return rc;
+}
+
+/* Try to spend bs for account at now: the moment they allow it. */
+static double try_spend(struct store *s, const struct rl_config *c, const char *account,
+                        enum rl_budget b1, enum rl_budget b2, double now, enum rl_budget *which)
+{
+    struct op o = {c, account, {b1, b2}, b2 == b1 ? 1 : 2, now, 0, 0, true, 0};
+    struct tikd_err e = {0};
+    assert_int_equal(store_write(s, op_txn, &o, &e), 0);
+    if (which)
+        *which = o.which;
+    return o.at;
+}
+
+static void caps_and_rates_in_the_store(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    struct store *s = open_store(dir);
+    struct rl_config c;
+    rl_config_default(&c);
+    c.guard = 0;
+    c.l[RL_DAILY_POSTS].count = 3;
+    c.l[RL_DAILY_POSTS].per = 100;
+    enum rl_budget w;
+
+    /* inits: one per 10 s per account; accounts do not share */
+    assert_float_equal(try_spend(s, &c, "a", RL_VIDEO_INIT, RL_DAILY_POSTS, 0, NULL), 0, 1e-9);
+    assert_float_equal(try_spend(s, &c, "a", RL_VIDEO_INIT, RL_DAILY_POSTS, 1, &w), 10, 1e-9);
+    assert_int_equal(w, RL_VIDEO_INIT);
+    assert_float_equal(try_spend(s, &c, "b", RL_VIDEO_INIT, RL_DAILY_POSTS, 1, NULL), 1, 1e-9);
+    /* the endpoints are separate budgets unless shared */
+    assert_float_equal(try_spend(s, &c, "a", RL_INBOX_INIT, RL_INBOX_INIT, 2, NULL), 2, 1e-9);
+    c.shared_init = true;
+    assert_float_equal(try_spend(s, &c, "a", RL_CONTENT_INIT, RL_CONTENT_INIT, 3, NULL), 3, 1e-9);
+    assert_float_equal(try_spend(s, &c, "a", RL_INBOX_INIT, RL_INBOX_INIT, 4, NULL), 13, 1e-9);
+    c.shared_init = false;
+
+    /* the daily cap: 3 in any 100 s; the 4th waits for the oldest to leave */
+    assert_float_equal(try_spend(s, &c, "a", RL_VIDEO_INIT, RL_DAILY_POSTS, 20, NULL), 20, 1e-9);
+    assert_float_equal(try_spend(s, &c, "a", RL_VIDEO_INIT, RL_DAILY_POSTS, 30, NULL), 30, 1e-9);
+    assert_float_equal(try_spend(s, &c, "a", RL_VIDEO_INIT, RL_DAILY_POSTS, 40, &w), 100, 1e-9);
+    assert_int_equal(w, RL_DAILY_POSTS);
+    assert_float_equal(try_spend(s, &c, "a", RL_VIDEO_INIT, RL_DAILY_POSTS, 100.5, NULL), 100.5,
+                       1e-9);
+    /* a margin keeps one free: 2 usable, the window holds 20 (gone), 30, 100.5 */
+    c.l[RL_DAILY_POSTS].margin = 1;
+    assert_float_equal(try_spend(s, &c, "a", RL_VIDEO_INIT, RL_DAILY_POSTS, 110, &w), 130, 1e-9);
+    c.l[RL_DAILY_POSTS].margin = 0;
+
+    /* TikTok says the creator's cap is full (another app posted): held until
+     * then, even though tikd's own count has room */
+    struct op blk = {&c, "b", {RL_DAILY_POSTS}, 1, 0, 0, 0, false, 500};
+    struct tikd_err e = {0};
+    assert_int_equal(store_write(s, op_txn, &blk, &e), 0);
+    assert_float_equal(try_spend(s, &c, "b", RL_VIDEO_INIT, RL_DAILY_POSTS, 200, &w), 500, 1e-9);
+    assert_int_equal(w, RL_DAILY_POSTS);
+    /* a 429 holds a rate budget shut the same way */
+    struct op blk2 = {&c, "b", {RL_STATUS}, 1, 0, 0, 0, false, 260};
+    assert_int_equal(store_write(s, op_txn, &blk2, &e), 0);
+    assert_float_equal(try_spend(s, &c, "b", RL_STATUS, RL_STATUS, 250, NULL), 260, 1e-9);
+
+    /* active creators per app: 2 may post per window; a third waits, an
+     * active one does not */
+    c.l[RL_ACTIVE_USERS].count = 2;
+    c.l[RL_ACTIVE_USERS].per = 1000;
+    assert_float_equal(try_spend(s, &c, "x", RL_ACTIVE_USERS, RL_ACTIVE_USERS, 600, NULL), 600,
+                       1e-9);
+    assert_float_equal(try_spend(s, &c, "y", RL_ACTIVE_USERS, RL_ACTIVE_USERS, 700, NULL), 700,
+                       1e-9);
+    assert_float_equal(try_spend(s, &c, "z", RL_ACTIVE_USERS, RL_ACTIVE_USERS, 800, &w), 1600,
+                       1e-9);
+    assert_int_equal(w, RL_ACTIVE_USERS);
+    assert_float_equal(try_spend(s, &c, "x", RL_ACTIVE_USERS, RL_ACTIVE_USERS, 800, NULL), 800,
+                       1e-9);
+
+    /* a restart keeps every budget: close, reopen, ask again */
+    store_close(s);
+    s = open_store(dir);
+    assert_float_equal(try_spend(s, &c, "b", RL_STATUS, RL_STATUS, 255, NULL), 260, 1e-9);
+    assert_float_equal(try_spend(s, &c, "b", RL_VIDEO_INIT, RL_DAILY_POSTS, 300, &w), 500, 1e-9);
+    struct op look = {&c, "a", {RL_VIDEO_INIT, RL_DAILY_POSTS}, 2, 111, 0, 0, false, 0};
+    assert_int_equal(store_read(s, op_txn, &look, &e), 0);
+    assert_float_equal(look.at, 120, 1e-9); /* 20, 30 and 100.5 in the window */
+
+    store_close(s);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+struct view_ctx {
+    const struct rl_config *c;
+    struct rl_view v;
+    struct rl_metrics m;
+};
+
+static int view_txn(struct store_txn *t, void *ctx)
+{
+    struct view_ctx *vc = ctx;
+    int rc = rl_view(t, vc->c, "a", RL_DAILY_POSTS, 50, &vc->v);
+    return rc ? rc : rl_metrics(t, RL_DAILY_POSTS, &vc->m);
+}
+
+static int defer_txn(struct store_txn *t, void *ctx)
+{
+    (void)ctx;
+    return rl_note_deferred(t, RL_DAILY_POSTS, 12.5);
+}
+
+static void views_and_metrics(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    struct store *s = open_store(dir);
+    struct rl_config c;
+    rl_config_default(&c);
+    c.guard = 0;
+    c.l[RL_DAILY_POSTS] = (struct rl_limit){2, 100, 1, 0};
+    try_spend(s, &c, "a", RL_DAILY_POSTS, RL_DAILY_POSTS, 10, NULL);
+    try_spend(s, &c, "a", RL_DAILY_POSTS, RL_DAILY_POSTS, 20, NULL);
+    struct tikd_err e = {0};
+    assert_int_equal(store_write(s, defer_txn, NULL, &e), 0);
+    struct view_ctx vc = {.c = &c};
+    assert_int_equal(store_read(s, view_txn, &vc, &e), 0);
+    assert_true(vc.v.limited);
+    assert_float_equal(vc.v.used, 2, 1e-9);
+    assert_float_equal(vc.v.cap, 2, 1e-9);
+    assert_float_equal(vc.v.next_at, 110, 1e-9);
+    assert_int_equal(vc.m.allowed, 2);
+    assert_int_equal(vc.m.deferred, 1);
+    assert_float_equal(vc.m.waited, 12.5, 1e-9);
+    store_close(s);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+struct named_ctx {
+    const char *owner, *name;
+    struct rl_rate r;
+    double now, at;
+    bool take, ok;
+};
+
+static int named_txn(struct store_txn *t, void *ctx)
+{
+    struct named_ctx *n = ctx;
+    return rl_named(t, n->owner, n->name, &n->r, n->now, n->take, &n->ok, &n->at);
+}
+
+static void rule_limiters_are_per_rule_file(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    struct store *s = open_store(dir);
+    struct tikd_err e = {0};
+    struct named_ctx n = {"client.lua", "hourly", {3, 3600, 3}, 0, 0, true, false};
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(store_write(s, named_txn, &n, &e), 0);
+        assert_true(n.ok);
+    }
+    assert_int_equal(store_write(s, named_txn, &n, &e), 0);
+    assert_false(n.ok);
+    assert_float_equal(n.at, 1200, 1e-9);
+    /* asking does not take */
+    n.take = false;
+    n.now = 1200;
+    assert_int_equal(store_write(s, named_txn, &n, &e), 0);
+    assert_true(n.ok);
+    assert_int_equal(store_write(s, named_txn, &n, &e), 0);
+    assert_true(n.ok);
+    /* another rule file's limiter of the same name is its own */
+    struct named_ctx o = {"other.lua", "hourly", {3, 3600, 1}, 0, 0, true, false};
+    assert_int_equal(store_write(s, named_txn, &o, &e), 0);
+    assert_true(o.ok);
+    store_close(s);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+static void names(void **state)
+{
+    (void)state;
+    for (int b = 0; b < RL__COUNT; b++)
+        assert_int_equal(rl_budget_parse(rl_budget_name((enum rl_budget)b)), b);
+    assert_int_equal(rl_budget_parse("nope"), -1);
+    assert_int_equal(rl_init_budget(false, false), RL_VIDEO_INIT);
+    assert_int_equal(rl_init_budget(true, false), RL_INBOX_INIT);
+    assert_int_equal(rl_init_budget(true, true), RL_CONTENT_INIT);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(gcra_burst_then_steady),
+        cmocka_unit_test(caps_and_rates_in_the_store),
+        cmocka_unit_test(views_and_metrics),
+        cmocka_unit_test(rule_limiters_are_per_rule_file),
+        cmocka_unit_test(names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
