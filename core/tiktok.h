@@ -32,6 +32,14 @@
 #define TT_VIDEO_MAX_BYTES  4000000000ull /* §4.1 */
 #define TT_UPLOAD_URL_TTL   3600.0        /* §2.2: the upload must finish within an hour */
 
+/* Photos (§4.2): JPEG or WebP, "at most 1080p", "at most 20 MB per image".
+ * 1080p is read as neither side above 1920 and the shorter side at most
+ * 1080, in either orientation; MB as decimal (20,000,000 bytes), which is
+ * the stricter reading. */
+#define TT_PHOTO_MAX_LONG  1920
+#define TT_PHOTO_MAX_SHORT 1080
+#define TT_PHOTO_MAX_BYTES 20000000ull
+
 /* Caches and pacing */
 #define TT_CREATOR_INFO_TTL 300.0 /* cache creator_info 5 minutes (issue 5) */
 
