@@ -178,6 +178,7 @@ static json_t *encode(const struct job *j)
     json_object_set_new(o, "cover_index", json_integer(j->cover_index));
     json_object_set_new(o, "description", json_string(j->description));
     json_object_set_new(o, "init_sent_at", json_real(j->init_sent_at));
+    json_object_set_new(o, "slot_at", json_real(j->slot_at));
     json_object_set_new(o, "mime", json_string(j->mime));
     json_object_set_new(o, "caption", json_string(j->caption));
     json_object_set_new(o, "privacy", json_string(j->privacy));
@@ -238,6 +239,7 @@ static int decode(const void *p, size_t n, struct job *j)
     j->cover_index = (int)json_integer_value(json_object_get(o, "cover_index"));
     sget(o, "description", j->description, sizeof j->description);
     j->init_sent_at = json_number_value(json_object_get(o, "init_sent_at"));
+    j->slot_at = json_number_value(json_object_get(o, "slot_at"));
     sget(o, "mime", j->mime, sizeof j->mime);
     sget(o, "caption", j->caption, sizeof j->caption);
     sget(o, "privacy", j->privacy, sizeof j->privacy);

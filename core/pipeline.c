@@ -67,10 +67,12 @@ static int load(struct pipeline *p, uint64_t id, struct job *j)
     return job_read(p->s, id, j);
 }
 
+static int init_budgets(const struct job *j, enum rl_budget *bs);
+
 /* What a job's write does to TikTok's budgets, in the same transaction: a
  * request is counted exactly when the job records that it leaves. */
 struct limit_op {
-    enum { LIM_CLAIM = 1, LIM_BLOCK, LIM_WAIT } kind;
+    enum { LIM_CLAIM = 1, LIM_RESERVE, LIM_CONSUME, LIM_BLOCK, LIM_WAIT } kind;
     enum rl_budget bs[4];
     int n;
     double until;         /* LIM_BLOCK: TikTok said bs[0] is spent until then */
@@ -86,7 +88,22 @@ struct put_ctx {
     char detail[800];
 };
 
-static int limit_txn(struct store_txn *t, struct pipeline *p, const struct job *j,
+/* Why a job waits for budget b until `at`, for `tikd queue`. */
+static void budget_reason(const struct pipeline *p, enum rl_budget b, double at, char *why,
+                          size_t n)
+{
+    const struct rl_limit *l = &p->c.limits.l[b];
+    char when[32] = "later";
+    time_t t = (time_t)ceil(at);
+    struct tm tm;
+    if (at < 1e17 && gmtime_r(&t, &tm))
+        strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
+    snprintf(why, n, "waiting for TikTok's %s budget (%g per %g s %s) until %s",
+             rl_budget_name(b), l->count - l->margin, l->per,
+             b == RL_ACTIVE_USERS ? "for the app" : "for this account", when);
+}
+
+static int limit_txn(struct store_txn *t, struct pipeline *p, struct job *j,
                      struct limit_op *op)
 {
     const struct rl_config *c = &p->c.limits;
@@ -98,6 +115,18 @@ static int limit_txn(struct store_txn *t, struct pipeline *p, const struct job *
         if (rc == 0 && op->at > now)
             return TIKD_EFULL; /* nothing is written */
         return rc ? rc : rl_spend(t, c, j->account, op->bs, op->n, now);
+    case LIM_RESERVE: /* the job's next slot: now, or it waits for it */
+        rc = rl_reserve(t, c, j->account, op->bs, op->n, now, &op->at, &op->which);
+        if (rc == 0 && op->at > now) {
+            j->state = JOB_DEFERRED;
+            j->due_at = op->at;
+            budget_reason(p, op->which, op->at, j->reason, sizeof j->reason);
+            rc = rl_note_deferred(t, op->which, op->at - now);
+        }
+        j->slot_at = op->at < 1e17 ? op->at : 0;
+        return rc;
+    case LIM_CONSUME:
+        return 0;
     case LIM_BLOCK: /* and the job waits for it */
         rc = rl_block(t, c, j->account, op->bs[0], op->until);
         return rc ? rc : rl_note_deferred(t, op->bs[0], j->due_at - now);
@@ -116,7 +145,21 @@ static int put_txn(struct store_txn *t, void *ctx)
         return rc;
     if (cur.state == JOB_CANCELLED && pc->j->state != JOB_CANCELLED)
         return TIKD_EEXIST; /* an operator cancelled it meanwhile: leave it */
-    if (pc->op && (rc = limit_txn(t, pc->p, pc->j, pc->op)) != 0)
+    struct job *j = pc->j;
+    bool moved = pc->op && pc->op->kind == LIM_RESERVE;
+    bool parked = j->state == JOB_DEFERRED || job_state_final(j->state);
+    bool consume = pc->op && pc->op->kind == LIM_CONSUME; /* the init leaves on its slot */
+    if (cur.slot_at > 0 && !consume && (moved || parked || j->slot_at != cur.slot_at)) {
+        /* the slot it held goes unused: give the caps their entries back */
+        enum rl_budget bs[4];
+        int n = init_budgets(&cur, bs);
+        rc = rl_release(t, &pc->p->c.limits, cur.account, bs, n, cur.slot_at, clock_now());
+        if (rc != 0)
+            return rc;
+        if (j->slot_at == cur.slot_at)
+            j->slot_at = 0;
+    }
+    if (pc->op && (rc = limit_txn(t, pc->p, j, pc->op)) != 0)
         return rc;
     rc = job_put(t, pc->j);
     if (rc == 0 && pc->event)
@@ -162,6 +205,14 @@ static int save_op(struct pipeline *p, struct job *j, struct limit_op *op, const
     int rc = vsave(p, j, op, event, fmt, ap);
     va_end(ap);
     return rc;
+}
+
+/* save() of the write that precedes an init: the slot j held is spent. */
+static int save_init(struct pipeline *p, struct job *j)
+{
+    struct limit_op consume = {.kind = LIM_CONSUME};
+    j->slot_at = 0;
+    return save_op(p, j, &consume, NULL, NULL);
 }
 
 /* ---- runs ------------------------------------------------------------------- */
@@ -258,50 +309,47 @@ static int init_budgets(const struct job *j, enum rl_budget *bs)
     return n;
 }
 
-struct when_ctx {
-    const struct rl_config *c;
-    const char *account;
-    const enum rl_budget *bs;
-    int n;
-    double at;
-    enum rl_budget which;
-};
-
-static int when_txn(struct store_txn *t, void *ctx)
-{
-    struct when_ctx *w = ctx;
-    return rl_when(t, w->c, w->account, w->bs, w->n, clock_now(), &w->at, &w->which);
-}
-
-/* When bs allow one more for j's account (<= now: now). */
-static double budgets_at(struct pipeline *p, const struct job *j, const enum rl_budget *bs, int n,
-                         enum rl_budget *which)
-{
-    struct when_ctx w = {&p->c.limits, j->account, bs, n, 0, bs[0]};
-    if (store_read(p->s, when_txn, &w, NULL) != 0)
-        return clock_now(); /* the claim in the write transaction decides */
-    *which = w.which;
-    return w.at;
-}
-
 /* Wait for budget b until `at`: the job goes back to the timer with why. */
 static void wait_budget(struct run *r, struct job *j, enum job_state st, double at,
                         enum rl_budget b)
 {
-    const struct rl_limit *l = &r->p->c.limits.l[b];
-    char when[32], why[300];
-    time_t t = (time_t)ceil(at);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
-    snprintf(why, sizeof why, "waiting for TikTok's %s budget (%g per %g s%s) until %s",
-             rl_budget_name(b), l->count - l->margin, l->per,
-             b == RL_ACTIVE_USERS ? " for the app" : " for this account", when);
+    char why[300];
+    budget_reason(r->p, b, at, why, sizeof why);
     TLOG(TLOG_DEBUG, "job.limited", LINT("job", j->id), LSTR("account", j->account),
          LSTR("budget", rl_budget_name(b)), LDBL("wait_s", at - clock_now()));
     struct limit_op op = {.kind = LIM_WAIT, .bs = {b}, .n = 1};
     double delay = at - clock_now();
     later_op(r, j, st, delay > 0 ? delay : 0, why, &op);
+}
+
+/* A slot is used at its moment: late by more than half the guard, requests
+ * spaced at the limit could come closer than it at TikTok. */
+static bool slot_fresh(const struct pipeline *p, const struct job *j)
+{
+    double now = clock_now(), late = p->c.limits.guard / 2;
+    return j->slot_at > 0 && now >= j->slot_at - 0.005 && now - j->slot_at <= fmax(late, 0.002);
+}
+
+/* Hold the budgets of j's init for now: true when it may go now (the slot
+ * is in j->slot_at, saved with state st); false when the run ended, the job
+ * waiting for the slot reserved for it. */
+static bool hold_init_slot(struct run *r, struct job *j, enum job_state st)
+{
+    if (slot_fresh(r->p, j))
+        return true;
+    struct limit_op op = {.kind = LIM_RESERVE};
+    op.n = init_budgets(j, op.bs);
+    j->state = st;
+    if (save_op(r->p, j, &op, NULL, NULL) != 0) {
+        run_end(r);
+        return false;
+    }
+    if (j->state != JOB_DEFERRED)
+        return true;
+    TLOG(TLOG_DEBUG, "job.slot", LINT("job", j->id), LSTR("account", j->account),
+         LSTR("budget", rl_budget_name(op.which)), LDBL("wait_s", op.at - clock_now()));
+    run_end(r);
+    return false;
 }
 
 /* Which budget a TikTok answer says is spent, and until when; -1: none. */
@@ -458,15 +506,11 @@ static void preflight_checks(struct run *r, struct job *j, const struct creator 
         return;
     }
     snprintf(j->mime, sizeof j->mime, "%s", mi.mime ? mi.mime : "video/mp4");
-    /* the plan, and the budgets the init spends, before TikTok hears of it */
-    struct limit_op op = {.kind = LIM_CLAIM};
-    op.n = init_budgets(j, op.bs);
-    int rc = save_op(r->p, j, &op, NULL, NULL);
-    if (rc == TIKD_EFULL) {
-        wait_budget(r, j, JOB_DEFERRED, op.at, op.which);
+    /* the plan, before TikTok hears of it, using the init's slot (a new one
+     * if creator_info took long) */
+    if (!hold_init_slot(r, j, j->state))
         return;
-    }
-    if (rc != 0) {
+    if (save_init(r->p, j) != 0) {
         run_end(r);
         return;
     }
@@ -511,20 +555,13 @@ static void creator_done(void *ud, const struct http_resp *resp)
 static void preflight(struct run *r, struct job *j)
 {
     struct pipeline *p = r->p;
-    struct creator *c = ci_find(p, j->account, true);
-    /* a job whose init must wait anyway does not spend a creator_info */
-    enum rl_budget bs[4], which = RL_CREATOR_INFO;
-    int n = init_budgets(j, bs);
-    if (!c)
-        bs[n++] = RL_CREATOR_INFO;
-    double at = budgets_at(p, j, bs, n, &which);
-    if (at > clock_now()) {
-        wait_budget(r, j, JOB_DEFERRED, at, which);
-        return;
-    }
-    j->state = JOB_PREFLIGHT;
+    /* the init's slot first: a job that must wait spends no creator_info */
     j->reason[0] = '\0';
+    if (!hold_init_slot(r, j, JOB_PREFLIGHT))
+        return;
+    struct creator *c = ci_find(p, j->account, true);
     struct limit_op op = {.kind = LIM_CLAIM, .bs = {RL_CREATOR_INFO}, .n = 1};
+    j->state = JOB_PREFLIGHT;
     int rc = save_op(p, j, c ? NULL : &op, NULL, NULL);
     if (rc == TIKD_EFULL) {
         wait_budget(r, j, JOB_DEFERRED, op.at, op.which);
@@ -693,17 +730,17 @@ static void init_photo(struct run *r, struct job *j)
     json_decref(body);
     /* a pull, once TikTok has it, runs by itself: mark that it may have left,
      * in the store, before it leaves (see step) */
+    if (!s || !hold_init_slot(r, j, j->state)) {
+        if (!s)
+            run_end(r);
+        free(s);
+        return;
+    }
     j->init_sent_at = clock_now();
-    struct limit_op op = {.kind = LIM_CLAIM};
-    op.n = init_budgets(j, op.bs);
-    int rc = s ? save_op(p, j, &op, NULL, NULL) : TIKD_ENOMEM;
+    int rc = save_init(p, j);
     if (rc != 0) {
         free(s);
-        j->init_sent_at = 0; /* nothing was written */
-        if (rc == TIKD_EFULL)
-            wait_budget(r, j, JOB_DEFERRED, op.at, op.which);
-        else
-            run_end(r);
+        run_end(r);
         return;
     }
     struct tikd_err e = {0};

@@ -280,8 +280,9 @@ static int metric_add(struct store_txn *t, enum rl_budget b, double allowed, dou
     return put_doubles(t, k, kl, m, 3);
 }
 
+/* Spend one cell of b at `at` (>= now: a reservation). */
 static int spend_one(struct store_txn *t, const struct rl_config *c, const char *account,
-                     enum rl_budget b, double now)
+                     enum rl_budget b, double now, double at)
 {
     const char *bk;
     const struct rl_limit *l = limit_of(c, b, &bk);
@@ -296,12 +297,17 @@ static int spend_one(struct store_txn *t, const struct rl_config *c, const char 
         if (rc != 0)
             return rc;
         struct rl_rate r = rate_of(c, l);
-        tat = rl_gcra_take(&r, n ? tat : 0, now);
+        tat = rl_gcra_take(&r, n ? tat : 0, at);
         return put_doubles(t, k, kl, &tat, 1);
     }
     if (b == RL_ACTIVE_USERS) {
         kl = (size_t)snprintf(k, sizeof k, "u:%s", account);
-        return kl < sizeof k ? put_doubles(t, k, kl, &now, 1) : TIKD_EINVAL;
+        double last;
+        size_t n;
+        rc = kl < sizeof k ? get_doubles(t, k, kl, &last, 1, &n) : TIKD_EINVAL;
+        if (rc == 0 && n && last > at)
+            at = last; /* a later reservation stands */
+        return rc ? rc : put_doubles(t, k, kl, &at, 1);
     }
     struct window w;
     kl = mkkey(k, sizeof k, 'w', bk, account);
@@ -310,17 +316,64 @@ static int spend_one(struct store_txn *t, const struct rl_config *c, const char 
         return rc;
     if (w.n == WINDOW_MAX) /* only with a cap above WINDOW_MAX: keep the newest */
         memmove(w.t, w.t + 1, --w.n * sizeof(double));
-    w.t[w.n++] = now;
+    size_t i = w.n++; /* kept ascending: a reservation may precede a later one */
+    for (; i > 0 && w.t[i - 1] > at; i--)
+        w.t[i] = w.t[i - 1];
+    w.t[i] = at;
     return window_save(t, k, kl, &w);
+}
+
+static int spend_at(struct store_txn *t, const struct rl_config *c, const char *account,
+                    const enum rl_budget *bs, int n, double now, double at)
+{
+    for (int i = 0; i < n; i++) {
+        int rc = limited(c, bs[i]) ? spend_one(t, c, account, bs[i], now, at) : 0;
+        if (rc == 0)
+            rc = metric_add(t, bs[i], 1, 0, 0);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
 }
 
 int rl_spend(struct store_txn *t, const struct rl_config *c, const char *account,
              const enum rl_budget *bs, int n, double now)
 {
+    return spend_at(t, c, account, bs, n, now, now);
+}
+
+int rl_reserve(struct store_txn *t, const struct rl_config *c, const char *account,
+               const enum rl_budget *bs, int n, double now, double *at, enum rl_budget *which)
+{
+    int rc = rl_when(t, c, account, bs, n, now, at, which);
+    if (rc == 0 && *at >= 1e17)
+        return 0; /* never (a margin as large as the cap): nothing to hold */
+    return rc ? rc : spend_at(t, c, account, bs, n, now, *at);
+}
+
+int rl_release(struct store_txn *t, const struct rl_config *c, const char *account,
+               const enum rl_budget *bs, int n, double at, double now)
+{
     for (int i = 0; i < n; i++) {
-        int rc = limited(c, bs[i]) ? spend_one(t, c, account, bs[i], now) : 0;
-        if (rc == 0)
-            rc = metric_add(t, bs[i], 1, 0, 0);
+        enum rl_budget b = bs[i];
+        if (!limited(c, b) || !is_window(b) || b == RL_ACTIVE_USERS)
+            continue; /* a rate's cell is back within a minute anyway */
+        const char *bk;
+        const struct rl_limit *l = limit_of(c, b, &bk);
+        char k[160];
+        size_t kl = mkkey(k, sizeof k, 'w', bk, account);
+        struct window w;
+        int rc = kl ? window_load(t, k, kl, now, l->per + c->guard, &w) : TIKD_EINVAL;
+        if (rc != 0)
+            return rc;
+        for (size_t j = 0; j < w.n; j++) {
+            if (w.t[j] == at) {
+                memmove(w.t + j, w.t + j + 1, (w.n - j - 1) * sizeof(double));
+                w.n--;
+                rc = window_save(t, k, kl, &w);
+                break;
+            }
+        }
         if (rc != 0)
             return rc;
     }
@@ -379,8 +432,8 @@ int rl_view(struct store_txn *t, const struct rl_config *c, const char *account,
         size_t n;
         rc = get_doubles(t, k, kl, &tat, 1, &n);
         struct rl_rate r = rate_of(c, l);
-        if (rc == 0 && n && tat > now) /* cells still owed; more after a block */
-            v->used = fmin(ceil((tat - now) / emission(&r) - 1e-9), r.burst);
+        if (rc == 0 && n && tat > now) /* cells still owed, reservations included */
+            v->used = fmin(ceil((tat - now) / emission(&r) - 1e-9), l->count);
         return rc;
     }
     struct window w;
@@ -392,7 +445,8 @@ int rl_view(struct store_txn *t, const struct rl_config *c, const char *account,
         rc = store_foreach(t, STORE_DB_LIMITS, "u:", 2, active_each, &a);
         v->used = (double)a.count;
     } else {
-        v->used = (double)w.n;
+        for (size_t i = 0; i < w.n; i++)
+            *(w.t[i] > now ? &v->reserved : &v->used) += 1;
     }
     return rc;
 }

@@ -89,6 +89,17 @@ int rl_when(struct store_txn *t, const struct rl_config *c, const char *account,
 int rl_spend(struct store_txn *t, const struct rl_config *c, const char *account,
              const enum rl_budget *bs, int n, double now);
 
+/* Spend one of each at the moment they allow it (*at, maybe now): the slot
+ * is the caller's, so jobs waiting for one budget queue up at its rate
+ * instead of all waking when it frees. A later rl_when sees it spent. */
+int rl_reserve(struct store_txn *t, const struct rl_config *c, const char *account,
+               const enum rl_budget *bs, int n, double now, double *at, enum rl_budget *which);
+
+/* Give back a reserved slot that was not used (the job failed or waits for
+ * something else): the caps' entries at `at` leave their windows. */
+int rl_release(struct store_txn *t, const struct rl_config *c, const char *account,
+               const enum rl_budget *bs, int n, double at, double now);
+
 /* Count a deferral on b (a job waits `wait` seconds for it). */
 int rl_note_deferred(struct store_txn *t, enum rl_budget b, double wait);
 
@@ -100,7 +111,8 @@ int rl_block(struct store_txn *t, const struct rl_config *c, const char *account
 /* What `tikd limits` shows of one budget for one account. */
 struct rl_view {
     bool limited;   /* a count is configured */
-    double used;    /* caps: in the window now; rates: cells owed (0..burst) */
+    double used;    /* caps: in the window now; rates: cells of the window spent */
+    double reserved; /* caps: slots held for jobs waiting for them */
     double cap;     /* count less margin */
     double next_at; /* when one more may go (<= now: now) */
     double blocked_until;
