@@ -35,6 +35,8 @@ if [ "$what" != build ]; then
     need_cmd openssl openssl   # test certificates
     need_cmd curl curl         # make demo, make bench (the peer)
     need_cmd valgrind valgrind # make valgrind
+    # core/cron's time zones (the C library's tz code and python3's zoneinfo both read it)
+    need_file /usr/share/zoneinfo/America/New_York tzdata
 fi
 
 [ -z "$missing" ] && exit 0
