@@ -25,6 +25,8 @@ struct store;
 struct gen;
 struct call;
 
+struct rl_config;
+
 struct host_opts {
     const char *scripts_dir;      /* the engine's Lua library (scripts/) */
     const char *rules_dir;        /* rule files: every *.lua except *_test.lua */
@@ -41,6 +43,7 @@ struct host_opts {
     size_t nallow;
     const char *const *media_roots; /* folders tikd.upload may post from */
     size_t nroots;
+    const struct rl_config *limits; /* TikTok's budgets, for tikd.ratelimit.budget */
     void (*jobs_changed)(void *ud); /* tikd.upload planned a job: wake the pipeline */
     void *jobs_ud;
 };

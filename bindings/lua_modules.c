@@ -9,6 +9,7 @@ const struct host_module host_modules[] = {
     {"tikd.http", luaopen_tikd_http},
     {"tikd.oauth", luaopen_tikd_oauth},
     {"tikd.upload", luaopen_tikd_upload},
+    {"tikd.ratelimit", luaopen_tikd_ratelimit},
     {"cjson", luaopen_cjson}, /* a fresh instance (own settings) per environment */
     {NULL, NULL},
 };

@@ -20,6 +20,7 @@ int luaopen_tikd_log(lua_State *L);    /* bindings/lua_log.c: debug, info, warn,
 int luaopen_tikd_http(lua_State *L);   /* bindings/lua_http.c: request */
 int luaopen_tikd_oauth(lua_State *L);  /* bindings/lua_oauth.c: account handles */
 int luaopen_tikd_upload(lua_State *L); /* bindings/lua_upload.c: post, status, await */
+int luaopen_tikd_ratelimit(lua_State *L); /* bindings/lua_ratelimit.c: new, budget */
 
 struct job;
 /* Push a job as the table rules see (tikd.upload, on_published, on_failed):

@@ -121,7 +121,7 @@ static int run_limits(struct cli *c, int argc, char **argv)
     if (cli_open_store(c, true, &s))
         return 1;
     struct limits_ctx lc = {.only = argc == 2 ? argv[1] : NULL, .now = clock_now()};
-    config_limits(&c->cfg, &lc.rc);
+    lc.rc = c->cfg.limits;
     int rc = store_read(s, limits_txn, &lc, NULL);
     store_close(s);
     if (rc == TIKD_ENOTFOUND) {

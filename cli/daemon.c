@@ -544,7 +544,7 @@ static int run(struct cli *c, int argc, char **argv)
     audit(&d, "daemon.start", NULL);
     int rc = start_servers(&d);
     struct pipeline_cfg pc = {.api_url = c->cfg.api_url};
-    config_limits(&c->cfg, &pc.limits);
+    pc.limits = c->cfg.limits;
     struct tikd_err pe = {0};
     if (rc == 0 &&
         pipeline_new(&d.pipeline, d.loop, d.en.store, d.en.oauth, d.en.http, &pc, &pe) != 0) {

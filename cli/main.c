@@ -120,6 +120,7 @@ struct host_opts cli_host_opts(const struct tikd_config *cfg, const char *rules_
         .nallow = cfg->http_allow_hosts.n,
         .media_roots = (const char *const *)cfg->media_roots.v,
         .nroots = cfg->media_roots.n,
+        .limits = &cfg->limits,
     };
 }
 

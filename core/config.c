@@ -105,9 +105,9 @@ static const struct key keys[] = {
     {"webhook.tolerance", K_SECONDS, O(webhook_tolerance), 1, 86400, NULL,
      "seconds a webhook's signed timestamp may differ from now (spec §5.3: 300 is usual)"},
 #define L(b, f) O(limits.l[b].f)
-    {"limits.window", K_SECONDS, O(limits_window), 1, 86400, NULL,
+    {"limits.window", K_SECONDS, O(limits.window), 1, 86400, NULL,
      "the window of the per-token budgets below (TikTok: a minute)"},
-    {"limits.burst", K_COUNT, O(limits_burst), 1, 100, NULL,
+    {"limits.burst", K_COUNT, O(limits.burst), 1, 100, NULL,
      "requests of one per-token budget that may go at once (1: evenly spaced)"},
     {"limits.video_init", K_COUNT, L(RL_VIDEO_INIT, count), 0, 1e6, NULL,
      "direct video post inits per token per window (0: no limit)"},
@@ -159,15 +159,6 @@ static const struct key keys[] = {
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
-void config_limits(const struct tikd_config *c, struct rl_config *out)
-{
-    *out = c->limits;
-    for (int b = RL_VIDEO_INIT; b <= RL_STATUS; b++) {
-        out->l[b].per = c->limits_window;
-        out->l[b].burst = c->limits_burst;
-    }
-}
-
 const char *config_key_doc(size_t i, const char **doc)
 {
     if (i >= NKEYS)
@@ -217,8 +208,6 @@ void config_init(struct tikd_config *c)
     c->oauth_sweep_interval = 60;
     c->webhook_tolerance = 300;
     rl_config_default(&c->limits);
-    c->limits_window = 60;
-    c->limits_burst = 1;
     c->http_connect_timeout = 10;
     c->http_timeout = 120;
     c->http_low_speed_time = 30;

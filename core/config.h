@@ -41,8 +41,7 @@ struct tikd_config {
     bool pkce;    /* send PKCE (TikTok's hex S256) in authorizations */
     double oauth_state_ttl, oauth_refresh_ahead, oauth_sweep_interval;
     double webhook_tolerance; /* seconds a webhook signature's t may be off */
-    struct rl_config limits;  /* TikTok's budgets (per-token windows: below) */
-    double limits_window, limits_burst;
+    struct rl_config limits;  /* TikTok's budgets */
     /* the HTTP client */
     char *http_ca_file, *http_proxy;
     double http_connect_timeout, http_timeout, http_low_speed_time;
@@ -62,9 +61,6 @@ struct config_value {
     const char *const *list;
     size_t nlist;
 };
-
-/* The budgets as the rate limiter takes them. */
-void config_limits(const struct tikd_config *c, struct rl_config *out);
 
 /* Fill c with the defaults. */
 void config_init(struct tikd_config *c);

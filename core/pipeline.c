@@ -92,7 +92,7 @@ struct put_ctx {
 static void budget_reason(const struct pipeline *p, enum rl_budget b, double at, char *why,
                           size_t n)
 {
-    const struct rl_limit *l = &p->c.limits.l[b];
+    struct rl_limit lim = rl_limit_of(&p->c.limits, b), *l = &lim;
     char when[32] = "later";
     time_t t = (time_t)ceil(at);
     struct tm tm;
@@ -365,7 +365,7 @@ static int learned(struct pipeline *p, const struct http_resp *resp, int asked, 
         bool told = http_header_get(resp->headers, "Retry-After", ra, sizeof ra);
         /* no Retry-After: the rest of the window, as if it were full */
         *until = now + (told && resp->out.retry_after > 0 ? resp->out.retry_after
-                                                          : c->l[asked].per + c->guard);
+                                                          : c->window + c->guard);
         return asked;
     }
     *until = now + c->cap_probe;

@@ -84,6 +84,8 @@ void rl_config_default(struct rl_config *c)
     c->l[RL_DAILY_POSTS] = (struct rl_limit){15, day, 1, 0};
     c->l[RL_PENDING_SHARES] = (struct rl_limit){5, day, 1, 0};
     c->l[RL_ACTIVE_USERS] = (struct rl_limit){0, day, 1, 0}; /* set at audit time */
+    c->window = min;
+    c->burst = 1;
     c->guard = 0.5;
     c->cap_probe = 3600;
 }
@@ -93,22 +95,33 @@ enum rl_budget rl_init_budget(bool draft, bool photo)
     return photo ? RL_CONTENT_INIT : draft ? RL_INBOX_INIT : RL_VIDEO_INIT;
 }
 
+static bool per_token(enum rl_budget b)
+{
+    return b <= RL_STATUS;
+}
+
 static bool limited(const struct rl_config *c, enum rl_budget b)
 {
-    return c->l[b].count > 0 && c->l[b].per > 0;
+    return c->l[b].count > 0 && (per_token(b) ? c->window : c->l[b].per) > 0;
+}
+
+struct rl_limit rl_limit_of(const struct rl_config *c, enum rl_budget b)
+{
+    bool init = b == RL_VIDEO_INIT || b == RL_INBOX_INIT || b == RL_CONTENT_INIT;
+    struct rl_limit l = c->l[init && c->shared_init ? RL_VIDEO_INIT : b];
+    if (per_token(b)) {
+        l.per = c->window;
+        l.burst = c->burst;
+    }
+    return l;
 }
 
 /* The limit b is kept under, and the name of its state (shared inits). */
-static const struct rl_limit *limit_of(const struct rl_config *c, enum rl_budget b,
-                                       const char **key)
+static struct rl_limit limit_of(const struct rl_config *c, enum rl_budget b, const char **key)
 {
     bool init = b == RL_VIDEO_INIT || b == RL_INBOX_INIT || b == RL_CONTENT_INIT;
-    if (init && c->shared_init) {
-        *key = "init";
-        return &c->l[RL_VIDEO_INIT];
-    }
-    *key = names[b];
-    return &c->l[b];
+    *key = init && c->shared_init ? "init" : names[b];
+    return rl_limit_of(c, b);
 }
 
 static struct rl_rate rate_of(const struct rl_config *c, const struct rl_limit *l)
@@ -209,7 +222,7 @@ static int when_one(struct store_txn *t, const struct rl_config *c, const char *
     if (!limited(c, b))
         return 0;
     const char *bk;
-    const struct rl_limit *l = limit_of(c, b, &bk);
+    struct rl_limit lim = limit_of(c, b, &bk), *l = &lim;
     char k[160];
     size_t kl;
     if (!is_window(b)) {
@@ -285,7 +298,7 @@ static int spend_one(struct store_txn *t, const struct rl_config *c, const char 
                      enum rl_budget b, double now, double at)
 {
     const char *bk;
-    const struct rl_limit *l = limit_of(c, b, &bk);
+    struct rl_limit lim = limit_of(c, b, &bk), *l = &lim;
     char k[160];
     size_t kl;
     int rc;
@@ -359,7 +372,7 @@ int rl_release(struct store_txn *t, const struct rl_config *c, const char *accou
         if (!limited(c, b) || !is_window(b) || b == RL_ACTIVE_USERS)
             continue; /* a rate's cell is back within a minute anyway */
         const char *bk;
-        const struct rl_limit *l = limit_of(c, b, &bk);
+        struct rl_limit lim = limit_of(c, b, &bk), *l = &lim;
         char k[160];
         size_t kl = mkkey(k, sizeof k, 'w', bk, account);
         struct window w;
@@ -389,7 +402,7 @@ int rl_block(struct store_txn *t, const struct rl_config *c, const char *account
              enum rl_budget b, double until)
 {
     const char *bk;
-    const struct rl_limit *l = limit_of(c, b, &bk);
+    struct rl_limit lim = limit_of(c, b, &bk), *l = &lim;
     char k[160];
     size_t kl;
     if (!is_window(b)) {
@@ -418,7 +431,7 @@ int rl_view(struct store_txn *t, const struct rl_config *c, const char *account,
 {
     memset(v, 0, sizeof *v);
     const char *bk;
-    const struct rl_limit *l = limit_of(c, b, &bk);
+    struct rl_limit lim = limit_of(c, b, &bk), *l = &lim;
     v->limited = limited(c, b);
     v->cap = is_window(b) ? floor(l->count - l->margin) : l->count;
     int rc = when_one(t, c, account, b, now, &v->next_at);

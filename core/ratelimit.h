@@ -61,7 +61,8 @@ struct rl_limit {
 };
 
 struct rl_config {
-    struct rl_limit l[RL__COUNT];
+    struct rl_limit l[RL__COUNT]; /* per-token budgets take per and burst from below */
+    double window, burst;         /* of the per-token budgets (TikTok: a minute) */
     bool shared_init; /* the three init endpoints share one budget (spec §3.1 [UNKNOWN]) */
     double guard;     /* seconds added to each window: clocks and network delay differ */
     double cap_probe; /* after TikTok says a cap is full: ask again this much later */
@@ -73,6 +74,9 @@ void rl_config_default(struct rl_config *c);
 /* "video_init", "daily_posts", ...; rl_budget_parse is its inverse (-1). */
 const char *rl_budget_name(enum rl_budget b);
 int rl_budget_parse(const char *name);
+
+/* The limit budget b is kept under (shared inits, the per-token window). */
+struct rl_limit rl_limit_of(const struct rl_config *c, enum rl_budget b);
 
 /* The init budget of a post: video (direct or draft) or photo. */
 enum rl_budget rl_init_budget(bool draft, bool photo);

@@ -6,6 +6,7 @@ local log = require "tikd.log"
 local http = require "tikd.http"
 local oauth = require "tikd.oauth"
 local upload = require "tikd.upload"
+local ratelimit = require "tikd.ratelimit"
 
 local tikd = {
     sleep = time.sleep, -- tikd.sleep(seconds): park this call; the loop resumes it
@@ -14,6 +15,7 @@ local tikd = {
     http = http,        -- tikd.http.request{url=...}: only hosts in http.allow_hosts
     oauth = oauth,      -- tikd.oauth.accounts(), tikd.oauth.account(name):info(): no tokens
     upload = upload,    -- tikd.upload.post{...}, .status(id), .await(id [, timeout])
+    ratelimit = ratelimit, -- tikd.ratelimit.new(name, {count=, per=}):take(), .budget(acct, name)
 }
 
 -- TikTok counts caption lengths in UTF-16 code units, not bytes or

@@ -142,3 +142,38 @@ def test_limits_survive_a_restart_and_show_in_tikd_limits(s, tmp_path):
     assert re.search(r"daily_posts\s+3/3\b", out), out
     assert s.fake.ctl.ledger()["requests"] and not [
         r for r in s.fake.ctl.ledger()["requests"] if r["status"] == 429]
+
+
+def test_rules_declare_limiters_of_their_own_and_read_tiktoks(s, tmp_path):
+    """tikd.ratelimit: a rule's limiter survives a reload and a restart, is
+    the rule file's own, and TikTok's budgets are visible (not writable)."""
+    s.limits(window=60, daily=7)
+    connect(s, "alice")
+    rule = """
+function on_load()
+    local hourly = tikd.ratelimit.new("client-x", { count = 3, per = 3600 })
+    local got = {}
+    for i = 1, 2 do
+        local ok, at = hourly:take()
+        got[#got + 1] = ok and "ok" or ("wait%%d"):format(math.floor(at - tikd.now() + 0.5))
+    end
+    local b = tikd.ratelimit.budget("alice", "daily_posts")
+    tikd.log.info("%s", { takes = table.concat(got, ","), cap = b.cap, used = b.used,
+                          s = tostring(hourly) })
+    local ok, err = pcall(tikd.ratelimit.new, "x", { count = 0, per = 1 })
+    tikd.log.info("bad", { err = err })
+end
+"""
+    (s.root / "rules" / "a.lua").write_text(rule % "limiter_a")
+    (s.root / "rules" / "b.lua").write_text(rule % "limiter_b")
+    d = s.start()
+    a = d.wait_for(r"msg=limiter_a ")
+    b = d.wait_for(r"msg=limiter_b ")
+    # 3 an hour, burst 1: one now, the next in 1200 s; each file its own
+    assert "takes=ok,wait1200" in a and "takes=ok,wait1200" in b, (a, b)
+    assert "cap=7" in a and "used=0" in a, a
+    assert "count must be from 1" in d.wait_for(r"msg=bad ")
+    d.stop()
+    d = s.start()  # a restart keeps the limiter's state
+    a = d.wait_for(r"msg=limiter_a ")
+    assert "takes=wait1200,wait1200" in a or "takes=wait1199,wait1199" in a, a

@@ -1,0 +1,184 @@
+/* lua_ratelimit.c - tikd.ratelimit: rules declare limiters of their own and
+ * read TikTok's budgets.
+ *
+ *   local hourly = tikd.ratelimit.new("client-x", { count = 3, per = 3600 })
+ *   local ok, at = hourly:take()    -- true, now | false, when one frees
+ *   local ok, at = hourly:check()   -- the same question, nothing taken
+ *   local b = tikd.ratelimit.budget("acme", "daily_posts")
+ *   -- { used = 4, cap = 15, held = 1, next_at = <epoch s>, limited = true }
+ *
+ * A limiter is GCRA state in LMDB keyed by the calling rule file and its
+ * name: it survives restarts and reloads, and one rule file cannot reach
+ * another's. The userdata holds no C resource, only the name and the rate. */
+#include "lua_host.h"
+#include "lua_modules.h"
+
+#include <lauxlib.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../core/clock.h"
+#include "../core/ratelimit.h"
+#include "../core/store.h"
+
+#define MT "tikd.ratelimit"
+
+struct limiter {
+    struct rl_rate rate;
+    char name[128];
+};
+
+static struct store *store_of(lua_State *L, const char *what)
+{
+    struct store *s = host_opts_of(L)->store;
+    if (!s)
+        luaL_error(L, "%s is not available here (no database: rules are only being checked)",
+                   what);
+    return s;
+}
+
+static double field_num(lua_State *L, int t, const char *k, double dflt, double min, double max)
+{
+    lua_getfield(L, t, k);
+    double v = dflt;
+    if (!lua_isnil(L, -1)) {
+        if (!lua_isnumber(L, -1))
+            luaL_error(L, "tikd.ratelimit.new: %s must be a number", k);
+        v = lua_tonumber(L, -1);
+    }
+    lua_pop(L, 1);
+    if (isnan(v) || v < min || v > max) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "tikd.ratelimit.new: %s must be from %g to %g", k, min, max);
+        luaL_error(L, "%s", msg);
+    }
+    return v;
+}
+
+/* tikd.ratelimit.new(name, {count=, per=, burst=1}) -> limiter */
+static int l_new(lua_State *L)
+{
+    size_t nl;
+    const char *name = luaL_checklstring(L, 1, &nl);
+    luaL_argcheck(L, nl > 0 && nl < sizeof((struct limiter *)0)->name && !memchr(name, 0, nl), 1,
+                  "a name of 1 to 127 bytes");
+    luaL_checktype(L, 2, LUA_TTABLE);
+    struct rl_rate r;
+    r.count = field_num(L, 2, "count", -1, 1, 1e9);
+    r.per = field_num(L, 2, "per", -1, 0.001, 366.0 * 86400);
+    r.burst = field_num(L, 2, "burst", 1, 1, 1e9);
+    struct limiter *l = lua_newuserdatauv(L, sizeof *l, 0);
+    l->rate = r;
+    memcpy(l->name, name, nl + 1);
+    luaL_setmetatable(L, MT);
+    return 1;
+}
+
+struct named_op {
+    const char *owner;
+    struct limiter *l;
+    bool take, ok;
+    double at;
+};
+
+static int named_txn(struct store_txn *t, void *ctx)
+{
+    struct named_op *o = ctx;
+    return rl_named(t, o->owner, o->l->name, &o->l->rate, clock_now(), o->take, &o->ok, &o->at);
+}
+
+static int ask(lua_State *L, bool take)
+{
+    struct limiter *l = luaL_checkudata(L, 1, MT);
+    struct store *s = store_of(L, "tikd.ratelimit");
+    struct named_op o = {host_rule(L), l, take, false, 0};
+    struct tikd_err e = {0};
+    int rc = take ? store_write(s, named_txn, &o, &e) : store_read(s, named_txn, &o, &e);
+    if (rc != 0)
+        return luaL_error(L, "tikd.ratelimit: %s", e.msg[0] ? e.msg : "store failed");
+    lua_pushboolean(L, o.ok);
+    lua_pushnumber(L, o.at);
+    return 2;
+}
+
+/* limiter:take() -> true, now | false, when one frees */
+static int l_take(lua_State *L)
+{
+    return ask(L, true);
+}
+
+/* limiter:check() -> the same, taking nothing */
+static int l_check(lua_State *L)
+{
+    return ask(L, false);
+}
+
+static int l_tostring(lua_State *L)
+{
+    struct limiter *l = luaL_checkudata(L, 1, MT);
+    lua_pushfstring(L, "tikd.ratelimit(%s: %f per %f s, burst %f)", l->name, l->rate.count,
+                    l->rate.per, l->rate.burst);
+    return 1;
+}
+
+struct budget_op {
+    const struct rl_config *c;
+    const char *account;
+    enum rl_budget b;
+    struct rl_view v;
+};
+
+static int budget_txn(struct store_txn *t, void *ctx)
+{
+    struct budget_op *o = ctx;
+    return rl_view(t, o->c, o->account, o->b, clock_now(), &o->v);
+}
+
+/* tikd.ratelimit.budget(account, name) -> { limited, used, cap, held, next_at } */
+static int l_budget(lua_State *L)
+{
+    const char *account = luaL_checkstring(L, 1);
+    const char *name = luaL_checkstring(L, 2);
+    int b = rl_budget_parse(name);
+    if (b < 0)
+        return luaL_argerror(L, 2, "unknown budget (video_init, inbox_init, content_init, "
+                                   "creator_info, status, daily_posts, pending_shares, "
+                                   "active_users)");
+    const struct rl_config *c = host_opts_of(L)->limits;
+    if (!c)
+        return luaL_error(L, "tikd.ratelimit.budget is not available here");
+    struct budget_op o = {c, account, (enum rl_budget)b, {0}};
+    struct tikd_err e = {0};
+    if (store_read(store_of(L, "tikd.ratelimit.budget"), budget_txn, &o, &e) != 0)
+        return luaL_error(L, "tikd.ratelimit.budget: %s", e.msg[0] ? e.msg : "store failed");
+    lua_createtable(L, 0, 5);
+    lua_pushboolean(L, o.v.limited);
+    lua_setfield(L, -2, "limited");
+    lua_pushnumber(L, o.v.used);
+    lua_setfield(L, -2, "used");
+    lua_pushnumber(L, o.v.cap);
+    lua_setfield(L, -2, "cap");
+    lua_pushnumber(L, o.v.reserved);
+    lua_setfield(L, -2, "held");
+    lua_pushnumber(L, o.v.next_at);
+    lua_setfield(L, -2, "next_at");
+    return 1;
+}
+
+int luaopen_tikd_ratelimit(lua_State *L)
+{
+    static const luaL_Reg methods[] = {{"take", l_take}, {"check", l_check}, {NULL, NULL}};
+    static const luaL_Reg fns[] = {{"new", l_new}, {"budget", l_budget}, {NULL, NULL}};
+    if (luaL_newmetatable(L, MT)) {
+        luaL_newlib(L, methods);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, l_tostring);
+        lua_setfield(L, -2, "__tostring");
+        lua_pushliteral(L, "locked");
+        lua_setfield(L, -2, "__metatable");
+    }
+    lua_pop(L, 1);
+    luaL_newlib(L, fns);
+    return 1;
+}
