@@ -5,6 +5,9 @@
 #           beside curl uploading the same file to the same sink (goal >= 0.95)
 #   memory: the client's peak RSS for a 1 MiB and a 1 GiB upload (goal: within 4 MiB)
 #   engine: tikd's CPU time per post over a batch of small posts to the fake TikTok
+#   limits: decisions per second of the rate limiter (C beside the same GCRA in
+#           bare Lua), and the init rate tikd achieves against the allowed one
+#           in a run with TikTok's budgets scaled (6 inits per 2 s per token)
 set -eu
 BUILD=$1
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -53,7 +56,7 @@ echo "== engine: CPU time of tikd per post (50 small posts to the fake TikTok)"
 fakepid=$!
 while ! grep -q base_url "$work/fake.json" 2>/dev/null; do sleep 0.02; done
 FAKE=$(sed 's/.*"base_url": "\([^"]*\)".*/\1/' "$work/fake.json")
-curl -s -X POST -d '{"time_scale": 0.001, "rate_limit_window_sec": 0.01, "daily_post_cap": 1000}' "$FAKE/_fake/config" > /dev/null
+curl -s -X POST -d '{"time_scale": 0.001, "rate_limit_window_sec": 1, "daily_post_cap": 1000}' "$FAKE/_fake/config" > /dev/null
 mkdir "$work/rules"
 cat > "$work/tikd.conf.lua" <<CONF
 data_dir = "data"
@@ -62,6 +65,7 @@ scripts_dir = "$REPO/scripts"
 listen = { "127.0.0.1:0" }
 log = { level = "warn" }
 vault = { key_file = "vault.keys" }
+limits = { window = 1, video_init = 6, creator_info = 20, status = 30, daily_posts = 1000, guard = 0.02 }
 tiktok = { client_key = "fake_client_key", api_url = "$FAKE", auth_url = "$FAKE/v2/auth/authorize/",
            redirect_uri = "https://tikd.example.test/oauth/callback" }
 CONF
@@ -83,3 +87,15 @@ hz=$(getconf CLK_TCK)
 echo "   $(awk -v t="$ticks" -v hz="$hz" 'BEGIN { printf "%.0f", t / hz / 50 * 1e6 }') microseconds of" \
      "tikd CPU per post (start-up included; each post is ~5 API calls, 5 LMDB commits" \
      "and audit records; goal < 200)"
+
+echo "== limits: the rate limiter"
+"$BUILD/tests/rlbench"
+curl -s "$FAKE/_fake/ledger" | /usr/bin/python3 -c '
+import json, sys
+reqs = json.load(sys.stdin)["requests"]
+t = sorted(r["t_mono"] for r in reqs
+           if r["path"].startswith("/v2/post/publish/video/init/") and r["status"] == 200)
+bad = sum(1 for r in reqs if r["status"] == 429)
+rate = (len(t) - 1) / (t[-1] - t[0])
+print("   scaled run (6 inits per 1 s per token, 50 posts): %.2f inits/s of 6.00 allowed:"
+      " ratio %.3f (goal >= 0.90, never above 1), 429 answers: %d" % (rate, rate / 6, bad))'
