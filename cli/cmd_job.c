@@ -16,6 +16,7 @@
 #include "../core/audit.h"
 #include "../core/clock.h"
 #include "../core/job.h"
+#include "../core/pipeline.h"
 
 /* "+90s", "+5m", "+2h", "+1d", an ISO time "2026-12-01T10:00:00Z", or epoch seconds. */
 static int parse_when(const char *s, double *out)
@@ -371,6 +372,7 @@ enum change { CH_CANCEL, CH_RETRY, CH_APPROVE, CH_REJECT };
 struct change_ctx {
     uint64_t id;
     enum change what;
+    const struct rl_config *limits;
     char msg[400];
 };
 
@@ -432,6 +434,8 @@ static int change_txn(struct store_txn *t, void *ctx)
         j.reason[0] = '\0';
         j.due_at = clock_now();
     }
+    if (j.state == JOB_CANCELLED && (rc = pipeline_release_slot(t, cc->limits, &j)) != 0)
+        return rc;
     rc = job_put(t, &j);
     char detail[200];
     snprintf(detail, sizeof detail, "job=%llu account=%s", (unsigned long long)j.id, j.account);
@@ -501,7 +505,7 @@ static int run_job(struct cli *c, int argc, char **argv)
     struct engine en;
     if (engine_open(c, &en, ENG_STORE))
         return 1;
-    struct change_ctx cc = {id, (enum change)what, ""};
+    struct change_ctx cc = {id, (enum change)what, &c->cfg.limits, ""};
     int rc = store_write(en.store, change_txn, &cc, NULL);
     engine_close(&en);
     fprintf(rc ? stderr : stdout, "%s%s\n", rc ? "tikd: " : "", cc.msg);

@@ -151,9 +151,7 @@ static int put_txn(struct store_txn *t, void *ctx)
     bool consume = pc->op && pc->op->kind == LIM_CONSUME; /* the init leaves on its slot */
     if (cur.slot_at > 0 && !consume && (moved || parked || j->slot_at != cur.slot_at)) {
         /* the slot it held goes unused: give the caps their entries back */
-        enum rl_budget bs[4];
-        int n = init_budgets(&cur, bs);
-        rc = rl_release(t, &pc->p->c.limits, cur.account, bs, n, cur.slot_at, clock_now());
+        rc = pipeline_release_slot(t, &pc->p->c.limits, &cur);
         if (rc != 0)
             return rc;
         if (j->slot_at == cur.slot_at)
@@ -297,6 +295,18 @@ static void later(struct run *r, struct job *j, enum job_state st, double delay,
 }
 
 /* ---- TikTok's budgets ---------------------------------------------------------------- */
+
+int pipeline_release_slot(struct store_txn *t, const struct rl_config *c, struct job *j)
+{
+    if (j->slot_at <= 0)
+        return 0;
+    enum rl_budget bs[4];
+    int n = init_budgets(j, bs);
+    int rc = rl_release(t, c, j->account, bs, n, j->slot_at, clock_now());
+    if (rc == 0)
+        j->slot_at = 0;
+    return rc;
+}
 
 /* The budgets an init of j spends: its endpoint's, and the creator's (or
  * the app's) caps. */

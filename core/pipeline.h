@@ -38,6 +38,11 @@ int pipeline_new(struct pipeline **out, struct ev_loop *loop, struct store *s, s
 void pipeline_free(struct pipeline *p);
 void pipeline_on_outcome(struct pipeline *p, pipeline_outcome_fn fn, void *ud);
 
+/* A job that will not use the init slot it reserved (an operator cancelled
+ * or rejected it) gives the caps their entries back, in the caller's
+ * transaction; j->slot_at is cleared. */
+int pipeline_release_slot(struct store_txn *t, const struct rl_config *c, struct job *j);
+
 /* Look at the due index again (new jobs, a restart, an operator's change). */
 void pipeline_kick(struct pipeline *p);
 

@@ -140,6 +140,12 @@ def test_limits_survive_a_restart_and_show_in_tikd_limits(s, tmp_path):
     assert "daily_posts budget (3 per 3600 s for this account)" in q, q
     out = s.tikd("limits", "alice").stdout
     assert re.search(r"daily_posts\s+3/3\b", out), out
+    # cancelling the waiting job gives its reserved slot back
+    assert re.search(r"daily_posts\s+3/3 \+1 held", out), out
+    r = s.tikd("job", "cancel", "4")
+    assert r.returncode == 0, r.stderr
+    out = s.tikd("limits", "alice").stdout
+    assert re.search(r"daily_posts\s+3/3\s+next", out), out
     assert s.fake.ctl.ledger()["requests"] and not [
         r for r in s.fake.ctl.ledger()["requests"] if r["status"] == 429]
 
