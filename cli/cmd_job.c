@@ -131,7 +131,7 @@ static int run_post(struct cli *c, int argc, char **argv)
     j->opt.cover_ms = -1;
     snprintf(j->chosen_by, sizeof j->chosen_by, "operator");
     const char *file = NULL;
-    bool wait = false, approval = false;
+    bool wait = false, approval = false, local_images = false;
     double deadline = 0;
     int rc = 0;
     for (int i = 1; i < argc && rc == 0; i++) {
@@ -163,9 +163,20 @@ static int run_post(struct cli *c, int argc, char **argv)
                                      v);
         } else if (strcmp(a, "--photo") == 0) {
             NEEDS_VALUE;
+            /* a URL TikTok pulls as it is, or a local image tikd serves it */
+            char real[PATH_MAX];
+            if (strncmp(v, "https://", 8) != 0 && strncmp(v, "http://", 7) != 0) {
+                if (!realpath(v, real)) {
+                    fprintf(stderr, "tikd: cannot read the image %s\n", v);
+                    rc = 1;
+                    break;
+                }
+                v = real;
+                local_images = true;
+            }
             size_t have = strlen(j->images);
             if (have + strlen(v) + 2 > sizeof j->images)
-                rc = cli_usage_error(&cmd_post, "too many or too long --photo URLs");
+                rc = cli_usage_error(&cmd_post, "too many or too long --photo values");
             else
                 snprintf(j->images + have, sizeof j->images - have, "%s%s", have ? "\n" : "", v);
             j->kind = JOB_PHOTO;
@@ -222,6 +233,14 @@ static int run_post(struct cli *c, int argc, char **argv)
     if (rc != 0) {
         free(j);
         return rc;
+    }
+    if (local_images && (cli_config(c) != 0 || !c->cfg.media_public_url ||
+                         !c->cfg.media_public_url[0])) {
+        fprintf(stderr, "tikd: local images need media.public_url: TikTok pulls photos only "
+                        "from a verified domain, so tikd serves them there (see "
+                        "docs/publishing.md), or give https URLs\n");
+        free(j);
+        return 1;
     }
     if (j->kind == JOB_PHOTO)
         file = "";
@@ -288,7 +307,8 @@ const struct cli_cmd cmd_post = {
     "                       SELF_ONLY: required for a direct post (tikd never picks one)\n"
     "  --caption TEXT       up to 2200 UTF-16 units, #hashtags and @mentions included\n"
     "  --draft              send to the creator's TikTok inbox instead of posting\n"
-    "  --photo URL          a photo post: 1 to 35 https URLs on a domain verified for the app\n"
+    "  --photo URL|IMAGE    a photo post: 1 to 35 https URLs on a domain verified for the app,\n"
+    "                       or local JPEG/WebP files tikd serves at media.public_url\n"
     "                       (TikTok pulls them); the caption is the title (90 units), with\n"
     "  --description TEXT   up to 4000 units, --cover-index N (0-based), --auto-music\n"
     "  --at WHEN            +90s, +5m, +2h, +1d or 2026-12-01T10:00:00Z (default: now)\n"

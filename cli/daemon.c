@@ -16,12 +16,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../core/audit.h"
 #include "../core/pipeline.h"
 #include "../core/clock.h"
 #include "../core/log.h"
+#include "../core/mediaurl.h"
+#include "../core/tiktok.h"
 #include "../core/server.h"
 #include "../core/webhook.h"
 
@@ -416,6 +420,80 @@ static void on_health(void *ud, struct srv_req *r)
     srv_respond(r, 200, "text/plain", "ok\n");
 }
 
+/* ---- local images for TikTok to pull (core/mediaurl.h) ---- */
+
+struct pull {
+    struct daemon *d;
+    char token[MEDIAURL_TOKEN_LEN + 1];
+    uint64_t job;
+    int index;
+};
+
+struct media_look {
+    const char *token;
+    struct media_url u;
+};
+
+static int media_get_txn(struct store_txn *t, void *ctx)
+{
+    struct media_look *m = ctx;
+    return mediaurl_get(t, m->token, clock_now(), &m->u);
+}
+
+static int media_del_txn(struct store_txn *t, void *ctx)
+{
+    return mediaurl_del(t, ((struct pull *)ctx)->token);
+}
+
+/* The whole image went out: TikTok has it, and the URL stops working. */
+static void media_pulled(void *ud, bool complete)
+{
+    struct pull *pl = ud;
+    if (complete && store_write(pl->d->en.store, media_del_txn, pl, NULL) == 0)
+        TLOG(TLOG_INFO, "media.pulled", LINT("job", pl->job), LINT("image", pl->index + 1));
+    free(pl);
+}
+
+/* GET|HEAD /media/<token>.<ext>: a local image of a photo job, while its
+ * URL is live. Everything else is the same 404: nothing to probe. */
+static void on_media(void *ud, struct srv_req *r)
+{
+    struct daemon *d = ud;
+    const char *name = srv_path(r) + strlen("/media/");
+    char token[MEDIAURL_TOKEN_LEN + 1];
+    size_t tl = strcspn(name, ".");
+    struct media_look m = {token, {0}};
+    int fd = -1;
+    struct stat st;
+    if (tl == MEDIAURL_TOKEN_LEN) {
+        memcpy(token, name, tl);
+        token[tl] = '\0';
+        if (store_read(d->en.store, media_get_txn, &m, NULL) == 0)
+            fd = open(m.u.path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    }
+    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+                    (uint64_t)st.st_size > TT_PHOTO_MAX_BYTES)) {
+        close(fd);
+        fd = -1;
+    }
+    if (fd < 0) {
+        srv_respond(r, 404, "text/plain", "not found\n");
+        return;
+    }
+    struct pull *pl = NULL;
+    if (strcmp(srv_method(r), "GET") == 0 && (pl = calloc(1, sizeof *pl))) {
+        pl->d = d;
+        memcpy(pl->token, token, sizeof pl->token);
+        pl->job = m.u.job;
+        pl->index = m.u.index;
+    }
+    TLOG(TLOG_INFO, "media.serve", LINT("job", m.u.job), LINT("image", m.u.index + 1),
+         LSTR("method", srv_method(r)), LINT("bytes", (long long)st.st_size));
+    if (srv_respond_fd(r, 200, m.u.mime, fd, (uint64_t)st.st_size, pl ? media_pulled : NULL,
+                       pl) != 0)
+        free(pl);
+}
+
 /* The callback path is the path of the configured redirect URI. */
 static void callback_path(const char *uri, char *out, size_t n)
 {
@@ -439,6 +517,8 @@ static int start_servers(struct daemon *d)
         server_route(s, "GET", cb, on_callback, d);
         server_route(s, "POST", "/webhooks/tiktok", on_webhook, d);
         server_route(s, "GET", "/healthz", on_health, d);
+        server_route(s, "GET", "/media/", on_media, d);
+        server_route(s, "HEAD", "/media/", on_media, d);
         d->servers[d->nservers++] = s;
     }
     return 0;
@@ -545,6 +625,8 @@ static int run(struct cli *c, int argc, char **argv)
     int rc = start_servers(&d);
     struct pipeline_cfg pc = {.api_url = c->cfg.api_url};
     pc.limits = c->cfg.limits;
+    pc.media_public_url = c->cfg.media_public_url;
+    pc.media_url_ttl = c->cfg.media_url_ttl;
     struct tikd_err pe = {0};
     if (rc == 0 &&
         pipeline_new(&d.pipeline, d.loop, d.en.store, d.en.oauth, d.en.http, &pc, &pe) != 0) {

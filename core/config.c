@@ -65,6 +65,11 @@ static const struct key keys[] = {
      "list of folders rules may require() pure-Lua modules from"},
     {"media_roots", K_PATHS, O(media_roots), 0, 0, NULL,
      "list of folders rules may post media from with tikd.upload"},
+    {"media.public_url", K_URL, O(media_public_url), 0, 0, NULL,
+     "a verified domain or URL prefix reverse-proxied to tikd's /media/: local images of photo "
+     "posts are served there for TikTok to pull, e.g. \"https://media.example.com/tikd/\""},
+    {"media.url_ttl", K_SECONDS, O(media_url_ttl), 60, 86400, NULL,
+     "seconds a served image URL works at most (TikTok gives a pull an hour)"},
     {"listen", K_LISTEN, O(listen), 0, 0, NULL,
      "list of addresses to serve on: \"host:port\" or \"unix:/path\""},
     {"log.level", K_ENUM, O(log_level), 0, 0, levels, "least severe level logged"},
@@ -207,6 +212,7 @@ void config_init(struct tikd_config *c)
     c->oauth_refresh_ahead = 600;
     c->oauth_sweep_interval = 60;
     c->webhook_tolerance = 300;
+    c->media_url_ttl = 3600;
     rl_config_default(&c->limits);
     c->http_connect_timeout = 10;
     c->http_timeout = 120;

@@ -25,6 +25,8 @@ struct tikd_config {
     char *data_dir, *rules_dir, *scripts_dir;
     struct strlist lib_paths;
     struct strlist media_roots; /* folders rules may post media from (tikd.upload) */
+    char *media_public_url;     /* where TikTok pulls local images from (a verified prefix) */
+    double media_url_ttl;       /* how long such a URL works at most */
     int log_level;              /* enum tlog_level */
     int log_format;             /* enum tlog_format */
     struct strlist listen;

@@ -1,6 +1,8 @@
 /* job.c - job records (JSON), the due index and planning checks (see
  * job.h). */
 #include "job.h"
+#include "image.h"
+#include "mediaurl.h"
 #include "account.h"
 #include "audit.h"
 #include "clock.h"
@@ -73,6 +75,17 @@ long job_utf16_len(const char *s)
     return n;
 }
 
+int job_check_image(const char *path, char *why, size_t n)
+{
+    struct image_info ii;
+    struct tikd_err e = {0};
+    if (image_probe(path, &ii, &e) != 0) {
+        snprintf(why, n, "%s", e.msg);
+        return -1;
+    }
+    return image_check_photo(&ii, why, n);
+}
+
 int job_validate(const struct job *j, char *why, size_t n)
 {
     int problems = 0;
@@ -108,10 +121,16 @@ int job_validate(const struct job *j, char *why, size_t n)
         for (const char *p = j->images; *p;) {
             size_t l = strcspn(p, "\n");
             count++;
-            if (l < 9 || strncmp(p, "https://", 8) != 0 || memchr(p, ' ', l))
-                PROBLEM("photo %d is not an https:// URL: TikTok pulls photos only from https "
-                        "URLs on a verified domain",
+            char one[1024], bad[400];
+            snprintf(one, sizeof one, "%.*s", (int)(l < sizeof one ? l : sizeof one - 1), p);
+            if (one[0] == '/') { /* a local image, served to TikTok by tikd */
+                if (job_check_image(one, bad, sizeof bad) != 0)
+                    PROBLEM("photo %d (%s): %s", count, one, bad);
+            } else if (l < 9 || strncmp(p, "https://", 8) != 0 || memchr(p, ' ', l)) {
+                PROBLEM("photo %d is neither an https:// URL (TikTok pulls photos only from https "
+                        "URLs on a verified domain) nor an absolute path of a local image",
                         count);
+            }
             p += l + (p[l] == '\n');
         }
         if (count < 1 || count > JOB_IMAGES_MAX)
@@ -369,6 +388,9 @@ int job_put(struct store_txn *t, struct job *j)
         if (rc != 0)
             return rc;
     }
+    if (job_state_final(j->state) && !job_state_final(old.state) &&
+        (rc = mediaurl_del_job(t, j->id)) != 0)
+        return rc; /* an ended job's images are served no more */
     j->updated_at = clock_now();
     return write_record(t, j);
 }

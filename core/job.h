@@ -53,7 +53,7 @@ struct job {
     enum job_mode mode;
     enum job_kind kind;
     char media[1024];                  /* absolute path of the video */
-    char images[JOB_IMAGES_MAX * 320]; /* photos: https URLs, one per line */
+    char images[JOB_IMAGES_MAX * 320]; /* photos: https URLs or local paths, one per line */
     int cover_index;                   /* photos: 0-based */
     char description[16400];           /* photos: up to 4000 UTF-16 units */
     char mime[24];                     /* its upload Content-Type, from the pre-flight probe */
@@ -87,6 +87,10 @@ int job_state_parse(const char *name);
 /* Length of UTF-8 text in UTF-16 code units (how TikTok counts captions);
  * -1 for invalid UTF-8. */
 long job_utf16_len(const char *s);
+
+/* Check a local image against TikTok's photo rules: 0, or -1 with why
+ * saying what is wrong and what TikTok accepts. */
+int job_check_image(const char *path, char *why, size_t n);
 
 /* Check a job as planned: one message per problem, in why (each ends with a
  * newline). Returns the number of problems. */

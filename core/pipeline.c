@@ -10,7 +10,9 @@
 #include "audit.h"
 #include "clock.h"
 #include "log.h"
+#include "image.h"
 #include "media.h"
+#include "mediaurl.h"
 #include "tiktok.h"
 
 #include <ev.h>
@@ -42,7 +44,7 @@ struct run {
 
 struct pipeline {
     struct pipeline_cfg c;
-    char *api_url;
+    char *api_url, *public_url;
     struct ev_loop *loop;
     struct store *s;
     struct oauth *o;
@@ -86,6 +88,8 @@ struct put_ctx {
     struct limit_op *op;
     const char *event; /* audit event, or NULL */
     char detail[800];
+    int (*also)(struct store_txn *t, void *ud); /* more to write in the same transaction */
+    void *also_ud;
 };
 
 /* Why a job waits for budget b until `at`, for `tikd queue`. */
@@ -159,6 +163,8 @@ static int put_txn(struct store_txn *t, void *ctx)
     }
     if (pc->op && (rc = limit_txn(t, pc->p, j, pc->op)) != 0)
         return rc;
+    if (pc->also && (rc = pc->also(t, pc->also_ud)) != 0)
+        return rc;
     rc = job_put(t, pc->j);
     if (rc == 0 && pc->event)
         rc = audit_append(t, "tikd", pc->event, pc->detail);
@@ -168,7 +174,7 @@ static int put_txn(struct store_txn *t, void *ctx)
 static int vsave(struct pipeline *p, struct job *j, struct limit_op *op, const char *event,
                  const char *fmt, va_list ap)
 {
-    struct put_ctx pc = {p, j, op, event, ""};
+    struct put_ctx pc = {p, j, op, event, "", NULL, NULL};
     if (fmt)
         vsnprintf(pc.detail, sizeof pc.detail, fmt, ap);
     struct tikd_err e = {0};
@@ -205,12 +211,19 @@ static int save_op(struct pipeline *p, struct job *j, struct limit_op *op, const
     return rc;
 }
 
-/* save() of the write that precedes an init: the slot j held is spent. */
-static int save_init(struct pipeline *p, struct job *j)
+/* save() of the write that precedes an init: the slot j held is spent, and
+ * `also` (may be NULL) writes what must exist before TikTok hears of it. */
+static int save_init(struct pipeline *p, struct job *j, int (*also)(struct store_txn *, void *),
+                     void *ud)
 {
     struct limit_op consume = {.kind = LIM_CONSUME};
     j->slot_at = 0;
-    return save_op(p, j, &consume, NULL, NULL);
+    struct put_ctx pc = {p, j, &consume, NULL, "", also, ud};
+    struct tikd_err e = {0};
+    int rc = store_write(p->s, put_txn, &pc, &e);
+    if (rc != 0 && rc != TIKD_EEXIST)
+        TLOG(TLOG_ERROR, "job.store_failed", LINT("job", j->id), LSTR("error", e.msg));
+    return rc;
 }
 
 /* ---- runs ------------------------------------------------------------------- */
@@ -520,7 +533,7 @@ static void preflight_checks(struct run *r, struct job *j, const struct creator 
      * if creator_info took long) */
     if (!hold_init_slot(r, j, j->state))
         return;
-    if (save_init(r->p, j) != 0) {
+    if (save_init(r->p, j, NULL, NULL) != 0) {
         run_end(r);
         return;
     }
@@ -711,14 +724,99 @@ static void photo_init_done(void *ud, const struct http_resp *resp)
     run_end(r); /* the timer brings it back for its first status poll */
 }
 
+/* The local images of a photo job, published at URLs of their own. */
+struct served {
+    uint64_t job;
+    int n;
+    char token[JOB_IMAGES_MAX][MEDIAURL_TOKEN_LEN + 1];
+    struct media_url u[JOB_IMAGES_MAX];
+};
+
+static int served_txn(struct store_txn *t, void *ud)
+{
+    struct served *sv = ud;
+    int rc = mediaurl_del_job(t, sv->job); /* an earlier init's, if TikTok failed it */
+    for (int i = 0; rc == 0 && i < sv->n; i++)
+        rc = mediaurl_put(t, sv->token[i], &sv->u[i]);
+    return rc;
+}
+
+static const char *base_name(const char *path)
+{
+    const char *b = strrchr(path, '/');
+    return b && b[1] ? b + 1 : path;
+}
+
+/* The URL TikTok pulls photo `index` from: its own, or, for a local file,
+ * one tikd serves (recorded in sv). 0, or -1 with why. */
+static int photo_url(struct pipeline *p, struct served *sv, int index, const char *image,
+                     char *url, size_t n, char *why, size_t wn)
+{
+    if (image[0] != '/') {
+        snprintf(url, n, "%s", image);
+        return 0;
+    }
+    const char *base = p->c.media_public_url;
+    if (!base || !base[0]) {
+        snprintf(why, wn,
+                 "photo %d is a local file (%.160s), and media.public_url is not set: TikTok pulls "
+                 "photos from a verified domain, so tikd serves local images there (see "
+                 "docs/publishing.md)",
+                 index + 1, base_name(image));
+        return -1;
+    }
+    struct image_info ii;
+    struct tikd_err e = {0};
+    char bad[400];
+    if (image_probe(image, &ii, &e) != 0 || image_check_photo(&ii, bad, sizeof bad) != 0) {
+        snprintf(why, wn, "photo %d (%.160s): %.400s", index + 1, base_name(image),
+                 e.msg[0] ? e.msg : bad);
+        return -1;
+    }
+    char *token = sv->token[sv->n];
+    if (mediaurl_token(token, &e) != 0) {
+        snprintf(why, wn, "%s", e.msg);
+        return -1;
+    }
+    struct media_url *u = &sv->u[sv->n++];
+    u->job = sv->job;
+    u->index = index;
+    u->expires_at = clock_now() + p->c.media_url_ttl;
+    snprintf(u->path, sizeof u->path, "%s", image);
+    snprintf(u->mime, sizeof u->mime, "%s", ii.mime);
+    snprintf(url, n, "%s%s%s%s", base, base[strlen(base) - 1] == '/' ? "" : "/", token,
+             strcmp(ii.format, "webp") == 0 ? ".webp" : ".jpg");
+    return 0;
+}
+
 static void init_photo(struct run *r, struct job *j)
 {
     struct pipeline *p = r->p;
+    /* the slot first: a job that must wait publishes no URL */
+    if (!hold_init_slot(r, j, j->state))
+        return;
+    struct served *sv = calloc(1, sizeof *sv);
+    if (sv)
+        sv->job = j->id;
     json_t *images = json_array();
-    for (const char *q = j->images; *q;) {
+    char why[600] = "";
+    int index = 0;
+    for (const char *q = j->images; sv && *q && !why[0]; index++) {
         size_t l = strcspn(q, "\n");
-        json_array_append_new(images, json_stringn(q, l));
+        char image[1024], url[1200];
+        snprintf(image, sizeof image, "%.*s", (int)(l < sizeof image ? l : sizeof image - 1), q);
+        if (photo_url(p, sv, index, image, url, sizeof url, why, sizeof why) == 0)
+            json_array_append_new(images, json_string(url));
         q += l + (q[l] == '\n');
+    }
+    if (!sv || why[0]) {
+        json_decref(images);
+        free(sv);
+        if (why[0])
+            fail(r, j, NULL, "%s", why);
+        else
+            run_end(r);
+        return;
     }
     json_t *post = json_object();
     if (j->caption[0])
@@ -739,15 +837,10 @@ static void init_photo(struct run *r, struct job *j)
     char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     /* a pull, once TikTok has it, runs by itself: mark that it may have left,
-     * in the store, before it leaves (see step) */
-    if (!s || !hold_init_slot(r, j, j->state)) {
-        if (!s)
-            run_end(r);
-        free(s);
-        return;
-    }
+     * in the store, before it leaves (see step), with the URLs it names */
     j->init_sent_at = clock_now();
-    int rc = save_init(p, j);
+    int rc = s ? save_init(p, j, served_txn, sv) : TIKD_ENOMEM;
+    free(sv);
     if (rc != 0) {
         free(s);
         run_end(r);
@@ -1121,6 +1214,10 @@ int pipeline_new(struct pipeline **out, struct ev_loop *loop, struct store *s, s
     p->c = *c;
     p->api_url = strdup(c->api_url);
     p->c.api_url = p->api_url;
+    p->public_url = c->media_public_url ? strdup(c->media_public_url) : NULL;
+    p->c.media_public_url = p->public_url;
+    if (p->c.media_url_ttl <= 0)
+        p->c.media_url_ttl = 3600;
     if (p->c.max_active <= 0)
         p->c.max_active = 8;
     if (p->c.poll_first <= 0)
@@ -1154,5 +1251,6 @@ void pipeline_free(struct pipeline *p)
         free(r);
     }
     free(p->api_url);
+    free(p->public_url);
     free(p);
 }

@@ -26,6 +26,8 @@ struct pipeline_cfg {
     double processing_timeout;   /* a job never sits in processing longer (1800 s) */
     int max_inits;               /* inits per job, after TikTok reported a retryable failure (3) */
     struct rl_config limits;     /* TikTok's budgets: a job that would exceed one waits */
+    const char *media_public_url; /* where local images are served for TikTok (may be NULL) */
+    double media_url_ttl;         /* how long such a URL works at most (3600 s) */
 };
 
 /* A job reached a final state (published, in_inbox, failed, cancelled). */

@@ -55,6 +55,8 @@ struct srv_req {
     struct MHD_Response *resp;
     int status;
     struct srv_req *wprev, *wnext;
+    srv_done_fn done; /* told whether the whole response went out */
+    void *done_ud;
 };
 
 static void unwait(struct srv_req *r)
@@ -212,12 +214,50 @@ void srv_respond(struct srv_req *r, int status, const char *content_type, const 
     }
 }
 
+static bool path_matches(const char *route, const char *path)
+{
+    size_t n = strlen(route);
+    if (n > 1 && route[n - 1] == '/') /* a prefix: "/media/" serves "/media/<name>" */
+        return strncmp(route, path, n) == 0 && path[n] && !strchr(path + n, '/');
+    return strcmp(route, path) == 0;
+}
+
+int srv_respond_fd(struct srv_req *r, int status, const char *content_type, int fd,
+                   uint64_t size, srv_done_fn done, void *ud)
+{
+    if (r->answered) {
+        close(fd);
+        return TIKD_EINVAL;
+    }
+    struct MHD_Response *resp = MHD_create_response_from_fd64(size, fd);
+    if (!resp) {
+        close(fd);
+        srv_respond(r, 500, "text/plain", "out of memory\n");
+        return TIKD_ENOMEM;
+    }
+    r->answered = true;
+    r->status = status;
+    r->resp = resp;
+    r->done = done;
+    r->done_ud = ud;
+    MHD_add_response_header(resp, "Content-Type", content_type);
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    if (r->suspended) {
+        r->suspended = false;
+        unwait(r);
+        MHD_resume_connection(r->c);
+        server_kick(r->s);
+    }
+    return 0;
+}
+
 static const struct route *find_route(struct server *s, const char *method, const char *path,
                                       bool *path_known)
 {
     *path_known = false;
     for (int i = 0; i < s->nroutes; i++) {
-        if (strcmp(s->routes[i].path, path) != 0)
+        if (!path_matches(s->routes[i].path, path))
             continue;
         *path_known = true;
         if (strcmp(s->routes[i].method, method) == 0)
@@ -303,10 +343,11 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
     (void)cls;
     (void)c;
-    (void)toe;
     struct srv_req *r = *con_cls;
     if (!r)
         return;
+    if (r->done)
+        r->done(r->done_ud, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
     if (r->resp)
         MHD_destroy_response(r->resp);
     free(r->body);

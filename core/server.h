@@ -12,7 +12,9 @@
 
 #include "err.h"
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct ev_loop;
 struct server;
@@ -27,7 +29,8 @@ void server_free(struct server *s);
 /* The bound port (for "host:0"), or 0 for a unix socket. */
 int server_port(const struct server *s);
 
-/* Route METHOD PATH (exact) to fn. Unknown paths get 404, known paths with
+/* Route METHOD PATH to fn: PATH exactly, or, when it ends in '/', every
+ * "PATH<name>" (one segment). Unknown paths get 404, known paths with
  * another method 405. */
 int server_route(struct server *s, const char *method, const char *path, srv_handler fn, void *ud);
 
@@ -43,5 +46,12 @@ const char *srv_query(struct srv_req *r);
 /* Answer (once). May be called inside the handler or any time later from
  * the loop. */
 void srv_respond(struct srv_req *r, int status, const char *content_type, const char *body);
+
+/* Answer with size bytes of the open file fd (which the server takes and
+ * closes); done (may be NULL) is told, once the connection is finished,
+ * whether every byte went out. */
+typedef void (*srv_done_fn)(void *ud, bool complete);
+int srv_respond_fd(struct srv_req *r, int status, const char *content_type, int fd,
+                   uint64_t size, srv_done_fn done, void *ud);
 
 #endif

@@ -29,6 +29,7 @@ enum store_db {
     STORE_DB_JOBS,     /* job id (be64) -> job (JSON) */
     STORE_DB_DUE,      /* due (be64 ms) | job id (be64) -> "": the pipeline timer's index */
     STORE_DB_LIMITS,   /* rate and cap state (ratelimit.c) */
+    STORE_DB_SERVE,    /* local images served to TikTok (mediaurl.c) */
     STORE_DB__COUNT
 };
 

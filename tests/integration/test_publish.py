@@ -12,6 +12,7 @@ import time
 import pytest
 
 from conftest import REPO
+import fakectl
 
 MKMP4 = os.path.join(REPO, "tests", "fixtures", "mkmp4.py")
 
@@ -312,7 +313,7 @@ def test_photo_carousels(quick):
     r = s.tikd("post", "--account", "alice", "--privacy", "SELF_ONLY", "--photo",
                "http://media.example.test/a.jpg", "--caption", "x" * 91, "--cover-index", "3")
     assert r.returncode == 1
-    for says in ("not an https:// URL", "title is 91 UTF-16 units", "cover index 3"):
+    for says in ("neither an https:// URL", "title is 91 UTF-16 units", "cover index 3"):
         assert says in r.stderr, says
     assert d.proc.poll() is None
 
@@ -331,3 +332,75 @@ def test_a_lost_pull_answer_is_never_sent_twice(quick):
                                                                  s.fake.ctl.faults())
     assert len(inits) == 1  # one init, whatever happened to its answer
     assert d.proc.poll() is None
+
+
+MKIMG = os.path.join(REPO, "tests", "fixtures", "mkimg.py")
+
+
+def image(path, fmt="jpeg", size="1080x1350", *extra):
+    subprocess.run(["/usr/bin/python3", MKIMG, str(path), "--format", fmt, "--size", size,
+                    *extra], check=True)
+    return path
+
+
+def test_local_images_are_served_to_tiktok_at_short_lived_urls(s, tmp_path):
+    """TikTok pulls photos only from a verified domain: tikd serves local
+    images there, each at an unguessable URL that stops working once TikTok
+    has pulled it or the job ends. Images are checked before the init, and
+    the message names the image."""
+    s.cfg.write_text(s.cfg.read_text() +
+                     'media = { public_url = "https://cdn.example.test/tikd/" }\n')
+    s.fake.ctl.set_config(time_scale=1.0, processing={"processing_sec": 600})
+    connect(s)
+    d = s.start()
+    a = image(tmp_path / "a.jpg")
+    b = image(tmp_path / "b.webp", "webp-vp8", "1080x1080")
+    r = s.tikd("post", "--account", "alice", "--privacy", "SELF_ONLY", "--photo", str(a),
+               "--photo", str(b), "--photo", PHOTOS[0])
+    assert r.returncode == 0, r.stderr
+    for _ in range(100):
+        pubs = s.fake.ctl.publishes()
+        if pubs:
+            break
+        time.sleep(0.1)
+    urls = pubs[0]["urls"]
+    assert urls[2] == PHOTOS[0]
+    base = "https://cdn.example.test/tikd/"
+    assert all(u.startswith(base) for u in urls[:2]), urls
+    assert urls[0].endswith(".jpg") and urls[1].endswith(".webp")
+    assert len(set(urls)) == 3 and len(urls[0]) > len(base) + 60  # unguessable
+    local = "http://127.0.0.1:%d/media/" % s.port
+    # the operator's proxy maps the public prefix to tikd's /media/
+    head = fakectl.http_request("HEAD", local + urls[0][len(base):])
+    assert head.status == 200
+    got = fakectl.http_request("GET", local + urls[0][len(base):])
+    assert got.status == 200 and got.body == a.read_bytes()
+    assert got.headers["content-type"] == "image/jpeg"
+    # pulled once: the URL is dead
+    assert fakectl.http_request("GET", local + urls[0][len(base):]).status == 404
+    assert fakectl.http_request("GET", local + "0" * 64 + ".jpg").status == 404
+    assert fakectl.http_request("GET", local + "../../etc/passwd").status == 404
+    # the job ends: the rest stop working too
+    second = local + urls[1][len(base):]
+    assert fakectl.http_request("HEAD", second).status == 200
+    r = s.tikd("job", "cancel", "1")
+    assert r.returncode == 0, r.stderr
+    assert fakectl.http_request("HEAD", second).status == 404
+    # checked before anything is sent, naming the image
+    big = image(tmp_path / "big.jpg", "jpeg", "3024x4032")
+    png = image(tmp_path / "shot.png", "png", "1080x1080")
+    r = s.tikd("post", "--account", "alice", "--privacy", "SELF_ONLY", "--photo", str(a),
+               "--photo", str(big), "--photo", str(png))
+    assert r.returncode == 1
+    assert "photo 2 (%s): 3024x4032 is larger than TikTok's 1080p" % big in r.stderr, r.stderr
+    assert "photo 3 (%s): PNG is not accepted: TikTok takes JPEG or WebP" % png in r.stderr, \
+        r.stderr
+    assert d.proc.poll() is None
+
+
+def test_local_images_need_a_public_url(quick, tmp_path):
+    s = quick
+    connect(s)
+    a = image(tmp_path / "a.jpg")
+    r = s.tikd("post", "--account", "alice", "--privacy", "SELF_ONLY", "--photo", str(a))
+    assert r.returncode == 1 and "media.public_url" in r.stderr, r.stderr
