@@ -17,6 +17,7 @@
 #include "../core/clock.h"
 #include "../core/job.h"
 #include "../core/pipeline.h"
+#include "../core/tiktok.h"
 
 /* "+90s", "+5m", "+2h", "+1d", an ISO time "2026-12-01T10:00:00Z", or epoch seconds. */
 static int parse_when(const char *s, double *out)
@@ -245,7 +246,8 @@ static int run_post(struct cli *c, int argc, char **argv)
     if (j->kind == JOB_PHOTO)
         file = "";
     char real[PATH_MAX];
-    const char *path = j->kind == JOB_PHOTO ? "" : realpath(file, real) ? real : file;
+    bool url = strncmp(file, "https://", 8) == 0 || strncmp(file, "http://", 7) == 0;
+    const char *path = j->kind == JOB_PHOTO ? "" : url ? file : realpath(file, real) ? real : file;
     if (strlen(path) >= sizeof j->media) {
         fprintf(stderr, "tikd: the media path is longer than %zu bytes\n", sizeof j->media - 1);
         free(j);
@@ -301,8 +303,10 @@ static int run_post(struct cli *c, int argc, char **argv)
 }
 
 const struct cli_cmd cmd_post = {
-    "post", run_post, "post FILE|--photo URL... --account NAME [options]",
+    "post", run_post, "post FILE|URL|--photo IMAGE... --account NAME [options]",
     "plan a video or photo post (or a draft)",
+    "FILE is a local MP4/MOV/WebM (uploaded in chunks) or an https URL on a domain verified\n"
+    "for the app (TikTok pulls it).\n"
     "  --privacy P          PUBLIC_TO_EVERYONE, MUTUAL_FOLLOW_FRIENDS, FOLLOWER_OF_CREATOR or\n"
     "                       SELF_ONLY: required for a direct post (tikd never picks one)\n"
     "  --caption TEXT       up to 2200 UTF-16 units, #hashtags and @mentions included\n"
@@ -393,6 +397,9 @@ struct change_ctx {
     uint64_t id;
     enum change what;
     const struct rl_config *limits;
+    bool pulling;       /* cancelled while TikTok pulls it: ask TikTok to stop */
+    char publish_id[80];
+    char account[65];
     char msg[400];
 };
 
@@ -429,6 +436,10 @@ static int change_txn(struct store_txn *t, void *ctx)
             return TIKD_EINVAL;
         }
         bool at_tiktok = j.state == JOB_PROCESSING;
+        cc->pulling = at_tiktok && j.publish_id[0] &&
+                      (j.kind == JOB_PHOTO || strncmp(j.media, "https://", 8) == 0);
+        snprintf(cc->publish_id, sizeof cc->publish_id, "%s", j.publish_id);
+        snprintf(cc->account, sizeof cc->account, "%s", j.account);
         j.state = JOB_CANCELLED;
         snprintf(j.reason, sizeof j.reason, "cancelled by the operator%s",
                  at_tiktok ? " (TikTok was already processing it: it may still appear)" : "");
@@ -502,6 +513,54 @@ static int show_job(struct cli *c, uint64_t id)
     return 0;
 }
 
+struct cancel_result {
+    int done;
+    bool ok;
+    char msg[700];
+};
+
+static void cancel_done(void *ud, const struct http_resp *resp)
+{
+    struct cancel_result *cr = ud;
+    cr->done = 1;
+    cr->ok = resp->out.action == POL_OK;
+    snprintf(cr->msg, sizeof cr->msg, "%s (code %s%s%s)", resp->out.message, resp->out.code,
+             resp->out.log_id[0] ? ", log_id " : "", resp->out.log_id);
+}
+
+/* The job is cancelled in tikd; TikTok may still be pulling it. A pull can
+ * be called back, best effort (spec §2.8); an upload cannot. */
+static void cancel_pull(struct cli *c, const struct change_ctx *cc)
+{
+    struct engine en;
+    if (engine_open(c, &en, ENG_NET))
+        return;
+    char url[512], body[200];
+    snprintf(url, sizeof url, "%s%s", c->cfg.api_url, TT_PATH_CANCEL);
+    snprintf(body, sizeof body, "{\"publish_id\":\"%s\"}", cc->publish_id);
+    static const struct http_header h[] = {{"Content-Type", "application/json; charset=UTF-8"}};
+    struct http_req req = {.method = "POST",
+                           .url = url,
+                           .headers = h,
+                           .nheaders = 1,
+                           .body = body,
+                           .body_len = strlen(body),
+                           .retry = HTTP_RETRY_ALL};
+    struct cancel_result cr = {0};
+    struct tikd_err e = {0};
+    if (oauth_request(en.oauth, cc->account, &req, cancel_done, &cr, &e) != 0)
+        snprintf(cr.msg, sizeof cr.msg, "%s", e.msg);
+    else
+        engine_wait(&en, &cr.done);
+    engine_close(&en);
+    if (cr.ok)
+        printf("TikTok stopped pulling publish %s\n", cc->publish_id);
+    else
+        printf("TikTok did not stop pulling publish %s: %s; it may still appear on the "
+               "account\n",
+               cc->publish_id, cr.msg);
+}
+
 static int run_job(struct cli *c, int argc, char **argv)
 {
     if (argc != 3)
@@ -525,12 +584,14 @@ static int run_job(struct cli *c, int argc, char **argv)
     struct engine en;
     if (engine_open(c, &en, ENG_STORE))
         return 1;
-    struct change_ctx cc = {id, (enum change)what, &c->cfg.limits, ""};
+    struct change_ctx cc = {.id = id, .what = (enum change)what, .limits = &c->cfg.limits};
     int rc = store_write(en.store, change_txn, &cc, NULL);
     engine_close(&en);
     fprintf(rc ? stderr : stdout, "%s%s\n", rc ? "tikd: " : "", cc.msg);
     if (rc == 0)
         wake_daemon(c);
+    if (rc == 0 && cc.pulling)
+        cancel_pull(c, &cc);
     return rc ? 1 : 0;
 }
 
@@ -540,6 +601,7 @@ const struct cli_cmd cmd_job = {
     "  job show ID     every field: state, why, publish_id, progress, post ids, who chose\n"
     "  job approve ID  let a job that awaits approval go ahead (at its planned time)\n"
     "  job reject ID   cancel a job that awaits approval, with the reason\n"
-    "  job cancel ID   stop a job that is not final (a video TikTok is already processing\n"
-    "                  cannot be called back: FILE_UPLOAD has no cancel, spec §2.8)\n"
+    "  job cancel ID   stop a job that is not final; a pull TikTok is running (photos, video\n"
+    "                  URLs) is called back at TikTok, best effort; an uploaded video TikTok\n"
+    "                  is processing cannot be (FILE_UPLOAD has no cancel, spec §2.8)\n"
     "  job retry ID    plan a failed or cancelled job again, unless TikTok may still post it\n"};

@@ -162,7 +162,13 @@ int job_validate(const struct job *j, char *why, size_t n)
         PROBLEM("the cover timestamp must be 0 or more milliseconds");
     struct stat st;
     if (j->kind == JOB_PHOTO)
-        ; /* nothing local to read: TikTok pulls the images */
+        ; /* checked above */
+    else if (strncmp(j->media, "https://", 8) == 0) {
+        if (strlen(j->media) < 12 || strpbrk(j->media, " \t\r\n"))
+            PROBLEM("the video URL %s is not valid", j->media);
+        /* TikTok pulls it: its domain must be verified for the app */
+    } else if (strncmp(j->media, "http://", 7) == 0)
+        PROBLEM("TikTok pulls videos only from https URLs on a verified domain: %s", j->media);
     else if (j->media[0] != '/')
         PROBLEM("the media path must be absolute: %s", j->media);
     else if (stat(j->media, &st) != 0)

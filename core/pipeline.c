@@ -488,7 +488,9 @@ static struct creator *ci_slot(struct pipeline *p, const char *account)
 }
 
 static void init_upload(struct run *r, struct job *j, const struct creator *c);
+static void init_pull_video(struct run *r, struct job *j, const struct creator *c);
 static void init_photo(struct run *r, struct job *j);
+static bool is_url(const char *media);
 
 static void preflight_checks(struct run *r, struct job *j, const struct creator *c)
 {
@@ -511,6 +513,10 @@ static void preflight_checks(struct run *r, struct job *j, const struct creator 
     }
     if (j->kind == JOB_PHOTO) {
         init_photo(r, j);
+        return;
+    }
+    if (is_url(j->media)) {
+        init_pull_video(r, j, c);
         return;
     }
     struct media_info mi;
@@ -645,31 +651,42 @@ static void init_done(void *ud, const struct http_resp *resp)
     step(r);
 }
 
+/* A video's post_info: what the creator sees and TikTok audits. The
+ * creator's own "No one" settings force interactions off (spec §2.2). */
+static json_t *video_post_info(const struct job *j, const struct creator *c)
+{
+    json_t *post =
+        json_pack("{s:s, s:b, s:b, s:b, s:b, s:b, s:b}", "privacy_level", j->privacy,
+                  "disable_comment", j->opt.disable_comment || c->comment_disabled, "disable_duet",
+                  j->opt.disable_duet || c->duet_disabled, "disable_stitch",
+                  j->opt.disable_stitch || c->stitch_disabled, "brand_content_toggle",
+                  j->opt.brand_content, "brand_organic_toggle", j->opt.brand_organic, "is_aigc",
+                  j->opt.is_aigc);
+    if (post && j->caption[0])
+        json_object_set_new(post, "title", json_string(j->caption));
+    if (post && j->opt.cover_ms >= 0)
+        json_object_set_new(post, "video_cover_timestamp_ms", json_integer(j->opt.cover_ms));
+    return post;
+}
+
+static char *video_init_body(const struct job *j, const struct creator *c, json_t *source)
+{
+    json_t *body = json_object();
+    if (j->mode == JOB_DIRECT) /* an inbox init takes source_info only (spec §7 #12) */
+        json_object_set_new(body, "post_info", video_post_info(j, c));
+    json_object_set_new(body, "source_info", source);
+    char *s = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    return s;
+}
+
 static void init_upload(struct run *r, struct job *j, const struct creator *c)
 {
     json_t *source =
         json_pack("{s:s, s:I, s:I, s:I}", "source", "FILE_UPLOAD", "video_size",
                   (json_int_t)j->plan.size, "chunk_size", (json_int_t)j->plan.chunk_size,
                   "total_chunk_count", (json_int_t)j->plan.count);
-    json_t *body = json_object();
-    if (j->mode == JOB_DIRECT) {
-        /* the creator's own "No one" settings force these on (spec §2.2) */
-        json_t *post =
-            json_pack("{s:s, s:b, s:b, s:b, s:b, s:b, s:b}", "privacy_level", j->privacy,
-                      "disable_comment", j->opt.disable_comment || c->comment_disabled,
-                      "disable_duet", j->opt.disable_duet || c->duet_disabled, "disable_stitch",
-                      j->opt.disable_stitch || c->stitch_disabled, "brand_content_toggle",
-                      j->opt.brand_content, "brand_organic_toggle", j->opt.brand_organic, "is_aigc",
-                      j->opt.is_aigc);
-        if (j->caption[0])
-            json_object_set_new(post, "title", json_string(j->caption));
-        if (j->opt.cover_ms >= 0)
-            json_object_set_new(post, "video_cover_timestamp_ms", json_integer(j->opt.cover_ms));
-        json_object_set_new(body, "post_info", post);
-    }
-    json_object_set_new(body, "source_info", source);
-    char *s = json_dumps(body, JSON_COMPACT);
-    json_decref(body);
+    char *s = video_init_body(j, c, source);
     /* an init that may have reached TikTok is not sent twice: it counts
      * against the creator's daily cap */
     struct tikd_err e = {0};
@@ -680,37 +697,58 @@ static void init_upload(struct run *r, struct job *j, const struct creator *c)
         later(r, j, JOB_DEFERRED, 600, e.msg);
 }
 
-/* ---- photos: TikTok pulls the images (spec §2.6) ---------------------------------- */
+static void send_pull_init(struct run *r, struct job *j, const char *path, char *s,
+                           int (*also)(struct store_txn *, void *), void *ud);
 
-static void photo_init_done(void *ud, const struct http_resp *resp)
+/* A video TikTok pulls from its URL (spec §2.2 PULL_FROM_URL). */
+static void init_pull_video(struct run *r, struct job *j, const struct creator *c)
+{
+    if (!hold_init_slot(r, j, j->state))
+        return;
+    json_t *source = json_pack("{s:s, s:s}", "source", "PULL_FROM_URL", "video_url", j->media);
+    send_pull_init(r, j, j->mode == JOB_DRAFT ? TT_PATH_INBOX_INIT : TT_PATH_VIDEO_INIT,
+                   video_init_body(j, c, source), NULL, NULL);
+}
+
+/* ---- pulls: TikTok fetches the media itself (spec §2.6, §2.9) ----------------------- */
+
+static bool is_url(const char *media)
+{
+    return strncmp(media, "https://", 8) == 0;
+}
+
+/* The answer to a pull's init (a photo post, or a video from a URL). */
+static void pull_init_done(void *ud, const struct http_resp *resp)
 {
     struct run *r = ud;
     struct job j;
     if (!reload(r, &j))
         return;
+    const char *what = j.kind == JOB_PHOTO ? "photo init" : "pull init";
     if (resp->out.action != POL_OK) {
         /* TikTok answered, or the request never left: no pull was started */
         bool never_left =
             strcmp(resp->out.code, "curl_7") == 0 || strcmp(resp->out.code, "curl_6") == 0;
         if (resp->status != 0 || never_left) {
             j.init_sent_at = 0;
-            on_error(r, &j, resp, "photo init", RL_CONTENT_INIT);
+            on_error(r, &j, resp, what,
+                     rl_init_budget(j.mode == JOB_DRAFT, j.kind == JOB_PHOTO));
             return;
         }
         /* no answer: TikTok may have started the pull; a second init could
          * post twice */
         fail(r, &j, NULL,
-             "the photo init got no answer (%s), so TikTok may be pulling the post already; it is "
+             "the %s got no answer (%s), so TikTok may be pulling the post already; it is "
              "not sent again (that could post it twice): check the account, then `tikd job "
              "retry %llu` if it did not arrive",
-             resp->out.message, (unsigned long long)j.id);
+             what, resp->out.message, (unsigned long long)j.id);
         return;
     }
     json_t *o = json_loadb(resp->body, resp->body_len, 0, NULL);
     const char *pid = json_string_value(json_object_get(json_object_get(o, "data"), "publish_id"));
     if (!pid || strlen(pid) >= sizeof j.publish_id) {
         json_decref(o);
-        fail(r, &j, resp->out.log_id, "photo init: TikTok's answer lacks a usable publish_id");
+        fail(r, &j, resp->out.log_id, "%s: TikTok's answer lacks a usable publish_id", what);
         return;
     }
     snprintf(j.publish_id, sizeof j.publish_id, "%s", pid);
@@ -719,9 +757,31 @@ static void photo_init_done(void *ud, const struct http_resp *resp)
     j.state = JOB_PROCESSING;
     j.processing_deadline = clock_now() + r->p->c.processing_timeout;
     j.due_at = clock_now() + r->p->c.poll_first;
-    save(r->p, &j, "job.init", "job=%llu account=%s publish_id=%s kind=photo",
-         (unsigned long long)j.id, j.account, j.publish_id);
+    save(r->p, &j, "job.init", "job=%llu account=%s publish_id=%s kind=%s source=pull",
+         (unsigned long long)j.id, j.account, j.publish_id,
+         j.kind == JOB_PHOTO ? "photo" : "video");
     run_end(r); /* the timer brings it back for its first status poll */
+}
+
+/* Send a pull's init body s to path: marked in the store as possibly sent
+ * before it leaves (see step), with what `also` writes. Frees s. */
+static void send_pull_init(struct run *r, struct job *j, const char *path, char *s,
+                           int (*also)(struct store_txn *, void *), void *ud)
+{
+    j->init_sent_at = clock_now();
+    int rc = s ? save_init(r->p, j, also, ud) : TIKD_ENOMEM;
+    if (rc != 0) {
+        free(s);
+        run_end(r);
+        return;
+    }
+    struct tikd_err e = {0};
+    rc = api_post(r, j, path, s, HTTP_RETRY_NOT_SENT, pull_init_done, &e);
+    free(s);
+    if (rc != 0) {
+        j->init_sent_at = 0; /* it never left */
+        later(r, j, JOB_DEFERRED, 600, e.msg);
+    }
 }
 
 /* The local images of a photo job, published at URLs of their own. */
@@ -837,22 +897,9 @@ static void init_photo(struct run *r, struct job *j)
     char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     /* a pull, once TikTok has it, runs by itself: mark that it may have left,
-     * in the store, before it leaves (see step), with the URLs it names */
-    j->init_sent_at = clock_now();
-    int rc = s ? save_init(p, j, served_txn, sv) : TIKD_ENOMEM;
+     * in the store, before it leaves, with the URLs it names */
+    send_pull_init(r, j, TT_PATH_CONTENT_INIT, s, served_txn, sv);
     free(sv);
-    if (rc != 0) {
-        free(s);
-        run_end(r);
-        return;
-    }
-    struct tikd_err e = {0};
-    rc = api_post(r, j, TT_PATH_CONTENT_INIT, s, HTTP_RETRY_NOT_SENT, photo_init_done, &e);
-    free(s);
-    if (rc != 0) {
-        j->init_sent_at = 0; /* it never left */
-        later(r, j, JOB_DEFERRED, 600, e.msg);
-    }
 }
 
 /* ---- upload ------------------------------------------------------------------------------- */
@@ -1004,8 +1051,9 @@ static void status_done(void *ud, const struct http_resp *resp)
     }
     if (strcmp(status, "FAILED") == 0) {
         snprintf(j.fail_reason, sizeof j.fail_reason, "%s", fail_reason);
-        bool retryable =
-            strcmp(fail_reason, "internal") == 0 || strcmp(fail_reason, "video_pull_failed") == 0;
+        bool retryable = strcmp(fail_reason, "internal") == 0 ||
+                         strcmp(fail_reason, "video_pull_failed") == 0 ||
+                         strcmp(fail_reason, "photo_pull_failed") == 0;
         if (retryable && j.attempts < p->c.max_inits) {
             /* TikTok reported this publish failed: a new init is allowed */
             j.publish_id[0] = j.upload_url[0] = '\0';

@@ -5,6 +5,7 @@ duplicate post."""
 import hashlib
 import os
 import random
+import re
 import signal
 import subprocess
 import time
@@ -404,3 +405,45 @@ def test_local_images_need_a_public_url(quick, tmp_path):
     a = image(tmp_path / "a.jpg")
     r = s.tikd("post", "--account", "alice", "--privacy", "SELF_ONLY", "--photo", str(a))
     assert r.returncode == 1 and "media.public_url" in r.stderr, r.stderr
+
+
+def test_videos_pulled_from_urls_and_called_back(quick):
+    """A video TikTok pulls from an https URL: posted directly or as a draft,
+    a domain TikTok has not verified explained, and a pull in progress
+    called back at TikTok by `tikd job cancel`."""
+    s = quick
+    connect(s)
+    d = s.start()
+    url = "https://media.example.test/tikd/clip.mp4"
+    r = s.tikd("post", url, "--account", "alice", "--privacy", "SELF_ONLY", "--caption", "pulled",
+               "--wait")
+    assert r.returncode == 0 and "published" in r.stdout, r.stdout + r.stderr
+    r = s.tikd("post", url, "--account", "alice", "--draft", "--wait")
+    assert r.returncode == 0 and "in_inbox" in r.stdout, r.stdout + r.stderr
+    pubs = s.fake.ctl.publishes()
+    assert [p["source"] for p in pubs] == ["PULL_FROM_URL"] * 2
+    assert all(p["urls"] == [url] for p in pubs)
+    assert pubs[0]["post_info"]["title"] == "pulled"
+    # not a verified domain: TikTok's refusal, with what to verify
+    r = s.tikd("post", "https://elsewhere.example.org/v.mp4", "--account", "alice", "--privacy",
+               "SELF_ONLY", "--wait")
+    assert r.returncode == 1 and "URL properties" in r.stdout, r.stdout
+    # plain http is refused when planned
+    r = s.tikd("post", "http://media.example.test/v.mp4", "--account", "alice", "--privacy",
+               "SELF_ONLY")
+    assert r.returncode == 1 and "only from https URLs" in r.stderr, r.stderr
+    # a slow download, called back while TikTok pulls it
+    s.fake.ctl.set_config(time_scale=1.0, processing={"download_sec": 600})
+    r = s.tikd("post", url, "--account", "alice", "--privacy", "SELF_ONLY")
+    assert r.returncode == 0, r.stderr
+    jid = re.search(r"job (\d+)", r.stdout).group(1)
+    for _ in range(100):
+        if "state:        processing" in s.tikd("job", "show", jid).stdout:
+            break
+        time.sleep(0.1)
+    r = s.tikd("job", "cancel", jid)
+    assert r.returncode == 0 and "TikTok stopped pulling publish" in r.stdout, r.stdout + r.stderr
+    pub = s.fake.ctl.publishes()[-1]
+    assert pub["status"] == "FAILED" and pub["fail_reason"] == "publish_cancelled", pub
+    assert "state:        cancelled" in s.tikd("job", "show", jid).stdout
+    assert d.proc.poll() is None
