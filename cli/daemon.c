@@ -627,6 +627,7 @@ static int run(struct cli *c, int argc, char **argv)
     pc.limits = c->cfg.limits;
     pc.media_public_url = c->cfg.media_public_url;
     pc.media_url_ttl = c->cfg.media_url_ttl;
+    pc.check_urls = c->cfg.media_check_urls;
     struct tikd_err pe = {0};
     if (rc == 0 &&
         pipeline_new(&d.pipeline, d.loop, d.en.store, d.en.oauth, d.en.http, &pc, &pe) != 0) {

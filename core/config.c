@@ -68,6 +68,9 @@ static const struct key keys[] = {
     {"media.public_url", K_URL, O(media_public_url), 0, 0, NULL,
      "a verified domain or URL prefix reverse-proxied to tikd's /media/: local images of photo "
      "posts are served there for TikTok to pull, e.g. \"https://media.example.com/tikd/\""},
+    {"media.check_urls", K_BOOL, O(media_check_urls), 0, 0, NULL,
+     "fetch the first 64 KiB of each photo URL and check format, size and dimensions before "
+     "the init (TikTok never says which image is wrong)"},
     {"media.url_ttl", K_SECONDS, O(media_url_ttl), 60, 86400, NULL,
      "seconds a served image URL works at most (TikTok gives a pull an hour)"},
     {"listen", K_LISTEN, O(listen), 0, 0, NULL,
@@ -213,6 +216,7 @@ void config_init(struct tikd_config *c)
     c->oauth_sweep_interval = 60;
     c->webhook_tolerance = 300;
     c->media_url_ttl = 3600;
+    c->media_check_urls = true;
     rl_config_default(&c->limits);
     c->http_connect_timeout = 10;
     c->http_timeout = 120;

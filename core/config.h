@@ -27,6 +27,7 @@ struct tikd_config {
     struct strlist media_roots; /* folders rules may post media from (tikd.upload) */
     char *media_public_url;     /* where TikTok pulls local images from (a verified prefix) */
     double media_url_ttl;       /* how long such a URL works at most */
+    bool media_check_urls;      /* fetch the head of each photo URL and check it first */
     int log_level;              /* enum tlog_level */
     int log_format;             /* enum tlog_format */
     struct strlist listen;

@@ -59,6 +59,8 @@ struct http_xfer {
     double started;
     struct growbuf rbody, rhdrs;
     bool too_big;
+    size_t head_max; /* > 0: keep this much of the body, then stop (a probe) */
+    bool head_full;  /* ... and it was reached */
     char errbuf[CURL_ERROR_SIZE];
     http_done_fn done;
     void *ud;
@@ -263,6 +265,12 @@ static int grow_put(struct growbuf *b, const char *p, size_t n, size_t limit)
 static size_t write_cb(char *p, size_t size, size_t n, void *ud)
 {
     struct http_xfer *x = ud;
+    if (x->head_max && x->rbody.n + size * n >= x->head_max) {
+        /* the head is all a probe wants: keep it, end the transfer here */
+        grow_put(&x->rbody, p, x->head_max - x->rbody.n, x->head_max + 1);
+        x->head_full = true;
+        return 0;
+    }
     if (grow_put(&x->rbody, p, size * n, x->h->o.max_response) != 0) {
         x->too_big = true;
         return 0; /* aborts with CURLE_WRITE_ERROR */
@@ -448,7 +456,7 @@ static void attempt_begin(struct http_xfer *x)
     x->sent = 0;
     x->rbody.n = 0;
     x->rhdrs.n = 0;
-    x->too_big = false;
+    x->too_big = x->head_full = false;
     x->errbuf[0] = '\0';
     if (x->rbody.p)
         x->rbody.p[0] = '\0';
@@ -577,6 +585,8 @@ static void on_retry(struct ev_loop *loop, ev_timer *w, int revents)
 static void attempt_done(struct http_xfer *x, CURLcode cc)
 {
     struct http *h = x->h;
+    if (cc == CURLE_WRITE_ERROR && x->head_full)
+        cc = CURLE_OK; /* stopped on purpose, with the head in hand */
     long status = 0;
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
     double retry_after = -1;
@@ -676,6 +686,7 @@ int http_request(struct http *h, const struct http_req *req, http_done_fn done, 
     x->tiktok = req->tiktok;
     x->timeout = req->timeout;
     x->max_attempts = req->max_attempts > 0 ? req->max_attempts : h->o.max_attempts;
+    x->head_max = req->head_max;
     x->started = ev_now(h->loop);
     ev_init(&x->retry_timer, on_retry);
     x->retry_timer.data = x;

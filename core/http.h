@@ -76,6 +76,7 @@ struct http_req {
     enum http_retry retry;
     int max_attempts; /* overrides opts.max_attempts when > 0 */
     bool tiktok;      /* the answer is TikTok JSON: classify by its error codes */
+    size_t head_max;  /* > 0: read only the first head_max bytes of the body (a probe) */
 };
 
 struct http_resp {

@@ -18,7 +18,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define HEADER_MAX (256u << 10) /* image_probe reads at most this much of a file */
 
 struct rd {
     const unsigned char *p;
@@ -358,7 +357,7 @@ int image_probe(const char *path, struct image_info *ii, struct tikd_err *e)
         rc = tikd_fail(e, TIKD_EINVAL, "%s: the file is empty", path);
         goto out;
     }
-    size_t want = size < HEADER_MAX ? (size_t)size : HEADER_MAX, got = 0;
+    size_t want = size < IMAGE_HEAD_MAX ? (size_t)size : IMAGE_HEAD_MAX, got = 0;
     buf = malloc(want);
     if (!buf) {
         rc = tikd_fail(e, TIKD_ENOMEM, "%s: out of memory", path);
@@ -384,7 +383,7 @@ int image_probe(const char *path, struct image_info *ii, struct tikd_err *e)
         tikd_fail(e, rc,
                   "%s: header too large: the image header does not end within the first %u KiB "
                   "that tikd reads (a very large EXIF or embedded preview?)",
-                  path, HEADER_MAX >> 10);
+                  path, IMAGE_HEAD_MAX >> 10);
     else if (rc != 0)
         tikd_fail(e, rc, "%s: %.480s", path, pe.msg);
 out:

@@ -17,6 +17,8 @@
 /* Leading bytes enough for image_probe_buf on a fetched head (a ranged GET
  * of a photo URL); a JPEG whose frame header lies later says "truncated". */
 #define IMAGE_HEAD_BYTES 65536
+/* The most of a file any probe reads: a header past it is "too large". */
+#define IMAGE_HEAD_MAX (256u << 10)
 
 struct image_info {
     char format[8];    /* "jpeg", "webp"; refused: "png", "gif", "bmp", "heic", "avif" */

@@ -38,6 +38,8 @@ struct run {
     struct pipeline *p;
     uint64_t id;
     bool resumed; /* first step after a restart: resync uploads */
+    int probe;    /* the photo whose URL is being checked (0-based) */
+    bool probe_more; /* ... with a longer head: its header goes on past the first */
     struct http_xfer *x;
     struct run *next;
 };
@@ -490,6 +492,7 @@ static struct creator *ci_slot(struct pipeline *p, const char *account)
 static void init_upload(struct run *r, struct job *j, const struct creator *c);
 static void init_pull_video(struct run *r, struct job *j, const struct creator *c);
 static void init_photo(struct run *r, struct job *j);
+static void check_photo_urls(struct run *r, struct job *j, int from);
 static bool is_url(const char *media);
 
 static void preflight_checks(struct run *r, struct job *j, const struct creator *c)
@@ -512,7 +515,7 @@ static void preflight_checks(struct run *r, struct job *j, const struct creator 
         }
     }
     if (j->kind == JOB_PHOTO) {
-        init_photo(r, j);
+        check_photo_urls(r, j, 0);
         return;
     }
     if (is_url(j->media)) {
@@ -782,6 +785,106 @@ static void send_pull_init(struct run *r, struct job *j, const char *path, char 
         j->init_sent_at = 0; /* it never left */
         later(r, j, JOB_DEFERRED, 600, e.msg);
     }
+}
+
+/* ---- photos at URLs: a bounded fetch of each head, checked before the init ---- */
+
+/* Photo `index` (0-based) of j, in out; false past the last. */
+static bool photo_at(const struct job *j, int index, char *out, size_t n)
+{
+    const char *q = j->images;
+    for (int i = 0; *q; i++) {
+        size_t l = strcspn(q, "\n");
+        if (i == index) {
+            snprintf(out, n, "%.*s", (int)l, q);
+            return true;
+        }
+        q += l + (q[l] == '\n');
+    }
+    return false;
+}
+
+static void url_checked(void *ud, const struct http_resp *resp)
+{
+    struct run *r = ud;
+    r->x = NULL;
+    struct job j;
+    if (!reload(r, &j))
+        return;
+    int index = r->probe;
+    char url[1024];
+    photo_at(&j, index, url, sizeof url);
+    if (resp->status == 0) { /* tikd cannot reach it; TikTok may: TikTok decides */
+        TLOG(TLOG_WARN, "media.url_unchecked", LINT("job", j.id), LINT("photo", index + 1),
+             LSTR("error", resp->out.message));
+        check_photo_urls(r, &j, index + 1);
+        return;
+    }
+    if (resp->status >= 300 && resp->status < 400) {
+        fail(r, &j, NULL,
+             "photo %d (%.300s): the URL redirects (HTTP %ld), and TikTok does not follow "
+             "redirects: give the final URL",
+             index + 1, url, resp->status);
+        return;
+    }
+    if (resp->status != 200 && resp->status != 206) {
+        fail(r, &j, NULL,
+             "photo %d (%.300s): HTTP %ld when tikd fetched it, so TikTok could not pull it "
+             "either",
+             index + 1, url, resp->status);
+        return;
+    }
+    uint64_t total = 0;
+    char cr[128];
+    if (resp->status == 206 && http_header_get(resp->headers, "Content-Range", cr, sizeof cr) &&
+        strchr(cr, '/'))
+        total = strtoull(strchr(cr, '/') + 1, NULL, 10);
+    else if (resp->status == 200 && http_header_get(resp->headers, "Content-Length", cr,
+                                                    sizeof cr))
+        total = strtoull(cr, NULL, 10);
+    struct image_info ii;
+    struct tikd_err e = {0};
+    char bad[400];
+    int rc = image_probe_buf((const unsigned char *)resp->body, resp->body_len, total, &ii, &e);
+    if (rc != 0 && ii.head_short && !r->probe_more && resp->body_len >= IMAGE_HEAD_BYTES) {
+        r->probe_more = true; /* a big EXIF or XMP first: fetch a longer head, once */
+        check_photo_urls(r, &j, index);
+        return;
+    }
+    r->probe_more = false;
+    if (rc != 0 || image_check_photo(&ii, bad, sizeof bad) != 0) {
+        fail(r, &j, NULL, "photo %d (%.300s): %.400s", index + 1, url, e.msg[0] ? e.msg : bad);
+        return;
+    }
+    check_photo_urls(r, &j, index + 1);
+}
+
+/* Check the photos at URLs from `from` on, one at a time, then init. */
+static void check_photo_urls(struct run *r, struct job *j, int from)
+{
+    char url[1024];
+    for (int i = from; r->p->c.check_urls && photo_at(j, i, url, sizeof url); i++) {
+        if (!is_url(url))
+            continue;
+        r->probe = i;
+        size_t head = r->probe_more ? IMAGE_HEAD_MAX : IMAGE_HEAD_BYTES;
+        char range[48];
+        snprintf(range, sizeof range, "bytes=0-%zu", head - 1);
+        struct http_header h[] = {{"Range", range}};
+        struct http_req req = {.method = "GET",
+                               .url = url,
+                               .headers = h,
+                               .nheaders = 1,
+                               .timeout = 30,
+                               .retry = HTTP_RETRY_ALL,
+                               .max_attempts = 2,
+                               .head_max = head};
+        struct tikd_err e = {0};
+        if (http_request(r->p->h, &req, url_checked, r, &r->x, &e) != 0)
+            fail(r, j, NULL, "photo %d (%.300s): %s", i + 1, url, e.msg);
+        return;
+    }
+    init_photo(r, j);
 }
 
 /* The local images of a photo job, published at URLs of their own. */

@@ -28,6 +28,7 @@ struct pipeline_cfg {
     struct rl_config limits;     /* TikTok's budgets: a job that would exceed one waits */
     const char *media_public_url; /* where local images are served for TikTok (may be NULL) */
     double media_url_ttl;         /* how long such a URL works at most (3600 s) */
+    bool check_urls;              /* fetch the head of each photo URL and check it first */
 };
 
 /* A job reached a final state (published, in_inbox, failed, cancelled). */

@@ -139,6 +139,7 @@ class Site:
         self.cfg.write_text(self.cfg.read_text() + """
 listen = { "127.0.0.1:%d" }
 oauth = { sweep_interval = 0.5 }
+media = { check_urls = false } -- the fake's verified domains do not resolve: no network
 tiktok = { client_key = "fake_client_key", api_url = "%s",
            auth_url = "%s/v2/auth/authorize/", redirect_uri = "%s" }
 %s""" % (self.port, fake.base_url, fake.base_url, self.redirect, extra))

@@ -349,8 +349,8 @@ def test_local_images_are_served_to_tiktok_at_short_lived_urls(s, tmp_path):
     images there, each at an unguessable URL that stops working once TikTok
     has pulled it or the job ends. Images are checked before the init, and
     the message names the image."""
-    s.cfg.write_text(s.cfg.read_text() +
-                     'media = { public_url = "https://cdn.example.test/tikd/" }\n')
+    s.cfg.write_text(s.cfg.read_text() + 'media = { public_url = "https://cdn.example.test/tikd/",'
+                     ' check_urls = false }\n')
     s.fake.ctl.set_config(time_scale=1.0, processing={"processing_sec": 600})
     connect(s)
     d = s.start()
@@ -447,3 +447,72 @@ def test_videos_pulled_from_urls_and_called_back(quick):
     assert pub["status"] == "FAILED" and pub["fail_reason"] == "publish_cancelled", pub
     assert "state:        cancelled" in s.tikd("job", "show", jid).stdout
     assert d.proc.poll() is None
+
+
+class StaticTLS:
+    """An https server on localhost for photo URLs: what tikd fetches to
+    check an image before TikTok pulls it."""
+
+    def __init__(self, root, cert, key):
+        import http.server
+        import ssl
+        import threading
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *a, **kw):
+                super().__init__(*a, directory=str(root), **kw)
+
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                if self.path.startswith("/moved"):
+                    self.send_response(302)
+                    self.send_header("Location", "/a.jpg")
+                    self.end_headers()
+                    return
+                super().do_GET()
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(cert), str(key))
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.base = "https://localhost:%d/" % self.httpd.server_address[1]
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+
+
+def test_photo_urls_are_checked_before_tiktok_pulls_them(quick, tmp_path):
+    from test_http_client import make_ca
+    s = quick
+    ca, cert, key = make_ca(tmp_path)
+    www = tmp_path / "www"
+    www.mkdir()
+    image(www / "a.jpg")
+    image(www / "exif.jpg", "jpeg", "1080x1080", "--exif", "90000")  # its size is past 64 KiB
+    image(www / "big.jpg", "jpeg", "4000x3000")
+    image(www / "shot.png", "png", "1080x1080")
+    srv = StaticTLS(www, cert, key)
+    try:
+        s.cfg.write_text(s.cfg.read_text() + 'media = { check_urls = true }\n'
+                         'http = { ca_file = "%s" }\n' % ca)
+        s.fake.ctl.set_config(verified_domains=["media.example.test", "localhost"])
+        connect(s)
+        d = s.start()
+        r = s.tikd("post", "--account", "alice", "--privacy", "SELF_ONLY", "--photo",
+                   srv.base + "a.jpg", "--photo", srv.base + "exif.jpg", "--wait")
+        assert r.returncode == 0 and "published" in r.stdout, r.stdout + r.stderr
+        for bad, says in (("big.jpg", "photo 2 (%sbig.jpg): 4000x3000 is larger than TikTok's"),
+                          ("shot.png", "photo 2 (%sshot.png): PNG is not accepted"),
+                          ("gone.jpg", "photo 2 (%sgone.jpg): HTTP 404 when tikd fetched it"),
+                          ("moved.jpg", "photo 2 (%smoved.jpg): the URL redirects (HTTP 302)")):
+            n = len(s.fake.ctl.publishes())
+            r = s.tikd("post", "--account", "alice", "--privacy", "SELF_ONLY", "--photo",
+                       srv.base + "a.jpg", "--photo", srv.base + bad, "--wait")
+            assert r.returncode == 1 and says % srv.base in r.stdout, (bad, r.stdout)
+            assert len(s.fake.ctl.publishes()) == n  # nothing was sent to TikTok
+        assert d.proc.poll() is None
+    finally:
+        srv.close()
