@@ -10,6 +10,8 @@ const struct host_module host_modules[] = {
     {"tikd.oauth", luaopen_tikd_oauth},
     {"tikd.upload", luaopen_tikd_upload},
     {"tikd.ratelimit", luaopen_tikd_ratelimit},
+    {"tikd.kv", luaopen_tikd_kv},
+    {"tikd.cron", luaopen_tikd_cron},
     {"cjson", luaopen_cjson}, /* a fresh instance (own settings) per environment */
     {NULL, NULL},
 };

@@ -15,12 +15,14 @@ struct host_module {
 /* NULL-terminated. */
 extern const struct host_module host_modules[];
 
-int luaopen_tikd_time(lua_State *L);   /* bindings/lua_time.c: sleep, now */
-int luaopen_tikd_log(lua_State *L);    /* bindings/lua_log.c: debug, info, warn, error */
-int luaopen_tikd_http(lua_State *L);   /* bindings/lua_http.c: request */
-int luaopen_tikd_oauth(lua_State *L);  /* bindings/lua_oauth.c: account handles */
-int luaopen_tikd_upload(lua_State *L); /* bindings/lua_upload.c: post, status, await */
+int luaopen_tikd_time(lua_State *L);      /* bindings/lua_time.c: sleep, now */
+int luaopen_tikd_log(lua_State *L);       /* bindings/lua_log.c: debug, info, warn, error */
+int luaopen_tikd_http(lua_State *L);      /* bindings/lua_http.c: request */
+int luaopen_tikd_oauth(lua_State *L);     /* bindings/lua_oauth.c: account handles */
+int luaopen_tikd_upload(lua_State *L);    /* bindings/lua_upload.c: post, status, await */
 int luaopen_tikd_ratelimit(lua_State *L); /* bindings/lua_ratelimit.c: new, budget */
+int luaopen_tikd_kv(lua_State *L);        /* bindings/lua_kv.c: get, set, incr, keys */
+int luaopen_tikd_cron(lua_State *L);      /* bindings/lua_cron.c: parse, localtime, time, zone_ok */
 
 struct job;
 /* Push a job as the table rules see (tikd.upload, on_published, on_failed):

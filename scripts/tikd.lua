@@ -7,6 +7,8 @@ local http = require "tikd.http"
 local oauth = require "tikd.oauth"
 local upload = require "tikd.upload"
 local ratelimit = require "tikd.ratelimit"
+local kv = require "tikd.kv"
+local cron = require "tikd.cron"
 
 local tikd = {
     sleep = time.sleep, -- tikd.sleep(seconds): park this call; the loop resumes it
@@ -16,6 +18,8 @@ local tikd = {
     oauth = oauth,      -- tikd.oauth.accounts(), tikd.oauth.account(name):info(): no tokens
     upload = upload,    -- tikd.upload.post{...}, .status(id), .await(id [, timeout])
     ratelimit = ratelimit, -- tikd.ratelimit.new(name, {count=, per=}):take(), .budget(acct, name)
+    kv = kv,            -- tikd.kv.get(k), .set(k, v), .incr(k), .keys(prefix): this rule file's own
+    cron = cron,        -- tikd.cron.parse(expr):next(t [, tz]), .localtime, .time{...}, .zone_ok
 }
 
 -- TikTok counts caption lengths in UTF-16 code units, not bytes or
