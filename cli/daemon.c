@@ -608,6 +608,14 @@ static void shutdown_all(struct daemon *d)
     d->nservers = 0;
 }
 
+static void stop_signals(struct daemon *d)
+{
+    ev_signal_stop(d->loop, &d->sig_term);
+    ev_signal_stop(d->loop, &d->sig_int);
+    ev_signal_stop(d->loop, &d->sig_hup);
+    ev_signal_stop(d->loop, &d->sig_usr1);
+}
+
 static int run(struct cli *c, int argc, char **argv)
 {
     (void)argv;
@@ -617,6 +625,18 @@ static int run(struct cli *c, int argc, char **argv)
     if (engine_open(c, &d.en, ENG_ALL))
         return 1;
     d.loop = d.en.loop;
+    /* signals first: `tikd post` may send SIGUSR1 as soon as the pid file
+     * exists, an operator SIGHUP at any time; the loop handles them once it
+     * runs, none of them kills a starting daemon */
+    ev_signal_init(&d.sig_term, on_stop, SIGTERM);
+    ev_signal_init(&d.sig_int, on_stop, SIGINT);
+    ev_signal_init(&d.sig_hup, on_hup, SIGHUP);
+    ev_signal_init(&d.sig_usr1, on_usr1, SIGUSR1);
+    d.sig_term.data = d.sig_int.data = d.sig_hup.data = d.sig_usr1.data = &d;
+    ev_signal_start(d.loop, &d.sig_usr1);
+    ev_signal_start(d.loop, &d.sig_term);
+    ev_signal_start(d.loop, &d.sig_int);
+    ev_signal_start(d.loop, &d.sig_hup);
     oauth_on_state(d.en.oauth, on_account_state, &d);
     TLOG(TLOG_INFO, "daemon.start", LSTR("data_dir", c->cfg.data_dir),
          LSTR("rules_dir", c->cfg.rules_dir), LINT("pid", getpid()),
@@ -651,18 +671,10 @@ static int run(struct cli *c, int argc, char **argv)
     if (rc != 0) {
         audit(&d, "daemon.stop", "reason=startup_failed");
         shutdown_all(&d);
+        stop_signals(&d);
         engine_close(&d.en);
         return 1;
     }
-    ev_signal_init(&d.sig_term, on_stop, SIGTERM);
-    ev_signal_init(&d.sig_int, on_stop, SIGINT);
-    ev_signal_init(&d.sig_hup, on_hup, SIGHUP);
-    ev_signal_init(&d.sig_usr1, on_usr1, SIGUSR1);
-    d.sig_term.data = d.sig_int.data = d.sig_hup.data = d.sig_usr1.data = &d;
-    ev_signal_start(d.loop, &d.sig_usr1);
-    ev_signal_start(d.loop, &d.sig_term);
-    ev_signal_start(d.loop, &d.sig_int);
-    ev_signal_start(d.loop, &d.sig_hup);
     ev_timer_init(&d.sweep, on_sweep, 0., c->cfg.oauth_sweep_interval);
     d.sweep.data = &d;
     ev_timer_start(d.loop, &d.sweep);
@@ -681,10 +693,7 @@ static int run(struct cli *c, int argc, char **argv)
     ev_prepare_stop(d.loop, &prep);
     ev_timer_stop(d.loop, &d.grace);
     ev_timer_stop(d.loop, &d.sweep);
-    ev_signal_stop(d.loop, &d.sig_term);
-    ev_signal_stop(d.loop, &d.sig_int);
-    ev_signal_stop(d.loop, &d.sig_hup);
-    ev_signal_stop(d.loop, &d.sig_usr1);
+    stop_signals(&d);
     shutdown_all(&d);
     audit(&d, "daemon.stop", "reason=signal");
     engine_close(&d.en);

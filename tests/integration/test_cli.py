@@ -135,3 +135,26 @@ def test_rules_that_fail_at_start_stop_the_daemon(site):
     r = run_tikd("run", config=site / "tikd.conf.lua")
     assert r.returncode == 1
     assert "rules/bad.lua:1: no" in r.stderr
+
+
+def test_signals_while_starting_never_kill_the_daemon(daemon, site):
+    """`tikd post` wakes the daemon with SIGUSR1 as soon as its pid file
+    exists, and an operator may SIGHUP at any time: a daemon that is still
+    starting takes both."""
+    import signal as sig
+    pidfile = site / "data" / "tikd.pid"
+    (site / "rules" / "slow.lua").write_text(  # a start that takes a while
+        "local t = os.clock() while os.clock() - t < 0.3 do end\n")
+    d = daemon()
+    while d.proc.poll() is None and not pidfile.exists():
+        time.sleep(0.0005)
+    sent = 0
+    while d.proc.poll() is None and not any("daemon.ready" in l for l in d.lines) and sent < 400:
+        d.proc.send_signal(sig.SIGUSR1 if sent % 2 else sig.SIGHUP)
+        sent += 1
+        time.sleep(0.001)
+    assert sent > 0
+    d.wait_for(r"event=daemon\.ready", timeout=10)
+    assert d.proc.poll() is None
+    d.proc.send_signal(sig.SIGTERM)
+    assert d.proc.wait(timeout=10) == 0
