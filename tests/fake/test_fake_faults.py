@@ -108,6 +108,22 @@ def test_delay(fake, api):
     assert entry["t_done_mono"] - entry["t_mono"] >= 0.3
 
 
+def test_slow_answer_does_the_work_first(fake, api):
+    """The init is done (its publish exists) while the answer still waits."""
+    import threading
+    fake.ctl.add_fault(kind="slow_answer", path_prefix=VIDEO_INIT, answer_delay_sec=0.5)
+    got = []
+    t = threading.Thread(target=lambda: got.append(api.post_json(VIDEO_INIT, direct())))
+    start = time.monotonic()
+    t.start()
+    while not fake.ctl.publishes() and time.monotonic() - start < 5:
+        time.sleep(0.01)
+    assert fake.ctl.publishes() and not got  # done, not yet answered
+    t.join()
+    assert got[0].status == 200 and time.monotonic() - start >= 0.5
+    assert ledger_entry(fake, VIDEO_INIT)["fault"] == "slow_answer"
+
+
 def raw_post(fake, token, path, timeout=5):
     parts = urlsplit(fake.base_url)
     sock = socket.create_connection((parts.hostname, parts.port), timeout=timeout)
@@ -226,6 +242,7 @@ def test_delete_and_clear(fake, api):
     {"kind": "explode"},
     {"kind": "status", "stauts": 500},
     {"kind": "delay"},
+    {"kind": "slow_answer", "answer_delay_sec": "soon"},
     {"kind": "status", "path_prefix": "v2/"},
     {"kind": "rate_limit", "retry_after_format": "minutes"},
     {"kind": "status", "probability": 2},

@@ -17,6 +17,7 @@ KINDS = {
     "malformed_json": {"mode": "truncate"},
     "revoke_token": {"reason": 1},
     "fail_publish": {"reason": "internal", "stage": "processing"},
+    "slow_answer": {"answer_delay_sec": 1.0},  # the request is handled, the answer waits
 }
 COMMON = {"kind": None, "path_prefix": "/", "method": None, "open_id": None, "count": 1,
           "probability": 1.0, "skip": 0, "delay_sec": 0.0}
@@ -108,6 +109,9 @@ class FaultBook:
             raise FaultError("mode must be truncate or garbage")
         if kind == "fail_publish" and rule["stage"] not in ("download", "processing"):
             raise FaultError("stage must be download or processing")
+        if kind == "slow_answer" and not (isinstance(rule["answer_delay_sec"], (int, float))
+                                          and 0 <= rule["answer_delay_sec"] <= 600):
+            raise FaultError("answer_delay_sec must be a number of seconds from 0 to 600")
         if kind == "status" and not (isinstance(rule["status"], int) and 100 <= rule["status"] <= 599):
             raise FaultError("status must be an HTTP status code")
         return rule

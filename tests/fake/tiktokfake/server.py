@@ -310,6 +310,8 @@ class Handler(BaseHTTPRequestHandler):
             if kind == "fail_publish":
                 req.planned_failure = (rule["reason"], rule["stage"])  # set when the publish is created
         resp = self._route(core, req, route)
+        if rule is not None and rule["kind"] == "slow_answer":
+            self._sleep(float(rule["answer_delay_sec"]))  # done here; the client does not know yet
         if rule is not None and rule["kind"] == "malformed_json":
             resp.body = _mangle(resp.body, rule["mode"])
         return resp
