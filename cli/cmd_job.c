@@ -5,6 +5,7 @@
 #include "engine.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -81,7 +82,37 @@ static int create_txn(struct store_txn *t, void *ctx)
 }
 
 /* Follow a job until it is final; 0 when it posted. */
-static int wait_job(struct cli *c, uint64_t id)
+/* One JSON line per change of a job followed with --wait --json. */
+static void wait_event(const struct job *j)
+{
+    uint64_t done = 0;
+    for (uint32_t i = 0; i < j->chunks_done && i < j->plan.count; i++) {
+        uint64_t first, len;
+        upload_chunk(&j->plan, i, &first, &len);
+        done += len;
+    }
+    json_t *o = json_pack("{s:I, s:s, s:s, s:b}", "job", (json_int_t)j->id, "state",
+                          job_state_name(j->state), "reason", j->reason, "final",
+                          job_state_final(j->state));
+    if (j->plan.count) {
+        json_object_set_new(o, "chunks_done", json_integer(j->chunks_done));
+        json_object_set_new(o, "chunks", json_integer(j->plan.count));
+        json_object_set_new(o, "bytes_done", json_integer((json_int_t)done));
+        json_object_set_new(o, "bytes", json_integer((json_int_t)j->plan.size));
+    }
+    if (j->publish_id[0])
+        json_object_set_new(o, "publish_id", json_string(j->publish_id));
+    if (j->post_ids[0])
+        json_object_set_new(o, "post_ids", json_string(j->post_ids)); /* exact: text */
+    char *s = json_dumps(o, JSON_COMPACT);
+    if (s)
+        printf("%s\n", s);
+    fflush(stdout);
+    free(s);
+    json_decref(o);
+}
+
+static int wait_job(struct cli *c, uint64_t id, bool json)
 {
     struct store *s;
     if (cli_open_store(c, true, &s))
@@ -99,7 +130,10 @@ static int wait_job(struct cli *c, uint64_t id)
         else
             snprintf(now, sizeof now, "%s%s%s", job_state_name(j->state), j->reason[0] ? ": " : "",
                      j->reason);
-        if (strcmp(now, last) != 0) {
+        if (strcmp(now, last) != 0 && json) {
+            wait_event(j);
+            snprintf(last, sizeof last, "%s", now);
+        } else if (strcmp(now, last) != 0) {
             if (tty && j->state == JOB_UPLOADING && j->plan.count) {
                 int w = 30, done = (int)(w * j->chunks_done / j->plan.count);
                 printf("\r[%.*s%*s] %u/%u chunks", done, "##############################", w - done,
@@ -113,7 +147,7 @@ static int wait_job(struct cli *c, uint64_t id)
         }
         if (job_state_final(j->state)) {
             rc = j->state == JOB_PUBLISHED || j->state == JOB_IN_INBOX ? 0 : 1;
-            if (j->post_ids[0])
+            if (j->post_ids[0] && !json)
                 printf("post ids: %s\n", j->post_ids);
             break;
         }
@@ -132,7 +166,7 @@ static int run_post(struct cli *c, int argc, char **argv)
     j->opt.cover_ms = -1;
     snprintf(j->chosen_by, sizeof j->chosen_by, "operator");
     const char *file = NULL;
-    bool wait = false, approval = false, local_images = false;
+    bool wait = false, approval = false, local_images = false, json = false;
     double deadline = 0;
     int rc = 0;
     for (int i = 1; i < argc && rc == 0; i++) {
@@ -208,6 +242,8 @@ static int run_post(struct cli *c, int argc, char **argv)
             j->mode = JOB_DRAFT;
         } else if (strcmp(a, "--wait") == 0) {
             wait = true;
+        } else if (strcmp(a, "--json") == 0) {
+            json = true;
         } else if (strcmp(a, "--disable-comment") == 0) {
             j->opt.disable_comment = true;
         } else if (strcmp(a, "--disable-duet") == 0) {
@@ -289,17 +325,18 @@ static int run_post(struct cli *c, int argc, char **argv)
     char due[32], until[32];
     cli_fmt_time(j->planned_at, due, sizeof due);
     cli_fmt_time(j->due_at, until, sizeof until);
-    printf("job %llu planned: %s %s to %s at %s%s%s\n", (unsigned long long)j->id,
-           j->mode == JOB_DRAFT ? "draft of" : "post of",
-           j->kind == JOB_PHOTO ? "a photo carousel" : j->media, j->account, due,
-           j->privacy[0] ? ", privacy " : "", j->privacy);
-    if (approval)
+    if (!json) /* --json: the events say it */
+        printf("job %llu planned: %s %s to %s at %s%s%s\n", (unsigned long long)j->id,
+               j->mode == JOB_DRAFT ? "draft of" : "post of",
+               j->kind == JOB_PHOTO ? "a photo carousel" : j->media, j->account, due,
+               j->privacy[0] ? ", privacy " : "", j->privacy);
+    if (approval && !json)
         printf("it waits for `tikd job approve %llu` (or reject) until %s\n",
                (unsigned long long)j->id, until);
     wake_daemon(c);
     uint64_t id = j->id;
     free(j);
-    return wait ? wait_job(c, id) : 0;
+    return wait ? wait_job(c, id, json) : 0;
 }
 
 const struct cli_cmd cmd_post = {
@@ -322,6 +359,9 @@ const struct cli_cmd cmd_post = {
     "  --approval-deadline WHEN  ...until then (default: a day after the planned time);\n"
     "                       past it the job is cancelled with the reason\n"
     "  --wait               follow the job until it is published, in the inbox or failed\n"
+    "                       (a progress bar on a terminal, a line per change otherwise)\n"
+    "  --json               with --wait: one JSON object per change (state, chunks and bytes\n"
+    "                       uploaded, publish_id, post ids as exact text)\n"
     "The post is checked when planned (caption, privacy, options, the file) and again\n"
     "before the upload (the creator's privacy options and longest duration, the video's\n"
     "container, codec, size, frame rate). `tikd run` does the work.\n"};

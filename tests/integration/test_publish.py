@@ -3,6 +3,7 @@ inbox, each exactly once; checks before any upload; multi-chunk uploads;
 faults on the way; and kill -9 at any moment resumes without a lost or
 duplicate post."""
 import hashlib
+import json
 import os
 import random
 import re
@@ -126,12 +127,22 @@ def test_multi_chunk_upload_with_faults(quick, tmp_path):
         {"kind": "status", "path_prefix": "/v2/post/publish/status/", "status": 500},
         {"kind": "malformed_json", "path_prefix": "/v2/post/publish/status/", "skip": 1},
     ])
-    r = s.tikd("post", str(big), "--account", "alice", "--privacy", "SELF_ONLY", "--wait")
+    r = s.tikd("post", str(big), "--account", "alice", "--privacy", "PUBLIC_TO_EVERYONE",
+               "--wait", "--json")
     assert r.returncode == 0, r.stdout + r.stderr
     (post,) = s.fake.ctl.posts()
     assert post["sha256"] == sha(big) and post["size"] == os.path.getsize(big)
     show = s.tikd("job", "show", "1").stdout
     assert "upload:       7 of 7 chunks" in show
+    # --wait --json: one event per change, progress in chunks and bytes
+    events = [json.loads(line) for line in r.stdout.splitlines()]
+    ups = [e for e in events if e["state"] == "uploading"]
+    assert [e["chunks_done"] for e in ups] == sorted(e["chunks_done"] for e in ups)
+    assert ups and all(e["bytes"] == os.path.getsize(big) and e["chunks"] == 7 for e in ups)
+    last = events[-1]
+    assert last["final"] and last["state"] == "published" and last["publish_id"]
+    # the 19-digit post ids arrive exact, as text (a double would round them)
+    assert last["post_ids"] == ",".join(s.fake.ctl.publishes()[0]["post_ids"]), last
     assert d.proc.poll() is None
 
 
