@@ -44,6 +44,11 @@ struct gen {
     struct call *current; /* the call running now, if any */
     struct call *calls;   /* every live call */
     size_t live;
+    struct {
+        const char *key;
+        void *p;
+        void (*free)(void *);
+    } ext[8]; /* C state of modules, per generation (gen_ext) */
 };
 
 struct call {
@@ -345,6 +350,9 @@ static void gen_free(struct gen *g)
 {
     if (g->L)
         lua_close(g->L);
+    for (size_t i = 0; i < sizeof g->ext / sizeof g->ext[0]; i++)
+        if (g->ext[i].p && g->ext[i].free)
+            g->ext[i].free(g->ext[i].p);
     for (size_t i = 0; i < g->nrules; i++) {
         free(g->rules[i].name);
         free(g->rules[i].path);
@@ -698,6 +706,39 @@ const char *host_rule(lua_State *L)
 {
     struct gen *g = gen_of(L);
     return g->current ? g->current->rule : "(engine)";
+}
+
+void *gen_ext_get(struct gen *g, const char *key)
+{
+    for (size_t i = 0; i < sizeof g->ext / sizeof g->ext[0]; i++)
+        if (g->ext[i].key && strcmp(g->ext[i].key, key) == 0)
+            return g->ext[i].p;
+    return NULL;
+}
+
+void *host_ext(lua_State *L, const char *key, void *(*make)(void), void (*free_fn)(void *))
+{
+    struct gen *g = gen_of(L);
+    void *p = gen_ext_get(g, key);
+    if (p || !make)
+        return p;
+    for (size_t i = 0; i < sizeof g->ext / sizeof g->ext[0]; i++) {
+        if (!g->ext[i].key) {
+            if (!(p = make()))
+                return NULL;
+            g->ext[i].key = key;
+            g->ext[i].p = p;
+            g->ext[i].free = free_fn;
+            return p;
+        }
+    }
+    return NULL;
+}
+
+bool host_loading(lua_State *L)
+{
+    struct gen *g = gen_of(L);
+    return g->current && !g->current->co;
 }
 
 const struct host_opts *host_opts_of(lua_State *L)

@@ -121,6 +121,17 @@ uint64_t host_wait(struct call *c, void (*cancel)(void *ud), void *ud);
  * the call's current one (a stale completion) is ignored. */
 void host_wake(struct call *c, uint64_t ticket, host_push_fn push, void *ud);
 
+/* A module's C state for the generation of L under key (a string constant):
+ * made with make() on first use, freed with free_fn with the generation.
+ * NULL without make when there is none yet (or when out of slots/memory). */
+void *host_ext(lua_State *L, const char *key, void *(*make)(void), void (*free_fn)(void *));
+/* The same, from outside (the daemon reads what a generation declared). */
+void *gen_ext_get(struct gen *g, const char *key);
+
+/* True while L's generation is loading its rule files (declarations are
+ * allowed then, and only then). */
+bool host_loading(lua_State *L);
+
 /* The options the generation of L was built with (valid while it lives). */
 const struct host_opts *host_opts_of(lua_State *L);
 

@@ -12,6 +12,7 @@ const struct host_module host_modules[] = {
     {"tikd.ratelimit", luaopen_tikd_ratelimit},
     {"tikd.kv", luaopen_tikd_kv},
     {"tikd.cron", luaopen_tikd_cron},
+    {"tikd.schedule", luaopen_tikd_schedule},
     {"cjson", luaopen_cjson}, /* a fresh instance (own settings) per environment */
     {NULL, NULL},
 };

@@ -12,6 +12,7 @@
  * and generation that chose its privacy and settings. */
 #include "lua_host.h"
 #include "lua_modules.h"
+#include "lua_schedule.h"
 
 #include <ev.h>
 #include <lauxlib.h>
@@ -78,21 +79,26 @@ static bool under_root(const struct host_opts *o, const char *path)
 
 struct plan_ctx {
     struct job *j;
+    const char *rule; /* keys are the rule file's own */
     const char *key;
+    const struct schedule *sched; /* book its next free slot after `after` */
+    double after, slot;
     uint64_t existing;
     const char *problem;
+    struct tikd_err e;
 };
 
 static int plan_txn(struct store_txn *t, void *ctx)
 {
     struct plan_ctx *pc = ctx;
-    char k[200];
+    char k[600];
     size_t kl = 0;
     pc->existing = 0;
     if (pc->key) {
-        kl = (size_t)snprintf(k, sizeof k, "jobkey:%s", pc->key);
+        int n = snprintf(k, sizeof k, "jobkey:%s%c%s", pc->rule, '\0', pc->key);
+        kl = n > 0 && (size_t)n < sizeof k ? (size_t)n : 0;
         struct store_val v;
-        if (store_get(t, STORE_DB_META, k, kl, &v) == 0 && v.n == 8) {
+        if (kl && store_get(t, STORE_DB_META, k, kl, &v) == 0 && v.n == 8) {
             pc->existing = store_be64_get(v.p);
             return 0;
         }
@@ -102,8 +108,19 @@ static int plan_txn(struct store_txn *t, void *ctx)
         pc->problem = "no such account";
         return TIKD_ENOTFOUND;
     }
+    if (pc->sched) { /* the slot and the job in one transaction: never booked twice */
+        double due;
+        int rc = slots_next_free(t, pc->sched, pc->after, &pc->slot, &due, &pc->e);
+        if (rc != 0) {
+            pc->problem = pc->e.msg;
+            return rc;
+        }
+        pc->j->due_at = pc->j->planned_at = due;
+    }
     int rc = job_create(t, pc->j);
-    if (rc == 0 && pc->key) {
+    if (rc == 0 && pc->sched && (rc = slots_take(t, pc->sched, pc->slot, pc->j->id, &pc->e)))
+        pc->problem = pc->e.msg;
+    if (rc == 0 && kl) {
         unsigned char id[8];
         store_be64_put(id, pc->j->id);
         rc = store_put(t, STORE_DB_META, k, kl, id, 8);
@@ -111,7 +128,25 @@ static int plan_txn(struct store_txn *t, void *ctx)
     return rc;
 }
 
-/* tikd.upload.post{...} -> job id, or nil and the problems */
+/* The media of a post: a file under a media root, or an https URL TikTok
+ * pulls. Writes the resolved form into out; NULL, or the problem. */
+static const char *resolve_media(const struct host_opts *o, const char *media, char *out,
+                                 size_t n)
+{
+    if (strncmp(media, "https://", 8) == 0) {
+        if (strlen(media) >= n)
+            return "the URL is too long";
+        memcpy(out, media, strlen(media) + 1);
+        return NULL;
+    }
+    char real[PATH_MAX];
+    if (!realpath(media, real) || !under_root(o, real) || strlen(real) >= n)
+        return "is not a readable file under media_roots";
+    memcpy(out, real, strlen(real) + 1);
+    return NULL;
+}
+
+/* tikd.upload.post{...} -> job id [, slot], or nil and the problems */
 static int l_post(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -119,19 +154,33 @@ static int l_post(lua_State *L)
     struct store *s = store_of(L);
     const char *account = opt_str(L, 1, "account"), *media = opt_str(L, 1, "media");
     const char *caption = opt_str(L, 1, "caption"), *privacy = opt_str(L, 1, "privacy");
-    const char *key = opt_str(L, 1, "key");
-    if (!account || !media)
-        return luaL_error(L, "tikd.upload.post: account and media are required");
+    const char *description = opt_str(L, 1, "description");
+    const char *key = opt_str(L, 1, "key"), *sched_name = opt_str(L, 1, "schedule");
+    lua_getfield(L, 1, "images");
+    bool photo = !lua_isnil(L, -1);
+    if (photo && !lua_istable(L, -1))
+        return luaL_error(L, "tikd.upload.post: images must be a list of paths or https URLs");
+    int images = lua_gettop(L);
+    if (!account || (!media && !photo) || (media && photo))
+        return luaL_error(L, "tikd.upload.post: account, and media (a video) or images (a photo "
+                             "post), are required");
     if (key && (strlen(key) == 0 || strlen(key) > 128))
         return luaL_error(L, "tikd.upload.post: key must be 1 to 128 characters");
-    char real[PATH_MAX];
-    if (!realpath(media, real) || !under_root(o, real)) {
-        lua_pushnil(L);
-        lua_pushfstring(L, "media %s is not a readable file under media_roots", media);
-        return 2;
-    }
-    /* every field read (and type-checked, which may raise) before allocating */
+    const struct decls *d = decls_of(L);
+    const struct schedule *sched = NULL;
+    if (sched_name && !(sched = decls_schedule(d, sched_name)))
+        return luaL_error(L, "tikd.upload.post: no schedule named '%s'", sched_name);
+    if (sched && strcmp(sched->account, account) != 0)
+        return luaL_error(L, "tikd.upload.post: schedule '%s' is for account %s, not %s",
+                          sched_name, sched->account, account);
+    /* the account's declared defaults fill what the call leaves out */
+    const struct acct_decl *ad = decls_account(d, account);
     bool draft = opt_bool(L, 1, "draft"), approval = opt_bool(L, 1, "approval");
+    if (!privacy && ad && ad->privacy[0] && !draft)
+        privacy = ad->privacy;
+    if (!caption && ad && ad->caption)
+        caption = ad->caption;
+    /* every field read (and type-checked, which may raise) before allocating */
     struct job_options opt = {
         .disable_comment = opt_bool(L, 1, "disable_comment"),
         .disable_duet = opt_bool(L, 1, "disable_duet"),
@@ -139,24 +188,49 @@ static int l_post(lua_State *L)
         .brand_content = opt_bool(L, 1, "brand_content"),
         .brand_organic = opt_bool(L, 1, "brand_organic"),
         .is_aigc = opt_bool(L, 1, "is_aigc"),
+        .auto_add_music = opt_bool(L, 1, "auto_music"),
         .cover_ms = (int)opt_num(L, 1, "cover_ms", -1),
     };
-    double at = opt_num(L, 1, "at", 0);
+    int cover_index = (int)opt_num(L, 1, "cover_index", 0);
+    double at = opt_num(L, 1, "at", 0), after = opt_num(L, 1, "after", clock_now());
     double deadline = opt_num(L, 1, "approval_deadline", 0);
-    if (strlen(real) >= sizeof((struct job *)0)->media ||
-        (caption && strlen(caption) >= sizeof((struct job *)0)->caption) ||
-        (privacy && strlen(privacy) >= sizeof((struct job *)0)->privacy)) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "the media path, caption or privacy is too long");
-        return 2;
-    }
     struct job *j = calloc(1, sizeof *j);
     if (!j)
         return luaL_error(L, "tikd.upload.post: out of memory");
+    const char *problem = NULL;
+    char one[1200];
+    if ((caption && strlen(caption) >= sizeof j->caption) ||
+        (privacy && strlen(privacy) >= sizeof j->privacy) ||
+        (description && strlen(description) >= sizeof j->description))
+        problem = "the caption, description or privacy is too long";
+    else if (media && (problem = resolve_media(o, media, j->media, sizeof j->media)))
+        snprintf(one, sizeof one, "media %.900s %s", media, problem), problem = one;
+    for (lua_Integer i = 1; photo && !problem && i <= luaL_len(L, images); i++) {
+        lua_rawgeti(L, images, i);
+        const char *img = lua_tostring(L, -1);
+        char res[1024];
+        const char *why = img ? resolve_media(o, img, res, sizeof res) : "is not a string";
+        size_t have = strlen(j->images);
+        if (why)
+            snprintf(one, sizeof one, "image %d %s", (int)i, why), problem = one;
+        else if (have + strlen(res) + 2 > sizeof j->images)
+            problem = "too many or too long images";
+        else
+            snprintf(j->images + have, sizeof j->images - have, "%s%s", have ? "\n" : "", res);
+        lua_pop(L, 1);
+    }
+    if (problem) {
+        free(j);
+        lua_pushnil(L);
+        lua_pushstring(L, problem);
+        return 2;
+    }
     snprintf(j->account, sizeof j->account, "%s", account);
-    memcpy(j->media, real, strlen(real) + 1);
     snprintf(j->caption, sizeof j->caption, "%s", caption ? caption : "");
     snprintf(j->privacy, sizeof j->privacy, "%s", privacy ? privacy : "");
+    snprintf(j->description, sizeof j->description, "%s", description ? description : "");
+    j->kind = photo ? JOB_PHOTO : JOB_VIDEO;
+    j->cover_index = cover_index;
     j->mode = draft ? JOB_DRAFT : JOB_DIRECT;
     j->opt = opt;
     j->planned_at = at;
@@ -176,19 +250,22 @@ static int l_post(lua_State *L)
         lua_pushstring(L, why);
         return 2;
     }
-    struct plan_ctx pc = {j, key, 0, NULL};
-    struct tikd_err e = {0};
-    int rc = store_write(s, plan_txn, &pc, &e);
+    struct plan_ctx pc = {j, host_rule(L), key, approval ? NULL : sched, after, 0, 0, NULL, {0}};
+    int rc = store_write(s, plan_txn, &pc, &pc.e);
     uint64_t id = pc.existing ? pc.existing : j->id;
     free(j);
     if (rc != 0) {
         lua_pushnil(L);
-        lua_pushstring(L, pc.problem ? pc.problem : e.msg);
+        lua_pushstring(L, pc.problem ? pc.problem : pc.e.msg);
         return 2;
     }
     if (!pc.existing && o->jobs_changed)
         o->jobs_changed(o->jobs_ud);
     lua_pushinteger(L, (lua_Integer)id);
+    if (pc.sched && !pc.existing) {
+        lua_pushnumber(L, pc.slot);
+        return 2;
+    }
     return 1;
 }
 

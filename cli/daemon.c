@@ -9,6 +9,7 @@
  * shutdown_grace seconds, then are cancelled. */
 #include "engine.h"
 #include "../bindings/lua_modules.h"
+#include "../bindings/lua_schedule.h"
 
 #include <ev.h>
 #include <jansson.h>
@@ -49,6 +50,8 @@ struct daemon {
     char pidfile[4200];
     ev_timer grace, sweep;
     struct pending_cb *callbacks;
+    struct rtimer *rtimers; /* the live generation's tikd.every / tikd.at timers */
+    size_t nrtimers;
 };
 
 /* ---- audit and generations --------------------------------------------------- */
@@ -127,6 +130,123 @@ static void jobs_changed(void *ud)
         pipeline_kick(d->pipeline);
 }
 
+/* ---- rule timers (tikd.every, tikd.at): C timers that call a rule's function ---- */
+
+struct rtimer {
+    ev_timer w;
+    struct daemon *d;
+    struct timer_decl t;
+};
+
+struct tkey_ctx {
+    const struct timer_decl *t;
+    double next; /* in: to store (> 0); out: the stored one */
+};
+
+static size_t timer_key(const struct timer_decl *t, char *k, size_t n)
+{
+    int l = snprintf(k, n, "timer:%s%c%s", t->rule, '\0', t->fn);
+    return l > 0 && (size_t)l < n ? (size_t)l : 0;
+}
+
+static int timer_get_txn(struct store_txn *t, void *ctx)
+{
+    struct tkey_ctx *c = ctx;
+    char k[256];
+    size_t kl = timer_key(c->t, k, sizeof k);
+    struct store_val v;
+    if (kl && store_get(t, STORE_DB_META, k, kl, &v) == 0 && v.n == sizeof(double))
+        memcpy(&c->next, v.p, sizeof(double));
+    return 0;
+}
+
+static int timer_put_txn(struct store_txn *t, void *ctx)
+{
+    struct tkey_ctx *c = ctx;
+    char k[256];
+    size_t kl = timer_key(c->t, k, sizeof k);
+    return kl ? store_put(t, STORE_DB_META, k, kl, &c->next, sizeof(double)) : TIKD_EINVAL;
+}
+
+/* When timer t fires next: an every-timer keeps its rhythm across restarts
+ * and reloads (the next moment is in LMDB); a cron timer takes its next
+ * firing. */
+static double timer_next(struct daemon *d, const struct timer_decl *t, double now, bool fired)
+{
+    double next = 0;
+    if (t->every <= 0) {
+        if (cron_next(&t->cron, t->tz, now, &next, NULL) != 0)
+            return 0;
+        return next;
+    }
+    struct tkey_ctx c = {t, 0};
+    if (!fired) {
+        store_read(d->en.store, timer_get_txn, &c, NULL);
+        if (c.next > 0 && c.next <= now + t->every)
+            return c.next; /* (a stored moment further out: the interval shrank) */
+        c.next = now; /* first time: at once */
+    } else {
+        c.next = now + t->every;
+    }
+    store_write(d->en.store, timer_put_txn, &c, NULL);
+    return c.next;
+}
+
+static void timer_fire(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    struct rtimer *rt = (struct rtimer *)w;
+    struct daemon *d = rt->d;
+    if (d->ngens && !d->stopping) {
+        struct gen *g = d->gens[0];
+        bool found = false;
+        for (size_t i = 0; i < gen_rule_count(g); i++)
+            if (strcmp(gen_rule_name(g, i), rt->t.rule) == 0 && gen_rule_has(g, i, rt->t.fn)) {
+                found = true;
+                gen_call(g, i, rt->t.fn, NULL, NULL, hook_done, d);
+            }
+        if (!found)
+            TLOG(TLOG_WARN, "rule.timer_missing", LSTR("rule", rt->t.rule), LSTR("fn", rt->t.fn));
+    }
+    double now = clock_now(), next = timer_next(d, &rt->t, now, true);
+    if (next > 0) {
+        ev_timer_set(w, next > now ? next - now : 0., 0.);
+        ev_timer_start(loop, w);
+    }
+}
+
+static void timers_stop(struct daemon *d)
+{
+    for (size_t i = 0; i < d->nrtimers; i++)
+        ev_timer_stop(d->loop, &d->rtimers[i].w);
+    free(d->rtimers);
+    d->rtimers = NULL;
+    d->nrtimers = 0;
+}
+
+/* The live generation's timers replace the last one's. */
+static void timers_arm(struct daemon *d)
+{
+    timers_stop(d);
+    const struct decls *dc = decls_of_gen(d->gens[0]);
+    if (!dc->ntimers || !(d->rtimers = calloc(dc->ntimers, sizeof *d->rtimers)))
+        return;
+    double now = clock_now();
+    for (size_t i = 0; i < dc->ntimers; i++) {
+        struct rtimer *rt = &d->rtimers[d->nrtimers];
+        rt->d = d;
+        rt->t = dc->timers[i];
+        double next = timer_next(d, &rt->t, now, false);
+        if (next <= 0)
+            continue;
+        ev_timer_init(&rt->w, timer_fire, next > now ? next - now : 0., 0.);
+        ev_timer_start(d->loop, &rt->w);
+        d->nrtimers++;
+        TLOG(TLOG_INFO, "rule.timer", LSTR("rule", rt->t.rule), LSTR("fn", rt->t.fn),
+             LDBL("in_s", next - now));
+    }
+}
+
 static int load_rules(struct daemon *d)
 {
     struct host_opts o = cli_host_opts(&d->cli->cfg, NULL, d->loop, d->en.http, d->en.store);
@@ -176,6 +296,7 @@ static int load_rules(struct daemon *d)
              names);
     audit(d, "rules.reload", detail);
     call_hooks(d, "on_load", NULL, NULL);
+    timers_arm(d);
     reap(d);
     return 0;
 }
@@ -585,6 +706,7 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 
 static void shutdown_all(struct daemon *d)
 {
+    timers_stop(d);
     for (size_t i = 0; i < d->ngens; i++) {
         gen_cancel_all(d->gens[i], "tikd is shutting down");
         gen_release(d->gens[i]);

@@ -19,6 +19,7 @@ static const char *const db_names[STORE_DB__COUNT] = {
     [STORE_DB_VAULT] = "vault", [STORE_DB_ACCOUNTS] = "accounts", [STORE_DB_OAUTH] = "oauth_states",
     [STORE_DB_JOBS] = "jobs",   [STORE_DB_DUE] = "due",
     [STORE_DB_LIMITS] = "limits", [STORE_DB_SERVE] = "served",
+    [STORE_DB_SLOTS] = "slots",
 };
 
 struct store {

@@ -30,6 +30,7 @@ enum store_db {
     STORE_DB_DUE,      /* due (be64 ms) | job id (be64) -> "": the pipeline timer's index */
     STORE_DB_LIMITS,   /* rate and cap state (ratelimit.c) */
     STORE_DB_SERVE,    /* local images served to TikTok (mediaurl.c) */
+    STORE_DB_SLOTS,    /* booked schedule slots: account, time -> job (slots.c) */
     STORE_DB__COUNT
 };
 

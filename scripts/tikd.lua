@@ -9,6 +9,7 @@ local upload = require "tikd.upload"
 local ratelimit = require "tikd.ratelimit"
 local kv = require "tikd.kv"
 local cron = require "tikd.cron"
+local schedule = require "tikd.schedule"
 
 local tikd = {
     sleep = time.sleep, -- tikd.sleep(seconds): park this call; the loop resumes it
@@ -20,6 +21,12 @@ local tikd = {
     ratelimit = ratelimit, -- tikd.ratelimit.new(name, {count=, per=}):take(), .budget(acct, name)
     kv = kv,            -- tikd.kv.get(k), .set(k, v), .incr(k), .keys(prefix): this rule file's own
     cron = cron,        -- tikd.cron.parse(expr):next(t [, tz]), .localtime, .time{...}, .zone_ok
+    -- declarations, at the top of a rule file (see docs/rules.md):
+    account = schedule.account,     -- tikd.account(name, {tz=, privacy=, caption=, daily_max=})
+    schedule = schedule.schedule,   -- tikd.schedule(name, {account=, slots=, jitter=, spacing=, ...})
+    every = schedule.every,         -- tikd.every(seconds, "fn"): call fn() every so often
+    at = schedule.at,               -- tikd.at("30 7 * * 1-5", "fn" [, tz]): call fn() on a cron
+    next_slot = schedule.next_slot, -- tikd.next_slot(name [, after]) -> slot, due
 }
 
 -- TikTok counts caption lengths in UTF-16 code units, not bytes or
