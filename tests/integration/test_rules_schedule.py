@@ -1,0 +1,102 @@
+"""Rules that declare accounts, schedules and timers: posts land in the next
+free slot of a schedule, in its time zone, never twice in one slot (also
+across a restart), timers call the rule, and a bad declaration is refused
+with file:line while the running rules stay."""
+import datetime
+import re
+import time
+
+from test_publish import connect, video
+
+RULE = """
+tikd.account("alice", { tz = "Europe/Berlin", privacy = "SELF_ONLY", caption = "#daily" })
+tikd.schedule("alice-daily", { account = "alice", slots = { "0 9 * * *", "0 13 * * *",
+                                                             "30 18 * * *" } })
+tikd.every(3600, "plan")
+
+function plan()
+    for i = 1, 4 do
+        local id, slot = tikd.upload.post{ account = "alice", schedule = "alice-daily",
+                                           media = "%s", key = "clip-" .. i }
+        tikd.log.info("planned", { id = id, slot = slot or -1 })
+    end
+end
+
+function on_load() plan() end -- and then every hour, from the timer
+"""
+
+
+def due_times(s):
+    """Each job's due time, from `tikd queue`, as UTC datetimes."""
+    out = s.tikd("queue").stdout.splitlines()[1:]
+    return [datetime.datetime.strptime(line.split()[4], "%Y-%m-%dT%H:%M:%SZ") for line in out]
+
+
+def test_posts_land_in_the_next_free_slots_never_twice(s, tmp_path):
+    media = tmp_path / "media"
+    media.mkdir()
+    clip = video(media / "clip.mp4")
+    s.cfg.write_text(s.cfg.read_text() + 'media_roots = { "%s" }\n' % media)
+    connect(s)
+    (s.root / "rules" / "daily.lua").write_text(RULE % clip)
+    d = s.start()
+    d.wait_for(r"msg=planned .*id=4\b", timeout=10)
+    time.sleep(0.3)
+    dues = sorted(due_times(s))
+    assert len(dues) == 4
+    # 09:00, 13:00 and 18:30 Berlin time (UTC+1 in winter; the test runs in any season)
+    for t in dues:
+        local = t.replace(tzinfo=datetime.timezone.utc).astimezone(
+            __import__("zoneinfo").ZoneInfo("Europe/Berlin"))
+        assert (local.hour, local.minute) in ((9, 0), (13, 0), (18, 30)), local
+    assert len(set(dues)) == 4  # four different slots
+    show = s.tikd("job", "show", "1").stdout
+    assert "chosen by:    rule:rules/daily.lua@gen1" in show
+    assert "privacy:      SELF_ONLY" in show and "caption:      #daily" in show
+    # a restart runs on_load again: the keys make it plan nothing twice
+    d.stop()
+    d = s.start()
+    d.wait_for(r"msg=planned .*id=4\b")
+    time.sleep(0.3)
+    assert sorted(due_times(s)) == dues
+    # a second rule booking into the same account's schedule takes the next
+    # free slot, not one of these
+    (s.root / "rules" / "more.lua").write_text(
+        'tikd.schedule("alice-more", { account = "alice", slots = "0 13 * * *" })\n'
+        'function on_load() local id, slot = tikd.upload.post{ account = "alice",'
+        ' schedule = "alice-more", media = "%s", key = "x" }'
+        ' tikd.log.info("more", { slot = slot }) end\n' % clip)
+    d.proc.send_signal(__import__("signal").SIGHUP)
+    line = d.wait_for(r"msg=more ")
+    slot = float(re.search(r"slot=([0-9.]+)", line).group(1))
+    got = datetime.datetime.utcfromtimestamp(slot)
+    assert got not in dues and got > min(dues), (got, dues)
+    out = s.tikd("rules", "check").stdout
+    assert "schedule alice-daily: account alice, 3 slots in Europe/Berlin" in out, out
+    assert "timer rules/daily.lua:plan every 3600 s" in out, out
+
+
+def test_bad_declarations_are_refused_with_file_and_line(s, tmp_path):
+    connect(s)
+    d = s.start()
+    bad = s.root / "rules" / "bad.lua"
+    for text, says in (
+            ('tikd.schedule("x", { account = "alice", slots = "61 * * * *" })',
+             "bad.lua:1:.*slot 1: cron: minute field: 61 is out of range 0-59"),
+            ('tikd.schedule("x", { account = "nobody", slots = "0 9 * * *" })',
+             "bad.lua:1:.*unknown account 'nobody'"),
+            ('tikd.account("alice", { tz = "Mars/Olympus" })',
+             "bad.lua:1:.*unknown time zone 'Mars/Olympus'"),
+            ('tikd.account("alice", { privacy = "EVERYONE" })',
+             "bad.lua:1:.*unknown privacy level 'EVERYONE'"),
+            ('\n\ntikd.at("0 25 * * *", "f")', r"bad.lua:3:.*hour field: 25"),
+            ('function on_load() tikd.schedule("y", { account = "alice", slots = "0 9 * * *" }) end',
+             "call it at the top of a rule file")):
+        bad.write_text(text + "\n")
+        r = s.tikd("rules", "check")
+        if "top of a rule file" in says:  # only a call can show it: the load is fine
+            assert r.returncode == 0, r.stdout + r.stderr
+            continue
+        assert r.returncode == 1 and re.search(says, r.stderr), (text, r.stderr)
+    bad.unlink()
+    assert d.proc.poll() is None
