@@ -44,4 +44,62 @@ function tikd.utf16_len(s)
     return n
 end
 
+-- A caption from a template: "{title} {tags}" filled from vars (a media
+-- item's meta, or any table; a list value is joined with spaces). A field
+-- with no value is an error, never a blank. The result is checked in
+-- TikTok's units against max (2200, a video's caption; 90 for a photo
+-- title). Returns the caption, or nil and what is wrong.
+function tikd.caption(template, vars, max)
+    max = max or 2200
+    local missing
+    local out = template:gsub("{([%w_]+)}", function(k)
+        local v = vars and vars[k]
+        if v == nil then
+            missing = missing or k
+            return ""
+        end
+        if type(v) == "table" then
+            return table.concat(v, " ")
+        end
+        return tostring(v)
+    end)
+    if missing then
+        return nil, ("caption: no value for {%s}"):format(missing)
+    end
+    local n, bad = tikd.utf16_len(out)
+    if not n then
+        return nil, "caption: " .. bad
+    end
+    if n > max then
+        return nil, ("caption: %d UTF-16 units long; TikTok allows %d"):format(n, max)
+    end
+    return out
+end
+
+-- "#food #travel #acme" from any number of lists of tags (with or without
+-- "#"), each tag once, in order.
+function tikd.hashtags(...)
+    local seen, out = {}, {}
+    for _, list in ipairs({ ... }) do
+        for _, tag in ipairs(list) do
+            local t = tag:gsub("^#", "")
+            if t ~= "" and not seen[t:lower()] then
+                seen[t:lower()] = true
+                out[#out + 1] = "#" .. t
+            end
+        end
+    end
+    return table.concat(out, " ")
+end
+
+-- The next of variants, in turn (A/B rotation): the count is kept in the
+-- rule file's own tikd.kv, so it goes on across reloads and restarts.
+-- Returns the variant and its number (1 = the first).
+function tikd.rotate(key, variants)
+    assert(type(variants) == "table" and #variants > 0, "tikd.rotate: variants must be a list")
+    local n = tikd.kv.incr("rotate:" .. key)
+    local i = (n - 1) % #variants + 1
+    return variants[i], i
+end
+
 return tikd

@@ -100,3 +100,30 @@ def test_bad_declarations_are_refused_with_file_and_line(s, tmp_path):
         assert r.returncode == 1 and re.search(says, r.stderr), (text, r.stderr)
     bad.unlink()
     assert d.proc.poll() is None
+
+
+def test_caption_helpers(s):
+    (s.root / "rules" / "captions.lua").write_text("""
+function on_load()
+    local c = tikd.caption("{title} by {who} {tags}",
+                           { title = "Sunrise 🌅", who = "Ana", tags = { "#a", "#b" } })
+    tikd.log.info("cap1", { c = c })
+    local _, err2 = tikd.caption("{title} {nope}", { title = "x" })
+    tikd.log.info("cap2", { err = err2 })
+    local _, err3 = tikd.caption("{t}", { t = ("😀"):rep(46) }, 90)
+    tikd.log.info("cap3", { err = err3 })
+    tikd.log.info("tags", { t = tikd.hashtags({ "food", "#Travel" }, { "#food", "acme" }) })
+    local a, b, c4 = tikd.rotate("x", { "A", "B" }), tikd.rotate("x", { "A", "B" }),
+                     tikd.rotate("x", { "A", "B" })
+    tikd.log.info("rot", { r = a .. b .. c4 })
+end
+""")
+    d = s.start()
+    assert 'c="Sunrise 🌅 by Ana #a #b"' in d.wait_for(r"msg=cap1 ")
+    assert "no value for {nope}" in d.wait_for(r"msg=cap2 ")
+    assert "92 UTF-16 units long; TikTok allows 90" in d.wait_for(r"msg=cap3 ")
+    assert 't="#food #Travel #acme"' in d.wait_for(r"msg=tags ")
+    assert "r=ABA" in d.wait_for(r"msg=rot ")
+    d.stop()
+    d = s.start()  # the rotation goes on where it was
+    assert "r=BAB" in d.wait_for(r"msg=rot ")
