@@ -116,6 +116,7 @@ static int plan_txn(struct store_txn *t, void *ctx)
             return rc;
         }
         pc->j->due_at = pc->j->planned_at = due;
+        pc->j->booked_slot = pc->slot;
     }
     int rc = job_create(t, pc->j);
     if (rc == 0 && pc->sched && (rc = slots_take(t, pc->sched, pc->slot, pc->j->id, &pc->e)))

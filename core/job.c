@@ -3,6 +3,7 @@
 #include "job.h"
 #include "image.h"
 #include "mediaurl.h"
+#include "slots.h"
 #include "account.h"
 #include "audit.h"
 #include "clock.h"
@@ -204,6 +205,7 @@ static json_t *encode(const struct job *j)
     json_object_set_new(o, "description", json_string(j->description));
     json_object_set_new(o, "init_sent_at", json_real(j->init_sent_at));
     json_object_set_new(o, "slot_at", json_real(j->slot_at));
+    json_object_set_new(o, "booked_slot", json_real(j->booked_slot));
     json_object_set_new(o, "mime", json_string(j->mime));
     json_object_set_new(o, "caption", json_string(j->caption));
     json_object_set_new(o, "privacy", json_string(j->privacy));
@@ -265,6 +267,7 @@ static int decode(const void *p, size_t n, struct job *j)
     sget(o, "description", j->description, sizeof j->description);
     j->init_sent_at = json_number_value(json_object_get(o, "init_sent_at"));
     j->slot_at = json_number_value(json_object_get(o, "slot_at"));
+    j->booked_slot = json_number_value(json_object_get(o, "booked_slot"));
     sget(o, "mime", j->mime, sizeof j->mime);
     sget(o, "caption", j->caption, sizeof j->caption);
     sget(o, "privacy", j->privacy, sizeof j->privacy);
@@ -397,6 +400,9 @@ int job_put(struct store_txn *t, struct job *j)
     if (job_state_final(j->state) && !job_state_final(old.state) &&
         (rc = mediaurl_del_job(t, j->id)) != 0)
         return rc; /* an ended job's images are served no more */
+    if (j->state == JOB_CANCELLED && old.state != JOB_CANCELLED && j->booked_slot > 0 &&
+        (rc = slots_release(t, j->account, j->booked_slot)) != 0)
+        return rc; /* a cancelled post gives its schedule slot back */
     j->updated_at = clock_now();
     return write_record(t, j);
 }

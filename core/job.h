@@ -69,6 +69,7 @@ struct job {
     int attempts;        /* inits so far */
     double init_sent_at; /* a URL-pull init left: TikTok may have started it */
     double slot_at;      /* the budgets of its next init were spent for this moment */
+    double booked_slot;  /* the schedule slot booked for it (core/slots), or 0 */
     char publish_id[80];
     char upload_url[320];
     double upload_url_at;

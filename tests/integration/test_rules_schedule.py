@@ -127,3 +127,31 @@ end
     d.stop()
     d = s.start()  # the rotation goes on where it was
     assert "r=BAB" in d.wait_for(r"msg=rot ")
+
+
+def test_a_cancelled_post_gives_its_slot_back(s, tmp_path):
+    media = tmp_path / "media"
+    media.mkdir()
+    clip = video(media / "clip.mp4")
+    s.cfg.write_text(s.cfg.read_text() + 'media_roots = { "%s" }\n' % media)
+    connect(s)
+    (s.root / "rules" / "one.lua").write_text("""
+tikd.schedule("s", { account = "alice", slots = "0 12 * * *" })
+function on_load()
+    for _, k in ipairs({ "a", "b" }) do
+        local id, slot = tikd.upload.post{ account = "alice", schedule = "s", media = "%s",
+                                           privacy = "SELF_ONLY", key = k .. (tikd.kv.get("n") or "") }
+        tikd.log.info("booked", { id = id, slot = slot })
+    end
+    tikd.kv.set("n", "again")
+end
+""" % clip)
+    d = s.start()
+    first = d.wait_for(r"msg=booked .*id=1\b")
+    d.wait_for(r"msg=booked .*id=2\b")
+    slot1 = re.search(r"slot=(\d+)", first).group(1)
+    assert s.tikd("job", "cancel", "1").returncode == 0
+    d.stop()
+    d = s.start()  # new keys: two more posts; the first takes the slot job 1 gave back
+    again = d.wait_for(r"msg=booked .*id=3\b")
+    assert re.search(r"slot=(\d+)", again).group(1) == slot1, (first, again)
