@@ -578,17 +578,10 @@ static void cancel_pull(struct cli *c, const struct change_ctx *cc)
     char url[512], body[200];
     snprintf(url, sizeof url, "%s%s", c->cfg.api_url, TT_PATH_CANCEL);
     snprintf(body, sizeof body, "{\"publish_id\":\"%s\"}", cc->publish_id);
-    static const struct http_header h[] = {{"Content-Type", "application/json; charset=UTF-8"}};
-    struct http_req req = {.method = "POST",
-                           .url = url,
-                           .headers = h,
-                           .nheaders = 1,
-                           .body = body,
-                           .body_len = strlen(body),
-                           .retry = HTTP_RETRY_ALL};
     struct cancel_result cr = {0};
     struct tikd_err e = {0};
-    if (oauth_request(en.oauth, cc->account, &req, cancel_done, &cr, &e) != 0)
+    if (oauth_post_json(en.oauth, cc->account, url, body, HTTP_RETRY_ALL, cancel_done, &cr,
+                        &e) != 0)
         snprintf(cr.msg, sizeof cr.msg, "%s", e.msg);
     else
         engine_wait(&en, &cr.done);

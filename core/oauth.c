@@ -1377,6 +1377,22 @@ static int send_with_token(struct op *op, const char *token)
     return http_request(op->o->h, &req, request_done, op, &op->x, &e);
 }
 
+int oauth_post_json(struct oauth *o, const char *name, const char *url, const char *body,
+                    enum http_retry retry, http_done_fn done, void *ud, struct tikd_err *e)
+{
+    if (!body)
+        return tikd_fail(e, TIKD_ENOMEM, "out of memory");
+    static const struct http_header h[] = {{"Content-Type", "application/json; charset=UTF-8"}};
+    struct http_req req = {.method = "POST",
+                           .url = url,
+                           .headers = h,
+                           .nheaders = 1,
+                           .body = body,
+                           .body_len = strlen(body),
+                           .retry = retry};
+    return oauth_request(o, name, &req, done, ud, e);
+}
+
 int oauth_request(struct oauth *o, const char *name, const struct http_req *req, http_done_fn done,
                   void *ud, struct tikd_err *e)
 {

@@ -449,19 +449,9 @@ static void on_error(struct run *r, struct job *j, const struct http_resp *resp,
 static int api_post(struct run *r, const struct job *j, const char *path, const char *body,
                     enum http_retry retry, http_done_fn cb, struct tikd_err *e)
 {
-    if (!body)
-        return tikd_fail(e, TIKD_ENOMEM, "out of memory");
     char url[512];
     snprintf(url, sizeof url, "%s%s", r->p->api_url, path);
-    static const struct http_header h[] = {{"Content-Type", "application/json; charset=UTF-8"}};
-    struct http_req req = {.method = "POST",
-                           .url = url,
-                           .headers = h,
-                           .nheaders = 1,
-                           .body = body,
-                           .body_len = strlen(body),
-                           .retry = retry};
-    return oauth_request(r->p->o, j->account, &req, cb, r, e);
+    return oauth_post_json(r->p->o, j->account, url, body, retry, cb, r, e);
 }
 
 /* ---- creator_info (pre-flight) -------------------------------------------------- */

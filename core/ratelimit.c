@@ -157,6 +157,19 @@ static int put_doubles(struct store_txn *t, const char *k, size_t kl, const doub
     return store_put(t, STORE_DB_LIMITS, k, kl, v, n * sizeof(double));
 }
 
+/* The GCRA state of budget key bk for account: its LMDB key in k/kl and the
+ * TAT (0 when never used). */
+static int gcra_load(struct store_txn *t, const char *bk, const char *account, char *k,
+                     size_t kn, size_t *kl, double *tat)
+{
+    *kl = mkkey(k, kn, 'g', bk, account);
+    size_t n;
+    int rc = *kl ? get_doubles(t, k, *kl, tat, 1, &n) : TIKD_EINVAL;
+    if (rc == 0 && !n)
+        *tat = 0;
+    return rc;
+}
+
 /* A window: w[0] blocked_until, w[1] n, then n times ascending. */
 struct window {
     double blocked_until;
@@ -226,15 +239,12 @@ static int when_one(struct store_txn *t, const struct rl_config *c, const char *
     char k[160];
     size_t kl;
     if (!is_window(b)) {
-        kl = mkkey(k, sizeof k, 'g', bk, account);
         double tat;
-        size_t n;
-        int rc = kl ? get_doubles(t, k, kl, &tat, 1, &n) : TIKD_EINVAL;
-        if (rc != 0)
-            return rc;
+        int rc = gcra_load(t, bk, account, k, sizeof k, &kl, &tat);
         struct rl_rate r = rate_of(c, l);
-        *at = rl_gcra_allow_at(&r, n ? tat : 0, now);
-        return 0;
+        if (rc == 0)
+            *at = rl_gcra_allow_at(&r, tat, now);
+        return rc;
     }
     double span = l->per + c->guard;
     double cap = floor(l->count - l->margin);
@@ -303,14 +313,11 @@ static int spend_one(struct store_txn *t, const struct rl_config *c, const char 
     size_t kl;
     int rc;
     if (!is_window(b)) {
-        kl = mkkey(k, sizeof k, 'g', bk, account);
         double tat;
-        size_t n;
-        rc = kl ? get_doubles(t, k, kl, &tat, 1, &n) : TIKD_EINVAL;
-        if (rc != 0)
+        if ((rc = gcra_load(t, bk, account, k, sizeof k, &kl, &tat)) != 0)
             return rc;
         struct rl_rate r = rate_of(c, l);
-        tat = rl_gcra_take(&r, n ? tat : 0, at);
+        tat = rl_gcra_take(&r, tat, at);
         return put_doubles(t, k, kl, &tat, 1);
     }
     if (b == RL_ACTIVE_USERS) {
@@ -406,14 +413,12 @@ int rl_block(struct store_txn *t, const struct rl_config *c, const char *account
     char k[160];
     size_t kl;
     if (!is_window(b)) {
-        kl = mkkey(k, sizeof k, 'g', bk, account);
         double tat;
-        size_t n;
-        int rc = kl ? get_doubles(t, k, kl, &tat, 1, &n) : TIKD_EINVAL;
+        int rc = gcra_load(t, bk, account, k, sizeof k, &kl, &tat);
         if (rc != 0)
             return rc;
         struct rl_rate r = rate_of(c, l->count > 0 ? l : &(struct rl_limit){1, 1, 1, 0});
-        tat = rl_gcra_block(&r, n ? tat : 0, until);
+        tat = rl_gcra_block(&r, tat, until);
         return put_doubles(t, k, kl, &tat, 1);
     }
     struct window w;
@@ -440,12 +445,10 @@ int rl_view(struct store_txn *t, const struct rl_config *c, const char *account,
     char k[160];
     size_t kl;
     if (!is_window(b)) {
-        kl = mkkey(k, sizeof k, 'g', bk, account);
         double tat;
-        size_t n;
-        rc = get_doubles(t, k, kl, &tat, 1, &n);
+        rc = gcra_load(t, bk, account, k, sizeof k, &kl, &tat);
         struct rl_rate r = rate_of(c, l);
-        if (rc == 0 && n && tat > now) /* cells still owed, reservations included */
+        if (rc == 0 && tat > now) /* cells still owed, reservations included */
             v->used = fmin(ceil((tat - now) / emission(&r) - 1e-9), l->count);
         return rc;
     }

@@ -82,7 +82,10 @@ def test_200_posts_over_5_accounts_at_the_allowed_rate_never_above(s, tmp_path):
     assert q.count("published") == 200, q
     out = s.tikd("limits").stdout
     assert "video_init" in out and "alice" in out, out
-    assert re.search(r"video_init\s+allowed\s+200\b", out), out
+    # every init was an allowed decision (a slot used too late is replaced: a
+    # few more under a slow build, such as ASan's)
+    allowed = int(re.search(r"video_init\s+allowed\s+(\d+)", out).group(1))
+    assert 200 <= allowed <= 220, out
 
 
 def test_a_cap_shared_with_another_app_is_waited_for_not_failed(s, tmp_path):
