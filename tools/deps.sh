@@ -28,6 +28,8 @@ need_pc jansson libjansson-dev
 need_pc libmicrohttpd libmicrohttpd-dev
 need_file /usr/include/ev.h libev-dev
 need_pc lua5.4-cjson lua-cjson-dev
+# schedules' time zones: the C library's tz code (and python3's zoneinfo in tests) read it
+need_file /usr/share/zoneinfo/America/New_York tzdata
 if [ "$what" != build ]; then
     need_pc cmocka libcmocka-dev
     need_file /usr/bin/python3 python3
@@ -35,8 +37,6 @@ if [ "$what" != build ]; then
     need_cmd openssl openssl   # test certificates
     need_cmd curl curl         # make demo, make bench (the peer)
     need_cmd valgrind valgrind # make valgrind
-    # core/cron's time zones (the C library's tz code and python3's zoneinfo both read it)
-    need_file /usr/share/zoneinfo/America/New_York tzdata
 fi
 
 [ -z "$missing" ] && exit 0
