@@ -15,11 +15,18 @@
 #include <sys/stat.h>
 
 static const char *const db_names[STORE_DB__COUNT] = {
-    [STORE_DB_META] = "meta",   [STORE_DB_AUDIT] = "audit",       [STORE_DB_KV] = "kv",
-    [STORE_DB_VAULT] = "vault", [STORE_DB_ACCOUNTS] = "accounts", [STORE_DB_OAUTH] = "oauth_states",
-    [STORE_DB_JOBS] = "jobs",   [STORE_DB_DUE] = "due",
-    [STORE_DB_LIMITS] = "limits", [STORE_DB_SERVE] = "served",
+    [STORE_DB_META] = "meta",
+    [STORE_DB_AUDIT] = "audit",
+    [STORE_DB_KV] = "kv",
+    [STORE_DB_VAULT] = "vault",
+    [STORE_DB_ACCOUNTS] = "accounts",
+    [STORE_DB_OAUTH] = "oauth_states",
+    [STORE_DB_JOBS] = "jobs",
+    [STORE_DB_DUE] = "due",
+    [STORE_DB_LIMITS] = "limits",
+    [STORE_DB_SERVE] = "served",
     [STORE_DB_SLOTS] = "slots",
+    [STORE_DB_MEDIA] = "media",
 };
 
 struct store {

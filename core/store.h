@@ -31,6 +31,7 @@ enum store_db {
     STORE_DB_LIMITS,   /* rate and cap state (ratelimit.c) */
     STORE_DB_SERVE,    /* local images served to TikTok (mediaurl.c) */
     STORE_DB_SLOTS,    /* booked schedule slots: account, time -> job (slots.c) */
+    STORE_DB_MEDIA,    /* content hash -> media record; path -> its identity (intake.c) */
     STORE_DB__COUNT
 };
 

@@ -1,0 +1,864 @@
+/* intake.c - watched media folders, settling, content identity (see intake.h).
+ *
+ * A candidate's fingerprint (size, mtime, ctime, inode, device) is checked
+ * again `settle` seconds after its last change; the settling list is in due
+ * order (every wait is equally long), so one ev_timer on its head serves all.
+ * The hasher checks the fingerprint again after the last byte. STORE_DB_MEDIA
+ * keys: 64 hex chars (content hash) -> the media record; an absolute path
+ * ('/' first) -> the hash and fingerprint it had, so a restart skips files it
+ * has read before. */
+#include "intake.h"
+#include "clock.h"
+#include "log.h"
+#include "watch.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <ev.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <jansson.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define BUF_SIZE    (1u << 20) /* one read */
+#define SLICE_READS 8          /* reads per loop turn: at most 8 MiB hashed between events */
+#define MIN_RECHECK 0.001      /* seconds; settle 0 must still not spin on a growing file */
+
+struct fp {
+    int64_t size, mtime_ns, ctime_ns;
+    uint64_t ino, dev;
+};
+
+enum cstate { C_SETTLING, C_QUEUED, C_HASHING };
+
+struct cand {
+    char *path;
+    uint64_t h;
+    int folder;
+    enum cstate st;
+    struct fp fp;
+    double first_seen; /* clock_now() */
+    double due;        /* ev_now() based */
+    struct cand *prev, *next;
+};
+
+struct clist {
+    struct cand *head, *tail;
+};
+
+struct folder {
+    char *path;
+    char *pattern; /* NULL: the default extensions */
+};
+
+struct intake {
+    struct ev_loop *loop;
+    struct store *store;
+    double settle;
+    intake_fn fn;
+    void *ud;
+    struct watch *w;
+    struct folder *folders;
+    int nfolders;
+    struct cand **map; /* open addressing by path, linear probing */
+    size_t mapcap, mapn;
+    struct clist settling, queued;
+    struct cand *cur; /* being hashed */
+    int fd;
+    EVP_MD_CTX *md;
+    ev_timer timer;
+    ev_idle idle;
+    unsigned char *buf;
+    struct intake_item item;
+};
+
+static const char *const default_exts[] = {".mp4", ".mov", ".webm", ".jpg", ".jpeg", ".webp"};
+
+static uint64_t fnv(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static struct fp fp_of(const struct stat *st)
+{
+    return (struct fp){
+        .size = st->st_size,
+        .mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec,
+        .ctime_ns = (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec,
+        .ino = st->st_ino,
+        .dev = st->st_dev,
+    };
+}
+
+static bool fp_eq(const struct fp *a, const struct fp *b)
+{
+    return a->size == b->size && a->mtime_ns == b->mtime_ns && a->ctime_ns == b->ctime_ns &&
+           a->ino == b->ino && a->dev == b->dev;
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a > b && strcasecmp(s + a - b, suffix) == 0;
+}
+
+static bool wanted(const struct folder *f, const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || name[0] == '.' || name[n - 1] == '~' || ends_with(name, ".part") ||
+        ends_with(name, ".tmp") || ends_with(name, ".json"))
+        return false;
+    if (f->pattern)
+        return fnmatch(f->pattern, name, FNM_CASEFOLD) == 0;
+    for (size_t i = 0; i < sizeof default_exts / sizeof default_exts[0]; i++)
+        if (ends_with(name, default_exts[i]))
+            return true;
+    return false;
+}
+
+static const char *base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+/* ---- candidates: a map by path, and two lists ------------------------- */
+
+static size_t map_slot(const struct intake *in, const char *path, uint64_t h)
+{
+    size_t mask = in->mapcap - 1, i = h & mask;
+    while (in->map[i] && !(in->map[i]->h == h && strcmp(in->map[i]->path, path) == 0))
+        i = (i + 1) & mask;
+    return i;
+}
+
+static struct cand *map_get(const struct intake *in, const char *path)
+{
+    return in->mapcap ? in->map[map_slot(in, path, fnv(path))] : NULL;
+}
+
+static int map_put(struct intake *in, struct cand *c)
+{
+    if ((in->mapn + 1) * 2 > in->mapcap) {
+        size_t cap = in->mapcap ? in->mapcap * 2 : 64;
+        struct cand **old = in->map;
+        size_t oldcap = in->mapcap;
+        in->map = calloc(cap, sizeof *in->map);
+        if (!in->map) {
+            in->map = old;
+            return TIKD_ENOMEM;
+        }
+        in->mapcap = cap;
+        for (size_t i = 0; i < oldcap; i++)
+            if (old[i])
+                in->map[map_slot(in, old[i]->path, old[i]->h)] = old[i];
+        free(old);
+    }
+    in->map[map_slot(in, c->path, c->h)] = c;
+    in->mapn++;
+    return 0;
+}
+
+/* Remove c, shifting later entries of its probe run back (no tombstones). */
+static void map_del(struct intake *in, struct cand *c)
+{
+    size_t mask = in->mapcap - 1, i = map_slot(in, c->path, c->h), j = i;
+    if (in->map[i] != c)
+        return;
+    for (;;) {
+        j = (j + 1) & mask;
+        if (!in->map[j])
+            break;
+        size_t k = in->map[j]->h & mask; /* where it wants to be */
+        if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
+            continue;
+        in->map[i] = in->map[j];
+        i = j;
+    }
+    in->map[i] = NULL;
+    in->mapn--;
+}
+
+static void list_append(struct clist *l, struct cand *c)
+{
+    c->next = NULL;
+    c->prev = l->tail;
+    if (l->tail)
+        l->tail->next = c;
+    else
+        l->head = c;
+    l->tail = c;
+}
+
+static void list_unlink(struct clist *l, struct cand *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        l->head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    else
+        l->tail = c->prev;
+    c->prev = c->next = NULL;
+}
+
+/* c is in no list any more: forget it. */
+static void forget(struct intake *in, struct cand *c)
+{
+    map_del(in, c);
+    free(c->path);
+    free(c);
+}
+
+static void arm_timer(struct intake *in)
+{
+    ev_timer_stop(in->loop, &in->timer);
+    if (!in->settling.head)
+        return;
+    double after = in->settling.head->due - ev_now(in->loop);
+    ev_timer_set(&in->timer, after > 0 ? after : 0., 0.);
+    ev_timer_start(in->loop, &in->timer);
+}
+
+static void settle_again(struct intake *in, struct cand *c, const struct fp *fp)
+{
+    c->fp = *fp;
+    c->st = C_SETTLING;
+    c->due = ev_now(in->loop) + (in->settle > MIN_RECHECK ? in->settle : MIN_RECHECK);
+    list_append(&in->settling, c);
+}
+
+/* ---- the store -------------------------------------------------------- */
+
+struct known_ctx {
+    const char *path;
+    const struct fp *fp;
+    char hash[65]; /* out, when the fingerprint matches */
+    bool match;
+};
+
+static bool path_rec_matches(const void *p, size_t n, const struct fp *fp, char hash[65])
+{
+    json_t *o = json_loadb(p, n, 0, NULL);
+    const char *h = json_string_value(json_object_get(o, "hash"));
+    bool ok = h && strlen(h) == 64 && json_integer_value(json_object_get(o, "size")) == fp->size &&
+              json_integer_value(json_object_get(o, "mtime_ns")) == fp->mtime_ns &&
+              json_integer_value(json_object_get(o, "ctime_ns")) == fp->ctime_ns &&
+              (uint64_t)json_integer_value(json_object_get(o, "ino")) == fp->ino &&
+              (uint64_t)json_integer_value(json_object_get(o, "dev")) == fp->dev;
+    if (ok && hash)
+        memcpy(hash, h, 65);
+    json_decref(o);
+    return ok;
+}
+
+static int known_txn(struct store_txn *t, void *ctx)
+{
+    struct known_ctx *k = ctx;
+    struct store_val v;
+    int rc = store_get(t, STORE_DB_MEDIA, k->path, strlen(k->path), &v);
+    if (rc == 0)
+        k->match = path_rec_matches(v.p, v.n, k->fp, k->hash);
+    return rc == TIKD_ENOTFOUND ? 0 : rc;
+}
+
+/* True when path was hashed before and is unchanged since (hash filled). */
+static bool path_known(struct intake *in, const char *path, const struct fp *fp, char hash[65])
+{
+    struct known_ctx k = {.path = path, .fp = fp};
+    if (store_read(in->store, known_txn, &k, NULL) != 0)
+        return false; /* read it again; recording will say what is wrong */
+    if (k.match && hash)
+        memcpy(hash, k.hash, 65);
+    return k.match;
+}
+
+struct rec_ctx {
+    const struct intake_item *it;
+    const struct fp *fp;
+    double now;
+    struct tikd_err *e;
+    bool fresh, sighting;  /* out: new content; seen at a new path */
+    char first_path[1024]; /* out */
+    double first_seen;     /* out */
+    long long seen_count;  /* out */
+};
+
+static int put_json(struct store_txn *t, const char *key, size_t klen, json_t *o)
+{
+    char *s = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+    json_decref(o);
+    if (!s)
+        return TIKD_ENOMEM;
+    int rc = store_put(t, STORE_DB_MEDIA, key, klen, s, strlen(s));
+    free(s);
+    return rc;
+}
+
+static int record_txn(struct store_txn *t, void *ctx)
+{
+    struct rec_ctx *x = ctx;
+    const struct intake_item *it = x->it;
+    x->fresh = x->sighting = false;
+    x->first_path[0] = '\0';
+    x->first_seen = it->first_seen;
+    x->seen_count = 1;
+    struct store_val v;
+    bool same_path = false, path_current = false;
+    int rc = store_get(t, STORE_DB_MEDIA, it->path, strlen(it->path), &v);
+    if (rc == 0) {
+        json_t *o = json_loadb(v.p, v.n, 0, NULL);
+        const char *h = json_string_value(json_object_get(o, "hash"));
+        same_path = h && strcmp(h, it->hash) == 0;
+        json_decref(o);
+        path_current = same_path && path_rec_matches(v.p, v.n, x->fp, NULL);
+    } else if (rc != TIKD_ENOTFOUND) {
+        return rc;
+    }
+    json_t *rec = NULL;
+    rc = store_get(t, STORE_DB_MEDIA, it->hash, 64, &v);
+    if (rc == TIKD_ENOTFOUND) {
+        x->fresh = x->sighting = true;
+        snprintf(x->first_path, sizeof x->first_path, "%s", it->path);
+        rec = json_pack("{s:s, s:I, s:f, s:I, s:s, s:f}", "path", it->path, "size",
+                        (json_int_t)it->size, "first_seen", it->first_seen, "seen_count",
+                        (json_int_t)1, "last_path", it->path, "last_seen", x->now);
+        if (!rec)
+            return TIKD_ENOMEM;
+    } else if (rc != 0) {
+        return rc;
+    } else {
+        rec = json_loadb(v.p, v.n, 0, NULL);
+        const char *first = json_string_value(json_object_get(rec, "path"));
+        if (!json_is_object(rec) || !first) {
+            json_decref(rec);
+            return tikd_fail(x->e, TIKD_ECORRUPT, "intake: the media record of %s is damaged",
+                             it->hash);
+        }
+        snprintf(x->first_path, sizeof x->first_path, "%s", first);
+        x->first_seen = json_number_value(json_object_get(rec, "first_seen"));
+        x->seen_count = json_integer_value(json_object_get(rec, "seen_count"));
+        if (same_path) {
+            json_decref(rec); /* seen here before: not a new sighting */
+            rec = NULL;
+        } else {
+            x->sighting = true;
+            x->seen_count++;
+            json_object_set_new(rec, "seen_count", json_integer(x->seen_count));
+            json_object_set_new(rec, "last_path", json_string(it->path));
+            json_object_set_new(rec, "last_seen", json_real(x->now));
+        }
+    }
+    if (rec && (rc = put_json(t, it->hash, 64, rec)) != 0)
+        return rc;
+    if (path_current)
+        return 0;
+    return put_json(t, it->path, strlen(it->path),
+                    json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "hash", it->hash, "size",
+                              (json_int_t)x->fp->size, "mtime_ns", (json_int_t)x->fp->mtime_ns,
+                              "ctime_ns", (json_int_t)x->fp->ctime_ns, "ino",
+                              (json_int_t)x->fp->ino, "dev", (json_int_t)x->fp->dev));
+}
+
+/* Record it (hash, path and the rest filled) in one transaction. */
+static int record(struct intake *in, struct intake_item *it, const struct fp *fp, bool *fresh,
+                  struct tikd_err *e)
+{
+    struct rec_ctx x = {.it = it, .fp = fp, .now = clock_now(), .e = e};
+    int rc = store_write(in->store, record_txn, &x, e);
+    if (rc != 0)
+        return rc;
+    *fresh = x.fresh;
+    if (x.fresh) {
+        TLOG(TLOG_INFO, "intake.new", LSTR("hash", it->hash), LSTR("path", it->path),
+             LINT("size", it->size));
+    } else {
+        it->first_seen = x.first_seen;
+        if (x.sighting)
+            TLOG(TLOG_INFO, "intake.duplicate", LSTR("hash", it->hash), LSTR("path", it->path),
+                 LSTR("first_path", x.first_path), LINT("seen_count", x.seen_count));
+        else
+            TLOG(TLOG_DEBUG, "intake.known", LSTR("hash", it->hash), LSTR("path", it->path));
+    }
+    return 0;
+}
+
+/* ---- items ------------------------------------------------------------ */
+
+static void hex(const unsigned char d[32], char out[65])
+{
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = digits[d[i] >> 4];
+        out[2 * i + 1] = digits[d[i] & 15];
+    }
+    out[64] = '\0';
+}
+
+static void read_sidecar(struct intake_item *it)
+{
+    it->sidecar[0] = '\0';
+    char p[PATH_MAX + 8];
+    const char *name = base_name(it->path), *dot = strrchr(name, '.');
+    int stem = (int)(dot && dot != name ? (size_t)(dot - name) : strlen(name));
+    snprintf(p, sizeof p, "%.*s%.*s.json", (int)(name - it->path), it->path, stem, name);
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return;
+    }
+    if ((uint64_t)st.st_size >= sizeof it->sidecar) {
+        TLOG(TLOG_WARN, "intake.sidecar", LSTR("path", p), LSTR("reason", "too large, ignored"),
+             LINT("size", st.st_size), LINT("max", sizeof it->sidecar - 1));
+        close(fd);
+        return;
+    }
+    size_t n = 0;
+    for (;;) {
+        ssize_t r = read(fd, it->sidecar + n, sizeof it->sidecar - 1 - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            TLOG(TLOG_WARN, "intake.sidecar", LSTR("path", p), LSTR("reason", strerror(errno)));
+            n = 0;
+            break;
+        }
+        if (r == 0 || (n += (size_t)r) == sizeof it->sidecar - 1)
+            break;
+    }
+    it->sidecar[n] = '\0';
+    close(fd);
+}
+
+static void fill_item(struct intake_item *it, const char *path, const char *folder,
+                      const struct stat *st, double first_seen, const char *hash)
+{
+    snprintf(it->hash, sizeof it->hash, "%s", hash);
+    snprintf(it->path, sizeof it->path, "%s", path);
+    snprintf(it->folder, sizeof it->folder, "%s", folder);
+    snprintf(it->name, sizeof it->name, "%s", base_name(path));
+    it->size = (uint64_t)st->st_size;
+    it->mtime = (double)st->st_mtim.tv_sec + (double)st->st_mtim.tv_nsec / 1e9;
+    it->first_seen = first_seen;
+    read_sidecar(it);
+}
+
+/* ---- the watched path: settle, hash, take ---------------------------- */
+
+static void consider(struct intake *in, int folder, const char *path)
+{
+    if (!wanted(&in->folders[folder], base_name(path)))
+        return;
+    if (strlen(path) >= sizeof in->item.path) {
+        TLOG(TLOG_WARN, "intake.skipped", LSTR("path", path), LSTR("reason", "path too long"));
+        return;
+    }
+    struct cand *c = map_get(in, path);
+    struct stat st;
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+        if (c && c->st == C_SETTLING) {
+            list_unlink(&in->settling, c);
+            forget(in, c);
+            arm_timer(in);
+        }
+        return;
+    }
+    struct fp fp = fp_of(&st);
+    if (c) {
+        /* still settling and changed: wait again; queued or being hashed:
+         * the hasher's own check after the last byte sees any change */
+        if (c->st == C_SETTLING && !fp_eq(&c->fp, &fp)) {
+            list_unlink(&in->settling, c);
+            settle_again(in, c, &fp);
+            arm_timer(in);
+        }
+        return;
+    }
+    if (path_known(in, path, &fp, NULL))
+        return;
+    c = calloc(1, sizeof *c);
+    char *copy = strdup(path);
+    if (c) {
+        c->path = copy;
+        c->h = fnv(path);
+    }
+    if (!c || !copy || map_put(in, c) != 0) {
+        free(copy);
+        free(c);
+        TLOG(TLOG_ERROR, "intake.skipped", LSTR("path", path), LSTR("reason", "out of memory"));
+        return;
+    }
+    c->folder = folder;
+    c->first_seen = clock_now();
+    c->fp = fp;
+    c->st = C_SETTLING;
+    c->due = ev_now(in->loop) + in->settle;
+    list_append(&in->settling, c);
+    arm_timer(in);
+}
+
+static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    struct intake *in = (struct intake *)((char *)t - offsetof(struct intake, timer));
+    double now = ev_now(loop) + 1e-9;
+    struct cand *c;
+    while ((c = in->settling.head) && c->due <= now) {
+        list_unlink(&in->settling, c);
+        struct stat st;
+        if (stat(c->path, &st) != 0 || !S_ISREG(st.st_mode)) {
+            forget(in, c);
+            continue;
+        }
+        struct fp fp = fp_of(&st);
+        if (!fp_eq(&fp, &c->fp)) {
+            settle_again(in, c, &fp); /* still growing */
+            continue;
+        }
+        if (path_known(in, c->path, &fp, NULL)) {
+            forget(in, c);
+            continue;
+        }
+        c->st = C_QUEUED;
+        list_append(&in->queued, c);
+    }
+    if (in->queued.head && !ev_is_active(&in->idle))
+        ev_idle_start(loop, &in->idle);
+    arm_timer(in);
+}
+
+static void take(struct intake *in, struct cand *c, const char *hash, const struct stat *st)
+{
+    struct intake_item *it = &in->item;
+    struct fp fp = c->fp;
+    fill_item(it, c->path, in->folders[c->folder].path, st, c->first_seen, hash);
+    forget(in, c); /* before the callback, which may scan */
+    struct tikd_err e = {0};
+    bool fresh = false;
+    if (record(in, it, &fp, &fresh, &e) != 0) {
+        TLOG(TLOG_ERROR, "intake.store", LSTR("path", it->path), LSTR("reason", e.msg));
+        return;
+    }
+    if (fresh)
+        in->fn(in->ud, it);
+}
+
+static void hash_done(struct intake *in)
+{
+    struct cand *c = in->cur;
+    struct stat a, b;
+    int fa = fstat(in->fd, &a);
+    close(in->fd);
+    in->fd = -1;
+    in->cur = NULL;
+    unsigned char d[32];
+    unsigned int dl = 0;
+    int ok = EVP_DigestFinal_ex(in->md, d, &dl) == 1 && dl == 32;
+    if (stat(c->path, &b) != 0 || !S_ISREG(b.st_mode)) {
+        forget(in, c);
+        return;
+    }
+    struct fp fa_fp = fp_of(&a), fb_fp = fp_of(&b);
+    if (fa != 0 || !ok || !fp_eq(&fa_fp, &c->fp) || !fp_eq(&fb_fp, &c->fp)) {
+        TLOG(TLOG_DEBUG, "intake.changed", LSTR("path", c->path));
+        settle_again(in, c, &fb_fp);
+        arm_timer(in);
+        return;
+    }
+    char h[65];
+    hex(d, h);
+    take(in, c, h, &b);
+}
+
+static void on_idle(struct ev_loop *loop, ev_idle *w, int revents)
+{
+    struct intake *in = (struct intake *)((char *)w - offsetof(struct intake, idle));
+    if (!in->cur) {
+        struct cand *c = in->queued.head;
+        if (!c) {
+            ev_idle_stop(loop, w);
+            return;
+        }
+        list_unlink(&in->queued, c);
+        c->st = C_HASHING;
+        int fd = open(c->path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || EVP_DigestInit_ex(in->md, EVP_sha256(), NULL) != 1) {
+            if (fd < 0 && errno != ENOENT)
+                TLOG(TLOG_WARN, "intake.unreadable", LSTR("path", c->path),
+                     LSTR("reason", strerror(errno)));
+            if (fd >= 0)
+                close(fd);
+            forget(in, c);
+            return;
+        }
+        in->cur = c;
+        in->fd = fd;
+    }
+    for (int i = 0; i < SLICE_READS;) {
+        ssize_t n = read(in->fd, in->buf, BUF_SIZE);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            TLOG(TLOG_WARN, "intake.unreadable", LSTR("path", in->cur->path),
+                 LSTR("reason", strerror(errno)));
+            close(in->fd);
+            in->fd = -1;
+            forget(in, in->cur);
+            in->cur = NULL;
+            return;
+        }
+        if (n == 0) {
+            hash_done(in);
+            return;
+        }
+        EVP_DigestUpdate(in->md, in->buf, (size_t)n);
+        i++;
+    }
+}
+
+static int folder_of(struct intake *in, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    size_t n = slash ? (size_t)(slash - path) : 0;
+    for (int i = 0; i < in->nfolders; i++)
+        if (strlen(in->folders[i].path) == n && memcmp(in->folders[i].path, path, n) == 0)
+            return i;
+    return -1;
+}
+
+static void on_watch(void *ud, const char *path, enum watch_event ev)
+{
+    struct intake *in = ud;
+    if (ev == WATCH_RESCAN) {
+        intake_scan(in);
+        return;
+    }
+    int f = folder_of(in, path);
+    if (f >= 0)
+        consider(in, f, path);
+}
+
+int intake_scan(struct intake *in)
+{
+    int rc = 0;
+    ev_now_update(in->loop); /* at start the loop's time may be stale: settle from now */
+    for (int f = 0; f < in->nfolders; f++) {
+        const char *dir = in->folders[f].path;
+        DIR *d = opendir(dir);
+        if (!d) {
+            TLOG(TLOG_WARN, "intake.scan", LSTR("folder", dir), LSTR("reason", strerror(errno)));
+            rc = TIKD_EIO;
+            continue;
+        }
+        struct dirent *de;
+        char p[PATH_MAX];
+        while ((de = readdir(d)) != NULL) {
+            if (de->d_type == DT_DIR || de->d_name[0] == '.')
+                continue;
+            if (snprintf(p, sizeof p, "%s/%s", dir, de->d_name) < (int)sizeof p)
+                consider(in, f, p);
+        }
+        closedir(d);
+    }
+    return rc;
+}
+
+/* ---- the synchronous path --------------------------------------------- */
+
+static int hash_file(struct intake *in, const char *path, const struct fp *fp, char out[65],
+                     struct tikd_err *e)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return tikd_fail(e, errno == ENOENT ? TIKD_ENOTFOUND : TIKD_EIO,
+                         "intake: cannot read %s: %s", path, strerror(errno));
+    EVP_MD_CTX *md = EVP_MD_CTX_new(); /* not in->md: the hasher may be mid-file */
+    int rc = 0;
+    if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+        rc = tikd_fail(e, TIKD_ENOMEM, "intake: no SHA-256 context");
+        goto out;
+    }
+    for (;;) {
+        ssize_t n = read(fd, in->buf, BUF_SIZE);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = tikd_fail(e, TIKD_EIO, "intake: cannot read %s: %s", path, strerror(errno));
+            goto out;
+        }
+        if (n == 0)
+            break;
+        EVP_DigestUpdate(md, in->buf, (size_t)n);
+    }
+    struct stat st;
+    struct fp now;
+    if (fstat(fd, &st) != 0 || (now = fp_of(&st), !fp_eq(&now, fp))) {
+        rc = tikd_fail(e, TIKD_EINVAL,
+                       "intake: %s changed while it was read; offer it again once it is complete",
+                       path);
+        goto out;
+    }
+    unsigned char d[32];
+    unsigned int dl = 0;
+    if (EVP_DigestFinal_ex(md, d, &dl) != 1 || dl != 32) {
+        rc = tikd_fail(e, TIKD_EIO, "intake: SHA-256 failed");
+        goto out;
+    }
+    hex(d, out);
+out:
+    EVP_MD_CTX_free(md);
+    close(fd);
+    return rc;
+}
+
+int intake_offer(struct intake *in, const char *path, struct intake_item *out, bool *fresh,
+                 struct tikd_err *e)
+{
+    char abs[PATH_MAX];
+    *fresh = false;
+    if (!realpath(path, abs))
+        return tikd_fail(e, errno == ENOENT ? TIKD_ENOTFOUND : TIKD_EIO, "intake: %s: %s", path,
+                         errno == ENOENT ? "no such file" : strerror(errno));
+    if (strlen(abs) >= sizeof out->path)
+        return tikd_fail(e, TIKD_EINVAL, "intake: %s: path too long", abs);
+    struct stat st;
+    if (stat(abs, &st) != 0)
+        return tikd_fail(e, TIKD_EIO, "intake: %s: %s", abs, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return tikd_fail(e, TIKD_EINVAL, "intake: %s is not a regular file", abs);
+    struct fp fp = fp_of(&st);
+    char hash[65];
+    if (!path_known(in, abs, &fp, hash)) {
+        int rc = hash_file(in, abs, &fp, hash, e);
+        if (rc != 0)
+            return rc;
+    }
+    char folder[PATH_MAX];
+    snprintf(folder, sizeof folder, "%.*s", (int)(base_name(abs) - abs - 1), abs);
+    fill_item(out, abs, folder[0] ? folder : "/", &st, clock_now(), hash);
+    return record(in, out, &fp, fresh, e);
+}
+
+/* ---- life cycle ------------------------------------------------------- */
+
+int intake_add_folder(struct intake *in, const char *dir, const char *pattern, struct tikd_err *e)
+{
+    char abs[PATH_MAX];
+    if (!realpath(dir, abs)) {
+        if (errno == ENOENT)
+            return tikd_fail(e, TIKD_ENOTFOUND, "intake: folder %s does not exist", dir);
+        if (errno == ENOTDIR)
+            return tikd_fail(e, TIKD_EINVAL, "intake: %s is not a directory", dir);
+        return tikd_fail(e, TIKD_EIO, "intake: cannot read folder %s: %s", dir, strerror(errno));
+    }
+    struct stat st;
+    if (stat(abs, &st) != 0)
+        return tikd_fail(e, TIKD_EIO, "intake: cannot read folder %s: %s", dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return tikd_fail(e, TIKD_EINVAL, "intake: %s is not a directory", dir);
+    DIR *d = opendir(abs);
+    if (!d)
+        return tikd_fail(e, TIKD_EIO, "intake: cannot read folder %s: %s", dir, strerror(errno));
+    closedir(d);
+    if (strlen(abs) >= sizeof in->item.folder)
+        return tikd_fail(e, TIKD_EINVAL, "intake: folder %s: path too long", dir);
+    if (pattern && !*pattern)
+        return tikd_fail(e, TIKD_EINVAL, "intake: folder %s: empty pattern", dir);
+    for (int i = 0; i < in->nfolders; i++)
+        if (strcmp(in->folders[i].path, abs) == 0)
+            return tikd_fail(e, TIKD_EEXIST, "intake: folder %s is already watched", abs);
+    struct folder *fs = realloc(in->folders, (size_t)(in->nfolders + 1) * sizeof *fs);
+    if (!fs)
+        return tikd_fail(e, TIKD_ENOMEM, "intake: out of memory");
+    in->folders = fs;
+    struct folder f = {strdup(abs), pattern ? strdup(pattern) : NULL};
+    if (!f.path || (pattern && !f.pattern)) {
+        free(f.path);
+        free(f.pattern);
+        return tikd_fail(e, TIKD_ENOMEM, "intake: out of memory");
+    }
+    int rc = watch_add(in->w, abs, false, e);
+    if (rc != 0) {
+        free(f.path);
+        free(f.pattern);
+        return rc;
+    }
+    in->folders[in->nfolders++] = f;
+    return 0;
+}
+
+int intake_new(struct intake **out, struct ev_loop *loop, struct store *s, double settle,
+               intake_fn fn, void *ud, struct tikd_err *e)
+{
+    *out = NULL;
+    if (!loop || !s || !fn || !(settle >= 0))
+        return tikd_fail(e, TIKD_EINVAL,
+                         "intake: a loop, a store, a callback and settle >= 0 needed");
+    struct intake *in = calloc(1, sizeof *in);
+    if (!in)
+        return tikd_fail(e, TIKD_ENOMEM, "intake: out of memory");
+    in->loop = loop;
+    in->store = s;
+    in->settle = settle;
+    in->fn = fn;
+    in->ud = ud;
+    in->fd = -1;
+    in->buf = malloc(BUF_SIZE);
+    in->md = EVP_MD_CTX_new();
+    if (!in->buf || !in->md) {
+        intake_free(in);
+        return tikd_fail(e, TIKD_ENOMEM, "intake: out of memory");
+    }
+    /* the watcher only coalesces bursts; settling is intake's own check */
+    double debounce = settle / 4 < 0.01 ? 0.01 : settle / 4 > 0.5 ? 0.5 : settle / 4;
+    int rc = watch_new(&in->w, loop, debounce, on_watch, in, e);
+    if (rc != 0) {
+        intake_free(in);
+        return rc;
+    }
+    ev_init(&in->timer, on_timer);
+    ev_idle_init(&in->idle, on_idle);
+    *out = in;
+    return 0;
+}
+
+void intake_free(struct intake *in)
+{
+    if (!in)
+        return;
+    watch_free(in->w);
+    if (in->loop) {
+        ev_timer_stop(in->loop, &in->timer);
+        ev_idle_stop(in->loop, &in->idle);
+    }
+    if (in->fd >= 0)
+        close(in->fd);
+    for (size_t i = 0; i < in->mapcap; i++) {
+        if (in->map[i]) {
+            free(in->map[i]->path);
+            free(in->map[i]);
+        }
+    }
+    free(in->map);
+    for (int i = 0; i < in->nfolders; i++) {
+        free(in->folders[i].path);
+        free(in->folders[i].pattern);
+    }
+    free(in->folders);
+    EVP_MD_CTX_free(in->md);
+    free(in->buf);
+    free(in);
+}
