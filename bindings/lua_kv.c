@@ -289,9 +289,9 @@ static char *encode(lua_State *L, int idx, size_t *len, char *msg, size_t msglen
 
 /* ---- JSON -> Lua ---------------------------------------------------------------------------- */
 
-static void push_json(lua_State *L, json_t *j)
+void lua_push_json(lua_State *L, json_t *j)
 {
-    luaL_checkstack(L, 4, "tikd.kv: value nested too deeply");
+    luaL_checkstack(L, 4, "a JSON value nested too deeply");
     switch (json_typeof(j)) {
     case JSON_OBJECT: {
         const char *k;
@@ -301,7 +301,7 @@ static void push_json(lua_State *L, json_t *j)
         json_object_keylen_foreach(j, k, kl, v)
         {
             lua_pushlstring(L, k, kl);
-            push_json(L, v);
+            lua_push_json(L, v);
             lua_rawset(L, -3);
         }
         break;
@@ -310,7 +310,7 @@ static void push_json(lua_State *L, json_t *j)
         size_t n = json_array_size(j);
         lua_createtable(L, (int)n, 0);
         for (size_t i = 0; i < n; i++) {
-            push_json(L, json_array_get(j, i));
+            lua_push_json(L, json_array_get(j, i));
             lua_rawseti(L, -2, (lua_Integer)i + 1);
         }
         break;
@@ -336,7 +336,7 @@ static void push_json(lua_State *L, json_t *j)
 
 static int push_json_p(lua_State *L)
 {
-    push_json(L, lua_touserdata(L, 1));
+    lua_push_json(L, lua_touserdata(L, 1));
     return 1;
 }
 

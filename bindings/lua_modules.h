@@ -31,4 +31,14 @@ struct job;
  * publish_id, post_ids (a string), chosen_by. Never a token. */
 void lua_push_job(lua_State *L, const struct job *j);
 
+struct json_t;
+/* Push a JSON value as Lua values (objects and arrays as new tables,
+ * integers exact, null as nil). May raise (memory). */
+void lua_push_json(lua_State *L, struct json_t *j);
+
+struct intake_item;
+/* Push a media item as on_media sees it: path, name, folder, hash (SHA-256
+ * of the content), size, and meta (the decoded sidecar NAME.json, or nil). */
+void lua_push_media_item(lua_State *L, const struct intake_item *it);
+
 #endif

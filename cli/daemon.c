@@ -25,7 +25,9 @@
 #include "../core/pipeline.h"
 #include "../core/clock.h"
 #include "../core/log.h"
+#include "../core/intake.h"
 #include "../core/mediaurl.h"
+#include "../core/watch.h"
 #include "../core/tiktok.h"
 #include "../core/server.h"
 #include "../core/webhook.h"
@@ -52,6 +54,9 @@ struct daemon {
     struct pending_cb *callbacks;
     struct rtimer *rtimers; /* the live generation's tikd.every / tikd.at timers */
     size_t nrtimers;
+    struct intake *intake;  /* watched media folders (intake.folders) */
+    struct watch *rwatch;   /* the rules and library folders (rules.watch) */
+    ev_timer reload_soon;   /* changes come in bursts: one reload for a burst */
 };
 
 /* ---- audit and generations --------------------------------------------------- */
@@ -299,6 +304,88 @@ static int load_rules(struct daemon *d)
     timers_arm(d);
     reap(d);
     return 0;
+}
+
+/* ---- media intake and rule files that change ------------------------------------ */
+
+static int push_media(lua_State *L, void *ud)
+{
+    lua_push_media_item(L, ud);
+    return 1;
+}
+
+/* A new media item (new content, settled): the rules decide what to do. */
+static void on_media_item(void *ud, const struct intake_item *it)
+{
+    struct daemon *d = ud;
+    TLOG(TLOG_INFO, "intake.item", LSTR("path", it->path), LSTR("hash", it->hash),
+         LINT("bytes", (long long)it->size), LBOOL("sidecar", it->sidecar[0] != '\0'));
+    call_hooks(d, "on_media", push_media, (void *)it);
+}
+
+static void reload_now(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct daemon *d = w->data;
+    if (!d->stopping)
+        load_rules(d);
+}
+
+/* A file under the rules dir or a library folder changed: reload once the
+ * burst is over. Rule tests, hidden files and editors' temporaries do not
+ * count. */
+static void on_rules_change(void *ud, const char *path, enum watch_event ev)
+{
+    struct daemon *d = ud;
+    const char *name = strrchr(path, '/');
+    name = name ? name + 1 : path;
+    size_t n = strlen(name);
+    bool lua = n > 4 && strcmp(name + n - 4, ".lua") == 0;
+    bool test = n > 9 && strcmp(name + n - 9, "_test.lua") == 0;
+    if (ev != WATCH_RESCAN && (name[0] == '.' || !lua || test))
+        return;
+    TLOG(TLOG_INFO, "rules.reload_requested", LSTR("by", "change"), LSTR("path", path));
+    ev_timer_stop(d->loop, &d->reload_soon);
+    ev_timer_set(&d->reload_soon, 0.1, 0.);
+    ev_timer_start(d->loop, &d->reload_soon);
+}
+
+static int start_watching(struct daemon *d)
+{
+    const struct tikd_config *c = &d->cli->cfg;
+    struct tikd_err e = {0};
+    ev_init(&d->reload_soon, reload_now);
+    d->reload_soon.data = d;
+    if (c->rules_watch) {
+        if (watch_new(&d->rwatch, d->loop, 0.2, on_rules_change, d, &e) != 0 ||
+            watch_add(d->rwatch, c->rules_dir, true, &e) != 0)
+            goto fail;
+        for (size_t i = 0; i < c->lib_paths.n; i++)
+            if (watch_add(d->rwatch, c->lib_paths.v[i], true, &e) != 0)
+                goto fail;
+    }
+    if (c->intake_folders.n) {
+        if (intake_new(&d->intake, d->loop, d->en.store, c->intake_settle, on_media_item, d,
+                       &e) != 0)
+            goto fail;
+        for (size_t i = 0; i < c->intake_folders.n; i++)
+            if (intake_add_folder(d->intake, c->intake_folders.v[i], NULL, &e) != 0)
+                goto fail;
+    }
+    return 0;
+fail:
+    fprintf(stderr, "tikd: %s\n", e.msg);
+    return 1;
+}
+
+static void stop_watching(struct daemon *d)
+{
+    ev_timer_stop(d->loop, &d->reload_soon);
+    watch_free(d->rwatch);
+    d->rwatch = NULL;
+    intake_free(d->intake);
+    d->intake = NULL;
 }
 
 /* ---- accounts: state changes reach the rules ------------------------------------ */
@@ -707,6 +794,7 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
 static void shutdown_all(struct daemon *d)
 {
     timers_stop(d);
+    stop_watching(d);
     for (size_t i = 0; i < d->ngens; i++) {
         gen_cancel_all(d->gens[i], "tikd is shutting down");
         gen_release(d->gens[i]);
@@ -790,6 +878,9 @@ static int run(struct cli *c, int argc, char **argv)
         TLOG(TLOG_ERROR, "daemon.exit", LSTR("reason", "the rules failed to load"));
         rc = 1;
     }
+    /* media already waiting is offered once the rules are live */
+    if (rc == 0 && (rc = start_watching(&d)) == 0 && d.intake)
+        intake_scan(d.intake);
     if (rc != 0) {
         audit(&d, "daemon.stop", "reason=startup_failed");
         shutdown_all(&d);

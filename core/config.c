@@ -68,6 +68,12 @@ static const struct key keys[] = {
     {"media.public_url", K_URL, O(media_public_url), 0, 0, NULL,
      "a verified domain or URL prefix reverse-proxied to tikd's /media/: local images of photo "
      "posts are served there for TikTok to pull, e.g. \"https://media.example.com/tikd/\""},
+    {"intake.folders", K_PATHS, O(intake_folders), 0, 0, NULL,
+     "watched media folders: each new file (by content) calls the rules' on_media(item)"},
+    {"intake.settle", K_SECONDS, O(intake_settle), 0.05, 3600, NULL,
+     "seconds a new file must stay unchanged before it is taken (a copy in progress is not)"},
+    {"rules.watch", K_BOOL, O(rules_watch), 0, 0, NULL,
+     "reload the rules when a file in rules_dir or lib_paths changes (as SIGHUP does)"},
     {"media.check_urls", K_BOOL, O(media_check_urls), 0, 0, NULL,
      "fetch the first 64 KiB of each photo URL and check format, size and dimensions before "
      "the init (TikTok never says which image is wrong)"},
@@ -217,6 +223,8 @@ void config_init(struct tikd_config *c)
     c->webhook_tolerance = 300;
     c->media_url_ttl = 3600;
     c->media_check_urls = true;
+    c->intake_settle = 5;
+    c->rules_watch = true;
     rl_config_default(&c->limits);
     c->http_connect_timeout = 10;
     c->http_timeout = 120;

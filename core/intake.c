@@ -74,7 +74,8 @@ struct intake {
     int fd;
     EVP_MD_CTX *md;
     ev_timer timer;
-    ev_idle idle;
+    ev_timer slice; /* hashing, a slice per loop turn (a timer: idle watchers starve
+                       while anything else is pending) */
     unsigned char *buf;
     struct intake_item item;
 };
@@ -509,6 +510,7 @@ static void consider(struct intake *in, int folder, const char *path)
     c->due = ev_now(in->loop) + in->settle;
     list_append(&in->settling, c);
     arm_timer(in);
+    TLOG(TLOG_DEBUG, "intake.settling", LSTR("path", path), LDBL("due_in", in->settle));
 }
 
 static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
@@ -535,8 +537,10 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
         c->st = C_QUEUED;
         list_append(&in->queued, c);
     }
-    if (in->queued.head && !ev_is_active(&in->idle))
-        ev_idle_start(loop, &in->idle);
+    if (in->queued.head && !ev_is_active(&in->slice)) {
+        ev_timer_set(&in->slice, 0., 0.);
+        ev_timer_start(loop, &in->slice);
+    }
     arm_timer(in);
 }
 
@@ -583,15 +587,12 @@ static void hash_done(struct intake *in)
     take(in, c, h, &b);
 }
 
-static void on_idle(struct ev_loop *loop, ev_idle *w, int revents)
+static void slice_work(struct intake *in)
 {
-    struct intake *in = (struct intake *)((char *)w - offsetof(struct intake, idle));
     if (!in->cur) {
         struct cand *c = in->queued.head;
-        if (!c) {
-            ev_idle_stop(loop, w);
+        if (!c)
             return;
-        }
         list_unlink(&in->queued, c);
         c->st = C_HASHING;
         int fd = open(c->path, O_RDONLY | O_CLOEXEC);
@@ -629,6 +630,17 @@ static void on_idle(struct ev_loop *loop, ev_idle *w, int revents)
     }
 }
 
+static void on_slice(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    struct intake *in = (struct intake *)((char *)w - offsetof(struct intake, slice));
+    slice_work(in);
+    if (in->cur || in->queued.head) { /* more to read: the next loop turn */
+        ev_timer_set(w, 0., 0.);
+        ev_timer_start(loop, w);
+    }
+}
+
 static int folder_of(struct intake *in, const char *path)
 {
     const char *slash = strrchr(path, '/');
@@ -642,6 +654,7 @@ static int folder_of(struct intake *in, const char *path)
 static void on_watch(void *ud, const char *path, enum watch_event ev)
 {
     struct intake *in = ud;
+    TLOG(TLOG_DEBUG, "intake.event", LSTR("path", path), LINT("ev", ev));
     if (ev == WATCH_RESCAN) {
         intake_scan(in);
         return;
@@ -830,7 +843,7 @@ int intake_new(struct intake **out, struct ev_loop *loop, struct store *s, doubl
         return rc;
     }
     ev_init(&in->timer, on_timer);
-    ev_idle_init(&in->idle, on_idle);
+    ev_init(&in->slice, on_slice);
     *out = in;
     return 0;
 }
@@ -842,7 +855,7 @@ void intake_free(struct intake *in)
     watch_free(in->w);
     if (in->loop) {
         ev_timer_stop(in->loop, &in->timer);
-        ev_idle_stop(in->loop, &in->idle);
+        ev_timer_stop(in->loop, &in->slice);
     }
     if (in->fd >= 0)
         close(in->fd);

@@ -1,5 +1,6 @@
 -- lib/captions.lua: an agency's shared caption library. Every client's rules
 -- `require "lib.captions"`; a fix here reaches them all at the next reload.
+local tikd = require "tikd" -- a module's globals are its own: it asks for what it uses
 local M = {}
 
 M.house_tags = { "madewithtikd" }

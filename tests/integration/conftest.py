@@ -100,7 +100,10 @@ def site(tmp_path):
     cfg.write_text('data_dir = "data"\nrules_dir = "rules"\n'
                    'scripts_dir = "%s/scripts"\nshutdown_grace = 2\n'
                    'listen = { "127.0.0.1:0" }\n'
-                   'vault = { key_file = "vault.keys" }\n' % REPO)
+                   'vault = { key_file = "vault.keys" }\n'
+                   # tests reload by SIGHUP when they mean to (test_reload.py
+                   # covers reloading on a change)
+                   'rules = { watch = false }\n' % REPO)
     r = run_tikd("vault", "init", config=cfg)
     assert r.returncode == 0, r.stderr
     return tmp_path

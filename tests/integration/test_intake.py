@@ -1,0 +1,92 @@
+"""Watched media folders feed the rules: a file is taken once it has
+settled, once per content (a rename or a second copy is not new), with its
+sidecar metadata, and the example rules route it: a cross-post to five
+accounts 20 minutes apart, and an agency client's next slot in its own time
+zone with a caption from the shared library."""
+import datetime
+import json
+import os
+import shutil
+import time
+import zoneinfo
+
+from test_publish import connect, video
+
+BRANDS = ["brand-de", "brand-fr", "brand-es", "brand-it", "brand-uk"]
+
+
+def jobs(s):
+    """Every job in the queue: (id, account, due as a UTC datetime)."""
+    out = []
+    for line in s.tikd("queue", "--all").stdout.splitlines()[1:]:
+        f = line.split()
+        out.append((int(f[0]), f[2], datetime.datetime.strptime(f[4], "%Y-%m-%dT%H:%M:%SZ")
+                    .replace(tzinfo=datetime.timezone.utc)))
+    return out
+
+
+def wait_jobs(s, n, timeout=15):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        got = jobs(s)
+        if len(got) >= n:
+            return got
+        time.sleep(0.2)
+    return jobs(s)
+
+
+def test_dropped_media_is_taken_once_and_routed_by_the_rules(s, tmp_path):
+    inbox = tmp_path / "in"
+    for sub in ("crosspost", "client-tokyo"):
+        (inbox / sub).mkdir(parents=True)
+    s.cfg.write_text(s.cfg.read_text() +
+                     'media_roots = { "%s" }\nintake = { folders = { "%s", "%s" }, settle = 0.3 }\n'
+                     % (inbox, inbox / "crosspost", inbox / "client-tokyo"))
+    for i, name in enumerate(BRANDS + ["client-tokyo"]):
+        s.fake.ctl.put_creator({"open_id": "-000FakeIntake%02d000000000000000" % i,
+                                "username": name})
+        connect(s, name, user=name)
+    d = s.start()
+    clip = video(tmp_path / "clip.mp4")
+    # the sidecar first, then the video, copied in pieces (a copy in progress)
+    (inbox / "crosspost" / "launch.json").write_text(json.dumps({"caption": "Launch day #new"}))
+    data = clip.read_bytes()
+    part = inbox / "crosspost" / "launch.mp4"
+    with open(part, "wb") as f:
+        for i in range(0, len(data), len(data) // 4 + 1):
+            f.write(data[i:i + len(data) // 4 + 1])
+            f.flush()
+            time.sleep(0.1)
+    got = wait_jobs(s, 5)
+    assert sorted(a for _, a, _ in got) == sorted(BRANDS), got
+    dues = sorted(t for _, _, t in got)
+    assert [(b - a).total_seconds() for a, b in zip(dues, dues[1:])] == [1200.0] * 4
+    assert dues[0].minute % 15 == 0 and dues[0].second == 0
+    show = s.tikd("job", "show", str(got[0][0])).stdout
+    assert "caption:      Launch day #new" in show and "rules/crosspost.lua" in show, show
+    # the same content again, renamed or copied: not new
+    os.rename(part, inbox / "crosspost" / "launch-final.mp4")
+    shutil.copy(inbox / "crosspost" / "launch-final.mp4", inbox / "crosspost" / "copy.mp4")
+    d.wait_for(r"event=intake\.duplicate", timeout=10)
+    time.sleep(1.0)
+    assert len(jobs(s)) == 5
+    # an agency client: its next slot in Tokyo, a caption from the shared library
+    (inbox / "client-tokyo" / "ramen.json").write_text(
+        json.dumps({"title": "Ramen night", "tags": ["food"]}))
+    shutil.copy(video(tmp_path / "ramen.mp4", mdat=250_000), inbox / "client-tokyo" / "ramen.mp4")
+    got = wait_jobs(s, 6)
+    mine = [j for j in got if j[1] == "client-tokyo"]
+    assert len(mine) == 1, "\n".join(d.lines)
+    (jid, acct, due), = mine
+    local = due.astimezone(zoneinfo.ZoneInfo("Asia/Tokyo"))
+    assert (local.hour, local.minute) in ((8, m) for m in range(6)) or \
+        (local.hour, local.minute) in ((20, m) for m in range(30, 36)), local
+    show = s.tikd("job", "show", str(jid)).stdout
+    assert "caption:      Ramen night #food #tokyo #madewithtikd" in show, show
+    assert "privacy:      PUBLIC_TO_EVERYONE" in show and "rules/agency.lua" in show
+    # a restart offers nothing again
+    d.stop()
+    d = s.start()
+    time.sleep(1.0)
+    assert len(jobs(s)) == 6
+    assert d.proc.poll() is None

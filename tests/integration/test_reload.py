@@ -1,0 +1,51 @@
+"""Hot reload on a change: editing a rule file (or a library it requires)
+builds a new generation without a restart; a broken edit keeps the running
+rules; a burst of writes is one reload."""
+import time
+
+from conftest import Daemon
+
+
+def start(site):
+    cfg = site / "tikd.conf.lua"
+    cfg.write_text(cfg.read_text() + "rules = { watch = true }\n")
+    d = Daemon(cfg)
+    d.wait_for(r"event=daemon\.ready")
+    return d
+
+
+def test_an_edited_rule_goes_live_without_a_restart(site):
+    rule = site / "rules" / "greet.lua"
+    rule.write_text('function on_load() tikd.log.info("greet", { v = 1 }) end\n')
+    d = start(site)
+    try:
+        d.wait_for(r"msg=greet v=1")
+        rule.write_text('function on_load() tikd.log.info("greet", { v = 2 }) end\n')
+        d.wait_for(r"msg=greet v=2", timeout=10)
+        assert any("rules.reload_requested by=change" in l for l in d.lines)
+        # a broken edit: refused with file:line, the running rules stay
+        rule.write_text('function on_load( tikd.log.info("greet") end\n')
+        d.wait_for(r"event=rules\.load_error .*greet\.lua:1:", timeout=10)
+        d.wait_for(r"event=rules\.reload_failed .*kept_gen=2")
+        # a library a rule requires counts too
+        (site / "rules" / "lib").mkdir(exist_ok=True)
+        (site / "rules" / "lib" / "words.lua").write_text('return { hello = "hallo" }\n')
+        rule.write_text('local w = require "lib.words"\n'
+                        'function on_load() tikd.log.info("greet", { v = w.hello }) end\n')
+        d.wait_for(r"msg=greet v=hallo", timeout=10)
+        (site / "rules" / "lib" / "words.lua").write_text('return { hello = "bonjour" }\n')
+        d.wait_for(r"msg=greet v=bonjour", timeout=10)
+        # a burst of writes is one reload, and rule tests do not count
+        before = sum("event=rules.loaded" in l for l in d.lines)
+        for i in range(20):
+            rule.write_text('local w = require "lib.words"\n'
+                            'function on_load() tikd.log.info("greet", { v = %d }) end\n' % i)
+        (site / "rules" / "greet_test.lua").write_text("-- a test, not a rule\n")
+        d.wait_for(r"msg=greet v=19", timeout=10)
+        time.sleep(1.0)
+        after = sum("event=rules.loaded" in l for l in d.lines)
+        assert after - before <= 2, after - before
+        assert d.proc.poll() is None
+    finally:
+        d.proc.kill()
+        d.proc.wait()
