@@ -2,7 +2,8 @@
 # make demo: run tikd end to end against the fake TikTok, in a throwaway
 # directory, and narrate it: connect an account through the OAuth callback,
 # post a video and a photo carousel and send a draft (exactly once each),
-# reload the rules while tikd runs, back up, stop, verify the audit chain.
+# route dropped media with a rule, edit the rule while tikd runs (reloaded on
+# save), back up, stop, verify the audit chain.
 # Usage: tools/demo.sh /path/to/tikd
 set -eu
 TIKD=$1
@@ -60,7 +61,28 @@ tiktok = { client_key = "fake_client_key", api_url = "$FAKE",
            auth_url = "$FAKE/v2/auth/authorize/",
            redirect_uri = "http://127.0.0.1:$PORT/oauth/callback" }
 shutdown_grace = 3
+intake = { folders = { "$work/in/demo" }, settle = 0.5 }
+media_roots = { "$work/in" }
+media = { check_urls = false } -- the fake's verified domain does not resolve: no fetch
 CONF
+mkdir -p "$work/in/demo"
+# a rule of the demo's own: media dropped into in/demo goes into the next
+# free slot of the demo account's schedule (every minute, here)
+cat > "$work/rules/demo_feed.lua" <<'RULE'
+tikd.account("demo", { tz = "Europe/Lisbon", privacy = "SELF_ONLY" })
+tikd.schedule("demo-slots", { account = "demo", slots = "* * * * *", spacing = 60 })
+
+function on_media(item)
+    if not item.folder:match("/demo$") or not tikd.oauth.account("demo") then
+        return
+    end
+    local title = (item.meta and item.meta.title) or item.name:gsub("%.%w+$", "")
+    local caption = assert(tikd.caption("{title} #demo", { title = title }))
+    local id, slot = tikd.upload.post{ account = "demo", schedule = "demo-slots",
+                                       media = item.path, caption = caption, key = item.hash }
+    tikd.log.info("demo_feed planned", { job = id, slot = slot, caption = caption })
+end
+RULE
 export TIKD_CLIENT_SECRET=fake_client_secret
 
 say "tikd $(tikd version | cut -d' ' -f2): a vault key, and the example rules checked in the sandbox"
@@ -99,15 +121,29 @@ tikd post "$work/draft.mp4" --account demo --draft --wait
 tikd queue --all
 echo "   TikTok's ledger (the fake) holds $(curl -s "$FAKE/_fake/ledger" | /usr/bin/python3 -c 'import json,sys; print(len(json.load(sys.stdin)["posts"]))') posts: each exactly once"
 
-say "editing rules/hello.lua while tikd runs, then SIGHUP: a new generation goes live"
-sed -i 's/hello from the rules/hello again, from the edited rule/' "$work/rules/hello.lua"
-kill -HUP "$pid"
-wait_for "$work/tikd.log" 'edited rule'
+say "a rule at work: media dropped into in/demo goes into the schedule's next free slot"
+/usr/bin/python3 "$REPO/tests/fixtures/mkmp4.py" "$work/harbour.mp4" --duration 5
+printf '{"title": "Harbour at dusk"}' > "$work/in/demo/harbour.json"
+cp "$work/harbour.mp4" "$work/in/demo/harbour.mp4"
+wait_for "$work/tikd.log" 'msg="demo_feed planned"'
 show_new
+tikd queue
+
+say "editing that rule while tikd runs: saved, reloaded at once, no restart, no SIGHUP"
+sed -i 's/{title} #demo/{title}, caught live #demo #edited/' "$work/rules/demo_feed.lua"
+wait_for "$work/tikd.log" 'event=rules.loaded gen=2'
+/usr/bin/python3 "$REPO/tests/fixtures/mkmp4.py" "$work/market.mp4" --duration 4 --mdat-bytes 150000
+printf '{"title": "Market morning"}' > "$work/in/demo/market.json"
+cp "$work/market.mp4" "$work/in/demo/market.mp4"
+wait_for "$work/tikd.log" 'caught live'
+show_new
+echo "   waiting for the two slots (at most a minute or two) ..."
+i=0
+until [ "$(tikd queue | wc -l)" -le 1 ] || [ $i -gt 400 ]; do sleep 0.5; i=$((i + 1)); done
+tikd queue --all | tail -2
 
 say "a broken rule file: the reload is refused and the running rules stay"
 printf 'function on_load()\n  tikd.log.info("never"\nend\n' > "$work/rules/broken.lua"
-kill -HUP "$pid"
 wait_for "$work/tikd.log" 'event=rules.reload_failed'
 show_new
 rm "$work/rules/broken.lua"
