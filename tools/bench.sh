@@ -8,6 +8,7 @@
 #   limits: decisions per second of the rate limiter (C beside the same GCRA in
 #           bare Lua), and the init rate tikd achieves against the allowed one
 #           in a run with TikTok's budgets scaled (6 inits per 2 s per token)
+#   rules:  a reload of 100 rule files beside a bare Lua state loading them
 set -eu
 BUILD=$1
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -100,3 +101,6 @@ bad = sum(1 for r in reqs if r["status"] == 429)
 rate = (len(t) - 1) / (t[-1] - t[0])
 print("   scaled run (6 inits per 1 s per token, 50 posts): %.2f inits/s of 6.00 allowed:"
       " ratio %.3f (goal >= 0.90, never above 1), 429 answers: %d" % (rate, rate / 6, bad))'
+
+echo "== rules: a reload"
+"$BUILD/tests/reloadbench" "$REPO/scripts"
