@@ -108,8 +108,10 @@ install: all
 	    $(DESTDIR)$(PREFIX)/share/tikd/rules $(DESTDIR)$(PREFIX)/share/doc/tikd
 	install -m 0755 $(BUILD)/tikd $(DESTDIR)$(PREFIX)/bin/tikd
 	cp -R scripts/. $(DESTDIR)$(PREFIX)/share/tikd/scripts/
-	install -m 0644 rules/*.lua $(DESTDIR)$(PREFIX)/share/tikd/rules/
+	cp -R rules/. $(DESTDIR)$(PREFIX)/share/tikd/rules/
 	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/tikd/
+	install -d $(DESTDIR)$(PREFIX)/share/doc/tikd/lua
+	install -m 0644 docs/lua/tikd.lua $(DESTDIR)$(PREFIX)/share/doc/tikd/lua/
 
 FORMAT_FILES = $(CORE_SRC) $(BIND_SRC) $(CLI_SRC) $(UNIT_SRC) $(TOOL_SRC) \
 	$(wildcard core/*.h bindings/*.h cli/*.h tests/unit/*.h)

@@ -7,7 +7,7 @@
 #   engine: tikd's CPU time per post over a batch of small posts to the fake TikTok
 #   limits: decisions per second of the rate limiter (C beside the same GCRA in
 #           bare Lua), and the init rate tikd achieves against the allowed one
-#           in a run with TikTok's budgets scaled (6 inits per 2 s per token)
+#           in a run with TikTok's budgets scaled (6 inits per second per token)
 #   rules:  a reload of 100 rule files beside a bare Lua state loading them
 set -eu
 BUILD=$1
