@@ -47,6 +47,6 @@ void cli_fmt_time(double t, char *out, size_t n);
 int cli_open_store(struct cli *c, bool readonly, struct store **out);
 
 extern const struct cli_cmd cmd_run, cmd_rules, cmd_backup, cmd_audit, cmd_account, cmd_vault,
-    cmd_post, cmd_queue, cmd_job, cmd_limits;
+    cmd_post, cmd_queue, cmd_job, cmd_limits, cmd_status;
 
 #endif

@@ -54,6 +54,7 @@ struct daemon {
     struct pending_cb *callbacks;
     struct rtimer *rtimers; /* the live generation's tikd.every / tikd.at timers */
     size_t nrtimers;
+    double started_at;
     struct intake *intake;  /* watched media folders (intake.folders) */
     struct watch *rwatch;   /* the rules and library folders (rules.watch) */
     ev_timer reload_soon;   /* changes come in bursts: one reload for a burst */
@@ -252,6 +253,42 @@ static void timers_arm(struct daemon *d)
     }
 }
 
+/* ---- what `tikd status` shows ------------------------------------------------- */
+
+struct status_ctx {
+    char *json;
+};
+
+static int status_txn(struct store_txn *t, void *ctx)
+{
+    struct status_ctx *c = ctx;
+    static const char key[] = "daemon.status";
+    return store_put(t, STORE_DB_META, key, sizeof key - 1, c->json, strlen(c->json));
+}
+
+/* The daemon's pid, the live generation and the last reload (with every
+ * error), in META: `tikd status` reads it without asking the daemon. */
+static void write_status(struct daemon *d, unsigned tried, bool ok,
+                         const struct gen_report *rep)
+{
+    json_t *errors = json_array();
+    for (size_t i = 0; rep && i < rep->nerrors; i++)
+        json_array_append_new(errors, json_string(rep->errors[i]));
+    json_t *files = json_array();
+    struct gen *live = d->ngens ? d->gens[0] : NULL;
+    for (size_t i = 0; live && i < gen_rule_count(live); i++)
+        json_array_append_new(files, json_string(gen_rule_name(live, i)));
+    json_t *o = json_pack("{s:i, s:f, s:i, s:o, s:{s:i, s:f, s:b, s:o}}", "pid", (int)getpid(),
+                          "started_at", d->started_at, "live_gen", live ? (int)gen_id(live) : 0,
+                          "rules", files, "last_reload", "gen", (int)tried, "at", clock_now(),
+                          "ok", ok, "errors", errors);
+    struct status_ctx c = {o ? json_dumps(o, JSON_COMPACT) : NULL};
+    json_decref(o);
+    if (c.json)
+        store_write(d->en.store, status_txn, &c, NULL);
+    free(c.json);
+}
+
 static int load_rules(struct daemon *d)
 {
     struct host_opts o = cli_host_opts(&d->cli->cfg, NULL, d->loop, d->en.http, d->en.store);
@@ -275,6 +312,7 @@ static int load_rules(struct daemon *d)
         TLOG(TLOG_ERROR, "rules.reload_failed", LINT("gen", id), LSTR("reason", e.msg),
              LINT("kept_gen", d->ngens ? gen_id(d->gens[0]) : 0));
         audit(d, "rules.reload", detail);
+        write_status(d, id, false, &rep);
         gen_report_free(&rep);
         return rc;
     }
@@ -300,6 +338,7 @@ static int load_rules(struct daemon *d)
     snprintf(detail, sizeof detail, "gen=%u result=ok files=%zu rules=%s", id, gen_rule_count(g),
              names);
     audit(d, "rules.reload", detail);
+    write_status(d, id, true, NULL);
     call_hooks(d, "on_load", NULL, NULL);
     timers_arm(d);
     reap(d);
@@ -831,7 +870,7 @@ static int run(struct cli *c, int argc, char **argv)
     (void)argv;
     if (argc > 1)
         return cli_usage_error(&cmd_run, "takes no arguments");
-    struct daemon d = {.cli = c};
+    struct daemon d = {.cli = c, .started_at = clock_now()};
     if (engine_open(c, &d.en, ENG_ALL))
         return 1;
     d.loop = d.en.loop;

@@ -49,3 +49,27 @@ def test_an_edited_rule_goes_live_without_a_restart(site):
     finally:
         d.proc.kill()
         d.proc.wait()
+
+
+def test_tikd_status_shows_the_live_rules_and_a_failed_reload(site):
+    from conftest import run_tikd
+    cfg = site / "tikd.conf.lua"
+    r = run_tikd("status", config=cfg)
+    assert r.returncode == 1 and "no tikd database yet" in r.stderr, r.stdout + r.stderr
+    d = start(site)
+    try:
+        r = run_tikd("status", config=cfg)
+        assert r.returncode == 0 and "running (pid %d" % d.proc.pid in r.stdout, r.stdout
+        assert "generation 1" in r.stdout and "rules/hello.lua" in r.stdout
+        (site / "rules" / "bad.lua").write_text("function on_load(\n")
+        d.wait_for(r"event=rules\.reload_failed")
+        r = run_tikd("status", config=cfg)
+        assert r.returncode == 1, r.stdout
+        assert "FAILED, the rules above stay live" in r.stdout
+        assert "rules/bad.lua:2:" in r.stdout, r.stdout
+        assert "live rules:  generation 1" in r.stdout
+    finally:
+        d.proc.kill()
+        d.proc.wait()
+    r = run_tikd("status", config=cfg)
+    assert r.returncode == 1 and "not running" in r.stdout

@@ -1,0 +1,107 @@
+/* cmd_status.c - `tikd status`: is tikd running, which rules are live, how the
+ * last reload went (every error, with file:line), and what the queue holds.
+ * It reads the database only (the daemon keeps its status there), so it
+ * works the same beside a running daemon, a stopped one, or a wedged one. */
+#include "cli.h"
+
+#include "../core/clock.h"
+#include "../core/job.h"
+#include "../core/store.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+struct status_read {
+    json_t *status;
+    int by_state[16];
+    int jobs;
+};
+
+static int count_job(const struct job *j, void *ctx)
+{
+    struct status_read *r = ctx;
+    if ((unsigned)j->state < 16)
+        r->by_state[j->state]++;
+    r->jobs++;
+    return 0;
+}
+
+static int read_txn(struct store_txn *t, void *ctx)
+{
+    struct status_read *r = ctx;
+    static const char key[] = "daemon.status";
+    struct store_val v;
+    if (store_get(t, STORE_DB_META, key, sizeof key - 1, &v) == 0)
+        r->status = json_loadb(v.p, v.n, 0, NULL);
+    return job_foreach(t, count_job, r);
+}
+
+static int run_status(struct cli *c, int argc, char **argv)
+{
+    (void)argv;
+    if (argc > 1)
+        return cli_usage_error(&cmd_status, "takes no arguments");
+    struct store *s;
+    if (cli_open_store(c, true, &s))
+        return 1;
+    struct status_read r = {0};
+    int rc = store_read(s, read_txn, &r, NULL);
+    store_close(s);
+    if (rc != 0) {
+        fprintf(stderr, "tikd status: cannot read the database\n");
+        json_decref(r.status);
+        return 1;
+    }
+    int pid = (int)json_integer_value(json_object_get(r.status, "pid"));
+    bool alive = pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+    char since[32];
+    cli_fmt_time(json_number_value(json_object_get(r.status, "started_at")), since, sizeof since);
+    if (!r.status)
+        printf("tikd:        never ran on this database\n");
+    else
+        printf("tikd:        %s (pid %d, started %s)\n", alive ? "running" : "not running", pid,
+               since);
+    json_t *rules = json_object_get(r.status, "rules");
+    printf("live rules:  generation %d, %zu files", (int)json_integer_value(json_object_get(
+                                                        r.status, "live_gen")),
+           json_array_size(rules));
+    for (size_t i = 0; i < json_array_size(rules); i++)
+        printf("%s%s", i ? ", " : ": ", json_string_value(json_array_get(rules, i)));
+    printf("\n");
+    json_t *last = json_object_get(r.status, "last_reload");
+    if (last) {
+        char at[32];
+        cli_fmt_time(json_number_value(json_object_get(last, "at")), at, sizeof at);
+        json_t *errors = json_object_get(last, "errors");
+        printf("last reload: generation %d at %s: %s\n",
+               (int)json_integer_value(json_object_get(last, "gen")), at,
+               json_is_true(json_object_get(last, "ok"))
+                   ? "ok"
+                   : "FAILED, the rules above stay live");
+        for (size_t i = 0; i < json_array_size(errors); i++)
+            printf("  %s\n", json_string_value(json_array_get(errors, i)));
+    }
+    printf("jobs:        %d", r.jobs);
+    const char *sep = ": ";
+    for (int st = 0; st < 16; st++) {
+        if (!r.by_state[st])
+            continue;
+        printf("%s%d %s", sep, r.by_state[st], job_state_name((enum job_state)st));
+        sep = ", ";
+    }
+    printf("\n");
+    bool failed = last && !json_is_true(json_object_get(last, "ok"));
+    json_decref(r.status);
+    return alive && !failed ? 0 : 1;
+}
+
+const struct cli_cmd cmd_status = {
+    "status", run_status, "status",
+    "is tikd running, which rules are live, how the last reload went",
+    "Reads the database (never the daemon itself): whether `tikd run` is up, the live rule\n"
+    "generation and its files, the last reload (a failed one lists every error as\n"
+    "file:line: message; the rules before it stay live), and the jobs by state. Exit status\n"
+    "0 when tikd runs and its last reload went well, 1 otherwise (for monitoring).\n"};
