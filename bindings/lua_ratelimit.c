@@ -33,8 +33,7 @@ static struct store *store_of(lua_State *L, const char *what)
 {
     struct store *s = host_opts_of(L)->store;
     if (!s)
-        luaL_error(L, "%s is not available here (no database: rules are only being checked)",
-                   what);
+        luaL_error(L, "%s is not available here (no database: rules are only being checked)", what);
     return s;
 }
 
@@ -142,9 +141,10 @@ static int l_budget(lua_State *L)
     const char *name = luaL_checkstring(L, 2);
     int b = rl_budget_parse(name);
     if (b < 0)
-        return luaL_argerror(L, 2, "unknown budget (video_init, inbox_init, content_init, "
-                                   "creator_info, status, daily_posts, pending_shares, "
-                                   "active_users)");
+        return luaL_argerror(L, 2,
+                             "unknown budget (video_init, inbox_init, content_init, "
+                             "creator_info, status, daily_posts, pending_shares, "
+                             "active_users)");
     const struct rl_config *c = host_opts_of(L)->limits;
     if (!c)
         return luaL_error(L, "tikd.ratelimit.budget is not available here");

@@ -6,10 +6,10 @@
  *   tikd.schedule("acme-daily", { account = "acme", slots = { "0 9 * * *", "0 18 * * *" },
  *                                 jitter = 600, spacing = 3600, daily_max = 2,
  *                                 blackout = { { cron = "0 22 * * *", hours = 9 },
- *                                              { from = "2026-12-24 00:00", to = "2026-12-27 00:00" } } })
- *   tikd.every(900, "fetch_cms")             -- call fetch_cms() every 15 minutes
- *   tikd.at("30 7 * * 1-5", "morning", "Europe/Berlin")
- *   local slot, due = tikd.next_slot("acme-daily")   -- where the next post would go
+ *                                              { from = "2026-12-24 00:00", to = "2026-12-27 00:00"
+ * } } }) tikd.every(900, "fetch_cms")             -- call fetch_cms() every 15 minutes tikd.at("30
+ * 7 * * 1-5", "morning", "Europe/Berlin") local slot, due = tikd.next_slot("acme-daily")   -- where
+ * the next post would go
  *
  * Declarations are only allowed while the files load, and every problem
  * (a bad cron, an unknown zone or account, a duplicate name) fails the load
@@ -225,8 +225,9 @@ static double when_of(lua_State *L, int t, const char *k, const char *tz, const 
                        &l.hour, &l.minute);
         struct tikd_err e = {0};
         if ((n != 3 && n != 5) || cron_mktime(tz, &l, &at, &e) != 0)
-            luaL_error(L, "%s: blackout %s must be \"YYYY-MM-DD HH:MM\" (local time) or epoch "
-                          "seconds",
+            luaL_error(L,
+                       "%s: blackout %s must be \"YYYY-MM-DD HH:MM\" (local time) or epoch "
+                       "seconds",
                        what, k);
     } else {
         luaL_error(L, "%s: a blackout needs %s", what, k);
@@ -398,7 +399,8 @@ static int l_at(lua_State *L)
     return 0;
 }
 
-/* ---- asking ------------------------------------------------------------------------------------ */
+/* ---- asking ------------------------------------------------------------------------------------
+ */
 
 struct next_ctx {
     const struct schedule *s;
@@ -435,8 +437,8 @@ static int l_next_slot(lua_State *L)
 
 int luaopen_tikd_schedule(lua_State *L)
 {
-    static const luaL_Reg fns[] = {{"account", l_account}, {"schedule", l_schedule},
-                                   {"every", l_every},     {"at", l_at},
+    static const luaL_Reg fns[] = {{"account", l_account},     {"schedule", l_schedule},
+                                   {"every", l_every},         {"at", l_at},
                                    {"next_slot", l_next_slot}, {NULL, NULL}};
     luaL_newlib(L, fns);
     return 1;

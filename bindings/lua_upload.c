@@ -131,8 +131,7 @@ static int plan_txn(struct store_txn *t, void *ctx)
 
 /* The media of a post: a file under a media root, or an https URL TikTok
  * pulls. Writes the resolved form into out; NULL, or the problem. */
-static const char *resolve_media(const struct host_opts *o, const char *media, char *out,
-                                 size_t n)
+static const char *resolve_media(const struct host_opts *o, const char *media, char *out, size_t n)
 {
     if (strncmp(media, "https://", 8) == 0) {
         if (strlen(media) >= n)

@@ -271,8 +271,8 @@ static int run_post(struct cli *c, int argc, char **argv)
         free(j);
         return rc;
     }
-    if (local_images && (cli_config(c) != 0 || !c->cfg.media_public_url ||
-                         !c->cfg.media_public_url[0])) {
+    if (local_images &&
+        (cli_config(c) != 0 || !c->cfg.media_public_url || !c->cfg.media_public_url[0])) {
         fprintf(stderr, "tikd: local images need media.public_url: TikTok pulls photos only "
                         "from a verified domain, so tikd serves them there (see "
                         "docs/publishing.md), or give https URLs\n");
@@ -437,7 +437,7 @@ struct change_ctx {
     uint64_t id;
     enum change what;
     const struct rl_config *limits;
-    bool pulling;       /* cancelled while TikTok pulls it: ask TikTok to stop */
+    bool pulling; /* cancelled while TikTok pulls it: ask TikTok to stop */
     char publish_id[80];
     char account[65];
     char msg[400];
@@ -580,8 +580,8 @@ static void cancel_pull(struct cli *c, const struct change_ctx *cc)
     snprintf(body, sizeof body, "{\"publish_id\":\"%s\"}", cc->publish_id);
     struct cancel_result cr = {0};
     struct tikd_err e = {0};
-    if (oauth_post_json(en.oauth, cc->account, url, body, HTTP_RETRY_ALL, cancel_done, &cr,
-                        &e) != 0)
+    if (oauth_post_json(en.oauth, cc->account, url, body, HTTP_RETRY_ALL, cancel_done, &cr, &e) !=
+        0)
         snprintf(cr.msg, sizeof cr.msg, "%s", e.msg);
     else
         engine_wait(&en, &cr.done);

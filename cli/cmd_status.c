@@ -65,9 +65,8 @@ static int run_status(struct cli *c, int argc, char **argv)
         printf("tikd:        %s (pid %d, started %s)\n", alive ? "running" : "not running", pid,
                since);
     json_t *rules = json_object_get(r.status, "rules");
-    printf("live rules:  generation %d, %zu files", (int)json_integer_value(json_object_get(
-                                                        r.status, "live_gen")),
-           json_array_size(rules));
+    printf("live rules:  generation %d, %zu files",
+           (int)json_integer_value(json_object_get(r.status, "live_gen")), json_array_size(rules));
     for (size_t i = 0; i < json_array_size(rules); i++)
         printf("%s%s", i ? ", " : ": ", json_string_value(json_array_get(rules, i)));
     printf("\n");
@@ -78,9 +77,8 @@ static int run_status(struct cli *c, int argc, char **argv)
         json_t *errors = json_object_get(last, "errors");
         printf("last reload: generation %d at %s: %s\n",
                (int)json_integer_value(json_object_get(last, "gen")), at,
-               json_is_true(json_object_get(last, "ok"))
-                   ? "ok"
-                   : "FAILED, the rules above stay live");
+               json_is_true(json_object_get(last, "ok")) ? "ok"
+                                                         : "FAILED, the rules above stay live");
         for (size_t i = 0; i < json_array_size(errors); i++)
             printf("  %s\n", json_string_value(json_array_get(errors, i)));
     }

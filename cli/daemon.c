@@ -55,9 +55,9 @@ struct daemon {
     struct rtimer *rtimers; /* the live generation's tikd.every / tikd.at timers */
     size_t nrtimers;
     double started_at;
-    struct intake *intake;  /* watched media folders (intake.folders) */
-    struct watch *rwatch;   /* the rules and library folders (rules.watch) */
-    ev_timer reload_soon;   /* changes come in bursts: one reload for a burst */
+    struct intake *intake; /* watched media folders (intake.folders) */
+    struct watch *rwatch;  /* the rules and library folders (rules.watch) */
+    ev_timer reload_soon;  /* changes come in bursts: one reload for a burst */
 };
 
 /* ---- audit and generations --------------------------------------------------- */
@@ -190,7 +190,7 @@ static double timer_next(struct daemon *d, const struct timer_decl *t, double no
         store_read(d->en.store, timer_get_txn, &c, NULL);
         if (c.next > 0 && c.next <= now + t->every)
             return c.next; /* (a stored moment further out: the interval shrank) */
-        c.next = now; /* first time: at once */
+        c.next = now;      /* first time: at once */
     } else {
         c.next = now + t->every;
     }
@@ -268,8 +268,7 @@ static int status_txn(struct store_txn *t, void *ctx)
 
 /* The daemon's pid, the live generation and the last reload (with every
  * error), in META: `tikd status` reads it without asking the daemon. */
-static void write_status(struct daemon *d, unsigned tried, bool ok,
-                         const struct gen_report *rep)
+static void write_status(struct daemon *d, unsigned tried, bool ok, const struct gen_report *rep)
 {
     json_t *errors = json_array();
     for (size_t i = 0; rep && i < rep->nerrors; i++)
@@ -280,8 +279,8 @@ static void write_status(struct daemon *d, unsigned tried, bool ok,
         json_array_append_new(files, json_string(gen_rule_name(live, i)));
     json_t *o = json_pack("{s:i, s:f, s:i, s:o, s:{s:i, s:f, s:b, s:o}}", "pid", (int)getpid(),
                           "started_at", d->started_at, "live_gen", live ? (int)gen_id(live) : 0,
-                          "rules", files, "last_reload", "gen", (int)tried, "at", clock_now(),
-                          "ok", ok, "errors", errors);
+                          "rules", files, "last_reload", "gen", (int)tried, "at", clock_now(), "ok",
+                          ok, "errors", errors);
     struct status_ctx c = {o ? json_dumps(o, JSON_COMPACT) : NULL};
     json_decref(o);
     if (c.json)
@@ -405,8 +404,8 @@ static int start_watching(struct daemon *d)
                 goto fail;
     }
     if (c->intake_folders.n) {
-        if (intake_new(&d->intake, d->loop, d->en.store, c->intake_settle, on_media_item, d,
-                       &e) != 0)
+        if (intake_new(&d->intake, d->loop, d->en.store, c->intake_settle, on_media_item, d, &e) !=
+            0)
             goto fail;
         for (size_t i = 0; i < c->intake_folders.n; i++)
             if (intake_add_folder(d->intake, c->intake_folders.v[i], NULL, &e) != 0)
@@ -736,8 +735,8 @@ static void on_media(void *ud, struct srv_req *r)
     }
     TLOG(TLOG_INFO, "media.serve", LINT("job", m.u.job), LINT("image", m.u.index + 1),
          LSTR("method", srv_method(r)), LINT("bytes", (long long)st.st_size));
-    if (srv_respond_fd(r, 200, m.u.mime, fd, (uint64_t)st.st_size, pl ? media_pulled : NULL,
-                       pl) != 0)
+    if (srv_respond_fd(r, 200, m.u.mime, fd, (uint64_t)st.st_size, pl ? media_pulled : NULL, pl) !=
+        0)
         free(pl);
 }
 

@@ -24,15 +24,15 @@ struct tikd_config {
     char *base_dir; /* relative paths are taken from here (the config file's dir) */
     char *data_dir, *rules_dir, *scripts_dir;
     struct strlist lib_paths;
-    struct strlist media_roots; /* folders rules may post media from (tikd.upload) */
-    char *media_public_url;     /* where TikTok pulls local images from (a verified prefix) */
-    double media_url_ttl;       /* how long such a URL works at most */
-    bool media_check_urls;      /* fetch the head of each photo URL and check it first */
+    struct strlist media_roots;    /* folders rules may post media from (tikd.upload) */
+    char *media_public_url;        /* where TikTok pulls local images from (a verified prefix) */
+    double media_url_ttl;          /* how long such a URL works at most */
+    bool media_check_urls;         /* fetch the head of each photo URL and check it first */
     struct strlist intake_folders; /* watched media folders: new media calls on_media */
     double intake_settle;          /* seconds a file must stay unchanged to be taken */
     bool rules_watch;              /* reload the rules when their files change */
-    int log_level;              /* enum tlog_level */
-    int log_format;             /* enum tlog_format */
+    int log_level;                 /* enum tlog_level */
+    int log_format;                /* enum tlog_format */
     struct strlist listen;
     size_t map_initial, map_max;
     long long lua_instructions;  /* per call into a rule */

@@ -18,7 +18,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-
 struct rd {
     const unsigned char *p;
     size_t len;     /* bytes held at p */

@@ -37,8 +37,8 @@ struct creator {
 struct run {
     struct pipeline *p;
     uint64_t id;
-    bool resumed; /* first step after a restart: resync uploads */
-    int probe;    /* the photo whose URL is being checked (0-based) */
+    bool resumed;    /* first step after a restart: resync uploads */
+    int probe;       /* the photo whose URL is being checked (0-based) */
     bool probe_more; /* ... with a longer head: its header goes on past the first */
     struct http_xfer *x;
     struct run *next;
@@ -104,13 +104,12 @@ static void budget_reason(const struct pipeline *p, enum rl_budget b, double at,
     struct tm tm;
     if (at < 1e17 && gmtime_r(&t, &tm))
         strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
-    snprintf(why, n, "waiting for TikTok's %s budget (%g per %g s %s) until %s",
-             rl_budget_name(b), l->count - l->margin, l->per,
+    snprintf(why, n, "waiting for TikTok's %s budget (%g per %g s %s) until %s", rl_budget_name(b),
+             l->count - l->margin, l->per,
              b == RL_ACTIVE_USERS ? "for the app" : "for this account", when);
 }
 
-static int limit_txn(struct store_txn *t, struct pipeline *p, struct job *j,
-                     struct limit_op *op)
+static int limit_txn(struct store_txn *t, struct pipeline *p, struct job *j, struct limit_op *op)
 {
     const struct rl_config *c = &p->c.limits;
     double now = clock_now();
@@ -289,8 +288,8 @@ static void fail(struct run *r, struct job *j, const char *log_id, const char *f
 
 /* Hand the job back to the timer: try again in `delay`, in `state` (with a
  * budget operation in the same transaction). */
-static void later_op(struct run *r, struct job *j, enum job_state st, double delay,
-                     const char *why, struct limit_op *op)
+static void later_op(struct run *r, struct job *j, enum job_state st, double delay, const char *why,
+                     struct limit_op *op)
 {
     j->state = st;
     j->due_at = clock_now() + delay;
@@ -389,8 +388,8 @@ static int learned(struct pipeline *p, const struct http_resp *resp, int asked, 
         char ra[64];
         bool told = http_header_get(resp->headers, "Retry-After", ra, sizeof ra);
         /* no Retry-After: the rest of the window, as if it were full */
-        *until = now + (told && resp->out.retry_after > 0 ? resp->out.retry_after
-                                                          : c->window + c->guard);
+        *until = now +
+                 (told && resp->out.retry_after > 0 ? resp->out.retry_after : c->window + c->guard);
         return asked;
     }
     *until = now + c->cap_probe;
@@ -648,13 +647,12 @@ static void init_done(void *ud, const struct http_resp *resp)
  * creator's own "No one" settings force interactions off (spec §2.2). */
 static json_t *video_post_info(const struct job *j, const struct creator *c)
 {
-    json_t *post =
-        json_pack("{s:s, s:b, s:b, s:b, s:b, s:b, s:b}", "privacy_level", j->privacy,
-                  "disable_comment", j->opt.disable_comment || c->comment_disabled, "disable_duet",
-                  j->opt.disable_duet || c->duet_disabled, "disable_stitch",
-                  j->opt.disable_stitch || c->stitch_disabled, "brand_content_toggle",
-                  j->opt.brand_content, "brand_organic_toggle", j->opt.brand_organic, "is_aigc",
-                  j->opt.is_aigc);
+    json_t *post = json_pack("{s:s, s:b, s:b, s:b, s:b, s:b, s:b}", "privacy_level", j->privacy,
+                             "disable_comment", j->opt.disable_comment || c->comment_disabled,
+                             "disable_duet", j->opt.disable_duet || c->duet_disabled,
+                             "disable_stitch", j->opt.disable_stitch || c->stitch_disabled,
+                             "brand_content_toggle", j->opt.brand_content, "brand_organic_toggle",
+                             j->opt.brand_organic, "is_aigc", j->opt.is_aigc);
     if (post && j->caption[0])
         json_object_set_new(post, "title", json_string(j->caption));
     if (post && j->opt.cover_ms >= 0)
@@ -724,8 +722,7 @@ static void pull_init_done(void *ud, const struct http_resp *resp)
             strcmp(resp->out.code, "curl_7") == 0 || strcmp(resp->out.code, "curl_6") == 0;
         if (resp->status != 0 || never_left) {
             j.init_sent_at = 0;
-            on_error(r, &j, resp, what,
-                     rl_init_budget(j.mode == JOB_DRAFT, j.kind == JOB_PHOTO));
+            on_error(r, &j, resp, what, rl_init_budget(j.mode == JOB_DRAFT, j.kind == JOB_PHOTO));
             return;
         }
         /* no answer: TikTok may have started the pull; a second init could
@@ -829,8 +826,7 @@ static void url_checked(void *ud, const struct http_resp *resp)
     if (resp->status == 206 && http_header_get(resp->headers, "Content-Range", cr, sizeof cr) &&
         strchr(cr, '/'))
         total = strtoull(strchr(cr, '/') + 1, NULL, 10);
-    else if (resp->status == 200 && http_header_get(resp->headers, "Content-Length", cr,
-                                                    sizeof cr))
+    else if (resp->status == 200 && http_header_get(resp->headers, "Content-Length", cr, sizeof cr))
         total = strtoull(cr, NULL, 10);
     struct image_info ii;
     struct tikd_err e = {0};
@@ -902,8 +898,8 @@ static const char *base_name(const char *path)
 
 /* The URL TikTok pulls photo `index` from: its own, or, for a local file,
  * one tikd serves (recorded in sv). 0, or -1 with why. */
-static int photo_url(struct pipeline *p, struct served *sv, int index, const char *image,
-                     char *url, size_t n, char *why, size_t wn)
+static int photo_url(struct pipeline *p, struct served *sv, int index, const char *image, char *url,
+                     size_t n, char *why, size_t wn)
 {
     if (image[0] != '/') {
         snprintf(url, n, "%s", image);

@@ -21,11 +21,11 @@ struct pipeline;
 
 struct pipeline_cfg {
     const char *api_url;
-    int max_active;              /* jobs worked at once (8) */
-    double poll_first, poll_max; /* status polling backoff (2 s doubling to 30 s) */
-    double processing_timeout;   /* a job never sits in processing longer (1800 s) */
-    int max_inits;               /* inits per job, after TikTok reported a retryable failure (3) */
-    struct rl_config limits;     /* TikTok's budgets: a job that would exceed one waits */
+    int max_active;               /* jobs worked at once (8) */
+    double poll_first, poll_max;  /* status polling backoff (2 s doubling to 30 s) */
+    double processing_timeout;    /* a job never sits in processing longer (1800 s) */
+    int max_inits;                /* inits per job, after TikTok reported a retryable failure (3) */
+    struct rl_config limits;      /* TikTok's budgets: a job that would exceed one waits */
     const char *media_public_url; /* where local images are served for TikTok (may be NULL) */
     double media_url_ttl;         /* how long such a URL works at most (3600 s) */
     bool check_urls;              /* fetch the head of each photo URL and check it first */

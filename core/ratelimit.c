@@ -48,10 +48,14 @@ double rl_gcra_block(const struct rl_rate *r, double tat, double until)
 /* ---- the budgets ------------------------------------------------------------------------ */
 
 static const char *const names[RL__COUNT] = {
-    [RL_VIDEO_INIT] = "video_init",       [RL_INBOX_INIT] = "inbox_init",
-    [RL_CONTENT_INIT] = "content_init",   [RL_CREATOR_INFO] = "creator_info",
-    [RL_STATUS] = "status",               [RL_DAILY_POSTS] = "daily_posts",
-    [RL_PENDING_SHARES] = "pending_shares", [RL_ACTIVE_USERS] = "active_users",
+    [RL_VIDEO_INIT] = "video_init",
+    [RL_INBOX_INIT] = "inbox_init",
+    [RL_CONTENT_INIT] = "content_init",
+    [RL_CREATOR_INFO] = "creator_info",
+    [RL_STATUS] = "status",
+    [RL_DAILY_POSTS] = "daily_posts",
+    [RL_PENDING_SHARES] = "pending_shares",
+    [RL_ACTIVE_USERS] = "active_users",
 };
 
 const char *rl_budget_name(enum rl_budget b)
@@ -159,8 +163,8 @@ static int put_doubles(struct store_txn *t, const char *k, size_t kl, const doub
 
 /* The GCRA state of budget key bk for account: its LMDB key in k/kl and the
  * TAT (0 when never used). */
-static int gcra_load(struct store_txn *t, const char *bk, const char *account, char *k,
-                     size_t kn, size_t *kl, double *tat)
+static int gcra_load(struct store_txn *t, const char *bk, const char *account, char *k, size_t kn,
+                     size_t *kl, double *tat)
 {
     *kl = mkkey(k, kn, 'g', bk, account);
     size_t n;
@@ -219,8 +223,8 @@ static int active_each(struct store_val key, struct store_val val, void *ctx)
     if (at <= a->since)
         return 0;
     a->count++;
-    if (key.n == 2 + strlen(a->account) && memcmp((const char *)key.p + 2, a->account,
-                                                    key.n - 2) == 0)
+    if (key.n == 2 + strlen(a->account) &&
+        memcmp((const char *)key.p + 2, a->account, key.n - 2) == 0)
         a->self = true;
     if (!a->first_out || at + a->span < a->first_out)
         a->first_out = at + a->span;
@@ -405,8 +409,8 @@ int rl_note_deferred(struct store_txn *t, enum rl_budget b, double wait)
     return (unsigned)b < RL__COUNT ? metric_add(t, b, 0, 1, wait > 0 ? wait : 0) : TIKD_EINVAL;
 }
 
-int rl_block(struct store_txn *t, const struct rl_config *c, const char *account,
-             enum rl_budget b, double until)
+int rl_block(struct store_txn *t, const struct rl_config *c, const char *account, enum rl_budget b,
+             double until)
 {
     const char *bk;
     struct rl_limit lim = limit_of(c, b, &bk), *l = &lim;

@@ -109,16 +109,16 @@ int rl_note_deferred(struct store_txn *t, enum rl_budget b, double wait);
 
 /* TikTok said b is spent for account (or, for RL_ACTIVE_USERS, the app):
  * nothing more goes before `until`. */
-int rl_block(struct store_txn *t, const struct rl_config *c, const char *account,
-             enum rl_budget b, double until);
+int rl_block(struct store_txn *t, const struct rl_config *c, const char *account, enum rl_budget b,
+             double until);
 
 /* What `tikd limits` shows of one budget for one account. */
 struct rl_view {
-    bool limited;   /* a count is configured */
-    double used;    /* caps: in the window now; rates: cells of the window spent */
+    bool limited;    /* a count is configured */
+    double used;     /* caps: in the window now; rates: cells of the window spent */
     double reserved; /* caps: slots held for jobs waiting for them */
-    double cap;     /* count less margin */
-    double next_at; /* when one more may go (<= now: now) */
+    double cap;      /* count less margin */
+    double next_at;  /* when one more may go (<= now: now) */
     double blocked_until;
 };
 int rl_view(struct store_txn *t, const struct rl_config *c, const char *account, enum rl_budget b,

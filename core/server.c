@@ -222,8 +222,8 @@ static bool path_matches(const char *route, const char *path)
     return strcmp(route, path) == 0;
 }
 
-int srv_respond_fd(struct srv_req *r, int status, const char *content_type, int fd,
-                   uint64_t size, srv_done_fn done, void *ud)
+int srv_respond_fd(struct srv_req *r, int status, const char *content_type, int fd, uint64_t size,
+                   srv_done_fn done, void *ud)
 {
     if (r->answered) {
         close(fd);

@@ -51,7 +51,7 @@ void srv_respond(struct srv_req *r, int status, const char *content_type, const 
  * closes); done (may be NULL) is told, once the connection is finished,
  * whether every byte went out. */
 typedef void (*srv_done_fn)(void *ud, bool complete);
-int srv_respond_fd(struct srv_req *r, int status, const char *content_type, int fd,
-                   uint64_t size, srv_done_fn done, void *ud);
+int srv_respond_fd(struct srv_req *r, int status, const char *content_type, int fd, uint64_t size,
+                   srv_done_fn done, void *ud);
 
 #endif

@@ -14,7 +14,7 @@
 
 #include "../../bindings/lua_host.h"
 
-#define FILES 100
+#define FILES  100
 #define ROUNDS 20
 
 static double now(void)

@@ -25,20 +25,19 @@ static double cpu(void)
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static const char lua_gcra[] =
-    "local count, per, burst, n = 6, 60, 1, ...\n"
-    "local T = per / count\n"
-    "local tau = T * (burst - 1)\n"
-    "local tat, now, allowed = 0, 0, 0\n"
-    "for i = 1, n do\n"
-    "  now = now + 1.7\n"
-    "  local at = tat - tau\n"
-    "  if at <= now then\n"
-    "    tat = (tat > now and tat or now) + T\n"
-    "    allowed = allowed + 1\n"
-    "  end\n"
-    "end\n"
-    "return allowed\n";
+static const char lua_gcra[] = "local count, per, burst, n = 6, 60, 1, ...\n"
+                               "local T = per / count\n"
+                               "local tau = T * (burst - 1)\n"
+                               "local tat, now, allowed = 0, 0, 0\n"
+                               "for i = 1, n do\n"
+                               "  now = now + 1.7\n"
+                               "  local at = tat - tau\n"
+                               "  if at <= now then\n"
+                               "    tat = (tat > now and tat or now) + T\n"
+                               "    allowed = allowed + 1\n"
+                               "  end\n"
+                               "end\n"
+                               "return allowed\n";
 
 struct batch {
     struct rl_config c;
@@ -127,8 +126,7 @@ int main(int argc, char **argv)
     double st_s = cpu() - t0;
     printf("   budget decisions in LMDB (rate + daily cap, 8 accounts, 1000 per commit): "
            "%.0f k/s, %.2f us each (%ld allowed of %d)\n",
-           rounds * 1000.0 / st_s / 1e3, st_s / (rounds * 1000.0) * 1e6, b.allowed,
-           rounds * 1000);
+           rounds * 1000.0 / st_s / 1e3, st_s / (rounds * 1000.0) * 1e6, b.allowed, rounds * 1000);
     /* what one durable commit costs here: the floor under a post's CPU */
     double c0 = cpu();
     for (int i = 0; i < 300; i++)

@@ -23,7 +23,7 @@ static void gcra_burst_then_steady(void **state)
     static const struct {
         double now, allow_at, tat_after; /* tat_after < 0: refused */
     } steps[] = {
-        {0, 0, 10},   {0, 0, 20},   {0, 0, 30},   {0, 10, -1}, {10, 10, 40},
+        {0, 0, 10},   {0, 0, 20},   {0, 0, 30},   {0, 10, -1},  {10, 10, 40},
         {10, 20, -1}, {35, 35, 50}, {35, 35, 60}, {35, 40, -1},
     };
     for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {

@@ -97,7 +97,7 @@ static void spacing_blackouts_and_daily_max(void **state)
     static const char *const every15[] = {"*/15 * * * *"};
     struct schedule s;
     sched_init(&s, "UTC", every15, 1);
-    s.spacing = 3600; /* an hour between two posts */
+    s.spacing = 3600;                                          /* an hour between two posts */
     assert_float_equal(book(st, &s, DEC1, NULL), DEC1, 0.001); /* a slot at `after` counts */
     assert_float_equal(book(st, &s, DEC1, NULL), DEC1 + 3600, 0.001);
     assert_float_equal(book(st, &s, DEC1, NULL), DEC1 + 7200, 0.001);
