@@ -37,7 +37,7 @@ struct gen {
     lua_State *L;
     struct host_opts o;
     struct sandbox_opts sb;
-    char *scripts_dir, *rules_dir, **lib, **allow, **roots;
+    char *scripts_dir, *rules_dir, **lib, **allow, **roots, **extra, *test_dir;
     struct rule *rules;
     size_t nrules;
     size_t mem_used;
@@ -250,6 +250,8 @@ static int setup_state(lua_State *L)
     sandbox_open(L, &g->sb);
     for (const struct host_module *m = host_modules; m->name; m++)
         sandbox_preload(L, m->name, m->open);
+    if (g->o.test) /* the C half of require "tikd.test" (scripts/tikd/test.lua) */
+        sandbox_preload(L, "tikd.test.host", luaopen_tikd_test);
     return 0;
 }
 
@@ -275,6 +277,50 @@ static int load_rule(lua_State *L)
     return 0;
 }
 
+/* Load one rule file (name and path are taken over); false if it failed. */
+static bool load_one(struct gen *g, char *name, char *path, struct gen_report *rep)
+{
+    if (!name || !path) {
+        free(name);
+        free(path);
+        report_add(rep, "out of memory");
+        return false;
+    }
+    struct rule *r = &g->rules[g->nrules++];
+    r->name = name;
+    r->path = path;
+    r->env_ref = LUA_NOREF;
+    struct call load = {.g = g, .rule = r->name};
+    snprintf(load.fn, sizeof load.fn, "(load)");
+    g->current = &load;
+    lua_sethook(g->L, count_hook, LUA_MASKCOUNT, HOOK_STEP);
+    lua_pushcfunction(g->L, load_rule);
+    lua_pushlightuserdata(g->L, r);
+    int st = lua_pcall(g->L, 1, 0, 0);
+    lua_sethook(g->L, NULL, 0, 0);
+    g->current = NULL;
+    bool ok = st == LUA_OK && !load.fired_instr && !load.fired_mem;
+    if (!ok) {
+        char msg[1024];
+        failure_message(&load, g->L, st, msg, sizeof msg);
+        report_add(rep, msg);
+    }
+    lua_settop(g->L, 0);
+    if (load.fired_mem)
+        lua_gc(g->L, LUA_GCCOLLECT);
+    return ok;
+}
+
+static char *join_path(const char *dir, const char *file)
+{
+    size_t n = strlen(dir) + strlen(file) + 2;
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "%s/%s", dir, file);
+    return p;
+}
+
+/* The rule files of the rules dir in name order, then the extra files. */
 static int build_rules(struct gen *g, struct gen_report *rep, struct tikd_err *e)
 {
     char **files = NULL;
@@ -284,7 +330,8 @@ static int build_rules(struct gen *g, struct gen_report *rep, struct tikd_err *e
         report_add(rep, e->msg);
         return rc;
     }
-    g->rules = calloc(n ? n : 1, sizeof *g->rules);
+    size_t total = n + g->o.nextra;
+    g->rules = calloc(total ? total : 1, sizeof *g->rules);
     if (!g->rules) {
         for (size_t i = 0; i < n; i++)
             free(files[i]);
@@ -295,49 +342,19 @@ static int build_rules(struct gen *g, struct gen_report *rep, struct tikd_err *e
     base = base && base[1] ? base + 1 : g->rules_dir;
     size_t bad = 0;
     for (size_t i = 0; i < n; i++) {
-        struct rule *r = &g->rules[g->nrules];
-        size_t nl = strlen(base) + strlen(files[i]) + 2;
-        size_t pl = strlen(g->rules_dir) + strlen(files[i]) + 2;
-        r->name = malloc(nl);
-        r->path = malloc(pl);
-        r->env_ref = LUA_NOREF;
-        if (r->name && r->path) {
-            snprintf(r->name, nl, "%s/%s", base, files[i]);
-            snprintf(r->path, pl, "%s/%s", g->rules_dir, files[i]);
-        }
+        bad += !load_one(g, join_path(base, files[i]), join_path(g->rules_dir, files[i]), rep);
         free(files[i]);
-        if (!r->name || !r->path) {
-            free(r->name);
-            free(r->path);
-            bad++;
-            report_add(rep, "out of memory");
-            continue;
-        }
-        g->nrules++;
-        struct call load = {.g = g, .rule = r->name};
-        snprintf(load.fn, sizeof load.fn, "(load)");
-        g->current = &load;
-        lua_sethook(g->L, count_hook, LUA_MASKCOUNT, HOOK_STEP);
-        lua_pushcfunction(g->L, load_rule);
-        lua_pushlightuserdata(g->L, r);
-        int st = lua_pcall(g->L, 1, 0, 0);
-        lua_sethook(g->L, NULL, 0, 0);
-        g->current = NULL;
-        if (st != LUA_OK || load.fired_instr || load.fired_mem) {
-            char msg[1024];
-            failure_message(&load, g->L, st, msg, sizeof msg);
-            report_add(rep, msg);
-            bad++;
-        }
-        lua_settop(g->L, 0);
-        if (load.fired_mem)
-            lua_gc(g->L, LUA_GCCOLLECT);
     }
     free(files);
+    for (size_t i = 0; i < g->o.nextra; i++) {
+        char chunk[300];
+        sandbox_chunk_name(g->extra[i], chunk, sizeof chunk); /* "@dir/file" */
+        bad += !load_one(g, strdup(chunk + 1), strdup(g->extra[i]), rep);
+    }
     if (rep)
-        rep->nfiles = n;
+        rep->nfiles = total;
     if (bad)
-        return tikd_fail(e, TIKD_ESCRIPT, "%zu of %zu rule files failed to load", bad, n);
+        return tikd_fail(e, TIKD_ESCRIPT, "%zu of %zu rule files failed to load", bad, total);
     return 0;
 }
 
@@ -369,6 +386,10 @@ static void gen_free(struct gen *g)
     for (size_t i = 0; g->roots && i < g->o.nroots; i++)
         free(g->roots[i]);
     free(g->roots);
+    for (size_t i = 0; g->extra && i < g->o.nextra; i++)
+        free(g->extra[i]);
+    free(g->extra);
+    free(g->test_dir);
     free(g);
 }
 
@@ -395,12 +416,22 @@ int gen_build(const struct host_opts *o, unsigned id, struct gen **out, struct g
     for (size_t i = 0; g->roots && i < o->nroots; i++)
         g->roots[i] = dup_or_null(o->media_roots[i]);
     g->o.media_roots = (const char *const *)g->roots;
+    g->extra = calloc(o->nextra + 1, sizeof *g->extra);
+    bool copied = g->extra && (!o->test_dir || (g->test_dir = strdup(o->test_dir)));
+    for (size_t i = 0; copied && i < o->nextra; i++)
+        copied = (g->extra[i] = dup_or_null(o->extra_files[i])) != NULL;
+    g->o.extra_files = (const char *const *)g->extra;
+    g->o.test_dir = g->test_dir;
     g->sb = (struct sandbox_opts){g->scripts_dir, g->rules_dir, (const char *const *)g->lib,
                                   o->nlib, (lua_Integer)o->pattern_steps};
     g->o.lib_paths = (const char *const *)g->lib;
     if (!g->rules_dir || !g->lib || !g->allow || !g->roots) {
         gen_free(g);
         return tikd_fail(e, TIKD_EINVAL, "no rules dir configured");
+    }
+    if (!copied) {
+        gen_free(g);
+        return tikd_fail(e, TIKD_ENOMEM, "out of memory");
     }
     char lib[4200];
     snprintf(lib, sizeof lib, "%s/tikd.lua", g->scripts_dir ? g->scripts_dir : "");
@@ -498,6 +529,31 @@ bool gen_rule_has(struct gen *g, size_t i, const char *fn)
     bool r = lua_pcall(g->L, 2, 1, 0) == LUA_OK && lua_toboolean(g->L, -1);
     lua_settop(g->L, 0);
     return r;
+}
+
+void gen_rule_functions(struct gen *g, size_t i, const char *prefix,
+                        void (*each)(void *ud, const char *name, int line), void *ud)
+{
+    if (i >= g->nrules || g->rules[i].env_ref == LUA_NOREF)
+        return;
+    /* nothing here allocates (raw reads, lua_next, getinfo "S"), so no
+     * pcall is needed; the stack has room for the four slots used */
+    lua_State *L = g->L;
+    int top = lua_gettop(L);
+    size_t pl = strlen(prefix);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, g->rules[i].env_ref);
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+        if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TFUNCTION &&
+            strncmp(lua_tostring(L, -2), prefix, pl) == 0) {
+            lua_Debug ar;
+            lua_pushvalue(L, -1);
+            lua_getinfo(L, ">S", &ar);
+            each(ud, lua_tostring(L, -2), ar.linedefined);
+        }
+        lua_pop(L, 1);
+    }
+    lua_settop(L, top);
 }
 
 /* ---- calls ------------------------------------------------------------- */
@@ -657,6 +713,11 @@ struct call *host_check_wait(lua_State *L, const char *what)
 {
     struct gen *g = gen_of(L);
     struct call *c = g->current;
+    if (!g->o.loop && g->o.test)
+        luaL_error(L,
+                   "%s cannot wait in `tikd rules test`: the clock is fake, so rule calls run "
+                   "to completion without waiting",
+                   what);
     if (!g->o.loop)
         luaL_error(L, "%s is not available here (no event loop: rules are only being checked)",
                    what);
@@ -749,4 +810,9 @@ const struct host_opts *host_opts_of(lua_State *L)
 unsigned host_gen_id(lua_State *L)
 {
     return gen_of(L)->id;
+}
+
+struct gen *host_gen(lua_State *L)
+{
+    return gen_of(L);
 }

@@ -46,9 +46,15 @@ struct host_opts {
     const struct rl_config *limits; /* TikTok's budgets, for tikd.ratelimit.budget */
     void (*jobs_changed)(void *ud); /* tikd.upload planned a job: wake the pipeline */
     void *jobs_ud;
+    const char *const *extra_files; /* loaded after the rules, each as one more rule file
+                                     * (`tikd rules test` adds the test file) */
+    size_t nextra;
+    bool test;            /* test mode: require "tikd.test" works (and only then) */
+    const char *test_dir; /* test mode: a scratch folder tikd.test may write media into */
 };
 
-/* Errors found while building a generation, one "file:line: message" each. */
+/* Errors found while building a generation, one "file:line: message" each
+ * (extra files count as rule files). */
 struct gen_report {
     size_t nfiles;
     size_t nerrors;
@@ -72,6 +78,11 @@ size_t gen_rule_count(const struct gen *g);
 const char *gen_rule_name(const struct gen *g, size_t i);
 /* True if rule i defines a global function called fn. */
 bool gen_rule_has(struct gen *g, size_t i, const char *fn);
+/* Call each(ud, name, line) for every global function of rule i whose name
+ * starts with prefix, in no particular order; line is where the function is
+ * defined (-1 for a C function). Lua is not touched during each. */
+void gen_rule_functions(struct gen *g, size_t i, const char *prefix,
+                        void (*each)(void *ud, const char *name, int line), void *ud);
 /* Calls started and not yet finished. */
 size_t gen_live_calls(const struct gen *g);
 /* Bytes the state holds now. */
@@ -137,6 +148,10 @@ const struct host_opts *host_opts_of(lua_State *L);
 
 /* The id of the generation L belongs to. */
 unsigned host_gen_id(lua_State *L);
+
+/* The generation L belongs to, for bindings that call into other rules
+ * (tikd.test): not a reference, valid while the calling code runs. */
+struct gen *host_gen(lua_State *L);
 
 /* The rule file whose call (or load) is running now, for messages. */
 const char *host_rule(lua_State *L);

@@ -25,6 +25,10 @@ int luaopen_tikd_kv(lua_State *L);        /* bindings/lua_kv.c: get, set, incr, 
 int luaopen_tikd_cron(lua_State *L);      /* bindings/lua_cron.c: parse, localtime, time, zone_ok */
 int luaopen_tikd_schedule(lua_State *L); /* bindings/lua_schedule.c: account, schedule, every, at, next_slot */
 
+/* bindings/lua_test.c: the C half of tikd.test (scripts/tikd/test.lua), preloaded as
+ * "tikd.test.host" in test mode only (host_opts.test) */
+int luaopen_tikd_test(lua_State *L);
+
 struct job;
 /* Push a job as the table rules see (tikd.upload, on_published, on_failed):
  * id, account, state, final, mode, kind, caption, privacy, reason,

@@ -5,6 +5,7 @@
 #include <time.h>
 
 static double (*source)(void);
+static double virtual_now;
 
 static double read_clock(clockid_t id)
 {
@@ -26,4 +27,15 @@ double clock_mono(void)
 void clock_set_source(double (*fn)(void))
 {
     source = fn;
+}
+
+static double read_virtual(void)
+{
+    return virtual_now;
+}
+
+void clock_set_virtual(double t)
+{
+    virtual_now = t;
+    source = read_virtual;
 }

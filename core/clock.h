@@ -15,4 +15,8 @@ double clock_mono(void);
 /* Replace the wall clock with `fn` (NULL restores the real one). */
 void clock_set_source(double (*fn)(void));
 
+/* Put the process on a virtual clock that reads `t` until it is set again
+ * (`tikd plan`, `tikd rules test`); clock_set_source(NULL) ends it. */
+void clock_set_virtual(double t);
+
 #endif

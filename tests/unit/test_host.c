@@ -1,7 +1,8 @@
 /* test_host.c - the coroutine runner and generations: 10,000 concurrent
  * tikd.sleep calls finish in deadline order; a released generation lives
  * until its last call ends; cancellation; load errors reported per file with
- * file:line while good files load. */
+ * file:line while good files load; extra files (rule tests) load after the
+ * rules, and tikd.test exists in test mode only. */
 #include "testutil.h"
 
 #define N_SLEEPERS 10000
@@ -150,6 +151,63 @@ static void load_errors_are_reported_per_file(void **state)
     gen_report_free(&rep);
 }
 
+struct fnlist {
+    char names[4][32];
+    int lines[4], n;
+};
+
+static void add_fn(void *ud, const char *name, int line)
+{
+    struct fnlist *l = ud;
+    if (l->n < 4) {
+        snprintf(l->names[l->n], sizeof l->names[0], "%s", name);
+        l->lines[l->n++] = line;
+    }
+}
+
+static void extra_files_load_last_and_tikd_test_is_for_tests_only(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    char path[300];
+    snprintf(path, sizeof path, "%s/x_test.lua", dir);
+    const char *extra[] = {path};
+    tu_write(dir, "x_test.lua", "function test_b() end\nfunction test_a() end\nfunction f() end\n");
+    struct host_opts o = tu_host_opts("tests/unit/rules_host", loop);
+    o.extra_files = extra;
+    o.nextra = 1;
+    struct gen *g;
+    struct gen_report rep = {0};
+    struct tikd_err e = {0};
+    assert_int_equal(gen_build(&o, 1, &g, &rep, &e), 0);
+    size_t n = gen_rule_count(g);
+    assert_int_equal(rep.nfiles, n);
+    assert_non_null(strstr(gen_rule_name(g, n - 1), "/x_test.lua"));
+    struct fnlist l = {0};
+    gen_rule_functions(g, n - 1, "test_", add_fn, &l);
+    assert_int_equal(l.n, 2);
+    int b = strcmp(l.names[0], "test_b") == 0 ? 0 : 1;
+    assert_string_equal(l.names[b], "test_b");
+    assert_int_equal(l.lines[b], 1);
+    assert_string_equal(l.names[1 - b], "test_a");
+    assert_int_equal(l.lines[1 - b], 2);
+    gen_release(g);
+    gen_report_free(&rep);
+    /* require "tikd.test" fails outside test mode, at the require's line */
+    tu_write(dir, "x_test.lua", "\nlocal T = require 'tikd.test'\n");
+    assert_int_equal(gen_build(&o, 1, &g, &rep, &e), TIKD_ESCRIPT);
+    assert_int_equal(rep.nerrors, 1);
+    assert_non_null(
+        strstr(rep.errors[0], "x_test.lua:2: tikd.test is only available in `tikd rules test`"));
+    gen_report_free(&rep);
+    o.test = true;
+    assert_int_equal(gen_build(&o, 1, &g, &rep, &e), 0);
+    gen_release(g);
+    gen_report_free(&rep);
+    tu_rmrf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     tlog_setup(TLOG_ERROR, TLOG_LOGFMT, 2);
@@ -159,6 +217,7 @@ int main(void)
         cmocka_unit_test(released_generation_finishes_its_calls),
         cmocka_unit_test(errors_after_waking_and_cancel),
         cmocka_unit_test(load_errors_are_reported_per_file),
+        cmocka_unit_test(extra_files_load_last_and_tikd_test_is_for_tests_only),
     };
     int rc = cmocka_run_group_tests_name("host", tests, NULL, NULL);
     ev_loop_destroy(loop);

@@ -1,0 +1,577 @@
+/* lua_test.c - the C half of tikd.test (scripts/tikd/test.lua): what a rule
+ * test needs from the engine, on the test's own database and fake clock.
+ *
+ * Preloaded as "tikd.test.host" only in test mode (host_opts.test, `tikd
+ * rules test`). Rule functions run as real rule calls (gen_call: their own
+ * coroutine, budget and identity, so tikd.kv and chosen_by are the rule's),
+ * nested inside the test's call. Test mode has no event loop, so a call can
+ * never park: a waiting primitive raises in the rule, and every call has
+ * ended when gen_call returns. Failures come back as false and a message;
+ * the Lua half raises them at the test's line. */
+#include "lua_dryrun.h"
+#include "lua_host.h"
+#include "lua_modules.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <lauxlib.h>
+#include <limits.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../core/account.h"
+#include "../core/clock.h"
+#include "../core/intake.h"
+#include "../core/job.h"
+#include "../core/store.h"
+
+#define TEST_KEY  "tikd.test"
+#define MAX_DEPTH 8  /* T.call inside a rule inside T.call ...: no runaway C recursion */
+#define MAX_ARGS  16 /* a fresh call coroutine has room for these */
+
+struct test_state {
+    int depth;
+    bool timers_ready;
+    struct dryrun_timers timers;
+};
+
+static void *state_make(void)
+{
+    return calloc(1, sizeof(struct test_state));
+}
+
+static void state_free(void *p)
+{
+    struct test_state *ts = p;
+    dryrun_timers_free(&ts->timers);
+    free(ts);
+}
+
+static struct test_state *state_of(lua_State *L)
+{
+    struct test_state *ts = host_ext(L, TEST_KEY, state_make, state_free);
+    if (!ts)
+        luaL_error(L, "tikd.test: out of memory");
+    return ts;
+}
+
+static struct store *store_of(lua_State *L)
+{
+    struct store *s = host_opts_of(L)->store;
+    if (!s)
+        luaL_error(L, "tikd.test needs a database (run it with `tikd rules test`)");
+    return s;
+}
+
+/* The rules under test: every rule file but the test files loaded after them. */
+static size_t rule_count(lua_State *L)
+{
+    struct gen *g = host_gen(L);
+    size_t n = gen_rule_count(g), extra = host_opts_of(L)->nextra;
+    return n > extra ? n - extra : 0;
+}
+
+/* ---- running a rule function to its end ------------------------------------------- */
+
+struct sync {
+    lua_State *to; /* where results go (NULL: dropped) */
+    bool done, ok, orphan;
+    int nres;
+    char err[1024];
+};
+
+static void sync_done(void *ud, const struct call_result *r)
+{
+    struct sync *s = ud;
+    if (s->orphan) { /* its caller gave up (cannot happen without a loop) */
+        free(s);
+        return;
+    }
+    s->done = true;
+    s->ok = r->ok;
+    if (!r->ok) {
+        snprintf(s->err, sizeof s->err, "%s", r->error);
+    } else if (s->to) {
+        if (lua_checkstack(s->to, r->nresults + 2)) {
+            lua_xmove(r->L, s->to, r->nresults);
+            s->nres = r->nresults;
+        } else {
+            s->ok = false;
+            snprintf(s->err, sizeof s->err, "%s: %s returned too many values", r->rule, r->fn);
+        }
+    }
+}
+
+/* Run fn of rule i to its end. 0 and s filled (s->ok, s->err), or -1 with
+ * s->err when it could not start. s is the caller's, heap-allocated. */
+static int run_sync(lua_State *L, size_t i, const char *fn, host_push_fn push, void *ud,
+                    struct sync *s)
+{
+    struct test_state *ts = state_of(L);
+    struct gen *g = host_gen(L);
+    if (ts->depth >= MAX_DEPTH) {
+        snprintf(s->err, sizeof s->err, "rule calls nested more than %d deep", MAX_DEPTH);
+        return -1;
+    }
+    ts->depth++;
+    int rc = gen_call(g, i, fn, push, ud, sync_done, s);
+    ts->depth--;
+    if (rc == TIKD_ENOTFOUND || rc == TIKD_EINVAL) {
+        snprintf(s->err, sizeof s->err, "%s defines no function %s", gen_rule_name(g, i), fn);
+        return -1;
+    }
+    if (rc != 0) {
+        snprintf(s->err, sizeof s->err, "%s: %s: out of memory", gen_rule_name(g, i), fn);
+        return -1;
+    }
+    if (!s->done) {
+        s->orphan = true; /* sync_done frees it */
+        return 1;
+    }
+    return 0;
+}
+
+static int push_fail(lua_State *L, const char *msg)
+{
+    lua_pushboolean(L, 0);
+    lua_pushstring(L, msg);
+    return 2;
+}
+
+struct args {
+    lua_State *from;
+    int first, n;
+};
+
+static int push_args(lua_State *co, void *ud)
+{
+    struct args *a = ud;
+    for (int i = 0; i < a->n; i++) {
+        lua_pushvalue(a->from, a->first + i);
+        lua_xmove(a->from, co, 1);
+    }
+    return a->n;
+}
+
+/* call(rule, fn, ...) -> true, results... | false, message */
+static int l_call(lua_State *L)
+{
+    const char *rule = luaL_checkstring(L, 1), *fn = luaL_checkstring(L, 2);
+    int nargs = lua_gettop(L) - 2;
+    luaL_argcheck(L, nargs <= MAX_ARGS, MAX_ARGS + 2, "at most 16 arguments");
+    long i = dryrun_rule_index(host_gen(L), rule, rule_count(L));
+    if (i < 0)
+        return luaL_error(L, "no rule file named %s", rule);
+    state_of(L);
+    struct sync *s = calloc(1, sizeof *s);
+    if (!s)
+        return luaL_error(L, "out of memory");
+    s->to = L;
+    struct args a = {L, 3, nargs};
+    int top = lua_gettop(L);
+    int rc = run_sync(L, (size_t)i, fn, push_args, &a, s);
+    char err[1024];
+    snprintf(err, sizeof err, "%s", rc != 0 || !s->ok ? s->err : "");
+    if (rc == 1) /* still running: cannot happen in test mode */
+        return push_fail(L, "the call did not finish");
+    bool ok = rc == 0 && s->ok;
+    int nres = s->nres;
+    free(s);
+    if (!ok) {
+        lua_settop(L, top);
+        return push_fail(L, err);
+    }
+    lua_pushboolean(L, 1);
+    lua_insert(L, -(nres + 1));
+    return nres + 1;
+}
+
+/* Call fn on every rule under test that defines it; 0 or -1 with the first
+ * failure in err (the others still run). *n counts the calls. */
+static int call_all(lua_State *L, const char *fn, host_push_fn push, void *ud, int *n, char *err,
+                    size_t errn)
+{
+    struct gen *g = host_gen(L);
+    int rc = 0;
+    *n = 0;
+    for (size_t i = 0; i < rule_count(L); i++) {
+        if (!gen_rule_has(g, i, fn))
+            continue;
+        struct sync *s = calloc(1, sizeof *s);
+        if (!s) {
+            snprintf(err, errn, "out of memory");
+            return -1;
+        }
+        int r = run_sync(L, i, fn, push, ud, s);
+        (*n)++;
+        if ((r != 0 || !s->ok) && rc == 0) {
+            snprintf(err, errn, "%s", s->err);
+            rc = -1;
+        }
+        if (r != 1)
+            free(s);
+    }
+    return rc;
+}
+
+/* hook(fn, ...) -> number of rules called | false, message */
+static int l_hook(lua_State *L)
+{
+    const char *fn = luaL_checkstring(L, 1);
+    int nargs = lua_gettop(L) - 1;
+    luaL_argcheck(L, nargs <= MAX_ARGS, MAX_ARGS + 1, "at most 16 arguments");
+    struct args a = {L, 2, nargs};
+    char err[1024];
+    int n;
+    state_of(L);
+    if (call_all(L, fn, push_args, &a, &n, err, sizeof err) != 0)
+        return push_fail(L, err);
+    lua_pushinteger(L, n);
+    return 1;
+}
+
+/* ---- media ---------------------------------------------------------------------------- */
+
+/* Write content into test_dir/media[/sub]/name; 0 or -1 with err. */
+static int write_placeholder(const char *dir, const char *sub, const char *name,
+                             const char *content, size_t n, char *path, size_t pn, char *err,
+                             size_t errn)
+{
+    char folder[PATH_MAX];
+    snprintf(folder, sizeof folder, "%.3000s/media", dir);
+    for (int i = 0; i < (sub ? 2 : 1); i++) {
+        if (i)
+            snprintf(folder, sizeof folder, "%.3000s/media/%.255s", dir, sub);
+        if (mkdir(folder, 0700) != 0 && errno != EEXIST) {
+            snprintf(err, errn, "%.900s: %s", folder, strerror(errno));
+            return -1;
+        }
+    }
+    snprintf(path, pn, "%.4000s/%.255s", folder, name);
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(content, 1, n, f) != n || fclose(f) != 0) {
+        if (f)
+            fclose(f);
+        snprintf(err, errn, "%.900s: cannot write", path);
+        return -1;
+    }
+    return 0;
+}
+
+/* Read at most n - 1 bytes of path into buf (NUL-terminated); false if it
+ * is not a readable regular file that fits. */
+static bool read_small(const char *path, char *buf, size_t n)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    bool ok = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size < n;
+    size_t have = 0;
+    ssize_t r = 1;
+    while (ok && have < (size_t)st.st_size && (r = read(fd, buf + have, n - 1 - have)) > 0)
+        have += (size_t)r;
+    if (fd >= 0)
+        close(fd);
+    buf[ok && r >= 0 ? have : 0] = '\0';
+    return ok && r >= 0;
+}
+
+/* The item the daemon's intake would hand over for the file at path (hash,
+ * size, the sidecar NAME.json of its stem), with meta (JSON text, or NULL)
+ * standing for the sidecar. 0, or -1 with err. */
+static int make_item(struct intake_item *it, const char *path, const char *meta, size_t mlen,
+                     char *err, size_t errn)
+{
+    char abs[PATH_MAX];
+    if (!realpath(path, abs) || strlen(abs) >= sizeof it->path) {
+        snprintf(err, errn, "%.900s: %s", path, strerror(errno ? errno : ENAMETOOLONG));
+        return -1;
+    }
+    int fd = open(abs, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        if (fd >= 0)
+            close(fd);
+        snprintf(err, errn, "%.900s: not a readable regular file", abs);
+        return -1;
+    }
+    unsigned char buf[16384], md[32];
+    unsigned int ml = 0;
+    ssize_t r;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    bool ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
+    while (ok && (r = read(fd, buf, sizeof buf)) > 0)
+        ok = EVP_DigestUpdate(ctx, buf, (size_t)r) == 1;
+    ok = ok && r == 0 && EVP_DigestFinal_ex(ctx, md, &ml) == 1 && ml == 32;
+    EVP_MD_CTX_free(ctx);
+    close(fd);
+    if (!ok) {
+        snprintf(err, errn, "%.900s: cannot read", abs);
+        return -1;
+    }
+    for (int i = 0; i < 32; i++)
+        snprintf(it->hash + 2 * i, 3, "%02x", md[i]);
+    const char *name = strrchr(abs, '/') + 1, *dot = strrchr(name, '.');
+    size_t folder_len = name - abs > 1 ? (size_t)(name - abs - 1) : 1; /* "/" at the root */
+    memcpy(it->path, abs, strlen(abs) + 1); /* fits: checked above, and so do its parts */
+    snprintf(it->name, sizeof it->name, "%.255s", name);
+    memcpy(it->folder, abs, folder_len);
+    it->folder[folder_len] = '\0';
+    it->size = (uint64_t)st.st_size;
+    it->mtime = (double)st.st_mtim.tv_sec + (double)st.st_mtim.tv_nsec / 1e9;
+    it->first_seen = clock_now();
+    if (meta) {
+        if (mlen >= sizeof it->sidecar) {
+            snprintf(err, errn, "meta is larger than a sidecar may be (%zu bytes as JSON)",
+                     sizeof it->sidecar - 1);
+            return -1;
+        }
+        memcpy(it->sidecar, meta, mlen + 1);
+    } else { /* clip.mp4 -> clip.json, as the intake reads it */
+        char side[PATH_MAX + 8];
+        int stem = (int)(dot && dot != name ? dot - name : (long)strlen(name));
+        snprintf(side, sizeof side, "%.*s%.*s.json", (int)(name - abs), abs, stem, name);
+        if (!read_small(side, it->sidecar, sizeof it->sidecar))
+            it->sidecar[0] = '\0';
+    }
+    return 0;
+}
+
+/* media{ path= | name= [, folder=] [, content=] [, meta_json=] } -> rules called |
+ * false, message (without content, a named placeholder holds one line naming it) */
+static int l_media(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    state_of(L);
+    const struct host_opts *o = host_opts_of(L);
+    lua_getfield(L, 1, "path");
+    lua_getfield(L, 1, "name");
+    lua_getfield(L, 1, "content");
+    lua_getfield(L, 1, "meta_json");
+    lua_getfield(L, 1, "folder");
+    const char *path = luaL_optstring(L, 2, NULL), *name = luaL_optstring(L, 3, NULL);
+    const char *sub = luaL_optstring(L, 6, NULL);
+    size_t clen = 0, mlen = 0;
+    const char *content = luaL_optlstring(L, 4, NULL, &clen);
+    const char *meta = luaL_optlstring(L, 5, NULL, &mlen);
+    char made[PATH_MAX + 300], err[1024];
+    if (!path) {
+        if (!name || !*name || name[0] == '.' || strchr(name, '/') || strlen(name) > 255)
+            return luaL_error(L, "name (a file name, no slashes) or path is required");
+        if (sub && (!*sub || sub[0] == '.' || strchr(sub, '/') || strlen(sub) > 255))
+            return luaL_error(L, "folder is a folder name (no slashes)");
+        if (!o->test_dir)
+            return luaL_error(L, "no scratch folder for media here: give path=");
+        char dflt[320]; /* not empty (tikd.upload refuses that), and unique per name */
+        if (!content) {
+            snprintf(dflt, sizeof dflt, "tikd.test placeholder: %s\n", name);
+            content = dflt;
+            clen = strlen(dflt);
+        }
+        if (write_placeholder(o->test_dir, sub, name, content, clen, made, sizeof made, err,
+                              sizeof err) != 0)
+            return push_fail(L, err);
+        path = made;
+    }
+    struct intake_item *it = lua_newuserdatauv(L, sizeof *it, 0); /* the GC frees it */
+    memset(it, 0, sizeof *it);
+    if (make_item(it, path, meta, mlen, err, sizeof err) != 0)
+        return push_fail(L, err);
+    int n;
+    if (call_all(L, "on_media", dryrun_push_media, it, &n, err, sizeof err) != 0)
+        return push_fail(L, err);
+    lua_pushinteger(L, n);
+    return 1;
+}
+
+/* ---- clock, timers, accounts ------------------------------------------------------- */
+
+/* set_clock(t): the fake clock reads t from now on */
+static int l_set_clock(lua_State *L)
+{
+    lua_Number t = luaL_checknumber(L, 1);
+    luaL_argcheck(L, t > 0 && t < 253402300800.0, 1, "a time from 1970 to 9999");
+    clock_set_virtual(t);
+    return 0;
+}
+
+/* timers(until) -> firings | false, message: every declared timer fires up
+ * to `until` in time order, the clock set to each firing, then to until */
+static int l_timers(lua_State *L)
+{
+    lua_Number until = luaL_checknumber(L, 1);
+    struct test_state *ts = state_of(L);
+    struct gen *g = host_gen(L);
+    if (!ts->timers_ready) {
+        if (dryrun_timers_init(&ts->timers, g, store_of(L), clock_now()) != 0)
+            return luaL_error(L, "out of memory");
+        ts->timers_ready = true;
+    }
+    int fired = 0;
+    struct dryrun_timer *t;
+    while ((t = dryrun_timers_next(&ts->timers, until))) {
+        clock_set_virtual(t->next);
+        long rule = t->rule;
+        char fn[sizeof t->t.fn], err[1400];
+        snprintf(fn, sizeof fn, "%s", t->t.fn);
+        dryrun_timers_advance(t);
+        fired++;
+        struct sync *s = rule >= 0 ? calloc(1, sizeof *s) : NULL;
+        int rc = s ? run_sync(L, (size_t)rule, fn, NULL, NULL, s) : -1;
+        if (rc != 0 || !s->ok) {
+            char when[32];
+            time_t at = (time_t)clock_now();
+            struct tm tm;
+            strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&at, &tm));
+            snprintf(err, sizeof err, "timer %s:%s at %s: %s", t->t.rule, fn, when,
+                     s ? s->err : "out of memory");
+            if (rc != 1)
+                free(s);
+            return push_fail(L, err);
+        }
+        free(s);
+    }
+    if (until > clock_now())
+        clock_set_virtual(until);
+    lua_pushinteger(L, fired);
+    return 1;
+}
+
+static int account_txn(struct store_txn *t, void *ctx)
+{
+    struct account *a = ctx, old;
+    if (account_get(t, a->name, &old) == 0)
+        return 0;
+    return account_put(t, a);
+}
+
+/* account(name): a connected-looking account (no tokens) */
+static int l_account(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    if (!account_name_valid(name))
+        return luaL_error(L, "'%s' is not a valid account name", name);
+    struct account a;
+    account_init(&a, name, clock_now());
+    a.state = ACCT_ACTIVE;
+    snprintf(a.open_id, sizeof a.open_id, "test-%s", name);
+    snprintf(a.scopes, sizeof a.scopes, "user.info.basic,video.publish,video.upload");
+    a.access_expires_at = clock_now() + 86400;
+    a.refresh_expires_at = clock_now() + 365 * 86400.0;
+    struct tikd_err e = {0};
+    if (store_write(store_of(L), account_txn, &a, &e) != 0)
+        return luaL_error(L, "%s", e.msg);
+    return 0;
+}
+
+/* ---- jobs ------------------------------------------------------------------------------ */
+
+struct ids_ctx {
+    const char *account;
+    uint64_t *ids; /* NULL: count only */
+    size_t n, cap;
+};
+
+static int ids_one(const struct job *j, void *ctx)
+{
+    struct ids_ctx *c = ctx;
+    if (c->account && strcmp(c->account, j->account) != 0)
+        return 0;
+    if (c->ids && c->n == c->cap)
+        return 1;
+    if (c->ids)
+        c->ids[c->n] = j->id;
+    c->n++;
+    return 0;
+}
+
+static int ids_txn(struct store_txn *t, void *ctx)
+{
+    return job_foreach(t, ids_one, ctx);
+}
+
+static void set_str(lua_State *L, const char *k, const char *v)
+{
+    lua_pushstring(L, v);
+    lua_setfield(L, -2, k);
+}
+
+static void set_num(lua_State *L, const char *k, double v)
+{
+    lua_Integer i;
+    if (lua_numbertointeger(v, &i) && (double)i == v)
+        lua_pushinteger(L, i);
+    else
+        lua_pushnumber(L, v);
+    lua_setfield(L, -2, k);
+}
+
+static void push_test_job(lua_State *L, const struct job *j)
+{
+    bool approval = j->state == JOB_AWAITING_APPROVAL;
+    lua_createtable(L, 0, 14);
+    lua_pushinteger(L, (lua_Integer)j->id);
+    lua_setfield(L, -2, "id");
+    set_str(L, "account", j->account);
+    set_num(L, "due", approval ? j->planned_at : j->due_at);
+    set_num(L, "planned_at", j->planned_at);
+    set_str(L, "kind", j->kind == JOB_PHOTO ? "photo" : "video");
+    set_str(L, "mode", approval ? "approval" : j->mode == JOB_DRAFT ? "draft" : "direct");
+    if (j->media[0])
+        set_str(L, "media", j->media);
+    if (j->images[0]) {
+        lua_newtable(L);
+        lua_Integer k = 0;
+        for (const char *p = j->images; *p;) {
+            size_t l = strcspn(p, "\n");
+            lua_pushlstring(L, p, l);
+            lua_rawseti(L, -2, ++k);
+            p += l + (p[l] == '\n');
+        }
+        lua_setfield(L, -2, "images");
+    }
+    set_str(L, "caption", j->caption);
+    set_str(L, "privacy", j->privacy);
+    set_str(L, "chosen_by", j->chosen_by);
+    set_str(L, "state", job_state_name(j->state));
+    set_str(L, "reason", j->reason);
+}
+
+/* jobs([account]) -> { job, ... } in id order */
+static int l_jobs(lua_State *L)
+{
+    struct ids_ctx c = {luaL_optstring(L, 1, NULL), NULL, 0, 0};
+    struct store *s = store_of(L);
+    store_read(s, ids_txn, &c, NULL);
+    size_t n = c.n;
+    /* userdata, so a Lua error (out of memory) leaks nothing */
+    c.ids = lua_newuserdatauv(L, (n ? n : 1) * sizeof *c.ids, 0);
+    c.n = 0;
+    c.cap = n;
+    store_read(s, ids_txn, &c, NULL);
+    struct job *j = lua_newuserdatauv(L, sizeof *j, 0);
+    lua_createtable(L, (int)c.n, 0);
+    lua_Integer k = 0;
+    for (size_t i = 0; i < c.n; i++) {
+        if (job_read(s, c.ids[i], j) != 0)
+            continue;
+        push_test_job(L, j);
+        lua_rawseti(L, -2, ++k);
+    }
+    return 1;
+}
+
+int luaopen_tikd_test(lua_State *L)
+{
+    static const luaL_Reg fns[] = {{"call", l_call},     {"hook", l_hook},
+                                   {"media", l_media},   {"set_clock", l_set_clock},
+                                   {"timers", l_timers}, {"account", l_account},
+                                   {"jobs", l_jobs},     {NULL, NULL}};
+    luaL_newlib(L, fns);
+    return 1;
+}
