@@ -112,6 +112,8 @@ install: all
 	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/tikd/
 	install -d $(DESTDIR)$(PREFIX)/share/doc/tikd/lua
 	install -m 0644 docs/lua/tikd.lua $(DESTDIR)$(PREFIX)/share/doc/tikd/lua/
+	install -d $(DESTDIR)$(PREFIX)/share/doc/tikd/lua/tikd
+	install -m 0644 docs/lua/tikd/test.lua $(DESTDIR)$(PREFIX)/share/doc/tikd/lua/tikd/
 
 FORMAT_FILES = $(CORE_SRC) $(BIND_SRC) $(CLI_SRC) $(UNIT_SRC) $(TOOL_SRC) \
 	$(wildcard core/*.h bindings/*.h cli/*.h tests/unit/*.h)

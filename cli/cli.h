@@ -46,7 +46,12 @@ void cli_fmt_time(double t, char *out, size_t n);
 /* Open the store for commands (readonly for inspection). Prints errors. */
 int cli_open_store(struct cli *c, bool readonly, struct store **out);
 
+/* Make a private temporary directory "$TMPDIR/tikd-WHAT-XXXXXX" into out;
+ * 0, or 1 with the error printed. cli_rmtree removes it with its contents. */
+int cli_tmpdir(const char *what, char *out, size_t n);
+void cli_rmtree(const char *dir);
+
 extern const struct cli_cmd cmd_run, cmd_rules, cmd_backup, cmd_audit, cmd_account, cmd_vault,
-    cmd_post, cmd_queue, cmd_job, cmd_limits, cmd_status;
+    cmd_post, cmd_queue, cmd_job, cmd_limits, cmd_status, cmd_plan;
 
 #endif

@@ -2,6 +2,8 @@
  * Each subcommand lives in its own file and is listed in `commands` below. */
 #include "cli.h"
 
+#include <errno.h>
+#include <ftw.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -26,9 +28,9 @@
 static const struct cli_cmd cmd_help_entry, cmd_version_entry;
 
 static const struct cli_cmd *const commands[] = {
-    &cmd_run,   &cmd_status, &cmd_post,  &cmd_queue,  &cmd_job,        &cmd_limits,        &cmd_account,
-    &cmd_vault,
-    &cmd_rules, &cmd_audit, &cmd_backup, &cmd_help_entry, &cmd_version_entry, NULL,
+    &cmd_run,    &cmd_status,  &cmd_post,       &cmd_queue,         &cmd_job,
+    &cmd_limits, &cmd_account, &cmd_vault,      &cmd_rules,         &cmd_plan,
+    &cmd_audit,  &cmd_backup,  &cmd_help_entry, &cmd_version_entry, NULL,
 };
 
 static void print_usage(FILE *f)
@@ -157,6 +159,32 @@ int cli_open_store(struct cli *c, bool readonly, struct store **out)
     struct tikd_err e = {0};
     if (store_open(out, &so, &e) != 0) {
         fprintf(stderr, "tikd: %s\n", e.msg);
+        return 1;
+    }
+    return 0;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+void cli_rmtree(const char *dir)
+{
+    if (dir && *dir)
+        nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+int cli_tmpdir(const char *what, char *out, size_t n)
+{
+    const char *tmp = getenv("TMPDIR");
+    int l = snprintf(out, n, "%s/tikd-%s-XXXXXX", tmp && *tmp ? tmp : "/tmp", what);
+    if (l <= 0 || (size_t)l >= n || !mkdtemp(out)) {
+        fprintf(stderr, "tikd: cannot make a temporary directory: %s\n", strerror(errno));
         return 1;
     }
     return 0;

@@ -88,6 +88,8 @@ export TIKD_CLIENT_SECRET=fake_client_secret
 say "tikd $(tikd version | cut -d' ' -f2): a vault key, and the example rules checked in the sandbox"
 tikd vault init "$work/vault.keys"
 tikd rules check
+say "the example rules' own tests (rules/*_test.lua), on a fake clock and a throwaway database"
+tikd rules test 2> /dev/null
 
 say "starting tikd run"
 "$TIKD" -c "$work/tikd.conf.lua" run 2> "$work/tikd.log" &  # not the function: $! must be tikd
