@@ -8,6 +8,7 @@
  * the generation they started in. SIGTERM/SIGINT stop: running calls get
  * shutdown_grace seconds, then are cancelled. */
 #include "engine.h"
+#include "../bindings/lua_dryrun.h"
 #include "../bindings/lua_modules.h"
 #include "../bindings/lua_schedule.h"
 
@@ -346,19 +347,13 @@ static int load_rules(struct daemon *d)
 
 /* ---- media intake and rule files that change ------------------------------------ */
 
-static int push_media(lua_State *L, void *ud)
-{
-    lua_push_media_item(L, ud);
-    return 1;
-}
-
 /* A new media item (new content, settled): the rules decide what to do. */
 static void on_media_item(void *ud, const struct intake_item *it)
 {
     struct daemon *d = ud;
     TLOG(TLOG_INFO, "intake.item", LSTR("path", it->path), LSTR("hash", it->hash),
          LINT("bytes", (long long)it->size), LBOOL("sidecar", it->sidecar[0] != '\0'));
-    call_hooks(d, "on_media", push_media, (void *)it);
+    call_hooks(d, "on_media", dryrun_push_media, (void *)it); /* protected: may run out */
 }
 
 static void reload_now(struct ev_loop *loop, ev_timer *w, int revents)

@@ -3,9 +3,10 @@
  *
  * Ledger (STORE_DB_SLOTS): account '\0' be64(slot in ms) -> be64(job),
  * schedule name. Keys of one account sort by time, so the spacing check
- * reads only the bookings near a candidate. Bookings more than a day (and
- * the spacing) in the past are pruned when a new one is made. */
+ * reads only the bookings near a candidate. Bookings more than two days
+ * (and twice the spacing) in the past are pruned when a new one is made. */
 #include "slots.h"
+#include "clock.h"
 
 #include <math.h>
 #include <openssl/evp.h>
@@ -186,7 +187,8 @@ int slots_take(struct store_txn *t, const struct schedule *s, double slot, uint6
     if (!p)
         return 0;
     p->prefix = strlen(s->account) + 1;
-    p->before = slot - fmax(86400 * 2, s->spacing * 2);
+    p->before = clock_now() - fmax(86400 * 2, s->spacing * 2); /* now, not the slot: a
+                                                                * later slot keeps earlier ones */
     rc = store_foreach(t, STORE_DB_SLOTS, k, p->prefix, prune_each, p);
     for (int i = 0; rc >= 0 && i < p->n; i++)
         rc = store_del(t, STORE_DB_SLOTS, p->keys[i], p->lens[i]);

@@ -78,6 +78,10 @@ static void three_daily_slots_in_a_time_zone(void **state)
     store_close(st);
     st = open_store(dir);
     assert_float_equal(book(st, &s, DEC1, NULL), DEC1 + 86400 + 12 * 3600, 0.001);
+    /* a booking days later never forgets earlier ones still to come */
+    double later = book(st, &s, DEC1 + 10 * 86400, NULL);
+    assert_true(later >= DEC1 + 10 * 86400);
+    assert_float_equal(book(st, &s, DEC1, NULL), DEC1 + 86400 + 17.5 * 3600, 0.001);
     /* another schedule of the same account cannot take a booked slot */
     struct schedule other;
     static const char *const at13[] = {"0 13 * * *"};
