@@ -23,7 +23,8 @@ int luaopen_tikd_upload(lua_State *L);    /* bindings/lua_upload.c: post, status
 int luaopen_tikd_ratelimit(lua_State *L); /* bindings/lua_ratelimit.c: new, budget */
 int luaopen_tikd_kv(lua_State *L);        /* bindings/lua_kv.c: get, set, incr, keys */
 int luaopen_tikd_cron(lua_State *L);      /* bindings/lua_cron.c: parse, localtime, time, zone_ok */
-int luaopen_tikd_schedule(lua_State *L); /* bindings/lua_schedule.c: account, schedule, every, at, next_slot */
+int luaopen_tikd_schedule(
+    lua_State *L); /* bindings/lua_schedule.c: account, schedule, every, at, next_slot */
 
 /* bindings/lua_test.c: the C half of tikd.test (scripts/tikd/test.lua), preloaded as
  * "tikd.test.host" in test mode only (host_opts.test) */

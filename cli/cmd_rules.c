@@ -41,8 +41,7 @@ static void print_decls(const struct decls *d, struct store *st)
     for (size_t i = 0; i < d->naccounts; i++) {
         const struct acct_decl *a = &d->accounts[i];
         printf("account %s (%s): tz %s, privacy %s, daily max %d\n", a->name, a->rule,
-               a->tz[0] ? a->tz : "UTC", a->privacy[0] ? a->privacy : "(per post)",
-               a->daily_max);
+               a->tz[0] ? a->tz : "UTC", a->privacy[0] ? a->privacy : "(per post)", a->daily_max);
     }
     for (size_t i = 0; i < d->nscheds; i++) {
         const struct schedule *s = &d->scheds[i];

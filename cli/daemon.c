@@ -459,6 +459,130 @@ static void on_job_outcome(void *ud, const struct job *j)
     call_hooks(ud, ok ? "on_published" : "on_failed", push_job, (void *)j);
 }
 
+/* ---- before_publish: the rules' last word before an init ---------------------- */
+
+struct before_call {
+    struct daemon *d;
+    struct gen *g; /* the generation asked (held: a reload may retire it meanwhile) */
+    size_t next;   /* the next rule file to ask */
+    pipeline_decided_fn done;
+    void *token;
+    struct job j; /* as the rules see it, with what earlier rules changed */
+    char offered[160];
+    struct pipeline_decision dec;
+};
+
+static int push_before(lua_State *L, void *ud)
+{
+    struct before_call *bc = ud;
+    lua_push_job(L, &bc->j);
+    lua_createtable(L, 0, 1); /* the creator, as creator_info says now */
+    lua_createtable(L, 4, 0);
+    int n = 0;
+    for (const char *q = bc->offered; *q;) {
+        size_t l = strcspn(q, ",");
+        lua_pushlstring(L, q, l);
+        lua_rawseti(L, -2, ++n);
+        q += l + (q[l] == ',');
+    }
+    lua_setfield(L, -2, "privacy_options");
+    return 2;
+}
+
+static void before_next(struct before_call *bc);
+
+static void before_end(struct before_call *bc)
+{
+    bc->done(bc->token, &bc->dec);
+    gen_release(bc->g);
+    free(bc->dec.caption);
+    free(bc);
+}
+
+/* One rule answered: nil (no opinion), or { caption=, privacy=, defer=s,
+ * cancel=true, reason= }. A rule that fails is logged and has no say. */
+static void before_done(void *ud, const struct call_result *r)
+{
+    struct before_call *bc = ud;
+    if (!r->ok) {
+        TLOG(TLOG_WARN, "rule.call_failed", LSTR("rule", r->rule), LSTR("fn", r->fn),
+             LBOOL("budget", r->budget), LSTR("error", r->error));
+    } else if (r->nresults >= 1 && lua_istable(r->L, -r->nresults)) {
+        lua_State *L = r->L;
+        int t = lua_absindex(L, -r->nresults);
+        char who[160];
+        snprintf(who, sizeof who, "rule:%s@gen%u", r->rule, gen_id(bc->g));
+        lua_getfield(L, t, "reason");
+        const char *reason = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+        snprintf(bc->dec.reason, sizeof bc->dec.reason, "%s", reason);
+        lua_pop(L, 1);
+        lua_getfield(L, t, "cancel");
+        bool cancel = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+        lua_getfield(L, t, "defer");
+        double defer = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : 0;
+        lua_pop(L, 1);
+        lua_getfield(L, t, "caption");
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            free(bc->dec.caption);
+            bc->dec.caption = strdup(lua_tostring(L, -1));
+            snprintf(bc->j.caption, sizeof bc->j.caption, "%s", lua_tostring(L, -1));
+            snprintf(bc->dec.chosen_by, sizeof bc->dec.chosen_by, "%s", who);
+        }
+        lua_pop(L, 1);
+        lua_getfield(L, t, "privacy");
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            snprintf(bc->dec.privacy, sizeof bc->dec.privacy, "%s", lua_tostring(L, -1));
+            snprintf(bc->j.privacy, sizeof bc->j.privacy, "%s", lua_tostring(L, -1));
+            snprintf(bc->dec.chosen_by, sizeof bc->dec.chosen_by, "%s", who);
+        }
+        lua_pop(L, 1);
+        if (cancel || defer > 0) { /* the last word: no more rules are asked */
+            bc->dec.cancel = cancel;
+            bc->dec.defer = cancel ? 0
+                                   : (defer < 1               ? 1
+                                      : defer > 366 * 86400.0 ? 366 * 86400.0
+                                                              : defer);
+            snprintf(bc->dec.chosen_by, sizeof bc->dec.chosen_by, "%s", who);
+            before_end(bc);
+            return;
+        }
+    }
+    before_next(bc);
+}
+
+static void before_next(struct before_call *bc)
+{
+    while (bc->next < gen_rule_count(bc->g) && !bc->d->stopping) {
+        size_t i = bc->next++;
+        if (gen_rule_has(bc->g, i, "before_publish")) {
+            if (gen_call(bc->g, i, "before_publish", push_before, bc, before_done, bc) == 0)
+                return; /* before_done goes on (it may have already) */
+        }
+    }
+    before_end(bc);
+}
+
+static void on_before(void *ud, const struct job *j, const char *offered, pipeline_decided_fn done,
+                      void *token)
+{
+    struct daemon *d = ud;
+    struct before_call *bc = d->ngens ? calloc(1, sizeof *bc) : NULL;
+    if (!bc) {
+        struct pipeline_decision none = {0};
+        done(token, &none);
+        return;
+    }
+    bc->d = d;
+    bc->g = d->gens[0];
+    gen_retain(bc->g);
+    bc->done = done;
+    bc->token = token;
+    bc->j = *j;
+    snprintf(bc->offered, sizeof bc->offered, "%s", offered);
+    before_next(bc);
+}
+
 static void on_usr1(struct ev_loop *loop, ev_signal *w, int revents)
 {
     (void)loop;
@@ -899,6 +1023,7 @@ static int run(struct cli *c, int argc, char **argv)
     }
     if (rc == 0) {
         pipeline_on_outcome(d.pipeline, on_job_outcome, &d);
+        pipeline_on_before(d.pipeline, on_before, &d);
         /* `tikd post` finds the daemon here to wake it (SIGUSR1) */
         snprintf(d.pidfile, sizeof d.pidfile, "%s/tikd.pid", c->cfg.data_dir);
         FILE *pf = fopen(d.pidfile, "w");

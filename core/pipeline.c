@@ -40,6 +40,7 @@ struct run {
     bool resumed;    /* first step after a restart: resync uploads */
     int probe;       /* the photo whose URL is being checked (0-based) */
     bool probe_more; /* ... with a longer head: its header goes on past the first */
+    bool asked;      /* the rules' before_publish answered for this init */
     struct http_xfer *x;
     struct run *next;
 };
@@ -57,6 +58,8 @@ struct pipeline {
     struct creator ci[CI_CACHE];
     pipeline_outcome_fn outcome;
     void *outcome_ud;
+    pipeline_before_fn before;
+    void *before_ud;
     bool started;
 };
 
@@ -484,8 +487,66 @@ static void init_photo(struct run *r, struct job *j);
 static void check_photo_urls(struct run *r, struct job *j, int from);
 static bool is_url(const char *media);
 
+static void preflight_checks(struct run *r, struct job *j, const struct creator *c);
+static void preflight(struct run *r, struct job *j);
+
+/* The rules answered before_publish: cancel, defer, or change caption or
+ * privacy (checked again as a planned post is), then on to the init. */
+static void decided(void *token, const struct pipeline_decision *d)
+{
+    struct run *r = token;
+    struct job j;
+    if (!reload(r, &j))
+        return;
+    if (d->cancel) {
+        j.state = JOB_CANCELLED;
+        snprintf(j.reason, sizeof j.reason, "cancelled by %s: %s", d->chosen_by, d->reason);
+        if (save(r->p, &j, "job.cancelled", "job=%llu account=%s by=%s reason=\"%.200s\"",
+                 (unsigned long long)j.id, j.account, d->chosen_by, d->reason) == 0)
+            finish(r, &j);
+        else
+            run_end(r);
+        return;
+    }
+    if (d->defer > 0) {
+        char why[500];
+        snprintf(why, sizeof why, "deferred by %s: %s", d->chosen_by, d->reason);
+        later(r, &j, JOB_DEFERRED, d->defer, why);
+        return;
+    }
+    if (d->caption || d->privacy[0]) {
+        if (d->caption)
+            snprintf(j.caption, sizeof j.caption, "%s", d->caption);
+        if (d->privacy[0] && j.mode == JOB_DIRECT)
+            snprintf(j.privacy, sizeof j.privacy, "%s", d->privacy);
+        snprintf(j.chosen_by, sizeof j.chosen_by, "%s", d->chosen_by);
+        char why[2000];
+        if (job_validate(&j, why, sizeof why) > 0) {
+            fail(r, &j, NULL, "before_publish of %s made the post invalid: %s", d->chosen_by, why);
+            return;
+        }
+        if (save(r->p, &j, "job.changed", "job=%llu account=%s by=%s privacy=%s",
+                 (unsigned long long)j.id, j.account, d->chosen_by,
+                 j.privacy[0] ? j.privacy : "-") != 0) {
+            run_end(r);
+            return;
+        }
+    }
+    struct creator *c = ci_find(r->p, j.account, false);
+    if (!c) { /* (the cache lost it meanwhile) ask again */
+        preflight(r, &j);
+        return;
+    }
+    preflight_checks(r, &j, c);
+}
+
 static void preflight_checks(struct run *r, struct job *j, const struct creator *c)
 {
+    if (r->p->before && !r->asked) { /* the rules may change, defer or cancel it first */
+        r->asked = true;
+        r->p->before(r->p->before_ud, j, c->options, decided, r);
+        return;
+    }
     if (j->mode == JOB_DIRECT) {
         bool offered = false;
         for (const char *q = c->options; *q;) {
@@ -1334,6 +1395,12 @@ void pipeline_kick(struct pipeline *p)
 size_t pipeline_active(const struct pipeline *p)
 {
     return p->nruns;
+}
+
+void pipeline_on_before(struct pipeline *p, pipeline_before_fn fn, void *ud)
+{
+    p->before = fn;
+    p->before_ud = ud;
 }
 
 void pipeline_on_outcome(struct pipeline *p, pipeline_outcome_fn fn, void *ud)

@@ -46,6 +46,26 @@ void pipeline_on_outcome(struct pipeline *p, pipeline_outcome_fn fn, void *ud);
  * transaction; j->slot_at is cleared. */
 int pipeline_release_slot(struct store_txn *t, const struct rl_config *c, struct job *j);
 
+/* What the rules decided about a job before its init (before_publish). */
+struct pipeline_decision {
+    bool cancel;  /* cancel the job, with reason */
+    double defer; /* > 0: try again in so many seconds, with reason */
+    char reason[300];
+    char *caption;       /* a new caption (owned by the decider until done returns), or NULL */
+    char privacy[32];    /* a new privacy level, or "" */
+    char chosen_by[160]; /* who changed caption or privacy: "rule:FILE@genN" */
+};
+
+/* The rules' answer, once: the pipeline applies it and goes on. */
+typedef void (*pipeline_decided_fn)(void *token, const struct pipeline_decision *d);
+
+/* Ask about job j before its init; `offered` is the creator's privacy
+ * levels now (comma-separated). Call done(token, decision) exactly once,
+ * now or later from the loop. */
+typedef void (*pipeline_before_fn)(void *ud, const struct job *j, const char *offered,
+                                   pipeline_decided_fn done, void *token);
+void pipeline_on_before(struct pipeline *p, pipeline_before_fn fn, void *ud);
+
 /* Look at the due index again (new jobs, a restart, an operator's change). */
 void pipeline_kick(struct pipeline *p);
 

@@ -288,6 +288,11 @@ function tikd.utf16_len(s) end
 
 ---A new rule generation went live.
 function on_load() end
+---The last word before a job's init: nil, or changes, a defer or a cancel.
+---@param job tikd.Job
+---@param creator {privacy_options: string[]}
+---@return {caption: string?, privacy: tikd.Privacy?, defer: number?, cancel: boolean?, reason: string?}|nil
+function before_publish(job, creator) end
 ---@param job tikd.Job
 function on_published(job) end
 ---@param job tikd.Job

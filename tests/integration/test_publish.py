@@ -589,3 +589,55 @@ def test_photo_urls_are_checked_before_tiktok_pulls_them(quick, tmp_path):
         assert d.proc.poll() is None
     finally:
         srv.close()
+
+
+def test_before_publish_changes_defers_or_cancels_and_is_on_the_record(quick, tmp_path):
+    """The rules' before_publish sees the job and the creator's privacy
+    options before the init: it may change the caption or privacy (checked
+    again, and recorded as the rule's choice), defer, or cancel."""
+    s = quick
+    connect(s)
+    (s.root / "rules" / "gate.lua").write_text("""
+function before_publish(job, creator)
+    tikd.log.info("asked", { id = job.id, options = table.concat(creator.privacy_options, ",") })
+    if job.caption:match("#later") and not tikd.kv.get("deferred" .. job.id) then
+        tikd.kv.set("deferred" .. job.id, true)
+        return { defer = 1, reason = "not before the embargo" }
+    end
+    if job.caption:match("#nope") then
+        return { cancel = true, reason = "off-brand" }
+    end
+    if job.caption:match("#bad") then
+        return { privacy = "EVERYONE" }
+    end
+    return { caption = job.caption .. " #checked", privacy = "SELF_ONLY" }
+end
+""")
+    d = s.start()
+    v = [video(tmp_path / ("v%d.mp4" % i), mdat=100_000 + i) for i in range(4)]
+    r = s.tikd("post", str(v[0]), "--account", "alice", "--privacy", "PUBLIC_TO_EVERYONE",
+               "--caption", "hello", "--wait")
+    assert r.returncode == 0 and "published" in r.stdout, r.stdout + r.stderr
+    show = s.tikd("job", "show", "1").stdout
+    assert "caption:      hello #checked" in show and "privacy:      SELF_ONLY" in show, show
+    assert "chosen by:    rule:rules/gate.lua@gen1" in show, show
+    assert "options=PUBLIC_TO_EVERYONE" in d.wait_for(r"msg=asked id=1")
+    pub = s.fake.ctl.publishes()[0]
+    assert pub["post_info"]["title"] == "hello #checked"
+    assert pub["privacy_level"] == "SELF_ONLY"
+    assert "by=rule:rules/gate.lua@gen1" in s.audit()
+    # deferred once, then posted
+    r = s.tikd("post", str(v[1]), "--account", "alice", "--privacy", "SELF_ONLY",
+               "--caption", "soon #later", "--wait")
+    assert r.returncode == 0 and "deferred by rule:rules/gate.lua@gen1: not before the embargo" \
+        in r.stdout, r.stdout
+    # cancelled, with the rule's reason
+    r = s.tikd("post", str(v[2]), "--account", "alice", "--privacy", "SELF_ONLY",
+               "--caption", "x #nope", "--wait")
+    assert r.returncode == 1 and "cancelled by rule:rules/gate.lua@gen1: off-brand" in r.stdout
+    # an invalid change fails clearly, and nothing reaches TikTok
+    r = s.tikd("post", str(v[3]), "--account", "alice", "--privacy", "SELF_ONLY",
+               "--caption", "x #bad", "--wait")
+    assert r.returncode == 1 and "made the post invalid" in r.stdout \
+        and "unknown privacy level 'EVERYONE'" in r.stdout, r.stdout
+    assert len(s.fake.ctl.publishes()) == 2

@@ -278,7 +278,10 @@ def test_rules_test_passes_a_good_file_and_fails_a_bad_one(s, tmp_path):
            "  ok   test_call_returns_what_the_rule_returns\n  ok   test_no_account_no_post\n" \
         in r.stdout, r.stdout
     assert "rules/three_slots_test.lua\n  ok   test_four_videos" in r.stdout
-    assert re.search(r"^\d+ tests in 2 files: \d+ passed, 0 failed$", r.stdout, re.M)
+    # ... and every shipped example rule's tests (rules/*_test.lua) pass
+    assert re.search(r"^\d+ tests in \d+ files: \d+ passed, 0 failed$", r.stdout, re.M)
+    for example in ("agency", "crosspost", "ab_captions", "quiet_hours"):
+        assert "rules/%s_test.lua\n  ok" % example in r.stdout, r.stdout
     # nothing reached the real database
     assert "day 1" not in s.tikd("queue", "--all").stdout
 
