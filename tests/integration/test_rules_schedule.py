@@ -155,3 +155,59 @@ end
     d = s.start()  # new keys: two more posts; the first takes the slot job 1 gave back
     again = d.wait_for(r"msg=booked .*id=3\b")
     assert re.search(r"slot=(\d+)", again).group(1) == slot1, (first, again)
+
+
+def test_a_cms_fed_timer_rule(s, tmp_path):
+    """rules/cms.lua: a timer fetches a CMS export from an allow-listed
+    host and plans what is new into the account's schedule, once."""
+    import http.server
+    import json
+    import threading
+    export = [{"id": "a1", "video_url": "https://media.example.test/tikd/cms-1.mp4",
+               "caption": "From the CMS #one", "privacy": "PUBLIC_TO_EVERYONE"},
+              {"id": "a2", "video_url": "https://media.example.test/tikd/cms-2.mp4",
+               "caption": "From the CMS #two"}]
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = json.dumps(export).encode()
+            self.send_response(200 if self.path == "/tikd/export.json" else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    port = srv.server_address[1]
+    try:
+        rule = (s.root / "rules" / "cms.lua").read_text()
+        rule = rule.replace("http://127.0.0.1:8099/", "http://127.0.0.1:%d/" % port)
+        rule = rule.replace('tikd.every(900, "sync")', 'tikd.every(1, "sync")')
+        (s.root / "rules" / "cms.lua").write_text(rule)
+        s.cfg.write_text(s.cfg.read_text() + 'http = { allow_hosts = { "127.0.0.1:%d" } }\n' % port)
+        s.fake.ctl.put_creator({"open_id": "-000FakeCms000000000000000001", "username": "cms_c"})
+        connect(s, "cms-creator", user="cms_c")
+        d = s.start()
+        d.wait_for(r"msg=\"cms: synced\" .*planned=2|msg=\"cms: synced\" .*items=2", timeout=15)
+        export.append({"id": "a3", "video_url": "https://media.example.test/tikd/cms-3.mp4",
+                       "caption": "From the CMS #three"})
+        d.wait_for(r"items=3", timeout=15)
+        time.sleep(0.5)
+        q = s.tikd("queue", "--all").stdout
+        lines = [l for l in q.splitlines()[1:] if "cms-creator" in l]
+        assert len(lines) == 3, q  # each item once, however often the timer runs
+        show = s.tikd("job", "show", "1").stdout
+        assert "media:        https://media.example.test/tikd/cms-1.mp4" in show, show
+        assert "caption:      From the CMS #one" in show
+        assert "privacy:      PUBLIC_TO_EVERYONE" in show and "rules/cms.lua" in show
+        two = s.tikd("job", "show", "2").stdout
+        assert "privacy:      SELF_ONLY" in two  # the account's declared default
+        for t in due_times(s):
+            local = t.replace(tzinfo=datetime.timezone.utc).astimezone(
+                __import__("zoneinfo").ZoneInfo("Europe/London"))
+            assert (local.hour, local.minute) in ((8, 0), (12, 0), (17, 0)), local
+    finally:
+        srv.shutdown()
