@@ -178,12 +178,34 @@ static int l_account(lua_State *L)
     if (decls_account(d, name))
         luaL_error(L, "%s is declared twice", what);
     const char *tz = opt_string(L, 2, "tz", what);
-    const char *privacy = opt_string(L, 2, "privacy", what);
+    /* privacy: one level, or levels in order of preference */
+    const char *prefer[4] = {NULL};
+    int nprefer = 0;
+    lua_getfield(L, 2, "privacy");
+    if (lua_istable(L, -1)) {
+        lua_Integer n = luaL_len(L, -1);
+        if (n < 1 || n > 4)
+            luaL_error(L, "%s: privacy must be a level or a list of 1 to 4 levels", what);
+        for (lua_Integer i = 1; i <= n; i++) {
+            lua_rawgeti(L, -1, i);
+            if (lua_type(L, -1) != LUA_TSTRING)
+                luaL_error(L, "%s: privacy %d must be a string", what, (int)i);
+            prefer[nprefer++] = lua_tostring(L, -1); /* alive: the table holds it */
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    } else {
+        lua_pop(L, 1);
+        const char *one = opt_string(L, 2, "privacy", what);
+        if (one)
+            prefer[nprefer++] = one;
+    }
+    const char *privacy = nprefer ? prefer[0] : NULL;
+    for (int i = 0; i < nprefer; i++)
+        check_privacy(L, prefer[i], what);
     const char *caption = opt_string(L, 2, "caption", what);
     int daily_max = (int)opt_number(L, 2, "daily_max", 0, 0, 1000, what);
     check_tz(L, tz, what);
-    if (privacy)
-        check_privacy(L, privacy, what);
     if (tz && strlen(tz) >= sizeof d->accounts->tz)
         luaL_error(L, "%s: tz is too long", what);
     struct acct_decl *a = push(L, (void **)&d->accounts, &d->naccounts, sizeof *a);
@@ -192,6 +214,9 @@ static int l_account(lua_State *L)
     snprintf(a->name, sizeof a->name, "%s", name);
     snprintf(a->tz, sizeof a->tz, "%s", tz ? tz : "");
     snprintf(a->privacy, sizeof a->privacy, "%s", privacy ? privacy : "");
+    for (int i = 0; i < nprefer; i++)
+        snprintf(a->prefer[i], sizeof a->prefer[i], "%s", prefer[i]);
+    a->nprefer = nprefer;
     a->daily_max = daily_max;
     snprintf(a->rule, sizeof a->rule, "%s", host_rule(L));
     return 0;

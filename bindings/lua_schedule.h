@@ -15,10 +15,13 @@
 struct acct_decl {
     char name[65];
     char tz[64];
-    char privacy[32]; /* default privacy level, or "" */
-    char *caption;    /* default caption, or NULL */
-    int daily_max;    /* 0: none below TikTok's */
-    char rule[128];   /* the file that declared it */
+    char privacy[32];   /* default privacy level (the first preferred), or "" */
+    char prefer[4][32]; /* privacy levels in order of preference: the first that
+                         * creator_info offers is taken at the init */
+    int nprefer;
+    char *caption;  /* default caption, or NULL */
+    int daily_max;  /* 0: none below TikTok's */
+    char rule[128]; /* the file that declared it */
 };
 
 struct timer_decl {

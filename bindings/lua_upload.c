@@ -26,6 +26,7 @@
 #include "../core/audit.h"
 #include "../core/clock.h"
 #include "../core/job.h"
+#include "../core/log.h"
 #include "../core/store.h"
 
 #define AWAIT_POLL 0.25
@@ -301,6 +302,41 @@ void lua_push_job(lua_State *L, const struct job *j)
 }
 
 /* tikd.upload.status(id) -> job table, or nil and a message */
+struct skip_ctx {
+    const char *who;
+    char detail[900];
+};
+
+static int skip_txn(struct store_txn *t, void *ctx)
+{
+    struct skip_ctx *sc = ctx;
+    return audit_append(t, sc->who, "post.skipped", sc->detail);
+}
+
+/* tikd.upload.skip{ account=, media=, reason= } -> true: a deliberate "not
+ * this one", on the record (audit log) with the rule and generation. */
+static int l_skip(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    const char *account = opt_str(L, 1, "account"), *media = opt_str(L, 1, "media");
+    const char *reason = opt_str(L, 1, "reason");
+    if (!reason || !*reason)
+        return luaL_error(L, "tikd.upload.skip: a reason is required");
+    struct store *s = store_of(L);
+    char who[200];
+    snprintf(who, sizeof who, "rule:%s@gen%u", host_rule(L), host_gen_id(L));
+    struct skip_ctx sc = {who, ""};
+    snprintf(sc.detail, sizeof sc.detail, "account=%.64s media=\"%.300s\" reason=\"%.400s\"",
+             account ? account : "-", media ? media : "-", reason);
+    struct tikd_err e = {0};
+    if (store_write(s, skip_txn, &sc, &e) != 0)
+        return luaL_error(L, "tikd.upload.skip: %s", e.msg);
+    TLOG(TLOG_INFO, "post.skipped", LSTR("by", who), LSTR("account", account ? account : "-"),
+         LSTR("media", media ? media : "-"), LSTR("reason", reason));
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 static int l_status(lua_State *L)
 {
     lua_Integer id = luaL_checkinteger(L, 1);
@@ -390,7 +426,7 @@ static int l_await(lua_State *L)
 int luaopen_tikd_upload(lua_State *L)
 {
     static const luaL_Reg fns[] = {
-        {"post", l_post}, {"status", l_status}, {"await", l_await}, {NULL, NULL}};
+        {"post", l_post}, {"skip", l_skip}, {"status", l_status}, {"await", l_await}, {NULL, NULL}};
     luaL_newlib(L, fns);
     return 1;
 }

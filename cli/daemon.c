@@ -563,6 +563,45 @@ static void before_next(struct before_call *bc)
     before_end(bc);
 }
 
+static bool offered_has(const char *offered, const char *level)
+{
+    size_t n = strlen(level);
+    for (const char *q = offered; *q;) {
+        size_t l = strcspn(q, ",");
+        if (l == n && strncmp(q, level, n) == 0)
+            return true;
+        q += l + (q[l] == ',');
+    }
+    return false;
+}
+
+/* A post a rule planned with its account's declared privacy, which the
+ * creator does not offer now: the first of the account's preferred levels
+ * that is offered, recorded as the declaring rule's choice. */
+static void account_default_privacy(struct before_call *bc)
+{
+    const struct job *j = &bc->j;
+    const struct acct_decl *a = decls_account(decls_of_gen(bc->g), j->account);
+    if (!a || a->nprefer < 2 || j->mode != JOB_DIRECT || strncmp(j->chosen_by, "rule:", 5) ||
+        strcmp(j->privacy, a->privacy) || offered_has(bc->offered, j->privacy))
+        return;
+    for (int i = 1; i < a->nprefer; i++) {
+        if (!offered_has(bc->offered, a->prefer[i]))
+            continue;
+        snprintf(bc->dec.privacy, sizeof bc->dec.privacy, "%s", a->prefer[i]);
+        snprintf(bc->j.privacy, sizeof bc->j.privacy, "%s", a->prefer[i]);
+        snprintf(bc->dec.chosen_by, sizeof bc->dec.chosen_by, "rule:%s@gen%u", a->rule,
+                 gen_id(bc->g));
+        TLOG(TLOG_INFO, "job.privacy_fallback", LINT("job", j->id), LSTR("account", j->account),
+             LSTR("wanted", a->privacy), LSTR("took", a->prefer[i]), LSTR("offered", bc->offered),
+             LSTR("note", strcmp(bc->offered, "SELF_ONLY") == 0
+                              ? "an app TikTok has not audited may only post SELF_ONLY to "
+                                "private accounts"
+                              : ""));
+        return;
+    }
+}
+
 static void on_before(void *ud, const struct job *j, const char *offered, pipeline_decided_fn done,
                       void *token)
 {
@@ -580,6 +619,7 @@ static void on_before(void *ud, const struct job *j, const char *offered, pipeli
     bc->token = token;
     bc->j = *j;
     snprintf(bc->offered, sizeof bc->offered, "%s", offered);
+    account_default_privacy(bc);
     before_next(bc);
 }
 

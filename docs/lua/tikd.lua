@@ -118,7 +118,7 @@ function CronSchedule:next(after, tz) end
 
 ---@class tikd.AccountSpec
 ---@field tz string? IANA zone
----@field privacy tikd.Privacy? default privacy of its posts
+---@field privacy tikd.Privacy|tikd.Privacy[]? default privacy of its posts; a list: in order of preference, the first offered at the init
 ---@field caption string? default caption
 ---@field daily_max integer? below TikTok's cap, for all its schedules
 
@@ -173,6 +173,10 @@ tikd.upload = {}
 ---@return integer|nil id
 ---@return string|number|nil slot_or_problems the booked slot (with schedule), or the problems
 function tikd.upload.post(spec) end
+---A deliberate "not this one", on the record.
+---@param spec {account: string?, media: string?, reason: string}
+---@return true
+function tikd.upload.skip(spec) end
 ---@param id integer
 ---@return tikd.Job|nil
 function tikd.upload.status(id) end

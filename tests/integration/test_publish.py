@@ -641,3 +641,32 @@ end
     assert r.returncode == 1 and "made the post invalid" in r.stdout \
         and "unknown privacy level 'EVERYONE'" in r.stdout, r.stdout
     assert len(s.fake.ctl.publishes()) == 2
+
+
+def test_an_accounts_preferred_privacy_falls_back_to_what_tiktok_offers(quick, tmp_path):
+    """tikd.account{ privacy = { "PUBLIC_TO_EVERYONE", "SELF_ONLY" } }: the
+    first level creator_info offers is taken at the init, and recorded as
+    the declaring rule's choice; an unaudited app's SELF_ONLY is explained."""
+    s = quick
+    media = tmp_path / "media"
+    media.mkdir()
+    clip = video(media / "clip.mp4")
+    s.cfg.write_text(s.cfg.read_text() + 'media_roots = { "%s" }\n' % media)
+    s.fake.ctl.put_creator({"open_id": "-000FakePrivate0000000000000001", "username": "priv",
+                            "private_account": True, "privacy_level_options": ["SELF_ONLY"]})
+    connect(s, "priv", user="priv")
+    (s.root / "rules" / "pref.lua").write_text("""
+tikd.account("priv", { privacy = { "PUBLIC_TO_EVERYONE", "SELF_ONLY" } })
+function on_load()
+    local id, why = tikd.upload.post{ account = "priv", media = "%s", key = "one" }
+    tikd.log.info("planned", { id = id or -1, why = why or "" })
+end
+""" % clip)
+    d = s.start()
+    d.wait_for(r"msg=planned id=1")
+    line = d.wait_for(r"event=job\.privacy_fallback", timeout=20)
+    assert "took=SELF_ONLY" in line and "may only post SELF_ONLY" in line, line
+    d.wait_for(r"event=job\.final job=1 .*state=published", timeout=30)
+    show = s.tikd("job", "show", "1").stdout
+    assert "privacy:      SELF_ONLY" in show and "chosen by:    rule:rules/pref.lua@gen1" in show
+    assert s.fake.ctl.publishes()[0]["privacy_level"] == "SELF_ONLY"

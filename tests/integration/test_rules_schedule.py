@@ -211,3 +211,19 @@ def test_a_cms_fed_timer_rule(s, tmp_path):
             assert (local.hour, local.minute) in ((8, 0), (12, 0), (17, 0)), local
     finally:
         srv.shutdown()
+
+
+def test_a_deliberate_skip_is_on_the_record(s):
+    (s.root / "rules" / "picky.lua").write_text("""
+function on_load()
+    tikd.upload.skip{ account = "alice", media = "/srv/in/blurry.mp4", reason = "too dark" }
+    local ok, err = pcall(tikd.upload.skip, { account = "alice" })
+    tikd.log.info("noreason", { err = err })
+end
+""")
+    d = s.start()
+    d.wait_for(r"event=post\.skipped .*reason=\"too dark\"")
+    assert "a reason is required" in d.wait_for(r"msg=noreason")
+    audit = s.audit()
+    assert "rule:rules/picky.lua@gen1" in audit and "post.skipped" in audit, audit
+    assert 'reason="too dark"' in audit
