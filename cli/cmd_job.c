@@ -16,6 +16,7 @@
 
 #include "../core/audit.h"
 #include "../core/clock.h"
+#include "../core/intake.h"
 #include "../core/job.h"
 #include "../core/pipeline.h"
 #include "../core/tiktok.h"
@@ -68,7 +69,23 @@ static void wake_daemon(struct cli *c)
 struct create_ctx {
     struct job *j;
     const char *problem;
+    bool again;      /* post content this account already has planned or posted */
+    uint64_t before; /* out: the job that has it */
+    char state[24];
 };
+
+static int same_content(const struct job *o, void *ctx)
+{
+    struct create_ctx *cc = ctx;
+    if (o->media_hash[0] && strcmp(o->media_hash, cc->j->media_hash) == 0 &&
+        strcmp(o->account, cc->j->account) == 0 && o->state != JOB_FAILED &&
+        o->state != JOB_CANCELLED) {
+        cc->before = o->id;
+        snprintf(cc->state, sizeof cc->state, "%s", job_state_name(o->state));
+        return 1;
+    }
+    return 0;
+}
 
 static int create_txn(struct store_txn *t, void *ctx)
 {
@@ -78,7 +95,44 @@ static int create_txn(struct store_txn *t, void *ctx)
         cc->problem = "no such account (see `tikd account list`)";
         return TIKD_ENOTFOUND;
     }
+    if (cc->j->media_hash[0] && !cc->again) {
+        int rc = job_foreach(t, same_content, cc);
+        if (rc < 0)
+            return rc;
+        if (cc->before) {
+            cc->problem = "same content";
+            return TIKD_EEXIST;
+        }
+    }
     return job_create(t, cc->j);
+}
+
+static void noop_item(void *ud, const struct intake_item *it)
+{
+    (void)ud;
+    (void)it;
+}
+
+/* The video's identity, as the media intake knows content: its SHA-256,
+ * recorded in the media ledger (a later drop of the same file into a watched
+ * folder is then not new). */
+static int identify(struct engine *en, struct job *j)
+{
+    struct intake *in;
+    struct intake_item *it = malloc(sizeof *it);
+    struct tikd_err e = {0};
+    bool fresh;
+    int rc = it ? intake_new(&in, en->loop, en->store, 1, noop_item, NULL, &e) : TIKD_ENOMEM;
+    if (rc == 0) {
+        rc = intake_offer(in, j->media, it, &fresh, &e);
+        intake_free(in);
+    }
+    if (rc == 0)
+        memcpy(j->media_hash, it->hash, sizeof j->media_hash);
+    else
+        fprintf(stderr, "tikd: %s\n", e.msg[0] ? e.msg : "cannot read the video");
+    free(it);
+    return rc;
 }
 
 /* Follow a job until it is final; 0 when it posted. */
@@ -166,7 +220,7 @@ static int run_post(struct cli *c, int argc, char **argv)
     j->opt.cover_ms = -1;
     snprintf(j->chosen_by, sizeof j->chosen_by, "operator");
     const char *file = NULL;
-    bool wait = false, approval = false, local_images = false, json = false;
+    bool wait = false, approval = false, local_images = false, json = false, again = false;
     double deadline = 0;
     int rc = 0;
     for (int i = 1; i < argc && rc == 0; i++) {
@@ -244,6 +298,8 @@ static int run_post(struct cli *c, int argc, char **argv)
             wait = true;
         } else if (strcmp(a, "--json") == 0) {
             json = true;
+        } else if (strcmp(a, "--again") == 0) {
+            again = true;
         } else if (strcmp(a, "--disable-comment") == 0) {
             j->opt.disable_comment = true;
         } else if (strcmp(a, "--disable-duet") == 0) {
@@ -313,10 +369,23 @@ static int run_post(struct cli *c, int argc, char **argv)
         free(j);
         return 1;
     }
-    struct create_ctx cc = {j, NULL};
+    if (j->kind == JOB_VIDEO && j->media[0] == '/' && identify(&en, j) != 0) {
+        engine_close(&en);
+        free(j);
+        return 1;
+    }
+    struct create_ctx cc = {j, NULL, again, 0, ""};
     struct tikd_err e = {0};
     rc = store_write(en.store, create_txn, &cc, &e);
     engine_close(&en);
+    if (rc != 0 && cc.before) {
+        fprintf(stderr,
+                "tikd: %s already has this content as job %llu (%s): the same video is not "
+                "posted twice; give --again to post it once more\n",
+                j->account, (unsigned long long)cc.before, cc.state);
+        free(j);
+        return 1;
+    }
     if (rc != 0) {
         fprintf(stderr, "tikd: cannot plan the post: %s\n", cc.problem ? cc.problem : e.msg);
         free(j);
@@ -360,6 +429,8 @@ const struct cli_cmd cmd_post = {
     "                       past it the job is cancelled with the reason\n"
     "  --wait               follow the job until it is published, in the inbox or failed\n"
     "                       (a progress bar on a terminal, a line per change otherwise)\n"
+    "  --again              post a video this account already has planned or posted\n"
+    "                       (tikd knows content by its SHA-256, as the media intake does)\n"
     "  --json               with --wait: one JSON object per change (state, chunks and bytes\n"
     "                       uploaded, publish_id, post ids as exact text)\n"
     "The post is checked when planned (caption, privacy, options, the file) and again\n"

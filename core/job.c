@@ -201,6 +201,7 @@ static json_t *encode(const struct job *j)
     json_object_set_new(o, "kind", json_string(j->kind == JOB_PHOTO ? "photo" : "video"));
     json_object_set_new(o, "media", json_string(j->media));
     json_object_set_new(o, "images", json_string(j->images));
+    json_object_set_new(o, "media_hash", json_string(j->media_hash));
     json_object_set_new(o, "cover_index", json_integer(j->cover_index));
     json_object_set_new(o, "description", json_string(j->description));
     json_object_set_new(o, "init_sent_at", json_real(j->init_sent_at));
@@ -263,6 +264,7 @@ static int decode(const void *p, size_t n, struct job *j)
     j->kind = strcmp(kind, "photo") == 0 ? JOB_PHOTO : JOB_VIDEO;
     sget(o, "media", j->media, sizeof j->media);
     sget(o, "images", j->images, sizeof j->images);
+    sget(o, "media_hash", j->media_hash, sizeof j->media_hash);
     j->cover_index = (int)json_integer_value(json_object_get(o, "cover_index"));
     sget(o, "description", j->description, sizeof j->description);
     j->init_sent_at = json_number_value(json_object_get(o, "init_sent_at"));

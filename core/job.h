@@ -52,7 +52,8 @@ struct job {
     char account[65];
     enum job_mode mode;
     enum job_kind kind;
-    char media[1024];                  /* absolute path of the video */
+    char media[1024];                  /* absolute path of the video, or its https URL */
+    char media_hash[65];               /* SHA-256 of a local video's content, or "" */
     char images[JOB_IMAGES_MAX * 320]; /* photos: https URLs or local paths, one per line */
     int cover_index;                   /* photos: 0-based */
     char description[16400];           /* photos: up to 4000 UTF-16 units */

@@ -90,3 +90,29 @@ def test_dropped_media_is_taken_once_and_routed_by_the_rules(s, tmp_path):
     time.sleep(1.0)
     assert len(jobs(s)) == 6
     assert d.proc.poll() is None
+
+
+def test_tikd_post_knows_content_as_the_intake_does(s, tmp_path):
+    """`tikd post` feeds the same media ledger: the same video planned twice
+    for an account is refused (unless --again), and a later drop of it into
+    a watched folder is not new."""
+    inbox = tmp_path / "in" / "crosspost"
+    inbox.mkdir(parents=True)
+    s.cfg.write_text(s.cfg.read_text() + 'intake = { folders = { "%s" }, settle = 0.2 }\n' % inbox)
+    connect(s)
+    clip = video(tmp_path / "clip.mp4")
+    r = s.tikd("post", str(clip), "--account", "alice", "--privacy", "SELF_ONLY", "--at", "+1d")
+    assert r.returncode == 0, r.stderr
+    copy = tmp_path / "renamed.mp4"
+    shutil.copy(clip, copy)
+    r = s.tikd("post", str(copy), "--account", "alice", "--privacy", "SELF_ONLY")
+    assert r.returncode == 1 and "already has this content as job 1 (scheduled)" in r.stderr, \
+        r.stderr
+    r = s.tikd("post", str(copy), "--account", "alice", "--privacy", "SELF_ONLY", "--at", "+1d",
+               "--again")
+    assert r.returncode == 0, r.stderr
+    assert "media_hash" not in s.tikd("job", "show", "2").stdout  # (an internal field)
+    d = s.start()
+    shutil.copy(clip, inbox / "dropped.mp4")
+    line = d.wait_for(r"event=intake\.duplicate", timeout=10)
+    assert "dropped.mp4" in line and "first_path=%s" % clip in line, line
