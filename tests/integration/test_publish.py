@@ -621,7 +621,7 @@ end
     show = s.tikd("job", "show", "1").stdout
     assert "caption:      hello #checked" in show and "privacy:      SELF_ONLY" in show, show
     assert "chosen by:    rule:rules/gate.lua@gen1" in show, show
-    assert "options=PUBLIC_TO_EVERYONE" in d.wait_for(r"msg=asked id=1")
+    assert "options=PUBLIC_TO_EVERYONE" in d.wait_for(r"msg=asked .*\bid=1\b")
     pub = s.fake.ctl.publishes()[0]
     assert pub["post_info"]["title"] == "hello #checked"
     assert pub["privacy_level"] == "SELF_ONLY"
@@ -663,7 +663,7 @@ function on_load()
 end
 """ % clip)
     d = s.start()
-    d.wait_for(r"msg=planned id=1")
+    d.wait_for(r"msg=planned .*\bid=1\b")
     line = d.wait_for(r"event=job\.privacy_fallback", timeout=20)
     assert "took=SELF_ONLY" in line and "may only post SELF_ONLY" in line, line
     d.wait_for(r"event=job\.final job=1 .*state=published", timeout=30)
