@@ -179,15 +179,7 @@ int luaopen_tikd_cron(lua_State *L)
                                    {"time", l_time},
                                    {"zone_ok", l_zone_ok},
                                    {NULL, NULL}};
-    if (luaL_newmetatable(L, MT)) {
-        luaL_newlib(L, methods);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, l_tostring);
-        lua_setfield(L, -2, "__tostring");
-        lua_pushliteral(L, "locked");
-        lua_setfield(L, -2, "__metatable");
-    }
-    lua_pop(L, 1);
+    host_class(L, MT, methods, l_tostring);
     luaL_newlib(L, fns);
     return 1;
 }

@@ -802,6 +802,28 @@ bool host_loading(lua_State *L)
     return g->current && !g->current->co;
 }
 
+struct store *host_store(lua_State *L, const char *what)
+{
+    struct store *s = gen_of(L)->o.store;
+    if (!s)
+        luaL_error(L, "%s is not available here (no database: rules are only being checked)", what);
+    return s;
+}
+
+void host_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction tostring)
+{
+    if (luaL_newmetatable(L, name)) {
+        lua_newtable(L);
+        luaL_setfuncs(L, methods, 0);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, tostring);
+        lua_setfield(L, -2, "__tostring");
+        lua_pushliteral(L, "locked");
+        lua_setfield(L, -2, "__metatable");
+    }
+    lua_pop(L, 1);
+}
+
 const struct host_opts *host_opts_of(lua_State *L)
 {
     return &gen_of(L)->o;

@@ -12,6 +12,7 @@
 #ifndef TIKD_LUA_HOST_H
 #define TIKD_LUA_HOST_H
 
+#include <lauxlib.h>
 #include <lua.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -142,6 +143,14 @@ void *gen_ext_get(struct gen *g, const char *key);
 /* True while L's generation is loading its rule files (declarations are
  * allowed then, and only then). */
 bool host_loading(lua_State *L);
+
+/* The database of L's generation; raises "<what> is not available here" when
+ * there is none (`tikd rules check`). */
+struct store *host_store(lua_State *L, const char *what);
+
+/* Register the metatable `name` of a module's userdata: methods as __index,
+ * tostring as __tostring, and locked (getmetatable gives "locked"). */
+void host_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction tostring);
 
 /* The options the generation of L was built with (valid while it lives). */
 const struct host_opts *host_opts_of(lua_State *L);

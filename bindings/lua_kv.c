@@ -30,14 +30,6 @@
 #define JSON_FLAGS   (JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17))
 #define JSON_LOAD    (JSON_DECODE_ANY | JSON_ALLOW_NUL)
 
-static struct store *store_of(lua_State *L, const char *what)
-{
-    struct store *s = host_opts_of(L)->store;
-    if (!s)
-        luaL_error(L, "%s is not available here (no database: rules are only being checked)", what);
-    return s;
-}
-
 /* The database key: the calling rule file, '\0', then the key (or prefix). */
 struct dbkey {
     char b[KV_MAX_DBKEY];
@@ -380,7 +372,7 @@ static int l_get(lua_State *L)
 {
     struct dbkey k;
     check_key(L, 1, "tikd.kv.get", &k);
-    struct store *s = store_of(L, "tikd.kv");
+    struct store *s = host_store(L, "tikd.kv");
     struct tikd_err e = {0};
     struct get_op o = {&k, NULL, &e};
     int rc = store_read(s, get_txn, &o, &e);
@@ -415,7 +407,7 @@ static int l_set(lua_State *L)
     struct dbkey k;
     check_key(L, 1, "tikd.kv.set", &k);
     luaL_checkany(L, 2);
-    struct store *s = store_of(L, "tikd.kv");
+    struct store *s = host_store(L, "tikd.kv");
     struct set_op o = {&k, NULL, 0};
     char *json = NULL;
     char msg[400];
@@ -497,7 +489,7 @@ static int l_incr(lua_State *L)
     struct dbkey k;
     check_key(L, 1, "tikd.kv.incr", &k);
     lua_Integer by = luaL_optinteger(L, 2, 1);
-    struct store *s = store_of(L, "tikd.kv");
+    struct store *s = host_store(L, "tikd.kv");
     struct tikd_err e = {0};
     struct incr_op o = {&k, by, 0, &e};
     if (store_write(s, incr_txn, &o, &e) != 0)
@@ -577,7 +569,7 @@ static int l_keys(lua_State *L)
         luaL_argerror(L, 1, "a prefix of at most 256 bytes");
     struct dbkey p;
     make_key(L, &p, "tikd.kv.keys", prefix, pl);
-    struct store *s = store_of(L, "tikd.kv");
+    struct store *s = host_store(L, "tikd.kv");
     struct keys_op o = {.prefix = &p, .skip = strlen(host_rule(L)) + 1};
     struct tikd_err e = {0};
     int rc = store_read(s, keys_txn, &o, &e);

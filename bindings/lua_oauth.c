@@ -20,15 +20,6 @@ struct handle {
     char name[ACCT_NAME_MAX + 1];
 };
 
-static struct store *store_of(lua_State *L)
-{
-    struct store *s = host_opts_of(L)->store;
-    if (!s)
-        luaL_error(L, "tikd.oauth is not available here (no database: rules are only being "
-                      "checked)");
-    return s;
-}
-
 struct get_ctx {
     const char *name;
     struct account a;
@@ -45,7 +36,8 @@ static int l_account(lua_State *L)
 {
     const char *name = luaL_checkstring(L, 1);
     struct get_ctx g = {.name = name};
-    if (!account_name_valid(name) || store_read(store_of(L), get_txn, &g, NULL) != 0) {
+    if (!account_name_valid(name) ||
+        store_read(host_store(L, "tikd.oauth"), get_txn, &g, NULL) != 0) {
         lua_pushnil(L);
         lua_pushfstring(L, "no account named %s", name);
         return 2;
@@ -77,7 +69,7 @@ static int list_txn(struct store_txn *t, void *ctx)
 /* tikd.oauth.accounts() -> { "name", ... } in name order */
 static int l_accounts(lua_State *L)
 {
-    struct store *s = store_of(L);
+    struct store *s = host_store(L, "tikd.oauth");
     lua_newtable(L);
     struct list_ctx l = {L, 0};
     store_read(s, list_txn, &l, NULL);
@@ -90,7 +82,7 @@ static int h_info(lua_State *L)
 {
     struct handle *h = luaL_checkudata(L, 1, HANDLE);
     struct get_ctx g = {.name = h->name};
-    if (store_read(store_of(L), get_txn, &g, NULL) != 0) {
+    if (store_read(host_store(L, "tikd.oauth"), get_txn, &g, NULL) != 0) {
         lua_pushnil(L);
         lua_pushfstring(L, "account %s was removed", h->name);
         return 2;

@@ -29,14 +29,6 @@ struct limiter {
     char name[128];
 };
 
-static struct store *store_of(lua_State *L, const char *what)
-{
-    struct store *s = host_opts_of(L)->store;
-    if (!s)
-        luaL_error(L, "%s is not available here (no database: rules are only being checked)", what);
-    return s;
-}
-
 static double field_num(lua_State *L, int t, const char *k, double dflt, double min, double max)
 {
     lua_getfield(L, t, k);
@@ -90,7 +82,7 @@ static int named_txn(struct store_txn *t, void *ctx)
 static int ask(lua_State *L, bool take)
 {
     struct limiter *l = luaL_checkudata(L, 1, MT);
-    struct store *s = store_of(L, "tikd.ratelimit");
+    struct store *s = host_store(L, "tikd.ratelimit");
     struct named_op o = {host_rule(L), l, take, false, 0};
     struct tikd_err e = {0};
     int rc = take ? store_write(s, named_txn, &o, &e) : store_read(s, named_txn, &o, &e);
@@ -150,7 +142,7 @@ static int l_budget(lua_State *L)
         return luaL_error(L, "tikd.ratelimit.budget is not available here");
     struct budget_op o = {c, account, (enum rl_budget)b, {0}};
     struct tikd_err e = {0};
-    if (store_read(store_of(L, "tikd.ratelimit.budget"), budget_txn, &o, &e) != 0)
+    if (store_read(host_store(L, "tikd.ratelimit.budget"), budget_txn, &o, &e) != 0)
         return luaL_error(L, "tikd.ratelimit.budget: %s", e.msg[0] ? e.msg : "store failed");
     lua_createtable(L, 0, 5);
     lua_pushboolean(L, o.v.limited);
@@ -170,15 +162,7 @@ int luaopen_tikd_ratelimit(lua_State *L)
 {
     static const luaL_Reg methods[] = {{"take", l_take}, {"check", l_check}, {NULL, NULL}};
     static const luaL_Reg fns[] = {{"new", l_new}, {"budget", l_budget}, {NULL, NULL}};
-    if (luaL_newmetatable(L, MT)) {
-        luaL_newlib(L, methods);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, l_tostring);
-        lua_setfield(L, -2, "__tostring");
-        lua_pushliteral(L, "locked");
-        lua_setfield(L, -2, "__metatable");
-    }
-    lua_pop(L, 1);
+    host_class(L, MT, methods, l_tostring);
     luaL_newlib(L, fns);
     return 1;
 }

@@ -31,15 +31,6 @@
 
 #define AWAIT_POLL 0.25
 
-static struct store *store_of(lua_State *L)
-{
-    struct store *s = host_opts_of(L)->store;
-    if (!s)
-        luaL_error(L, "tikd.upload is not available here (no database: rules are only being "
-                      "checked)");
-    return s;
-}
-
 static bool opt_bool(lua_State *L, int t, const char *k)
 {
     lua_getfield(L, t, k);
@@ -152,7 +143,7 @@ static int l_post(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
     const struct host_opts *o = host_opts_of(L);
-    struct store *s = store_of(L);
+    struct store *s = host_store(L, "tikd.upload");
     const char *account = opt_str(L, 1, "account"), *media = opt_str(L, 1, "media");
     const char *caption = opt_str(L, 1, "caption"), *privacy = opt_str(L, 1, "privacy");
     const char *description = opt_str(L, 1, "description");
@@ -322,7 +313,7 @@ static int l_skip(lua_State *L)
     const char *reason = opt_str(L, 1, "reason");
     if (!reason || !*reason)
         return luaL_error(L, "tikd.upload.skip: a reason is required");
-    struct store *s = store_of(L);
+    struct store *s = host_store(L, "tikd.upload");
     char who[200];
     snprintf(who, sizeof who, "rule:%s@gen%u", host_rule(L), host_gen_id(L));
     struct skip_ctx sc = {who, ""};
@@ -343,7 +334,7 @@ static int l_status(lua_State *L)
     struct job *j = malloc(sizeof *j);
     if (!j)
         return luaL_error(L, "out of memory");
-    if (id <= 0 || job_read(store_of(L), (uint64_t)id, j) != 0) {
+    if (id <= 0 || job_read(host_store(L, "tikd.upload"), (uint64_t)id, j) != 0) {
         free(j);
         lua_pushnil(L);
         lua_pushfstring(L, "no job %I", id);
@@ -407,7 +398,7 @@ static int l_await(lua_State *L)
     lua_Integer id = luaL_checkinteger(L, 1);
     lua_Number timeout = luaL_optnumber(L, 2, 3600);
     luaL_argcheck(L, timeout >= 0 && timeout <= 31622400, 2, "0 to 366 days");
-    struct store *s = store_of(L);
+    struct store *s = host_store(L, "tikd.upload");
     struct call *c = host_check_wait(L, "tikd.upload.await");
     struct awaiter *a = calloc(1, sizeof *a);
     if (!a)
