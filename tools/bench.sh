@@ -76,7 +76,7 @@ $T vault init > /dev/null
 url=$($T account add bench | grep 'authorize/?' | tr -d ' ')
 $T account complete bench "$(curl -s -o /dev/null -w '%{redirect_url}' "$url")" > /dev/null
 /usr/bin/python3 "$REPO/tests/fixtures/mkmp4.py" "$work/v.mp4" --mdat-bytes 1000
-for i in $(seq 50); do $T post "$work/v.mp4" --account bench --privacy SELF_ONLY > /dev/null; done
+for i in $(seq 50); do $T post "$work/v.mp4" --account bench --privacy SELF_ONLY --again > /dev/null; done
 $BUILD/tikd -c "$work/tikd.conf.lua" run 2> "$work/tikd.log" &
 tikdpid=$!
 i=0
