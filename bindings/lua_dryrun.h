@@ -40,12 +40,6 @@ struct dryrun_timer *dryrun_timers_next(struct dryrun_timers *ts, double until);
 /* Timer t fired at t->next: move it to its next firing. */
 void dryrun_timers_advance(struct dryrun_timer *t);
 
-/* A host_push_fn for on_media: pushes the media item ud (a struct
- * intake_item, as the daemon's intake hands over) under lua_pcall, so a
- * sidecar nested too deeply or a state out of memory gives the hook nil
- * instead of raising outside any protected call. */
-int dryrun_push_media(lua_State *L, void *ud);
-
 /* The index of g's rule called `name` ("rules/a.lua"; "a.lua" and "a" also
  * match), or -1. Only the first `count` rules are searched. */
 long dryrun_rule_index(struct gen *g, const char *name, size_t count);

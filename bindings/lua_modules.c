@@ -41,3 +41,20 @@ void lua_push_media_item(lua_State *L, const struct intake_item *it)
         lua_setfield(L, -2, "meta");
     }
 }
+
+static int push_media_p(lua_State *L)
+{
+    lua_push_media_item(L, lua_touserdata(L, 1));
+    return 1;
+}
+
+int lua_push_media_arg(lua_State *L, void *item)
+{
+    lua_pushcfunction(L, push_media_p);
+    lua_pushlightuserdata(L, item);
+    if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+        lua_pop(L, 1);
+        lua_pushnil(L);
+    }
+    return 1;
+}

@@ -46,4 +46,10 @@ struct intake_item;
  * of the content), size, and meta (the decoded sidecar NAME.json, or nil). */
 void lua_push_media_item(lua_State *L, const struct intake_item *it);
 
+/* The same as on_media's argument (a host_push_fn; item is a struct
+ * intake_item), under lua_pcall: a sidecar nested too deeply or a state out
+ * of memory gives the hook nil instead of raising outside any protected
+ * call. */
+int lua_push_media_arg(lua_State *L, void *item);
+
 #endif

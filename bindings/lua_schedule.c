@@ -425,6 +425,65 @@ static int l_at(lua_State *L)
     return 0;
 }
 
+/* ---- a timer's rhythm ----------------------------------------------------------------------- */
+
+struct tkey_ctx {
+    const struct timer_decl *t;
+    double next; /* in: to store; out: the stored one (0: none) */
+};
+
+static size_t timer_key(const struct timer_decl *t, char *k, size_t n)
+{
+    int l = snprintf(k, n, "timer:%s%c%s", t->rule, '\0', t->fn);
+    return l > 0 && (size_t)l < n ? (size_t)l : 0;
+}
+
+static int timer_get_txn(struct store_txn *t, void *ctx)
+{
+    struct tkey_ctx *c = ctx;
+    char k[256];
+    size_t kl = timer_key(c->t, k, sizeof k);
+    struct store_val v;
+    if (kl && store_get(t, STORE_DB_META, k, kl, &v) == 0 && v.n == sizeof(double))
+        memcpy(&c->next, v.p, sizeof(double));
+    return 0;
+}
+
+static int timer_put_txn(struct store_txn *t, void *ctx)
+{
+    struct tkey_ctx *c = ctx;
+    char k[256];
+    size_t kl = timer_key(c->t, k, sizeof k);
+    return kl ? store_put(t, STORE_DB_META, k, kl, &c->next, sizeof(double)) : TIKD_EINVAL;
+}
+
+double decls_timer_after(const struct timer_decl *t, double at)
+{
+    double next = 0;
+    if (t->every > 0)
+        return at + t->every;
+    return cron_next(&t->cron, t->tz, at, &next, NULL) == 0 ? next : 0;
+}
+
+double decls_timer_first(const struct timer_decl *t, struct store *st, double now)
+{
+    if (t->every <= 0)
+        return decls_timer_after(t, now);
+    struct tkey_ctx c = {t, 0};
+    if (st)
+        store_read(st, timer_get_txn, &c, NULL);
+    /* a stored moment further out than one interval: the interval shrank */
+    if (c.next > 0 && c.next <= now + t->every)
+        return c.next > now ? c.next : now;
+    return now; /* first time: at once */
+}
+
+int decls_timer_store(struct store *st, const struct timer_decl *t, double next)
+{
+    struct tkey_ctx c = {t, next};
+    return t->every > 0 ? store_write(st, timer_put_txn, &c, NULL) : 0;
+}
+
 /* ---- asking ------------------------------------------------------------------------------------
  */
 

@@ -43,6 +43,21 @@ struct decls {
 
 #define DECLS_KEY "tikd.decls"
 
+/* A timer's rhythm, the same for `tikd run` and dry runs. A cron timer
+ * takes its firings in its zone. An every-timer fires at once the first time
+ * and then every interval; `tikd run` keeps its next moment in STORE_DB_META
+ * (key "timer:" rule NUL fn), so restarts and reloads keep the rhythm. */
+
+/* The first firing at or after now (st, which may be NULL, holds the stored
+ * moment); 0 when there is none. */
+double decls_timer_first(const struct timer_decl *t, struct store *st, double now);
+
+/* The firing after one at `at`; 0 when there is none. */
+double decls_timer_after(const struct timer_decl *t, double at);
+
+/* Keep an every-timer's next moment (a cron timer needs none). */
+int decls_timer_store(struct store *st, const struct timer_decl *t, double next);
+
 /* What generation g declared (never NULL: an empty set when nothing). */
 const struct decls *decls_of_gen(struct gen *g);
 

@@ -383,7 +383,7 @@ static int l_media(lua_State *L)
     if (make_item(it, path, meta, mlen, err, sizeof err) != 0)
         return push_fail(L, err);
     int n;
-    if (call_all(L, "on_media", dryrun_push_media, it, &n, err, sizeof err) != 0)
+    if (call_all(L, "on_media", lua_push_media_arg, it, &n, err, sizeof err) != 0)
         return push_fail(L, err);
     lua_pushinteger(L, n);
     return 1;

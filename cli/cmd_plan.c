@@ -13,6 +13,7 @@
 #include "cli.h"
 
 #include "../bindings/lua_dryrun.h"
+#include "../bindings/lua_modules.h"
 #include "../core/clock.h"
 #include "../core/intake.h"
 #include "../core/job.h"
@@ -26,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -111,27 +111,6 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static bool ends_with(const char *s, const char *suffix)
-{
-    size_t a = strlen(s), b = strlen(suffix);
-    return a > b && strcasecmp(s + a - b, suffix) == 0;
-}
-
-/* The files a watched folder's intake takes (core/intake.c, no pattern):
- * media by extension; no dotfiles, temporaries or .json sidecars. */
-static bool wanted(const char *name)
-{
-    static const char *const exts[] = {".mp4", ".mov", ".webm", ".jpg", ".jpeg", ".webp"};
-    size_t n = strlen(name);
-    if (n == 0 || name[0] == '.' || name[n - 1] == '~' || ends_with(name, ".part") ||
-        ends_with(name, ".tmp") || ends_with(name, ".json"))
-        return false;
-    for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++)
-        if (ends_with(name, exts[i]))
-            return true;
-    return false;
-}
-
 /* Is dir under one of the media roots (where tikd.upload.post takes files)? */
 static bool under_roots(const struct tikd_config *cfg, const char *dir)
 {
@@ -167,7 +146,7 @@ static int list_media(const char *dir, char ***out, size_t *n)
     struct dirent *de;
     *n = 0;
     while ((de = readdir(d))) {
-        if (!wanted(de->d_name))
+        if (!intake_takes(de->d_name, NULL))
             continue;
         char **nn = realloc(names, (*n + 1) * sizeof *nn);
         if (!nn || !(nn[*n] = strdup(de->d_name))) {
@@ -216,7 +195,7 @@ static int feed_media(struct plan *p, const char *dir)
                     "offer it again\n",
                     path);
         } else if (rc == 0) {
-            call_hooks(p, "on_media", dryrun_push_media, it);
+            call_hooks(p, "on_media", lua_push_media_arg, it);
         }
         free(names[i]);
     }

@@ -8,7 +8,6 @@
  * the generation they started in. SIGTERM/SIGINT stop: running calls get
  * shutdown_grace seconds, then are cancelled. */
 #include "engine.h"
-#include "../bindings/lua_dryrun.h"
 #include "../bindings/lua_modules.h"
 #include "../bindings/lua_schedule.h"
 
@@ -145,58 +144,14 @@ struct rtimer {
     struct timer_decl t;
 };
 
-struct tkey_ctx {
-    const struct timer_decl *t;
-    double next; /* in: to store (> 0); out: the stored one */
-};
-
-static size_t timer_key(const struct timer_decl *t, char *k, size_t n)
-{
-    int l = snprintf(k, n, "timer:%s%c%s", t->rule, '\0', t->fn);
-    return l > 0 && (size_t)l < n ? (size_t)l : 0;
-}
-
-static int timer_get_txn(struct store_txn *t, void *ctx)
-{
-    struct tkey_ctx *c = ctx;
-    char k[256];
-    size_t kl = timer_key(c->t, k, sizeof k);
-    struct store_val v;
-    if (kl && store_get(t, STORE_DB_META, k, kl, &v) == 0 && v.n == sizeof(double))
-        memcpy(&c->next, v.p, sizeof(double));
-    return 0;
-}
-
-static int timer_put_txn(struct store_txn *t, void *ctx)
-{
-    struct tkey_ctx *c = ctx;
-    char k[256];
-    size_t kl = timer_key(c->t, k, sizeof k);
-    return kl ? store_put(t, STORE_DB_META, k, kl, &c->next, sizeof(double)) : TIKD_EINVAL;
-}
-
-/* When timer t fires next: an every-timer keeps its rhythm across restarts
- * and reloads (the next moment is in LMDB); a cron timer takes its next
- * firing. */
+/* When timer t fires next (after firing now, or the first time), kept in
+ * LMDB for an every-timer so restarts and reloads keep its rhythm. */
 static double timer_next(struct daemon *d, const struct timer_decl *t, double now, bool fired)
 {
-    double next = 0;
-    if (t->every <= 0) {
-        if (cron_next(&t->cron, t->tz, now, &next, NULL) != 0)
-            return 0;
-        return next;
-    }
-    struct tkey_ctx c = {t, 0};
-    if (!fired) {
-        store_read(d->en.store, timer_get_txn, &c, NULL);
-        if (c.next > 0 && c.next <= now + t->every)
-            return c.next; /* (a stored moment further out: the interval shrank) */
-        c.next = now;      /* first time: at once */
-    } else {
-        c.next = now + t->every;
-    }
-    store_write(d->en.store, timer_put_txn, &c, NULL);
-    return c.next;
+    double next = fired ? decls_timer_after(t, now) : decls_timer_first(t, d->en.store, now);
+    if (next > 0)
+        decls_timer_store(d->en.store, t, next);
+    return next;
 }
 
 static void timer_fire(struct ev_loop *loop, ev_timer *w, int revents)
@@ -353,7 +308,7 @@ static void on_media_item(void *ud, const struct intake_item *it)
     struct daemon *d = ud;
     TLOG(TLOG_INFO, "intake.item", LSTR("path", it->path), LSTR("hash", it->hash),
          LINT("bytes", (long long)it->size), LBOOL("sidecar", it->sidecar[0] != '\0'));
-    call_hooks(d, "on_media", dryrun_push_media, (void *)it); /* protected: may run out */
+    call_hooks(d, "on_media", lua_push_media_arg, (void *)it); /* protected: may run out */
 }
 
 static void reload_now(struct ev_loop *loop, ev_timer *w, int revents)

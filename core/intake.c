@@ -113,18 +113,23 @@ static bool ends_with(const char *s, const char *suffix)
     return a > b && strcasecmp(s + a - b, suffix) == 0;
 }
 
-static bool wanted(const struct folder *f, const char *name)
+bool intake_takes(const char *name, const char *pattern)
 {
     size_t n = strlen(name);
     if (n == 0 || name[0] == '.' || name[n - 1] == '~' || ends_with(name, ".part") ||
         ends_with(name, ".tmp") || ends_with(name, ".json"))
         return false;
-    if (f->pattern)
-        return fnmatch(f->pattern, name, FNM_CASEFOLD) == 0;
+    if (pattern)
+        return fnmatch(pattern, name, FNM_CASEFOLD) == 0;
     for (size_t i = 0; i < sizeof default_exts / sizeof default_exts[0]; i++)
         if (ends_with(name, default_exts[i]))
             return true;
     return false;
+}
+
+static bool wanted(const struct folder *f, const char *name)
+{
+    return intake_takes(name, f->pattern);
 }
 
 static const char *base_name(const char *path)

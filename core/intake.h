@@ -47,6 +47,11 @@ typedef void (*intake_fn)(void *ud, const struct intake_item *item);
 /* An intake on loop recording identities in s (which must outlive it).
  * settle is in seconds (>= 0). No folder yet: add them, then intake_scan().
  * Fails with TIKD_EINVAL, TIKD_ENOMEM or TIKD_EIO (no inotify instance). */
+/* Whether a watched folder with pattern (NULL: the media extensions .mp4
+ * .mov .webm .jpg .jpeg .webp) takes a file called name: never dotfiles,
+ * temporaries (*.part, *.tmp, *~) or .json sidecars. */
+bool intake_takes(const char *name, const char *pattern);
+
 int intake_new(struct intake **out, struct ev_loop *loop, struct store *s, double settle,
                intake_fn fn, void *ud, struct tikd_err *e);
 
