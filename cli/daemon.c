@@ -561,7 +561,17 @@ static void on_before(void *ud, const struct job *j, const char *offered, pipeli
                       void *token)
 {
     struct daemon *d = ud;
-    struct before_call *bc = d->ngens ? calloc(1, sizeof *bc) : NULL;
+    /* nothing to ask (no rule defines before_publish, no preferred privacy
+     * list for the account): no copy of the job, no call */
+    bool ask = false;
+    if (d->ngens) {
+        struct gen *g = d->gens[0];
+        const struct acct_decl *a = decls_account(decls_of_gen(g), j->account);
+        ask = a && a->nprefer > 1;
+        for (size_t i = 0; !ask && i < gen_rule_count(g); i++)
+            ask = gen_rule_has(g, i, "before_publish");
+    }
+    struct before_call *bc = ask ? calloc(1, sizeof *bc) : NULL;
     if (!bc) {
         struct pipeline_decision none = {0};
         done(token, &none);
