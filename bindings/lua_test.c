@@ -16,7 +16,6 @@
 #include <fcntl.h>
 #include <lauxlib.h>
 #include <limits.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +25,7 @@
 
 #include "../core/account.h"
 #include "../core/clock.h"
+#include "../core/codec.h"
 #include "../core/intake.h"
 #include "../core/job.h"
 #include "../core/store.h"
@@ -291,30 +291,16 @@ static int make_item(struct intake_item *it, const char *path, const char *meta,
         snprintf(err, errn, "%.900s: %s", path, strerror(errno ? errno : ENAMETOOLONG));
         return -1;
     }
-    int fd = open(abs, O_RDONLY | O_CLOEXEC);
     struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        if (fd >= 0)
-            close(fd);
+    struct tikd_err e = {0};
+    if (stat(abs, &st) != 0 || !S_ISREG(st.st_mode)) {
         snprintf(err, errn, "%.900s: not a readable regular file", abs);
         return -1;
     }
-    unsigned char buf[16384], md[32];
-    unsigned int ml = 0;
-    ssize_t r;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    bool ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1;
-    while (ok && (r = read(fd, buf, sizeof buf)) > 0)
-        ok = EVP_DigestUpdate(ctx, buf, (size_t)r) == 1;
-    ok = ok && r == 0 && EVP_DigestFinal_ex(ctx, md, &ml) == 1 && ml == 32;
-    EVP_MD_CTX_free(ctx);
-    close(fd);
-    if (!ok) {
-        snprintf(err, errn, "%.900s: cannot read", abs);
+    if (codec_sha256_file(abs, it->hash, &e) != 0) {
+        snprintf(err, errn, "%.900s", e.msg);
         return -1;
     }
-    for (int i = 0; i < 32; i++)
-        snprintf(it->hash + 2 * i, 3, "%02x", md[i]);
     const char *name = strrchr(abs, '/') + 1, *dot = strrchr(name, '.');
     size_t folder_len = name - abs > 1 ? (size_t)(name - abs - 1) : 1; /* "/" at the root */
     memcpy(it->path, abs, strlen(abs) + 1); /* fits: checked above, and so do its parts */

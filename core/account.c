@@ -1,5 +1,6 @@
 /* account.c - account records as JSON in STORE_DB_ACCOUNTS (see account.h). */
 #include "account.h"
+#include "codec.h"
 
 #include <jansson.h>
 #include <openssl/rand.h>
@@ -31,8 +32,7 @@ void account_init(struct account *a, const char *name, double now)
     memset(a, 0, sizeof *a);
     unsigned char r[16];
     RAND_bytes(r, sizeof r);
-    for (int i = 0; i < 16; i++)
-        sprintf(a->id + 2 * i, "%02x", r[i]);
+    codec_hex(r, sizeof r, a->id);
     snprintf(a->name, sizeof a->name, "%s", name);
     a->state = ACCT_PENDING;
     a->created_at = a->updated_at = now;

@@ -5,20 +5,15 @@
  * seq (be64) | sha256(last record value). */
 #include "audit.h"
 #include "clock.h"
+#include "codec.h"
 #include "log.h"
 
-#include <openssl/evp.h>
-#include <openssl/sha.h>
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define HASH_LEN 32
 static const char HEAD_KEY[] = "audit_head";
-
-static void sha256(const void *p, size_t n, unsigned char out[HASH_LEN])
-{
-    EVP_Digest(p, n, out, NULL, EVP_sha256(), NULL);
-}
 
 static int read_head(struct store_txn *t, uint64_t *seq, unsigned char hash[HASH_LEN])
 {
@@ -73,7 +68,7 @@ int audit_append(struct store_txn *t, const char *actor, const char *event, cons
     unsigned char key[8], head[8 + HASH_LEN];
     store_be64_put(key, seq + 1);
     store_be64_put(head, seq + 1);
-    sha256(rec, n, head + 8);
+    codec_sha256(rec, n, head + 8);
     rc = store_put(t, STORE_DB_AUDIT, key, sizeof key, rec, n);
     if (rc == 0)
         rc = store_put(t, STORE_DB_META, HEAD_KEY, sizeof HEAD_KEY - 1, head, sizeof head);
@@ -155,7 +150,7 @@ static int verify_cb(struct store_val key, struct store_val val, void *vctx)
                          "audit: chain broken at record %llu: it does not follow record %llu "
                          "(one of them was edited, or records were removed)",
                          (unsigned long long)r.seq, (unsigned long long)r.seq - 1);
-    sha256(val.p, val.n, v->prev);
+    codec_sha256(val.p, val.n, v->prev);
     v->expect_seq++;
     return 0;
 }

@@ -9,6 +9,7 @@
  * has read before. */
 #include "intake.h"
 #include "clock.h"
+#include "codec.h"
 #include "log.h"
 #include "watch.h"
 
@@ -402,16 +403,6 @@ static int record(struct intake *in, struct intake_item *it, const struct fp *fp
 
 /* ---- items ------------------------------------------------------------ */
 
-static void hex(const unsigned char d[32], char out[65])
-{
-    static const char digits[] = "0123456789abcdef";
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = digits[d[i] >> 4];
-        out[2 * i + 1] = digits[d[i] & 15];
-    }
-    out[64] = '\0';
-}
-
 static void read_sidecar(struct intake_item *it)
 {
     it->sidecar[0] = '\0';
@@ -588,7 +579,7 @@ static void hash_done(struct intake *in)
         return;
     }
     char h[65];
-    hex(d, h);
+    codec_hex(d, 32, h);
     take(in, c, h, &b);
 }
 
@@ -735,7 +726,7 @@ static int hash_file(struct intake *in, const char *path, const struct fp *fp, c
         rc = tikd_fail(e, TIKD_EIO, "intake: SHA-256 failed");
         goto out;
     }
-    hex(d, out);
+    codec_hex(d, 32, out);
 out:
     EVP_MD_CTX_free(md);
     close(fd);

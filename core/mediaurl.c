@@ -5,8 +5,8 @@
  *   'j' job (be64) index (be32)  -> sha256(token), to end a job's URLs
  * A token is only ever compared through its hash. */
 #include "mediaurl.h"
+#include "codec.h"
 
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,7 +22,7 @@ struct rec {
 static void tkey(const char *token, unsigned char k[33])
 {
     k[0] = 't';
-    EVP_Digest(token, strlen(token), k + 1, NULL, EVP_sha256(), NULL);
+    codec_sha256(token, strlen(token), k + 1);
 }
 
 static void jkey(uint64_t job, int index, unsigned char k[13])
@@ -38,8 +38,7 @@ int mediaurl_token(char token[MEDIAURL_TOKEN_LEN + 1], struct tikd_err *e)
     unsigned char raw[32];
     if (RAND_bytes(raw, sizeof raw) != 1)
         return tikd_fail(e, TIKD_EIO, "media URL: no random bytes from OpenSSL");
-    for (size_t i = 0; i < sizeof raw; i++)
-        snprintf(token + 2 * i, 3, "%02x", raw[i]);
+    codec_hex(raw, sizeof raw, token);
     return 0;
 }
 

@@ -8,6 +8,7 @@
 #include "audit.h"
 #include "clock.h"
 #include "log.h"
+#include "codec.h"
 #include "tiktok.h"
 
 #include <ev.h>
@@ -79,116 +80,6 @@ static void wipe_free(char *p)
         OPENSSL_cleanse(p, strlen(p));
         free(p);
     }
-}
-
-static void hex(const unsigned char *p, size_t n, char *out)
-{
-    for (size_t i = 0; i < n; i++)
-        sprintf(out + 2 * i, "%02x", p[i]);
-}
-
-static void sha256(const void *p, size_t n, unsigned char out[32])
-{
-    EVP_Digest(p, n, out, NULL, EVP_sha256(), NULL);
-}
-
-static void b64url(const unsigned char *p, size_t n, char *out)
-{
-    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0) |
-                     (i + 2 < n ? p[i + 2] : 0);
-        out[o++] = a[v >> 18 & 63];
-        out[o++] = a[v >> 12 & 63];
-        if (i + 1 < n)
-            out[o++] = a[v >> 6 & 63];
-        if (i + 2 < n)
-            out[o++] = a[v & 63];
-    }
-    out[o] = '\0';
-}
-
-/* Append k=v (form-urlencoded) to a growing buffer. */
-struct form {
-    char *p;
-    size_t n, cap;
-};
-
-static int form_add(struct form *f, const char *k, const char *v)
-{
-    size_t need = f->n + strlen(k) + strlen(v) * 3 + 3;
-    if (need > f->cap) {
-        size_t nc = need * 2;
-        char *g = malloc(nc);
-        if (!g)
-            return -1;
-        if (f->p) {
-            memcpy(g, f->p, f->n);
-            OPENSSL_cleanse(f->p, f->cap);
-            free(f->p);
-        }
-        f->p = g;
-        f->cap = nc;
-    }
-    if (f->n)
-        f->p[f->n++] = '&';
-    for (const char *s = k; *s; s++)
-        f->p[f->n++] = *s;
-    f->p[f->n++] = '=';
-    for (const unsigned char *s = (const unsigned char *)v; *s; s++) {
-        if ((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
-            *s == '-' || *s == '.' || *s == '_' || *s == '~') {
-            f->p[f->n++] = (char)*s;
-        } else {
-            f->n += (size_t)sprintf(f->p + f->n, "%%%02X", *s);
-        }
-    }
-    f->p[f->n] = '\0';
-    return 0;
-}
-
-static void form_free(struct form *f)
-{
-    if (f->p)
-        OPENSSL_cleanse(f->p, f->cap);
-    free(f->p);
-}
-
-static int unhex(char c)
-{
-    return c >= '0' && c <= '9'   ? c - '0'
-           : c >= 'a' && c <= 'f' ? c - 'a' + 10
-           : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                  : -1;
-}
-
-/* The decoded value of query parameter `name`; false if absent. */
-static bool qparam(const char *q, const char *name, char *out, size_t n)
-{
-    size_t nl = strlen(name);
-    for (const char *p = q; p && *p;) {
-        const char *end = strchr(p, '&');
-        size_t l = end ? (size_t)(end - p) : strlen(p);
-        if (l > nl && strncmp(p, name, nl) == 0 && p[nl] == '=') {
-            size_t o = 0;
-            for (const char *s = p + nl + 1; s < p + l && o + 1 < n; s++) {
-                if (*s == '+') {
-                    out[o++] = ' ';
-                } else if (*s == '%' && s + 2 < p + l + 0 + 1 && unhex(s[1]) >= 0 &&
-                           unhex(s[2]) >= 0) {
-                    out[o++] = (char)(unhex(s[1]) << 4 | unhex(s[2]));
-                    s += 2;
-                } else {
-                    out[o++] = *s;
-                }
-            }
-            out[o] = '\0';
-            return true;
-        }
-        p = end ? end + 1 : NULL;
-    }
-    return false;
 }
 
 struct audit_args {
@@ -530,7 +421,7 @@ static int save_grant(struct oauth *o, const char *name, const char *account_id,
     return rc;
 }
 
-static int post_token_form(struct op *op, struct form *f, http_done_fn cb, const char *path)
+static int post_token_form(struct op *op, struct codec_form *f, http_done_fn cb, const char *path)
 {
     struct oauth *o = op->o;
     char url[1024];
@@ -585,7 +476,7 @@ static int begin_txn(struct store_txn *t, void *ctx)
     if (rc != 0)
         return rc;
     char owner[80], hx[65];
-    hex(b->hash, 32, hx);
+    codec_hex(b->hash, 32, hx);
     snprintf(owner, sizeof owner, "oauth:%s", hx);
     if (b->verifier) {
         rc = vault_put(o->v, t, owner, "pkce_verifier", b->verifier, strlen(b->verifier), b->e);
@@ -630,18 +521,18 @@ int oauth_begin(struct oauth *o, const char *name, const char *scopes, bool reau
     char state[64], verifier[VERIFIER_LEN + 1], challenge[65];
     if (RAND_bytes(raw, sizeof raw) != 1)
         return tikd_fail(e, TIKD_EIO, "oauth: no randomness");
-    b64url(raw, sizeof raw, state);
+    codec_b64url(raw, sizeof raw, state);
     struct begin_ctx b = {o, name, scopes, reauth, {0}, NULL, e};
-    sha256(state, strlen(state), b.hash);
+    codec_sha256(state, strlen(state), b.hash);
     if (o->c.pkce) {
         /* 64 characters of [A-Za-z0-9-_] (spec §1.3: 43-128 unreserved) */
         unsigned char vr[48];
         RAND_bytes(vr, sizeof vr);
-        b64url(vr, sizeof vr, verifier);
+        codec_b64url(vr, sizeof vr, verifier);
         OPENSSL_cleanse(vr, sizeof vr);
         unsigned char d[32];
-        sha256(verifier, strlen(verifier), d);
-        hex(d, 32, challenge); /* TikTok's quirk: lowercase hex, not base64url */
+        codec_sha256(verifier, strlen(verifier), d);
+        codec_hex(d, 32, challenge); /* TikTok's quirk: lowercase hex, not base64url */
         b.verifier = verifier;
     }
     int rc = store_write(o->s, begin_txn, &b, e);
@@ -650,23 +541,24 @@ int oauth_begin(struct oauth *o, const char *name, const char *scopes, bool reau
         OPENSSL_cleanse(state, sizeof state);
         return rc;
     }
-    struct form f = {0};
-    int bad = form_add(&f, "client_key", o->c.client_key) || form_add(&f, "scope", scopes) ||
-              form_add(&f, "response_type", "code") ||
-              form_add(&f, "redirect_uri", o->c.redirect_uri) || form_add(&f, "state", state);
+    struct codec_form f = {0};
+    int bad = codec_form_add(&f, "client_key", o->c.client_key) ||
+              codec_form_add(&f, "scope", scopes) || codec_form_add(&f, "response_type", "code") ||
+              codec_form_add(&f, "redirect_uri", o->c.redirect_uri) ||
+              codec_form_add(&f, "state", state);
     if (!bad && o->c.pkce)
-        bad = form_add(&f, "code_challenge", challenge) ||
-              form_add(&f, "code_challenge_method", "S256");
+        bad = codec_form_add(&f, "code_challenge", challenge) ||
+              codec_form_add(&f, "code_challenge_method", "S256");
     OPENSSL_cleanse(state, sizeof state);
     if (bad) {
-        form_free(&f);
+        codec_form_free(&f);
         return tikd_fail(e, TIKD_ENOMEM, "oauth: out of memory");
     }
     size_t n = strlen(o->c.auth_url) + f.n + 2;
     *url = malloc(n);
     if (*url)
         snprintf(*url, n, "%s%s%s", o->c.auth_url, strchr(o->c.auth_url, '?') ? "&" : "?", f.p);
-    form_free(&f);
+    codec_form_free(&f);
     return *url ? 0 : tikd_fail(e, TIKD_ENOMEM, "oauth: out of memory");
 }
 
@@ -687,7 +579,7 @@ static int consume_txn(struct store_txn *t, void *ctx)
     struct consume_ctx *c = ctx;
     struct oauth *o = c->o;
     unsigned char h[32];
-    sha256(c->state, strlen(c->state), h);
+    codec_sha256(c->state, strlen(c->state), h);
     struct store_val v;
     int rc = store_get(t, STORE_DB_OAUTH, h, 32, &v);
     if (rc == TIKD_ENOTFOUND) {
@@ -719,7 +611,7 @@ static int consume_txn(struct store_txn *t, void *ctx)
                          c->name, c->expect_name);
     }
     char owner[80], hx[65];
-    hex(h, 32, hx);
+    codec_hex(h, 32, hx);
     snprintf(owner, sizeof owner, "oauth:%s", hx);
     /* single use: whatever happens next, this state is spent */
     rc = store_del(t, STORE_DB_OAUTH, h, 32);
@@ -810,9 +702,9 @@ int oauth_complete(struct oauth *o, const char *redirect, const char *expect_nam
     const char *q = strchr(redirect, '?');
     q = q ? q + 1 : redirect;
     char state[256], code[1024], err[128], desc[300];
-    bool has_err = qparam(q, "error", err, sizeof err);
-    bool has_desc = qparam(q, "error_description", desc, sizeof desc);
-    if (!qparam(q, "state", state, sizeof state) || !state[0]) {
+    bool has_err = codec_query_param(q, "error", err, sizeof err);
+    bool has_desc = codec_query_param(q, "error_description", desc, sizeof desc);
+    if (!codec_query_param(q, "state", state, sizeof state) || !state[0]) {
         audit_now(o, "oauth.rejected", "reason=missing_state");
         return tikd_fail(e, TIKD_EINVAL, "the redirect has no state parameter; nothing changed");
     }
@@ -823,7 +715,7 @@ int oauth_complete(struct oauth *o, const char *redirect, const char *expect_nam
     OPENSSL_cleanse(state, sizeof state);
     if (rc == 0 && c.reject)
         rc = TIKD_EINVAL; /* spent, audited, refused: e says why */
-    if (rc == 0 && (!qparam(q, "code", code, sizeof code) || !code[0])) {
+    if (rc == 0 && (!codec_query_param(q, "code", code, sizeof code) || !code[0])) {
         rc = tikd_fail(e, TIKD_EINVAL, "the redirect for account %s has no code", c.name);
         c.reject = "missing_code";
     }
@@ -840,12 +732,13 @@ int oauth_complete(struct oauth *o, const char *redirect, const char *expect_nam
         return rc;
     }
     struct op *op = op_new(o, OP_EXCHANGE, c.name);
-    struct form f = {0};
-    int bad = !op || form_add(&f, "client_key", o->c.client_key) ||
-              form_add(&f, "client_secret", o->c.client_secret ? o->c.client_secret : "") ||
-              form_add(&f, "code", code) || form_add(&f, "grant_type", "authorization_code") ||
-              form_add(&f, "redirect_uri", o->c.redirect_uri) ||
-              (c.verifier && form_add(&f, "code_verifier", c.verifier));
+    struct codec_form f = {0};
+    int bad = !op || codec_form_add(&f, "client_key", o->c.client_key) ||
+              codec_form_add(&f, "client_secret", o->c.client_secret ? o->c.client_secret : "") ||
+              codec_form_add(&f, "code", code) ||
+              codec_form_add(&f, "grant_type", "authorization_code") ||
+              codec_form_add(&f, "redirect_uri", o->c.redirect_uri) ||
+              (c.verifier && codec_form_add(&f, "code_verifier", c.verifier));
     OPENSSL_cleanse(code, sizeof code);
     vault_wipe_free(c.verifier, c.verifier_n);
     if (!bad) {
@@ -853,7 +746,7 @@ int oauth_complete(struct oauth *o, const char *redirect, const char *expect_nam
         op->w[op->nw++] = (struct waiter){done, ud};
         bad = post_token_form(op, &f, exchange_done, TT_PATH_TOKEN) != 0;
     }
-    form_free(&f);
+    codec_form_free(&f);
     if (bad) {
         if (op)
             op_free(op);
@@ -1083,17 +976,17 @@ static void refresh_step(struct op *op)
         }
         return;
     }
-    struct form f = {0};
-    int bad = !sc.ra.refresh || form_add(&f, "client_key", o->c.client_key) ||
-              form_add(&f, "client_secret", o->c.client_secret ? o->c.client_secret : "") ||
-              form_add(&f, "grant_type", "refresh_token") ||
-              form_add(&f, "refresh_token", sc.ra.refresh);
+    struct codec_form f = {0};
+    int bad = !sc.ra.refresh || codec_form_add(&f, "client_key", o->c.client_key) ||
+              codec_form_add(&f, "client_secret", o->c.client_secret ? o->c.client_secret : "") ||
+              codec_form_add(&f, "grant_type", "refresh_token") ||
+              codec_form_add(&f, "refresh_token", sc.ra.refresh);
     if (!bad) {
         wipe_free(op->secret);
         op->secret = strdup(sc.ra.refresh);
         bad = !op->secret || post_token_form(op, &f, refresh_done, TT_PATH_TOKEN) != 0;
     }
-    form_free(&f);
+    codec_form_free(&f);
     read_acct_free(&sc.ra);
     if (bad) {
         lease_release(o, op->account_id);
@@ -1293,14 +1186,14 @@ int oauth_remove(struct oauth *o, const char *name, oauth_done_fn done, void *ud
         return 0;
     }
     op->secret = strdup(ra.access);
-    struct form f = {0};
-    int bad = !op->secret || form_add(&f, "client_key", o->c.client_key) ||
-              form_add(&f, "client_secret", o->c.client_secret ? o->c.client_secret : "") ||
-              form_add(&f, "token", ra.access);
+    struct codec_form f = {0};
+    int bad = !op->secret || codec_form_add(&f, "client_key", o->c.client_key) ||
+              codec_form_add(&f, "client_secret", o->c.client_secret ? o->c.client_secret : "") ||
+              codec_form_add(&f, "token", ra.access);
     read_acct_free(&ra);
     if (!bad)
         bad = post_token_form(op, &f, revoke_done, TT_PATH_REVOKE) != 0;
-    form_free(&f);
+    codec_form_free(&f);
     if (bad) {
         op_free(op);
         return tikd_fail(e, TIKD_ENOMEM, "oauth: cannot start the revocation");

@@ -6,10 +6,10 @@
  * reads only the bookings near a candidate. Bookings more than two days
  * (and twice the spacing) in the past are pruned when a new one is made. */
 #include "slots.h"
+#include "codec.h"
 #include "clock.h"
 
 #include <math.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,7 +103,7 @@ static double jitter_of(const struct schedule *s, double slot)
     char in[256];
     int n = snprintf(in, sizeof in, "%s|%s|%.0f", s->account, s->name, slot);
     unsigned char d[32];
-    EVP_Digest(in, (size_t)(n > 0 ? n : 0), d, NULL, EVP_sha256(), NULL);
+    codec_sha256(in, (size_t)(n > 0 ? n : 0), d);
     uint64_t v = 0;
     for (int i = 0; i < 8; i++)
         v = v << 8 | d[i];

@@ -5,6 +5,7 @@
  * 96-bit nonce is safe for far more seals than a token vault will make. */
 #include "vault.h"
 #include "log.h"
+#include "codec.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -70,21 +71,6 @@ static int valid_id(const char *id, size_t n)
     return 1;
 }
 
-/* Decode base64 of exactly 32 bytes. */
-static int decode_key(const char *b64, unsigned char out[KEY_LEN])
-{
-    size_t l = strlen(b64);
-    if (l != 44 || b64[43] != '=')
-        return -1;
-    unsigned char buf[48];
-    int n = EVP_DecodeBlock(buf, (const unsigned char *)b64, (int)l);
-    int ok = n == 33; /* one padding byte decodes to a zero */
-    if (ok)
-        memcpy(out, buf, KEY_LEN);
-    OPENSSL_cleanse(buf, sizeof buf);
-    return ok ? 0 : -1;
-}
-
 static int add_key(struct vault *v, const char *id, size_t idlen, const char *b64,
                    const char *where, struct tikd_err *e)
 {
@@ -100,7 +86,7 @@ static int add_key(struct vault *v, const char *id, size_t idlen, const char *b6
     struct vkey *k = &v->keys[v->n];
     memcpy(k->id, id, idlen);
     k->id[idlen] = '\0';
-    if (decode_key(b64, k->k) != 0)
+    if (codec_b64_exact(b64, k->k, KEY_LEN) != 0)
         return tikd_fail(e, TIKD_EINVAL,
                          "vault: %s: key '%s' is not 32 bytes of base64 (make one with `tikd "
                          "vault init`)",

@@ -1,10 +1,9 @@
 /* webhook.c - signature checks and event decoding (see webhook.h). */
 #include "webhook.h"
+#include "codec.h"
 
 #include <jansson.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,8 +41,6 @@ int webhook_verify(const char *secret, const char *header, const char *body, siz
         snprintf(why, wn, "malformed TikTok-Signature header (expected t=<unix>,s=<64 hex>)");
         return -1;
     }
-    unsigned char mac[32];
-    unsigned int ml = 0;
     /* HMAC-SHA256 over t "." body, the exact bytes received */
     size_t tl = strlen(t);
     char *msg = malloc(tl + 1 + n);
@@ -54,11 +51,9 @@ int webhook_verify(const char *secret, const char *header, const char *body, siz
     memcpy(msg, t, tl);
     msg[tl] = '.';
     memcpy(msg + tl + 1, body, n);
-    HMAC(EVP_sha256(), secret, (int)strlen(secret), (unsigned char *)msg, tl + 1 + n, mac, &ml);
+    char expect[CODEC_SHA256_HEX];
+    codec_hmac_sha256_hex(secret, msg, tl + 1 + n, expect);
     free(msg);
-    char expect[65];
-    for (int i = 0; i < 32; i++)
-        sprintf(expect + 2 * i, "%02x", mac[i]);
     char lower[65];
     for (int i = 0; i < 64; i++)
         lower[i] = (char)(s[i] >= 'A' && s[i] <= 'F' ? s[i] + 32 : s[i]);
