@@ -35,8 +35,6 @@
 #define MAX_GENS    64
 #define MAX_SERVERS 8
 
-struct pending_cb; /* an OAuth callback page waiting for its code exchange */
-
 struct daemon {
     struct cli *cli;
     struct engine en;
@@ -51,7 +49,6 @@ struct daemon {
     struct pipeline *pipeline;
     char pidfile[4200];
     ev_timer grace, sweep;
-    struct pending_cb *callbacks;
     struct rtimer *rtimers; /* the live generation's tikd.every / tikd.at timers */
     size_t nrtimers;
     double started_at;
@@ -599,71 +596,9 @@ static void on_usr1(struct ev_loop *loop, ev_signal *w, int revents)
 
 /* ---- the OAuth callback page ------------------------------------------------------- */
 
-struct pending_cb {
-    struct daemon *d;
-    struct srv_req *r;
-    struct pending_cb *next;
-};
-
-static void html_page(struct srv_req *r, int status, const char *title, const char *msg)
-{
-    char body[4096];
-    size_t o = (size_t)snprintf(body, sizeof body,
-                                "<!doctype html><html><head><meta charset=\"utf-8\"><title>tikd: "
-                                "%s</title></head><body><h1>%s</h1><p>",
-                                title, title);
-    for (const char *p = msg; *p && o + 8 < sizeof body - 40; p++) {
-        switch (*p) {
-        case '<':
-            o += (size_t)sprintf(body + o, "&lt;");
-            break;
-        case '>':
-            o += (size_t)sprintf(body + o, "&gt;");
-            break;
-        case '&':
-            o += (size_t)sprintf(body + o, "&amp;");
-            break;
-        case '"':
-            o += (size_t)sprintf(body + o, "&quot;");
-            break;
-        default:
-            body[o++] = *p;
-        }
-    }
-    snprintf(body + o, sizeof body - o, "</p></body></html>\n");
-    srv_respond(r, status, "text/html; charset=utf-8", body);
-}
-
-static void callback_done(void *ud, int rc, const char *account, const char *msg)
-{
-    (void)account;
-    struct pending_cb *pc = ud, **pp = &pc->d->callbacks;
-    while (*pp && *pp != pc)
-        pp = &(*pp)->next;
-    if (*pp)
-        *pp = pc->next;
-    html_page(pc->r, rc ? 400 : 200, rc ? "Account not connected" : "Account connected", msg);
-    free(pc);
-}
-
 static void on_callback(void *ud, struct srv_req *r)
 {
-    struct daemon *d = ud;
-    struct pending_cb *pc = calloc(1, sizeof *pc);
-    if (!pc) {
-        html_page(r, 500, "Error", "out of memory");
-        return;
-    }
-    pc->d = d;
-    pc->r = r;
-    struct tikd_err e = {0};
-    if (oauth_complete(d->en.oauth, srv_query(r), NULL, callback_done, pc, &e) != 0) {
-        html_page(r, 400, "Account not connected", e.msg);
-        free(pc);
-        return;
-    }
-    pc->next = d->callbacks;
-    d->callbacks = pc;
+    oauth_serve_callback(((struct daemon *)ud)->en.oauth, r);
 }
 
 /* ---- webhooks ------------------------------------------------------------------------ */
@@ -970,11 +905,6 @@ static void shutdown_all(struct daemon *d)
     d->pipeline = NULL;
     if (d->pidfile[0])
         unlink(d->pidfile);
-    while (d->callbacks) {
-        struct pending_cb *pc = d->callbacks;
-        d->callbacks = pc->next;
-        free(pc);
-    }
     for (size_t i = 0; i < d->nservers; i++)
         server_free(d->servers[i]);
     d->nservers = 0;

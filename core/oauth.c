@@ -86,6 +86,7 @@ void oauth_free(struct oauth *o)
         return;
     while (o->ops)
         oauth_op_free(o->ops);
+    oauth_pages_free(o); /* after the ops: no exchange can answer a page now */
     for (size_t i = 0; i < o->nq; i++)
         free(o->queue[i]);
     free(o->queue);

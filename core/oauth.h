@@ -31,6 +31,7 @@
 #include <stdbool.h>
 
 struct ev_loop;
+struct srv_req;
 
 struct oauth_cfg {
     struct ev_loop *loop; /* for waiting on another process's refresh */
@@ -72,6 +73,13 @@ int oauth_begin(struct oauth *o, const char *name, const char *scopes, bool reau
  * record); otherwise the code is exchanged and done runs later. */
 int oauth_complete(struct oauth *o, const char *redirect, const char *expect_name,
                    oauth_done_fn done, void *ud, struct tikd_err *e);
+
+/* The callback page (GET on the redirect URI's path, from core/server):
+ * completes the authorization from the request's query and answers r with
+ * an HTML page when the exchange ends (200 connected, 400 not, saying why).
+ * o keeps the waiting pages; free o before the server: a page still waiting
+ * at oauth_free() is not answered, and server_free() answers it 503. */
+void oauth_serve_callback(struct oauth *o, struct srv_req *r);
 
 /* Refresh account `name` now, or join the refresh in flight. done runs
  * when it ends; if nothing could be started (unknown or inactive account)

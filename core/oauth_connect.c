@@ -1,7 +1,7 @@
 /* oauth_connect.c - connecting an account (spec §1): oauth_begin() stores
  * a single-use state and returns the authorize URL; oauth_complete() spends
- * the state, exchanges the code and stores the grant (from tikd's callback
- * page or a redirect an operator pasted).
+ * the state, exchanges the code and stores the grant; oauth_serve_callback()
+ * is the page TikTok's redirect lands on, answered when the exchange ends.
  *
  * A state is kept only as its SHA-256 (the key in STORE_DB_OAUTH), with the
  * PKCE verifier sealed in the vault under "oauth:<hash>". A completion for
@@ -11,6 +11,7 @@
 #include "clock.h"
 #include "log.h"
 #include "codec.h"
+#include "server.h"
 #include "tiktok.h"
 
 #include <openssl/crypto.h>
@@ -332,4 +333,83 @@ int oauth_complete(struct oauth *o, const char *redirect, const char *expect_nam
         return tikd_fail(e, TIKD_ENOMEM, "oauth: cannot start the code exchange");
     }
     return 0;
+}
+
+/* ---- the callback page ---------------------------------------------------------- */
+
+struct oauth_page { /* a callback page waiting for its code exchange */
+    struct oauth *o;
+    struct srv_req *r;
+    struct oauth_page *next;
+};
+
+static void html_page(struct srv_req *r, int status, const char *title, const char *msg)
+{
+    char body[4096];
+    size_t o = (size_t)snprintf(body, sizeof body,
+                                "<!doctype html><html><head><meta charset=\"utf-8\"><title>tikd: "
+                                "%s</title></head><body><h1>%s</h1><p>",
+                                title, title);
+    for (const char *p = msg; *p && o + 8 < sizeof body - 40; p++) {
+        switch (*p) {
+        case '<':
+            o += (size_t)sprintf(body + o, "&lt;");
+            break;
+        case '>':
+            o += (size_t)sprintf(body + o, "&gt;");
+            break;
+        case '&':
+            o += (size_t)sprintf(body + o, "&amp;");
+            break;
+        case '"':
+            o += (size_t)sprintf(body + o, "&quot;");
+            break;
+        default:
+            body[o++] = *p;
+        }
+    }
+    snprintf(body + o, sizeof body - o, "</p></body></html>\n");
+    srv_respond(r, status, "text/html; charset=utf-8", body);
+}
+
+static void callback_done(void *ud, int rc, const char *account, const char *msg)
+{
+    (void)account;
+    struct oauth_page *pg = ud, **pp = &pg->o->pages;
+    while (*pp && *pp != pg)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = pg->next;
+    html_page(pg->r, rc ? 400 : 200, rc ? "Account not connected" : "Account connected", msg);
+    free(pg);
+}
+
+/* oauth_complete() never calls done before it returns (the exchange is a
+ * transfer), so the page is listed only once it is known to wait. */
+void oauth_serve_callback(struct oauth *o, struct srv_req *r)
+{
+    struct oauth_page *pg = calloc(1, sizeof *pg);
+    if (!pg) {
+        html_page(r, 500, "Error", "out of memory");
+        return;
+    }
+    pg->o = o;
+    pg->r = r;
+    struct tikd_err e = {0};
+    if (oauth_complete(o, srv_query(r), NULL, callback_done, pg, &e) != 0) {
+        html_page(r, 400, "Account not connected", e.msg);
+        free(pg);
+        return;
+    }
+    pg->next = o->pages;
+    o->pages = pg;
+}
+
+void oauth_pages_free(struct oauth *o)
+{
+    while (o->pages) {
+        struct oauth_page *pg = o->pages;
+        o->pages = pg->next;
+        free(pg);
+    }
 }

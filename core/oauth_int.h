@@ -18,6 +18,7 @@
 #define WAITERS_MAX 16
 
 struct codec_form;
+struct oauth_page; /* a callback page waiting for its code exchange (oauth_connect.c) */
 
 enum op_kind { OP_EXCHANGE, OP_REFRESH, OP_REVOKE, OP_REQUEST };
 
@@ -61,7 +62,8 @@ struct oauth {
     int refreshing;
     oauth_state_fn on_state;
     void *on_state_ud;
-    unsigned char owner[16]; /* this instance, in refresh leases */
+    unsigned char owner[16];  /* this instance, in refresh leases */
+    struct oauth_page *pages; /* callback pages waiting for an answer */
 };
 
 /* ---- oauth.c: shared helpers and the op life cycle ---------------------- */
@@ -120,5 +122,11 @@ json_t *oauth_parse_grant(const char *body, size_t n, struct grant *g, char *why
  * secrets and forgets the replaced ones. */
 int oauth_save_grant(struct oauth *o, const char *name, const char *account_id,
                      const struct grant *g, const char *event, struct tikd_err *e);
+
+/* ---- oauth_connect.c: the callback page ---------------------------------- */
+
+/* Forget the pages still waiting (oauth_free): they are not answered here;
+ * the server answers them (503) when it is freed. */
+void oauth_pages_free(struct oauth *o);
 
 #endif

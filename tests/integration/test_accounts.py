@@ -5,6 +5,7 @@ invalid_grant, revocation (by `account remove` and by webhook), key rotation,
 and, at the end of each test, no token the fake issued anywhere in the
 database, the logs or the command output."""
 import re
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -32,6 +33,31 @@ def test_connect_through_the_callback_page(s):
     assert d.proc.poll() is None
     s.assert_no_token_leaked()
 
+
+
+def test_a_callback_page_still_waiting_at_shutdown_gets_a_503(s):
+    d = s.start()
+    location = s.approve(s.authorize_url("alice"))
+    s.fake.ctl.add_fault(kind="delay", path_prefix="/v2/oauth/token/", delay_sec=30)
+    answer = {}
+
+    def browser():
+        try:
+            page = urllib.request.urlopen(location, timeout=20)
+            answer["status"] = page.status
+        except urllib.error.HTTPError as err:
+            answer["status"], answer["body"] = err.code, err.read().decode()
+
+    t = threading.Thread(target=browser)
+    t.start()
+    deadline = time.monotonic() + 10
+    while s.fake.ctl.faults()[0]["fired"] == 0:  # the code exchange is at the fake
+        assert time.monotonic() < deadline, "the code exchange never reached the fake"
+        time.sleep(0.05)
+    assert d.stop() == 0, "\n".join(d.lines[-20:])
+    t.join(timeout=10)
+    assert answer.get("status") == 503 and "shutting down" in answer["body"], answer
+    assert s.accounts()["alice"]["state"] == "pending"
 
 @pytest.mark.parametrize("life", [(86400, 31536000), (7200, 15552000)])
 def test_lifetimes_come_from_the_response(s, life):
