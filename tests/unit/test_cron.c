@@ -1,7 +1,8 @@
 /* test_cron.c - core/cron: every kind of expression, good and bad with its
  * message; the day-of-month/day-of-week OR rule; Sunday as 0 and 7; macros;
  * the two daylight-saving cases (a skipped and a repeated local time) and
- * strictly increasing firings through both; local time round trips; zone
+ * strictly increasing firings through both; gaps that are not one whole hour
+ * on the hour (firings in time order, none lost); local time round trips; zone
  * validation; TZ left as it was found; a date that can never occur. */
 #include <math.h>
 #include <stdarg.h>
@@ -270,6 +271,50 @@ static void dst_strictly_increasing(void **state)
     }
 }
 
+/* Where a gap is not one whole hour on the hour, a skipped minute read with
+ * the old offset lands after real minutes that follow the gap: the firings
+ * come in time order, not wall-clock order, and none is lost. */
+static void dst_odd_gaps(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *expr, *tz;
+        double after, want[4];
+    } cases[] = {
+        /* 02:00 +10:30 -> 02:30 +11: 02:00 15:30Z, the real 02:40 15:40Z, 02:20 15:50Z */
+        {"*/20 2 * * *",
+         "Australia/Lord_Howe",
+         1791028800 /* 2026-10-03T12:00Z */,
+         {1791041400, 1791042000, 1791042600, 1791126000}},
+        /* 01:00 +00 -> 03:00 +02: the real 03:30 01:30Z, then 02:30 read as 02:30Z */
+        {"30 2,3 * * *",
+         "Antarctica/Troll",
+         1774699200 /* 2026-03-28T12:00Z */,
+         {1774747800, 1774751400, 1774830600, 1774834200}},
+        /* 02:45 +12:45 -> 03:45 +13:45: the real 03:45 14:00Z, then 03:00 read as 14:15Z */
+        {"*/45 3 * * *",
+         "Pacific/Chatham",
+         1790380800 /* 2026-09-26T00:00Z */,
+         {1790431200, 1790432100, 1790514900, 1790517600}},
+    };
+    /* twice, the second time with the zones taking turns: what one zone's
+     * transitions are must not carry over to another */
+    for (int round = 0; round < 2; round++) {
+        double t[3];
+        for (size_t i = 0; i < 3; i++)
+            t[i] = cases[i].after;
+        for (int step = 0; step < 12; step++) {
+            size_t i = round == 0 ? (size_t)step / 4 : (size_t)step % 3;
+            int k = round == 0 ? step % 4 : step / 3;
+            struct cron c = parse_ok(cases[i].expr);
+            t[i] = next(&c, cases[i].tz, t[i]);
+            if (t[i] != cases[i].want[k])
+                fail_msg("%s in %s, firing %d: %.0f, want %.0f", cases[i].expr, cases[i].tz, k,
+                         t[i], cases[i].want[k]);
+        }
+    }
+}
+
 static void fractional_after(void **state)
 {
     (void)state;
@@ -455,6 +500,7 @@ int main(void)
         cmocka_unit_test(macros),
         cmocka_unit_test(dst_gap_and_fold),
         cmocka_unit_test(dst_strictly_increasing),
+        cmocka_unit_test(dst_odd_gaps),
         cmocka_unit_test(fractional_after),
         cmocka_unit_test(localtime_fields),
         cmocka_unit_test(round_trips),
