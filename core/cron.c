@@ -284,6 +284,21 @@ int cron_parse(const char *expr, struct cron *c, struct tikd_err *e)
     return 0;
 }
 
+bool cron_can_fire(const struct cron *c)
+{
+    /* the longest each month can be: February 29 exists, now and then */
+    static const int longest[13] = {0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (!c || !(c->minute & 0x0fffffffffffffffULL) || !(c->hour & 0xffffff) ||
+        !(c->month & 0x1ffe) || !(c->dow & 0x7f))
+        return false;
+    if (!c->dom_star && !c->dow_star)
+        return true; /* either field matching is enough, and the weekdays always come */
+    for (int m = 1; m <= 12; m++)
+        if (((c->month >> m) & 1) && (c->dom & (((uint64_t)2 << longest[m]) - 2)))
+            return true;
+    return false;
+}
+
 /* ---- time zones ---- */
 
 static bool is_utc(const char *tz)

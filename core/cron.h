@@ -31,8 +31,9 @@
 // "0 * * * *" (any case). @reboot and other macros are errors: tikd runs
 // schedules by time only.
 //
-// An expression that can never fire (`0 0 30 2 *`) parses; cron_next then
-// reports TIKD_ENOTFOUND because it finds no firing within 5 years. (So does
+// An expression that can never fire (`0 0 30 2 *`) parses; cron_can_fire
+// tells it (rule declarations refuse it), and cron_next reports
+// TIKD_ENOTFOUND because it finds no firing within 5 years. (So does
 // `0 0 29 2 *` asked from February 29, 2096 to February 2099: 2100 is not a
 // leap year, so the next February 29 is in 2104.)
 //
@@ -93,6 +94,15 @@ int cron_parse(const char *expr, struct cron *c, struct tikd_err *e);
  * within 5 years. Feeding the result back as `after` gives the next firing,
  * and so on. */
 int cron_next(const struct cron *c, const char *tz, double after, double *next, struct tikd_err *e);
+
+/* Whether *c can ever fire. When both day fields are restricted (the day rule
+ * above) it can: each weekday it allows comes in every month. Otherwise a day
+ * must match both fields, so it can when some month it allows has a day of the
+ * month it allows (February 29 counts): every date that exists falls on each
+ * weekday in some year. False for `0 0 30 2 *` and `0 0 31 4,6,9,11 *`, true
+ * for `0 0 30 2 MON` (every Monday in February) and `0 0 29 2 *`. It says
+ * nothing of how soon: `0 0 29 2 *` fires in leap years only. */
+bool cron_can_fire(const struct cron *c);
 
 /* Local wall-clock fields of an instant, for captions and plans. */
 struct cron_local {

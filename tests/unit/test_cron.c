@@ -3,7 +3,8 @@
  * the two daylight-saving cases (a skipped and a repeated local time) and
  * strictly increasing firings through both; gaps that are not one whole hour
  * on the hour (firings in time order, none lost); local time round trips; zone
- * validation; TZ left as it was found; a date that can never occur. */
+ * validation; TZ left as it was found; a date that can never occur, and
+ * cron_can_fire telling it. */
 #include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -431,6 +432,44 @@ static void impossible_date(void **state)
     assert_true(next(&c, "Europe/Berlin", utc(2026, 1, 1, 0, 0)) == utc(2028, 2, 29, 9, 15));
 }
 
+static void can_fire(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *expr;
+        bool fires;
+    } cases[] = {
+        {"0 0 30 2 *", false},
+        {"0 0 31 4,6,9,11 *", false},
+        {"0 0 30,31 2 *", false},
+        {"0 0 31 2,4 */2", false},     /* day of week starts with *: both */
+        {"0 0 31 FEB-APR/2 *", false}, /* Feb, Apr */
+        {"0 0 29 2 *", true},          /* leap years */
+        {"0 0 30 2 MON", true},        /* both restricted: every Monday in February */
+        {"0 0 31 4 1-5", true},
+        {"0 0 31 2,3 *", true}, /* March 31 */
+        {"0 0 30 1-2 *", true},
+        {"0 0 */30 2 *", true}, /* days 1 and 31: February 1 */
+        {"* * * * *", true},
+        {"@yearly", true},
+        {"0 0 31 * *", true},
+        {"0 0 1-31 2 *", true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct cron c = parse_ok(cases[i].expr);
+        if (cron_can_fire(&c) != cases[i].fires)
+            fail_msg("cron_can_fire('%s') is %d", cases[i].expr, !cases[i].fires);
+        /* it agrees with cron_next: what can fire fires within 5 years of 2026 */
+        struct tikd_err e = {0};
+        double t;
+        int rc = cron_next(&c, "Europe/Berlin", utc(2026, 1, 1, 0, 0), &t, &e);
+        assert_int_equal(rc, cases[i].fires ? 0 : TIKD_ENOTFOUND);
+    }
+    struct cron zero = {0};
+    assert_false(cron_can_fire(&zero));
+    assert_false(cron_can_fire(NULL));
+}
+
 static void zones(void **state)
 {
     (void)state;
@@ -505,6 +544,7 @@ int main(void)
         cmocka_unit_test(localtime_fields),
         cmocka_unit_test(round_trips),
         cmocka_unit_test(impossible_date),
+        cmocka_unit_test(can_fire),
         cmocka_unit_test(zones),
         cmocka_unit_test(tz_left_alone),
     };
