@@ -12,8 +12,9 @@
  * the next post would go
  *
  * Declarations are only allowed while the files load, and every problem
- * (a bad cron, an unknown zone or account, a duplicate name) fails the load
- * with file:line, so a generation with a bad declaration never goes live.
+ * (a bad cron or one that never fires, an unknown zone or account, a
+ * duplicate name) fails the load with file:line, so a generation with a bad
+ * declaration never goes live.
  * The declarations are C data of the generation (lua_schedule.h); bookings
  * and timers live in C and LMDB, never in Lua objects. */
 #include "lua_schedule.h"
@@ -147,6 +148,18 @@ static void check_tz(lua_State *L, const char *tz, const char *what)
     struct tikd_err e = {0};
     if (tz && cron_tz_check(tz, &e) != 0)
         luaL_error(L, "%s: %s", what, e.msg);
+}
+
+/* A cron expression a rule declares. One that can never fire (`0 0 30 2 *`)
+ * is refused as a bad one is: else the rule loads and silently never runs. */
+static int declared_cron(const char *expr, struct cron *c, struct tikd_err *e)
+{
+    int rc = cron_parse(expr, c, e);
+    if (rc == 0 && !cron_can_fire(c))
+        rc = tikd_fail(e, TIKD_EINVAL,
+                       "cron: '%s' never fires: none of its months has such a day of the month",
+                       c->expr);
+    return rc;
 }
 
 static void check_privacy(lua_State *L, const char *p, const char *what)
@@ -283,7 +296,7 @@ static void read_blackouts(lua_State *L, struct schedule *s, const char *what)
         const char *expr = opt_string(L, w, "cron", what);
         if (expr) {
             struct tikd_err e = {0};
-            if (cron_parse(expr, &b->start, &e) != 0)
+            if (declared_cron(expr, &b->start, &e) != 0)
                 luaL_error(L, "%s: blackout %d: %s", what, (int)i, e.msg);
             b->recurring = true;
             b->length = opt_number(L, w, "hours", 0, 0, 24 * 366, what) * 3600 +
@@ -361,7 +374,7 @@ static int l_schedule(lua_State *L)
         lua_rawgeti(L, lt, i);
         const char *expr = lua_tostring(L, -1);
         struct tikd_err e = {0};
-        if (!expr || cron_parse(expr, &s.slots[s.nslots], &e) != 0)
+        if (!expr || declared_cron(expr, &s.slots[s.nslots], &e) != 0)
             luaL_error(L, "%s: slot %d: %s", what, (int)i, expr ? e.msg : "not a string");
         s.nslots++;
         lua_pop(L, 1);
@@ -414,7 +427,7 @@ static int l_at(lua_State *L)
     const char *tz = luaL_optstring(L, 3, "");
     struct cron c;
     struct tikd_err e = {0};
-    if (cron_parse(expr, &c, &e) != 0)
+    if (declared_cron(expr, &c, &e) != 0)
         return luaL_error(L, "tikd.at: %s", e.msg);
     check_tz(L, tz, "tikd.at");
     if (strlen(tz) >= sizeof((struct timer_decl *)0)->tz)

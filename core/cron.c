@@ -5,7 +5,9 @@
  * (localtime_r does not re-read TZ), so that is the cache, re-checked with three
  * probe instants in case other code called tzset(). No mktime (it re-reads TZ and
  * leaves skipped/repeated times unspecified): local time -> instant applies
- * zoneinfo's fold=0 rule to transitions found with localtime_r. */
+ * zoneinfo's fold=0 rule to transitions found with localtime_r (and kept for a
+ * few days around). That reading does not keep wall-clock order across a gap,
+ * so cron_next takes the earliest instant, not the first local minute. */
 #include "cron.h"
 
 #include <fcntl.h>
@@ -282,12 +284,41 @@ int cron_parse(const char *expr, struct cron *c, struct tikd_err *e)
     return 0;
 }
 
+bool cron_can_fire(const struct cron *c)
+{
+    /* the longest each month can be: February 29 exists, now and then */
+    static const int longest[13] = {0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (!c || !(c->minute & 0x0fffffffffffffffULL) || !(c->hour & 0xffffff) ||
+        !(c->month & 0x1ffe) || !(c->dow & 0x7f))
+        return false;
+    if (!c->dom_star && !c->dow_star)
+        return true; /* either field matching is enough, and the weekdays always come */
+    for (int m = 1; m <= 12; m++)
+        if (((c->month >> m) & 1) && (c->dom & (((uint64_t)2 << longest[m]) - 2)))
+            return true;
+    return false;
+}
+
 /* ---- time zones ---- */
 
 static bool is_utc(const char *tz)
 {
     return !tz || !*tz || strcmp(tz, "UTC") == 0;
 }
+
+/* The transitions of the loaded zone over a few days, found once: around a
+ * transition every local minute needs them (a quarter-hourly schedule asks for the
+ * same ones some 200 times), and finding them takes some 50 localtime_r
+ * calls. zone_use forgets them when it loads a zone. */
+#define SPAN_MAX 64
+static struct {
+    bool ok;
+    int64_t lo, hi; /* the instants covered, both ends included */
+    long first;     /* the offset at lo */
+    int n;
+    int64_t at[SPAN_MAX]; /* the first instant of each new offset, ascending */
+    long off[SPAN_MAX];
+} span;
 
 /* Probe instants that tell one loaded zone from another: 1950-01-01,
  * 2025-01-01, 2025-07-01. */
@@ -385,6 +416,7 @@ static int zone_use(const char *tz, bool *utc, struct tikd_err *e)
         unsetenv("TZ");
     free(saved);
     zone.loaded = true;
+    span.ok = false;
     snprintf(zone.name, sizeof zone.name, "%s", tz);
     for (int i = 0; i < 3; i++)
         probe(i, &zone.off[i], zone.abbr[i]);
@@ -394,6 +426,12 @@ static int zone_use(const char *tz, bool *utc, struct tikd_err *e)
 /* The UTC offset (seconds east) in force at instant t in the loaded zone. */
 static long off_at(int64_t t)
 {
+    if (span.ok && t >= span.lo && t <= span.hi) {
+        long o = span.first;
+        for (int i = 0; i < span.n && t >= span.at[i]; i++)
+            o = span.off[i];
+        return o;
+    }
     time_t tt = (time_t)t;
     struct tm tm;
     if (!localtime_r(&tt, &tm))
@@ -401,25 +439,22 @@ static long off_at(int64_t t)
     return tm.tm_gmtoff;
 }
 
-/* The instant of local wall time `lam` (seconds of local time since
- * 1970-01-01 00:00 local), by zoneinfo's fold=0 rule: the offset after a
- * transition T (from offset b to offset a) applies from local time T +
- * max(b, a) on. So a skipped time keeps the offset before the gap and a
- * repeated one the earlier (larger) offset. Every offset is under 16 hours,
- * so only transitions within a day of `lam` matter. */
-static int64_t local_to_utc(int64_t lam)
+/* Find the transitions in [lo, hi] (hi - lo a multiple of 6 hours) by
+ * bisecting each 6-hour segment whose ends differ: this assumes no offset
+ * comes and goes again within 6 hours. */
+static void span_find(int64_t lo, int64_t hi)
 {
-    const int64_t seg = 6 * 3600; /* assume at most one transition per segment */
-    long p = off_at(lam - DAY), q = off_at(lam + DAY);
-    if (p == q && off_at(lam - p) == p)
-        return lam - p; /* the common case: no transition near */
-    long use = p, o_lo = p;
-    for (int64_t lo = lam - DAY; lo < lam + DAY; lo += seg) {
-        int64_t hi = lo + seg;
-        long o_hi = off_at(hi);
-        int64_t from = lo;
+    const int64_t seg = 6 * 3600;
+    span.ok = false;
+    span.lo = lo;
+    span.hi = hi;
+    span.n = 0;
+    long o_lo = span.first = off_at(lo);
+    for (int64_t s = lo; s < hi; s += seg) {
+        long o_hi = off_at(s + seg);
+        int64_t from = s;
         while (o_lo != o_hi) { /* bisect to the first second with another offset */
-            int64_t l = from, h = hi;
+            int64_t l = from, h = s + seg;
             while (h - l > 1) {
                 int64_t mid = l + (h - l) / 2;
                 if (off_at(mid) == o_lo)
@@ -428,12 +463,42 @@ static int64_t local_to_utc(int64_t lam)
                     h = mid;
             }
             long o_new = off_at(h);
-            if (lam >= h + (o_lo > o_new ? o_lo : o_new))
-                use = o_new;
+            if (span.n < SPAN_MAX) { /* no zone changes 64 times in 4 days */
+                span.at[span.n] = h;
+                span.off[span.n++] = o_new;
+            }
             from = h;
             o_lo = o_new;
         }
     }
+    span.ok = true;
+}
+
+/* The instant of local wall time `lam` (seconds of local time since
+ * 1970-01-01 00:00 local), by zoneinfo's fold=0 rule: the offset after a
+ * transition T (from offset b to offset a) applies from local time T +
+ * max(b, a) on. So a skipped time keeps the offset before the gap and a
+ * repeated one the earlier (larger) offset. Every offset is under 16 hours,
+ * so only transitions within a day of `lam` matter. *real (if not NULL):
+ * false when the clocks skip `lam`, so the instant shows another wall time. */
+static int64_t local_to_utc(int64_t lam, bool *real)
+{
+    if (real)
+        *real = true;
+    if (!span.ok || lam - DAY < span.lo || lam + DAY > span.hi) {
+        long p = off_at(lam - DAY), q = off_at(lam + DAY);
+        if (p == q && off_at(lam - p) == p)
+            return lam - p; /* the common case: no transition near */
+        span_find(lam - 2 * DAY, lam + 2 * DAY);
+    }
+    long use = span.first, before = span.first;
+    for (int i = 0; i < span.n; i++) {
+        if (lam >= span.at[i] + (before > span.off[i] ? before : span.off[i]))
+            use = span.off[i];
+        before = span.off[i];
+    }
+    if (real)
+        *real = off_at(lam - use) == use;
     return lam - use;
 }
 
@@ -532,16 +597,39 @@ int cron_next(const struct cron *c, const char *tz, double after, double *next, 
             lam = a + o_prev;
     }
     lam = floor_div(lam, 60) * 60;
-    int64_t limit = lam + (int64_t)HORIZON_DAYS * DAY;
-    /* Matches whose instant is not after `a` (a repeated hour already fired,
-     * or times the clocks skipped) are passed over: instants only increase. */
+    int64_t limit = lam + (int64_t)HORIZON_DAYS * DAY, best = 0;
+    bool found = false;
+    /* The earliest instant after `a` wins, which is not always the first
+     * matching local minute: a minute the clocks skip, read with the offset
+     * before the gap, lands after the gap, and so after the real minutes
+     * that follow the gap on the wall clock until the old offset catches up
+     * (Lord_Howe, 02:00 +10:30 -> 02:30 +11: a skipped 02:20 is 15:50Z, after
+     * the real 02:40 = 15:40Z). A real minute bounds the search: each later
+     * local minute is either in the same stretch of one offset, so later, or
+     * in a later stretch, which starts after the real minute's instant. So
+     * scan up to the first real match after `a`, keeping the earliest
+     * instant. Matches not after `a` (a repeated hour that already fired,
+     * skipped times whose instant passed) are passed over. */
     while (next_local(c, &lam, limit)) {
-        int64_t t = utc ? lam : local_to_utc(lam);
-        if (t > a) {
-            *next = (double)t;
-            return 0;
+        bool real = true;
+        int64_t t = utc ? lam : local_to_utc(lam, &real);
+        if (t > a && (!found || t < best)) {
+            best = t;
+            found = true;
         }
+        if (t > a && real)
+            break;
         lam += 60;
+        if (found && !real && t == best) {
+            /* The rest of this gap lands later still, and the real minutes
+             * after it land after `a` only from a + (the new offset) on. */
+            int64_t skip = floor_div(a + off_at(t), 60) * 60 + 60;
+            lam = skip > lam ? skip : lam;
+        }
+    }
+    if (found) {
+        *next = (double)best;
+        return 0;
     }
     time_t at = (time_t)a;
     struct tm tm;
@@ -594,6 +682,6 @@ int cron_mktime(const char *tz, const struct cron_local *lt, double *t, struct t
         return rc;
     int64_t lam = days_from_civil(lt->year, lt->month, lt->day) * DAY + lt->hour * 3600 +
                   lt->minute * 60 + lt->second;
-    *t = (double)(utc ? lam : local_to_utc(lam));
+    *t = (double)(utc ? lam : local_to_utc(lam, NULL));
     return 0;
 }

@@ -31,25 +31,33 @@
 // "0 * * * *" (any case). @reboot and other macros are errors: tikd runs
 // schedules by time only.
 //
-// An expression that can never fire (`0 0 30 2 *`) parses; cron_next then
-// reports TIKD_ENOTFOUND because it finds no firing within 5 years. (So does
+// An expression that can never fire (`0 0 30 2 *`) parses; cron_can_fire
+// tells it (rule declarations refuse it), and cron_next reports
+// TIKD_ENOTFOUND because it finds no firing within 5 years. (So does
 // `0 0 29 2 *` asked from February 29, 2096 to February 2099: 2100 is not a
 // leap year, so the next February 29 is in 2104.)
 //
 // Time zones: an IANA name ("Europe/Berlin") from the system tz database
 // (/usr/share/zoneinfo, Debian's tzdata); NULL, "" and "UTC" mean UTC.
 //
-// Daylight saving time: a schedule fires once for each local wall-clock
-// minute that matches, in order, and instants only ever increase:
+// Daylight saving time: each local wall-clock minute that matches stands for
+// one instant, and a schedule fires at those instants in time order, once
+// each:
 //  - a local time the clocks skip (02:30 on a spring-forward night) is read
 //    with the UTC offset in force before the gap, as Python's zoneinfo does
 //    with fold=0 and RFC 5545 prescribes: it fires at 03:30 the new time;
 //  - a local time that happens twice (01:30 on a fall-back night) fires once,
 //    at its first occurrence;
-//  - a firing whose instant would not be later than the previous one is
-//    dropped: on a spring-forward night */15 fires at 02:00 02:15 02:30
-//    02:45 (read as 03:00 .. 03:45 new time), then 03:00 .. 03:45 are not
-//    repeated, then 04:00.
+//  - minutes that stand for one instant fire once: on a spring-forward night
+//    */15 fires at 02:00 02:15 02:30 02:45 (read as 03:00 .. 03:45 new time);
+//    03:00 .. 03:45 are those instants again; then 04:00;
+//  - time order is not wall-clock order where a gap is not one whole hour on
+//    the hour: on Lord Howe Island (02:00 +10:30 -> 02:30 +11) `*/20 2 * * *`
+//    fires at 02:00 (read as 02:30), the real 02:40, then 02:20 (read as
+//    02:50); at Troll (01:00 +00 -> 03:00 +02) `30 2,3 * * *` fires at 03:30,
+//    then 02:30 (read as 04:30).
+// cron_next gives the earliest such instant after the one it is given, so
+// feeding each result back walks them all.
 //
 // tikd is single-threaded; these functions switch the process's tz state
 // (see cron.c) and must not be called from two threads.
@@ -80,10 +88,21 @@ struct cron {
 int cron_parse(const char *expr, struct cron *c, struct tikd_err *e);
 
 /* The first firing strictly after `after` (Unix seconds, may be fractional) in
- * zone tz: 0 and *next (whole seconds). TIKD_EINVAL for a bad zone or an
- * `after` outside years 1-9999, TIKD_ENOTFOUND if none within 5 years. Feeding
- * the result back as `after` gives the next firing, and so on. */
+ * zone tz: the earliest instant later than `after` of all the matching local
+ * minutes, read by the rules above; 0 and *next (whole seconds). TIKD_EINVAL
+ * for a bad zone or an `after` outside years 1-9999, TIKD_ENOTFOUND if none
+ * within 5 years. Feeding the result back as `after` gives the next firing,
+ * and so on. */
 int cron_next(const struct cron *c, const char *tz, double after, double *next, struct tikd_err *e);
+
+/* Whether *c can ever fire. When both day fields are restricted (the day rule
+ * above) it can: each weekday it allows comes in every month. Otherwise a day
+ * must match both fields, so it can when some month it allows has a day of the
+ * month it allows (February 29 counts): every date that exists falls on each
+ * weekday in some year. False for `0 0 30 2 *` and `0 0 31 4,6,9,11 *`, true
+ * for `0 0 30 2 MON` (every Monday in February) and `0 0 29 2 *`. It says
+ * nothing of how soon: `0 0 29 2 *` fires in leap years only. */
+bool cron_can_fire(const struct cron *c);
 
 /* Local wall-clock fields of an instant, for captions and plans. */
 struct cron_local {

@@ -104,3 +104,12 @@ print("   scaled run (6 inits per 1 s per token, 50 posts): %.2f inits/s of 6.00
 
 echo "== rules: a reload"
 "$BUILD/tests/reloadbench" "$REPO/scripts"
+
+echo "== cron: time per cron_next, stepping from 2026 (UTC beside zones: no offset lookups)"
+for q in "0 9 * * *|UTC|1461|100" "0 9 * * *|Europe/Berlin|1461|100" \
+         "*/15 * * * *|Europe/Berlin|140000|1" "* 1-3 * * *|Australia/Lord_Howe|250000|1"; do
+    IFS='|' read -r e z n r <<Q
+$q
+Q
+    printf "   %-14s %-20s %s\n" "$e" "$z" "$("$BUILD/tests/crontool" bench "$e" "$z" 1767225600 "$n" "$r")"
+done

@@ -6,9 +6,12 @@ each transition, cron_localtime/cron_mktime against zoneinfo, and the error
 messages users see."""
 import bisect
 import datetime as dt
+import hashlib
+import io
 import os
 import random
 import subprocess
+import zoneinfo
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -90,24 +93,26 @@ def ref_day_matches(spec, day):
     return (dom and dow) if (dom_star or dow_star) else (dom or dow)
 
 
-def ref_firings(expr, tzname, start, end):
-    """Every firing from local date `start` to `end` (exclusive): matching
-    local minutes in wall-clock order, fold=0, strictly increasing only."""
+def ref_firings(expr, tzname, start, end, tz=None):
+    """Every firing of the matching local minutes from local date `start` to
+    `end` (exclusive): each minute converted with fold=0, the instants sorted,
+    each instant once. (Sorting matters where a gap is not one whole hour on
+    the hour: a skipped 02:20 read with the old offset lands after a real
+    02:40.) Firings near either end of the range may be missing: a minute of
+    a day outside it can land there."""
     spec = ref_parse(expr)
-    tz = ZoneInfo(tzname)
-    out = []
+    tz = tz or ZoneInfo(tzname)
+    out = set()
     day = start
     while day < end:
         if ref_day_matches(spec, day):
             midnight = dt.datetime(day.year, day.month, day.day)
-            for h in sorted(spec[0][1]):
-                for m in sorted(spec[0][0]):
+            for h in spec[0][1]:
+                for m in spec[0][0]:
                     wall = midnight + dt.timedelta(hours=h, minutes=m)
-                    t = int(wall.replace(tzinfo=tz, fold=0).timestamp())
-                    if not out or t > out[-1]:
-                        out.append(t)
+                    out.add(int(wall.replace(tzinfo=tz, fold=0).timestamp()))
         day += dt.timedelta(days=1)
-    return out
+    return sorted(out)
 
 
 def start_instant(tzname, day):
@@ -198,6 +203,166 @@ def test_fifteen_minutes_through_the_repeated_hour():
     assert got[7] - got[6] == 900 + 3600  # 01:45 EDT -> 02:00 EST: 01:xx EST never fires
     assert all(b - a == 900 for a, b in zip(got[7:], got[8:]))
     assert got == sorted(set(got))
+
+
+# ---- every zone with a gap or an overlap in 2026-2028 ----
+
+ZONEINFO = "/usr/share/zoneinfo"  # the tz database core/cron reads
+DAY = 86400
+FIXED = ["*/15 * * * *", "*/20 2 * * *", "30 2,3 * * *", "*/45 3 * * *", "0,30 1-3 * * *"]
+
+
+def zone_transitions(tz, first_year, last_year):
+    """(instant, old offset, new offset) of each change of UTC offset in the
+    years, found day by day and bisected to the second (no zone changes its
+    offset twice within a day in these years)."""
+    def off(x):
+        return int(dt.datetime.fromtimestamp(x, tz).utcoffset().total_seconds())
+
+    t = int(dt.datetime(first_year, 1, 1, tzinfo=UTC).timestamp())
+    end = int(dt.datetime(last_year + 1, 1, 1, tzinfo=UTC).timestamp())
+    out, prev = [], off(t)
+    for x in range(t + DAY, end + DAY, DAY):
+        now = off(x)
+        if now != prev:
+            lo, hi = x - DAY, x
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (mid, hi) if off(mid) == prev else (lo, mid)
+            out.append((hi, prev, now))
+            prev = now
+    return out
+
+
+def zones_with_transitions():
+    """{name: (zone, transitions, file digest)} for every zone of the system
+    tz database whose offset changes in 2026-2028, read from the same files
+    tikd reads."""
+    assert os.path.isdir(ZONEINFO)
+    out = {}
+    for name in sorted(zoneinfo.available_timezones()):
+        path = os.path.join(ZONEINFO, name)
+        if not os.path.isfile(path):
+            continue
+        with open(path, "rb") as f:
+            data = f.read()
+        tz = ZoneInfo.from_file(io.BytesIO(data), key=name)
+        trs = zone_transitions(tz, 2026, 2028)
+        if trs:
+            out[name] = (tz, trs, hashlib.sha256(data).hexdigest())
+    return out
+
+
+def exprs_for(tz, tr):
+    """The fixed expressions, and some aimed at the local hours around this
+    transition wherever it falls in the day (00:00 in Havana, 24:00 in
+    Santiago): every minute, */7, */20, */45 and :30 of those hours."""
+    hb = dt.datetime.fromtimestamp(tr - 1, tz).hour
+    ha = dt.datetime.fromtimestamp(tr, tz).hour
+    lo, n = (hb, (ha - hb) % 24) if (ha - hb) % 24 <= 3 else (ha, (hb - ha) % 24)
+    hours = {(lo + k) % 24 for k in range(n + 1)} | {(hb + 1) % 24}  # the hours on either side
+    hours = ",".join(str(h) for h in sorted(hours))
+    return FIXED + ["%s %s * * *" % (m, hours) for m in ("*", "*/7", "*/20", "*/45", "30")]
+
+
+def crontool_batch(queries):
+    """[(expr, tz, after, n)] -> one list of firings per query, in one run."""
+    text = "".join("%d\t%s\t%r\t%s\n" % (n, tz, after, expr) for expr, tz, after, n in queries)
+    r = subprocess.run([CRONTOOL, "batch"], input=text, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.split("\n")[:-1]
+    assert len(lines) == len(queries)
+    return [line.split() for line in lines]
+
+
+def check_against_reference(cases):
+    """cases: [(expr, zone name, zone, after, want)]: crontool steps len(want)
+    firings from `after`; every difference is reported."""
+    got = crontool_batch([(e, name, a, len(w)) for e, name, _, a, w in cases])
+    bad = []
+    for (expr, name, tz, after, want), g in zip(cases, got):
+        if g != [str(t) for t in want]:
+            i = next((i for i in range(len(want)) if i >= len(g) or g[i] != str(want[i])), 0)
+            show = lambda t: dt.datetime.fromtimestamp(int(t), tz).isoformat()  # noqa: E731
+            bad.append("%s in %s after %s: firing %d is %s, want %s" % (
+                expr, name, show(after), i,
+                show(g[i]) if i < len(g) and g[i][0] != "!" else " ".join(g[i:]) or "none",
+                show(want[i])))
+    assert not bad, "%d of %d differ:\n%s" % (len(bad), len(cases), "\n".join(bad[:20]))
+
+
+AROUND = (-3600, -1, 0, 1, 900, 1799, 3600, 7199)  # single firings from tr + these
+
+
+def reference_cases(name, tz, transition, refs=None):
+    """The queries for one transition: each expression stepped through the
+    firings from a day before it to a day after it, and the first firing from
+    instants around it. refs: a cache of the reference for zones with the
+    same data (aliases such as Australia/LHI)."""
+    tr, old, new = transition
+    start, end = tr - DAY, tr + DAY
+    # a local minute lands at (its wall time - the offset it is read with), so
+    # those that land in (start, end + 2 hours] have wall times in this range
+    # of days (the zone's other transitions are months away; checked below)
+    first = dt.datetime.fromtimestamp(start + min(old, new), UTC).date()
+    last = dt.datetime.fromtimestamp(end + 7200 + max(old, new), UTC).date()
+    cases = []
+    for expr in exprs_for(tz, tr):
+        key = (expr, tr)
+        ref = refs.get(key) if refs is not None else None
+        if ref is None:
+            ref = ref_firings(expr, name, first, last + dt.timedelta(days=1), tz=tz)
+            ref = [t for t in ref if start < t <= end + 7200]
+            if refs is not None:
+                refs[key] = ref
+        want = [t for t in ref if t <= end]
+        assert want, (expr, name, tr)
+        cases.append((expr, name, tz, start, want))
+        for d in AROUND:
+            cases.append((expr, name, tz, tr + d, [ref[bisect.bisect_right(ref, tr + d)]]))
+    return cases
+
+
+def test_every_zone_transition_2026_2028_matches_reference():
+    """The earliest matching instant, always: for every zone of tzdata whose
+    offset changes in 2026-2028 and each of its transitions, several
+    expressions stepped across it against zoneinfo (fold=0, sorted)."""
+    zones = zones_with_transitions()
+    assert len(zones) > 100  # Debian's tzdata: some 200 names, aliases included
+    assert {"Australia/Lord_Howe", "Antarctica/Troll", "Pacific/Chatham",
+            "America/New_York", "Europe/Berlin"} <= set(zones)
+    refs, cases = {}, []
+    for name, (tz, trs, digest) in zones.items():
+        assert all(b[0] - a[0] > 7 * DAY for a, b in zip(trs, trs[1:])), name
+        for tr in trs:
+            cases += reference_cases(name, tz, tr, refs.setdefault(digest, {}))
+    check_against_reference(cases)
+
+
+@pytest.mark.parametrize("expr,tzname,after,want", [
+    # 02:00 +10:30 -> 02:30 +11: 02:00 and 02:20 are skipped, read with +10:30
+    # they are 15:30Z and 15:50Z; the real 02:40 +11 (15:40Z) comes between
+    ("*/20 2 * * *", "Australia/Lord_Howe", "2026-10-03T12:00Z",
+     ["2026-10-03T15:30Z", "2026-10-03T15:40Z", "2026-10-03T15:50Z", "2026-10-04T15:00Z"]),
+    # 01:00 +00 -> 03:00 +02: 02:30 read with +00 is 02:30Z, after the real
+    # 03:30 +02 = 01:30Z
+    ("30 2,3 * * *", "Antarctica/Troll", "2026-03-28T12:00Z",
+     ["2026-03-29T01:30Z", "2026-03-29T02:30Z", "2026-03-30T00:30Z"]),
+    # 02:45 +12:45 -> 03:45 +13:45: 03:00 read with +12:45 is 14:15Z, the real
+    # 03:45 +13:45 is 14:00Z
+    ("*/45 3 * * *", "Pacific/Chatham", "2026-09-26T00:00Z",
+     ["2026-09-26T14:00Z", "2026-09-26T14:15Z", "2026-09-27T13:15Z"]),
+])
+def test_a_real_slot_after_an_odd_gap_is_not_skipped(expr, tzname, after, want):
+    def ts(s):
+        return int(dt.datetime.strptime(s, "%Y-%m-%dT%H:%MZ").replace(tzinfo=UTC).timestamp())
+
+    assert firings(expr, tzname, ts(after), len(want)) == [ts(w) for w in want]
+    tz = ZoneInfo(tzname)
+    trs = [tr for tr in zone_transitions(tz, 2026, 2026) if ts(after) < tr[0] < ts(after) + 2 * DAY]
+    assert len(trs) == 1
+    check_against_reference(reference_cases(tzname, tz, trs[0]))
 
 
 # ---- local time ----

@@ -1,11 +1,12 @@
 """Rules that declare accounts, schedules and timers: posts land in the next
 free slot of a schedule, in its time zone, never twice in one slot (also
 across a restart), timers call the rule, and a bad declaration is refused
-with file:line while the running rules stay."""
+with file:line while the running rules stay (a cron that never fires too)."""
 import datetime
 import re
 import time
 
+from conftest import run_tikd
 from test_publish import connect, video
 
 RULE = """
@@ -227,3 +228,34 @@ end
     audit = s.audit()
     assert "rule:rules/picky.lua@gen1" in audit and "post.skipped" in audit, audit
     assert 'reason="too dark"' in audit
+
+
+def test_a_cron_that_never_fires_is_refused(site):
+    """`0 0 30 2 *` parses, but a rule declaring it would load and never run:
+    `tikd rules check` refuses it, with file:line, wherever it is declared."""
+    rule = site / "rules" / "never.lua"
+    head = 'tikd.account("ana", { tz = "Europe/Berlin" })\n'
+    for text, says in (
+            ('tikd.schedule("ana-x", { account = "ana", slots = "0 0 30 2 *" })',
+             r"rules/never\.lua:2: tikd\.schedule 'ana-x': slot 1: cron: '0 0 30 2 \*' never "
+             r"fires"),
+            ('tikd.schedule("ana-x", { account = "ana",\n'
+             '                         slots = { "0 9 * * *", "0 0 31 4,6,9,11 *" } })',
+             r"rules/never\.lua:2: .*slot 2: cron: '0 0 31 4,6,9,11 \*' never fires"),
+            ('\ntikd.at("0 0 30 2 *", "f", "Europe/Berlin")',
+             r"rules/never\.lua:3: tikd\.at: cron: '0 0 30 2 \*' never fires"),
+            ('tikd.schedule("ana-x", { account = "ana", slots = "0 9 * * *",\n'
+             '  blackout = { { cron = "0 0 30 2 *", hours = 2 } } })',
+             r"rules/never\.lua:2: .*blackout 1: cron: '0 0 30 2 \*' never fires")):
+        rule.write_text(head + text + "\n")
+        r = run_tikd("rules", "check", config=site / "tikd.conf.lua")
+        assert r.returncode != 0, (text, r.stdout)
+        assert re.search(says, r.stderr), (text, r.stderr)
+    # rare is not never: leap days, and both day fields restricted (every
+    # Monday in February, and February 30 never)
+    rule.write_text(head + 'tikd.schedule("ana-x", { account = "ana",\n'
+                    '  slots = { "0 9 29 2 *", "0 9 30 2 MON" } })\n'
+                    'tikd.at("0 0 29 2 *", "f")\n')
+    r = run_tikd("rules", "check", config=site / "tikd.conf.lua")
+    assert r.returncode == 0, r.stderr
+    assert "rules/never.lua: ok" in r.stdout, r.stdout

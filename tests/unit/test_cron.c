@@ -1,8 +1,10 @@
 /* test_cron.c - core/cron: every kind of expression, good and bad with its
  * message; the day-of-month/day-of-week OR rule; Sunday as 0 and 7; macros;
  * the two daylight-saving cases (a skipped and a repeated local time) and
- * strictly increasing firings through both; local time round trips; zone
- * validation; TZ left as it was found; a date that can never occur. */
+ * strictly increasing firings through both; gaps that are not one whole hour
+ * on the hour (firings in time order, none lost); local time round trips; zone
+ * validation; TZ left as it was found; a date that can never occur, and
+ * cron_can_fire telling it. */
 #include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -270,6 +272,50 @@ static void dst_strictly_increasing(void **state)
     }
 }
 
+/* Where a gap is not one whole hour on the hour, a skipped minute read with
+ * the old offset lands after real minutes that follow the gap: the firings
+ * come in time order, not wall-clock order, and none is lost. */
+static void dst_odd_gaps(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *expr, *tz;
+        double after, want[4];
+    } cases[] = {
+        /* 02:00 +10:30 -> 02:30 +11: 02:00 15:30Z, the real 02:40 15:40Z, 02:20 15:50Z */
+        {"*/20 2 * * *",
+         "Australia/Lord_Howe",
+         1791028800 /* 2026-10-03T12:00Z */,
+         {1791041400, 1791042000, 1791042600, 1791126000}},
+        /* 01:00 +00 -> 03:00 +02: the real 03:30 01:30Z, then 02:30 read as 02:30Z */
+        {"30 2,3 * * *",
+         "Antarctica/Troll",
+         1774699200 /* 2026-03-28T12:00Z */,
+         {1774747800, 1774751400, 1774830600, 1774834200}},
+        /* 02:45 +12:45 -> 03:45 +13:45: the real 03:45 14:00Z, then 03:00 read as 14:15Z */
+        {"*/45 3 * * *",
+         "Pacific/Chatham",
+         1790380800 /* 2026-09-26T00:00Z */,
+         {1790431200, 1790432100, 1790514900, 1790517600}},
+    };
+    /* twice, the second time with the zones taking turns: what one zone's
+     * transitions are must not carry over to another */
+    for (int round = 0; round < 2; round++) {
+        double t[3];
+        for (size_t i = 0; i < 3; i++)
+            t[i] = cases[i].after;
+        for (int step = 0; step < 12; step++) {
+            size_t i = round == 0 ? (size_t)step / 4 : (size_t)step % 3;
+            int k = round == 0 ? step % 4 : step / 3;
+            struct cron c = parse_ok(cases[i].expr);
+            t[i] = next(&c, cases[i].tz, t[i]);
+            if (t[i] != cases[i].want[k])
+                fail_msg("%s in %s, firing %d: %.0f, want %.0f", cases[i].expr, cases[i].tz, k,
+                         t[i], cases[i].want[k]);
+        }
+    }
+}
+
 static void fractional_after(void **state)
 {
     (void)state;
@@ -386,6 +432,44 @@ static void impossible_date(void **state)
     assert_true(next(&c, "Europe/Berlin", utc(2026, 1, 1, 0, 0)) == utc(2028, 2, 29, 9, 15));
 }
 
+static void can_fire(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *expr;
+        bool fires;
+    } cases[] = {
+        {"0 0 30 2 *", false},
+        {"0 0 31 4,6,9,11 *", false},
+        {"0 0 30,31 2 *", false},
+        {"0 0 31 2,4 */2", false},     /* day of week starts with *: both */
+        {"0 0 31 FEB-APR/2 *", false}, /* Feb, Apr */
+        {"0 0 29 2 *", true},          /* leap years */
+        {"0 0 30 2 MON", true},        /* both restricted: every Monday in February */
+        {"0 0 31 4 1-5", true},
+        {"0 0 31 2,3 *", true}, /* March 31 */
+        {"0 0 30 1-2 *", true},
+        {"0 0 */30 2 *", true}, /* days 1 and 31: February 1 */
+        {"* * * * *", true},
+        {"@yearly", true},
+        {"0 0 31 * *", true},
+        {"0 0 1-31 2 *", true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct cron c = parse_ok(cases[i].expr);
+        if (cron_can_fire(&c) != cases[i].fires)
+            fail_msg("cron_can_fire('%s') is %d", cases[i].expr, !cases[i].fires);
+        /* it agrees with cron_next: what can fire fires within 5 years of 2026 */
+        struct tikd_err e = {0};
+        double t;
+        int rc = cron_next(&c, "Europe/Berlin", utc(2026, 1, 1, 0, 0), &t, &e);
+        assert_int_equal(rc, cases[i].fires ? 0 : TIKD_ENOTFOUND);
+    }
+    struct cron zero = {0};
+    assert_false(cron_can_fire(&zero));
+    assert_false(cron_can_fire(NULL));
+}
+
 static void zones(void **state)
 {
     (void)state;
@@ -455,10 +539,12 @@ int main(void)
         cmocka_unit_test(macros),
         cmocka_unit_test(dst_gap_and_fold),
         cmocka_unit_test(dst_strictly_increasing),
+        cmocka_unit_test(dst_odd_gaps),
         cmocka_unit_test(fractional_after),
         cmocka_unit_test(localtime_fields),
         cmocka_unit_test(round_trips),
         cmocka_unit_test(impossible_date),
+        cmocka_unit_test(can_fire),
         cmocka_unit_test(zones),
         cmocka_unit_test(tz_left_alone),
     };
