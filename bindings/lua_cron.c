@@ -8,6 +8,7 @@
  *
  * A schedule is plain data in its userdata (no C resource). Zones default to
  * UTC; daylight-saving gaps and repeats follow core/cron.h (fold=0). */
+#include "lua_args.h"
 #include "lua_host.h"
 #include "lua_modules.h"
 
@@ -111,21 +112,18 @@ static int l_localtime(lua_State *L)
     return 1;
 }
 
-static int field_int(lua_State *L, const char *k, int dflt, bool required)
+/* An integer field of a; a required one must be there. */
+static int field_int(const struct args *a, const char *k, bool required)
 {
-    int isnum;
-    lua_getfield(L, 1, k);
-    int type = lua_type(L, -1);
-    lua_Integer v = lua_tointegerx(L, -1, &isnum);
-    lua_pop(L, 1);
-    if (type == LUA_TNIL && !required)
-        return dflt;
-    if (type == LUA_TNIL)
-        return luaL_error(L, "tikd.cron.time: field '%s' is missing", k);
-    if (!isnum || type != LUA_TNUMBER)
-        return luaL_error(L, "tikd.cron.time: field '%s' must be an integer", k);
+    if (required) {
+        int type = args_get(a, k);
+        lua_pop(a->L, 1);
+        if (type == LUA_TNIL)
+            args_error(a, k, "is missing");
+    }
+    lua_Integer v = args_int(a, k, 0, LUA_MININTEGER, LUA_MAXINTEGER);
     if (v < -100000 || v > 100000)
-        return luaL_error(L, "tikd.cron.time: field '%s' is out of range", k);
+        args_error(a, k, "is out of range");
     return (int)v;
 }
 
@@ -134,17 +132,15 @@ static int field_int(lua_State *L, const char *k, int dflt, bool required)
  * a repeated one is its first occurrence */
 static int l_time(lua_State *L)
 {
-    luaL_checktype(L, 1, LUA_TTABLE);
+    struct args a = args_table(L, 1, "tikd.cron.time");
     struct cron_local lt = {0};
-    lt.year = field_int(L, "year", 0, true);
-    lt.month = field_int(L, "month", 0, true);
-    lt.day = field_int(L, "day", 0, true);
-    lt.hour = field_int(L, "hour", 0, false);
-    lt.minute = field_int(L, "min", 0, false);
-    lt.second = field_int(L, "sec", 0, false);
-    lua_getfield(L, 1, "tz");
-    if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
-        return luaL_error(L, "tikd.cron.time: field 'tz' must be a string");
+    lt.year = field_int(&a, "year", true);
+    lt.month = field_int(&a, "month", true);
+    lt.day = field_int(&a, "day", true);
+    lt.hour = field_int(&a, "hour", false);
+    lt.minute = field_int(&a, "min", false);
+    lt.second = field_int(&a, "sec", false);
+    args_push(&a, "tz", LUA_TSTRING);
     const char *tz = opt_tz(L, lua_gettop(L));
     struct tikd_err e = {0};
     double t;

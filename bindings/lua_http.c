@@ -5,6 +5,7 @@
  * the engine's TikTok calls are made in C and never go through here, so no
  * token is ever within reach of Lua. The calling coroutine waits; the loop
  * resumes it with the response table or nil and a message. */
+#include "lua_args.h"
 #include "lua_host.h"
 #include "lua_modules.h"
 
@@ -125,27 +126,25 @@ static void on_done(void *ud, const struct http_resp *r)
  *   -> { status=, body=, headers={...}, attempts= } or nil, message, code */
 static int l_request(lua_State *L)
 {
-    luaL_checktype(L, 1, LUA_TTABLE);
+    struct args a = args_table(L, 1, "tikd.http.request");
     const struct host_opts *o = host_opts_of(L);
     if (!o->http)
         return luaL_error(L, "tikd.http is not available here (no HTTP client)");
     struct http_req req = {0};
-    lua_getfield(L, 1, "url");
-    req.url = luaL_checkstring(L, -1);
+    req.url = args_str(&a, "url", NULL);
+    if (!req.url)
+        return args_error(&a, "url", "is required");
     char why[300];
     if (!allowed(o, req.url, why, sizeof why))
         return luaL_error(L, "tikd.http: %s", why);
-    lua_getfield(L, 1, "method");
-    req.method = luaL_optstring(L, -1, "GET");
-    lua_getfield(L, 1, "body");
+    req.method = args_str(&a, "method", "GET");
     size_t blen = 0;
-    req.body = luaL_optlstring(L, -1, NULL, &blen);
+    req.body = args_lstr(&a, "body", NULL, &blen);
     req.body_len = blen;
-    lua_getfield(L, 1, "timeout");
-    req.timeout = luaL_optnumber(L, -1, 0);
+    req.timeout = args_num(&a, "timeout", 0, 0, 3600);
     struct http_header hdrs[MAX_HEADERS];
     size_t nh = 0;
-    if (lua_getfield(L, 1, "headers") == LUA_TTABLE) {
+    if (args_push(&a, "headers", LUA_TTABLE) == LUA_TTABLE) {
         int ht = lua_gettop(L);
         lua_pushnil(L);
         while (lua_next(L, ht)) {

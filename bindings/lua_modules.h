@@ -30,26 +30,9 @@ int luaopen_tikd_schedule(
  * "tikd.test.host" in test mode only (host_opts.test) */
 int luaopen_tikd_test(lua_State *L);
 
-struct job;
-/* Push a job as the table rules see (tikd.upload, on_published, on_failed):
- * id, account, state, final, mode, kind, caption, privacy, reason,
- * publish_id, post_ids (a string), chosen_by. Never a token. */
-void lua_push_job(lua_State *L, const struct job *j);
-
 struct json_t;
 /* Push a JSON value as Lua values (objects and arrays as new tables,
  * integers exact, null as nil). May raise (memory). */
 void lua_push_json(lua_State *L, struct json_t *j);
-
-struct intake_item;
-/* Push a media item as on_media sees it: path, name, folder, hash (SHA-256
- * of the content), size, and meta (the decoded sidecar NAME.json, or nil). */
-void lua_push_media_item(lua_State *L, const struct intake_item *it);
-
-/* The same as on_media's argument (a host_push_fn; item is a struct
- * intake_item), under lua_pcall: a sidecar nested too deeply or a state out
- * of memory gives the hook nil instead of raising outside any protected
- * call. */
-int lua_push_media_arg(lua_State *L, void *item);
 
 #endif

@@ -4,6 +4,7 @@
  * state, open_id, scopes, expiry times) through a `tikd.account` handle. A
  * handle holds the account's name only: no token, no way to get one; the
  * engine adds credentials inside C when it calls TikTok for an account. */
+#include "lua_hooks.h"
 #include "lua_host.h"
 #include "lua_modules.h"
 
@@ -87,17 +88,7 @@ static int h_info(lua_State *L)
         lua_pushfstring(L, "account %s was removed", h->name);
         return 2;
     }
-    lua_createtable(L, 0, 7);
-    lua_pushstring(L, g.a.name);
-    lua_setfield(L, -2, "name");
-    lua_pushstring(L, account_state_name(g.a.state));
-    lua_setfield(L, -2, "state");
-    lua_pushstring(L, g.a.reason);
-    lua_setfield(L, -2, "reason");
-    lua_pushstring(L, g.a.open_id);
-    lua_setfield(L, -2, "open_id");
-    lua_pushstring(L, g.a.scopes);
-    lua_setfield(L, -2, "scopes");
+    hooks_push_account(L, &g.a); /* what on_account sees, and the expiry times */
     lua_pushnumber(L, g.a.access_expires_at);
     lua_setfield(L, -2, "access_expires_at");
     lua_pushnumber(L, g.a.refresh_expires_at);

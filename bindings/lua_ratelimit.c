@@ -10,6 +10,7 @@
  * A limiter is GCRA state in LMDB keyed by the calling rule file and its
  * name: it survives restarts and reloads, and one rule file cannot reach
  * another's. The userdata holds no C resource, only the name and the rate. */
+#include "lua_args.h"
 #include "lua_host.h"
 #include "lua_modules.h"
 
@@ -29,24 +30,6 @@ struct limiter {
     char name[128];
 };
 
-static double field_num(lua_State *L, int t, const char *k, double dflt, double min, double max)
-{
-    lua_getfield(L, t, k);
-    double v = dflt;
-    if (!lua_isnil(L, -1)) {
-        if (!lua_isnumber(L, -1))
-            luaL_error(L, "tikd.ratelimit.new: %s must be a number", k);
-        v = lua_tonumber(L, -1);
-    }
-    lua_pop(L, 1);
-    if (isnan(v) || v < min || v > max) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "tikd.ratelimit.new: %s must be from %g to %g", k, min, max);
-        luaL_error(L, "%s", msg);
-    }
-    return v;
-}
-
 /* tikd.ratelimit.new(name, {count=, per=, burst=1}) -> limiter */
 static int l_new(lua_State *L)
 {
@@ -54,11 +37,14 @@ static int l_new(lua_State *L)
     const char *name = luaL_checklstring(L, 1, &nl);
     luaL_argcheck(L, nl > 0 && nl < sizeof((struct limiter *)0)->name && !memchr(name, 0, nl), 1,
                   "a name of 1 to 127 bytes");
-    luaL_checktype(L, 2, LUA_TTABLE);
+    struct args a = args_table(L, 2, "tikd.ratelimit.new");
     struct rl_rate r;
-    r.count = field_num(L, 2, "count", -1, 1, 1e9);
-    r.per = field_num(L, 2, "per", -1, 0.001, 366.0 * 86400);
-    r.burst = field_num(L, 2, "burst", 1, 1, 1e9);
+    r.count = args_num(&a, "count", -1, 1, 1e9);
+    r.per = args_num(&a, "per", -1, 0.001, 366.0 * 86400);
+    r.burst = args_num(&a, "burst", 1, 1, 1e9);
+    if (r.count < 0 || r.per < 0)
+        return luaL_error(L, "tikd.ratelimit.new: count and per are required (count must be "
+                             "from 1, per from 0.001 s)");
     struct limiter *l = lua_newuserdatauv(L, sizeof *l, 0);
     l->rate = r;
     memcpy(l->name, name, nl + 1);

@@ -18,6 +18,7 @@
  * The declarations are C data of the generation (lua_schedule.h); bookings
  * and timers live in C and LMDB, never in Lua objects. */
 #include "lua_schedule.h"
+#include "lua_args.h"
 #include "lua_modules.h"
 
 #include <lauxlib.h>
@@ -101,36 +102,6 @@ static void *push(lua_State *L, void **arr, size_t *n, size_t size)
 
 /* ---- reading declaration tables -------------------------------------------------------- */
 
-static const char *opt_string(lua_State *L, int t, const char *k, const char *what)
-{
-    lua_getfield(L, t, k);
-    const char *v = NULL;
-    if (lua_type(L, -1) == LUA_TSTRING)
-        v = lua_tostring(L, -1);
-    else if (!lua_isnil(L, -1))
-        luaL_error(L, "%s: %s must be a string", what, k);
-    lua_pop(L, 1); /* the string stays alive: it is in the table */
-    return v;
-}
-
-static double opt_number(lua_State *L, int t, const char *k, double dflt, double min, double max,
-                         const char *what)
-{
-    lua_getfield(L, t, k);
-    double v = dflt;
-    if (lua_type(L, -1) == LUA_TNUMBER)
-        v = lua_tonumber(L, -1);
-    else if (!lua_isnil(L, -1))
-        luaL_error(L, "%s: %s must be a number", what, k);
-    lua_pop(L, 1);
-    if (isnan(v) || v < min || v > max) {
-        char msg[200];
-        snprintf(msg, sizeof msg, "%s: %s must be from %g to %g", what, k, min, max);
-        luaL_error(L, "%s", msg);
-    }
-    return v;
-}
-
 static void check_name(lua_State *L, const char *name, size_t max, const char *what)
 {
     size_t n = strlen(name);
@@ -190,13 +161,13 @@ static int l_account(lua_State *L)
     check_name(L, name, sizeof d->accounts->name, what);
     if (decls_account(d, name))
         luaL_error(L, "%s is declared twice", what);
-    const char *tz = opt_string(L, 2, "tz", what);
+    struct args a = args_table(L, 2, what);
+    const char *tz = args_str(&a, "tz", NULL);
     /* privacy: one level, or levels in order of preference */
     const char *prefer[4] = {NULL};
     int nprefer = 0;
-    lua_getfield(L, 2, "privacy");
-    if (lua_istable(L, -1)) {
-        lua_Integer n = luaL_len(L, -1);
+    if (args_get(&a, "privacy") == LUA_TTABLE) {
+        lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
         if (n < 1 || n > 4)
             luaL_error(L, "%s: privacy must be a level or a list of 1 to 4 levels", what);
         for (lua_Integer i = 1; i <= n; i++) {
@@ -209,29 +180,29 @@ static int l_account(lua_State *L)
         lua_pop(L, 1);
     } else {
         lua_pop(L, 1);
-        const char *one = opt_string(L, 2, "privacy", what);
+        const char *one = args_str(&a, "privacy", NULL);
         if (one)
             prefer[nprefer++] = one;
     }
     const char *privacy = nprefer ? prefer[0] : NULL;
     for (int i = 0; i < nprefer; i++)
         check_privacy(L, prefer[i], what);
-    const char *caption = opt_string(L, 2, "caption", what);
-    int daily_max = (int)opt_number(L, 2, "daily_max", 0, 0, 1000, what);
+    const char *caption = args_str(&a, "caption", NULL);
+    int daily_max = (int)args_int(&a, "daily_max", 0, 0, 1000);
     check_tz(L, tz, what);
     if (tz && strlen(tz) >= sizeof d->accounts->tz)
         luaL_error(L, "%s: tz is too long", what);
-    struct acct_decl *a = push(L, (void **)&d->accounts, &d->naccounts, sizeof *a);
-    if (caption && !(a->caption = strdup(caption)))
+    struct acct_decl *ac = push(L, (void **)&d->accounts, &d->naccounts, sizeof *ac);
+    if (caption && !(ac->caption = strdup(caption)))
         luaL_error(L, "%s: out of memory", what);
-    snprintf(a->name, sizeof a->name, "%s", name);
-    snprintf(a->tz, sizeof a->tz, "%s", tz ? tz : "");
-    snprintf(a->privacy, sizeof a->privacy, "%s", privacy ? privacy : "");
+    snprintf(ac->name, sizeof ac->name, "%s", name);
+    snprintf(ac->tz, sizeof ac->tz, "%s", tz ? tz : "");
+    snprintf(ac->privacy, sizeof ac->privacy, "%s", privacy ? privacy : "");
     for (int i = 0; i < nprefer; i++)
-        snprintf(a->prefer[i], sizeof a->prefer[i], "%s", prefer[i]);
-    a->nprefer = nprefer;
-    a->daily_max = daily_max;
-    snprintf(a->rule, sizeof a->rule, "%s", host_rule(L));
+        snprintf(ac->prefer[i], sizeof ac->prefer[i], "%s", prefer[i]);
+    ac->nprefer = nprefer;
+    ac->daily_max = daily_max;
+    snprintf(ac->rule, sizeof ac->rule, "%s", host_rule(L));
     return 0;
 }
 
@@ -251,9 +222,10 @@ static int acct_look_txn(struct store_txn *t, void *ctx)
 }
 
 /* A local time "YYYY-MM-DD HH:MM" in tz, or a number of epoch seconds. */
-static double when_of(lua_State *L, int t, const char *k, const char *tz, const char *what)
+static double when_of(const struct args *a, const char *k, const char *tz, const char *what)
 {
-    lua_getfield(L, t, k);
+    lua_State *L = a->L;
+    args_get(a, k);
     double at = 0;
     if (lua_type(L, -1) == LUA_TNUMBER) {
         at = lua_tonumber(L, -1);
@@ -276,36 +248,37 @@ static double when_of(lua_State *L, int t, const char *k, const char *tz, const 
 
 static void read_blackouts(lua_State *L, struct schedule *s, const char *what)
 {
-    lua_getfield(L, 2, "blackout");
-    if (lua_isnil(L, -1)) {
+    struct args a = args_table(L, 2, what);
+    int type = args_get(&a, "blackout");
+    if (type == LUA_TNIL) {
         lua_pop(L, 1);
         return;
     }
-    if (!lua_istable(L, -1))
+    if (type != LUA_TTABLE)
         luaL_error(L, "%s: blackout must be a list of { cron=, hours= } or { from=, to= }", what);
     int bt = lua_gettop(L);
-    lua_Integer n = luaL_len(L, bt);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, bt);
     if (n > SCHED_BLACKOUTS)
         luaL_error(L, "%s: at most %d blackout windows", what, SCHED_BLACKOUTS);
     for (lua_Integer i = 1; i <= n; i++) {
         lua_rawgeti(L, bt, i);
         if (!lua_istable(L, -1))
             luaL_error(L, "%s: blackout %d must be a table", what, (int)i);
-        int w = lua_gettop(L);
+        struct args w = args_table(L, -1, what);
         struct blackout *b = &s->blackout[s->nblackout++];
-        const char *expr = opt_string(L, w, "cron", what);
+        const char *expr = args_str(&w, "cron", NULL);
         if (expr) {
             struct tikd_err e = {0};
             if (declared_cron(expr, &b->start, &e) != 0)
                 luaL_error(L, "%s: blackout %d: %s", what, (int)i, e.msg);
             b->recurring = true;
-            b->length = opt_number(L, w, "hours", 0, 0, 24 * 366, what) * 3600 +
-                        opt_number(L, w, "minutes", 0, 0, 60 * 24 * 366, what) * 60;
+            b->length = args_num(&w, "hours", 0, 0, 24 * 366) * 3600 +
+                        args_num(&w, "minutes", 0, 0, 60 * 24 * 366) * 60;
             if (b->length <= 0)
                 luaL_error(L, "%s: blackout %d needs hours= or minutes=", what, (int)i);
         } else {
-            b->from = when_of(L, w, "from", s->tz, what);
-            b->to = when_of(L, w, "to", s->tz, what);
+            b->from = when_of(&w, "from", s->tz, what);
+            b->to = when_of(&w, "to", s->tz, what);
             if (b->to <= b->from)
                 luaL_error(L, "%s: blackout %d ends before it starts", what, (int)i);
         }
@@ -326,7 +299,8 @@ static int l_schedule(lua_State *L)
     check_name(L, name, sizeof d->scheds->name, what);
     if (decls_schedule(d, name))
         luaL_error(L, "%s is declared twice", what);
-    const char *account = opt_string(L, 2, "account", what);
+    struct args a = args_table(L, 2, what);
+    const char *account = args_str(&a, "account", NULL);
     if (!account)
         luaL_error(L, "%s: account is required", what);
     const struct acct_decl *ad = decls_account(d, account);
@@ -346,7 +320,7 @@ static int l_schedule(lua_State *L)
     if (strlen(account) >= sizeof s.account)
         luaL_error(L, "%s: account name too long", what);
     snprintf(s.account, sizeof s.account, "%s", account);
-    const char *tz = opt_string(L, 2, "tz", what);
+    const char *tz = args_str(&a, "tz", NULL);
     if (!tz && ad && ad->tz[0])
         tz = ad->tz;
     check_tz(L, tz, what);
@@ -354,10 +328,9 @@ static int l_schedule(lua_State *L)
         luaL_error(L, "%s: tz is too long", what);
     snprintf(s.tz, sizeof s.tz, "%s", tz ? tz : "");
     /* slots: one expression or a list */
-    lua_getfield(L, 2, "slots");
-    if (lua_isnil(L, -1)) {
+    if (args_get(&a, "slots") == LUA_TNIL) {
         lua_pop(L, 1);
-        lua_getfield(L, 2, "slot");
+        args_get(&a, "slot");
     }
     if (lua_type(L, -1) == LUA_TSTRING) {
         lua_newtable(L);
@@ -367,12 +340,12 @@ static int l_schedule(lua_State *L)
     if (!lua_istable(L, -1))
         luaL_error(L, "%s: slots must be a cron expression or a list of them", what);
     int lt = lua_gettop(L);
-    lua_Integer n = luaL_len(L, lt);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, lt);
     if (n < 1 || n > SCHED_SLOTS)
         luaL_error(L, "%s: 1 to %d slots", what, SCHED_SLOTS);
     for (lua_Integer i = 1; i <= n; i++) {
         lua_rawgeti(L, lt, i);
-        const char *expr = lua_tostring(L, -1);
+        const char *expr = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
         struct tikd_err e = {0};
         if (!expr || declared_cron(expr, &s.slots[s.nslots], &e) != 0)
             luaL_error(L, "%s: slot %d: %s", what, (int)i, expr ? e.msg : "not a string");
@@ -380,9 +353,9 @@ static int l_schedule(lua_State *L)
         lua_pop(L, 1);
     }
     lua_pop(L, 1);
-    s.jitter = opt_number(L, 2, "jitter", 0, 0, 86400, what);
-    s.spacing = opt_number(L, 2, "spacing", 0, 0, 7 * 86400, what);
-    s.daily_max = (int)opt_number(L, 2, "daily_max", 0, 0, 1000, what);
+    s.jitter = args_num(&a, "jitter", 0, 0, 86400);
+    s.spacing = args_num(&a, "spacing", 0, 0, 7 * 86400);
+    s.daily_max = (int)args_int(&a, "daily_max", 0, 0, 1000);
     if (ad && ad->daily_max && (!s.daily_max || ad->daily_max < s.daily_max))
         s.daily_max = ad->daily_max;
     read_blackouts(L, &s, what);

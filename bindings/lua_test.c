@@ -8,7 +8,9 @@
  * never park: a waiting primitive raises in the rule, and every call has
  * ended when gen_call returns. Failures come back as false and a message;
  * the Lua half raises them at the test's line. */
+#include "lua_args.h"
 #include "lua_dryrun.h"
+#include "lua_hooks.h"
 #include "lua_host.h"
 #include "lua_modules.h"
 
@@ -27,7 +29,10 @@
 #include "../core/clock.h"
 #include "../core/codec.h"
 #include "../core/intake.h"
+#include "../core/audit.h"
 #include "../core/job.h"
+#include "../core/post.h"
+#include "../core/tiktok.h"
 #include "../core/store.h"
 
 #define TEST_KEY  "tikd.test"
@@ -143,14 +148,14 @@ static int push_fail(lua_State *L, const char *msg)
     return 2;
 }
 
-struct args {
+struct call_args {
     lua_State *from;
     int first, n;
 };
 
 static int push_args(lua_State *co, void *ud)
 {
-    struct args *a = ud;
+    struct call_args *a = ud;
     for (int i = 0; i < a->n; i++) {
         lua_pushvalue(a->from, a->first + i);
         lua_xmove(a->from, co, 1);
@@ -172,7 +177,7 @@ static int l_call(lua_State *L)
     if (!s)
         return luaL_error(L, "out of memory");
     s->to = L;
-    struct args a = {L, 3, nargs};
+    struct call_args a = {L, 3, nargs};
     int top = lua_gettop(L);
     int rc = run_sync(L, (size_t)i, fn, push_args, &a, s);
     char err[1024];
@@ -225,7 +230,7 @@ static int l_hook(lua_State *L)
     const char *fn = luaL_checkstring(L, 1);
     int nargs = lua_gettop(L) - 1;
     luaL_argcheck(L, nargs <= MAX_ARGS, MAX_ARGS + 1, "at most 16 arguments");
-    struct args a = {L, 2, nargs};
+    struct call_args a = {L, 2, nargs};
     char err[1024];
     int n;
     state_of(L);
@@ -331,20 +336,15 @@ static int make_item(struct intake_item *it, const char *path, const char *meta,
  * false, message (without content, a named placeholder holds one line naming it) */
 static int l_media(lua_State *L)
 {
-    luaL_checktype(L, 1, LUA_TTABLE);
+    struct args a = args_table(L, 1, "tikd.test media");
     lua_settop(L, 1);
     state_of(L);
     const struct host_opts *o = host_opts_of(L);
-    lua_getfield(L, 1, "path");
-    lua_getfield(L, 1, "name");
-    lua_getfield(L, 1, "content");
-    lua_getfield(L, 1, "meta_json");
-    lua_getfield(L, 1, "folder");
-    const char *path = luaL_optstring(L, 2, NULL), *name = luaL_optstring(L, 3, NULL);
-    const char *sub = luaL_optstring(L, 6, NULL);
+    const char *path = args_str(&a, "path", NULL), *name = args_str(&a, "name", NULL);
+    const char *sub = args_str(&a, "folder", NULL);
     size_t clen = 0, mlen = 0;
-    const char *content = luaL_optlstring(L, 4, NULL, &clen);
-    const char *meta = luaL_optlstring(L, 5, NULL, &mlen);
+    const char *content = args_lstr(&a, "content", NULL, &clen);
+    const char *meta = args_lstr(&a, "meta_json", NULL, &mlen);
     char made[PATH_MAX + 300], err[1024];
     if (!path) {
         if (!name || !*name || name[0] == '.' || strchr(name, '/') || strlen(name) > 255)
@@ -369,7 +369,7 @@ static int l_media(lua_State *L)
     if (make_item(it, path, meta, mlen, err, sizeof err) != 0)
         return push_fail(L, err);
     int n;
-    if (call_all(L, "on_media", lua_push_media_arg, it, &n, err, sizeof err) != 0)
+    if (call_all(L, HOOK_ON_MEDIA, hooks_arg_media, it, &n, err, sizeof err) != 0)
         return push_fail(L, err);
     lua_pushinteger(L, n);
     return 1;
@@ -552,12 +552,130 @@ static int l_jobs(lua_State *L)
     return 1;
 }
 
+/* ---- before_publish ---------------------------------------------------------------- */
+
+/* The creator as a test describes them (arg 2, a table or nil): every level
+ * of a public account offered, 300 s, nothing disabled, by default. */
+static void test_creator(lua_State *L, const char *account, struct tt_creator *c)
+{
+    memset(c, 0, sizeof *c);
+    static const char public[] = "PUBLIC_TO_EVERYONE,MUTUAL_FOLLOW_FRIENDS,SELF_ONLY";
+    memcpy(c->options, public, sizeof public);
+    c->max_duration = 300;
+    snprintf(c->username, sizeof c->username, "%s", account);
+    snprintf(c->nickname, sizeof c->nickname, "%s", account);
+    if (lua_isnoneornil(L, 2))
+        return;
+    struct args a = args_table(L, 2, "tikd.test before_publish");
+    if (args_push(&a, "privacy_options", LUA_TTABLE) == LUA_TTABLE) {
+        size_t o = 0;
+        c->options[0] = '\0';
+        for (lua_Integer i = 1; i <= (lua_Integer)lua_rawlen(L, -1); i++) {
+            const char *lv = lua_rawgeti(L, -1, i) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+            if (!lv || !tt_privacy_known(lv))
+                luaL_error(L, "privacy_options: %s is not a privacy level",
+                           lv ? lv : "a non-string");
+            if (o + strlen(lv) + 2 < sizeof c->options)
+                o += (size_t)snprintf(c->options + o, sizeof c->options - o, "%s%s", o ? "," : "",
+                                      lv);
+            lua_pop(L, 1);
+        }
+    }
+    lua_pop(L, 1);
+    c->max_duration = (int)args_int(&a, "max_duration", 300, 1, 86400);
+    snprintf(c->username, sizeof c->username, "%s", args_str(&a, "username", account));
+    snprintf(c->nickname, sizeof c->nickname, "%s", args_str(&a, "nickname", account));
+    c->comment_disabled = args_bool(&a, "comment_disabled", false);
+    c->duet_disabled = args_bool(&a, "duet_disabled", false);
+    c->stitch_disabled = args_bool(&a, "stitch_disabled", false);
+}
+
+struct decided {
+    bool done;
+    struct post_decision d;
+};
+
+static void test_decided(void *token, const struct post_decision *d)
+{
+    struct decided *x = token;
+    x->done = true;
+    x->d = *d;
+    x->d.caption = d->caption ? strdup(d->caption) : NULL; /* the fold frees its own */
+}
+
+struct record_ctx {
+    struct job *j;
+    const char *event, *by;
+};
+
+static int record_txn(struct store_txn *t, void *ctx)
+{
+    struct record_ctx *r = ctx;
+    int rc = job_put(t, r->j);
+    char detail[300];
+    snprintf(detail, sizeof detail, "job=%llu account=%s by=%s", (unsigned long long)r->j->id,
+             r->j->account, r->by);
+    return rc ? rc : audit_append(t, "tikd", r->event, detail);
+}
+
+/* before_publish(id [, creator]) -> { verdict, caption, privacy, chosen_by, reason, job } |
+ * false, message: the rules' last word on job id, asked as the pipeline asks it (every rule
+ * in turn, the account's privacy fallback), and recorded on the job as the pipeline would */
+static int l_before_publish(lua_State *L)
+{
+    lua_Integer id = luaL_checkinteger(L, 1);
+    struct test_state *ts = state_of(L);
+    struct store *s = store_of(L);
+    struct job *j = lua_newuserdatauv(L, sizeof *j, 0);
+    if (id <= 0 || job_read(s, (uint64_t)id, j) != 0)
+        return push_fail(L, "no such job");
+    if (job_state_final(j->state))
+        return push_fail(L, "the job is final already");
+    struct tt_creator c;
+    test_creator(L, j->account, &c);
+    if (ts->depth >= MAX_DEPTH)
+        return push_fail(L, "rule calls nested too deep");
+    struct decided x = {0};
+    ts->depth++;
+    int rc = hooks_before_publish(host_gen(L), rule_count(L), j, &c, NULL, test_decided, &x);
+    ts->depth--;
+    if (rc != 0 || !x.done) {
+        free(x.d.caption);
+        return push_fail(L, rc ? "out of memory" : "before_publish did not finish");
+    }
+    char why[2400];
+    static const char *const verdicts[] = {"publish", "changed", "cancelled", "deferred",
+                                           "invalid"};
+    static const char *const events[] = {NULL, "job.changed", "job.cancelled", "job.deferred",
+                                         "job.failed"};
+    enum post_verdict v = post_decide(j, &x.d, clock_now(), why, sizeof why);
+    free(x.d.caption);
+    if (v == POST_INVALID) {
+        j->state = JOB_FAILED;
+        snprintf(j->reason, sizeof j->reason, "%.590s", why);
+    }
+    struct record_ctx rec = {j, events[v], x.d.chosen_by};
+    struct tikd_err e = {0};
+    if (events[v] && store_write(s, record_txn, &rec, &e) != 0)
+        return push_fail(L, e.msg);
+    lua_createtable(L, 0, 6);
+    set_str(L, "verdict", verdicts[v]);
+    set_str(L, "caption", j->caption);
+    set_str(L, "privacy", j->privacy);
+    set_str(L, "chosen_by", j->chosen_by);
+    set_str(L, "reason", j->reason);
+    push_test_job(L, j);
+    lua_setfield(L, -2, "job");
+    return 1;
+}
+
 int luaopen_tikd_test(lua_State *L)
 {
     static const luaL_Reg fns[] = {{"call", l_call},     {"hook", l_hook},
                                    {"media", l_media},   {"set_clock", l_set_clock},
                                    {"timers", l_timers}, {"account", l_account},
-                                   {"jobs", l_jobs},     {NULL, NULL}};
+                                   {"jobs", l_jobs},     {"before_publish", l_before_publish},
+                                   {NULL, NULL}};
     luaL_newlib(L, fns);
     return 1;
 }

@@ -10,6 +10,8 @@
  * idempotent: the same key returns the same job, so a rule that runs again
  * (a reload, a restart) never posts twice. The job records the rule file
  * and generation that chose its privacy and settings. */
+#include "lua_args.h"
+#include "lua_hooks.h"
 #include "lua_host.h"
 #include "lua_modules.h"
 #include "lua_schedule.h"
@@ -17,43 +19,20 @@
 #include <ev.h>
 #include <lauxlib.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../core/account.h"
 #include "../core/audit.h"
 #include "../core/clock.h"
 #include "../core/job.h"
 #include "../core/log.h"
+#include "../core/post.h"
 #include "../core/store.h"
 
 #define AWAIT_POLL 0.25
-
-static bool opt_bool(lua_State *L, int t, const char *k)
-{
-    lua_getfield(L, t, k);
-    bool v = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    return v;
-}
-
-static const char *opt_str(lua_State *L, int t, const char *k)
-{
-    lua_getfield(L, t, k);
-    const char *v = lua_isnil(L, -1) ? NULL : luaL_checkstring(L, -1);
-    lua_pop(L, 1); /* the string stays alive in the table */
-    return v;
-}
-
-static double opt_num(lua_State *L, int t, const char *k, double dflt)
-{
-    lua_getfield(L, t, k);
-    double v = lua_isnil(L, -1) ? dflt : luaL_checknumber(L, -1);
-    lua_pop(L, 1);
-    return v;
-}
 
 /* Is path (resolved) under one of the media roots? */
 static bool under_root(const struct host_opts *o, const char *path)
@@ -67,58 +46,6 @@ static bool under_root(const struct host_opts *o, const char *path)
             return true;
     }
     return false;
-}
-
-struct plan_ctx {
-    struct job *j;
-    const char *rule; /* keys are the rule file's own */
-    const char *key;
-    const struct schedule *sched; /* book its next free slot after `after` */
-    double after, slot;
-    uint64_t existing;
-    const char *problem;
-    struct tikd_err e;
-};
-
-static int plan_txn(struct store_txn *t, void *ctx)
-{
-    struct plan_ctx *pc = ctx;
-    char k[600];
-    size_t kl = 0;
-    pc->existing = 0;
-    if (pc->key) {
-        int n = snprintf(k, sizeof k, "jobkey:%s%c%s", pc->rule, '\0', pc->key);
-        kl = n > 0 && (size_t)n < sizeof k ? (size_t)n : 0;
-        struct store_val v;
-        if (kl && store_get(t, STORE_DB_META, k, kl, &v) == 0 && v.n == 8) {
-            pc->existing = store_be64_get(v.p);
-            return 0;
-        }
-    }
-    struct account a;
-    if (account_get(t, pc->j->account, &a) != 0) {
-        pc->problem = "no such account";
-        return TIKD_ENOTFOUND;
-    }
-    if (pc->sched) { /* the slot and the job in one transaction: never booked twice */
-        double due;
-        int rc = slots_next_free(t, pc->sched, pc->after, &pc->slot, &due, &pc->e);
-        if (rc != 0) {
-            pc->problem = pc->e.msg;
-            return rc;
-        }
-        pc->j->due_at = pc->j->planned_at = due;
-        pc->j->booked_slot = pc->slot;
-    }
-    int rc = job_create(t, pc->j);
-    if (rc == 0 && pc->sched && (rc = slots_take(t, pc->sched, pc->slot, pc->j->id, &pc->e)))
-        pc->problem = pc->e.msg;
-    if (rc == 0 && kl) {
-        unsigned char id[8];
-        store_be64_put(id, pc->j->id);
-        rc = store_put(t, STORE_DB_META, k, kl, id, 8);
-    }
-    return rc;
 }
 
 /* The media of a post: a file under a media root, or an https URL TikTok
@@ -138,20 +65,24 @@ static const char *resolve_media(const struct host_opts *o, const char *media, c
     return NULL;
 }
 
+static int refuse(lua_State *L, const char *problem)
+{
+    lua_pushnil(L);
+    lua_pushstring(L, problem);
+    return 2;
+}
+
 /* tikd.upload.post{...} -> job id [, slot], or nil and the problems */
 static int l_post(lua_State *L)
 {
-    luaL_checktype(L, 1, LUA_TTABLE);
+    struct args a = args_table(L, 1, "tikd.upload.post");
     const struct host_opts *o = host_opts_of(L);
     struct store *s = host_store(L, "tikd.upload");
-    const char *account = opt_str(L, 1, "account"), *media = opt_str(L, 1, "media");
-    const char *caption = opt_str(L, 1, "caption"), *privacy = opt_str(L, 1, "privacy");
-    const char *description = opt_str(L, 1, "description");
-    const char *key = opt_str(L, 1, "key"), *sched_name = opt_str(L, 1, "schedule");
-    lua_getfield(L, 1, "images");
-    bool photo = !lua_isnil(L, -1);
-    if (photo && !lua_istable(L, -1))
-        return luaL_error(L, "tikd.upload.post: images must be a list of paths or https URLs");
+    const char *account = args_str(&a, "account", NULL), *media = args_str(&a, "media", NULL);
+    const char *caption = args_str(&a, "caption", NULL), *privacy = args_str(&a, "privacy", NULL);
+    const char *description = args_str(&a, "description", NULL);
+    const char *key = args_str(&a, "key", NULL), *sched_name = args_str(&a, "schedule", NULL);
+    bool photo = args_push(&a, "images", LUA_TTABLE) == LUA_TTABLE;
     int images = lua_gettop(L);
     if (!account || (!media && !photo) || (media && photo))
         return luaL_error(L, "tikd.upload.post: account, and media (a video) or images (a photo "
@@ -167,28 +98,29 @@ static int l_post(lua_State *L)
                           sched_name, sched->account, account);
     /* the account's declared defaults fill what the call leaves out */
     const struct acct_decl *ad = decls_account(d, account);
-    bool draft = opt_bool(L, 1, "draft"), approval = opt_bool(L, 1, "approval");
+    bool draft = args_bool(&a, "draft", false), approval = args_bool(&a, "approval", false);
     if (!privacy && ad && ad->privacy[0] && !draft)
         privacy = ad->privacy;
     if (!caption && ad && ad->caption)
         caption = ad->caption;
     /* every field read (and type-checked, which may raise) before allocating */
     struct job_options opt = {
-        .disable_comment = opt_bool(L, 1, "disable_comment"),
-        .disable_duet = opt_bool(L, 1, "disable_duet"),
-        .disable_stitch = opt_bool(L, 1, "disable_stitch"),
-        .brand_content = opt_bool(L, 1, "brand_content"),
-        .brand_organic = opt_bool(L, 1, "brand_organic"),
-        .is_aigc = opt_bool(L, 1, "is_aigc"),
-        .auto_add_music = opt_bool(L, 1, "auto_music"),
-        .cover_ms = (int)opt_num(L, 1, "cover_ms", -1),
+        .disable_comment = args_bool(&a, "disable_comment", false),
+        .disable_duet = args_bool(&a, "disable_duet", false),
+        .disable_stitch = args_bool(&a, "disable_stitch", false),
+        .brand_content = args_bool(&a, "brand_content", false),
+        .brand_organic = args_bool(&a, "brand_organic", false),
+        .is_aigc = args_bool(&a, "is_aigc", false),
+        .auto_add_music = args_bool(&a, "auto_music", false),
+        .cover_ms = (int)args_int(&a, "cover_ms", -1, INT32_MIN, INT32_MAX),
     };
-    int cover_index = (int)opt_num(L, 1, "cover_index", 0);
-    double at = opt_num(L, 1, "at", 0), after = opt_num(L, 1, "after", clock_now());
-    double deadline = opt_num(L, 1, "approval_deadline", 0);
-    struct job *j = calloc(1, sizeof *j);
-    if (!j)
-        return luaL_error(L, "tikd.upload.post: out of memory");
+    int cover_index = (int)args_int(&a, "cover_index", 0, INT32_MIN, INT32_MAX);
+    double at = args_num(&a, "at", 0, 0, 1e12), after = args_num(&a, "after", clock_now(), 0, 1e12);
+    double deadline = args_num(&a, "approval_deadline", 0, 0, 1e12);
+    bool again = args_bool(&a, "again", false);
+    lua_Integer nimages = photo ? (lua_Integer)lua_rawlen(L, images) : 0;
+    struct job *j = lua_newuserdatauv(L, sizeof *j, 0); /* freed by the GC, whatever raises */
+    memset(j, 0, sizeof *j);
     const char *problem = NULL;
     char one[1200];
     if ((caption && strlen(caption) >= sizeof j->caption) ||
@@ -197,9 +129,9 @@ static int l_post(lua_State *L)
         problem = "the caption, description or privacy is too long";
     else if (media && (problem = resolve_media(o, media, j->media, sizeof j->media)))
         snprintf(one, sizeof one, "media %.900s %s", media, problem), problem = one;
-    for (lua_Integer i = 1; photo && !problem && i <= luaL_len(L, images); i++) {
+    for (lua_Integer i = 1; photo && !problem && i <= nimages; i++) {
         lua_rawgeti(L, images, i);
-        const char *img = lua_tostring(L, -1);
+        const char *img = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
         char res[1024];
         const char *why = img ? resolve_media(o, img, res, sizeof res) : "is not a string";
         size_t have = strlen(j->images);
@@ -211,12 +143,8 @@ static int l_post(lua_State *L)
             snprintf(j->images + have, sizeof j->images - have, "%s%s", have ? "\n" : "", res);
         lua_pop(L, 1);
     }
-    if (problem) {
-        free(j);
-        lua_pushnil(L);
-        lua_pushstring(L, problem);
-        return 2;
-    }
+    if (problem)
+        return refuse(L, problem);
     snprintf(j->account, sizeof j->account, "%s", account);
     snprintf(j->caption, sizeof j->caption, "%s", caption ? caption : "");
     snprintf(j->privacy, sizeof j->privacy, "%s", privacy ? privacy : "");
@@ -225,71 +153,28 @@ static int l_post(lua_State *L)
     j->cover_index = cover_index;
     j->mode = draft ? JOB_DRAFT : JOB_DIRECT;
     j->opt = opt;
-    j->planned_at = at;
-    if (approval) {
-        j->planned_at = at > 0 ? at : clock_now();
-        j->due_at = deadline > 0 ? deadline : j->planned_at + 86400;
-        j->state = JOB_AWAITING_APPROVAL;
-        snprintf(j->reason, sizeof j->reason, "waits for an operator's approval");
-    } else {
-        j->due_at = at;
-    }
     snprintf(j->chosen_by, sizeof j->chosen_by, "rule:%s@gen%u", host_rule(L), host_gen_id(L));
-    char why[2000];
-    if (job_validate(j, why, sizeof why) > 0) {
-        free(j);
-        lua_pushnil(L);
-        lua_pushstring(L, why);
-        return 2;
-    }
-    struct plan_ctx pc = {j, host_rule(L), key, approval ? NULL : sched, after, 0, 0, NULL, {0}};
-    int rc = store_write(s, plan_txn, &pc, &pc.e);
-    uint64_t id = pc.existing ? pc.existing : j->id;
-    free(j);
-    if (rc != 0) {
-        lua_pushnil(L);
-        lua_pushstring(L, pc.problem ? pc.problem : pc.e.msg);
-        return 2;
-    }
-    if (!pc.existing && o->jobs_changed)
+    struct post_req *r = lua_newuserdatauv(L, sizeof *r, 0);
+    *r = (struct post_req){.j = j,
+                           .at = at,
+                           .approval = approval,
+                           .deadline = deadline,
+                           .sched = sched,
+                           .after = after,
+                           .key_scope = host_rule(L),
+                           .key = key,
+                           .again = again};
+    struct tikd_err e = {0};
+    if (post_plan(s, r, &e) != 0)
+        return refuse(L, r->problem[0] ? r->problem : e.msg);
+    if (!r->existing && o->jobs_changed)
         o->jobs_changed(o->jobs_ud);
-    lua_pushinteger(L, (lua_Integer)id);
-    if (pc.sched && !pc.existing) {
-        lua_pushnumber(L, pc.slot);
+    lua_pushinteger(L, (lua_Integer)j->id);
+    if (sched && !approval && !r->existing) {
+        lua_pushnumber(L, r->slot);
         return 2;
     }
     return 1;
-}
-
-void lua_push_job(lua_State *L, const struct job *j)
-{
-    lua_createtable(L, 0, 12);
-    lua_pushinteger(L, (lua_Integer)j->id);
-    lua_setfield(L, -2, "id");
-    static const struct {
-        const char *key;
-        size_t off;
-    } strs[] = {
-        {"account", offsetof(struct job, account)},
-        {"caption", offsetof(struct job, caption)},
-        {"privacy", offsetof(struct job, privacy)},
-        {"reason", offsetof(struct job, reason)},
-        {"publish_id", offsetof(struct job, publish_id)},
-        {"post_ids", offsetof(struct job, post_ids)}, /* exact: strings, never rounded numbers */
-        {"chosen_by", offsetof(struct job, chosen_by)},
-    };
-    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
-        lua_pushstring(L, (const char *)j + strs[i].off);
-        lua_setfield(L, -2, strs[i].key);
-    }
-    lua_pushstring(L, job_state_name(j->state));
-    lua_setfield(L, -2, "state");
-    lua_pushboolean(L, job_state_final(j->state));
-    lua_setfield(L, -2, "final");
-    lua_pushstring(L, j->mode == JOB_DRAFT ? "draft" : "direct");
-    lua_setfield(L, -2, "mode");
-    lua_pushstring(L, j->kind == JOB_PHOTO ? "photo" : "video");
-    lua_setfield(L, -2, "kind");
 }
 
 /* tikd.upload.status(id) -> job table, or nil and a message */
@@ -308,9 +193,9 @@ static int skip_txn(struct store_txn *t, void *ctx)
  * this one", on the record (audit log) with the rule and generation. */
 static int l_skip(lua_State *L)
 {
-    luaL_checktype(L, 1, LUA_TTABLE);
-    const char *account = opt_str(L, 1, "account"), *media = opt_str(L, 1, "media");
-    const char *reason = opt_str(L, 1, "reason");
+    struct args a = args_table(L, 1, "tikd.upload.skip");
+    const char *account = args_str(&a, "account", NULL), *media = args_str(&a, "media", NULL);
+    const char *reason = args_str(&a, "reason", NULL);
     if (!reason || !*reason)
         return luaL_error(L, "tikd.upload.skip: a reason is required");
     struct store *s = host_store(L, "tikd.upload");
@@ -340,7 +225,7 @@ static int l_status(lua_State *L)
         lua_pushfstring(L, "no job %I", id);
         return 2;
     }
-    lua_push_job(L, j);
+    hooks_push_job(L, j);
     free(j);
     return 1;
 }
@@ -372,7 +257,7 @@ static int push_result(lua_State *L, void *ud)
                         job_state_name(a->j.state));
         return 2;
     }
-    lua_push_job(L, &a->j);
+    hooks_push_job(L, &a->j);
     return 1;
 }
 

@@ -12,7 +12,8 @@
 
 #include "../core/audit.h"
 #include "../core/clock.h"
-#include "../core/job.h"
+#include "../core/post.h"
+#include "../core/tiktok.h"
 #include "../core/log.h"
 
 struct result {
@@ -169,46 +170,17 @@ static int show(struct cli *c, int argc, char **argv)
 
 struct cancel_ctx {
     const char *account;
-    uint64_t ids[256];
-    int n;
+    const struct rl_config *limits;
     int cancelled;
 };
 
-static int pending_of(const struct job *j, void *ctx)
-{
-    struct cancel_ctx *cc = ctx;
-    if (strcmp(j->account, cc->account) == 0 && !job_state_final(j->state) && cc->n < 256)
-        cc->ids[cc->n++] = j->id;
-    return 0;
-}
-
 /* The removed account's jobs that are not final are cancelled, with the
- * reason, in one transaction. */
+ * reason, and give back what they held (init and schedule slots), in one
+ * transaction. */
 static int cancel_jobs_txn(struct store_txn *t, void *ctx)
 {
     struct cancel_ctx *cc = ctx;
-    cc->n = cc->cancelled = 0;
-    int rc = job_foreach(t, pending_of, cc);
-    for (int i = 0; rc == 0 && i < cc->n; i++) {
-        struct job *j = malloc(sizeof *j);
-        if (!j)
-            return TIKD_ENOMEM;
-        rc = job_get(t, cc->ids[i], j);
-        if (rc == 0) {
-            j->state = JOB_CANCELLED;
-            snprintf(j->reason, sizeof j->reason, "cancelled: account %s was removed", cc->account);
-            rc = job_put(t, j);
-        }
-        if (rc == 0) {
-            char detail[200];
-            snprintf(detail, sizeof detail, "job=%llu account=%s reason=account_removed",
-                     (unsigned long long)j->id, cc->account);
-            rc = audit_append(t, "operator", "job.cancelled", detail);
-            cc->cancelled++;
-        }
-        free(j);
-    }
-    return rc;
+    return post_cancel_account(t, cc->limits, cc->account, "operator", &cc->cancelled);
 }
 
 static int remove_cmd(struct cli *c, int argc, char **argv)
@@ -222,37 +194,13 @@ static int remove_cmd(struct cli *c, int argc, char **argv)
     struct tikd_err e = {0};
     int rc = wait_op(&en, oauth_remove(en.oauth, argv[1], on_done, &r, &e), &e, &r);
     if (rc == 0) {
-        struct cancel_ctx cc = {.account = argv[1]};
+        struct cancel_ctx cc = {.account = argv[1], .limits = &c->cfg.limits};
         if (rc == 0 && store_write(en.store, cancel_jobs_txn, &cc, &e) == 0 && cc.cancelled)
             printf("%d pending job%s of %s cancelled\n", cc.cancelled, cc.cancelled == 1 ? "" : "s",
                    argv[1]);
     }
     engine_close(&en);
     return rc ? 1 : 0;
-}
-
-struct check_ctx {
-    int done;
-    long status;
-    char out[700];
-};
-
-static void check_done(void *ud, const struct http_resp *r)
-{
-    struct check_ctx *cc = ud;
-    cc->done = 1;
-    cc->status = r->out.action == POL_OK ? r->status : 0;
-    if (r->out.action != POL_OK) {
-        snprintf(cc->out, sizeof cc->out, "%s (code %s, log_id %s)", r->out.message, r->out.code,
-                 r->out.log_id);
-        return;
-    }
-    json_t *o = json_loadb(r->body, r->body_len, 0, NULL);
-    json_t *u = json_object_get(json_object_get(o, "data"), "user");
-    const char *dn = json_string_value(json_object_get(u, "display_name"));
-    const char *oid = json_string_value(json_object_get(u, "open_id"));
-    snprintf(cc->out, sizeof cc->out, "ok: %s (open_id %s)", dn ? dn : "?", oid ? oid : "?");
-    json_decref(o);
 }
 
 /* account check NAME: one authorized call (user info) proves the token
@@ -265,17 +213,26 @@ static int check(struct cli *c, int argc, char **argv)
     if (engine_open(c, &en, ENG_NET))
         return 1;
     char url[1024];
-    snprintf(url, sizeof url, "%s/v2/user/info/?fields=open_id,display_name", c->cfg.api_url);
+    snprintf(url, sizeof url, "%s%s?fields=open_id,display_name", c->cfg.api_url,
+             TT_PATH_USER_INFO);
     struct http_req req = {.method = "GET", .url = url, .retry = HTTP_RETRY_ALL};
-    struct check_ctx cc = {0};
+    struct engine_answer a = {0};
     struct tikd_err e = {0};
-    int rc = oauth_request(en.oauth, argv[1], &req, check_done, &cc, &e);
+    int rc = oauth_request(en.oauth, argv[1], &req, engine_answered, &a, &e);
     if (rc != 0) {
         fprintf(stderr, "tikd: %s\n", e.msg);
     } else {
-        engine_wait(&en, &cc.done);
-        rc = cc.status == 200 ? 0 : 1;
-        fprintf(rc ? stderr : stdout, "%s%s: %s\n", rc ? "tikd: " : "", argv[1], cc.out);
+        engine_wait(&en, &a.done);
+        struct tt_user u;
+        char why[200];
+        rc = a.ok && a.status == 200 && tt_decode_user(a.body, a.body_len, &u, why, sizeof why) == 0
+                 ? 0
+                 : 1;
+        if (rc == 0)
+            printf("%s: ok: %s (open_id %s)\n", argv[1], u.display_name, u.open_id);
+        else
+            fprintf(stderr, "tikd: %s: %s\n", argv[1], a.ok ? why : a.msg);
+        engine_answer_free(&a);
     }
     engine_close(&en);
     return rc ? 1 : 0;

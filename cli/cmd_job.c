@@ -14,11 +14,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../core/audit.h"
 #include "../core/clock.h"
-#include "../core/intake.h"
 #include "../core/job.h"
-#include "../core/pipeline.h"
+#include "../core/post.h"
 #include "../core/tiktok.h"
 
 /* "+90s", "+5m", "+2h", "+1d", an ISO time "2026-12-01T10:00:00Z", or epoch seconds. */
@@ -64,75 +62,6 @@ static void wake_daemon(struct cli *c)
     }
     if (pid <= 1 || kill(pid, SIGUSR1) != 0)
         printf("(no tikd run is up: the job waits until it starts)\n");
-}
-
-struct create_ctx {
-    struct job *j;
-    const char *problem;
-    bool again;      /* post content this account already has planned or posted */
-    uint64_t before; /* out: the job that has it */
-    char state[24];
-};
-
-static int same_content(const struct job *o, void *ctx)
-{
-    struct create_ctx *cc = ctx;
-    if (o->media_hash[0] && strcmp(o->media_hash, cc->j->media_hash) == 0 &&
-        strcmp(o->account, cc->j->account) == 0 && o->state != JOB_FAILED &&
-        o->state != JOB_CANCELLED) {
-        cc->before = o->id;
-        snprintf(cc->state, sizeof cc->state, "%s", job_state_name(o->state));
-        return 1;
-    }
-    return 0;
-}
-
-static int create_txn(struct store_txn *t, void *ctx)
-{
-    struct create_ctx *cc = ctx;
-    struct account a;
-    if (account_get(t, cc->j->account, &a) != 0) {
-        cc->problem = "no such account (see `tikd account list`)";
-        return TIKD_ENOTFOUND;
-    }
-    if (cc->j->media_hash[0] && !cc->again) {
-        int rc = job_foreach(t, same_content, cc);
-        if (rc < 0)
-            return rc;
-        if (cc->before) {
-            cc->problem = "same content";
-            return TIKD_EEXIST;
-        }
-    }
-    return job_create(t, cc->j);
-}
-
-static void noop_item(void *ud, const struct intake_item *it)
-{
-    (void)ud;
-    (void)it;
-}
-
-/* The video's identity, as the media intake knows content: its SHA-256,
- * recorded in the media ledger (a later drop of the same file into a watched
- * folder is then not new). */
-static int identify(struct engine *en, struct job *j)
-{
-    struct intake *in;
-    struct intake_item *it = malloc(sizeof *it);
-    struct tikd_err e = {0};
-    bool fresh;
-    int rc = it ? intake_new(&in, en->loop, en->store, 1, noop_item, NULL, &e) : TIKD_ENOMEM;
-    if (rc == 0) {
-        rc = intake_offer(in, j->media, it, &fresh, &e);
-        intake_free(in);
-    }
-    if (rc == 0)
-        memcpy(j->media_hash, it->hash, sizeof j->media_hash);
-    else
-        fprintf(stderr, "tikd: %s\n", e.msg[0] ? e.msg : "cannot read the video");
-    free(it);
-    return rc;
 }
 
 /* Follow a job until it is final; 0 when it posted. */
@@ -221,7 +150,7 @@ static int run_post(struct cli *c, int argc, char **argv)
     snprintf(j->chosen_by, sizeof j->chosen_by, "operator");
     const char *file = NULL;
     bool wait = false, approval = false, local_images = false, json = false, again = false;
-    double deadline = 0;
+    double deadline = 0, at = 0;
     int rc = 0;
     for (int i = 1; i < argc && rc == 0; i++) {
         const char *a = argv[i];
@@ -245,7 +174,7 @@ static int run_post(struct cli *c, int argc, char **argv)
             snprintf(j->privacy, sizeof j->privacy, "%s", v);
         } else if (strcmp(a, "--at") == 0) {
             NEEDS_VALUE;
-            if (parse_when(v, &j->due_at) != 0)
+            if (parse_when(v, &at) != 0)
                 rc = cli_usage_error(&cmd_post,
                                      "--at takes +90s, +5m, +2h, +1d or "
                                      "2026-12-01T10:00:00Z, not '%s'",
@@ -335,62 +264,54 @@ static int run_post(struct cli *c, int argc, char **argv)
         free(j);
         return 1;
     }
-    if (j->kind == JOB_PHOTO)
-        file = "";
-    char real[PATH_MAX];
-    bool url = strncmp(file, "https://", 8) == 0 || strncmp(file, "http://", 7) == 0;
-    const char *path = j->kind == JOB_PHOTO ? "" : url ? file : realpath(file, real) ? real : file;
+    /* the absolute path even of a file that is not there, so the planner
+     * can say which file it looked for */
+    char real[PATH_MAX], cwd[PATH_MAX];
+    const char *path = j->kind == JOB_PHOTO ? "" : file;
+    if (j->kind == JOB_VIDEO && strncmp(file, "https://", 8) != 0 &&
+        strncmp(file, "http://", 7) != 0) {
+        if (realpath(file, real))
+            path = real;
+        else if (file[0] != '/' && getcwd(cwd, sizeof cwd) &&
+                 (size_t)snprintf(real, sizeof real, "%s/%s", cwd, file) < sizeof real)
+            path = real;
+    }
     if (strlen(path) >= sizeof j->media) {
         fprintf(stderr, "tikd: the media path is longer than %zu bytes\n", sizeof j->media - 1);
         free(j);
         return 1;
     }
     memcpy(j->media, path, strlen(path) + 1);
-    char why[2000];
-    if (job_validate(j, why, sizeof why) > 0) {
-        fprintf(stderr, "tikd: the post is not valid:\n%s\n", why);
-        free(j);
-        return 1;
-    }
-    if (approval) {
-        /* planned for due_at (or now); waits for approval until the deadline */
-        j->planned_at = j->due_at > 0 ? j->due_at : clock_now();
-        j->due_at = deadline > 0 ? deadline : j->planned_at + 86400;
-        if (j->due_at <= clock_now()) {
-            fprintf(stderr, "tikd: the approval deadline is already past\n");
-            free(j);
-            return 1;
-        }
-        j->state = JOB_AWAITING_APPROVAL;
-        snprintf(j->reason, sizeof j->reason, "waits for an operator's approval");
-    }
     struct engine en;
     if (engine_open(c, &en, ENG_STORE)) {
         free(j);
         return 1;
     }
-    if (j->kind == JOB_VIDEO && j->media[0] == '/' && identify(&en, j) != 0) {
-        engine_close(&en);
-        free(j);
-        return 1;
-    }
-    struct create_ctx cc = {j, NULL, again, 0, ""};
+    struct post_req *pr = calloc(1, sizeof *pr);
     struct tikd_err e = {0};
-    rc = store_write(en.store, create_txn, &cc, &e);
+    if (pr) {
+        *pr = (struct post_req){
+            .j = j, .at = at, .approval = approval, .deadline = deadline, .again = again};
+        rc = post_plan(en.store, pr, &e);
+    }
     engine_close(&en);
-    if (rc != 0 && cc.before) {
-        fprintf(stderr,
-                "tikd: %s already has this content as job %llu (%s): the same video is not "
-                "posted twice; give --again to post it once more\n",
-                j->account, (unsigned long long)cc.before, cc.state);
+    if (!pr || rc != 0) {
+        if (!pr)
+            fprintf(stderr, "tikd: out of memory\n");
+        else if (rc == TIKD_EINVAL && strchr(pr->problem, '\n'))
+            fprintf(stderr, "tikd: the post is not valid:\n%s\n", pr->problem);
+        else if (rc == TIKD_EINVAL)
+            fprintf(stderr, "tikd: the post is not valid: %s\n", pr->problem);
+        else if (rc == TIKD_EEXIST)
+            fprintf(stderr, "tikd: %s\n", pr->problem);
+        else
+            fprintf(stderr, "tikd: cannot plan the post: %s\n",
+                    pr->problem[0] ? pr->problem : e.msg);
+        free(pr);
         free(j);
         return 1;
     }
-    if (rc != 0) {
-        fprintf(stderr, "tikd: cannot plan the post: %s\n", cc.problem ? cc.problem : e.msg);
-        free(j);
-        return 1;
-    }
+    free(pr);
     char due[32], until[32];
     cli_fmt_time(j->planned_at, due, sizeof due);
     cli_fmt_time(j->due_at, until, sizeof until);
@@ -502,89 +423,17 @@ const struct cli_cmd cmd_queue = {
     "Without options: every job that is not final. --all includes published, in_inbox,\n"
     "failed and cancelled ones.\n"};
 
-enum change { CH_CANCEL, CH_RETRY, CH_APPROVE, CH_REJECT };
-
 struct change_ctx {
     uint64_t id;
-    enum change what;
+    enum post_change what;
     const struct rl_config *limits;
-    bool pulling; /* cancelled while TikTok pulls it: ask TikTok to stop */
-    char publish_id[80];
-    char account[65];
-    char msg[400];
+    struct post_changed out;
 };
 
 static int change_txn(struct store_txn *t, void *ctx)
 {
     struct change_ctx *cc = ctx;
-    struct job j;
-    int rc = job_get(t, cc->id, &j);
-    if (rc != 0) {
-        snprintf(cc->msg, sizeof cc->msg, "no job %llu", (unsigned long long)cc->id);
-        return rc;
-    }
-    static const char *const events[] = {"job.cancelled", "job.retried", "job.approved",
-                                         "job.rejected"};
-    static const char *const done[] = {"cancelled", "scheduled again", "approved", "rejected"};
-    if (cc->what == CH_APPROVE || cc->what == CH_REJECT) {
-        if (j.state != JOB_AWAITING_APPROVAL) {
-            snprintf(cc->msg, sizeof cc->msg, "job %llu is %s, not awaiting approval",
-                     (unsigned long long)j.id, job_state_name(j.state));
-            return TIKD_EINVAL;
-        }
-        if (cc->what == CH_APPROVE) {
-            j.state = JOB_SCHEDULED;
-            j.due_at = j.planned_at > clock_now() ? j.planned_at : clock_now();
-            j.reason[0] = '\0';
-        } else {
-            j.state = JOB_CANCELLED;
-            snprintf(j.reason, sizeof j.reason, "rejected by the operator");
-        }
-    } else if (cc->what == CH_CANCEL) {
-        if (job_state_final(j.state)) {
-            snprintf(cc->msg, sizeof cc->msg, "job %llu is already %s", (unsigned long long)j.id,
-                     job_state_name(j.state));
-            return TIKD_EINVAL;
-        }
-        bool at_tiktok = j.state == JOB_PROCESSING;
-        cc->pulling = at_tiktok && j.publish_id[0] &&
-                      (j.kind == JOB_PHOTO || strncmp(j.media, "https://", 8) == 0);
-        snprintf(cc->publish_id, sizeof cc->publish_id, "%s", j.publish_id);
-        snprintf(cc->account, sizeof cc->account, "%s", j.account);
-        j.state = JOB_CANCELLED;
-        snprintf(j.reason, sizeof j.reason, "cancelled by the operator%s",
-                 at_tiktok ? " (TikTok was already processing it: it may still appear)" : "");
-    } else {
-        if (j.state != JOB_FAILED && j.state != JOB_CANCELLED) {
-            snprintf(cc->msg, sizeof cc->msg,
-                     "job %llu is %s: only failed or cancelled jobs "
-                     "can be retried",
-                     (unsigned long long)j.id, job_state_name(j.state));
-            return TIKD_EINVAL;
-        }
-        if (j.publish_id[0] && !j.fail_reason[0]) {
-            snprintf(cc->msg, sizeof cc->msg,
-                     "job %llu has publish %s at TikTok, which never reported it failed: a "
-                     "retry could post twice; plan a new post if you are sure",
-                     (unsigned long long)j.id, j.publish_id);
-            return TIKD_EINVAL;
-        }
-        j.publish_id[0] = j.upload_url[0] = j.fail_reason[0] = '\0';
-        j.init_sent_at = 0;
-        j.chunks_done = 0;
-        j.state = JOB_SCHEDULED;
-        j.reason[0] = '\0';
-        j.due_at = clock_now();
-    }
-    if (j.state == JOB_CANCELLED && (rc = pipeline_release_slot(t, cc->limits, &j)) != 0)
-        return rc;
-    rc = job_put(t, &j);
-    char detail[200];
-    snprintf(detail, sizeof detail, "job=%llu account=%s", (unsigned long long)j.id, j.account);
-    if (rc == 0)
-        rc = audit_append(t, "operator", events[cc->what], detail);
-    snprintf(cc->msg, sizeof cc->msg, "job %llu %s", (unsigned long long)j.id, done[cc->what]);
-    return rc;
+    return post_change(t, cc->limits, cc->id, cc->what, "operator", &cc->out);
 }
 
 static int show_job(struct cli *c, uint64_t id)
@@ -624,45 +473,30 @@ static int show_job(struct cli *c, uint64_t id)
     return 0;
 }
 
-struct cancel_result {
-    int done;
-    bool ok;
-    char msg[700];
-};
-
-static void cancel_done(void *ud, const struct http_resp *resp)
-{
-    struct cancel_result *cr = ud;
-    cr->done = 1;
-    cr->ok = resp->out.action == POL_OK;
-    snprintf(cr->msg, sizeof cr->msg, "%s (code %s%s%s)", resp->out.message, resp->out.code,
-             resp->out.log_id[0] ? ", log_id " : "", resp->out.log_id);
-}
-
 /* The job is cancelled in tikd; TikTok may still be pulling it. A pull can
  * be called back, best effort (spec §2.8); an upload cannot. */
-static void cancel_pull(struct cli *c, const struct change_ctx *cc)
+static void cancel_pull(struct cli *c, const struct post_changed *pc)
 {
     struct engine en;
     if (engine_open(c, &en, ENG_NET))
         return;
-    char url[512], body[200];
-    snprintf(url, sizeof url, "%s%s", c->cfg.api_url, TT_PATH_CANCEL);
-    snprintf(body, sizeof body, "{\"publish_id\":\"%s\"}", cc->publish_id);
-    struct cancel_result cr = {0};
+    struct tt_api api = {en.oauth, c->cfg.api_url};
+    char *body = tt_body_publish_id(pc->publish_id);
+    struct engine_answer cr = {0};
     struct tikd_err e = {0};
-    if (oauth_post_json(en.oauth, cc->account, url, body, HTTP_RETRY_ALL, cancel_done, &cr, &e) !=
-        0)
+    if (tt_send(&api, pc->account, TT_CANCEL, body, engine_answered, &cr, &e) != 0)
         snprintf(cr.msg, sizeof cr.msg, "%s", e.msg);
     else
         engine_wait(&en, &cr.done);
+    free(body);
+    engine_answer_free(&cr);
     engine_close(&en);
     if (cr.ok)
-        printf("TikTok stopped pulling publish %s\n", cc->publish_id);
+        printf("TikTok stopped pulling publish %s\n", pc->publish_id);
     else
         printf("TikTok did not stop pulling publish %s: %s; it may still appear on the "
                "account\n",
-               cc->publish_id, cr.msg);
+               pc->publish_id, cr.msg);
 }
 
 static int run_job(struct cli *c, int argc, char **argv)
@@ -678,24 +512,30 @@ static int run_job(struct cli *c, int argc, char **argv)
             return 1;
         return show_job(c, id);
     }
-    static const char *const verbs[] = {"cancel", "retry", "approve", "reject"};
+    static const struct {
+        const char *verb;
+        enum post_change what;
+    } verbs[] = {{"cancel", POST_CANCEL},
+                 {"retry", POST_RETRY},
+                 {"approve", POST_APPROVE},
+                 {"reject", POST_REJECT}};
     int what = -1;
     for (int i = 0; i < 4; i++)
-        if (strcmp(argv[1], verbs[i]) == 0)
-            what = i;
+        if (strcmp(argv[1], verbs[i].verb) == 0)
+            what = (int)verbs[i].what;
     if (what < 0)
         return cli_usage_error(&cmd_job, "unknown subcommand '%s'", argv[1]);
     struct engine en;
     if (engine_open(c, &en, ENG_STORE))
         return 1;
-    struct change_ctx cc = {.id = id, .what = (enum change)what, .limits = &c->cfg.limits};
+    struct change_ctx cc = {.id = id, .what = (enum post_change)what, .limits = &c->cfg.limits};
     int rc = store_write(en.store, change_txn, &cc, NULL);
     engine_close(&en);
-    fprintf(rc ? stderr : stdout, "%s%s\n", rc ? "tikd: " : "", cc.msg);
+    fprintf(rc ? stderr : stdout, "%s%s\n", rc ? "tikd: " : "", cc.out.msg);
     if (rc == 0)
         wake_daemon(c);
-    if (rc == 0 && cc.pulling)
-        cancel_pull(c, &cc);
+    if (rc == 0 && cc.out.pulling)
+        cancel_pull(c, &cc.out);
     return rc ? 1 : 0;
 }
 

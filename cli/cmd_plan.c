@@ -13,7 +13,7 @@
 #include "cli.h"
 
 #include "../bindings/lua_dryrun.h"
-#include "../bindings/lua_modules.h"
+#include "../bindings/lua_hooks.h"
 #include "../core/clock.h"
 #include "../core/intake.h"
 #include "../core/job.h"
@@ -195,7 +195,7 @@ static int feed_media(struct plan *p, const char *dir)
                     "offer it again\n",
                     path);
         } else if (rc == 0) {
-            call_hooks(p, "on_media", lua_push_media_arg, it);
+            call_hooks(p, HOOK_ON_MEDIA, hooks_arg_media, it);
         }
         free(names[i]);
     }
@@ -579,7 +579,7 @@ static int dry_run(struct plan *p, const char *rules, const char *media, double 
     struct rows rs = {0};
     store_read(p->st, last_id_txn, &rs.before, NULL);
     double start = clock_now(), end = start + days * 86400;
-    call_hooks(p, "on_load", NULL, NULL);
+    call_hooks(p, HOOK_ON_LOAD, NULL, NULL);
     int rc = media ? feed_media(p, media) : 0;
     if (rc == 0)
         rc = fire_timers(p, end);

@@ -103,3 +103,27 @@ void engine_wait(struct engine *en, const int *flag)
     while (!*flag)
         ev_run(en->loop, EVRUN_ONCE);
 }
+
+void engine_answered(void *ud, const struct http_resp *r)
+{
+    struct engine_answer *a = ud;
+    a->done = 1;
+    a->ok = r->out.action == POL_OK;
+    a->status = r->status;
+    if (!a->ok) {
+        snprintf(a->msg, sizeof a->msg, "%s (code %s%s%s)", r->out.message, r->out.code,
+                 r->out.log_id[0] ? ", log_id " : "", r->out.log_id);
+        return;
+    }
+    if ((a->body = malloc(r->body_len + 1))) {
+        memcpy(a->body, r->body ? r->body : "", r->body_len);
+        a->body[r->body_len] = '\0';
+        a->body_len = r->body_len;
+    }
+}
+
+void engine_answer_free(struct engine_answer *a)
+{
+    free(a->body);
+    a->body = NULL;
+}

@@ -31,4 +31,17 @@ void engine_close(struct engine *en);
 /* Run the loop until *flag becomes non-zero. */
 void engine_wait(struct engine *en, const int *flag);
 
+/* A TikTok answer a command waits for: pass engine_answered and the struct
+ * to the request, then engine_wait(en, &a.done). */
+struct engine_answer {
+    int done;
+    bool ok;       /* the policy made it a success */
+    long status;   /* HTTP status, 0 when no answer came */
+    char msg[700]; /* on failure: TikTok's message, code and log_id */
+    char *body;    /* on success: the body (NUL-terminated; engine_answer_free frees it) */
+    size_t body_len;
+};
+void engine_answered(void *ud, const struct http_resp *r);
+void engine_answer_free(struct engine_answer *a);
+
 #endif

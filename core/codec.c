@@ -3,9 +3,9 @@
  * Thin over OpenSSL where it has the primitive; the encoders are a few lines
  * each and write into the caller's buffers. */
 #include "codec.h"
+#include "fileio.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -90,33 +90,21 @@ void codec_hmac_sha256_hex(const char *key, const void *msg, size_t n, char out[
     OPENSSL_cleanse(mac, sizeof mac);
 }
 
-int codec_sha256_file(const char *path, char out[CODEC_SHA256_HEX], struct tikd_err *e)
+int codec_sha256_fd(int fd, const char *path, unsigned char *buf, size_t bufsize,
+                    char out[CODEC_SHA256_HEX], struct tikd_err *e)
 {
-    enum { BUF = 1 << 20 };
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not hang us */
-    if (fd < 0)
-        return tikd_fail(e, errno == ENOENT ? TIKD_ENOTFOUND : TIKD_EIO, "cannot read %s: %s", path,
-                         strerror(errno));
-    struct stat st;
-    unsigned char *buf = NULL;
-    EVP_MD_CTX *md = NULL;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
     int rc = 0;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        rc = tikd_fail(e, TIKD_EINVAL, "%s is not a regular file", path);
-        goto out;
-    }
-    buf = malloc(BUF);
-    md = EVP_MD_CTX_new();
-    if (!buf || !md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+    if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
         rc = tikd_fail(e, TIKD_ENOMEM, "out of memory hashing %s", path);
         goto out;
     }
     for (;;) {
-        ssize_t r = read(fd, buf, BUF);
+        ssize_t r = read(fd, buf, bufsize);
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
-            rc = tikd_fail(e, TIKD_EIO, "cannot read %s: %s", path, strerror(errno));
+            rc = tikd_fail(e, TIKD_EIO, "%s: cannot read: %s", path, strerror(errno));
             goto out;
         }
         if (r == 0)
@@ -132,6 +120,20 @@ int codec_sha256_file(const char *path, char out[CODEC_SHA256_HEX], struct tikd_
     codec_hex(d, sizeof d, out);
 out:
     EVP_MD_CTX_free(md);
+    return rc;
+}
+
+int codec_sha256_file(const char *path, char out[CODEC_SHA256_HEX], struct tikd_err *e)
+{
+    enum { BUF = 1 << 20 };
+    struct stat st;
+    int fd = fileio_open_read(path, &st, e); /* a FIFO: refused, never waited on */
+    if (fd < 0)
+        return fd;
+    unsigned char *buf = NULL;
+    int rc = !S_ISREG(st.st_mode)   ? tikd_fail(e, TIKD_EINVAL, "%s is not a regular file", path)
+             : !(buf = malloc(BUF)) ? tikd_fail(e, TIKD_ENOMEM, "out of memory hashing %s", path)
+                                    : codec_sha256_fd(fd, path, buf, BUF, out, e);
     free(buf);
     close(fd);
     return rc;

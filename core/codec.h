@@ -45,6 +45,11 @@ void codec_hmac_sha256_hex(const char *key, const void *msg, size_t n, char out[
  * file) or TIKD_EIO. */
 int codec_sha256_file(const char *path, char out[CODEC_SHA256_HEX], struct tikd_err *e);
 
+/* SHA-256 of what is left to read of fd (path for messages), through buf
+ * (bufsize bytes). */
+int codec_sha256_fd(int fd, const char *path, unsigned char *buf, size_t bufsize,
+                    char out[CODEC_SHA256_HEX], struct tikd_err *e);
+
 /* A growing application/x-www-form-urlencoded body (or query string). */
 struct codec_form {
     char *p; /* NUL-terminated; NULL until the first add */

@@ -7,6 +7,7 @@
  * file or a length that lies. A JPEG is walked segment by segment, by their
  * lengths, up to its first frame header (SOFn); nothing after it is read. */
 #include "image.h"
+#include "fileio.h"
 #include "tiktok.h"
 
 #include <errno.h>
@@ -332,15 +333,10 @@ int image_probe_buf(const unsigned char *buf, size_t len, uint64_t total, struct
 int image_probe(const char *path, struct image_info *ii, struct tikd_err *e)
 {
     memset(ii, 0, sizeof *ii);
-    /* O_NONBLOCK: a FIFO given by mistake must not hang the open */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        int err = errno;
-        if (fd >= 0)
-            close(fd);
-        return tikd_fail(e, TIKD_EIO, "%s: cannot read: %s", path, strerror(err));
-    }
+    int fd = fileio_open_read(path, &st, e); /* a FIFO: refused below, never waited on */
+    if (fd < 0)
+        return fd;
     int rc = 0;
     unsigned char *buf = NULL;
     uint64_t size = (uint64_t)st.st_size;

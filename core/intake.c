@@ -1,14 +1,13 @@
-/* intake.c - watched media folders, settling, content identity (see intake.h).
+/* intake.c - watched media folders: settling and hashing (see intake.h);
+ * what content is known is the media ledger's (core/ledger).
  *
  * A candidate's fingerprint (size, mtime, ctime, inode, device) is checked
  * again `settle` seconds after its last change; the settling list is in due
  * order (every wait is equally long), so one ev_timer on its head serves all.
- * The hasher checks the fingerprint again after the last byte. STORE_DB_MEDIA
- * keys: 64 hex chars (content hash) -> the media record; an absolute path
- * ('/' first) -> the hash and fingerprint it had, so a restart skips files it
- * has read before. */
+ * The hasher checks the fingerprint again after the last byte. */
 #include "intake.h"
 #include "clock.h"
+#include "ledger.h"
 #include "codec.h"
 #include "log.h"
 #include "watch.h"
@@ -32,11 +31,6 @@
 #define SLICE_READS 8          /* reads per loop turn: at most 8 MiB hashed between events */
 #define MIN_RECHECK 0.001      /* seconds; settle 0 must still not spin on a growing file */
 
-struct fp {
-    int64_t size, mtime_ns, ctime_ns;
-    uint64_t ino, dev;
-};
-
 enum cstate { C_SETTLING, C_QUEUED, C_HASHING };
 
 struct cand {
@@ -44,7 +38,7 @@ struct cand {
     uint64_t h;
     int folder;
     enum cstate st;
-    struct fp fp;
+    struct ledger_fp fp;
     double first_seen; /* clock_now() */
     double due;        /* ev_now() based */
     struct cand *prev, *next;
@@ -89,23 +83,6 @@ static uint64_t fnv(const char *s)
     for (; *s; s++)
         h = (h ^ (unsigned char)*s) * 1099511628211ULL;
     return h;
-}
-
-static struct fp fp_of(const struct stat *st)
-{
-    return (struct fp){
-        .size = st->st_size,
-        .mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec,
-        .ctime_ns = (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec,
-        .ino = st->st_ino,
-        .dev = st->st_dev,
-    };
-}
-
-static bool fp_eq(const struct fp *a, const struct fp *b)
-{
-    return a->size == b->size && a->mtime_ns == b->mtime_ns && a->ctime_ns == b->ctime_ns &&
-           a->ino == b->ino && a->dev == b->dev;
 }
 
 static bool ends_with(const char *s, const char *suffix)
@@ -238,7 +215,7 @@ static void arm_timer(struct intake *in)
     ev_timer_start(in->loop, &in->timer);
 }
 
-static void settle_again(struct intake *in, struct cand *c, const struct fp *fp)
+static void settle_again(struct intake *in, struct cand *c, const struct ledger_fp *fp)
 {
     c->fp = *fp;
     c->st = C_SETTLING;
@@ -246,223 +223,18 @@ static void settle_again(struct intake *in, struct cand *c, const struct fp *fp)
     list_append(&in->settling, c);
 }
 
-/* ---- the store -------------------------------------------------------- */
-
-struct known_ctx {
-    const char *path;
-    const struct fp *fp;
-    char hash[65]; /* out, when the fingerprint matches */
-    bool match;
-};
-
-static bool path_rec_matches(const void *p, size_t n, const struct fp *fp, char hash[65])
-{
-    json_t *o = json_loadb(p, n, 0, NULL);
-    const char *h = json_string_value(json_object_get(o, "hash"));
-    bool ok = h && strlen(h) == 64 && json_integer_value(json_object_get(o, "size")) == fp->size &&
-              json_integer_value(json_object_get(o, "mtime_ns")) == fp->mtime_ns &&
-              json_integer_value(json_object_get(o, "ctime_ns")) == fp->ctime_ns &&
-              (uint64_t)json_integer_value(json_object_get(o, "ino")) == fp->ino &&
-              (uint64_t)json_integer_value(json_object_get(o, "dev")) == fp->dev;
-    if (ok && hash)
-        memcpy(hash, h, 65);
-    json_decref(o);
-    return ok;
-}
-
-static int known_txn(struct store_txn *t, void *ctx)
-{
-    struct known_ctx *k = ctx;
-    struct store_val v;
-    int rc = store_get(t, STORE_DB_MEDIA, k->path, strlen(k->path), &v);
-    if (rc == 0)
-        k->match = path_rec_matches(v.p, v.n, k->fp, k->hash);
-    return rc == TIKD_ENOTFOUND ? 0 : rc;
-}
-
-/* True when path was hashed before and is unchanged since (hash filled). */
-static bool path_known(struct intake *in, const char *path, const struct fp *fp, char hash[65])
-{
-    struct known_ctx k = {.path = path, .fp = fp};
-    if (store_read(in->store, known_txn, &k, NULL) != 0)
-        return false; /* read it again; recording will say what is wrong */
-    if (k.match && hash)
-        memcpy(hash, k.hash, 65);
-    return k.match;
-}
-
-struct rec_ctx {
-    const struct intake_item *it;
-    const struct fp *fp;
-    double now;
-    struct tikd_err *e;
-    bool fresh, sighting;  /* out: new content; seen at a new path */
-    char first_path[1024]; /* out */
-    double first_seen;     /* out */
-    long long seen_count;  /* out */
-};
-
-static int put_json(struct store_txn *t, const char *key, size_t klen, json_t *o)
-{
-    char *s = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
-    json_decref(o);
-    if (!s)
-        return TIKD_ENOMEM;
-    int rc = store_put(t, STORE_DB_MEDIA, key, klen, s, strlen(s));
-    free(s);
-    return rc;
-}
-
-static int record_txn(struct store_txn *t, void *ctx)
-{
-    struct rec_ctx *x = ctx;
-    const struct intake_item *it = x->it;
-    x->fresh = x->sighting = false;
-    x->first_path[0] = '\0';
-    x->first_seen = it->first_seen;
-    x->seen_count = 1;
-    struct store_val v;
-    bool same_path = false, path_current = false;
-    int rc = store_get(t, STORE_DB_MEDIA, it->path, strlen(it->path), &v);
-    if (rc == 0) {
-        json_t *o = json_loadb(v.p, v.n, 0, NULL);
-        const char *h = json_string_value(json_object_get(o, "hash"));
-        same_path = h && strcmp(h, it->hash) == 0;
-        json_decref(o);
-        path_current = same_path && path_rec_matches(v.p, v.n, x->fp, NULL);
-    } else if (rc != TIKD_ENOTFOUND) {
-        return rc;
-    }
-    json_t *rec = NULL;
-    rc = store_get(t, STORE_DB_MEDIA, it->hash, 64, &v);
-    if (rc == TIKD_ENOTFOUND) {
-        x->fresh = x->sighting = true;
-        snprintf(x->first_path, sizeof x->first_path, "%s", it->path);
-        rec = json_pack("{s:s, s:I, s:f, s:I, s:s, s:f}", "path", it->path, "size",
-                        (json_int_t)it->size, "first_seen", it->first_seen, "seen_count",
-                        (json_int_t)1, "last_path", it->path, "last_seen", x->now);
-        if (!rec)
-            return TIKD_ENOMEM;
-    } else if (rc != 0) {
-        return rc;
-    } else {
-        rec = json_loadb(v.p, v.n, 0, NULL);
-        const char *first = json_string_value(json_object_get(rec, "path"));
-        if (!json_is_object(rec) || !first) {
-            json_decref(rec);
-            return tikd_fail(x->e, TIKD_ECORRUPT, "intake: the media record of %s is damaged",
-                             it->hash);
-        }
-        snprintf(x->first_path, sizeof x->first_path, "%s", first);
-        x->first_seen = json_number_value(json_object_get(rec, "first_seen"));
-        x->seen_count = json_integer_value(json_object_get(rec, "seen_count"));
-        if (same_path) {
-            json_decref(rec); /* seen here before: not a new sighting */
-            rec = NULL;
-        } else {
-            x->sighting = true;
-            x->seen_count++;
-            json_object_set_new(rec, "seen_count", json_integer(x->seen_count));
-            json_object_set_new(rec, "last_path", json_string(it->path));
-            json_object_set_new(rec, "last_seen", json_real(x->now));
-        }
-    }
-    if (rec && (rc = put_json(t, it->hash, 64, rec)) != 0)
-        return rc;
-    if (path_current)
-        return 0;
-    return put_json(t, it->path, strlen(it->path),
-                    json_pack("{s:s, s:I, s:I, s:I, s:I, s:I}", "hash", it->hash, "size",
-                              (json_int_t)x->fp->size, "mtime_ns", (json_int_t)x->fp->mtime_ns,
-                              "ctime_ns", (json_int_t)x->fp->ctime_ns, "ino",
-                              (json_int_t)x->fp->ino, "dev", (json_int_t)x->fp->dev));
-}
-
-/* Record it (hash, path and the rest filled) in one transaction. */
-static int record(struct intake *in, struct intake_item *it, const struct fp *fp, bool *fresh,
-                  struct tikd_err *e)
-{
-    struct rec_ctx x = {.it = it, .fp = fp, .now = clock_now(), .e = e};
-    int rc = store_write(in->store, record_txn, &x, e);
-    if (rc != 0)
-        return rc;
-    *fresh = x.fresh;
-    if (x.fresh) {
-        TLOG(TLOG_INFO, "intake.new", LSTR("hash", it->hash), LSTR("path", it->path),
-             LINT("size", it->size));
-    } else {
-        it->first_seen = x.first_seen;
-        if (x.sighting)
-            TLOG(TLOG_INFO, "intake.duplicate", LSTR("hash", it->hash), LSTR("path", it->path),
-                 LSTR("first_path", x.first_path), LINT("seen_count", x.seen_count));
-        else
-            TLOG(TLOG_DEBUG, "intake.known", LSTR("hash", it->hash), LSTR("path", it->path));
-    }
-    return 0;
-}
-
-/* ---- items ------------------------------------------------------------ */
-
-static void read_sidecar(struct intake_item *it)
-{
-    it->sidecar[0] = '\0';
-    char p[PATH_MAX + 8];
-    const char *name = base_name(it->path), *dot = strrchr(name, '.');
-    int stem = (int)(dot && dot != name ? (size_t)(dot - name) : strlen(name));
-    snprintf(p, sizeof p, "%.*s%.*s.json", (int)(name - it->path), it->path, stem, name);
-    int fd = open(p, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return;
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return;
-    }
-    if ((uint64_t)st.st_size >= sizeof it->sidecar) {
-        TLOG(TLOG_WARN, "intake.sidecar", LSTR("path", p), LSTR("reason", "too large, ignored"),
-             LINT("size", st.st_size), LINT("max", sizeof it->sidecar - 1));
-        close(fd);
-        return;
-    }
-    size_t n = 0;
-    for (;;) {
-        ssize_t r = read(fd, it->sidecar + n, sizeof it->sidecar - 1 - n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0) {
-            TLOG(TLOG_WARN, "intake.sidecar", LSTR("path", p), LSTR("reason", strerror(errno)));
-            n = 0;
-            break;
-        }
-        if (r == 0 || (n += (size_t)r) == sizeof it->sidecar - 1)
-            break;
-    }
-    it->sidecar[n] = '\0';
-    close(fd);
-}
-
-static void fill_item(struct intake_item *it, const char *path, const char *folder,
-                      const struct stat *st, double first_seen, const char *hash)
-{
-    snprintf(it->hash, sizeof it->hash, "%s", hash);
-    snprintf(it->path, sizeof it->path, "%s", path);
-    snprintf(it->folder, sizeof it->folder, "%s", folder);
-    snprintf(it->name, sizeof it->name, "%s", base_name(path));
-    it->size = (uint64_t)st->st_size;
-    it->mtime = (double)st->st_mtim.tv_sec + (double)st->st_mtim.tv_nsec / 1e9;
-    it->first_seen = first_seen;
-    read_sidecar(it);
-}
-
 /* ---- the watched path: settle, hash, take ---------------------------- */
 
-static void consider(struct intake *in, int folder, const char *path)
+/* What consider() made of a path. */
+enum seen { SEEN_IGNORED, SEEN_KNOWN, SEEN_PENDING };
+
+static enum seen consider(struct intake *in, int folder, const char *path)
 {
     if (!wanted(&in->folders[folder], base_name(path)))
-        return;
+        return SEEN_IGNORED;
     if (strlen(path) >= sizeof in->item.path) {
         TLOG(TLOG_WARN, "intake.skipped", LSTR("path", path), LSTR("reason", "path too long"));
-        return;
+        return SEEN_IGNORED;
     }
     struct cand *c = map_get(in, path);
     struct stat st;
@@ -472,21 +244,21 @@ static void consider(struct intake *in, int folder, const char *path)
             forget(in, c);
             arm_timer(in);
         }
-        return;
+        return SEEN_IGNORED;
     }
-    struct fp fp = fp_of(&st);
+    struct ledger_fp fp = ledger_fp_of(&st);
     if (c) {
         /* still settling and changed: wait again; queued or being hashed:
          * the hasher's own check after the last byte sees any change */
-        if (c->st == C_SETTLING && !fp_eq(&c->fp, &fp)) {
+        if (c->st == C_SETTLING && !ledger_fp_eq(&c->fp, &fp)) {
             list_unlink(&in->settling, c);
             settle_again(in, c, &fp);
             arm_timer(in);
         }
-        return;
+        return SEEN_PENDING;
     }
-    if (path_known(in, path, &fp, NULL))
-        return;
+    if (ledger_known(in->store, path, &fp, NULL))
+        return SEEN_KNOWN;
     c = calloc(1, sizeof *c);
     char *copy = strdup(path);
     if (c) {
@@ -497,7 +269,7 @@ static void consider(struct intake *in, int folder, const char *path)
         free(copy);
         free(c);
         TLOG(TLOG_ERROR, "intake.skipped", LSTR("path", path), LSTR("reason", "out of memory"));
-        return;
+        return SEEN_IGNORED;
     }
     c->folder = folder;
     c->first_seen = clock_now();
@@ -507,6 +279,7 @@ static void consider(struct intake *in, int folder, const char *path)
     list_append(&in->settling, c);
     arm_timer(in);
     TLOG(TLOG_DEBUG, "intake.settling", LSTR("path", path), LDBL("due_in", in->settle));
+    return SEEN_PENDING;
 }
 
 static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
@@ -521,12 +294,12 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
             forget(in, c);
             continue;
         }
-        struct fp fp = fp_of(&st);
-        if (!fp_eq(&fp, &c->fp)) {
+        struct ledger_fp fp = ledger_fp_of(&st);
+        if (!ledger_fp_eq(&fp, &c->fp)) {
             settle_again(in, c, &fp); /* still growing */
             continue;
         }
-        if (path_known(in, c->path, &fp, NULL)) {
+        if (ledger_known(in->store, c->path, &fp, NULL)) {
             forget(in, c);
             continue;
         }
@@ -543,12 +316,12 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
 static void take(struct intake *in, struct cand *c, const char *hash, const struct stat *st)
 {
     struct intake_item *it = &in->item;
-    struct fp fp = c->fp;
-    fill_item(it, c->path, in->folders[c->folder].path, st, c->first_seen, hash);
+    struct ledger_fp fp = c->fp;
+    ledger_fill_item(it, c->path, in->folders[c->folder].path, st, c->first_seen, hash);
     forget(in, c); /* before the callback, which may scan */
     struct tikd_err e = {0};
     bool fresh = false;
-    if (record(in, it, &fp, &fresh, &e) != 0) {
+    if (ledger_record(in->store, it, &fp, &fresh, &e) != 0) {
         TLOG(TLOG_ERROR, "intake.store", LSTR("path", it->path), LSTR("reason", e.msg));
         return;
     }
@@ -571,8 +344,8 @@ static void hash_done(struct intake *in)
         forget(in, c);
         return;
     }
-    struct fp fa_fp = fp_of(&a), fb_fp = fp_of(&b);
-    if (fa != 0 || !ok || !fp_eq(&fa_fp, &c->fp) || !fp_eq(&fb_fp, &c->fp)) {
+    struct ledger_fp fa_fp = ledger_fp_of(&a), fb_fp = ledger_fp_of(&b);
+    if (fa != 0 || !ok || !ledger_fp_eq(&fa_fp, &c->fp) || !ledger_fp_eq(&fb_fp, &c->fp)) {
         TLOG(TLOG_DEBUG, "intake.changed", LSTR("path", c->path));
         settle_again(in, c, &fb_fp);
         arm_timer(in);
@@ -663,6 +436,7 @@ static void on_watch(void *ud, const char *path, enum watch_event ev)
 int intake_scan(struct intake *in)
 {
     int rc = 0;
+    long counts[3] = {0};
     ev_now_update(in->loop); /* at start the loop's time may be stale: settle from now */
     for (int f = 0; f < in->nfolders; f++) {
         const char *dir = in->folders[f].path;
@@ -678,87 +452,20 @@ int intake_scan(struct intake *in)
             if (de->d_type == DT_DIR || de->d_name[0] == '.')
                 continue;
             if (snprintf(p, sizeof p, "%s/%s", dir, de->d_name) < (int)sizeof p)
-                consider(in, f, p);
+                counts[consider(in, f, p)]++;
         }
         closedir(d);
     }
-    return rc;
-}
-
-/* ---- the synchronous path --------------------------------------------- */
-
-static int hash_file(struct intake *in, const char *path, const struct fp *fp, char out[65],
-                     struct tikd_err *e)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return tikd_fail(e, errno == ENOENT ? TIKD_ENOTFOUND : TIKD_EIO,
-                         "intake: cannot read %s: %s", path, strerror(errno));
-    EVP_MD_CTX *md = EVP_MD_CTX_new(); /* not in->md: the hasher may be mid-file */
-    int rc = 0;
-    if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
-        rc = tikd_fail(e, TIKD_ENOMEM, "intake: no SHA-256 context");
-        goto out;
-    }
-    for (;;) {
-        ssize_t n = read(fd, in->buf, BUF_SIZE);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = tikd_fail(e, TIKD_EIO, "intake: cannot read %s: %s", path, strerror(errno));
-            goto out;
-        }
-        if (n == 0)
-            break;
-        EVP_DigestUpdate(md, in->buf, (size_t)n);
-    }
-    struct stat st;
-    struct fp now;
-    if (fstat(fd, &st) != 0 || (now = fp_of(&st), !fp_eq(&now, fp))) {
-        rc = tikd_fail(e, TIKD_EINVAL,
-                       "intake: %s changed while it was read; offer it again once it is complete",
-                       path);
-        goto out;
-    }
-    unsigned char d[32];
-    unsigned int dl = 0;
-    if (EVP_DigestFinal_ex(md, d, &dl) != 1 || dl != 32) {
-        rc = tikd_fail(e, TIKD_EIO, "intake: SHA-256 failed");
-        goto out;
-    }
-    codec_hex(d, 32, out);
-out:
-    EVP_MD_CTX_free(md);
-    close(fd);
+    /* known files are skipped unread; pending ones settle, then are taken */
+    TLOG(TLOG_INFO, "intake.scanned", LINT("folders", in->nfolders),
+         LINT("known", counts[SEEN_KNOWN]), LINT("pending", counts[SEEN_PENDING]));
     return rc;
 }
 
 int intake_offer(struct intake *in, const char *path, struct intake_item *out, bool *fresh,
                  struct tikd_err *e)
 {
-    char abs[PATH_MAX];
-    *fresh = false;
-    if (!realpath(path, abs))
-        return tikd_fail(e, errno == ENOENT ? TIKD_ENOTFOUND : TIKD_EIO, "intake: %s: %s", path,
-                         errno == ENOENT ? "no such file" : strerror(errno));
-    if (strlen(abs) >= sizeof out->path)
-        return tikd_fail(e, TIKD_EINVAL, "intake: %s: path too long", abs);
-    struct stat st;
-    if (stat(abs, &st) != 0)
-        return tikd_fail(e, TIKD_EIO, "intake: %s: %s", abs, strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return tikd_fail(e, TIKD_EINVAL, "intake: %s is not a regular file", abs);
-    struct fp fp = fp_of(&st);
-    char hash[65];
-    if (!path_known(in, abs, &fp, hash)) {
-        int rc = hash_file(in, abs, &fp, hash, e);
-        if (rc != 0)
-            return rc;
-    }
-    char folder[PATH_MAX];
-    snprintf(folder, sizeof folder, "%.*s", (int)(base_name(abs) - abs - 1), abs);
-    fill_item(out, abs, folder[0] ? folder : "/", &st, clock_now(), hash);
-    return record(in, out, &fp, fresh, e);
+    return ledger_identify(in->store, path, out, fresh, e);
 }
 
 /* ---- life cycle ------------------------------------------------------- */

@@ -4,9 +4,10 @@
  *
  * A file is taken once its size, mtime (and ctime, inode) have stayed the
  * same for `settle` seconds, so a half-copied file is not taken; settle must
- * be longer than the longest pause of a slow writer. Its record goes to
- * STORE_DB_MEDIA in one transaction before the callback runs: reporting is
- * at most once, even across a crash (callers plan idempotently by hash).
+ * be longer than the longest pause of a slow writer. Its record goes to the
+ * media ledger (core/ledger, which also keeps how long records live) in one
+ * transaction before the callback runs: reporting is at most once, even
+ * across a crash (callers plan idempotently by hash).
  * Known content at a new path (renamed, re-copied) is not reported: it is
  * logged as intake.duplicate with both paths and its seen_count goes up.
  *
@@ -14,7 +15,7 @@
  * when the media is taken. A sidecar that appears or changes after its media
  * was taken re-triggers nothing (v1): copy the .json in first.
  *
- * Hashing runs on the loop a slice at a time (an ev_idle), 1 MiB reads, so
+ * Hashing runs on the loop a slice at a time (a timer), 1 MiB reads, so
  * a large file never stalls the loop or sits in memory. Single-threaded. */
 #ifndef TIKD_INTAKE_H
 #define TIKD_INTAKE_H

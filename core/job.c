@@ -1,25 +1,25 @@
-/* job.c - job records (JSON), the due index and planning checks (see
- * job.h). */
+/* job.c - job records (JSON), the due index and the job index (see job.h).
+ *
+ * STORE_DB_INDEX keys, each -> "" (the key says it all):
+ *   'a' account NUL id(be64)           every job of an account
+ *   'c' account NUL sha256hex NUL id   every job of an account with that video content
+ *   'p' publish_id NUL id              every publish TikTok gave a job
+ * They are written with the record and never removed (jobs are history), so
+ * a lookup reads the job and checks that it still says what the key says. */
 #include "job.h"
-#include "image.h"
-#include "mediaurl.h"
-#include "slots.h"
-#include "account.h"
 #include "audit.h"
 #include "clock.h"
-#include "tiktok.h"
+#include "mediaurl.h"
+#include "slots.h"
 
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 static const char *const state_names[] = {
     "scheduled", "preflight", "uploading", "processing", "deferred",
     "published", "in_inbox",  "failed",    "cancelled",  "awaiting_approval"};
-static const char *const privacies[] = {"PUBLIC_TO_EVERYONE", "MUTUAL_FOLLOW_FRIENDS",
-                                        "FOLLOWER_OF_CREATOR", "SELF_ONLY"}; /* §2.2 */
 static const char NEXT_ID[] = "job_next_id";
 
 const char *job_state_name(enum job_state s)
@@ -38,150 +38,6 @@ int job_state_parse(const char *name)
         if (strcmp(name, state_names[i]) == 0)
             return i;
     return -1;
-}
-
-long job_utf16_len(const char *s)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    long n = 0;
-    while (*p) {
-        int extra;
-        unsigned cp;
-        if (*p < 0x80) {
-            cp = *p;
-            extra = 0;
-        } else if ((*p & 0xe0) == 0xc0) {
-            cp = *p & 0x1f;
-            extra = 1;
-        } else if ((*p & 0xf0) == 0xe0) {
-            cp = *p & 0x0f;
-            extra = 2;
-        } else if ((*p & 0xf8) == 0xf0) {
-            cp = *p & 0x07;
-            extra = 3;
-        } else {
-            return -1;
-        }
-        p++;
-        for (int i = 0; i < extra; i++, p++) {
-            if ((*p & 0xc0) != 0x80)
-                return -1;
-            cp = cp << 6 | (*p & 0x3f);
-        }
-        if ((extra == 1 && cp < 0x80) || (extra == 2 && cp < 0x800) ||
-            (extra == 3 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
-            return -1; /* overlong, out of range, or a surrogate */
-        n += cp >= 0x10000 ? 2 : 1;
-    }
-    return n;
-}
-
-int job_check_image(const char *path, char *why, size_t n)
-{
-    struct image_info ii;
-    struct tikd_err e = {0};
-    if (image_probe(path, &ii, &e) != 0) {
-        snprintf(why, n, "%s", e.msg);
-        return -1;
-    }
-    return image_check_photo(&ii, why, n);
-}
-
-int job_validate(const struct job *j, char *why, size_t n)
-{
-    int problems = 0;
-    size_t o = 0;
-    why[0] = '\0';
-#define PROBLEM(...)                                                                               \
-    do {                                                                                           \
-        problems++;                                                                                \
-        if (o < n)                                                                                 \
-            o += (size_t)snprintf(why + o, n - o, __VA_ARGS__);                                    \
-        if (o < n)                                                                                 \
-            o += (size_t)snprintf(why + o, n - o, "\n");                                           \
-    } while (0)
-    if (!account_name_valid(j->account))
-        PROBLEM("the account name '%s' is not valid", j->account);
-    long units = job_utf16_len(j->caption);
-    long max = j->kind == JOB_PHOTO ? TT_PHOTO_TITLE_MAX : TT_VIDEO_TITLE_MAX;
-    if (units < 0)
-        PROBLEM("the caption is not valid UTF-8");
-    else if (units > max)
-        PROBLEM("the %s is %ld UTF-16 units long; TikTok allows %ld for a %s (emoji above "
-                "U+FFFF count 2)",
-                j->kind == JOB_PHOTO ? "title" : "caption", units, max,
-                j->kind == JOB_PHOTO ? "photo post" : "video");
-    if (j->kind == JOB_PHOTO) {
-        long d = job_utf16_len(j->description);
-        if (d < 0)
-            PROBLEM("the description is not valid UTF-8");
-        else if (d > TT_PHOTO_DESCRIPTION_MAX)
-            PROBLEM("the description is %ld UTF-16 units long; TikTok allows %d", d,
-                    TT_PHOTO_DESCRIPTION_MAX);
-        int count = 0;
-        for (const char *p = j->images; *p;) {
-            size_t l = strcspn(p, "\n");
-            count++;
-            char one[1024], bad[400];
-            snprintf(one, sizeof one, "%.*s", (int)(l < sizeof one ? l : sizeof one - 1), p);
-            if (one[0] == '/') { /* a local image, served to TikTok by tikd */
-                if (job_check_image(one, bad, sizeof bad) != 0)
-                    PROBLEM("photo %d (%s): %s", count, one, bad);
-            } else if (l < 9 || strncmp(p, "https://", 8) != 0 || memchr(p, ' ', l)) {
-                PROBLEM("photo %d is neither an https:// URL (TikTok pulls photos only from https "
-                        "URLs on a verified domain) nor an absolute path of a local image",
-                        count);
-            }
-            p += l + (p[l] == '\n');
-        }
-        if (count < 1 || count > JOB_IMAGES_MAX)
-            PROBLEM("a photo post has 1 to %d images, not %d", JOB_IMAGES_MAX, count);
-        else if (j->cover_index < 0 || j->cover_index >= count)
-            PROBLEM("the cover index %d is not one of the %d images (0-based)", j->cover_index,
-                    count);
-    } else if (j->description[0] || j->images[0]) {
-        PROBLEM("a video post has no description or images (use --caption)");
-    }
-    if (j->mode == JOB_DIRECT) {
-        bool known = false;
-        for (size_t i = 0; i < sizeof privacies / sizeof privacies[0]; i++)
-            known |= strcmp(j->privacy, privacies[i]) == 0;
-        if (!j->privacy[0])
-            PROBLEM("choose a privacy level: PUBLIC_TO_EVERYONE, MUTUAL_FOLLOW_FRIENDS, "
-                    "FOLLOWER_OF_CREATOR or SELF_ONLY (tikd never picks one for you: TikTok's "
-                    "audit requires a deliberate choice)");
-        else if (!known)
-            PROBLEM("unknown privacy level '%s': use PUBLIC_TO_EVERYONE, MUTUAL_FOLLOW_FRIENDS, "
-                    "FOLLOWER_OF_CREATOR or SELF_ONLY",
-                    j->privacy);
-        if (j->opt.brand_content && strcmp(j->privacy, "SELF_ONLY") == 0)
-            PROBLEM("branded content cannot be SELF_ONLY (TikTok's content sharing rules)");
-    } else if (j->privacy[0]) {
-        PROBLEM("a draft has no privacy level: the creator chooses it in the TikTok app");
-    }
-    if (j->opt.cover_ms < -1)
-        PROBLEM("the cover timestamp must be 0 or more milliseconds");
-    struct stat st;
-    if (j->kind == JOB_PHOTO)
-        ; /* checked above */
-    else if (strncmp(j->media, "https://", 8) == 0) {
-        if (strlen(j->media) < 12 || strpbrk(j->media, " \t\r\n"))
-            PROBLEM("the video URL %s is not valid", j->media);
-        /* TikTok pulls it: its domain must be verified for the app */
-    } else if (strncmp(j->media, "http://", 7) == 0)
-        PROBLEM("TikTok pulls videos only from https URLs on a verified domain: %s", j->media);
-    else if (j->media[0] != '/')
-        PROBLEM("the media path must be absolute: %s", j->media);
-    else if (stat(j->media, &st) != 0)
-        PROBLEM("cannot read the media file %s", j->media);
-    else if (!S_ISREG(st.st_mode))
-        PROBLEM("the media %s is not a regular file", j->media);
-    else if (st.st_size == 0)
-        PROBLEM("the media file %s is empty", j->media);
-#undef PROBLEM
-    if (o && why[o - 1] == '\n')
-        why[o - 1] = '\0';
-    return problems;
 }
 
 /* ---- records ---------------------------------------------------------------- */
@@ -327,6 +183,155 @@ static int write_record(struct store_txn *t, const struct job *j)
     return rc;
 }
 
+/* ---- the job index ---------------------------------------------------------- */
+
+/* An index key: tag, then parts joined by NUL, then the id; its length. */
+static size_t index_key(unsigned char *k, size_t n, char tag, const char *a, const char *b,
+                        uint64_t id)
+{
+    size_t la = strlen(a), lb = b ? strlen(b) + 1 : 0;
+    if (2 + la + lb + 8 > n)
+        return 0;
+    k[0] = (unsigned char)tag;
+    memcpy(k + 1, a, la + 1);
+    if (b)
+        memcpy(k + 2 + la, b, lb);
+    if (id)
+        store_be64_put(k + 2 + la + lb, id);
+    return 2 + la + lb + (id ? 8 : 0);
+}
+
+static int index_put(struct store_txn *t, char tag, const char *a, const char *b, uint64_t id)
+{
+    unsigned char k[400];
+    size_t kl = index_key(k, sizeof k, tag, a, b, id);
+    return kl ? store_put(t, STORE_DB_INDEX, k, kl, "", 0) : TIKD_EINVAL;
+}
+
+/* The index entries j needs that old (NULL: a new job) did not. */
+static int index_job(struct store_txn *t, const struct job *old, const struct job *j)
+{
+    int rc = 0;
+    if (!old)
+        rc = index_put(t, 'a', j->account, NULL, j->id);
+    if (rc == 0 && j->media_hash[0] && (!old || strcmp(old->media_hash, j->media_hash) != 0))
+        rc = index_put(t, 'c', j->account, j->media_hash, j->id);
+    if (rc == 0 && j->publish_id[0] && (!old || strcmp(old->publish_id, j->publish_id) != 0))
+        rc = index_put(t, 'p', j->publish_id, NULL, j->id);
+    return rc;
+}
+
+struct index_walk {
+    struct store_txn *t;
+    int (*fn)(const struct job *, void *);
+    void *ctx;
+    struct job *j;
+};
+
+static int index_each(struct store_val k, struct store_val v, void *ctx)
+{
+    (void)v;
+    struct index_walk *w = ctx;
+    if (k.n < 8)
+        return 0;
+    int rc = job_get(w->t, store_be64_get((const unsigned char *)k.p + k.n - 8), w->j);
+    if (rc == TIKD_ENOTFOUND)
+        return 0;
+    return rc ? rc : w->fn(w->j, w->ctx);
+}
+
+/* Every job under the prefix tag a [NUL b] NUL, in id order. */
+static int index_foreach(struct store_txn *t, char tag, const char *a, const char *b,
+                         int (*fn)(const struct job *, void *), void *ctx)
+{
+    unsigned char k[400];
+    size_t kl = index_key(k, sizeof k, tag, a, b, 0);
+    if (!kl)
+        return 0;
+    struct index_walk w = {t, fn, ctx, malloc(sizeof(struct job))};
+    if (!w.j)
+        return TIKD_ENOMEM;
+    int rc = store_foreach(t, STORE_DB_INDEX, k, kl, index_each, &w);
+    free(w.j);
+    return rc;
+}
+
+int job_foreach_account(struct store_txn *t, const char *account,
+                        int (*fn)(const struct job *j, void *ctx), void *ctx)
+{
+    return index_foreach(t, 'a', account, NULL, fn, ctx);
+}
+
+struct content_ctx {
+    const char *account, *hash;
+    uint64_t id;
+    enum job_state state;
+};
+
+static int content_one(const struct job *j, void *ctx)
+{
+    struct content_ctx *c = ctx;
+    if (strcmp(j->media_hash, c->hash) != 0 || strcmp(j->account, c->account) != 0 ||
+        j->state == JOB_FAILED || j->state == JOB_CANCELLED)
+        return 0;
+    c->id = j->id;
+    c->state = j->state;
+    return 1;
+}
+
+int job_find_content(struct store_txn *t, const char *account, const char *hash, uint64_t *id,
+                     enum job_state *state)
+{
+    struct content_ctx c = {account, hash, 0, JOB_SCHEDULED};
+    int rc = index_foreach(t, 'c', account, hash, content_one, &c);
+    if (rc < 0)
+        return rc;
+    if (!c.id)
+        return TIKD_ENOTFOUND;
+    *id = c.id;
+    if (state)
+        *state = c.state;
+    return 0;
+}
+
+struct publish_ctx {
+    const char *publish_id;
+    uint64_t id;
+};
+
+static int publish_one(const struct job *j, void *ctx)
+{
+    struct publish_ctx *c = ctx;
+    if (strcmp(j->publish_id, c->publish_id) != 0)
+        return 0; /* TikTok failed that publish and the job has another one now */
+    c->id = j->id;
+    return 1;
+}
+
+int job_find_publish(struct store_txn *t, const char *publish_id, uint64_t *id)
+{
+    struct publish_ctx c = {publish_id, 0};
+    int rc = index_foreach(t, 'p', publish_id, NULL, publish_one, &c);
+    if (rc < 0)
+        return rc;
+    if (!c.id)
+        return TIKD_ENOTFOUND;
+    *id = c.id;
+    return 0;
+}
+
+static int index_one(const struct job *j, void *ctx)
+{
+    return index_job(ctx, NULL, j);
+}
+
+int job_index_build(struct store_txn *t)
+{
+    return job_foreach(t, index_one, t);
+}
+
+/* ---- records, continued ------------------------------------------------------- */
+
 int job_create(struct store_txn *t, struct job *j)
 {
     struct store_val v;
@@ -347,6 +352,8 @@ int job_create(struct store_txn *t, struct job *j)
     if (j->due_at <= 0)
         j->due_at = j->planned_at;
     rc = write_record(t, j);
+    if (rc == 0)
+        rc = index_job(t, NULL, j);
     char detail[1024];
     snprintf(detail, sizeof detail,
              "job=%llu account=%s mode=%s approval=%s privacy=%s chosen_by=%s disable_comment=%d "
@@ -406,7 +413,8 @@ int job_put(struct store_txn *t, struct job *j)
         (rc = slots_release(t, j->account, j->booked_slot)) != 0)
         return rc; /* a cancelled post gives its schedule slot back */
     j->updated_at = clock_now();
-    return write_record(t, j);
+    rc = write_record(t, j);
+    return rc ? rc : index_job(t, &old, j);
 }
 
 struct each {

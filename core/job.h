@@ -11,7 +11,10 @@
  * publish_id is never initialised again unless TikTok reported that publish
  * failed. Every job that is not final has exactly one entry in the due index
  * (when the pipeline must look at it next), which is what the pipeline's one
- * timer follows. Every job records who chose its privacy and settings. */
+ * timer follows. Every job records who chose its privacy and settings.
+ * Jobs are planned through core/post (the checks, the content ledger,
+ * slots); this is their record layer, with an index by account, by video
+ * content and by publish_id kept in the same transactions. */
 #ifndef TIKD_JOB_H
 #define TIKD_JOB_H
 
@@ -86,19 +89,8 @@ bool job_state_final(enum job_state s);
 /* Parse a state name; -1 if unknown. */
 int job_state_parse(const char *name);
 
-/* Length of UTF-8 text in UTF-16 code units (how TikTok counts captions);
- * -1 for invalid UTF-8. */
-long job_utf16_len(const char *s);
-
-/* Check a local image against TikTok's photo rules: 0, or -1 with why
- * saying what is wrong and what TikTok accepts. */
-int job_check_image(const char *path, char *why, size_t n);
-
-/* Check a job as planned: one message per problem, in why (each ends with a
- * newline). Returns the number of problems. */
-int job_validate(const struct job *j, char *why, size_t n);
-
-/* Store a new job (assigning j->id), its due entry and an audit record.
+/* Store a new job (assigning j->id), its due and index entries and an
+ * audit record (core/post checks it first).
  * j->state is JOB_SCHEDULED, or JOB_AWAITING_APPROVAL with due_at the
  * deadline and planned_at the moment to post once approved. */
 int job_create(struct store_txn *t, struct job *j);
@@ -115,6 +107,24 @@ int job_put(struct store_txn *t, struct job *j);
 
 /* Every job in id order until fn returns non-zero. */
 int job_foreach(struct store_txn *t, int (*fn)(const struct job *j, void *ctx), void *ctx);
+
+/* Every job of account, in id order, until fn returns non-zero (the job
+ * index: no scan of other accounts' jobs). */
+int job_foreach_account(struct store_txn *t, const char *account,
+                        int (*fn)(const struct job *j, void *ctx), void *ctx);
+
+/* The job of account with this video content (SHA-256 hex) that is not
+ * failed or cancelled: 0 with its id (and state, which may be NULL), or
+ * TIKD_ENOTFOUND. */
+int job_find_content(struct store_txn *t, const char *account, const char *hash, uint64_t *id,
+                     enum job_state *state);
+
+/* The job whose current publish is publish_id: 0 with its id, or
+ * TIKD_ENOTFOUND. */
+int job_find_publish(struct store_txn *t, const char *publish_id, uint64_t *id);
+
+/* Index every stored job (the schema step that brought the index). */
+int job_index_build(struct store_txn *t);
 
 /* The next due entry: 0 and (id, due), or TIKD_ENOTFOUND. */
 int job_next_due(struct store_txn *t, uint64_t *id, double *due);

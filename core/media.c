@@ -4,6 +4,8 @@
  * (struct span); a box whose declared size runs past its parent or the file
  * is an error ("the file is truncated, or box X lies about its size"). */
 #include "media.h"
+#include "fileio.h"
+#include "tiktok.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,14 +16,6 @@
 #include <unistd.h>
 
 #define MOOV_MAX (64u << 20) /* a moov larger than this is not a sane short video */
-
-/* TikTok's video rules, spec §4.1. */
-#define VIDEO_MIN_FPS          23.0
-#define VIDEO_MAX_FPS          60.0
-#define VIDEO_MIN_SIDE         360
-#define VIDEO_MAX_SIDE         4096
-#define VIDEO_MAX_BYTES        4000000000ull
-#define VIDEO_API_MAX_DURATION 600
 
 struct span {
     const unsigned char *p;
@@ -158,14 +152,10 @@ static bool is_video_trak(struct span trak, char *bad)
 int media_probe(const char *path, struct media_info *mi, struct tikd_err *e)
 {
     memset(mi, 0, sizeof *mi);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        int err = errno;
-        if (fd >= 0)
-            close(fd);
-        return tikd_fail(e, TIKD_EIO, "%s: cannot read: %s", path, strerror(err));
-    }
+    int fd = fileio_open_read(path, &st, e); /* a FIFO: refused below, never waited on */
+    if (fd < 0)
+        return fd;
     int rc = 0;
     unsigned char *moov = NULL;
     char bad[5] = "?";
@@ -301,8 +291,8 @@ out:
 
 int media_check_video(const struct media_info *mi, int max_duration_s, char *why, size_t n)
 {
-    int max = max_duration_s > 0 ? max_duration_s : VIDEO_API_MAX_DURATION;
-    if (mi->size > VIDEO_MAX_BYTES) {
+    int max = max_duration_s > 0 ? max_duration_s : TT_VIDEO_MAX_DURATION;
+    if (mi->size > TT_VIDEO_MAX_BYTES) {
         snprintf(why, n, "the file is %.2f GB; TikTok accepts videos up to 4 GB",
                  (double)mi->size / 1e9);
         return -1;
@@ -318,13 +308,13 @@ int media_check_video(const struct media_info *mi, int max_duration_s, char *why
                  mi->codec_name ? mi->codec_name : "unknown", mi->codec);
         return -1;
     }
-    if (mi->width < VIDEO_MIN_SIDE || mi->height < VIDEO_MIN_SIDE || mi->width > VIDEO_MAX_SIDE ||
-        mi->height > VIDEO_MAX_SIDE) {
+    if (mi->width < TT_VIDEO_MIN_SIDE || mi->height < TT_VIDEO_MIN_SIDE ||
+        mi->width > TT_VIDEO_MAX_SIDE || mi->height > TT_VIDEO_MAX_SIDE) {
         snprintf(why, n, "the picture is %dx%d; TikTok accepts %d to %d pixels on both sides",
-                 mi->width, mi->height, VIDEO_MIN_SIDE, VIDEO_MAX_SIDE);
+                 mi->width, mi->height, TT_VIDEO_MIN_SIDE, TT_VIDEO_MAX_SIDE);
         return -1;
     }
-    if (mi->fps < VIDEO_MIN_FPS - 0.01 || mi->fps > VIDEO_MAX_FPS + 0.01) {
+    if (mi->fps < TT_VIDEO_MIN_FPS - 0.01 || mi->fps > TT_VIDEO_MAX_FPS + 0.01) {
         snprintf(why, n, "the frame rate is %.2f fps; TikTok accepts 23 to 60 fps", mi->fps);
         return -1;
     }

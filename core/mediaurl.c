@@ -5,11 +5,19 @@
  *   'j' job (be64) index (be32)  -> sha256(token), to end a job's URLs
  * A token is only ever compared through its hash. */
 #include "mediaurl.h"
+#include "clock.h"
 #include "codec.h"
+#include "log.h"
+#include "server.h"
+#include "tiktok.h"
 
+#include <fcntl.h>
 #include <openssl/rand.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 struct rec {
     unsigned char job[8];
@@ -135,4 +143,74 @@ int mediaurl_del_job(struct store_txn *t, uint64_t job)
     for (int i = 0; rc == 0 && i < jh.n; i++)
         rc = del_hash(t, jh.h[i]);
     return rc;
+}
+
+/* ---- serving ---------------------------------------------------------------------- */
+
+struct pull {
+    struct store *s;
+    char token[MEDIAURL_TOKEN_LEN + 1];
+    uint64_t job;
+    int index;
+};
+
+struct look {
+    const char *token;
+    struct media_url u;
+};
+
+static int get_txn(struct store_txn *t, void *ctx)
+{
+    struct look *m = ctx;
+    return mediaurl_get(t, m->token, clock_now(), &m->u);
+}
+
+static int del_txn(struct store_txn *t, void *ctx)
+{
+    return mediaurl_del(t, ((struct pull *)ctx)->token);
+}
+
+/* The whole image went out: TikTok has it, and the URL stops working. */
+static void pulled(void *ud, bool complete)
+{
+    struct pull *pl = ud;
+    if (complete && store_write(pl->s, del_txn, pl, NULL) == 0)
+        TLOG(TLOG_INFO, "media.pulled", LINT("job", pl->job), LINT("image", pl->index + 1));
+    free(pl);
+}
+
+void mediaurl_serve(struct store *s, struct srv_req *r)
+{
+    const char *name = srv_path(r) + strlen("/media/");
+    char token[MEDIAURL_TOKEN_LEN + 1];
+    size_t tl = strcspn(name, ".");
+    struct look m = {token, {0}};
+    int fd = -1;
+    struct stat st;
+    if (tl == MEDIAURL_TOKEN_LEN) {
+        memcpy(token, name, tl);
+        token[tl] = '\0';
+        if (store_read(s, get_txn, &m, NULL) == 0)
+            fd = open(m.u.path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    }
+    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+                    (uint64_t)st.st_size > TT_PHOTO_MAX_BYTES)) {
+        close(fd);
+        fd = -1;
+    }
+    if (fd < 0) {
+        srv_respond(r, 404, "text/plain", "not found\n");
+        return;
+    }
+    struct pull *pl = NULL;
+    if (strcmp(srv_method(r), "GET") == 0 && (pl = calloc(1, sizeof *pl))) {
+        pl->s = s;
+        memcpy(pl->token, token, sizeof pl->token);
+        pl->job = m.u.job;
+        pl->index = m.u.index;
+    }
+    TLOG(TLOG_INFO, "media.serve", LINT("job", m.u.job), LINT("image", m.u.index + 1),
+         LSTR("method", srv_method(r)), LINT("bytes", (long long)st.st_size));
+    if (srv_respond_fd(r, 200, m.u.mime, fd, (uint64_t)st.st_size, pl ? pulled : NULL, pl) != 0)
+        free(pl);
 }

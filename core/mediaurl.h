@@ -42,4 +42,12 @@ int mediaurl_del(struct store_txn *t, const char *token);
  * again). */
 int mediaurl_del_job(struct store_txn *t, uint64_t job);
 
+struct srv_req;
+
+/* GET|HEAD /media/<token>.<ext>: the image while its URL is live, from the
+ * file (regular, at most TikTok's photo size, opened without following a
+ * link). Anything else is the same 404: nothing to probe. Once a GET sent
+ * every byte, the URL stops working. */
+void mediaurl_serve(struct store *s, struct srv_req *r);
+
 #endif

@@ -13,8 +13,10 @@
 #include "http.h"
 #include "job.h"
 #include "oauth.h"
+#include "post.h"
 #include "ratelimit.h"
 #include "store.h"
+#include "tiktok.h"
 
 struct ev_loop;
 struct pipeline;
@@ -41,30 +43,21 @@ int pipeline_new(struct pipeline **out, struct ev_loop *loop, struct store *s, s
 void pipeline_free(struct pipeline *p);
 void pipeline_on_outcome(struct pipeline *p, pipeline_outcome_fn fn, void *ud);
 
-/* A job that will not use the init slot it reserved (an operator cancelled
- * or rejected it) gives the caps their entries back, in the caller's
- * transaction; j->slot_at is cleared. */
-int pipeline_release_slot(struct store_txn *t, const struct rl_config *c, struct job *j);
+/* The rules' answer (core/post.h), once: the pipeline applies it and goes
+ * on. */
+typedef void (*pipeline_decided_fn)(void *token, const struct post_decision *d);
 
-/* What the rules decided about a job before its init (before_publish). */
-struct pipeline_decision {
-    bool cancel;  /* cancel the job, with reason */
-    double defer; /* > 0: try again in so many seconds, with reason */
-    char reason[300];
-    char *caption;       /* a new caption (owned by the decider until done returns), or NULL */
-    char privacy[32];    /* a new privacy level, or "" */
-    char chosen_by[160]; /* who changed caption or privacy: "rule:FILE@genN" */
-};
-
-/* The rules' answer, once: the pipeline applies it and goes on. */
-typedef void (*pipeline_decided_fn)(void *token, const struct pipeline_decision *d);
-
-/* Ask about job j before its init; `offered` is the creator's privacy
- * levels now (comma-separated). Call done(token, decision) exactly once,
- * now or later from the loop. */
-typedef void (*pipeline_before_fn)(void *ud, const struct job *j, const char *offered,
+/* Ask about job j before its init; c is the creator as creator_info
+ * describes them now. Call done(token, decision) exactly once, now or later
+ * from the loop. */
+typedef void (*pipeline_before_fn)(void *ud, const struct job *j, const struct tt_creator *c,
                                    pipeline_decided_fn done, void *token);
 void pipeline_on_before(struct pipeline *p, pipeline_before_fn fn, void *ud);
+
+/* Shutting down: no run starts, and a run whose answer arrives from now on
+ * (the rules' before_publish, cancelled) ends without a step: the job
+ * resumes from its committed state at the next start. */
+void pipeline_stop(struct pipeline *p);
 
 /* Look at the due index again (new jobs, a restart, an operator's change). */
 void pipeline_kick(struct pipeline *p);

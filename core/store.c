@@ -6,6 +6,7 @@
  * tikd runs every transaction on the loop thread. Another process that grew
  * the map shows up as MDB_MAP_RESIZED at txn_begin: adopt it and go on. */
 #include "store.h"
+#include "schema.h"
 
 #include <errno.h>
 #include <lmdb.h>
@@ -27,6 +28,8 @@ static const char *const db_names[STORE_DB__COUNT] = {
     [STORE_DB_SERVE] = "served",
     [STORE_DB_SLOTS] = "slots",
     [STORE_DB_MEDIA] = "media",
+    [STORE_DB_INDEX] = "job_index",
+    [STORE_DB_SEEN] = "seen",
 };
 
 struct store {
@@ -44,15 +47,6 @@ struct store_txn {
     MDB_txn *txn;
     int mdb_rc; /* the first LMDB failure seen inside the transaction */
 };
-
-/* A migration moves the schema from `to - 1` to `to`, in the same write
- * transaction that records the new version. None yet: version 1 is the first;
- * the hook is here so the second one is a table entry, not a redesign. */
-struct migration {
-    unsigned to;
-    int (*run)(struct store_txn *t);
-};
-static const struct migration migrations[] = {{0, NULL}};
 
 static int mdb_fail(struct tikd_err *e, int rc, const char *what)
 {
@@ -304,15 +298,8 @@ static int migrate(struct store_txn *t, void *ctx)
                          "store: the database has schema version %u, newer than this tikd "
                          "understands (%u); run the tikd that wrote it",
                          sc->found, STORE_SCHEMA_VERSION);
-    if (sc->found != 0) {
-        for (const struct migration *m = migrations; m->run; m++) {
-            if (m->to > sc->found && m->to <= STORE_SCHEMA_VERSION) {
-                rc = m->run(t);
-                if (rc != 0)
-                    return rc;
-            }
-        }
-    }
+    if (sc->found != 0 && (rc = schema_upgrade(t, sc->found, STORE_SCHEMA_VERSION)) != 0)
+        return rc; /* core/schema: what each version adds */
     unsigned char v[4] = {STORE_SCHEMA_VERSION >> 24 & 0xff, STORE_SCHEMA_VERSION >> 16 & 0xff,
                           STORE_SCHEMA_VERSION >> 8 & 0xff, STORE_SCHEMA_VERSION & 0xff};
     return store_put(t, STORE_DB_META, SCHEMA_KEY, sizeof SCHEMA_KEY - 1, v, sizeof v);

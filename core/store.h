@@ -32,6 +32,8 @@ enum store_db {
     STORE_DB_SERVE,    /* local images served to TikTok (mediaurl.c) */
     STORE_DB_SLOTS,    /* booked schedule slots: account, time -> job (slots.c) */
     STORE_DB_MEDIA,    /* content hash -> media record; path -> its identity (intake.c) */
+    STORE_DB_INDEX,    /* jobs by account, content and publish_id (job.c) */
+    STORE_DB_SEEN,     /* webhook de-duplication and its prune order (webhook.c) */
     STORE_DB__COUNT
 };
 
@@ -47,7 +49,7 @@ struct store_opts {
 
 /* Schema version this build writes. Opening an older database runs the
  * migrations in store.c; a newer one is refused. */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 /* Open (creating if needed) the environment in o->dir. On success *out owns
  * it; free with store_close(). Fails with TIKD_EIO, TIKD_ESTORE or

@@ -1,6 +1,15 @@
-/* webhook.c - signature checks and event decoding (see webhook.h). */
+/* webhook.c - TikTok's webhook deliveries (see webhook.h): signature
+ * checks, event decoding, de-duplication and what each event does.
+ *
+ * STORE_DB_SEEN: 'k' key(32) -> seen at (be64 ms), and 't' seen at (be64
+ * ms) key(32) -> "", the prune order. */
 #include "webhook.h"
+#include "clock.h"
 #include "codec.h"
+#include "job.h"
+#include "log.h"
+#include "oauth.h"
+#include "server.h"
 
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -103,6 +112,10 @@ int webhook_parse(const char *body, size_t n, struct webhook_event *ev, char *wh
         json_decref(o);
         return -1;
     }
+    char *k = NULL;
+    if (asprintf(&k, "%s\n%s\n%lld", ev->event, content ? content : "", ev->create_time) > 0)
+        codec_sha256(k, strlen(k), ev->key);
+    free(k);
     if (c) {
         str(c, "publish_id", ev->publish_id, sizeof ev->publish_id);
         str(c, "publish_type", ev->publish_type, sizeof ev->publish_type);
@@ -118,4 +131,207 @@ int webhook_parse(const char *body, size_t n, struct webhook_event *ev, char *wh
     json_decref(c);
     json_decref(o);
     return 0;
+}
+
+/* ---- seen events ------------------------------------------------------------------ */
+
+#define PRUNE_BATCH 16
+
+struct expired {
+    unsigned char k[PRUNE_BATCH][1 + 8 + 32];
+    int n;
+    uint64_t before;
+};
+
+static int expired_one(struct store_val k, struct store_val v, void *ctx)
+{
+    (void)v;
+    struct expired *x = ctx;
+    if (k.n != sizeof x->k[0])
+        return 0;
+    if (store_be64_get((const unsigned char *)k.p + 1) >= x->before || x->n == PRUNE_BATCH)
+        return 1; /* in time order: the rest are younger */
+    memcpy(x->k[x->n++], k.p, k.n);
+    return 0;
+}
+
+/* Up to PRUNE_BATCH keys older than WEBHOOK_SEEN_FOR, collected first: the
+ * walk must not see its own deletions. */
+static int prune(struct store_txn *t, double now)
+{
+    struct expired x = {.before = (uint64_t)((now - WEBHOOK_SEEN_FOR) * 1000)};
+    int rc = store_foreach(t, STORE_DB_SEEN, "t", 1, expired_one, &x);
+    for (int i = 0; rc >= 0 && i < x.n; i++) {
+        unsigned char key[33] = {'k'};
+        memcpy(key + 1, x.k[i] + 9, 32);
+        rc = store_del(t, STORE_DB_SEEN, key, sizeof key);
+        if (rc == 0)
+            rc = store_del(t, STORE_DB_SEEN, x.k[i], sizeof x.k[i]);
+    }
+    return rc < 0 ? rc : 0;
+}
+
+int webhook_seen(struct store_txn *t, const struct webhook_event *ev, double now)
+{
+    unsigned char key[33] = {'k'};
+    memcpy(key + 1, ev->key, 32);
+    struct store_val v;
+    if (store_get(t, STORE_DB_SEEN, key, sizeof key, &v) == 0)
+        return 1;
+    uint64_t ms = (uint64_t)(now * 1000);
+    int rc = prune(t, now);
+    if (rc != 0)
+        return rc;
+    unsigned char when[8], order[1 + 8 + 32] = {'t'};
+    store_be64_put(when, ms);
+    store_be64_put(order + 1, ms);
+    memcpy(order + 9, ev->key, 32);
+    rc = store_put(t, STORE_DB_SEEN, key, sizeof key, when, sizeof when);
+    return rc ? rc : store_put(t, STORE_DB_SEEN, order, sizeof order, "", 0);
+}
+
+/* Keys a tikd before schema 2 kept in META ("wh:" hash -> be64 seconds). */
+struct old_keys {
+    unsigned char (*k)[32];
+    uint64_t *at;
+    size_t n, cap;
+};
+
+static int old_key(struct store_val k, struct store_val v, void *ctx)
+{
+    struct old_keys *o = ctx;
+    if (k.n != 3 + 32 || v.n != 8)
+        return 0;
+    if (o->n == o->cap) {
+        size_t nc = o->cap ? o->cap * 2 : 256;
+        unsigned char(*g)[32] = realloc(o->k, nc * sizeof *g);
+        if (g)
+            o->k = g;
+        uint64_t *ga = g ? realloc(o->at, nc * sizeof *ga) : NULL;
+        if (!g || !ga)
+            return TIKD_ENOMEM;
+        o->at = ga;
+        o->cap = nc;
+    }
+    memcpy(o->k[o->n], (const unsigned char *)k.p + 3, 32);
+    o->at[o->n++] = store_be64_get(v.p);
+    return 0;
+}
+
+int webhook_seen_migrate(struct store_txn *t)
+{
+    struct old_keys o = {0};
+    int rc = store_foreach(t, STORE_DB_META, "wh:", 3, old_key, &o);
+    for (size_t i = 0; rc >= 0 && i < o.n; i++) {
+        unsigned char meta[35] = {'w', 'h', ':'}, key[33] = {'k'}, when[8];
+        unsigned char order[1 + 8 + 32] = {'t'};
+        memcpy(meta + 3, o.k[i], 32);
+        memcpy(key + 1, o.k[i], 32);
+        store_be64_put(when, o.at[i] * 1000);
+        memcpy(order + 1, when, 8);
+        memcpy(order + 9, o.k[i], 32);
+        rc = store_put(t, STORE_DB_SEEN, key, sizeof key, when, sizeof when);
+        if (rc == 0)
+            rc = store_put(t, STORE_DB_SEEN, order, sizeof order, "", 0);
+        if (rc == 0)
+            rc = store_del(t, STORE_DB_META, meta, sizeof meta);
+    }
+    free(o.k);
+    free(o.at);
+    return rc < 0 ? rc : 0;
+}
+
+/* ---- serving -------------------------------------------------------------------- */
+
+struct event_ctx {
+    const struct webhook_event *ev;
+    bool dup;
+    uint64_t woke; /* the job made due now, or 0 */
+};
+
+/* One transaction: the event is seen, and a publish event's job is due. */
+static int event_txn(struct store_txn *t, void *ctx)
+{
+    struct event_ctx *x = ctx;
+    x->woke = 0;
+    int rc = webhook_seen(t, x->ev, clock_now());
+    x->dup = rc == 1;
+    if (rc != 0 || strncmp(x->ev->event, "post.publish.", 13) != 0 || !x->ev->publish_id[0])
+        return rc == 1 ? 0 : rc;
+    uint64_t id;
+    if (job_find_publish(t, x->ev->publish_id, &id) != 0)
+        return 0; /* not ours, or no longer current */
+    struct job *j = malloc(sizeof *j);
+    if (!j)
+        return TIKD_ENOMEM;
+    rc = job_get(t, id, j);
+    if (rc == 0 && j->state == JOB_PROCESSING) {
+        j->due_at = clock_now();
+        rc = job_put(t, j);
+        x->woke = rc == 0 ? id : 0;
+    }
+    free(j);
+    return rc;
+}
+
+static void revoked(const struct webhook_cfg *c, const struct webhook_event *ev)
+{
+    static const char *const reasons[] = {"unknown",         "user disconnected the app",
+                                          "account deleted", "age changed",
+                                          "account banned",  "developer revoked"};
+    char reason[200];
+    snprintf(reason, sizeof reason, "authorization.removed webhook: %s (reason %lld)",
+             ev->reason_code >= 0 && ev->reason_code <= 5 ? reasons[ev->reason_code] : "unknown",
+             ev->reason_code);
+    struct tikd_err e = {0};
+    if (oauth_mark(c->oauth, ev->user_openid, ACCT_REVOKED, reason, &e) != 0)
+        TLOG(TLOG_WARN, "webhook.unknown_account", LSTR("open_id", ev->user_openid));
+}
+
+void webhook_serve(const struct webhook_cfg *c, struct srv_req *r)
+{
+    size_t n;
+    const char *body = srv_body(r, &n);
+    char why[200];
+    double now = clock_now();
+    if (webhook_verify(c->client_secret, srv_header(r, "TikTok-Signature"), body, n, now,
+                       c->tolerance, why, sizeof why) != 0) {
+        TLOG(TLOG_WARN, "webhook.rejected", LSTR("reason", why));
+        srv_respond(r, 401, "text/plain", "signature check failed\n");
+        return;
+    }
+    struct webhook_event ev;
+    if (webhook_parse(body, n, &ev, why, sizeof why) != 0) {
+        TLOG(TLOG_WARN, "webhook.rejected", LSTR("reason", why));
+        srv_respond(r, 400, "text/plain", "malformed event\n");
+        return;
+    }
+    if (c->client_key && strcmp(ev.client_key, c->client_key) != 0) {
+        TLOG(TLOG_WARN, "webhook.rejected", LSTR("reason", "for another client_key"));
+        srv_respond(r, 400, "text/plain", "wrong client_key\n");
+        return;
+    }
+    if ((double)ev.create_time < now - WEBHOOK_SEEN_FOR) {
+        TLOG(TLOG_WARN, "webhook.stale", LSTR("webhook_event", ev.event),
+             LINT("create_time", ev.create_time));
+        srv_respond(r, 200, "text/plain", "ok\n"); /* TikTok stops retrying long before */
+        return;
+    }
+    struct event_ctx x = {&ev, false, 0};
+    struct tikd_err e = {0};
+    if (store_write(c->store, event_txn, &x, &e) != 0) {
+        srv_respond(r, 503, "text/plain", "try again\n"); /* TikTok retries */
+        return;
+    }
+    TLOG(TLOG_INFO, "webhook.received", LSTR("webhook_event", ev.event),
+         LSTR("open_id", ev.user_openid), LSTR("publish_id", ev.publish_id),
+         LBOOL("duplicate", x.dup));
+    if (x.woke) {
+        TLOG(TLOG_INFO, "webhook.job", LINT("job", x.woke), LSTR("publish_id", ev.publish_id));
+        if (c->kick)
+            c->kick(c->kick_ud);
+    }
+    if (!x.dup && strcmp(ev.event, "authorization.removed") == 0)
+        revoked(c, &ev);
+    srv_respond(r, 200, "text/plain", "ok\n");
 }

@@ -105,6 +105,7 @@ function CronSchedule:next(after, tz) end
 ---@field cover_index integer? photo posts, 0-based
 ---@field auto_music boolean? photo posts
 ---@field key string? idempotency within the rule file: the same key, the same job
+---@field again boolean? post video content this account already has planned or posted
 
 ---@class tikd.ScheduleSpec
 ---@field account string
@@ -288,13 +289,23 @@ function tikd.rotate(key, variants) end
 ---@return string? why
 function tikd.utf16_len(s) end
 
+---What creator_info says of the account now.
+---@class tikd.Creator
+---@field privacy_options tikd.Privacy[]
+---@field max_duration integer seconds
+---@field username string
+---@field nickname string
+---@field comment_disabled boolean
+---@field duet_disabled boolean
+---@field stitch_disabled boolean
+
 -- Hooks a rule file may define (globals):
 
 ---A new rule generation went live.
 function on_load() end
 ---The last word before a job's init: nil, or changes, a defer or a cancel.
 ---@param job tikd.Job
----@param creator {privacy_options: string[]}
+---@param creator tikd.Creator
 ---@return {caption: string?, privacy: tikd.Privacy?, defer: number?, cancel: boolean?, reason: string?}|nil
 function before_publish(job, creator) end
 ---@param job tikd.Job

@@ -293,6 +293,28 @@ function T.timers(when, tz)
     return r[2]
 end
 
+-- T.before_publish(job [, creator]) -> the decision: the rules' last word on a
+-- planned job (a job table from T.jobs, or its id), asked exactly as the
+-- pipeline asks it before the init: every rule's before_publish in turn, and
+-- the account's privacy preference list against what the creator offers. The
+-- result is recorded on the job as the pipeline records it and returned:
+-- { verdict = "publish" | "changed" | "cancelled" | "deferred" | "invalid",
+--   caption, privacy, chosen_by, reason, job }. creator is what creator_info
+-- would say: { privacy_options = { ... }, max_duration, username, nickname,
+-- comment_disabled, duet_disabled, stitch_disabled } (by default a public
+-- account offering PUBLIC_TO_EVERYONE, MUTUAL_FOLLOW_FRIENDS and SELF_ONLY).
+function T.before_publish(job, creator)
+    local id = type(job) == "table" and job.id or job
+    if math.type(id) ~= "integer" then
+        error("T.before_publish(job [, creator]) takes a job or its id, not " .. show(job), 2)
+    end
+    local r = host("T.before_publish", C.before_publish, id, creator)
+    if not r[1] then
+        error(r[2], 2)
+    end
+    return r[2]
+end
+
 -- T.jobs([account]) -> the jobs in the test database, in id order: { id, account,
 -- due (when it would post), planned_at, kind, mode ("direct", "draft" or
 -- "approval"), media | images, caption, privacy, chosen_by, state, reason }.

@@ -22,12 +22,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 TIKD = os.environ.get("TIKD_BIN", os.path.join(REPO, "build", "tikd"))
 
 
-def run_tikd(*args, config=None, env=None, timeout=30):
+def run_tikd(*args, config=None, env=None, timeout=30, cwd=None):
     cmd = [TIKD] + (["--config", str(config)] if config else []) + list(args)
     e = dict(os.environ)
     e.pop("TIKD_CONFIG", None)
     e.update(env or {})
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=e)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=e, cwd=cwd)
 
 
 class Daemon:
@@ -162,9 +162,9 @@ limits = { window = %s, daily_posts = %d, daily_window = %s, pending_shares = %d
            pending_window = %s, guard = %s%s }
 """ % (window, daily, daily_window, pending, daily_window, guard, extra))
 
-    def tikd(self, *args, timeout=30):
+    def tikd(self, *args, timeout=30, cwd=None):
         try:
-            r = run_tikd(*args, config=self.cfg, env=self.env, timeout=timeout)
+            r = run_tikd(*args, config=self.cfg, env=self.env, timeout=timeout, cwd=cwd)
         except subprocess.TimeoutExpired as t:
             raise AssertionError("tikd %s timed out; daemon log:\n%s" % (
                 " ".join(args), "\n".join(self.daemons[-1].lines[-40:]) if self.daemons else ""))

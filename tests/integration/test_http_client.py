@@ -4,6 +4,7 @@ bounded retries, the circuit breaker, constant memory for streamed bodies,
 and TLS verification."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -74,8 +75,9 @@ def test_stalled_body_hits_the_low_speed_timeout(fake):
     results, _ = drive(fake.base_url + "/v2/user/info/?fields=open_id", "--tiktok",
                        "--bearer", token, "--low-speed", "1000:1", "--attempts", "1")
     (r,) = results
-    assert r["code"] == "curl_28" and r["action"] == "retry", r
-    assert r["elapsed"] < 10
+    # curl_28 is the low-speed limit firing: a 20 s stall that ran its course
+    # would have ended with the fault's partial body instead
+    assert r["code"] == "curl_28" and r["action"] == "retry" and r["attempts"] == 1, r
 
 
 def test_reset_mid_upload_is_retried_from_a_clean_state(fake, tmp_path):
@@ -124,14 +126,18 @@ def test_three_retries_at_most(fake):
 def test_breaker_opens_then_closes_after_a_healthy_probe(fake):
     fake.ctl.add_fault(kind="status", path_prefix="/v2/user/info/", status=503, count=3)
     token = fake.ctl.grant()["access_token"]
+    log = []
     results, _ = drive(fake.base_url + "/v2/user/info/?fields=open_id", "--tiktok",
                        "--bearer", token, "--attempts", "1", "--breaker", "3:1",
-                       "--count", "6", "--sequential")
+                       "--count", "6", "--sequential", "--debug", stderr=log)
     assert [r["status"] for r in results] == [503, 503, 503, 200, 200, 200]
     reqs = arrivals(fake, "/v2/user/info/")
     assert len(reqs) == 6  # nothing sent while open
     assert reqs[3]["t_mono"] - reqs[2]["t_mono"] >= 0.95  # the probe waited for the open period
-    assert reqs[5]["t_mono"] - reqs[3]["t_mono"] < 0.5  # closed again: no more waiting
+    # closed again by the healthy probe: the last two went without another wait
+    events = re.findall(r"event=(http\.breaker_\w+)", log[0])
+    assert events == ["http.breaker_open", "http.breaker_half_open", "http.breaker_closed"], \
+        events
 
 
 def test_streamed_body_keeps_memory_flat(fake, tmp_path):

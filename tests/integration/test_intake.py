@@ -6,6 +6,7 @@ zone with a caption from the shared library."""
 import datetime
 import json
 import os
+import re
 import shutil
 import time
 import zoneinfo
@@ -67,8 +68,9 @@ def test_dropped_media_is_taken_once_and_routed_by_the_rules(s, tmp_path):
     # the same content again, renamed or copied: not new
     os.rename(part, inbox / "crosspost" / "launch-final.mp4")
     shutil.copy(inbox / "crosspost" / "launch-final.mp4", inbox / "crosspost" / "copy.mp4")
-    d.wait_for(r"event=intake\.duplicate", timeout=10)
-    time.sleep(1.0)
+    # both are taken as what they are, duplicates, which no rule is offered
+    d.wait_for(r"event=intake\.duplicate .*path=\S*launch-final\.mp4", timeout=10)
+    d.wait_for(r"event=intake\.duplicate .*path=\S*copy\.mp4", timeout=10)
     assert len(jobs(s)) == 5
     # an agency client: its next slot in Tokyo, a caption from the shared library
     (inbox / "client-tokyo" / "ramen.json").write_text(
@@ -84,10 +86,11 @@ def test_dropped_media_is_taken_once_and_routed_by_the_rules(s, tmp_path):
     show = s.tikd("job", "show", str(jid)).stdout
     assert "caption:      Ramen night #food #tokyo #madewithtikd" in show, show
     assert "privacy:      PUBLIC_TO_EVERYONE" in show and "rules/agency.lua" in show
-    # a restart offers nothing again
+    # a restart offers nothing again: its scan finds every file known
     d.stop()
     d = s.start()
-    time.sleep(1.0)
+    line = d.wait_for(r"event=intake\.scanned ")
+    assert "pending=0" in line and "known=3" in line, line  # launch-final, copy, ramen
     assert len(jobs(s)) == 6
     assert d.proc.poll() is None
 
@@ -116,3 +119,41 @@ def test_tikd_post_knows_content_as_the_intake_does(s, tmp_path):
     shutil.copy(clip, inbox / "dropped.mp4")
     line = d.wait_for(r"event=intake\.duplicate", timeout=10)
     assert "dropped.mp4" in line and "first_path=%s" % clip in line, line
+
+
+def test_content_a_rule_planned_is_known_to_tikd_post(s, tmp_path):
+    """One planner for every path: a video a rule planned is refused to
+    `tikd post` for the same account under any name (unless --again), and a
+    rule is refused the content `tikd post` planned."""
+    media = tmp_path / "media"
+    media.mkdir()
+    clip = video(media / "clip.mp4")
+    other = video(media / "other.mp4", mdat=90_000)
+    s.cfg.write_text(s.cfg.read_text() + 'media_roots = { "%s" }\n' % media)
+    connect(s)
+    r = s.tikd("post", str(other), "--account", "alice", "--privacy", "SELF_ONLY", "--at", "+1d")
+    assert r.returncode == 0, r.stderr
+    (s.root / "rules" / "planner.lua").write_text("""
+function on_load()
+    local id, why = tikd.upload.post{ account = "alice", media = "%s", privacy = "SELF_ONLY",
+                                      at = tikd.now() + 86400, key = "clip" }
+    tikd.log.info("planned", { id = id or -1, why = why or "" })
+    local again, refused = tikd.upload.post{ account = "alice", media = "%s",
+                                             privacy = "SELF_ONLY", key = "other" }
+    tikd.log.info("other", { id = again or -1, why = refused or "" })
+end
+""" % (clip, other))
+    d = s.start()
+    line = d.wait_for(r"msg=planned ")
+    assert re.search(r"\bid=2\b", line), line
+    line = d.wait_for(r"msg=other ")
+    assert re.search(r"\bid=-1\b", line), line
+    assert "already has this content as job 1 (scheduled)" in line, line
+    copy = tmp_path / "renamed.mp4"
+    shutil.copy(clip, copy)
+    r = s.tikd("post", str(copy), "--account", "alice", "--privacy", "SELF_ONLY")
+    assert r.returncode == 1 and "already has this content as job 2 (scheduled)" in r.stderr, \
+        r.stderr
+    r = s.tikd("post", str(copy), "--account", "alice", "--privacy", "SELF_ONLY", "--at", "+2d",
+               "--again")
+    assert r.returncode == 0, r.stderr

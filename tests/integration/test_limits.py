@@ -153,6 +153,36 @@ def test_limits_survive_a_restart_and_show_in_tikd_limits(s, tmp_path):
         r for r in s.fake.ctl.ledger()["requests"] if r["status"] == 429]
 
 
+def test_removing_an_account_gives_its_jobs_held_slots_back(s, tmp_path):
+    """Account removal cancels its jobs through the same path as `tikd job
+    cancel`: the slot a waiting job reserved is given back, so an account
+    connected again under the name starts with its budget whole."""
+    s.limits(window=6, daily=2, daily_window=3600, pending=100)
+    s.fake.ctl.set_config(time_scale=0.01)
+    connect(s, "alice")
+    files = unique_videos(tmp_path, 3)
+    d = s.start()
+    for f in files:
+        r = s.tikd("post", str(f), "--account", "alice", "--privacy", "SELF_ONLY")
+        assert r.returncode == 0, r.stderr
+    # two go out; the third waits for the daily cap with its slot reserved
+    wait = time.monotonic() + 30
+    while time.monotonic() < wait and not (
+            s.tikd("queue", "--all").stdout.count("published") == 2 and
+            re.search(r"daily_posts\s+2/2 \+1 held", s.tikd("limits", "alice").stdout)):
+        time.sleep(0.1)
+    out = s.tikd("limits", "alice").stdout
+    assert re.search(r"daily_posts\s+2/2 \+1 held", out), out
+    d.stop()
+    r = s.tikd("account", "remove", "alice")
+    assert r.returncode == 0 and "1 pending job of alice cancelled" in r.stdout, r.stdout + r.stderr
+    q = s.tikd("queue", "--all").stdout
+    assert "cancelled: account alice was removed" in q, q
+    connect(s, "alice")  # the name again: its budgets as the old jobs left them
+    out = s.tikd("limits", "alice").stdout
+    assert "held" not in out and re.search(r"daily_posts\s+2/2\s+next", out), out
+
+
 def test_rules_declare_limiters_of_their_own_and_read_tiktoks(s, tmp_path):
     """tikd.ratelimit: a rule's limiter survives a reload and a restart, is
     the rule file's own, and TikTok's budgets are visible (not writable)."""

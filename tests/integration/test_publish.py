@@ -77,6 +77,51 @@ def test_post_and_draft_exactly_once(quick, tmp_path):
     s.assert_no_token_leaked()
 
 
+def test_a_draft_takes_its_caption_and_refuses_what_it_cannot_carry(quick, tmp_path):
+    """TikTok's inbox init takes the video and, as clients observe, its title
+    (spec §2.3, §7 #12): a draft's caption is sent; settings a draft (or a
+    post of the other kind) cannot carry are refused when planned, from the
+    CLI and from rules, never accepted and dropped."""
+    s = quick
+    connect(s)
+    v = video(tmp_path / "v.mp4")
+    r = s.tikd("post", str(v), "--account", "alice", "--draft", "--caption", "x", "--aigc",
+               "--disable-comment", "--cover-ms", "500")
+    assert r.returncode == 1, r.stdout
+    for opt in ("is_aigc (--aigc)", "disable_comment (--disable-comment)",
+                "cover_ms (--cover-ms)"):
+        assert "a video draft cannot carry " + opt in r.stderr, r.stderr
+    assert "inbox init takes only the video and its caption" in r.stderr
+    r = s.tikd("post", str(v), "--account", "alice", "--privacy", "SELF_ONLY", "--auto-music")
+    assert r.returncode == 1 and "a video post cannot carry auto_music" in r.stderr, r.stderr
+    r = s.tikd("post", "--photo", "https://media.example.com/a.jpg", "--account", "alice",
+               "--draft", "--disable-comment", "--aigc")
+    assert r.returncode == 1, r.stdout
+    assert "a photo draft cannot carry disable_comment" in r.stderr, r.stderr
+    assert "a photo draft cannot carry is_aigc (--aigc): TikTok takes it for videos only" \
+        in r.stderr, r.stderr
+    assert len(s.tikd("queue", "--all").stdout.splitlines()) == 1  # nothing was planned
+    media = tmp_path / "media"
+    media.mkdir()
+    clip = video(media / "clip.mp4", mdat=70_000)
+    s.cfg.write_text(s.cfg.read_text() + 'media_roots = { "%s" }\n' % media)
+    (s.root / "rules" / "drafts.lua").write_text("""
+function on_load()
+    local id, why = tikd.upload.post{ account = "alice", media = "%s", draft = true,
+                                      is_aigc = true }
+    tikd.log.info("refused", { id = id or -1, why = why or "" })
+end
+""" % clip)
+    d = s.start()
+    line = d.wait_for(r"msg=refused ")
+    assert "id=-1" in line and "a video draft cannot carry is_aigc (--aigc)" in line, line
+    r = s.tikd("post", str(v), "--account", "alice", "--draft", "--caption", "to the inbox",
+               "--wait")
+    assert r.returncode == 0 and "in_inbox" in r.stdout, r.stdout + r.stderr
+    posts = s.fake.ctl.posts()
+    assert [p["title"] for p in posts if p["sha256"] == sha(v)] == ["to the inbox"], posts
+
+
 def test_bad_posts_are_refused_when_planned(s, tmp_path):
     connect(s)
     v = video(tmp_path / "ok.mp4")
@@ -88,7 +133,12 @@ def test_bad_posts_are_refused_when_planned(s, tmp_path):
     assert "unknown privacy level 'EVERYONE'" in r.stderr and "2201 UTF-16 units" in r.stderr
     r = s.tikd("post", str(tmp_path / "missing.mp4"), "--account", "alice",
                "--privacy", "SELF_ONLY")
-    assert r.returncode == 1 and "cannot read the media file" in r.stderr
+    assert r.returncode == 1 and "%s does not exist" % (tmp_path / "missing.mp4") in r.stderr
+    # a relative name that is not there: the file it looked for, not "must be absolute"
+    r = s.tikd("post", "nofile.mp4", "--account", "alice", "--privacy", "SELF_ONLY",
+               cwd=str(tmp_path))
+    assert r.returncode == 1 and "absolute" not in r.stderr, r.stderr
+    assert "%s does not exist" % (tmp_path / "nofile.mp4") in r.stderr, r.stderr
     r = s.tikd("post", str(v), "--account", "nobody", "--privacy", "SELF_ONLY")
     assert r.returncode == 1 and "no such account" in r.stderr
     assert "ID" in s.tikd("queue", "--all").stdout and len(s.tikd("queue", "--all")

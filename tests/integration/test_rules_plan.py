@@ -27,7 +27,8 @@ function plan()
     for i = 1, 3 do
         local id, err = tikd.upload.post{ account = "alice", schedule = "alice-daily",
             media = "%s", caption = ("day %%d post %%d"):format(day, i),
-            key = ("d%%d-%%d"):format(day, i) }
+            key = ("d%%d-%%d"):format(day, i), again = true } -- the one clip, on purpose
+
         assert(id, err)
     end
 end
@@ -205,7 +206,8 @@ def test_plan_notes_posts_over_the_daily_limit(s, tmp_path):
 function on_load()
     for i = 1, 16 do
         assert(tikd.upload.post{ account = "alice", media = "%s", privacy = "SELF_ONLY",
-                                 at = tikd.now() + 3600 + i * 60, key = "b" .. i })
+                                 at = tikd.now() + 3600 + i * 60, key = "b" .. i,
+                                 again = true }) -- one clip sixteen times, on purpose
     end
 end
 """ % clip)

@@ -18,7 +18,7 @@ tikd.every(3600, "plan")
 function plan()
     for i = 1, 4 do
         local id, slot = tikd.upload.post{ account = "alice", schedule = "alice-daily",
-                                           media = "%s", key = "clip-" .. i }
+                                           media = "%s", key = "clip-" .. i, again = true }
         tikd.log.info("planned", { id = id, slot = slot or -1 })
     end
 end
@@ -65,7 +65,7 @@ def test_posts_land_in_the_next_free_slots_never_twice(s, tmp_path):
     (s.root / "rules" / "more.lua").write_text(
         'tikd.schedule("alice-more", { account = "alice", slots = "0 13 * * *" })\n'
         'function on_load() local id, slot = tikd.upload.post{ account = "alice",'
-        ' schedule = "alice-more", media = "%s", key = "x" }'
+        ' schedule = "alice-more", media = "%s", key = "x", again = true }'
         ' tikd.log.info("more", { slot = slot }) end\n' % clip)
     d.proc.send_signal(__import__("signal").SIGHUP)
     line = d.wait_for(r"msg=more ")
@@ -141,7 +141,8 @@ tikd.schedule("s", { account = "alice", slots = "0 12 * * *" })
 function on_load()
     for _, k in ipairs({ "a", "b" }) do
         local id, slot = tikd.upload.post{ account = "alice", schedule = "s", media = "%s",
-                                           privacy = "SELF_ONLY", key = k .. (tikd.kv.get("n") or "") }
+                                           privacy = "SELF_ONLY", key = k .. (tikd.kv.get("n") or ""),
+                                           again = true }
         tikd.log.info("booked", { id = id, slot = slot })
     end
     tikd.kv.set("n", "again")

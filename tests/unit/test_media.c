@@ -6,6 +6,8 @@
 
 #include "../../core/media.h"
 
+#include <sys/stat.h>
+
 static char *dir;
 
 /* Generate a fixture with mkmp4.py arguments; returns its path (static). */
@@ -101,7 +103,13 @@ static void broken_files(void **state)
     fclose(f);
     assert_int_equal(media_probe(p, &mi, &e), TIKD_EINVAL);
     assert_non_null(strstr(e.msg, "not an MP4, MOV or WebM"));
-    assert_int_equal(media_probe("/nonexistent/x.mp4", &mi, &e), TIKD_EIO);
+    assert_int_equal(media_probe("/nonexistent/x.mp4", &mi, &e), TIKD_ENOTFOUND);
+    /* a FIFO named as media is refused at once: nothing writes to it, so a
+     * blocking open would never return */
+    snprintf(p, sizeof p, "%s/fifo.mp4", dir);
+    assert_int_equal(mkfifo(p, 0600), 0);
+    assert_int_equal(media_probe(p, &mi, &e), TIKD_EINVAL);
+    assert_non_null(strstr(e.msg, "not a regular file"));
 }
 
 /* Random garbage and random corruptions of a good file never crash the

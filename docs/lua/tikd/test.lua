@@ -64,6 +64,12 @@ function T.media(item) end
 ---@return integer firings
 function T.timers(until_, tz) end
 
+---The rules' before_publish on a planned job, as the pipeline asks it; recorded on the job.
+---@param job tikd.test.Job|integer
+---@param creator tikd.Creator? by default a public account offering three levels
+---@return {verdict: "publish"|"changed"|"cancelled"|"deferred"|"invalid", caption: string, privacy: string, chosen_by: string, reason: string, job: tikd.test.Job}
+function T.before_publish(job, creator) end
+
 ---The jobs in the test database, in id order.
 ---@param account string?
 ---@return tikd.test.Job[]

@@ -1,0 +1,128 @@
+/* budget.c - a job's use of TikTok's budgets (see budget.h).
+ *
+ * Everything here runs inside the caller's write transaction: the budget
+ * change and the job change commit together or not at all, so a crash can
+ * never count a request that did not leave, or lose one that did. */
+#include "budget.h"
+#include "clock.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+int budget_of_init(const struct job *j, enum rl_budget *bs)
+{
+    int n = 0;
+    bs[n++] = rl_init_budget(j->mode == JOB_DRAFT, j->kind == JOB_PHOTO);
+    bs[n++] = j->mode == JOB_DRAFT ? RL_PENDING_SHARES : RL_DAILY_POSTS;
+    bs[n++] = RL_ACTIVE_USERS;
+    return n;
+}
+
+void budget_reason(const struct rl_config *c, enum rl_budget b, double at, char *why, size_t n)
+{
+    struct rl_limit l = rl_limit_of(c, b);
+    char when[32] = "later";
+    time_t t = (time_t)ceil(at);
+    struct tm tm;
+    if (at < 1e17 && gmtime_r(&t, &tm))
+        strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
+    snprintf(why, n, "waiting for TikTok's %s budget (%g per %g s %s) until %s", rl_budget_name(b),
+             l.count - l.margin, l.per, b == RL_ACTIVE_USERS ? "for the app" : "for this account",
+             when);
+}
+
+int budget_release_slot(struct store_txn *t, const struct rl_config *c, struct job *j)
+{
+    if (j->slot_at <= 0)
+        return 0;
+    enum rl_budget bs[4];
+    int n = budget_of_init(j, bs);
+    int rc = rl_release(t, c, j->account, bs, n, j->slot_at, clock_now());
+    if (rc == 0)
+        j->slot_at = 0;
+    return rc;
+}
+
+bool budget_slot_fresh(const struct rl_config *c, const struct job *j, double now)
+{
+    double late = c->guard / 2;
+    return j->slot_at > 0 && now >= j->slot_at - 0.005 && now - j->slot_at <= fmax(late, 0.002);
+}
+
+static int apply_op(struct store_txn *t, const struct rl_config *c, struct job *j,
+                    struct budget_op *op)
+{
+    double now = clock_now();
+    int rc = 0;
+    switch (op->kind) {
+    case BUDGET_CLAIM:
+        rc = rl_when(t, c, j->account, op->bs, op->n, now, &op->at, &op->which);
+        if (rc == 0 && op->at > now)
+            return TIKD_EFULL; /* nothing is written */
+        return rc ? rc : rl_spend(t, c, j->account, op->bs, op->n, now);
+    case BUDGET_RESERVE: /* the job's next slot: now, or it waits for it */
+        rc = rl_reserve(t, c, j->account, op->bs, op->n, now, &op->at, &op->which);
+        if (rc == 0 && op->at > now) {
+            j->state = JOB_DEFERRED;
+            j->due_at = op->at;
+            budget_reason(c, op->which, op->at, j->reason, sizeof j->reason);
+            rc = rl_note_deferred(t, op->which, op->at - now);
+        }
+        j->slot_at = op->at < 1e17 ? op->at : 0;
+        return rc;
+    case BUDGET_BLOCK:
+        rc = rl_block(t, c, j->account, op->bs[0], op->until);
+        return rc ? rc : rl_note_deferred(t, op->bs[0], j->due_at - now);
+    case BUDGET_WAIT:
+        return rl_note_deferred(t, op->bs[0], j->due_at - now);
+    case BUDGET_NONE:
+    case BUDGET_CONSUME:
+        break;
+    }
+    return 0;
+}
+
+int budget_apply(struct store_txn *t, const struct rl_config *c, const struct job *cur,
+                 struct job *j, struct budget_op *op)
+{
+    int kind = op ? (int)op->kind : BUDGET_NONE;
+    bool moved = kind == BUDGET_RESERVE;
+    bool parked = j->state == JOB_DEFERRED || job_state_final(j->state);
+    if (cur->slot_at > 0 && kind != BUDGET_CONSUME &&
+        (moved || parked || j->slot_at != cur->slot_at)) {
+        /* the slot it held goes unused: give the caps their entries back */
+        struct job held = *cur;
+        int rc = budget_release_slot(t, c, &held);
+        if (rc != 0)
+            return rc;
+        if (j->slot_at == cur->slot_at)
+            j->slot_at = 0;
+    }
+    return op ? apply_op(t, c, j, op) : 0;
+}
+
+int budget_learned(const struct rl_config *c, const struct http_resp *resp, int asked, double now,
+                   double *until)
+{
+    const char *code = resp->out.code;
+    if (strcmp(code, "rate_limit_exceeded") == 0 || resp->status == 429) {
+        if (asked < 0)
+            return -1;
+        char ra[64];
+        bool told = http_header_get(resp->headers, "Retry-After", ra, sizeof ra);
+        /* no Retry-After: the rest of the window, as if it were full */
+        *until = now +
+                 (told && resp->out.retry_after > 0 ? resp->out.retry_after : c->window + c->guard);
+        return asked;
+    }
+    *until = now + c->cap_probe;
+    if (strcmp(code, "spam_risk_too_many_posts") == 0)
+        return RL_DAILY_POSTS; /* other apps posted for this creator too */
+    if (strcmp(code, "spam_risk_too_many_pending_share") == 0)
+        return RL_PENDING_SHARES;
+    if (strcmp(code, "reached_active_user_cap") == 0)
+        return RL_ACTIVE_USERS;
+    return -1;
+}

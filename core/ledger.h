@@ -1,0 +1,68 @@
+/* ledger.h - the media ledger: what content tikd has seen, known by the
+ * SHA-256 of its bytes, and what each path held when it was read
+ * (STORE_DB_MEDIA). The intake, `tikd post` and the planner all ask it, so a
+ * renamed or re-copied file is never new, a restart reads no known file
+ * again, and every path agrees on what a video is.
+ *
+ * Retention: a record is kept LEDGER_RETENTION (90 days) after it was last
+ * written or confirmed. Expired records are pruned in time order, a few each
+ * time a record is written, so the ledger holds about 90 days of media
+ * however long tikd runs; a record whose file is still there, unchanged, is
+ * confirmed instead of pruned. Content forgotten this way is new again when
+ * it reappears (the planner's content ledger in the job index still refuses
+ * a second post of it to an account that has it). */
+#ifndef TIKD_LEDGER_H
+#define TIKD_LEDGER_H
+
+#include "err.h"
+#include "intake.h"
+#include "store.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#define LEDGER_RETENTION (90 * 86400.0)
+
+/* What says a file is unchanged since it was read. */
+struct ledger_fp {
+    int64_t size, mtime_ns, ctime_ns;
+    uint64_t ino, dev;
+};
+
+struct ledger_fp ledger_fp_of(const struct stat *st);
+bool ledger_fp_eq(const struct ledger_fp *a, const struct ledger_fp *b);
+
+/* True when path was read before and is unchanged since (hash, which may
+ * be NULL, filled). */
+bool ledger_known(struct store *s, const char *path, const struct ledger_fp *fp, char hash[65]);
+
+/* SHA-256 of the file at path, in buf (bufsize bytes) a read at a time;
+ * TIKD_EINVAL when its fingerprint is no longer fp after the last byte (it
+ * changed while it was read). */
+int ledger_hash_file(unsigned char *buf, size_t bufsize, const char *path,
+                     const struct ledger_fp *fp, char out[65], struct tikd_err *e);
+
+/* Fill it for the file at path in folder with the given hash (and the text
+ * of its sidecar, NAME.json next to it). */
+void ledger_fill_item(struct intake_item *it, const char *path, const char *folder,
+                      const struct stat *st, double first_seen, const char *hash);
+
+/* Record it (hash and path filled; fp its fingerprint) in one transaction:
+ * *fresh when its content is new; known content at a new path is a sighting
+ * (logged as intake.duplicate). it->first_seen becomes when the content was
+ * first seen. Expired records are pruned in the same transaction. */
+int ledger_record(struct store *s, struct intake_item *it, const struct ledger_fp *fp, bool *fresh,
+                  struct tikd_err *e);
+
+/* The identity of one file, synchronously (`tikd post`, the planner): read
+ * it unless the ledger knows it unchanged, record it, fill *out. Fails with
+ * TIKD_ENOTFOUND, TIKD_EINVAL (not a regular file, or it changed while being
+ * read), TIKD_EIO, or a store error. */
+int ledger_identify(struct store *s, const char *path, struct intake_item *out, bool *fresh,
+                    struct tikd_err *e);
+
+/* Index every record for the prune (the schema step that brought it). */
+int ledger_index_build(struct store_txn *t);
+
+#endif

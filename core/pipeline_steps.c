@@ -1,0 +1,512 @@
+/* pipeline_steps.c - what each of a job's states does (see pipeline_int.h):
+ * the pre-flight (creator_info, kept with the run; the rules' last word;
+ * the creator's privacy options; the media), the inits (a local video's
+ * chunk plan, a pull from a URL, photos at their URLs), the chunks, and the
+ * status until TikTok says published, in the inbox or failed. What TikTok is
+ * asked and what its answers say is core/tiktok's; photos' URLs are
+ * core/photos'. */
+#include "pipeline_int.h"
+#include "clock.h"
+#include "log.h"
+#include "media.h"
+#include "post.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* ---- pre-flight: creator_info, the rules' last word, the media ---------------------- */
+
+static void init_upload(struct run *r, struct job *j);
+static void init_pull(struct run *r, struct job *j);
+static void check_photos(struct run *r, struct job *j);
+
+static bool is_url(const char *media)
+{
+    return strncmp(media, "https://", 8) == 0;
+}
+
+/* After the rules had their say: what the creator allows, then the media. */
+static void preflight_media(struct run *r, struct job *j)
+{
+    const struct tt_creator *c = &r->creator;
+    if (j->mode == JOB_DIRECT && !tt_privacy_offered(c->options, j->privacy)) {
+        bool self_only = strcmp(c->options, "SELF_ONLY") == 0;
+        pl_fail(r, j, NULL, "privacy %s is not offered by this creator now (offered: %s)%s",
+                j->privacy, c->options[0] ? c->options : "none",
+                self_only ? "; an app TikTok has not audited may only post SELF_ONLY to "
+                            "private accounts"
+                          : "");
+        return;
+    }
+    if (j->kind == JOB_PHOTO) {
+        check_photos(r, j);
+        return;
+    }
+    if (is_url(j->media)) {
+        init_pull(r, j);
+        return;
+    }
+    struct media_info mi;
+    struct tikd_err e = {0};
+    char why[400];
+    if (media_probe(j->media, &mi, &e) != 0) {
+        pl_fail(r, j, NULL, "%s", e.msg);
+        return;
+    }
+    if (media_check_video(&mi, c->max_duration, why, sizeof why) != 0) {
+        pl_fail(r, j, NULL, "%s: %s", j->media, why);
+        return;
+    }
+    if (upload_plan(mi.size, &j->plan, why, sizeof why) != 0) {
+        pl_fail(r, j, NULL, "%s: %s", j->media, why);
+        return;
+    }
+    snprintf(j->mime, sizeof j->mime, "%s", mi.mime ? mi.mime : "video/mp4");
+    /* the plan, before TikTok hears of it, using the init's slot (a new one
+     * if creator_info took long) */
+    if (!pl_hold_init_slot(r, j, j->state))
+        return;
+    if (pl_save_init(r->p, j, NULL, NULL) != 0) {
+        pl_run_end(r);
+        return;
+    }
+    init_upload(r, j);
+}
+
+/* The rules answered before_publish: cancel, defer, or change caption or
+ * privacy (checked again as a planned post is), then on to the media. */
+static void decided(void *token, const struct post_decision *d)
+{
+    struct run *r = token;
+    struct job j;
+    if (!pl_reload(r, &j))
+        return;
+    char why[2400], detail[500];
+    switch (post_decide(&j, d, clock_now(), why, sizeof why)) {
+    case POST_CANCELLED:
+        snprintf(detail, sizeof detail, "job=%llu account=%s by=%s reason=\"%.200s\"",
+                 (unsigned long long)j.id, j.account, d->chosen_by, d->reason);
+        pl_cancelled(r, &j, "job.cancelled", detail);
+        return;
+    case POST_DEFERRED:
+        snprintf(why, sizeof why, "%s", j.reason);
+        pl_later(r, &j, JOB_DEFERRED, d->defer, why);
+        return;
+    case POST_INVALID:
+        pl_fail(r, &j, NULL, "%s", why);
+        return;
+    case POST_CHANGED:
+        if (pl_save(r->p, &j, "job.changed", "job=%llu account=%s by=%s privacy=%s",
+                    (unsigned long long)j.id, j.account, d->chosen_by,
+                    j.privacy[0] ? j.privacy : "-") != 0) {
+            pl_run_end(r);
+            return;
+        }
+        break;
+    case POST_GO:
+        break;
+    }
+    preflight_media(r, &j);
+}
+
+/* The creator is known: the rules may change, defer or cancel the post. */
+static void preflight_rules(struct run *r, struct job *j)
+{
+    if (r->p->before && !r->asked) {
+        r->asked = true;
+        r->p->before(r->p->before_ud, j, &r->creator, decided, r);
+        return;
+    }
+    preflight_media(r, j);
+}
+
+static void creator_done(void *ud, const struct http_resp *resp)
+{
+    struct run *r = ud;
+    struct job j;
+    if (!pl_reload(r, &j))
+        return;
+    if (resp->out.action != POL_OK) {
+        pl_on_error(r, &j, resp, "creator_info", RL_CREATOR_INFO);
+        return;
+    }
+    char why[200];
+    if (tt_decode_creator(resp, &r->creator, why, sizeof why) != 0) {
+        pl_fail(r, &j, resp->out.log_id, "%s", why);
+        return;
+    }
+    r->have_creator = true;
+    tt_creators_put(r->p->creators, j.account, &r->creator, clock_now());
+    preflight_rules(r, &j);
+}
+
+void pl_preflight(struct run *r, struct job *j)
+{
+    struct pipeline *p = r->p;
+    /* the init's slot first: a job that must wait spends no creator_info */
+    j->reason[0] = '\0';
+    if (!pl_hold_init_slot(r, j, JOB_PREFLIGHT))
+        return;
+    const struct tt_creator *known = tt_creators_get(p->creators, j->account, clock_now());
+    if (known) {
+        r->creator = *known;
+        r->have_creator = true;
+    }
+    struct budget_op op = {.kind = BUDGET_CLAIM, .bs = {RL_CREATOR_INFO}, .n = 1};
+    j->state = JOB_PREFLIGHT;
+    int rc = pl_save_op(p, j, r->have_creator ? NULL : &op, NULL, NULL);
+    if (rc == TIKD_EFULL) {
+        pl_wait_budget(r, j, JOB_DEFERRED, op.at, op.which);
+        return;
+    }
+    if (rc != 0) {
+        pl_run_end(r);
+        return;
+    }
+    if (r->have_creator) {
+        preflight_rules(r, j);
+        return;
+    }
+    pl_ask(r, j, TT_CREATOR_INFO, strdup("{}"), creator_done);
+}
+
+/* ---- inits ------------------------------------------------------------------------ */
+
+static void init_done(void *ud, const struct http_resp *resp)
+{
+    struct run *r = ud;
+    struct job j;
+    if (!pl_reload(r, &j))
+        return;
+    const char *what = j.mode == JOB_DRAFT ? "inbox init" : "init";
+    if (resp->out.action != POL_OK) {
+        pl_on_error(r, &j, resp, what, rl_init_budget(j.mode == JOB_DRAFT, false));
+        return;
+    }
+    struct tt_init in;
+    char why[200];
+    if (tt_decode_init(resp, true, &in, why, sizeof why) != 0) {
+        pl_fail(r, &j, resp->out.log_id, "init: %s", why);
+        return;
+    }
+    /* the publish is TikTok's now: record it before the first byte */
+    snprintf(j.publish_id, sizeof j.publish_id, "%s", in.publish_id);
+    snprintf(j.upload_url, sizeof j.upload_url, "%s", in.upload_url);
+    j.upload_url_at = clock_now();
+    j.chunks_done = 0;
+    j.attempts++;
+    j.state = JOB_UPLOADING;
+    j.due_at = clock_now();
+    if (pl_save(r->p, &j, "job.init", "job=%llu account=%s publish_id=%s size=%llu chunks=%u",
+                (unsigned long long)j.id, j.account, j.publish_id, (unsigned long long)j.plan.size,
+                j.plan.count) != 0) {
+        pl_run_end(r);
+        return;
+    }
+    pl_step(r);
+}
+
+/* A video from a local file (FILE_UPLOAD): an init that may have reached
+ * TikTok is not sent twice, it counts against the creator's daily cap. */
+static void init_upload(struct run *r, struct job *j)
+{
+    pl_ask(r, j, j->mode == JOB_DRAFT ? TT_INBOX_INIT : TT_VIDEO_INIT,
+           tt_body_video_init(j, &r->creator), init_done);
+}
+
+/* The answer to a pull's init (a photo post, or a video from a URL). */
+static void pull_init_done(void *ud, const struct http_resp *resp)
+{
+    struct run *r = ud;
+    struct job j;
+    if (!pl_reload(r, &j))
+        return;
+    const char *what = j.kind == JOB_PHOTO ? "photo init" : "pull init";
+    if (resp->out.action != POL_OK) {
+        /* TikTok answered, or the request never left: no pull was started */
+        bool never_left =
+            strcmp(resp->out.code, "curl_7") == 0 || strcmp(resp->out.code, "curl_6") == 0;
+        if (resp->status != 0 || never_left) {
+            j.init_sent_at = 0;
+            pl_on_error(r, &j, resp, what,
+                        rl_init_budget(j.mode == JOB_DRAFT, j.kind == JOB_PHOTO));
+            return;
+        }
+        /* no answer: TikTok may have started the pull; a second init could
+         * post twice */
+        pl_fail(r, &j, NULL,
+                "the %s got no answer (%s), so TikTok may be pulling the post already; it is "
+                "not sent again (that could post it twice): check the account, then `tikd job "
+                "retry %llu` if it did not arrive",
+                what, resp->out.message, (unsigned long long)j.id);
+        return;
+    }
+    struct tt_init in;
+    char why[200];
+    if (tt_decode_init(resp, false, &in, why, sizeof why) != 0) {
+        pl_fail(r, &j, resp->out.log_id, "%s: %s", what, why);
+        return;
+    }
+    snprintf(j.publish_id, sizeof j.publish_id, "%s", in.publish_id);
+    j.attempts++;
+    j.state = JOB_PROCESSING;
+    j.processing_deadline = clock_now() + r->p->c.processing_timeout;
+    j.due_at = clock_now() + r->p->c.poll_first;
+    pl_save(r->p, &j, "job.init", "job=%llu account=%s publish_id=%s kind=%s source=pull",
+            (unsigned long long)j.id, j.account, j.publish_id,
+            j.kind == JOB_PHOTO ? "photo" : "video");
+    pl_run_end(r); /* the timer brings it back for its first status poll */
+}
+
+/* Send a pull's init (call c, body owned here): marked in the store as
+ * possibly sent before it leaves (see step), with what `also` writes. */
+static void send_pull_init(struct run *r, struct job *j, enum tt_call c, char *body,
+                           int (*also)(struct store_txn *, const void *), const void *ud)
+{
+    j->init_sent_at = clock_now();
+    int rc = body ? pl_save_init(r->p, j, also, ud) : TIKD_ENOMEM;
+    if (rc != 0) {
+        free(body);
+        pl_run_end(r);
+        return;
+    }
+    struct tikd_err e = {0};
+    rc = tt_send(&r->p->api, j->account, c, body, pull_init_done, r, &e);
+    free(body);
+    if (rc != 0) {
+        j->init_sent_at = 0; /* it never left */
+        pl_later(r, j, JOB_DEFERRED, 600, e.msg);
+    }
+}
+
+/* A video TikTok pulls from its URL (spec §2.2 PULL_FROM_URL). */
+static void init_pull(struct run *r, struct job *j)
+{
+    if (!pl_hold_init_slot(r, j, j->state))
+        return;
+    send_pull_init(r, j, j->mode == JOB_DRAFT ? TT_INBOX_INIT : TT_VIDEO_INIT,
+                   tt_body_video_init(j, &r->creator), NULL, NULL);
+}
+
+static int served_txn(struct store_txn *t, const void *ud)
+{
+    return photos_served_txn(t, ud);
+}
+
+/* A photo post: every image at a URL TikTok can pull, then the init. */
+static void init_photo(struct run *r, struct job *j)
+{
+    struct pipeline *p = r->p;
+    /* the slot first: a job that must wait publishes no URL */
+    if (!pl_hold_init_slot(r, j, j->state))
+        return;
+    struct photos_served *sv = malloc(sizeof *sv);
+    char why[600];
+    if (!sv) {
+        pl_run_end(r);
+        return;
+    }
+    if (photos_urls(j, p->c.media_public_url, p->c.media_url_ttl, clock_now(), sv, why,
+                    sizeof why) != 0) {
+        free(sv);
+        pl_fail(r, j, NULL, "%s", why);
+        return;
+    }
+    const char *urls[JOB_IMAGES_MAX];
+    for (int i = 0; i < sv->nurl; i++)
+        urls[i] = sv->url[i];
+    /* a pull, once TikTok has it, runs by itself: the URLs it names are
+     * recorded with the mark that it may have left, before it leaves */
+    send_pull_init(r, j, TT_CONTENT_INIT, tt_body_photo_init(j, urls, (size_t)sv->nurl), served_txn,
+                   sv);
+    free(sv);
+}
+
+static void photos_checked(void *ud, int rc, const char *why)
+{
+    struct run *r = ud;
+    r->check = NULL;
+    struct job j;
+    if (!pl_reload(r, &j))
+        return;
+    if (rc != 0)
+        pl_fail(r, &j, NULL, "%s", why);
+    else
+        init_photo(r, &j);
+}
+
+/* Check the photos at URLs (media.check_urls), then init. */
+static void check_photos(struct run *r, struct job *j)
+{
+    struct tikd_err e = {0};
+    int rc =
+        r->p->c.check_urls ? photos_check_start(r->p->h, j, photos_checked, r, &r->check, &e) : 1;
+    if (rc == 1)
+        init_photo(r, j);
+    else if (rc != 0)
+        pl_fail(r, j, NULL, "%s", e.msg);
+}
+
+/* ---- upload --------------------------------------------------------------------- */
+
+static void chunk_done(void *ud, const struct http_resp *resp)
+{
+    struct run *r = ud;
+    r->x = NULL;
+    struct job j;
+    if (!pl_reload(r, &j))
+        return;
+    if (resp->status == 206 || resp->status == 201 || resp->status == 200) {
+        j.chunks_done++;
+        if (j.chunks_done >= j.plan.count || resp->status == 201) {
+            j.state = JOB_PROCESSING;
+            j.processing_deadline = clock_now() + r->p->c.processing_timeout;
+            j.due_at = clock_now() + r->p->c.poll_first;
+        }
+        TLOG(TLOG_INFO, "upload.chunk", LINT("job", j.id), LINT("chunk", j.chunks_done),
+             LINT("of", j.plan.count));
+        if (pl_save(r->p, &j, j.state == JOB_PROCESSING ? "job.uploaded" : NULL,
+                    "job=%llu publish_id=%s bytes=%llu", (unsigned long long)j.id, j.publish_id,
+                    (unsigned long long)j.plan.size) != 0) {
+            pl_run_end(r);
+            return;
+        }
+        if (j.state == JOB_PROCESSING)
+            pl_run_end(r); /* the timer brings it back for its first status poll */
+        else
+            pl_step(r);
+        return;
+    }
+    if (resp->status == 416) { /* TikTok has a different idea of progress: ask it */
+        r->resumed = true;
+        pl_poll_status(r, &j);
+        return;
+    }
+    if (resp->status == 403 || resp->status == 404) {
+        pl_fail(r, &j, NULL,
+                "the upload URL of publish %s is %s: TikTok gives an hour to upload "
+                "(spec §2.2)",
+                j.publish_id, resp->status == 403 ? "expired" : "unknown");
+        return;
+    }
+    pl_on_error(r, &j, resp, "upload", -1);
+}
+
+void pl_put_chunk(struct run *r, struct job *j)
+{
+    struct stat st;
+    if (stat(j->media, &st) != 0 || (uint64_t)st.st_size != j->plan.size) {
+        pl_fail(r, j, NULL, "%s changed or vanished during the upload (planned %llu bytes)",
+                j->media, (unsigned long long)j->plan.size);
+        return;
+    }
+    struct tikd_err e = {0};
+    if (tt_put_chunk(r->p->h, j, j->chunks_done, chunk_done, r, &r->x, &e) != 0)
+        pl_fail(r, j, NULL, "upload: %s", e.msg);
+}
+
+/* ---- status ------------------------------------------------------------------------ */
+
+/* After a restart or a 416, TikTok's uploaded_bytes decides where the upload
+ * stands: true when the run went on from there (the caller is done). */
+static bool resync(struct run *r, struct job *j, const struct tt_status *s)
+{
+    r->resumed = false;
+    if (strcmp(s->status, "PROCESSING_UPLOAD") == 0 && s->uploaded_bytes < j->plan.size) {
+        j->chunks_done =
+            j->plan.chunk_size ? (uint32_t)(s->uploaded_bytes / j->plan.chunk_size) : 0;
+        if (j->chunks_done >= j->plan.count)
+            j->chunks_done = j->plan.count - 1;
+        pl_save(r->p, j, NULL, NULL);
+        pl_step(r);
+        return true;
+    }
+    if (strcmp(s->status, "FAILED") != 0) { /* all bytes arrived before the crash */
+        j->chunks_done = j->plan.count;
+        j->state = JOB_PROCESSING;
+        j->processing_deadline = clock_now() + r->p->c.processing_timeout;
+        pl_save(r->p, j, "job.uploaded", "job=%llu publish_id=%s resynced=1",
+                (unsigned long long)j->id, j->publish_id);
+    }
+    return false;
+}
+
+static void status_done(void *ud, const struct http_resp *resp)
+{
+    struct run *r = ud;
+    struct pipeline *p = r->p;
+    struct job j;
+    if (!pl_reload(r, &j))
+        return;
+    if (resp->out.action != POL_OK) {
+        pl_on_error(r, &j, resp, "status", RL_STATUS);
+        return;
+    }
+    struct tt_status s;
+    char why[200];
+    if (tt_decode_status(resp, &s, why, sizeof why) != 0)
+        s.status[0] = '\0'; /* an answer without data: still processing, as far as we know */
+    snprintf(j.post_ids, sizeof j.post_ids, "%s", s.post_ids);
+    if (j.state == JOB_UPLOADING && r->resumed && resync(r, &j, &s))
+        return;
+    bool complete = strcmp(s.status, "PUBLISH_COMPLETE") == 0;
+    if (complete || (j.mode == JOB_DRAFT && strcmp(s.status, "SEND_TO_USER_INBOX") == 0)) {
+        j.state = complete ? JOB_PUBLISHED : JOB_IN_INBOX;
+        j.reason[0] = '\0';
+        if (pl_save(p, &j, complete ? "job.published" : "job.in_inbox",
+                    "job=%llu account=%s publish_id=%s post_ids=%s privacy=%s chosen_by=%s",
+                    (unsigned long long)j.id, j.account, j.publish_id, j.post_ids,
+                    j.privacy[0] ? j.privacy : "-", j.chosen_by) == 0)
+            pl_finish(r, &j);
+        else
+            pl_run_end(r);
+        return;
+    }
+    if (strcmp(s.status, "FAILED") == 0) {
+        snprintf(j.fail_reason, sizeof j.fail_reason, "%s", s.fail_reason);
+        if (tt_fail_retryable(s.fail_reason) && j.attempts < p->c.max_inits) {
+            /* TikTok reported this publish failed: a new init is allowed */
+            j.publish_id[0] = j.upload_url[0] = '\0';
+            j.chunks_done = 0;
+            j.init_sent_at = 0;
+            pl_later(r, &j, JOB_DEFERRED, 30,
+                     "TikTok failed the publish (internal); posting again");
+            return;
+        }
+        pl_fail(r, &j, resp->out.log_id, "TikTok failed publish %s: %s", j.publish_id,
+                s.fail_reason[0] ? s.fail_reason : "no reason given");
+        return;
+    }
+    if (clock_now() > j.processing_deadline && j.processing_deadline > 0) {
+        pl_fail(r, &j, resp->out.log_id,
+                "no final status from TikTok for publish %s within %.0f minutes (last: %s)",
+                j.publish_id, p->c.processing_timeout / 60, s.status[0] ? s.status : "none");
+        return;
+    }
+    /* still processing (or a status tikd does not know: treated the same) */
+    double waited = clock_now() - (j.processing_deadline - p->c.processing_timeout);
+    double next = p->c.poll_first;
+    while (next < waited / 4 && next < p->c.poll_max)
+        next *= 2;
+    if (next > p->c.poll_max)
+        next = p->c.poll_max;
+    snprintf(why, sizeof why, "TikTok status %s", s.status[0] ? s.status : "unknown");
+    pl_later(r, &j, j.state, next, why);
+}
+
+void pl_poll_status(struct run *r, struct job *j)
+{
+    struct budget_op op = {.kind = BUDGET_CLAIM, .bs = {RL_STATUS}, .n = 1};
+    int rc = pl_save_op(r->p, j, &op, NULL, NULL);
+    if (rc == TIKD_EFULL) {
+        pl_wait_budget(r, j, j->state, op.at, RL_STATUS);
+        return;
+    }
+    if (rc != 0) {
+        pl_run_end(r);
+        return;
+    }
+    pl_ask(r, j, TT_STATUS, tt_body_publish_id(j->publish_id), status_done);
+}

@@ -1,0 +1,100 @@
+/* post.h - the one planner: every way a post is made (`tikd post`, a rule's
+ * tikd.upload.post, media from a watched folder through a rule, later the
+ * admin API) goes through post_plan(): the same checks, the same content
+ * ledger (a video is known by its SHA-256, so the same content twice for an
+ * account is refused unless asked for again), the same slot booking and the
+ * same audit record. And every operator decision on a planned job (approve,
+ * reject, cancel, retry; an account removed) goes through post_change(), so
+ * each one gives back what the job held: its init slot, its schedule slot.
+ *
+ * Checks that need TikTok (the creator's privacy options and longest video)
+ * run again before the init, in the pipeline. */
+#ifndef TIKD_POST_H
+#define TIKD_POST_H
+
+#include "err.h"
+#include "job.h"
+#include "ratelimit.h"
+#include "slots.h"
+#include "store.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Check a post as planned: one message per problem in why (newline
+ * separated). Returns the number of problems. It reads local media (stat,
+ * image headers), nothing else. */
+int post_validate(const struct job *j, char *why, size_t n);
+
+struct post_req {
+    struct job *j;   /* the post: account, kind, mode, media or images, caption, description,
+                      * cover_index, privacy, options, chosen_by (who decided it) */
+    double at;       /* when to post; 0: now, or the schedule's next free slot */
+    bool approval;   /* hold it for an operator's `tikd job approve` ... */
+    double deadline; /* ... until then (0: a day after the planned time) */
+    const struct schedule *sched; /* book its next free slot after `after` (not with approval) */
+    double after;
+    const char *key_scope; /* key: the same key (within its scope, a rule file) plans once */
+    const char *key;
+    bool again; /* post video content this account already has planned or posted */
+    /* out */
+    bool existing;      /* key named a job planned before: j->id is that one */
+    double slot;        /* the slot booked, with sched */
+    uint64_t same_as;   /* refused as the same content: the job that has it */
+    char problem[2048]; /* every problem, when refused */
+};
+
+/* Plan r->j: 0 with j->id (new, or r->existing), else the reason in e and
+ * r->problem: TIKD_EINVAL (not a valid post), TIKD_ENOTFOUND (no such
+ * account), TIKD_EEXIST (same content, r->same_as), or a store or media
+ * error. Nothing is written unless it succeeds (but a local video's identity,
+ * recorded in the media ledger as the intake does). */
+int post_plan(struct store *s, struct post_req *r, struct tikd_err *e);
+
+/* What the rules decided about a job before its init (before_publish). */
+struct post_decision {
+    bool cancel;  /* cancel the job, with reason */
+    double defer; /* > 0: try again in so many seconds, with reason */
+    char reason[300];
+    char *caption;       /* a new caption (owned by the decider), or NULL */
+    char privacy[32];    /* a new privacy level (direct posts), or "" */
+    char chosen_by[160]; /* who decided: "rule:FILE@genN" */
+};
+
+enum post_verdict {
+    POST_GO,        /* nothing changed: on to the init */
+    POST_CHANGED,   /* caption or privacy changed (and checked again): on to the init */
+    POST_CANCELLED, /* j is cancelled, with the reason */
+    POST_DEFERRED,  /* j is deferred until now + d->defer, with the reason */
+    POST_INVALID,   /* the change made the post invalid: why says how (j is not valid) */
+};
+
+/* Apply the rules' decision to j as the pipeline does before an init (and
+ * `tikd rules test` does to show it): state, reason and due time for a
+ * cancel or defer; caption, privacy and who chose for a change, which is
+ * then checked as a planned post is. The caller saves j. */
+enum post_verdict post_decide(struct job *j, const struct post_decision *d, double now, char *why,
+                              size_t n);
+
+enum post_change { POST_CANCEL, POST_RETRY, POST_APPROVE, POST_REJECT };
+
+/* What a change found out, for the caller to act on. */
+struct post_changed {
+    bool pulling;        /* cancelled while TikTok pulls it: it may be called back at TikTok */
+    char publish_id[80]; /* ... this one */
+    char account[65];
+    char msg[400]; /* "job 7 cancelled", or why it cannot be changed */
+};
+
+/* Change job id as the operator (actor: "operator", later an admin user)
+ * asked, in t: the job, its budgets and slots, and an audit record. 0, or
+ * TIKD_ENOTFOUND / TIKD_EINVAL with out->msg. */
+int post_change(struct store_txn *t, const struct rl_config *c, uint64_t id, enum post_change what,
+                const char *actor, struct post_changed *out);
+
+/* Cancel every job of account that is not final (the account is being
+ * removed), in t, as post_change does; *n counts them. */
+int post_cancel_account(struct store_txn *t, const struct rl_config *c, const char *account,
+                        const char *actor, int *n);
+
+#endif

@@ -1,0 +1,355 @@
+/* test_post.c - the one planner: the checks (a draft refuses what TikTok's
+ * inbox init cannot carry, a missing file is named), the content ledger
+ * under any name and account, keys that plan once, the approval gate; the
+ * operator's decisions giving back what a job held (its init slot); an
+ * account removed cancelling every job of its own and none of another's;
+ * before_publish decisions applied; and the schema step that indexes jobs
+ * stored before the job index existed. */
+#include "testutil.h"
+
+#include "../../core/account.h"
+#include "../../core/budget.h"
+#include "../../core/clock.h"
+#include "../../core/post.h"
+#include "../../core/store.h"
+
+static char *dir;
+static struct store *st;
+static struct rl_config limits;
+static struct tu_logcap cap;
+
+static struct store *open_db(void)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/db", dir);
+    struct store_opts o = {path, 1 << 20, 64 << 20, false};
+    struct store *s;
+    struct tikd_err e = {0};
+    if (store_open(&s, &o, &e) != 0)
+        fail_msg("store_open: %s", e.msg);
+    return s;
+}
+
+static int add_account_txn(struct store_txn *t, void *ctx)
+{
+    struct account a;
+    account_init(&a, ctx, clock_now());
+    a.state = ACCT_ACTIVE;
+    return account_put(t, &a);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    dir = tu_tmpdir();
+    tu_logcap_start(&cap);
+    st = open_db();
+    clock_set_virtual(1800000000);
+    rl_config_default(&limits);
+    assert_int_equal(store_write(st, add_account_txn, "alice", NULL), 0);
+    assert_int_equal(store_write(st, add_account_txn, "bob", NULL), 0);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    clock_set_source(NULL);
+    tu_logcap_stop(&cap);
+    store_close(st);
+    tu_rmrf(dir);
+    free(dir);
+    return 0;
+}
+
+static const char *media(const char *name, const char *content)
+{
+    static char path[8][600];
+    static int n;
+    char *p = path[n++ % 8];
+    snprintf(p, 600, "%s/%s", dir, name);
+    tu_write(dir, name, content);
+    return p;
+}
+
+static struct job *video(const char *account, const char *path)
+{
+    struct job *j = calloc(1, sizeof *j);
+    snprintf(j->account, sizeof j->account, "%s", account);
+    snprintf(j->media, sizeof j->media, "%s", path);
+    snprintf(j->privacy, sizeof j->privacy, "SELF_ONLY");
+    snprintf(j->chosen_by, sizeof j->chosen_by, "operator");
+    j->opt.cover_ms = -1;
+    return j;
+}
+
+/* Plan j (freed); the planner's code, with r filled. */
+static int plan(struct job *j, struct post_req *r)
+{
+    r->j = j;
+    struct tikd_err e = {0};
+    int rc = post_plan(st, r, &e);
+    free(j);
+    return rc;
+}
+
+static void drafts_refuse_what_they_cannot_carry(void **state)
+{
+    (void)state;
+    struct job *j = video("alice", media("v.mp4", "video bytes"));
+    j->mode = JOB_DRAFT;
+    j->privacy[0] = '\0';
+    snprintf(j->caption, sizeof j->caption, "a caption is fine");
+    char why[2000];
+    assert_int_equal(post_validate(j, why, sizeof why), 0);
+    j->opt.is_aigc = j->opt.disable_duet = true;
+    j->opt.cover_ms = 0;
+    assert_int_equal(post_validate(j, why, sizeof why), 3);
+    assert_non_null(strstr(why, "a video draft cannot carry is_aigc (--aigc)"));
+    assert_non_null(strstr(why, "a video draft cannot carry disable_duet (--disable-duet)"));
+    assert_non_null(strstr(why, "a video draft cannot carry cover_ms (--cover-ms)"));
+    j->mode = JOB_DIRECT;
+    snprintf(j->privacy, sizeof j->privacy, "SELF_ONLY");
+    assert_int_equal(post_validate(j, why, sizeof why), 0); /* a direct post carries them */
+    j->opt.auto_add_music = true;
+    assert_int_equal(post_validate(j, why, sizeof why), 1);
+    assert_non_null(strstr(why, "a video post cannot carry auto_music"));
+    free(j);
+    struct post_req r = {0};
+    assert_int_equal(plan(video("alice", "/nonexistent/clip.mp4"), &r), TIKD_EINVAL);
+    assert_non_null(strstr(r.problem, "the media file /nonexistent/clip.mp4 does not exist"));
+}
+
+static void the_same_content_is_refused_under_any_name(void **state)
+{
+    (void)state;
+    struct post_req r = {0};
+    assert_int_equal(plan(video("alice", media("a.mp4", "same bytes")), &r), 0);
+    uint64_t first = 1;
+    assert_int_equal(plan(video("alice", media("renamed.mp4", "same bytes")), &r), TIKD_EEXIST);
+    assert_int_equal(r.same_as, first);
+    assert_non_null(strstr(r.problem, "alice already has this content as job 1 (scheduled)"));
+    /* another account may post it; asked again, this one may too */
+    assert_int_equal(plan(video("bob", media("b.mp4", "same bytes")), &r), 0);
+    r = (struct post_req){.again = true};
+    assert_int_equal(plan(video("alice", media("c.mp4", "same bytes")), &r), 0);
+    r = (struct post_req){0};
+    assert_int_equal(plan(video("nobody", media("d.mp4", "other")), &r), TIKD_ENOTFOUND);
+    assert_non_null(strstr(r.problem, "no such account: nobody"));
+}
+
+static void a_key_plans_once(void **state)
+{
+    (void)state;
+    struct post_req r = {.key_scope = "rules/a.lua", .key = "k1"};
+    assert_int_equal(plan(video("alice", media("k.mp4", "keyed")), &r), 0);
+    assert_false(r.existing);
+    /* the same key: the same job, even when the post would now be refused */
+    r = (struct post_req){.key_scope = "rules/a.lua", .key = "k1"};
+    struct job *j = video("alice", "/gone.mp4");
+    r.j = j;
+    struct tikd_err e = {0};
+    assert_int_equal(post_plan(st, &r, &e), 0);
+    assert_true(r.existing);
+    assert_int_equal(j->id, 1);
+    free(j);
+    /* another rule file's key of the same name is its own */
+    r = (struct post_req){.key_scope = "rules/b.lua", .key = "k1", .again = true};
+    assert_int_equal(plan(video("alice", media("k.mp4", "keyed")), &r), 0);
+    assert_false(r.existing);
+}
+
+static void approval_holds_until_a_deadline(void **state)
+{
+    (void)state;
+    struct post_req r = {.approval = true, .at = clock_now() + 3600};
+    struct job *j = video("alice", media("ap.mp4", "to approve"));
+    r.j = j;
+    struct tikd_err e = {0};
+    assert_int_equal(post_plan(st, &r, &e), 0);
+    assert_int_equal(j->state, JOB_AWAITING_APPROVAL);
+    assert_true(j->planned_at == clock_now() + 3600);
+    assert_true(j->due_at == clock_now() + 3600 + 86400);
+    free(j);
+    r = (struct post_req){.approval = true, .deadline = clock_now() - 1};
+    assert_int_equal(plan(video("alice", media("ap2.mp4", "late")), &r), TIKD_EINVAL);
+    assert_non_null(strstr(r.problem, "already past"));
+}
+
+/* ---- decisions ------------------------------------------------------------------ */
+
+struct hold {
+    uint64_t id;
+    struct rl_view v;
+    struct post_changed out;
+    int n;
+};
+
+/* Reserve job id's init slot, as the pipeline does before an init. */
+static int reserve_txn(struct store_txn *t, void *ctx)
+{
+    struct hold *h = ctx;
+    struct job j;
+    int rc = job_get(t, h->id, &j);
+    enum rl_budget bs[4], which;
+    int n = budget_of_init(&j, bs);
+    double at;
+    if (rc == 0)
+        rc = rl_reserve(t, &limits, j.account, bs, n, clock_now(), &at, &which);
+    j.slot_at = at;
+    return rc ? rc : job_put(t, &j);
+}
+
+static int view_txn(struct store_txn *t, void *ctx)
+{
+    struct hold *h = ctx;
+    return rl_view(t, &limits, "alice", RL_DAILY_POSTS, clock_now(), &h->v);
+}
+
+static int cancel_txn(struct store_txn *t, void *ctx)
+{
+    struct hold *h = ctx;
+    return post_change(t, &limits, h->id, POST_CANCEL, "operator", &h->out);
+}
+
+static int remove_txn(struct store_txn *t, void *ctx)
+{
+    struct hold *h = ctx;
+    return post_cancel_account(t, &limits, "alice", "operator", &h->n);
+}
+
+static void cancelling_gives_the_init_slot_back(void **state)
+{
+    (void)state;
+    struct post_req r = {0};
+    assert_int_equal(plan(video("alice", media("s1.mp4", "one")), &r), 0);
+    assert_int_equal(plan(video("alice", media("s2.mp4", "two")), &r), 0);
+    assert_int_equal(plan(video("bob", media("s3.mp4", "three")), &r), 0);
+    struct hold h = {.id = 1};
+    assert_int_equal(store_write(st, reserve_txn, &h, NULL), 0);
+    h.id = 2;
+    assert_int_equal(store_write(st, reserve_txn, &h, NULL), 0);
+    /* the caps count the two slots held (in use now, or reserved ahead) */
+    assert_int_equal(store_read(st, view_txn, &h, NULL), 0);
+    assert_true(h.v.used + h.v.reserved == 2);
+    h.id = 1; /* tikd job cancel */
+    assert_int_equal(store_write(st, cancel_txn, &h, NULL), 0);
+    assert_string_equal(h.out.msg, "job 1 cancelled");
+    assert_int_equal(store_read(st, view_txn, &h, NULL), 0);
+    assert_true(h.v.used + h.v.reserved == 1);
+    /* an account removed: the same path, for every job of its own */
+    assert_int_equal(store_write(st, remove_txn, &h, NULL), 0);
+    assert_int_equal(h.n, 1);
+    assert_int_equal(store_read(st, view_txn, &h, NULL), 0);
+    assert_true(h.v.used + h.v.reserved == 0);
+    struct job j;
+    assert_int_equal(job_read(st, 2, &j), 0);
+    assert_int_equal(j.state, JOB_CANCELLED);
+    assert_string_equal(j.reason, "cancelled: account alice was removed");
+    assert_int_equal(job_read(st, 3, &j), 0);
+    assert_int_equal(j.state, JOB_SCHEDULED); /* bob's */
+}
+
+static void before_publish_decisions_apply(void **state)
+{
+    (void)state;
+    struct job *j = video("alice", media("d.mp4", "decided"));
+    char why[2400];
+    struct post_decision d = {.caption = "new words"};
+    snprintf(d.chosen_by, sizeof d.chosen_by, "rule:rules/x.lua@gen3");
+    snprintf(d.privacy, sizeof d.privacy, "PUBLIC_TO_EVERYONE");
+    assert_int_equal(post_decide(j, &d, clock_now(), why, sizeof why), POST_CHANGED);
+    assert_string_equal(j->caption, "new words");
+    assert_string_equal(j->privacy, "PUBLIC_TO_EVERYONE");
+    assert_string_equal(j->chosen_by, "rule:rules/x.lua@gen3");
+    snprintf(d.privacy, sizeof d.privacy, "EVERYONE");
+    assert_int_equal(post_decide(j, &d, clock_now(), why, sizeof why), POST_INVALID);
+    assert_non_null(strstr(why, "before_publish of rule:rules/x.lua@gen3 made the post invalid"));
+    struct post_decision later = {.defer = 90};
+    snprintf(later.reason, sizeof later.reason, "quiet");
+    assert_int_equal(post_decide(j, &later, clock_now(), why, sizeof why), POST_DEFERRED);
+    assert_true(j->due_at == clock_now() + 90);
+    struct post_decision none = {0};
+    assert_int_equal(post_decide(j, &none, clock_now(), why, sizeof why), POST_GO);
+    free(j);
+}
+
+/* ---- the schema step ---------------------------------------------------------------- */
+
+static int each_del(struct store_val k, struct store_val v, void *ctx)
+{
+    (void)v;
+    struct {
+        unsigned char k[512][400];
+        size_t n[512];
+        int count;
+    } *keys = ctx;
+    if (keys->count < 512 && k.n <= 400) {
+        memcpy(keys->k[keys->count], k.p, k.n);
+        keys->n[keys->count++] = k.n;
+    }
+    return 0;
+}
+
+/* What a tikd before the job index wrote: schema 1 and no index. */
+static int unindex_txn(struct store_txn *t, void *ctx)
+{
+    (void)ctx;
+    struct {
+        unsigned char k[512][400];
+        size_t n[512];
+        int count;
+    } *keys = calloc(1, sizeof *keys);
+    int rc = store_foreach(t, STORE_DB_INDEX, NULL, 0, each_del, keys);
+    for (int i = 0; rc >= 0 && i < keys->count; i++)
+        rc = store_del(t, STORE_DB_INDEX, keys->k[i], keys->n[i]);
+    free(keys);
+    unsigned char v1[4] = {0, 0, 0, 1};
+    return rc < 0 ? rc : store_put(t, STORE_DB_META, "schema_version", 14, v1, 4);
+}
+
+struct found {
+    uint64_t id;
+    int rc;
+};
+
+static int find_txn(struct store_txn *t, void *ctx)
+{
+    struct found *f = ctx;
+    struct job j;
+    int rc = job_get(t, 1, &j);
+    f->rc = rc ? rc : job_find_content(t, "alice", j.media_hash, &f->id, NULL);
+    return 0;
+}
+
+static void the_schema_step_indexes_old_jobs(void **state)
+{
+    (void)state;
+    struct post_req r = {0};
+    assert_int_equal(plan(video("alice", media("old.mp4", "old job")), &r), 0);
+    assert_int_equal(store_write(st, unindex_txn, NULL, NULL), 0);
+    struct found f = {0};
+    assert_int_equal(store_read(st, find_txn, &f, NULL), 0);
+    assert_int_equal(f.rc, TIKD_ENOTFOUND); /* no index: the ledger cannot see it */
+    store_close(st);
+    st = open_db();
+    assert_int_equal(store_read(st, find_txn, &f, NULL), 0);
+    assert_int_equal(f.rc, 0);
+    assert_int_equal(f.id, 1);
+    assert_int_equal(plan(video("alice", media("copy.mp4", "old job")), &r), TIKD_EEXIST);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(drafts_refuse_what_they_cannot_carry, setup, teardown),
+        cmocka_unit_test_setup_teardown(the_same_content_is_refused_under_any_name, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(a_key_plans_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(approval_holds_until_a_deadline, setup, teardown),
+        cmocka_unit_test_setup_teardown(cancelling_gives_the_init_slot_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(before_publish_decisions_apply, setup, teardown),
+        cmocka_unit_test_setup_teardown(the_schema_step_indexes_old_jobs, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
