@@ -124,6 +124,14 @@ static int start_servers(struct daemon *d)
 
 /* ---- the parts -------------------------------------------------------------------- */
 
+/* The inits an earlier tikd left in flight were counted by TikTok before
+ * this one started (see rl_settle). */
+static int settle_txn(struct store_txn *t, void *ctx)
+{
+    (void)ctx;
+    return rl_settle(t, clock_now());
+}
+
 static int start_pipeline(struct daemon *d)
 {
     const struct tikd_config *c = &d->cli->cfg;
@@ -133,7 +141,8 @@ static int start_pipeline(struct daemon *d)
                               .media_url_ttl = c->media_url_ttl,
                               .check_urls = c->media_check_urls};
     struct tikd_err e = {0};
-    if (pipeline_new(&d->pipeline, d->loop, d->en.store, d->en.oauth, d->en.http, &pc, &e) != 0) {
+    if (store_write(d->en.store, settle_txn, NULL, &e) != 0 ||
+        pipeline_new(&d->pipeline, d->loop, d->en.store, d->en.oauth, d->en.http, &pc, &e) != 0) {
         fprintf(stderr, "tikd: %s\n", e.msg);
         return 1;
     }

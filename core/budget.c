@@ -47,8 +47,25 @@ int budget_release_slot(struct store_txn *t, const struct rl_config *c, struct j
 
 bool budget_slot_fresh(const struct rl_config *c, const struct job *j, double now)
 {
-    double late = c->guard / 2;
-    return j->slot_at > 0 && now >= j->slot_at - 0.005 && now - j->slot_at <= fmax(late, 0.002);
+    enum rl_budget bs[4];
+    int n = budget_of_init(j, bs);
+    double late = rl_slot_late(c, bs, n);
+    return j->slot_at > 0 && now >= j->slot_at - 0.005 && now - j->slot_at <= late;
+}
+
+int budget_sent_when(struct store_txn *t, const struct rl_config *c, const struct job *j,
+                     double now, double *at)
+{
+    enum rl_budget bs[4], which;
+    int n = budget_of_init(j, bs);
+    return rl_sent_when(t, c, j->account, bs, n, now, at, &which);
+}
+
+int budget_answered(struct store_txn *t, const struct rl_config *c, const struct job *j, double now)
+{
+    enum rl_budget bs[4];
+    int n = budget_of_init(j, bs);
+    return rl_answered(t, c, j->account, bs, n, now);
 }
 
 static int apply_op(struct store_txn *t, const struct rl_config *c, struct job *j,
@@ -63,7 +80,10 @@ static int apply_op(struct store_txn *t, const struct rl_config *c, struct job *
             return TIKD_EFULL; /* nothing is written */
         return rc ? rc : rl_spend(t, c, j->account, op->bs, op->n, now);
     case BUDGET_RESERVE: /* the job's next slot: now, or it waits for it */
-        rc = rl_reserve(t, c, j->account, op->bs, op->n, now, &op->at, &op->which);
+    case BUDGET_MOVE:    /* its slot, kept, once the inits sent before it allow */
+        rc = op->kind == BUDGET_MOVE
+                 ? rl_move(t, c, j->account, op->bs, op->n, now, &op->at, &op->which)
+                 : rl_reserve(t, c, j->account, op->bs, op->n, now, &op->at, &op->which);
         if (rc == 0 && op->at > now) {
             j->state = JOB_DEFERRED;
             j->due_at = op->at;
@@ -77,8 +97,10 @@ static int apply_op(struct store_txn *t, const struct rl_config *c, struct job *
         return rc ? rc : rl_note_deferred(t, op->bs[0], j->due_at - now);
     case BUDGET_WAIT:
         return rl_note_deferred(t, op->bs[0], j->due_at - now);
+    case BUDGET_CONSUME: /* the init leaves: in flight until budget_answered() */
+        op->n = budget_of_init(j, op->bs);
+        return rl_sent(t, c, j->account, op->bs, op->n, now);
     case BUDGET_NONE:
-    case BUDGET_CONSUME:
         break;
     }
     return 0;
@@ -88,7 +110,7 @@ int budget_apply(struct store_txn *t, const struct rl_config *c, const struct jo
                  struct job *j, struct budget_op *op)
 {
     int kind = op ? (int)op->kind : BUDGET_NONE;
-    bool moved = kind == BUDGET_RESERVE;
+    bool moved = kind == BUDGET_RESERVE || kind == BUDGET_MOVE;
     bool parked = j->state == JOB_DEFERRED || job_state_final(j->state);
     if (cur->slot_at > 0 && kind != BUDGET_CONSUME &&
         (moved || parked || j->slot_at != cur->slot_at)) {

@@ -22,7 +22,9 @@ struct budget_op {
         BUDGET_NONE,
         BUDGET_CLAIM,   /* spend bs now, or refuse (TIKD_EFULL, nothing written) */
         BUDGET_RESERVE, /* the job's next init slot: now, or the job waits for it */
-        BUDGET_CONSUME, /* the init leaves on the slot it holds */
+        BUDGET_MOVE,    /* its slot came, but inits sent before it hold it back: it keeps
+                         * its rate cells and waits for when they allow */
+        BUDGET_CONSUME, /* the init leaves on the slot it holds: in flight until answered */
         BUDGET_BLOCK,   /* TikTok said bs[0] is spent until `until`; the job waits */
         BUDGET_WAIT,    /* the job waits for bs[0] (counted in the metrics) */
     } kind;
@@ -50,9 +52,19 @@ int budget_apply(struct store_txn *t, const struct rl_config *c, const struct jo
 int budget_release_slot(struct store_txn *t, const struct rl_config *c, struct job *j);
 
 /* True when j's slot may be used now: not before its moment and not later
- * than half the guard after it (a slot used late could bring two requests
- * closer together at TikTok than the limit). */
+ * than one cell of its tightest rate after it (rl_slot_late). */
 bool budget_slot_fresh(const struct rl_config *c, const struct job *j, double now);
+
+/* When the inits j's account sent lately let j's go (TikTok counts a
+ * request when it arrives, which may be well after tikd recorded it
+ * leaving): *at (<= now: now), in a read of t. */
+int budget_sent_when(struct store_txn *t, const struct rl_config *c, const struct job *j,
+                     double now, double *at);
+
+/* TikTok answered j's init, or it never left: it was counted by now, and
+ * the inits after it may count from here (rl_answered). */
+int budget_answered(struct store_txn *t, const struct rl_config *c, const struct job *j,
+                    double now);
 
 /* Why a job waits for budget b until `at`, for `tikd queue`. */
 void budget_reason(const struct rl_config *c, enum rl_budget b, double at, char *why, size_t n);

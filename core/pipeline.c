@@ -189,12 +189,30 @@ void pl_wait_budget(struct run *r, struct job *j, enum job_state st, double at, 
 /* Hold the budgets of j's init for now: true when it may go now (the slot
  * is in j->slot_at, saved with state st); false when the run ended, the job
  * waiting for the slot reserved for it. */
+struct sent_ctx {
+    const struct rl_config *c;
+    struct job *j;
+    double at;
+};
+
+static int sent_txn(struct store_txn *t, void *ctx)
+{
+    struct sent_ctx *sc = ctx;
+    return budget_sent_when(t, sc->c, sc->j, clock_now(), &sc->at);
+}
+
 bool pl_hold_init_slot(struct run *r, struct job *j, enum job_state st)
 {
-    if (budget_slot_fresh(&r->p->c.limits, j, clock_now()))
-        return true;
     struct budget_op op = {.kind = BUDGET_RESERVE};
     op.n = budget_of_init(j, op.bs);
+    if (budget_slot_fresh(&r->p->c.limits, j, clock_now())) {
+        /* its moment came; it goes once the inits sent before it allow (one
+         * that left late can bring them closer at TikTok than planned) */
+        struct sent_ctx sc = {&r->p->c.limits, j, 1e18};
+        if (store_read(r->p->s, sent_txn, &sc, NULL) == 0 && sc.at <= clock_now())
+            return true;
+        op.kind = BUDGET_MOVE;
+    }
     j->state = st;
     if (pl_save_op(r->p, j, &op, NULL, NULL) != 0) {
         pl_run_end(r);
@@ -208,8 +226,26 @@ bool pl_hold_init_slot(struct run *r, struct job *j, enum job_state st)
     return false;
 }
 
-/* What to do with a failed TikTok call (asked: the budget it spent, or -1),
- * by the policy's action; a budget TikTok says is spent is held shut. */
+static int answered_txn(struct store_txn *t, void *ctx)
+{
+    struct sent_ctx *sc = ctx;
+    int rc = job_get(t, sc->j->id, sc->j);
+    return rc ? rc : budget_answered(t, sc->c, sc->j, clock_now());
+}
+
+void pl_init_answered(struct pipeline *p, uint64_t id)
+{
+    struct job *j = malloc(sizeof *j);
+    if (!j)
+        return;
+    j->id = id;
+    struct sent_ctx sc = {&p->c.limits, j, 0};
+    struct tikd_err e = {0};
+    if (store_write(p->s, answered_txn, &sc, &e) != 0)
+        TLOG(TLOG_ERROR, "job.store_failed", LINT("job", id), LSTR("error", e.msg));
+    free(j);
+}
+
 void pl_on_error(struct run *r, struct job *j, const struct http_resp *resp, const char *what,
                  int asked)
 {

@@ -85,6 +85,9 @@ void pl_wait_budget(struct run *r, struct job *j, enum job_state st, double at, 
  * is in j->slot_at, saved with state st); false when the run ended, the job
  * waiting for the slot reserved for it. */
 bool pl_hold_init_slot(struct run *r, struct job *j, enum job_state st);
+/* TikTok answered job id's init, or it never left: it was counted by now
+ * (core/budget: the inits after it may count from here). */
+void pl_init_answered(struct pipeline *p, uint64_t id);
 /* A failed TikTok call (asked: the budget it spent, or -1), by the policy's
  * action; a budget TikTok says is spent is held shut. */
 void pl_on_error(struct run *r, struct job *j, const struct http_resp *resp, const char *what,

@@ -177,6 +177,7 @@ void pl_preflight(struct run *r, struct job *j)
 static void init_done(void *ud, const struct http_resp *resp)
 {
     struct run *r = ud;
+    pl_init_answered(r->p, r->id);
     struct job j;
     if (!pl_reload(r, &j))
         return;
@@ -212,14 +213,22 @@ static void init_done(void *ud, const struct http_resp *resp)
  * TikTok is not sent twice, it counts against the creator's daily cap. */
 static void init_upload(struct run *r, struct job *j)
 {
-    pl_ask(r, j, j->mode == JOB_DRAFT ? TT_INBOX_INIT : TT_VIDEO_INIT,
-           tt_body_video_init(j, &r->creator), init_done);
+    char *body = tt_body_video_init(j, &r->creator);
+    struct tikd_err e = {0};
+    int rc = tt_send(&r->p->api, j->account, j->mode == JOB_DRAFT ? TT_INBOX_INIT : TT_VIDEO_INIT,
+                     body, init_done, r, &e);
+    free(body);
+    if (rc != 0) {
+        pl_init_answered(r->p, j->id); /* it never left */
+        pl_later(r, j, JOB_DEFERRED, 600, e.msg);
+    }
 }
 
 /* The answer to a pull's init (a photo post, or a video from a URL). */
 static void pull_init_done(void *ud, const struct http_resp *resp)
 {
     struct run *r = ud;
+    pl_init_answered(r->p, r->id);
     struct job j;
     if (!pl_reload(r, &j))
         return;
@@ -277,6 +286,7 @@ static void send_pull_init(struct run *r, struct job *j, enum tt_call c, char *b
     free(body);
     if (rc != 0) {
         j->init_sent_at = 0; /* it never left */
+        pl_init_answered(r->p, j->id);
         pl_later(r, j, JOB_DEFERRED, 600, e.msg);
     }
 }

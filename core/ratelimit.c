@@ -6,15 +6,19 @@
  *   w:<budget>:<account>   window: blocked_until, n, then n times ascending
  *   u:<account>            when the account last posted (active creators)
  *   m:<budget>             decisions: allowed, deferred, seconds waited
+ *   s:<budget>:<account>   a rate's requests sent lately: pairs (moment, in flight),
+ *                          the moment it left while in flight, then when it was answered
  *   r:<owner>\0<name>      a rule's own limiter (GCRA state)
  * Values are host-order doubles: the LMDB file is not portable anyway. */
 #include "ratelimit.h"
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define WINDOW_MAX 512 /* times kept per window: far above any TikTok cap */
+#define SENT_MAX   64  /* requests kept per rate: above any TikTok rate's count */
 
 /* ---- GCRA ----------------------------------------------------------------------------- */
 
@@ -231,6 +235,9 @@ static int active_each(struct store_val key, struct store_val val, void *ctx)
     return 0;
 }
 
+static int sent_when_one(struct store_txn *t, const struct rl_config *c, const char *account,
+                         enum rl_budget b, double now, double *at);
+
 /* When one more may go on budget b for account. */
 static int when_one(struct store_txn *t, const struct rl_config *c, const char *account,
                     enum rl_budget b, double now, double *at)
@@ -246,8 +253,11 @@ static int when_one(struct store_txn *t, const struct rl_config *c, const char *
         double tat;
         int rc = gcra_load(t, bk, account, k, sizeof k, &kl, &tat);
         struct rl_rate r = rate_of(c, l);
+        double sent = now;
         if (rc == 0)
-            *at = rl_gcra_allow_at(&r, tat, now);
+            rc = sent_when_one(t, c, account, b, now, &sent);
+        if (rc == 0)
+            *at = fmax(rl_gcra_allow_at(&r, tat, now), sent);
         return rc;
     }
     double span = l->per + c->guard;
@@ -398,6 +408,274 @@ int rl_release(struct store_txn *t, const struct rl_config *c, const char *accou
                 break;
             }
         }
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- requests in flight ------------------------------------------------------------------ */
+
+/* The requests a rate sent lately, in the order they left. */
+struct sent {
+    size_t n;
+    double at[SENT_MAX]; /* when it left (in flight), or when it was answered */
+    bool flying[SENT_MAX];
+};
+
+/* The rates whose requests are kept: a count above SENT_MAX is not one of
+ * TikTok's, and GCRA alone keeps it. */
+static bool sent_kept(const struct rl_config *c, enum rl_budget b, struct rl_limit *l,
+                      const char **bk)
+{
+    if (!limited(c, b) || is_window(b))
+        return false;
+    *l = limit_of(c, b, bk);
+    return l->count <= SENT_MAX;
+}
+
+/* How long TikTok may still count a request after its answer came: the
+ * window, and half the guard for clocks that differ (the answer bounds
+ * every delay on the way). */
+static double sent_span(const struct rl_config *c, const struct rl_limit *l)
+{
+    return l->per + c->guard / 2;
+}
+
+static int sent_load(struct store_txn *t, const char *k, size_t kl, struct sent *s)
+{
+    double raw[2 * SENT_MAX];
+    size_t n;
+    int rc = get_doubles(t, k, kl, raw, 2 * SENT_MAX, &n);
+    s->n = 0;
+    for (size_t i = 0; rc == 0 && i + 1 < n; i += 2) {
+        s->at[s->n] = raw[i];
+        s->flying[s->n++] = raw[i + 1] != 0;
+    }
+    return rc;
+}
+
+static int sent_save(struct store_txn *t, const char *k, size_t kl, const struct sent *s)
+{
+    double raw[2 * SENT_MAX];
+    for (size_t i = 0; i < s->n; i++) {
+        raw[2 * i] = s->at[i];
+        raw[2 * i + 1] = s->flying[i] ? 1 : 0;
+    }
+    return put_doubles(t, k, kl, raw, 2 * s->n);
+}
+
+/* Forget the answered requests TikTok counts no more at now. */
+static void sent_prune(struct sent *s, double now, double span)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->flying[i] || s->at[i] > now - span) {
+            s->at[m] = s->at[i];
+            s->flying[m++] = s->flying[i];
+        }
+    }
+    s->n = m;
+}
+
+static int sent_when_one(struct store_txn *t, const struct rl_config *c, const char *account,
+                         enum rl_budget b, double now, double *at)
+{
+    *at = now;
+    const char *bk;
+    struct rl_limit l;
+    if (!sent_kept(c, b, &l, &bk))
+        return 0;
+    char k[160];
+    size_t kl = mkkey(k, sizeof k, 's', bk, account);
+    struct sent s;
+    int rc = kl ? sent_load(t, k, kl, &s) : TIKD_EINVAL;
+    if (rc != 0)
+        return rc;
+    double span = sent_span(c, &l);
+    sent_prune(&s, now, span);
+    size_t cap = l.count >= 1 ? (size_t)l.count : 1, flying = 0, m = 0;
+    double answered[SENT_MAX];
+    for (size_t i = 0; i < s.n; i++) {
+        if (s.flying[i]) {
+            flying++;
+            continue;
+        }
+        size_t j = m++; /* kept ascending: answers come in any order */
+        for (; j > 0 && answered[j - 1] > s.at[i]; j--)
+            answered[j] = answered[j - 1];
+        answered[j] = s.at[i];
+    }
+    if (flying + m < cap)
+        return 0;
+    /* one more fits once the oldest answered ones leave TikTok's window;
+     * while `count` are in flight, look again a cell later */
+    size_t leave = flying + m - cap + 1;
+    *at = leave <= m ? answered[leave - 1] + span : now + l.per / cap;
+    return 0;
+}
+
+int rl_sent_when(struct store_txn *t, const struct rl_config *c, const char *account,
+                 const enum rl_budget *bs, int n, double now, double *at, enum rl_budget *which)
+{
+    *at = now;
+    for (int i = 0; i < n; i++) {
+        double one;
+        int rc = sent_when_one(t, c, account, bs[i], now, &one);
+        if (rc != 0)
+            return rc;
+        if (one > *at) {
+            *at = one;
+            if (which)
+                *which = bs[i];
+        }
+    }
+    return 0;
+}
+
+/* Apply fn to the kept requests of each rate in bs, and save them. */
+static int sent_update(struct store_txn *t, const struct rl_config *c, const char *account,
+                       const enum rl_budget *bs, int n, double now,
+                       void (*fn)(struct sent *s, double now))
+{
+    for (int i = 0; i < n; i++) {
+        const char *bk;
+        struct rl_limit l;
+        if (!sent_kept(c, bs[i], &l, &bk))
+            continue;
+        char k[160];
+        size_t kl = mkkey(k, sizeof k, 's', bk, account);
+        struct sent s;
+        int rc = kl ? sent_load(t, k, kl, &s) : TIKD_EINVAL;
+        if (rc != 0)
+            return rc;
+        sent_prune(&s, now, sent_span(c, &l));
+        fn(&s, now);
+        if ((rc = sent_save(t, k, kl, &s)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static void sent_leaves(struct sent *s, double now)
+{
+    if (s->n == SENT_MAX) { /* only with more than `count` in flight: keep the newest */
+        s->n--;
+        memmove(s->at, s->at + 1, s->n * sizeof s->at[0]);
+        memmove(s->flying, s->flying + 1, s->n * sizeof s->flying[0]);
+    }
+    s->at[s->n] = now;
+    s->flying[s->n++] = true;
+}
+
+static void sent_answer_oldest(struct sent *s, double now)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->flying[i]) {
+            s->at[i] = now;
+            s->flying[i] = false;
+            return;
+        }
+    }
+}
+
+int rl_sent(struct store_txn *t, const struct rl_config *c, const char *account,
+            const enum rl_budget *bs, int n, double now)
+{
+    return sent_update(t, c, account, bs, n, now, sent_leaves);
+}
+
+int rl_answered(struct store_txn *t, const struct rl_config *c, const char *account,
+                const enum rl_budget *bs, int n, double now)
+{
+    return sent_update(t, c, account, bs, n, now, sent_answer_oldest);
+}
+
+struct settle_ctx {
+    struct {
+        char k[160];
+        size_t n;
+    } * keys;
+    size_t n, cap;
+};
+
+static int settle_each(struct store_val key, struct store_val val, void *ctx)
+{
+    (void)val;
+    struct settle_ctx *sc = ctx;
+    if (key.n >= sizeof sc->keys[0].k)
+        return 0;
+    if (sc->n == sc->cap) {
+        size_t cap = sc->cap ? 2 * sc->cap : 16;
+        void *g = realloc(sc->keys, cap * sizeof sc->keys[0]);
+        if (!g)
+            return TIKD_ENOMEM;
+        sc->keys = g;
+        sc->cap = cap;
+    }
+    memcpy(sc->keys[sc->n].k, key.p, key.n);
+    sc->keys[sc->n++].n = key.n;
+    return 0;
+}
+
+int rl_settle(struct store_txn *t, double now)
+{
+    struct settle_ctx sc = {0};
+    int rc = store_foreach(t, STORE_DB_LIMITS, "s:", 2, settle_each, &sc);
+    for (size_t i = 0; rc == 0 && i < sc.n; i++) { /* written after the walk, not during it */
+        struct sent s;
+        rc = sent_load(t, sc.keys[i].k, sc.keys[i].n, &s);
+        bool changed = false;
+        for (size_t j = 0; rc == 0 && j < s.n; j++) {
+            if (s.flying[j]) {
+                s.at[j] = now;
+                s.flying[j] = false;
+                changed = true;
+            }
+        }
+        if (rc == 0 && changed)
+            rc = sent_save(t, sc.keys[i].k, sc.keys[i].n, &s);
+    }
+    free(sc.keys);
+    return rc;
+}
+
+double rl_slot_late(const struct rl_config *c, const enum rl_budget *bs, int n)
+{
+    double late = 1e18;
+    for (int i = 0; i < n; i++) {
+        const char *bk;
+        struct rl_limit l;
+        if (sent_kept(c, bs[i], &l, &bk))
+            late = fmin(late, l.per / l.count);
+        else if (limited(c, bs[i]) && !is_window(bs[i]))
+            late = fmin(late, c->guard / 2);
+    }
+    return late < 1e17 ? fmax(late, 0.002) : fmax(c->guard / 2, 0.002);
+}
+
+int rl_move(struct store_txn *t, const struct rl_config *c, const char *account,
+            const enum rl_budget *bs, int n, double now, double *at, enum rl_budget *which)
+{
+    *at = now;
+    for (int i = 0; i < n; i++) {
+        double one;
+        /* the rates' cells are the slot's already: only what was sent since counts */
+        int rc = is_window(bs[i]) ? when_one(t, c, account, bs[i], now, &one)
+                                  : sent_when_one(t, c, account, bs[i], now, &one);
+        if (rc != 0)
+            return rc;
+        if (one > *at) {
+            *at = one;
+            if (which)
+                *which = bs[i];
+        }
+    }
+    if (*at >= 1e17)
+        return 0; /* never (a margin as large as the cap): nothing to hold */
+    for (int i = 0; i < n; i++) {
+        int rc =
+            limited(c, bs[i]) && is_window(bs[i]) ? spend_one(t, c, account, bs[i], now, *at) : 0;
         if (rc != 0)
             return rc;
     }

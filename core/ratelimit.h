@@ -8,6 +8,10 @@
  *  - caps ("about 15 posts per creator per 24 h", "5 pending inbox shares")
  *    are counts over a rolling window, so they keep the times of the posts
  *    still inside it (at most the cap's worth).
+ * GCRA spaces the moments tikd plans; what TikTok counts is arrivals, so a
+ * rate also keeps its requests in flight and their answers (rl_sent,
+ * rl_answered), and no request leaves while `count` of them may still be in
+ * TikTok's window, whenever the ones before it really left.
  * Every budget lives in LMDB (STORE_DB_LIMITS) and changes inside the
  * caller's write transaction, the one that records the request leaving: a
  * restart never resets a budget, and a crash can at worst waste one cell,
@@ -103,6 +107,54 @@ int rl_reserve(struct store_txn *t, const struct rl_config *c, const char *accou
  * something else): the caps' entries at `at` leave their windows. */
 int rl_release(struct store_txn *t, const struct rl_config *c, const char *account,
                const enum rl_budget *bs, int n, double at, double now);
+
+/* ---- requests in flight: what TikTok has counted ------------------------------------------
+ *
+ * TikTok counts a request when it arrives: after it left tikd, before its
+ * answer came back. Reservations space the moments tikd plans, but a request
+ * can leave later than its moment (the loop or the machine stalled between
+ * the commit and the send, an attempt that never reached TikTok was tried
+ * again) while the next ones leave on time, closer together than planned.
+ * So every rate also keeps the requests it sent lately, in flight or
+ * answered: one more may leave only when fewer than `count` of them can fall
+ * inside TikTok's window with it, an answered one counting until its answer
+ * plus the window and half the guard (the other half absorbs reservations
+ * used a little late, see the pipeline's slot_fresh), one in flight until it
+ * is answered. Caps are unaffected: a day's window does not feel a stall. */
+
+/* The requests spending bs leave now (the caller's transaction records them
+ * leaving): each rate's is in flight until rl_answered(). */
+int rl_sent(struct store_txn *t, const struct rl_config *c, const char *account,
+            const enum rl_budget *bs, int n, double now);
+
+/* TikTok answered a request spending bs (or it never left): it was counted
+ * by now at the latest. The oldest of each rate's requests in flight is
+ * settled; none in flight is not an error. */
+int rl_answered(struct store_txn *t, const struct rl_config *c, const char *account,
+                const enum rl_budget *bs, int n, double now);
+
+/* At a start: the requests an earlier process left in flight were counted
+ * by now (that process is gone; nothing it sent can arrive later). */
+int rl_settle(struct store_txn *t, double now);
+
+/* When the requests already sent let one more spending bs go: *at (<= now:
+ * now), and which rate holds it back. A job holding a reserved slot asks
+ * this before it uses the slot. rl_when() includes it. */
+int rl_sent_when(struct store_txn *t, const struct rl_config *c, const char *account,
+                 const enum rl_budget *bs, int n, double now, double *at, enum rl_budget *which);
+
+/* A reserved slot whose moment came but which the requests sent before it
+ * hold back moves to when they and the caps allow (*at, maybe now), keeping
+ * the rate cells it holds (no new one is spent). The caller released the
+ * caps' entries at the old moment (rl_release); they are taken at *at. */
+int rl_move(struct store_txn *t, const struct rl_config *c, const char *account,
+            const enum rl_budget *bs, int n, double now, double *at, enum rl_budget *which);
+
+/* How late a job may still use the slot it reserved for bs: one cell of
+ * its tightest rate, so it still goes before the job holding the next slot
+ * (the rates' sent requests keep TikTok's window however late it goes).
+ * Half the guard for a rate whose requests are not kept. */
+double rl_slot_late(const struct rl_config *c, const enum rl_budget *bs, int n);
 
 /* Count a deferral on b (a job waits `wait` seconds for it). */
 int rl_note_deferred(struct store_txn *t, enum rl_budget b, double wait);

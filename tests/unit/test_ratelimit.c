@@ -1,6 +1,7 @@
 /* test_ratelimit.c - GCRA against a reference worked out by hand on a fake
  * clock (burst, then steady state), the rolling-window caps, what TikTok's
  * answers teach (rl_block), the budgets surviving a restart of the store,
+ * the requests in flight that bound what TikTok counts (rl_sent, rl_move),
  * and a rule's own limiters. */
 #include "testutil.h"
 
@@ -267,6 +268,136 @@ static void rule_limiters_are_per_rule_file(void **state)
     free(dir);
 }
 
+/* ---- requests in flight ---------------------------------------------------------------- */
+
+struct sent_op {
+    enum { S_SENT, S_ANSWERED, S_SETTLE, S_SENT_WHEN, S_WHEN, S_RESERVE, S_RELEASE, S_MOVE } kind;
+    const struct rl_config *c;
+    double now, at;
+    enum rl_budget which;
+    int n; /* budgets: the init's rate, and with 2 the daily cap */
+};
+
+static int sent_txn(struct store_txn *t, void *ctx)
+{
+    struct sent_op *o = ctx;
+    static const enum rl_budget bs[] = {RL_VIDEO_INIT, RL_DAILY_POSTS};
+    int n = o->n ? o->n : 1;
+    switch (o->kind) {
+    case S_SENT:
+        return rl_sent(t, o->c, "a", bs, n, o->now);
+    case S_ANSWERED:
+        return rl_answered(t, o->c, "a", bs, n, o->now);
+    case S_SETTLE:
+        return rl_settle(t, o->now);
+    case S_SENT_WHEN:
+        return rl_sent_when(t, o->c, "a", bs, n, o->now, &o->at, &o->which);
+    case S_WHEN:
+        return rl_when(t, o->c, "a", bs, n, o->now, &o->at, &o->which);
+    case S_RESERVE:
+        return rl_reserve(t, o->c, "a", bs, n, o->now, &o->at, &o->which);
+    case S_RELEASE:
+        return rl_release(t, o->c, "a", bs, n, o->at, o->now);
+    case S_MOVE:
+        return rl_move(t, o->c, "a", bs, n, o->now, &o->at, &o->which);
+    }
+    return TIKD_EINVAL;
+}
+
+static double sent_do(struct store *s, const struct rl_config *c, int kind, double now, int n)
+{
+    struct sent_op o = {kind, c, now, now, RL__COUNT, n};
+    struct tikd_err e = {0};
+    assert_int_equal(store_write(s, sent_txn, &o, &e), 0);
+    return o.at;
+}
+
+/* 6 inits a minute, guard 0.5 s: the requests sent count until their answer
+ * plus 60.25 s, those in flight until they are answered. */
+static void requests_in_flight_bound_what_tiktok_counts(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    struct store *s = open_store(dir);
+    struct rl_config c;
+    rl_config_default(&c);
+    /* six leave on their moments; the first stalls and is answered at 20,
+     * after the second and third: answers come in any order */
+    for (int i = 0; i < 6; i++)
+        sent_do(s, &c, S_SENT, 10.0 * i, 0);
+    assert_float_equal(sent_do(s, &c, S_SENT_WHEN, 50.1, 0), 60.1, 1e-9); /* 6 in flight */
+    sent_do(s, &c, S_ANSWERED, 10.1, 0);
+    sent_do(s, &c, S_ANSWERED, 20, 0); /* the stalled one (any may be settled first) */
+    for (int i = 2; i < 6; i++)
+        sent_do(s, &c, S_ANSWERED, 10.0 * i + 0.1, 0);
+    /* the 7th waits for the earliest answer to leave TikTok's window, not
+     * for the moment the first one was planned */
+    assert_float_equal(sent_do(s, &c, S_SENT_WHEN, 60, 0), 10.1 + 60.25, 1e-9);
+    assert_float_equal(sent_do(s, &c, S_SENT_WHEN, 71, 0), 71, 1e-9);
+    /* rl_when includes it: GCRA alone (nothing reserved here) would allow 60 */
+    assert_float_equal(sent_do(s, &c, S_WHEN, 60, 0), 70.35, 1e-9);
+    /* an answer with nothing in flight changes nothing */
+    sent_do(s, &c, S_ANSWERED, 72, 0);
+    assert_float_equal(sent_do(s, &c, S_SENT_WHEN, 71, 0), 71, 1e-9);
+
+    /* a restart settles what an earlier process left in flight at its start */
+    c.l[RL_VIDEO_INIT].count = 1;
+    sent_do(s, &c, S_SENT, 1000, 0);
+    assert_float_equal(sent_do(s, &c, S_SENT_WHEN, 1001, 0), 1001 + 60, 1e-9);
+    sent_do(s, &c, S_SETTLE, 1005, 0);
+    assert_float_equal(sent_do(s, &c, S_SENT_WHEN, 1006, 0), 1005 + 60.25, 1e-9);
+    store_close(s);
+    s = open_store(dir); /* and the store keeps them */
+    assert_float_equal(sent_do(s, &c, S_SENT_WHEN, 1006, 0), 1005 + 60.25, 1e-9);
+    store_close(s);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+/* A slot held back by the requests before it moves, keeping its rate cell;
+ * the cap's entry moves with it. */
+static void a_held_back_slot_moves_and_keeps_its_cell(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    struct store *s = open_store(dir);
+    struct rl_config c;
+    rl_config_default(&c);
+    c.guard = 0;
+    c.l[RL_DAILY_POSTS] = (struct rl_limit){2, 1000, 1, 0};
+    assert_float_equal(sent_do(s, &c, S_RESERVE, 0, 2), 0, 1e-9);
+    assert_float_equal(sent_do(s, &c, S_RESERVE, 0, 2), 10, 1e-9);
+    /* the first leaves at 0 and is answered at 3; the second's slot (10)
+     * came, and 6 a minute let it go then: the move keeps it at 10 */
+    sent_do(s, &c, S_SENT, 0, 0);
+    sent_do(s, &c, S_ANSWERED, 3, 0);
+    struct sent_op rel = {S_RELEASE, &c, 10, 10, RL__COUNT, 2};
+    struct tikd_err e = {0};
+    assert_int_equal(store_write(s, sent_txn, &rel, &e), 0);
+    assert_float_equal(sent_do(s, &c, S_MOVE, 10, 2), 10, 1e-9);
+    /* no new cell was spent: the next slot is still the third, at 20, and
+     * the cap holds 0 and 10 */
+    assert_float_equal(sent_do(s, &c, S_WHEN, 11, 1), 20, 1e-9);
+    assert_float_equal(sent_do(s, &c, S_WHEN, 11, 2), 1000, 1e-9);
+    /* one cell a minute: the move waits for the answer plus the window */
+    c.l[RL_VIDEO_INIT].count = 1;
+    assert_int_equal(store_write(s, sent_txn, &rel, &e), 0);
+    assert_float_equal(sent_do(s, &c, S_MOVE, 10, 2), 63, 1e-9);
+    assert_float_equal(sent_do(s, &c, S_WHEN, 11, 2), 1000, 1e-9); /* 0 and 63 */
+
+    /* how late a slot may be used: one cell of the init's rate */
+    enum rl_budget bs[] = {RL_VIDEO_INIT, RL_DAILY_POSTS};
+    assert_float_equal(rl_slot_late(&c, bs, 2), 60, 1e-9);
+    c.l[RL_VIDEO_INIT].count = 6;
+    assert_float_equal(rl_slot_late(&c, bs, 2), 10, 1e-9);
+    c.l[RL_VIDEO_INIT].count = 1000; /* not kept: half the guard, as before */
+    c.guard = 0.5;
+    assert_float_equal(rl_slot_late(&c, bs, 2), 0.25, 1e-9);
+    store_close(s);
+    tu_rmrf(dir);
+    free(dir);
+}
+
 static void names(void **state)
 {
     (void)state;
@@ -285,6 +416,8 @@ int main(void)
         cmocka_unit_test(caps_and_rates_in_the_store),
         cmocka_unit_test(views_and_metrics),
         cmocka_unit_test(rule_limiters_are_per_rule_file),
+        cmocka_unit_test(requests_in_flight_bound_what_tiktok_counts),
+        cmocka_unit_test(a_held_back_slot_moves_and_keeps_its_cell),
         cmocka_unit_test(names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
