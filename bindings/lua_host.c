@@ -736,6 +736,13 @@ struct call *host_check_wait(lua_State *L, const char *what)
     return c;
 }
 
+struct call *host_can_wait(lua_State *L)
+{
+    struct gen *g = gen_of(L);
+    struct call *c = g->current;
+    return g->o.loop && c && c->co == L && lua_isyieldable(L) ? c : NULL;
+}
+
 struct ev_loop *host_loop(lua_State *L, const char *what)
 {
     struct gen *g = gen_of(L);

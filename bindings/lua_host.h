@@ -121,6 +121,10 @@ void gen_cancel_all(struct gen *g, const char *reason);
  * error naming `what` and why it cannot wait here. Never returns NULL. */
 struct call *host_check_wait(lua_State *L, const char *what);
 
+/* The same question without raising: the call, or NULL when L cannot wait
+ * here (a primitive that can also work synchronously asks this). */
+struct call *host_can_wait(lua_State *L);
+
 /* The event loop async primitives run on (raises if there is none). */
 struct ev_loop *host_loop(lua_State *L, const char *what);
 

@@ -629,8 +629,10 @@ static int l_before_publish(lua_State *L)
     struct job *j = lua_newuserdatauv(L, sizeof *j, 0);
     if (id <= 0 || job_read(s, (uint64_t)id, j) != 0)
         return push_fail(L, "no such job");
-    if (job_state_final(j->state))
-        return push_fail(L, "the job is final already");
+    if (j->state != JOB_SCHEDULED && j->state != JOB_DEFERRED && j->state != JOB_PREFLIGHT)
+        return push_fail(L, j->state == JOB_AWAITING_APPROVAL
+                                ? "the job awaits approval: the rules are asked once it is approved"
+                                : "the job is past its init");
     struct tt_creator c;
     test_creator(L, j->account, &c);
     if (ts->depth >= MAX_DEPTH)

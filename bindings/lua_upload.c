@@ -24,10 +24,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "../core/audit.h"
 #include "../core/clock.h"
 #include "../core/job.h"
+#include "../core/ledger.h"
 #include "../core/log.h"
 #include "../core/post.h"
 #include "../core/store.h"
@@ -70,6 +72,98 @@ static int refuse(lua_State *L, const char *problem)
     lua_pushnil(L);
     lua_pushstring(L, problem);
     return 2;
+}
+
+/* A plan's state, kept across a wait for the video's hash (a userdata on
+ * the call's stack: freed by the GC, whatever happens). */
+struct upload_plan {
+    struct post_req r;
+    char hash[65];
+    struct ledger_fp fp;
+    bool hashed; /* the wait ended: ok, or why */
+    bool ok;
+    char why[700];
+};
+
+/* A wait for the video's hash (malloc'd: freed when it ends or is cancelled). */
+struct hash_wait {
+    struct call *call;
+    uint64_t ticket;
+    struct ledger_hashing *h;
+    struct upload_plan *up;
+};
+
+static bool known(struct store *s, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return true; /* nothing to read: the planner says what is wrong */
+    struct ledger_fp fp = ledger_fp_of(&st);
+    return ledger_known(s, path, &fp, NULL);
+}
+
+static void hash_wait_cancel(void *ud)
+{
+    struct hash_wait *hw = ud;
+    ledger_hash_cancel(hw->h);
+    free(hw);
+}
+
+static int push_nothing(lua_State *L, void *ud)
+{
+    (void)L;
+    (void)ud;
+    return 0;
+}
+
+static void hashed(void *ud, int rc, const char *hash, const struct ledger_fp *fp, const char *why)
+{
+    struct hash_wait *hw = ud;
+    struct upload_plan *up = hw->up;
+    up->hashed = true;
+    up->ok = rc == 0;
+    if (rc == 0) {
+        memcpy(up->hash, hash, sizeof up->hash);
+        up->fp = *fp;
+        up->r.hash = up->hash;
+        up->r.hashed_fp = &up->fp;
+    } else {
+        snprintf(up->why, sizeof up->why, "%s", why);
+    }
+    struct call *c = hw->call;
+    uint64_t t = hw->ticket;
+    free(hw);
+    host_wake(c, t, push_nothing, NULL);
+}
+
+/* Plan up->r (its video's identity known or not) and answer the rule. */
+static int finish(lua_State *L, struct upload_plan *up)
+{
+    const struct host_opts *o = host_opts_of(L);
+    struct post_req *r = &up->r;
+    struct tikd_err e = {0};
+    if (post_plan(host_store(L, "tikd.upload"), r, &e) != 0)
+        return refuse(L, r->problem[0] ? r->problem : e.msg);
+    if (!r->existing && o->jobs_changed)
+        o->jobs_changed(o->jobs_ud);
+    lua_pushinteger(L, (lua_Integer)r->j->id);
+    if (r->sched && !r->approval && !r->existing) {
+        lua_pushnumber(L, r->slot);
+        return 2;
+    }
+    return 1;
+}
+
+/* Back from the wait for the hash (the plan's userdata is at ctx). */
+static int post_k(lua_State *L, int status, lua_KContext ctx)
+{
+    (void)status;
+    struct upload_plan *up = lua_touserdata(L, (int)ctx);
+    if (!up || !up->hashed)
+        return luaL_error(L, "tikd.upload.post: resumed without its hash");
+    if (!up->ok)
+        return refuse(L, up->why);
+    return finish(L, up);
 }
 
 /* tikd.upload.post{...} -> job id [, slot], or nil and the problems */
@@ -154,27 +248,32 @@ static int l_post(lua_State *L)
     j->mode = draft ? JOB_DRAFT : JOB_DIRECT;
     j->opt = opt;
     snprintf(j->chosen_by, sizeof j->chosen_by, "rule:%s@gen%u", host_rule(L), host_gen_id(L));
-    struct post_req *r = lua_newuserdatauv(L, sizeof *r, 0);
-    *r = (struct post_req){.j = j,
-                           .at = at,
-                           .approval = approval,
-                           .deadline = deadline,
-                           .sched = sched,
-                           .after = after,
-                           .key_scope = host_rule(L),
-                           .key = key,
-                           .again = again};
+    struct upload_plan *up = lua_newuserdatauv(L, sizeof *up, 0);
+    int upi = lua_gettop(L);
+    memset(up, 0, sizeof *up);
+    up->r = (struct post_req){.j = j,
+                              .at = at,
+                              .approval = approval,
+                              .deadline = deadline,
+                              .sched = sched,
+                              .after = after,
+                              .key_scope = host_rule(L),
+                              .key = key,
+                              .again = again};
+    /* a video the ledger does not know is read on the loop, a slice at a
+     * time, while this call waits: a large file stalls nothing */
+    struct call *c = j->kind == JOB_VIDEO && j->media[0] == '/' ? host_can_wait(L) : NULL;
+    struct hash_wait *hw = c && !known(s, j->media) ? calloc(1, sizeof *hw) : NULL;
     struct tikd_err e = {0};
-    if (post_plan(s, r, &e) != 0)
-        return refuse(L, r->problem[0] ? r->problem : e.msg);
-    if (!r->existing && o->jobs_changed)
-        o->jobs_changed(o->jobs_ud);
-    lua_pushinteger(L, (lua_Integer)j->id);
-    if (sched && !approval && !r->existing) {
-        lua_pushnumber(L, r->slot);
-        return 2;
+    if (hw && ledger_hash_start(host_loop(L, "tikd.upload.post"), j->media, hashed, hw, &hw->h,
+                                &e) == 0) {
+        hw->call = c;
+        hw->up = up;
+        hw->ticket = host_wait(c, hash_wait_cancel, hw);
+        return lua_yieldk(L, 0, (lua_KContext)upi, post_k);
     }
-    return 1;
+    free(hw); /* not started: the planner reads it, or says why it cannot */
+    return finish(L, up);
 }
 
 /* tikd.upload.status(id) -> job table, or nil and a message */

@@ -225,6 +225,7 @@ static int check(struct cli *c, int argc, char **argv)
         engine_wait(&en, &a.done);
         struct tt_user u;
         char why[200];
+        snprintf(why, sizeof why, "TikTok answered HTTP %ld", a.status);
         rc = a.ok && a.status == 200 && tt_decode_user(a.body, a.body_len, &u, why, sizeof why) == 0
                  ? 0
                  : 1;

@@ -298,9 +298,9 @@ static int run_post(struct cli *c, int argc, char **argv)
     if (!pr || rc != 0) {
         if (!pr)
             fprintf(stderr, "tikd: out of memory\n");
-        else if (rc == TIKD_EINVAL && strchr(pr->problem, '\n'))
+        else if (pr->invalid && strchr(pr->problem, '\n'))
             fprintf(stderr, "tikd: the post is not valid:\n%s\n", pr->problem);
-        else if (rc == TIKD_EINVAL)
+        else if (pr->invalid)
             fprintf(stderr, "tikd: the post is not valid: %s\n", pr->problem);
         else if (rc == TIKD_EEXIST)
             fprintf(stderr, "tikd: %s\n", pr->problem);

@@ -253,6 +253,9 @@ static void on_stop(struct ev_loop *loop, ev_signal *w, int revents)
     if (d->stopping)
         return;
     d->stopping = true;
+    /* no job starts a step from now on (the rules would not be asked its
+     * before_publish): each resumes from its committed state at the next start */
+    pipeline_stop(d->pipeline);
     rules_stop(d->rules);
     TLOG(TLOG_INFO, "daemon.stopping", LSTR("signal", w->signum == SIGINT ? "INT" : "TERM"),
          LINT("running_calls", rules_live_calls(d->rules)),

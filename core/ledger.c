@@ -15,7 +15,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ev.h>
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -436,7 +438,10 @@ int ledger_hash_file(unsigned char *buf, size_t bufsize, const char *path,
     return rc;
 }
 
-int ledger_identify(struct store *store, const char *path, struct intake_item *out, bool *fresh,
+/* ledger_identify(), with what is known of the file already: its hash and
+ * the fingerprint it had when hashed (NULL: nothing). */
+static int identify(struct store *store, const char *path, const char *known,
+                    const struct ledger_fp *known_fp, struct intake_item *out, bool *fresh,
                     struct tikd_err *e)
 {
     char abs[PATH_MAX];
@@ -453,7 +458,9 @@ int ledger_identify(struct store *store, const char *path, struct intake_item *o
         return tikd_fail(e, TIKD_EINVAL, "intake: %s is not a regular file", abs);
     struct ledger_fp fp = ledger_fp_of(&sb);
     char hash[65];
-    if (!ledger_known(store, abs, &fp, hash)) {
+    if (known && known_fp && ledger_fp_eq(known_fp, &fp)) {
+        snprintf(hash, sizeof hash, "%s", known);
+    } else if (!ledger_known(store, abs, &fp, hash)) {
         unsigned char *buf = malloc(BUF_SIZE);
         int rc = buf ? ledger_hash_file(buf, BUF_SIZE, abs, &fp, hash, e)
                      : tikd_fail(e, TIKD_ENOMEM, "out of memory");
@@ -465,4 +472,133 @@ int ledger_identify(struct store *store, const char *path, struct intake_item *o
     snprintf(folder, sizeof folder, "%.*s", (int)(base_name(abs) - abs - 1), abs);
     ledger_fill_item(out, abs, folder[0] ? folder : "/", &sb, clock_now(), hash);
     return ledger_record(store, out, &fp, fresh, e);
+}
+
+int ledger_identify(struct store *store, const char *path, struct intake_item *out, bool *fresh,
+                    struct tikd_err *e)
+{
+    return identify(store, path, NULL, NULL, out, fresh, e);
+}
+
+int ledger_identify_hashed(struct store *s, const char *path, const char *hash,
+                           const struct ledger_fp *fp, struct intake_item *out, bool *fresh,
+                           struct tikd_err *e)
+{
+    return identify(s, path, hash, fp, out, fresh, e);
+}
+
+/* ---- hashing on the loop ------------------------------------------------------------ */
+
+#define SLICE_READS 8 /* reads per loop turn: at most 8 MiB between events */
+
+struct ledger_hashing {
+    struct ev_loop *loop;
+    ev_timer slice;
+    int fd;
+    char path[PATH_MAX];
+    struct ledger_fp fp;
+    EVP_MD_CTX *md;
+    unsigned char *buf;
+    ledger_hashed_fn done;
+    void *ud;
+};
+
+static void hashing_free(struct ledger_hashing *h)
+{
+    ev_timer_stop(h->loop, &h->slice);
+    if (h->fd >= 0)
+        close(h->fd);
+    EVP_MD_CTX_free(h->md);
+    free(h->buf);
+    free(h);
+}
+
+static void hashing_end(struct ledger_hashing *h, int rc, const char *hash, const char *why)
+{
+    ledger_hashed_fn done = h->done;
+    void *ud = h->ud;
+    struct ledger_fp fp = h->fp;
+    hashing_free(h);
+    done(ud, rc, hash, &fp, why);
+}
+
+static void on_slice(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct ledger_hashing *h = w->data;
+    char why[PATH_MAX + 200];
+    for (int i = 0; i < SLICE_READS; i++) {
+        ssize_t n = read(h->fd, h->buf, BUF_SIZE);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            snprintf(why, sizeof why, "%s: cannot read: %s", h->path, strerror(errno));
+            hashing_end(h, TIKD_EIO, NULL, why);
+            return;
+        }
+        if (n > 0) {
+            EVP_DigestUpdate(h->md, h->buf, (size_t)n);
+            continue;
+        }
+        struct stat st;
+        struct ledger_fp now;
+        unsigned char d[32];
+        unsigned int dl = 0;
+        char hash[65];
+        if (fstat(h->fd, &st) != 0 || (now = ledger_fp_of(&st), !ledger_fp_eq(&now, &h->fp))) {
+            snprintf(why, sizeof why, "%s changed while it was read; post it once it is complete",
+                     h->path);
+            hashing_end(h, TIKD_EINVAL, NULL, why);
+            return;
+        }
+        if (EVP_DigestFinal_ex(h->md, d, &dl) != 1 || dl != sizeof d) {
+            hashing_end(h, TIKD_EIO, NULL, "SHA-256 failed");
+            return;
+        }
+        codec_hex(d, sizeof d, hash);
+        hashing_end(h, 0, hash, NULL);
+        return;
+    }
+}
+
+int ledger_hash_start(struct ev_loop *loop, const char *path, ledger_hashed_fn done, void *ud,
+                      struct ledger_hashing **out, struct tikd_err *e)
+{
+    *out = NULL;
+    struct ledger_hashing *h = calloc(1, sizeof *h);
+    if (!h)
+        return tikd_fail(e, TIKD_ENOMEM, "out of memory");
+    h->loop = loop;
+    h->done = done;
+    h->ud = ud;
+    snprintf(h->path, sizeof h->path, "%s", path);
+    struct stat st;
+    h->fd = fileio_open_read(path, &st, e);
+    if (h->fd < 0) {
+        int rc = h->fd;
+        free(h);
+        return rc;
+    }
+    h->fp = ledger_fp_of(&st);
+    h->buf = malloc(BUF_SIZE);
+    h->md = EVP_MD_CTX_new();
+    if (!S_ISREG(st.st_mode) || !h->buf || !h->md ||
+        EVP_DigestInit_ex(h->md, EVP_sha256(), NULL) != 1) {
+        int rc = !S_ISREG(st.st_mode) ? tikd_fail(e, TIKD_EINVAL, "%s is not a regular file", path)
+                                      : tikd_fail(e, TIKD_ENOMEM, "out of memory hashing %s", path);
+        hashing_free(h);
+        return rc;
+    }
+    ev_timer_init(&h->slice, on_slice, 0., 0.001);
+    h->slice.data = h;
+    ev_timer_start(loop, &h->slice);
+    *out = h;
+    return 0;
+}
+
+void ledger_hash_cancel(struct ledger_hashing *h)
+{
+    if (h)
+        hashing_free(h);
 }

@@ -62,6 +62,27 @@ int ledger_record(struct store *s, struct intake_item *it, const struct ledger_f
 int ledger_identify(struct store *s, const char *path, struct intake_item *out, bool *fresh,
                     struct tikd_err *e);
 
+/* ledger_identify() of a file hashed already (by ledger_hash_start): hash,
+ * with the fingerprint fp it had then, is recorded without reading the file
+ * again, unless it changed since (then it is read as ledger_identify does). */
+int ledger_identify_hashed(struct store *s, const char *path, const char *hash,
+                           const struct ledger_fp *fp, struct intake_item *out, bool *fresh,
+                           struct tikd_err *e);
+
+/* Hash the file at path on the loop, a slice at a time (at most 8 MiB
+ * between events), so a large file stalls nothing: done(ud, 0, hash, fp,
+ * NULL) with the fingerprint it had, or done(ud, rc, NULL, fp, why) when it
+ * cannot be read or changed meanwhile. done runs from the loop, never before
+ * ledger_hash_start returns. 0 and *out, or an error (done never runs). */
+struct ev_loop;
+struct ledger_hashing;
+typedef void (*ledger_hashed_fn)(void *ud, int rc, const char *hash, const struct ledger_fp *fp,
+                                 const char *why);
+int ledger_hash_start(struct ev_loop *loop, const char *path, ledger_hashed_fn done, void *ud,
+                      struct ledger_hashing **out, struct tikd_err *e);
+/* Stop a hashing in flight; done does not run. */
+void ledger_hash_cancel(struct ledger_hashing *h);
+
 /* Index every record for the prune (the schema step that brought it). */
 int ledger_index_build(struct store_txn *t);
 

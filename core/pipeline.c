@@ -92,9 +92,17 @@ int pl_save_init(struct pipeline *p, struct job *j, int (*also)(struct store_txn
  * ended) if it is gone or an operator cancelled it meanwhile. */
 bool pl_reload(struct run *r, struct job *j)
 {
-    if (!r->p->stopping && job_read(r->p->s, r->id, j) == 0 && j->state != JOB_CANCELLED)
+    if (job_read(r->p->s, r->id, j) == 0 && j->state != JOB_CANCELLED)
         return true;
     pl_run_end(r);
+    return false;
+}
+
+bool pl_go_on(struct run *r)
+{
+    if (!r->p->stopping)
+        return true;
+    pl_run_end(r); /* what the run learnt is committed; the rest waits for the next start */
     return false;
 }
 
@@ -302,6 +310,8 @@ bool pl_ask(struct run *r, struct job *j, enum tt_call c, char *body, http_done_
 
 void pl_step(struct run *r)
 {
+    if (!pl_go_on(r))
+        return;
     struct job j;
     if (job_read(r->p->s, r->id, &j) != 0) {
         pl_run_end(r);

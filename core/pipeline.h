@@ -55,8 +55,9 @@ typedef void (*pipeline_before_fn)(void *ud, const struct job *j, const struct t
 void pipeline_on_before(struct pipeline *p, pipeline_before_fn fn, void *ud);
 
 /* Shutting down: no run starts, and a run whose answer arrives from now on
- * (the rules' before_publish, cancelled) ends without a step: the job
- * resumes from its committed state at the next start. */
+ * (TikTok's, or the rules' before_publish, which ends early once the rules
+ * stop) ends without a step: the job resumes from its committed state at the
+ * next start. */
 void pipeline_stop(struct pipeline *p);
 
 /* Look at the due index again (new jobs, a restart, an operator's change). */

@@ -61,8 +61,13 @@ int pl_save_init(struct pipeline *p, struct job *j, int (*also)(struct store_txn
                  const void *ud);
 
 /* The job as committed now, for a callback to act on; false (and the run
- * ended) if it is gone, an operator cancelled it, or tikd is stopping. */
+ * ended) if it is gone or an operator cancelled it. */
 bool pl_reload(struct run *r, struct job *j);
+
+/* May the run start another request? False (and the run ended) once tikd
+ * is stopping: an answer that arrives then is still recorded, but nothing
+ * new is sent. */
+bool pl_go_on(struct run *r);
 
 /* The run is over (the job waits in the store for its next moment). */
 void pl_run_end(struct run *r);

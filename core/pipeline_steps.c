@@ -81,7 +81,7 @@ static void decided(void *token, const struct post_decision *d)
 {
     struct run *r = token;
     struct job j;
-    if (!pl_reload(r, &j))
+    if (!pl_go_on(r) || !pl_reload(r, &j))
         return;
     char why[2400], detail[500];
     switch (post_decide(&j, d, clock_now(), why, sizeof why)) {
@@ -139,7 +139,8 @@ static void creator_done(void *ud, const struct http_resp *resp)
     }
     r->have_creator = true;
     tt_creators_put(r->p->creators, j.account, &r->creator, clock_now());
-    preflight_rules(r, &j);
+    if (pl_go_on(r))
+        preflight_rules(r, &j);
 }
 
 void pl_preflight(struct run *r, struct job *j)
@@ -225,11 +226,52 @@ static void init_upload(struct run *r, struct job *j)
 }
 
 /* The answer to a pull's init (a photo post, or a video from a URL). */
+static void late_cancel_done(void *ud, const struct http_resp *resp)
+{
+    struct run *r = ud;
+    TLOG(resp->out.action == POL_OK ? TLOG_INFO : TLOG_WARN, "job.cancel_at_tiktok",
+         LINT("job", r->id), LBOOL("stopped", resp->out.action == POL_OK),
+         LSTR("message", resp->out.message));
+    pl_run_end(r);
+}
+
+/* The operator cancelled j while its pull's init was on its way, and TikTok
+ * took it: the publish goes on the record (the job stays cancelled), and
+ * TikTok is asked to stop the pull, best effort (spec §2.8). */
+static void cancelled_in_flight(struct run *r, struct job *j, const char *publish_id)
+{
+    snprintf(j->publish_id, sizeof j->publish_id, "%s", publish_id);
+    snprintf(j->reason, sizeof j->reason,
+             "cancelled by the operator while its init was on its way; TikTok took it as publish "
+             "%.80s, and was asked to stop it: it may still appear",
+             publish_id);
+    TLOG(TLOG_WARN, "job.cancelled_in_flight", LINT("job", j->id), LSTR("account", j->account),
+         LSTR("publish_id", publish_id));
+    if (pl_save(r->p, j, "job.cancelled_in_flight", "job=%llu account=%s publish_id=%s",
+                (unsigned long long)j->id, j->account, j->publish_id) != 0) {
+        pl_run_end(r);
+        return;
+    }
+    struct tikd_err e = {0};
+    char *body = tt_body_publish_id(j->publish_id);
+    int rc = tt_send(&r->p->api, j->account, TT_CANCEL, body, late_cancel_done, r, &e);
+    free(body);
+    if (rc != 0)
+        pl_run_end(r);
+}
+
 static void pull_init_done(void *ud, const struct http_resp *resp)
 {
     struct run *r = ud;
     pl_init_answered(r->p, r->id);
     struct job j;
+    struct tt_init in;
+    char why[200];
+    if (job_read(r->p->s, r->id, &j) == 0 && j.state == JOB_CANCELLED && !j.publish_id[0] &&
+        resp->out.action == POL_OK && tt_decode_init(resp, false, &in, why, sizeof why) == 0) {
+        cancelled_in_flight(r, &j, in.publish_id);
+        return;
+    }
     if (!pl_reload(r, &j))
         return;
     const char *what = j.kind == JOB_PHOTO ? "photo init" : "pull init";
@@ -252,8 +294,6 @@ static void pull_init_done(void *ud, const struct http_resp *resp)
                 what, resp->out.message, (unsigned long long)j.id);
         return;
     }
-    struct tt_init in;
-    char why[200];
     if (tt_decode_init(resp, false, &in, why, sizeof why) != 0) {
         pl_fail(r, &j, resp->out.log_id, "%s: %s", what, why);
         return;
@@ -339,7 +379,7 @@ static void photos_checked(void *ud, int rc, const char *why)
     struct run *r = ud;
     r->check = NULL;
     struct job j;
-    if (!pl_reload(r, &j))
+    if (!pl_go_on(r) || !pl_reload(r, &j))
         return;
     if (rc != 0)
         pl_fail(r, &j, NULL, "%s", why);
@@ -391,7 +431,8 @@ static void chunk_done(void *ud, const struct http_resp *resp)
     }
     if (resp->status == 416) { /* TikTok has a different idea of progress: ask it */
         r->resumed = true;
-        pl_poll_status(r, &j);
+        if (pl_go_on(r))
+            pl_poll_status(r, &j);
         return;
     }
     if (resp->status == 403 || resp->status == 404) {

@@ -285,7 +285,7 @@ int post_plan(struct store *s, struct post_req *r, struct tikd_err *e)
 {
     struct job *j = r->j;
     struct plan_ctx pc = {.r = r, .e = e};
-    r->existing = false;
+    r->existing = r->invalid = false;
     r->same_as = 0;
     r->slot = 0;
     r->problem[0] = '\0';
@@ -297,14 +297,18 @@ int post_plan(struct store *s, struct post_req *r, struct tikd_err *e)
         return rc; /* planned before: the same job, whatever changed since */
     if ((rc = when(r, e)) != 0)
         return rc;
-    if (post_validate(j, r->problem, sizeof r->problem) > 0)
+    if (post_validate(j, r->problem, sizeof r->problem) > 0) {
+        r->invalid = true;
         return tikd_fail(e, TIKD_EINVAL, "%.500s", r->problem);
+    }
     j->media_hash[0] = '\0';
     if (j->kind == JOB_VIDEO && j->media[0] == '/') {
         /* the video's identity, as the media intake knows content */
         struct intake_item *it = malloc(sizeof *it);
         bool fresh;
-        rc = it ? ledger_identify(s, j->media, it, &fresh, e) : TIKD_ENOMEM;
+        rc = !it       ? TIKD_ENOMEM
+             : r->hash ? ledger_identify_hashed(s, j->media, r->hash, r->hashed_fp, it, &fresh, e)
+                       : ledger_identify(s, j->media, it, &fresh, e);
         if (rc == 0)
             memcpy(j->media_hash, it->hash, sizeof j->media_hash);
         else
@@ -400,7 +404,8 @@ int post_change(struct store_txn *t, const struct rl_config *c, uint64_t id, enu
                      job_state_name(j->state));
             goto out;
         }
-        bool at_tiktok = j->state == JOB_PROCESSING;
+        /* processing, or a pull's init may have reached TikTok unanswered */
+        bool at_tiktok = j->state == JOB_PROCESSING || (j->init_sent_at > 0 && !j->publish_id[0]);
         out->pulling = at_tiktok && j->publish_id[0] &&
                        (j->kind == JOB_PHOTO || strncmp(j->media, "https://", 8) == 0);
         snprintf(out->publish_id, sizeof out->publish_id, "%s", j->publish_id);
@@ -423,6 +428,16 @@ int post_change(struct store_txn *t, const struct rl_config *c, uint64_t id, enu
                      "job %llu has publish %s at TikTok, which never reported it failed: a "
                      "retry could post twice; plan a new post if you are sure",
                      n, j->publish_id);
+            goto out;
+        }
+        uint64_t other;
+        enum job_state had;
+        if (j->media_hash[0] && job_find_content(t, j->account, j->media_hash, &other, &had) == 0) {
+            snprintf(out->msg, sizeof out->msg,
+                     "job %llu's video is planned or posted again as job %llu (%s): a retry "
+                     "would post it twice; cancel job %llu first, or plan the video anew with "
+                     "`tikd post --again`",
+                     n, (unsigned long long)other, job_state_name(had), (unsigned long long)other);
             goto out;
         }
         j->publish_id[0] = j->upload_url[0] = j->fail_reason[0] = '\0';

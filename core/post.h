@@ -14,6 +14,7 @@
 
 #include "err.h"
 #include "job.h"
+#include "ledger.h"
 #include "ratelimit.h"
 #include "slots.h"
 #include "store.h"
@@ -36,11 +37,15 @@ struct post_req {
     double after;
     const char *key_scope; /* key: the same key (within its scope, a rule file) plans once */
     const char *key;
-    bool again; /* post video content this account already has planned or posted */
+    bool again;       /* post video content this account already has planned or posted */
+    const char *hash; /* the video's SHA-256 when it was hashed already (on the
+                       * loop, ledger_hash_start), or NULL: read it here */
+    const struct ledger_fp *hashed_fp; /* ... and the fingerprint the file had then */
     /* out */
     bool existing;      /* key named a job planned before: j->id is that one */
     double slot;        /* the slot booked, with sched */
     uint64_t same_as;   /* refused as the same content: the job that has it */
+    bool invalid;       /* refused by the checks (post_validate): problem lists them */
     char problem[2048]; /* every problem, when refused */
 };
 

@@ -311,7 +311,7 @@ void webhook_serve(const struct webhook_cfg *c, struct srv_req *r)
         srv_respond(r, 400, "text/plain", "wrong client_key\n");
         return;
     }
-    if ((double)ev.create_time < now - WEBHOOK_SEEN_FOR) {
+    if (ev.create_time > 0 && (double)ev.create_time < now - WEBHOOK_SEEN_FOR) {
         TLOG(TLOG_WARN, "webhook.stale", LSTR("webhook_event", ev.event),
              LINT("create_time", ev.create_time));
         srv_respond(r, 200, "text/plain", "ok\n"); /* TikTok stops retrying long before */

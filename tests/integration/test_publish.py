@@ -720,3 +720,76 @@ end
     show = s.tikd("job", "show", "1").stdout
     assert "privacy:      SELF_ONLY" in show and "chosen by:    rule:rules/pref.lua@gen1" in show
     assert s.fake.ctl.publishes()[0]["privacy_level"] == "SELF_ONLY"
+
+
+def test_a_stopping_daemon_sends_nothing_its_rules_were_not_asked_about(quick, tmp_path):
+    """From SIGTERM on, no job starts a step: the rules, which stop being
+    asked, would otherwise have no say (a veto in before_publish skipped)."""
+    s = quick
+    connect(s)
+    (s.root / "rules" / "veto.lua").write_text(
+        "function on_load() tikd.sleep(60) end\n"  # keeps the grace period running
+        "function before_publish(job, creator) return { cancel = true, reason = 'vetoed' } end\n")
+    d = s.start()
+    d.signal(signal.SIGTERM)
+    d.wait_for(r"event=daemon\.stopping")
+    r = s.tikd("post", str(video(tmp_path / "v.mp4")), "--account", "alice",
+               "--privacy", "SELF_ONLY")
+    assert r.returncode == 0, r.stderr
+    assert d.stop() == 0
+    d.wait_for(r"event=daemon\.grace_expired")
+    assert not s.fake.ctl.requests("/v2/post/publish/"), "a request left while stopping"
+    assert "scheduled" in s.tikd("job", "show", "1").stdout
+    # the next start asks the rules, and they have the last word
+    d = s.start()
+    d.wait_for(r"event=job\.final .*state=cancelled", timeout=20)
+    assert "cancelled by rule:rules/veto.lua" in s.tikd("job", "show", "1").stdout
+    assert not s.fake.ctl.requests("/v2/post/publish/video/init/")
+
+
+def test_a_before_publish_cut_short_by_shutdown_leaves_a_pull_unsent(quick, tmp_path):
+    """A rule call cancelled when the grace period ends has no say, and no
+    pull's init follows it: the job resumes at the next start instead of
+    failing as "may already be on its way"."""
+    s = quick
+    connect(s)
+    (s.root / "rules" / "slow.lua").write_text(
+        "function before_publish(job, creator) tikd.log.info('asked') tikd.sleep(60) end\n")
+    d = s.start()
+    r = s.tikd("post", "https://media.example.test/tikd/clip.mp4", "--account", "alice",
+               "--privacy", "SELF_ONLY")
+    assert r.returncode == 0, r.stderr
+    d.wait_for(r"msg=asked", timeout=20)
+    assert d.stop() == 0
+    d.wait_for(r"event=daemon\.grace_expired cancelled=1")
+    assert not s.fake.ctl.requests("/v2/post/publish/video/init/")
+    (s.root / "rules" / "slow.lua").unlink()
+    d = s.start()
+    d.wait_for(r"event=job\.final .*state=published", timeout=30)
+    assert len(s.fake.ctl.requests("/v2/post/publish/video/init/")) == 1
+
+
+def test_a_pull_cancelled_while_its_init_is_on_its_way_is_called_back(quick, tmp_path):
+    """`tikd job cancel` while a pull's init is unanswered: when TikTok's
+    answer comes the publish goes on the record (the job stays cancelled) and
+    TikTok is asked to stop the pull, instead of the publish going unseen."""
+    s = quick
+    connect(s)
+    s.fake.ctl.add_fault(kind="slow_answer", path_prefix="/v2/post/publish/video/init/",
+                         answer_delay_sec=2)
+    d = s.start()
+    r = s.tikd("post", "https://media.example.test/tikd/late.mp4", "--account", "alice",
+               "--privacy", "SELF_ONLY")
+    assert r.returncode == 0, r.stderr
+    wait = time.monotonic() + 20
+    while not s.fake.ctl.publishes() and time.monotonic() < wait:
+        time.sleep(0.05)
+    assert s.fake.ctl.publishes(), "the init never reached the fake"
+    r = s.tikd("job", "cancel", "1")
+    assert r.returncode == 0 and "may still appear" in s.tikd("job", "show", "1").stdout, r.stdout
+    d.wait_for(r"event=job\.cancelled_in_flight job=1 ", timeout=20)
+    d.wait_for(r"event=job\.cancel_at_tiktok job=1 ", timeout=20)
+    (pub,) = s.fake.ctl.publishes()
+    assert s.fake.ctl.requests("/v2/post/publish/cancel/")
+    show = s.tikd("job", "show", "1").stdout
+    assert "state:        cancelled" in show and pub["publish_id"] in show, show

@@ -5,7 +5,10 @@
  * ledger written before the prune order existed. */
 #include "testutil.h"
 
+#include <sys/stat.h>
+
 #include "../../core/clock.h"
+#include "../../core/codec.h"
 #include "../../core/ledger.h"
 #include "../../core/store.h"
 
@@ -211,6 +214,77 @@ static void the_schema_step_indexes_an_old_ledger(void **state)
     assert_int_equal(counts().content, 1); /* the old record could expire */
 }
 
+/* ---- hashing on the loop ---- */
+
+struct hashed {
+    int done, rc;
+    char hash[65];
+    long turns; /* loop iterations while it ran */
+};
+
+static void on_hashed(void *ud, int rc, const char *hash, const struct ledger_fp *fp,
+                      const char *why)
+{
+    (void)fp;
+    (void)why;
+    struct hashed *h = ud;
+    h->done = 1;
+    h->rc = rc;
+    if (hash)
+        snprintf(h->hash, sizeof h->hash, "%s", hash);
+}
+
+static void on_prep(struct ev_loop *l, ev_prepare *w, int revents)
+{
+    (void)l;
+    (void)revents;
+    ((struct hashed *)w->data)->turns++;
+}
+
+static void a_large_file_hashes_a_slice_at_a_time(void **state)
+{
+    (void)state;
+    char path[600];
+    snprintf(path, sizeof path, "%s/big.mp4", dir);
+    FILE *f = fopen(path, "wb");
+    static unsigned char block[1 << 20];
+    for (size_t i = 0; i < sizeof block; i++)
+        block[i] = (unsigned char)(i * 7);
+    for (int i = 0; i < 40; i++) /* 40 MiB: five slices at least */
+        fwrite(block, 1, sizeof block, f);
+    fclose(f);
+    struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+    struct hashed h = {0};
+    ev_prepare prep;
+    ev_prepare_init(&prep, on_prep);
+    prep.data = &h;
+    ev_prepare_start(loop, &prep);
+    struct ledger_hashing *lh;
+    struct tikd_err e = {0};
+    assert_int_equal(ledger_hash_start(loop, path, on_hashed, &h, &lh, &e), 0);
+    assert_int_equal(h.done, 0); /* never before it returns */
+    while (!h.done)
+        ev_run(loop, EVRUN_ONCE);
+    assert_int_equal(h.rc, 0);
+    assert_true(h.turns >= 5); /* the loop ran between slices */
+    char want[65];
+    assert_int_equal(codec_sha256_file(path, want, &e), 0);
+    assert_string_equal(h.hash, want);
+    /* a FIFO is refused at once; a cancelled hashing never calls back */
+    snprintf(path, sizeof path, "%s/fifo.mp4", dir);
+    assert_int_equal(mkfifo(path, 0600), 0);
+    assert_int_equal(ledger_hash_start(loop, path, on_hashed, &h, &lh, &e), TIKD_EINVAL);
+    snprintf(path, sizeof path, "%s/big.mp4", dir);
+    h.done = 0;
+    assert_int_equal(ledger_hash_start(loop, path, on_hashed, &h, &lh, &e), 0);
+    ev_run(loop, EVRUN_ONCE);
+    ledger_hash_cancel(lh);
+    ev_run(loop, EVRUN_NOWAIT);
+    assert_int_equal(h.done, 0);
+    ev_prepare_stop(loop, &prep);
+    ev_loop_destroy(loop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -218,6 +292,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(records_expire_unless_their_file_is_there, setup, teardown),
         cmocka_unit_test_setup_teardown(many_expired_records_go_a_few_per_write, setup, teardown),
         cmocka_unit_test_setup_teardown(the_schema_step_indexes_an_old_ledger, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_large_file_hashes_a_slice_at_a_time, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -250,6 +250,30 @@ static void cancelling_gives_the_init_slot_back(void **state)
     assert_int_equal(j.state, JOB_SCHEDULED); /* bob's */
 }
 
+static int retry_txn(struct store_txn *t, void *ctx)
+{
+    struct hold *h = ctx;
+    int rc = post_change(t, &limits, h->id, POST_RETRY, "operator", &h->out);
+    return rc == TIKD_EINVAL ? 0 : rc; /* refused: nothing to commit, the message says why */
+}
+
+static void a_retry_is_refused_what_a_new_plan_would_be(void **state)
+{
+    (void)state;
+    struct post_req r = {0};
+    assert_int_equal(plan(video("alice", media("r1.mp4", "retried")), &r), 0);
+    struct hold h = {.id = 1};
+    assert_int_equal(store_write(st, cancel_txn, &h, NULL), 0);
+    /* cancelled: the content is free again, and planned anew */
+    r = (struct post_req){0};
+    assert_int_equal(plan(video("alice", media("r2.mp4", "retried")), &r), 0);
+    assert_int_equal(store_write(st, retry_txn, &h, NULL), 0);
+    assert_non_null(strstr(h.out.msg, "planned or posted again as job 2 (scheduled)"));
+    struct job j;
+    assert_int_equal(job_read(st, 1, &j), 0);
+    assert_int_equal(j.state, JOB_CANCELLED); /* unchanged */
+}
+
 static void before_publish_decisions_apply(void **state)
 {
     (void)state;
@@ -348,6 +372,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_key_plans_once, setup, teardown),
         cmocka_unit_test_setup_teardown(approval_holds_until_a_deadline, setup, teardown),
         cmocka_unit_test_setup_teardown(cancelling_gives_the_init_slot_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_retry_is_refused_what_a_new_plan_would_be, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(before_publish_decisions_apply, setup, teardown),
         cmocka_unit_test_setup_teardown(the_schema_step_indexes_old_jobs, setup, teardown),
     };
