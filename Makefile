@@ -17,7 +17,7 @@ CC      ?= cc
 PYTHON  ?= /usr/bin/python3
 VERSION := 0.1.0
 
-PKGS    := lua5.4 lua5.4-cjson libcurl lmdb libcrypto jansson libmicrohttpd
+PKGS    := lua5.4 libcurl lmdb libcrypto jansson libmicrohttpd
 OPT     ?= -O2
 SAN     ?=
 CFLAGS_ALL = -std=c11 -D_GNU_SOURCE -g $(OPT) $(SAN) -Wall -Wextra -Werror \

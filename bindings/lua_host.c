@@ -1,20 +1,31 @@
 /* lua_host.c - generations, budgets and the coroutine runner (see
  * lua_host.h).
  *
- * Budgets: the allocator charges every byte a call grows the state by to
- * that call, and a count hook charges instructions; when either runs out the
- * hook re-arms itself to fire on every instruction, so a rule that swallows
- * the error with pcall still cannot go on, and the call is reported failed
- * whatever it returns. Every Lua API call that may allocate runs under
- * lua_pcall, so an exhausted state raises an error instead of a panic. */
+ * Budgets, all per call: instructions (a count hook), matcher steps (the
+ * pattern matcher charges the call), time on the loop (lua_deadline.c: a
+ * signal arms the hook even while C runs), and memory: the allocator charges
+ * every byte a call grows the state by to that call, and every byte a rule
+ * file's code holds to that file (each block carries its owner), under the
+ * generation's total. When a budget runs out the hook re-arms itself to fire
+ * on every instruction and ends the call: it yields the call's coroutine
+ * from the hook where it can, so no message handler or <close> handler of
+ * the rule ever runs with hooks off (an error raised inside a hook leaves
+ * Lua's hooks off until the next protected call returns), and raises only
+ * where a yield cannot cross C. Whatever the rule catches or returns, the
+ * call is reported failed, naming the budget. Every Lua API call that may
+ * allocate runs under lua_pcall, so an exhausted state raises an error
+ * instead of a panic. */
 #include "lua_host.h"
+#include "lua_deadline.h"
 #include "lua_modules.h"
+#include "lua_safelib.h"
 #include "lua_sandbox.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <lauxlib.h>
 #include <lualib.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,13 +33,30 @@
 
 #include "../core/log.h"
 
-#define HOOK_STEP       1000
-#define REG_HOSTTHREADS "tikd.host.threads"
+#define HOOK_STEP 1000
+
+/* Rule output (print, tikd.log) a call may write, and a rule file per
+ * minute; the rest is counted and reported in one line. */
+#define OUT_PER_CALL   200
+#define OUT_PER_MINUTE 1200
 
 struct rule {
     char *name; /* "rules/hello.lua" */
     char *path;
     int env_ref;
+    int64_t out_window; /* start of the output minute (monotonic ns) */
+    unsigned out_lines, out_suppressed;
+};
+
+/* What ended a call besides its own code. */
+enum budget {
+    BUDGET_NONE,
+    BUDGET_INSTR,
+    BUDGET_TIME,
+    BUDGET_STEPS,
+    BUDGET_MEM_CALL,
+    BUDGET_MEM_RULE,
+    BUDGET_MEM_STATE,
 };
 
 struct gen {
@@ -41,6 +69,10 @@ struct gen {
     struct rule *rules;
     size_t nrules;
     size_t mem_used;
+    size_t *owned; /* bytes held by rule i at [i + 1] ([0]: the engine, not kept) */
+    size_t nowners;
+    const void *refused;  /* the last allocation refused (Lua retries it once, */
+    size_t refused_size;  /* after an emergency collection) */
     struct call *current; /* the call running now, if any */
     struct call *calls;   /* every live call */
     size_t live;
@@ -56,10 +88,17 @@ struct call {
     lua_State *co; /* NULL for the pseudo-call that loads a file */
     int co_ref;
     const char *rule;
+    size_t owner; /* index into g->owned: the rule file + 1 */
     char fn[64];
     long long instr;
-    long long mem_net; /* bytes grown while this call ran */
-    bool fired_instr, fired_mem;
+    long long mem_net;    /* bytes grown while this call ran */
+    lua_Integer steps;    /* matcher steps left */
+    int64_t time_left_ns; /* time on the loop left (INT64_MAX: no bound) */
+    enum budget fired;    /* the budget that ended it */
+    enum budget refused;  /* the memory budget that last refused an allocation */
+    bool closing;         /* its <close> handlers are running */
+    char where[160];      /* "rules/a.lua:3", where the budget ended it */
+    unsigned out_lines, out_suppressed;
     bool waiting;
     uint64_t ticket;
     void (*cancel)(void *);
@@ -78,12 +117,60 @@ static struct gen *gen_of(lua_State *L)
 
 static void count_hook(lua_State *L, lua_Debug *ar);
 
-static void budget_fire(struct call *c, lua_State *L)
+/* "instruction budget exceeded (10000000 instructions per call: lua.instructions)" */
+static void budget_text(const struct call *c, enum budget b, char *out, size_t n)
 {
-    /* fire again on the very next instruction, wherever the rule goes */
+    const struct host_opts *o = &c->g->o;
+    switch (b) {
+    case BUDGET_TIME:
+        snprintf(out, n, "time budget exceeded (%g s per call: lua.call_time)", o->call_time);
+        break;
+    case BUDGET_STEPS:
+        snprintf(out, n,
+                 "pattern too complex: more than %lld matching steps in one call "
+                 "(lua.pattern_steps)",
+                 o->pattern_steps);
+        break;
+    case BUDGET_MEM_CALL:
+        snprintf(out, n, "memory budget exceeded (%zu bytes per call: lua.call_memory)",
+                 o->call_memory);
+        break;
+    case BUDGET_MEM_RULE:
+        snprintf(out, n, "memory budget exceeded (%zu bytes per rule file: lua.rule_memory)",
+                 o->rule_memory);
+        break;
+    case BUDGET_MEM_STATE:
+        snprintf(out, n, "memory budget exceeded (%zu bytes for all rule files: lua.state_memory)",
+                 o->state_memory);
+        break;
+    default:
+        snprintf(out, n,
+                 "instruction budget exceeded (%lld instructions per call: lua.instructions)",
+                 o->instructions);
+    }
+}
+
+/* From now on every instruction of the call's code fires the hook. */
+static void budget_fire(struct call *c, lua_State *L, enum budget b)
+{
+    if (!c->fired)
+        c->fired = b;
     lua_sethook(L, count_hook, LUA_MASKCOUNT, 1);
     if (c->co && c->co != L)
         lua_sethook(c->co, count_hook, LUA_MASKCOUNT, 1);
+}
+
+/* Raise the budget error at the rule's line (level 1 of a C function, or
+ * ar of a hook). */
+static int budget_raise(lua_State *L, struct call *c, lua_Debug *ar)
+{
+    char text[200];
+    budget_text(c, c->fired, text, sizeof text);
+    if (ar) {
+        lua_getinfo(L, "Sl", ar); /* a hook has no level of its own */
+        return luaL_error(L, "%s:%d: %s", ar->short_src, ar->currentline, text);
+    }
+    return luaL_error(L, "%s", text);
 }
 
 static void count_hook(lua_State *L, lua_Debug *ar)
@@ -93,53 +180,93 @@ static void count_hook(lua_State *L, lua_Debug *ar)
     if (!c)
         return;
     c->instr += HOOK_STEP;
-    if (!c->fired_mem && !c->fired_instr && c->instr <= g->o.instructions)
+    if (!c->fired) {
+        if (deadline_expired())
+            c->fired = BUDGET_TIME;
+        else if (c->instr > g->o.instructions)
+            c->fired = BUDGET_INSTR;
+        else
+            return;
+    }
+    budget_fire(c, L, c->fired);
+    /* A yield from a hook leaves Lua's hooks on, and nothing of the rule
+     * runs after it: the call is over. */
+    if (L == c->co && !c->closing && lua_isyieldable(L)) {
+        if (!c->where[0] && lua_getinfo(L, "Sl", ar))
+            snprintf(c->where, sizeof c->where, "%s:%d", ar->short_src, ar->currentline);
+        lua_yield(L, 0);
         return;
-    c->fired_instr |= !c->fired_mem;
-    budget_fire(c, L);
-    /* name the line the rule was on: a hook has no level of its own */
-    lua_getinfo(L, "Sl", ar);
-    if (c->fired_mem)
-        luaL_error(L, "%s:%d: memory budget exceeded (%I bytes per call)", ar->short_src,
-                   ar->currentline, (lua_Integer)g->o.call_memory);
-    luaL_error(L, "%s:%d: instruction budget exceeded (%I instructions per call)", ar->short_src,
-               ar->currentline, (lua_Integer)g->o.instructions);
+    }
+    budget_raise(L, c, ar);
+}
+
+/* ---- the allocator ----------------------------------------------------- */
+
+/* Each block starts with its owner, so a block freed later, by whichever
+ * call's collection, is taken off the right rule file. 16 bytes keep
+ * malloc's alignment. */
+#define HDR 16
+
+static enum budget mem_refusal(struct gen *g, struct call *c, size_t owner, size_t grow)
+{
+    if (g->mem_used + grow > g->o.state_memory)
+        return BUDGET_MEM_STATE;
+    if (owner && owner < g->nowners && g->owned[owner] + grow > g->o.rule_memory)
+        return BUDGET_MEM_RULE;
+    if (c && c->mem_net + (long long)grow > (long long)g->o.call_memory)
+        return BUDGET_MEM_CALL;
+    return BUDGET_NONE;
+}
+
+static void mem_account(struct gen *g, struct call *c, size_t owner, long long delta)
+{
+    g->mem_used = (size_t)((long long)g->mem_used + delta);
+    if (owner && owner < g->nowners)
+        g->owned[owner] = (size_t)((long long)g->owned[owner] + delta);
+    if (c)
+        c->mem_net += delta;
 }
 
 static void *gen_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
     struct gen *g = ud;
-    size_t old = ptr ? osize : 0;
     struct call *c = g->current;
+    char *block = ptr ? (char *)ptr - HDR : NULL;
+    size_t old = ptr ? osize : 0;
+    size_t owner = block ? *(size_t *)block : c ? c->owner : 0;
     if (nsize == 0) {
-        free(ptr);
-        g->mem_used -= old;
-        if (c)
-            c->mem_net -= (long long)old;
+        free(block);
+        mem_account(g, c, owner, -(long long)old);
         return NULL;
     }
     if (nsize > old) {
-        size_t grow = nsize - old;
-        bool over_state = g->mem_used + grow > g->o.state_memory;
-        bool over_call = c && c->mem_net + (long long)grow > (long long)g->o.call_memory;
-        if (over_state || over_call) {
-            if (c && !c->fired_mem) {
-                c->fired_mem = true;
-                if (c->co)
-                    budget_fire(c, c->co);
-                else
-                    budget_fire(c, g->L);
+        enum budget b = mem_refusal(g, c, owner, nsize - old);
+        if (b) {
+            /* Lua collects and asks once more; refuse that too and the
+             * budget has run out */
+            if (c && g->refused == ptr && g->refused_size == nsize) {
+                if (!c->fired)
+                    budget_fire(c, c->co ? c->co : g->L, b);
+                g->refused = NULL;
+                g->refused_size = 0;
+            } else {
+                g->refused = ptr;
+                g->refused_size = nsize;
             }
+            if (c)
+                c->refused = b;
             return NULL;
         }
     }
-    void *p = realloc(ptr, nsize);
+    if (nsize > SIZE_MAX - HDR)
+        return NULL;
+    char *p = realloc(block, nsize + HDR);
     if (!p)
         return NULL;
-    g->mem_used = g->mem_used - old + nsize;
-    if (c)
-        c->mem_net += (long long)nsize - (long long)old;
-    return p;
+    g->refused = NULL;
+    *(size_t *)p = owner;
+    mem_account(g, c, owner, (long long)nsize - (long long)old);
+    return p + HDR;
 }
 
 static int panic(lua_State *L)
@@ -147,6 +274,81 @@ static int panic(lua_State *L)
     TLOG(TLOG_ERROR, "lua.panic", LSTR("error", lua_tostring(L, -1)));
     return 0; /* Lua aborts */
 }
+
+/* ---- meters for C work and output (lua_host.h) --------------------------- */
+
+void host_charge(lua_State *L, lua_Integer units)
+{
+    struct gen *g = gen_of(L);
+    struct call *c = g->current;
+    if (!c)
+        return;
+    if (units > 0)
+        c->instr += units;
+    if (!c->fired && c->instr > g->o.instructions)
+        budget_fire(c, L, BUDGET_INSTR);
+    if (c->fired)
+        budget_raise(L, c, NULL);
+}
+
+bool host_spent(lua_State *L)
+{
+    struct call *c = gen_of(L)->current;
+    return c && c->fired;
+}
+
+static lua_Integer *host_steps(lua_State *L)
+{
+    struct call *c = gen_of(L)->current;
+    return c ? &c->steps : NULL;
+}
+
+static void host_steps_out(lua_State *L)
+{
+    struct call *c = gen_of(L)->current;
+    budget_fire(c, L, BUDGET_STEPS);
+    budget_raise(L, c, NULL);
+}
+
+bool host_output(lua_State *L)
+{
+    struct gen *g = gen_of(L);
+    struct call *c = g->current;
+    if (!c || !c->owner)
+        return true;
+    struct rule *r = &g->rules[c->owner - 1];
+    int64_t now = deadline_now();
+    if (r->out_window == 0 || now - r->out_window >= 60 * 1000000000LL) {
+        r->out_window = now;
+        r->out_lines = 0;
+    }
+    if (c->out_lines >= OUT_PER_CALL || r->out_lines >= OUT_PER_MINUTE) {
+        c->out_suppressed++;
+        return false;
+    }
+    c->out_lines++;
+    r->out_lines++;
+    return true;
+}
+
+/* One line for the output a call was not allowed to write. */
+static void output_flush(struct call *c)
+{
+    if (!c->out_suppressed)
+        return;
+    TLOG(TLOG_WARN, "rule.output_suppressed", LSTR("rule", c->rule), LSTR("fn", c->fn),
+         LINT("lines", c->out_suppressed),
+         LSTR("limit", c->out_lines >= OUT_PER_CALL ? "200 lines per call"
+                                                    : "1200 lines per rule file per minute"));
+    c->out_suppressed = 0;
+}
+
+static const struct sandbox_meters host_meters = {
+    .steps = {host_steps, host_steps_out},
+    .charge = host_charge,
+    .spent = host_spent,
+    .output = host_output,
+};
 
 /* ---- reports ----------------------------------------------------------- */
 
@@ -174,24 +376,44 @@ static void report_add(struct gen_report *r, const char *msg)
         r->nerrors++;
 }
 
-/* The message of a failed call or load, with the budget named when one
+/* True if msg starts with a chunk position ("rules/a.lua:3:", "lib/x.lua:",
+ * "[string \"...\"]:1:"): it already names a file. */
+static bool names_file(const char *msg)
+{
+    if (msg[0] == '[')
+        return strncmp(msg, "[string ", 8) == 0;
+    const char *colon = strchr(msg, ':');
+    return colon && colon - msg >= 5 && memcmp(colon - 4, ".lua", 4) == 0 &&
+           !memchr(msg, ' ', (size_t)(colon - msg));
+}
+
+/* The message of a failed call or load: with the budget named when one
  * fired (the rule may have swallowed the budget error and raised another,
- * or returned normally). */
+ * or returned normally), and always naming a file (Lua's own "C stack
+ * overflow" or "attempt to load a binary chunk" name none). */
 static void failure_message(struct call *c, lua_State *L, int st, char *out, size_t n)
 {
     const char *msg = st != LUA_OK ? lua_tostring(L, -1) : NULL;
-    if (c->fired_instr || c->fired_mem) {
-        const char *what = c->fired_mem ? "memory" : "instruction";
-        if (msg && strstr(msg, "budget exceeded") && strstr(msg, what))
-            snprintf(out, n, "%s", msg);
-        else if (c->fired_mem)
-            snprintf(out, n, "%s: memory budget exceeded (%zu bytes per call)", c->rule,
-                     c->g->o.call_memory);
+    char text[200];
+    if (c->fired) {
+        budget_text(c, c->fired, text, sizeof text);
+        if (msg && strstr(msg, text) && names_file(msg))
+            snprintf(out, n, "%s", msg); /* the budget error itself, at the rule's line */
+        else if (c->where[0] && names_file(c->where))
+            snprintf(out, n, "%s: %s", c->where, text);
+        else if (c->where[0])
+            snprintf(out, n, "%s: %s: %s", c->rule, c->where, text);
         else
-            snprintf(out, n, "%s: instruction budget exceeded (%lld instructions per call)",
-                     c->rule, c->g->o.instructions);
-    } else if (msg) {
+            snprintf(out, n, "%s: %s", c->rule, text);
+        return;
+    }
+    if (msg && st == LUA_ERRMEM && c->refused) {
+        budget_text(c, c->refused, text, sizeof text);
+        snprintf(out, n, "%s: %s", c->rule, text);
+    } else if (msg && names_file(msg)) {
         snprintf(out, n, "%s", msg);
+    } else if (msg) {
+        snprintf(out, n, "%s: %s", c->rule, msg);
     } else if (st != LUA_OK) {
         snprintf(out, n, "%s: error object is a %s value", c->rule, luaL_typename(L, -1));
     } else {
@@ -255,6 +477,20 @@ static int setup_state(lua_State *L)
     return 0;
 }
 
+/* A call (or a file's load) of rule i with its budgets full. */
+static void call_init(struct call *c, struct gen *g, size_t rule, const char *fn)
+{
+    memset(c, 0, sizeof *c);
+    c->g = g;
+    c->rule = g->rules[rule].name;
+    c->owner = rule + 1;
+    c->co_ref = LUA_NOREF;
+    c->steps = (lua_Integer)g->o.pattern_steps;
+    c->time_left_ns =
+        g->o.call_time > 0 ? (int64_t)(g->o.call_time * 1e9) : (int64_t)366 * 86400 * 1000000000LL;
+    snprintf(c->fn, sizeof c->fn, "%s", fn);
+}
+
 /* Protected: make rule i's environment, load and run its file. */
 static int load_rule(lua_State *L)
 {
@@ -290,24 +526,28 @@ static bool load_one(struct gen *g, char *name, char *path, struct gen_report *r
     r->name = name;
     r->path = path;
     r->env_ref = LUA_NOREF;
-    struct call load = {.g = g, .rule = r->name};
-    snprintf(load.fn, sizeof load.fn, "(load)");
+    struct call load;
+    call_init(&load, g, (size_t)(r - g->rules), "(load)");
     g->current = &load;
     lua_sethook(g->L, count_hook, LUA_MASKCOUNT, HOOK_STEP);
     lua_pushcfunction(g->L, load_rule);
     lua_pushlightuserdata(g->L, r);
+    struct deadline_slice slice;
+    deadline_enter(&slice, g->L, load.time_left_ns, count_hook);
     int st = lua_pcall(g->L, 1, 0, 0);
+    deadline_leave(&slice);
     lua_sethook(g->L, NULL, 0, 0);
     g->current = NULL;
-    bool ok = st == LUA_OK && !load.fired_instr && !load.fired_mem;
+    bool ok = st == LUA_OK && !load.fired;
     if (!ok) {
         char msg[1024];
         failure_message(&load, g->L, st, msg, sizeof msg);
         report_add(rep, msg);
     }
     lua_settop(g->L, 0);
-    if (load.fired_mem)
+    if (load.fired)
         lua_gc(g->L, LUA_GCCOLLECT);
+    output_flush(&load);
     return ok;
 }
 
@@ -332,7 +572,9 @@ static int build_rules(struct gen *g, struct gen_report *rep, struct tikd_err *e
     }
     size_t total = n + g->o.nextra;
     g->rules = calloc(total ? total : 1, sizeof *g->rules);
-    if (!g->rules) {
+    g->owned = calloc(total + 1, sizeof *g->owned);
+    g->nowners = g->owned ? total + 1 : 0;
+    if (!g->rules || !g->owned) {
         for (size_t i = 0; i < n; i++)
             free(files[i]);
         free(files);
@@ -367,6 +609,7 @@ static void gen_free(struct gen *g)
 {
     if (g->L)
         lua_close(g->L);
+    malloc_trim(0); /* give the state's pages back: a dropped generation costs nothing */
     for (size_t i = 0; i < sizeof g->ext / sizeof g->ext[0]; i++)
         if (g->ext[i].p && g->ext[i].free)
             g->ext[i].free(g->ext[i].p);
@@ -375,6 +618,7 @@ static void gen_free(struct gen *g)
         free(g->rules[i].path);
     }
     free(g->rules);
+    free(g->owned);
     free(g->scripts_dir);
     free(g->rules_dir);
     for (size_t i = 0; g->lib && i < g->o.nlib; i++)
@@ -422,8 +666,14 @@ int gen_build(const struct host_opts *o, unsigned id, struct gen **out, struct g
         copied = (g->extra[i] = dup_or_null(o->extra_files[i])) != NULL;
     g->o.extra_files = (const char *const *)g->extra;
     g->o.test_dir = g->test_dir;
-    g->sb = (struct sandbox_opts){g->scripts_dir, g->rules_dir, (const char *const *)g->lib,
-                                  o->nlib, (lua_Integer)o->pattern_steps};
+    if (!g->o.rule_memory || g->o.rule_memory > g->o.state_memory)
+        g->o.rule_memory = g->o.state_memory;
+    g->sb = (struct sandbox_opts){g->scripts_dir,
+                                  g->rules_dir,
+                                  (const char *const *)g->lib,
+                                  o->nlib,
+                                  (lua_Integer)o->pattern_steps,
+                                  &host_meters};
     g->o.lib_paths = (const char *const *)g->lib;
     if (!g->rules_dir || !g->lib || !g->allow || !g->roots) {
         gen_free(g);
@@ -558,16 +808,40 @@ void gen_rule_functions(struct gen *g, size_t i, const char *prefix,
 
 /* ---- calls ------------------------------------------------------------- */
 
+static bool fired_memory(const struct call *c)
+{
+    return c->fired == BUDGET_MEM_CALL || c->fired == BUDGET_MEM_RULE ||
+           c->fired == BUDGET_MEM_STATE;
+}
+
+/* Run c's code on L from the loop: the running call and its time slice. */
+static int call_run(struct call *c, lua_State *L, int nargs, int *nres)
+{
+    struct gen *g = c->g;
+    struct call *saved = g->current;
+    g->current = c;
+    struct deadline_slice slice;
+    deadline_enter(&slice, L, c->time_left_ns, count_hook);
+    int st;
+    if (nres) {
+        st = lua_resume(L, NULL, nargs, nres);
+    } else {
+        c->closing = true;
+        st = lua_resetthread(L); /* runs pending <close> handlers */
+        c->closing = false;
+    }
+    c->time_left_ns -= deadline_leave(&slice);
+    g->current = saved;
+    return st;
+}
+
 static void call_finish(struct call *c, int st, bool yielded_bare)
 {
     struct gen *g = c->g;
     char msg[1024] = "";
-    bool ok = st == LUA_OK && !c->fired_instr && !c->fired_mem && !yielded_bare;
-    struct call_result r = {.ok = ok,
-                            .budget = c->fired_instr || c->fired_mem,
-                            .rule = c->rule,
-                            .fn = c->fn,
-                            .L = c->co};
+    bool ok = st == LUA_OK && !c->fired && !yielded_bare;
+    struct call_result r = {
+        .ok = ok, .budget = c->fired != BUDGET_NONE, .rule = c->rule, .fn = c->fn, .L = c->co};
     if (!ok) {
         if (yielded_bare)
             snprintf(msg, sizeof msg,
@@ -590,28 +864,26 @@ static void call_finish(struct call *c, int st, bool yielded_bare)
     if (c->done)
         c->done(c->done_ud, &r);
 
-    struct call *saved = g->current;
-    g->current = c;
-    if (!ok)
-        lua_resetthread(c->co); /* runs pending __close handlers, budgeted */
-    g->current = saved;
+    /* A call that failed on its own gets its <close> handlers run, within
+     * what is left of its budgets. One that ran out of a budget gets none:
+     * its thread may have hooks off (an error raised in the hook), and it
+     * has nothing left to spend anyway. The collector takes the thread. */
+    if (!ok && !c->fired)
+        call_run(c, c->co, 0, NULL);
     luaL_unref(g->L, LUA_REGISTRYINDEX, c->co_ref);
-    if (c->fired_mem)
+    if (fired_memory(c))
         lua_gc(g->L, LUA_GCCOLLECT);
+    output_flush(c);
     free(c);
     gen_release(g);
 }
 
 static void call_resume(struct call *c, int nargs)
 {
-    struct gen *g = c->g;
-    struct call *saved = g->current;
-    g->current = c;
     int nres = 0;
-    int st = lua_resume(c->co, NULL, nargs, &nres);
-    g->current = saved;
+    int st = call_run(c, c->co, nargs, &nres);
     if (st == LUA_YIELD) {
-        if (c->waiting && !c->fired_instr && !c->fired_mem) {
+        if (c->waiting && !c->fired) {
             lua_pop(c->co, nres);
             return;
         }
@@ -619,7 +891,7 @@ static void call_resume(struct call *c, int nargs)
             c->cancel(c->cancel_ud);
             c->waiting = false;
         }
-        call_finish(c, LUA_OK, !(c->fired_instr || c->fired_mem));
+        call_finish(c, LUA_OK, !c->fired);
         return;
     }
     call_finish(c, st, false);
@@ -659,15 +931,12 @@ int gen_call(struct gen *g, size_t rule, const char *fn, host_push_fn push, void
 {
     if (rule >= g->nrules || g->rules[rule].env_ref == LUA_NOREF)
         return TIKD_EINVAL;
-    struct call *c = calloc(1, sizeof *c);
+    struct call *c = malloc(sizeof *c);
     if (!c)
         return TIKD_ENOMEM;
-    c->g = g;
-    c->rule = g->rules[rule].name;
-    c->co_ref = LUA_NOREF;
+    call_init(c, g, rule, fn);
     c->done = done;
     c->done_ud = done_ud;
-    snprintf(c->fn, sizeof c->fn, "%s", fn);
     struct setup_args a = {g, c, rule};
     int top = lua_gettop(g->L);
     lua_pushcfunction(g->L, call_setup);

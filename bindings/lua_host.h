@@ -36,7 +36,9 @@ struct host_opts {
     long long instructions;        /* per call */
     size_t call_memory;            /* bytes a call may grow the state by */
     size_t state_memory;           /* bytes the whole state may hold */
-    long long pattern_steps;       /* per string pattern call */
+    size_t rule_memory;            /* bytes one rule file may hold (0: state_memory) */
+    long long pattern_steps;       /* matcher steps per call */
+    double call_time;              /* seconds a call may run on the loop (0: no bound) */
     struct ev_loop *loop;          /* NULL: no async primitives (rules check) */
     struct http *http;             /* for tikd.http; NULL: not available */
     struct store *store;           /* for tikd.oauth (account handles); NULL: not available */
@@ -165,6 +167,20 @@ unsigned host_gen_id(lua_State *L);
 /* The generation L belongs to, for bindings that call into other rules
  * (tikd.test): not a reference, valid while the calling code runs. */
 struct gen *host_gen(lua_State *L);
+
+/* Charge C work of a library function to the running call's instruction
+ * budget (one unit is about one VM instruction); raises the budget error,
+ * at the rule's line, when it runs out. */
+void host_charge(lua_State *L, lua_Integer units);
+
+/* True once the running call ran out of a budget: nothing of the rule may
+ * run any more (message handlers, coroutine closes). */
+bool host_spent(lua_State *L);
+
+/* May the running call write one more line of output (print, tikd.log)?
+ * False past 200 lines per call or 1200 per rule file per minute; the lines
+ * held back are counted in one rule.output_suppressed line. */
+bool host_output(lua_State *L);
 
 /* The rule file whose call (or load) is running now, for messages. */
 const char *host_rule(lua_State *L);

@@ -9,6 +9,7 @@
 #include "../core/log.h"
 
 #define MAX_FIELDS 16
+#define MAX_TEXT   2048 /* bytes of the message or of one field kept */
 
 static int valid_key(const char *k)
 {
@@ -20,13 +21,31 @@ static int valid_key(const char *k)
     return 1;
 }
 
+/* The string at idx, cut to MAX_TEXT bytes (a cut copy is pushed and
+ * stays on the stack). */
+static const char *capped(lua_State *L, int idx)
+{
+    size_t n;
+    const char *s = lua_tolstring(L, idx, &n);
+    if (n <= MAX_TEXT)
+        return s;
+    lua_pushlstring(L, s, MAX_TEXT);
+    lua_pushliteral(L, "... (cut at 2048 bytes)");
+    lua_concat(L, 2);
+    return lua_tostring(L, -1);
+}
+
 /* log.<level>(message [, fields]): fields is a table of key = string,
- * number or boolean, keys in [a-z0-9_.]. */
+ * number or boolean, keys in [a-z0-9_.]. Output is metered per call and
+ * per rule file (host_output). */
 static int emit(lua_State *L, enum tlog_level lvl)
 {
     if (lvl < tlog_threshold)
         return 0;
-    const char *msg = luaL_checkstring(L, 1);
+    luaL_checkstring(L, 1);
+    if (!host_output(L))
+        return 0;
+    const char *msg = capped(L, 1);
     struct tlog_field f[MAX_FIELDS + 3];
     int n = 0;
     f[n++] = (struct tlog_field)LSTR("rule", host_rule(L));
@@ -35,7 +54,8 @@ static int emit(lua_State *L, enum tlog_level lvl)
         luaL_checktype(L, 2, LUA_TTABLE);
         lua_pushnil(L);
         while (lua_next(L, 2)) {
-            luaL_checkstack(L, 3, "tikd.log: too many fields");
+            luaL_checkstack(L, 4, "tikd.log: too many fields");
+            int key = lua_gettop(L) - 1;
             if (lua_type(L, -2) != LUA_TSTRING || !valid_key(lua_tostring(L, -2)))
                 return luaL_error(L, "tikd.log: field names must be strings of [a-z0-9_.]");
             if (n == MAX_FIELDS + 2)
@@ -52,14 +72,14 @@ static int emit(lua_State *L, enum tlog_level lvl)
                 f[n++] = (struct tlog_field)LBOOL(k, lua_toboolean(L, -1));
                 break;
             case LUA_TSTRING:
-                f[n++] = (struct tlog_field)LSTR(k, lua_tostring(L, -1));
+                f[n++] = (struct tlog_field)LSTR(k, capped(L, -1));
                 break;
             default:
                 return luaL_error(L, "tikd.log: field '%s' must be a string, number or boolean", k);
             }
             /* keep the value (and key) alive on the stack: pop nothing, but
              * lua_next needs the key on top */
-            lua_pushvalue(L, -2);
+            lua_pushvalue(L, key);
         }
     }
     f[n] = (struct tlog_field){0};

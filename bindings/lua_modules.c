@@ -1,8 +1,6 @@
 /* lua_modules.c - the table of C modules preloaded into rule states. */
 #include "lua_modules.h"
 
-#include <lua-cjson.h>
-
 const struct host_module host_modules[] = {
     {"tikd.time", luaopen_tikd_time},
     {"tikd.log", luaopen_tikd_log},
@@ -13,6 +11,7 @@ const struct host_module host_modules[] = {
     {"tikd.kv", luaopen_tikd_kv},
     {"tikd.cron", luaopen_tikd_cron},
     {"tikd.schedule", luaopen_tikd_schedule},
-    {"cjson", luaopen_cjson}, /* a fresh instance (own settings) per environment */
+    {"tikd.json", luaopen_tikd_json},
+    {"cjson", luaopen_tikd_json}, /* the same module under lua-cjson's name */
     {NULL, NULL},
 };

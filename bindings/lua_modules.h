@@ -25,6 +25,7 @@ int luaopen_tikd_kv(lua_State *L);        /* bindings/lua_kv.c: get, set, incr, 
 int luaopen_tikd_cron(lua_State *L);      /* bindings/lua_cron.c: parse, localtime, time, zone_ok */
 int luaopen_tikd_schedule(
     lua_State *L); /* bindings/lua_schedule.c: account, schedule, every, at, next_slot */
+int luaopen_tikd_json(lua_State *L); /* bindings/lua_json.c: encode, decode, null (also "cjson") */
 
 /* bindings/lua_test.c: the C half of tikd.test (scripts/tikd/test.lua), preloaded as
  * "tikd.test.host" in test mode only (host_opts.test) */

@@ -5,9 +5,11 @@
  * as userdata views (__index to the real table, no __newindex, a locked
  * metatable): rawset() cannot write through them and pairs() walks them
  * without exposing the table. The shared string metatable is locked and
- * string.dump removed from it. Finalizers (__gc) are refused because they
- * run with hooks off, outside any CPU budget. */
+ * string.dump removed from it. The functions that could escape a budget are
+ * replaced (lua_safelib.c); finalizers (__gc) are refused because they run
+ * with hooks off, outside any CPU budget. */
 #include "lua_sandbox.h"
+#include "lua_safelib.h"
 #include "lua_strmatch.h"
 
 #include <errno.h>
@@ -20,12 +22,11 @@
 
 #include "../core/log.h"
 
-#define REG_OPTS        "tikd.sandbox.opts"
-#define REG_LIBS        "tikd.sandbox.libs"
-#define REG_PRELOAD     "tikd.sandbox.preload"
-#define REG_BASE        "tikd.sandbox.base"
-#define REG_HOSTTHREADS "tikd.host.threads"
-#define MAX_SOURCE      (4 * 1024 * 1024)
+#define REG_OPTS    "tikd.sandbox.opts"
+#define REG_LIBS    "tikd.sandbox.libs"
+#define REG_PRELOAD "tikd.sandbox.preload"
+#define REG_BASE    "tikd.sandbox.base"
+#define MAX_SOURCE  (4 * 1024 * 1024)
 
 static const struct sandbox_opts *opts_of(lua_State *L)
 {
@@ -106,25 +107,6 @@ static void copy_fields(lua_State *L, int src, const char *const *names)
 
 /* ---- replacements for dangerous base functions ------------------------ */
 
-static int sb_setmetatable(lua_State *L)
-{
-    int t = lua_type(L, 2);
-    luaL_checktype(L, 1, LUA_TTABLE);
-    luaL_argexpected(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table");
-    if (t == LUA_TTABLE) {
-        lua_pushliteral(L, "__gc");
-        if (lua_rawget(L, 2) != LUA_TNIL)
-            return luaL_error(L, "setmetatable: __gc metamethods are not allowed in rules "
-                                 "(finalizers would run outside the CPU budget)");
-        lua_pop(L, 1);
-    }
-    if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL)
-        return luaL_error(L, "cannot change a protected metatable");
-    lua_settop(L, 2);
-    lua_setmetatable(L, 1);
-    return 1;
-}
-
 static int sb_collectgarbage(lua_State *L)
 {
     const char *opt = luaL_optstring(L, 1, "count");
@@ -163,50 +145,38 @@ static int sb_load(lua_State *L)
     return 1;
 }
 
+/* print(...): one rule.print line of at most PRINT_MAX bytes, as the
+ * host's output meter allows. */
+#define PRINT_MAX 4096
+
 static int sb_print(lua_State *L)
 {
+    const struct sandbox_opts *o = lua_touserdata(L, lua_upvalueindex(2));
+    if (o->meter && !o->meter->output(L))
+        return 0;
     int n = lua_gettop(L);
     luaL_Buffer b;
     luaL_buffinit(L, &b);
+    size_t len = 0;
     for (int i = 1; i <= n; i++) {
+        size_t l;
         if (i > 1)
             luaL_addchar(&b, '\t');
-        size_t l;
-        const char *s = luaL_tolstring(L, i, &l);
+        const char *str = luaL_tolstring(L, i, &l);
+        if (len + l > PRINT_MAX) {
+            lua_pushlstring(L, str, PRINT_MAX - len);
+            lua_remove(L, -2);
+            luaL_addvalue(&b);
+            luaL_addstring(&b, "... (cut at 4096 bytes)");
+            break;
+        }
         luaL_addvalue(&b);
-        (void)s;
-        (void)l;
+        len += l + 1;
     }
     luaL_pushresult(&b);
     TLOG(TLOG_INFO, "rule.print", LSTR("rule", lua_tostring(L, lua_upvalueindex(1))),
          LSTR("msg", lua_tostring(L, -1)));
     return 0;
-}
-
-static int is_host_thread(lua_State *L, int idx)
-{
-    if (!lua_isthread(L, idx))
-        return 0;
-    lua_getfield(L, LUA_REGISTRYINDEX, REG_HOSTTHREADS);
-    lua_pushvalue(L, idx);
-    int r = lua_rawget(L, -2) != LUA_TNIL;
-    lua_pop(L, 2);
-    return r;
-}
-
-/* coroutine.resume / coroutine.close, refusing the coroutines tikd runs rule
- * calls in: only the event loop may end their waits. */
-static int sb_co_guard(lua_State *L)
-{
-    if (is_host_thread(L, 1))
-        return luaL_error(L,
-                          "coroutine.%s: this coroutine is a running rule call owned by tikd; "
-                          "rule code cannot resume or close it",
-                          lua_tostring(L, lua_upvalueindex(2)));
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, lua_gettop(L) - 1, LUA_MULTRET);
-    return lua_gettop(L);
 }
 
 /* ---- require ----------------------------------------------------------- */
@@ -350,6 +320,10 @@ void sandbox_open(lua_State *L, const struct sandbox_opts *o)
         "select", "tonumber",     "tostring", "type", "rawequal", "rawlen", "rawget",
         "rawset", "getmetatable", "_VERSION", "load", NULL};
     copy_fields(L, lua_gettop(L), basefns);
+    safelib_push_xpcall(L, o->meter);
+    lua_setfield(L, -2, "xpcall");
+    safelib_push_setmetatable(L, o->meter);
+    lua_setfield(L, -2, "setmetatable");
     lua_setfield(L, LUA_REGISTRYINDEX, REG_BASE);
     lua_pop(L, 1);
 
@@ -358,7 +332,7 @@ void sandbox_open(lua_State *L, const struct sandbox_opts *o)
     luaL_requiref(L, "string", luaopen_string, 0);
     lua_pushnil(L);
     lua_setfield(L, -2, "dump");
-    strmatch_install(L, lua_gettop(L), o->pattern_steps);
+    strmatch_install(L, lua_gettop(L), o->pattern_steps, o->meter ? &o->meter->steps : NULL);
     lua_pushliteral(L, "");
     lua_getmetatable(L, -1);
     lua_pushboolean(L, 0);
@@ -372,25 +346,19 @@ void sandbox_open(lua_State *L, const struct sandbox_opts *o)
     luaL_requiref(L, "coroutine", luaopen_coroutine, 0);
     luaL_requiref(L, "os", luaopen_os, 0);
     int first = string_idx;
+    safelib_install(L, first + 1, string_idx, first + 4, o->meter);
 
     lua_createtable(L, 0, 6); /* the views */
     int libs = lua_gettop(L);
     static const char *const names[] = {"string", "table", "math", "utf8", "coroutine"};
     for (int i = 0; i < 5; i++) {
         lua_pushvalue(L, first + i);
-        if (i == 4) { /* coroutine: guard resume and close */
+        if (i == 4) { /* coroutine: what rules may use of it */
             int co = lua_gettop(L);
             static const char *const cofns[] = {"create", "isyieldable", "running",
                                                 "status", "wrap",        "yield",
                                                 "resume", "close",       NULL};
             copy_fields(L, co, cofns);
-            static const char *const guarded[] = {"resume", "close"};
-            for (int g = 0; g < 2; g++) {
-                lua_getfield(L, co, guarded[g]);
-                lua_pushstring(L, guarded[g]);
-                lua_pushcclosure(L, sb_co_guard, 2);
-                lua_setfield(L, -2, guarded[g]);
-            }
             lua_replace(L, co);
         }
         make_view(L, names[i]);
@@ -421,10 +389,10 @@ void sandbox_new_env(lua_State *L, const char *name)
     lua_createtable(L, 0, 32);
     int env = lua_gettop(L);
     lua_getfield(L, LUA_REGISTRYINDEX, REG_BASE);
-    static const char *const safe[] = {"assert",       "error",    "ipairs", "next",     "pairs",
-                                       "pcall",        "xpcall",   "select", "tonumber", "tostring",
-                                       "type",         "rawequal", "rawlen", "rawget",   "rawset",
-                                       "getmetatable", "_VERSION", NULL};
+    static const char *const safe[] = {
+        "assert", "error",        "ipairs",   "next",         "pairs",    "pcall",  "xpcall",
+        "select", "tonumber",     "tostring", "type",         "rawequal", "rawlen", "rawget",
+        "rawset", "getmetatable", "_VERSION", "setmetatable", NULL};
     for (const char *const *s = safe; *s; s++) {
         lua_getfield(L, -1, *s);
         lua_setfield(L, env, *s);
@@ -443,15 +411,14 @@ void sandbox_new_env(lua_State *L, const char *name)
     lua_setfield(L, env, "unpack");
     lua_pop(L, 1);
 
-    lua_pushcfunction(L, sb_setmetatable);
-    lua_setfield(L, env, "setmetatable");
     lua_pushcfunction(L, sb_collectgarbage);
     lua_setfield(L, env, "collectgarbage");
     lua_pushvalue(L, env);
     lua_pushcclosure(L, sb_load, 1);
     lua_setfield(L, env, "load");
     lua_pushstring(L, name);
-    lua_pushcclosure(L, sb_print, 1);
+    lua_getfield(L, LUA_REGISTRYINDEX, REG_OPTS);
+    lua_pushcclosure(L, sb_print, 2);
     lua_setfield(L, env, "print");
     lua_newtable(L); /* this file's private require cache */
     lua_pushcclosure(L, sb_require, 1);

@@ -9,13 +9,26 @@
 #define TIKD_LUA_SANDBOX_H
 
 #include <lua.h>
+#include <stdbool.h>
+
+#include "lua_strmatch.h"
+
+/* The host's budgets, as the sandbox's C functions need them (every field
+ * set; see lua_host.h for what each does). */
+struct sandbox_meters {
+    struct strmatch_meter steps;               /* matcher steps of the call */
+    void (*charge)(lua_State *L, lua_Integer); /* C work, in instructions */
+    bool (*spent)(lua_State *L);               /* the call has run out */
+    bool (*output)(lua_State *L);              /* one more line of output? */
+};
 
 struct sandbox_opts {
     const char *scripts_dir;      /* the engine's Lua library */
     const char *rules_dir;        /* rule files; also a require() root */
     const char *const *lib_paths; /* further require() roots */
     size_t nlib;
-    lua_Integer pattern_steps; /* budget per string.find/match/gmatch/gsub */
+    lua_Integer pattern_steps;          /* budget per string.find/match/gmatch/gsub */
+    const struct sandbox_meters *meter; /* NULL: only the per-function budgets */
 };
 
 /* Prepare a fresh state: open the safe standard libraries, strip and lock

@@ -85,6 +85,8 @@ typedef struct MatchState {
     unsigned char level;   /* total number of captures (finished or unfinished) */
     lua_Integer steps;     /* steps charged so far in this call; 0 <= steps <= max_steps */
     lua_Integer max_steps; /* the budget of one call */
+    const struct strmatch_meter *meter; /* the rule call's budget, if any */
+    lua_Integer *left;                  /* its steps left (NULL: none) */
     struct {
         const char *init;
         ptrdiff_t len;
@@ -101,6 +103,13 @@ static void charge(MatchState *ms, lua_Integer n)
         luaL_error(ms->L, "pattern too complex: more than %I matching steps (rule CPU budget)",
                    (LUAI_UACINT)ms->max_steps);
     ms->steps += n;
+    if (ms->left) {
+        if (sm_unlikely(n > *ms->left)) {
+            *ms->left = 0;
+            ms->meter->out(ms->L); /* raises */
+        }
+        *ms->left -= n;
+    }
 }
 
 /* Charge for re-reading the text of a pattern item (p..ep); free for short items. */
@@ -571,8 +580,10 @@ static int nospecials(const char *p, size_t l)
 }
 
 static void prepstate(MatchState *ms, lua_State *L, const char *s, size_t ls, const char *p,
-                      size_t lp, lua_Integer max_steps)
+                      size_t lp, lua_Integer max_steps, const struct strmatch_meter *meter)
 {
+    ms->meter = meter;
+    ms->left = meter ? meter->steps(L) : NULL;
     ms->L = L;
     ms->matchdepth = MAXCCALLS;
     ms->src_init = s;
@@ -588,10 +599,16 @@ static void reprepstate(MatchState *ms)
     ms->level = 0;
 }
 
-/* The budget of an installed function is its first upvalue. */
+/* The budget of an installed function is its first upvalue, the meter its
+ * second. */
 static lua_Integer get_budget(lua_State *L)
 {
     return lua_tointeger(L, lua_upvalueindex(1));
+}
+
+static const struct strmatch_meter *get_meter(lua_State *L)
+{
+    return lua_touserdata(L, lua_upvalueindex(2));
 }
 
 static int str_find_aux(lua_State *L, int find)
@@ -609,7 +626,7 @@ static int str_find_aux(lua_State *L, int find)
     if (find && (lua_toboolean(L, 4) || nospecials(p, lp))) {
         /* do a plain search */
         const char *s2;
-        prepstate(&ms, L, s, ls, p, lp, get_budget(L));
+        prepstate(&ms, L, s, ls, p, lp, get_budget(L), get_meter(L));
         s2 = lmemfind(&ms, s + init, ls - init, p, lp);
         if (s2) {
             lua_pushinteger(L, (s2 - s) + 1);
@@ -623,7 +640,7 @@ static int str_find_aux(lua_State *L, int find)
             p++;
             lp--; /* skip anchor character */
         }
-        prepstate(&ms, L, s, ls, p, lp, get_budget(L));
+        prepstate(&ms, L, s, ls, p, lp, get_budget(L), get_meter(L));
         do {
             const char *res;
             reprepstate(&ms);
@@ -665,6 +682,7 @@ static int gmatch_aux(lua_State *L)
     const char *src;
     gm->ms.L = L;
     gm->ms.steps = 0; /* the budget applies to each iterator call */
+    gm->ms.left = gm->ms.meter ? gm->ms.meter->steps(L) : NULL; /* whichever call runs it */
     /* Stock Lua leaves 'matchdepth' as it was when an error escaped an earlier call, so a
      * pcall'ed retry after a "pattern too complex" error recurses without any depth limit.
      * Restore it: a clean call always ends with it at MAXCCALLS anyway. */
@@ -692,7 +710,7 @@ static int gmatch(lua_State *L)
     gm = (GMatchState *)lua_newuserdatauv(L, sizeof(GMatchState), 0);
     if (init > ls)     /* start after string's end? */
         init = ls + 1; /* avoid overflows in 's + init' */
-    prepstate(&gm->ms, L, s, ls, p, lp, max_steps);
+    prepstate(&gm->ms, L, s, ls, p, lp, max_steps, get_meter(L));
     gm->src = s + init;
     gm->p = p;
     gm->lastmatch = NULL;
@@ -788,7 +806,7 @@ static int str_gsub(lua_State *L)
         p++;
         lp--; /* skip anchor character */
     }
-    prepstate(&ms, L, src, srcl, p, lp, get_budget(L));
+    prepstate(&ms, L, src, srcl, p, lp, get_budget(L), get_meter(L));
     while (n < max_s) {
         const char *e;
         reprepstate(&ms); /* (re)prepare state for new match */
@@ -813,7 +831,8 @@ static int str_gsub(lua_State *L)
     return 2;
 }
 
-void strmatch_install(lua_State *L, int idx, lua_Integer max_steps)
+void strmatch_install(lua_State *L, int idx, lua_Integer max_steps,
+                      const struct strmatch_meter *meter)
 {
     static const luaL_Reg fns[] = {
         {"find", str_find}, {"match", str_match}, {"gmatch", gmatch},
@@ -821,6 +840,7 @@ void strmatch_install(lua_State *L, int idx, lua_Integer max_steps)
     };
     lua_pushvalue(L, idx); /* the table, on top for luaL_setfuncs */
     lua_pushinteger(L, max_steps < 0 ? 0 : max_steps);
-    luaL_setfuncs(L, fns, 1); /* each closure gets the budget as upvalue 1 */
+    lua_pushlightuserdata(L, (void *)meter);
+    luaL_setfuncs(L, fns, 2); /* each closure gets the budget and the meter */
     lua_pop(L, 1);
 }

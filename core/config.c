@@ -93,8 +93,13 @@ static const struct key keys[] = {
      "bytes one call into a rule may grow its state by"},
     {"lua.state_memory", K_SIZE, O(lua_state_memory), 1 * MB, 1024 * GB, NULL,
      "bytes one rule generation's Lua state may hold"},
+    {"lua.rule_memory", K_SIZE, O(lua_rule_memory), 64 * KB, 1024 * GB, NULL,
+     "bytes one rule file may hold in its generation's state (what its calls and its load "
+     "keep)"},
     {"lua.pattern_steps", K_INT, O(lua_pattern_steps), 1000, 1e12, NULL,
-     "matching steps one string.find/match/gmatch/gsub call may take"},
+     "matching steps all the string.find/match/gmatch/gsub of one call may take together"},
+    {"lua.call_time", K_SECONDS, O(lua_call_time), 0.001, 3600, NULL,
+     "seconds one call into a rule may run on the loop, in Lua or in C (waits do not count)"},
     {"shutdown_grace", K_SECONDS, O(shutdown_grace), 0, 3600, NULL,
      "seconds running rule calls get to finish on SIGTERM"},
     {"tiktok.client_key", K_STR, O(client_key), 0, 0, NULL, "the app's client key"},
@@ -214,6 +219,8 @@ void config_init(struct tikd_config *c)
     c->lua_call_memory = (size_t)(32 * MB);
     c->lua_state_memory = (size_t)(256 * MB);
     c->lua_pattern_steps = 10000000;
+    c->lua_rule_memory = (size_t)(64 * MB);
+    c->lua_call_time = 1.0;
     c->shutdown_grace = 10;
     c->scopes = xstrdup("user.info.basic,video.publish,video.upload");
     c->pkce = true;

@@ -38,7 +38,9 @@ struct tikd_config {
     long long lua_instructions;  /* per call into a rule */
     size_t lua_call_memory;      /* bytes a call may grow its state by */
     size_t lua_state_memory;     /* bytes one generation's state may hold */
-    long long lua_pattern_steps; /* matcher steps per string.find/match/gsub */
+    size_t lua_rule_memory;      /* bytes one rule file may hold */
+    long long lua_pattern_steps; /* matcher steps per call into a rule */
+    double lua_call_time;        /* seconds a call may run on the loop */
     double shutdown_grace;       /* seconds running calls get on SIGTERM */
     char *client_key, *client_secret;
     char *auth_url, *api_url, *redirect_uri;

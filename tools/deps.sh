@@ -27,7 +27,6 @@ need_pc libcrypto libssl-dev
 need_pc jansson libjansson-dev
 need_pc libmicrohttpd libmicrohttpd-dev
 need_file /usr/include/ev.h libev-dev
-need_pc lua5.4-cjson lua-cjson-dev
 # schedules' time zones: the C library's tz code (and python3's zoneinfo in tests) read it
 need_file /usr/share/zoneinfo/America/New_York tzdata
 if [ "$what" != build ]; then

@@ -86,7 +86,7 @@ static void escapes_fail(void **state)
         {"loop_in_load", "instruction budget exceeded"},
         {"loop_in_tostring", "instruction budget exceeded"},
         {"memory_bomb", "memory budget exceeded"},
-        {"string_bomb", "memory budget exceeded|string too large"},
+        {"string_bomb", "memory budget exceeded|string too large|instruction budget exceeded"},
         {"concat_bomb", "budget exceeded"},
         {"deep_recursion", "stack overflow|memory budget exceeded"},
         {"pathological_pattern", "pattern too complex"},
@@ -95,10 +95,76 @@ static void escapes_fail(void **state)
         {"sleep_in_wrap", "rule call's own coroutine"},
         {"other_rules_globals", "other_secret is not visible"},
         {"hostile_close", "boom"},
+        /* issue 12 */
+        {"xpcall_handler_loops", "instruction budget exceeded"},
+        {"xpcall_handler_loops_in_sort", "instruction budget exceeded"},
+        {"close_after_budget", "instruction budget exceeded"},
+        {"close_after_budget_in_sort", "instruction budget exceeded"},
+        {"close_after_budget_in_wrap", "instruction budget exceeded"},
+        {"close_after_budget_coroutine_close", "instruction budget exceeded"},
+        {"call_chain_after_setmetatable", "attempt to call a table value"},
+        {"call_not_a_function", "__call must be a function"},
+        {"many_patterns", "pattern too complex: more than 1000000 matching steps in one call"},
+        {"insert_front", "instruction budget exceeded"},
+        {"remove_front", "instruction budget exceeded"},
+        {"unpack_big", "instruction budget exceeded"},
+        {"hostile_len_insert", "instruction budget exceeded"},
+        {"sort_hostile_len", "__len metamethod cannot be sorted"},
+        {"json_blowup", "instruction budget exceeded|memory budget exceeded"},
+        {"json_deep", "nested more than 128 deep"},
+        {"c_stack_overflow", "stack overflow"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         expect_fail(cases[i].fn, cases[i].want);
     assert_true(sizeof cases / sizeof cases[0] >= 20);
+}
+
+/* Finalizers added to a metatable after setmetatable never run. */
+static void late_finalizer_is_ignored(void **state)
+{
+    (void)state;
+    struct tu_result r = tu_call(loop, g, "escape.lua", "gc_added_later");
+    assert_true(r.ok);
+    assert_string_equal(r.value, "no finalizer");
+}
+
+static int count(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+/* print and tikd.log: 200 lines a call, the rest counted in one line; long
+ * values cut. */
+static void output_is_capped(void **state)
+{
+    (void)state;
+    struct tu_logcap cap;
+    tlog_setup(TLOG_INFO, TLOG_LOGFMT, 2);
+    tu_logcap_start(&cap);
+    struct tu_result r = tu_call(loop, g, "escape.lua", "print_flood");
+    if (!r.ok)
+        fail_msg("print_flood: %s", r.error);
+    assert_non_null(cap.buf);
+    assert_int_equal(count(cap.buf, "event=rule.print "), 200);
+    assert_int_equal(count(cap.buf, "event=rule.output_suppressed"), 1);
+    assert_non_null(strstr(cap.buf, "lines=9800"));
+    tu_logcap_stop(&cap);
+
+    tu_logcap_start(&cap);
+    r = tu_call(loop, g, "escape.lua", "log_flood");
+    if (!r.ok)
+        fail_msg("log_flood: %s", r.error);
+    /* the rule file's minute allows 1200 lines: 200 printed above, so this
+     * call gets its own 200, each value cut */
+    assert_non_null(cap.buf);
+    assert_int_equal(count(cap.buf, "event=rule.log "), 200);
+    assert_true(cap.n < 200 * 2 * 2200);
+    assert_non_null(strstr(cap.buf, "cut at 2048 bytes"));
+    tu_logcap_stop(&cap);
+    tlog_setup(TLOG_ERROR, TLOG_LOGFMT, 2);
 }
 
 static void budget_is_reported_as_such(void **state)
@@ -160,7 +226,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(escapes_fail),       cmocka_unit_test(budget_is_reported_as_such),
         cmocka_unit_test(rules_are_isolated), cmocka_unit_test(errors_name_file_and_line),
-        cmocka_unit_test(library_works),
+        cmocka_unit_test(library_works),      cmocka_unit_test(late_finalizer_is_ignored),
+        cmocka_unit_test(output_is_capped),
     };
     return cmocka_run_group_tests_name("sandbox", tests, setup, teardown);
 }

@@ -672,7 +672,7 @@ static void test_budget_scope(lua_State *L)
                       "local p = string.rep('a*', 2) .. 'b'\n"
                       "return T.find(s, p)";
     lua_newtable(L);
-    strmatch_install(L, -1, 1000);
+    strmatch_install(L, -1, 1000, NULL);
     lua_setglobal(L, "T");
 
     /* the step count starts afresh for each call */
@@ -718,7 +718,7 @@ static void test_budget_scope(lua_State *L)
     }
     /* a zero (or negative, clamped to zero) budget refuses any matcher work */
     lua_newtable(L);
-    strmatch_install(L, -1, -5);
+    strmatch_install(L, -1, -5, NULL);
     lua_setglobal(L, "Z");
     {
         int ok = run(L, "return Z.match('a', 'a')", 1);
@@ -737,7 +737,7 @@ static lua_Integer steps_needed(lua_State *L, const char *call)
         lua_Integer mid = lo + (hi - lo) / 2;
         int ok;
         lua_newtable(L);
-        strmatch_install(L, -1, mid);
+        strmatch_install(L, -1, mid, NULL);
         lua_setglobal(L, "T");
         ok = run(L, call, 0);
         if (!ok)
@@ -813,7 +813,7 @@ int main(void)
 
     /* install into the real string library table */
     lua_getglobal(L, "string");
-    strmatch_install(L, -1, BUDGET);
+    strmatch_install(L, -1, BUDGET, NULL);
     lua_pop(L, 1);
     CHECK(lua_gettop(L) == 0, "strmatch_install left the stack balanced");
     if (!run(L,

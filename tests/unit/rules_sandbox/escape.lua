@@ -76,3 +76,105 @@ function hostile_close()
     local x <close> = setmetatable({}, { __close = function() while true do end end })
     error("boom")
 end
+
+-- Issue 12: paths that ran with Lua's hooks off, or in C where no
+-- instruction is counted. Each must end in its budget, and quickly.
+
+-- the budget fires inside xpcall: the rule's message handler must not run
+function xpcall_handler_loops()
+    xpcall(function() while true do end end, function() while true do end end)
+end
+-- the same where a yield cannot cross C (inside a sort comparator)
+function xpcall_handler_loops_in_sort()
+    table.sort({ 3, 2, 1 }, function(a, b)
+        xpcall(function() while true do end end, function() while true do end end)
+        return a < b
+    end)
+end
+-- a <close> handler that loops, after the budget ran out
+function close_after_budget()
+    local x <close> = setmetatable({}, { __close = function() while true do end end })
+    while true do end
+end
+function close_after_budget_in_sort()
+    local x <close> = setmetatable({}, { __close = function() while true do end end })
+    table.sort({ 3, 2, 1 }, function(a, b) while true do end end)
+end
+function close_after_budget_in_wrap()
+    coroutine.wrap(function()
+        local x <close> = setmetatable({}, { __close = function() while true do end end })
+        table.sort({ 3, 2, 1 }, function(a, b) while true do end end)
+    end)()
+end
+function close_after_budget_coroutine_close()
+    local co = coroutine.create(function()
+        local x <close> = setmetatable({}, { __close = function() while true do end end })
+        table.sort({ 3, 2, 1 }, function(a, b) while true do end end)
+    end)
+    coroutine.resume(co)
+    coroutine.close(co)
+end
+-- metatables edited after setmetatable change nothing Lua consults
+function call_chain_after_setmetatable()
+    local mt = {}
+    local t = setmetatable({}, mt)
+    mt.__call = t -- too late: t's metatable is a private copy
+    return t()
+end
+function call_not_a_function() return setmetatable({}, { __call = {} }) end
+function gc_added_later()
+    local mt = {}
+    local t = setmetatable({}, mt)
+    mt.__gc = function() while true do end end
+    t = nil
+    collectgarbage("count")
+    return "no finalizer"
+end
+-- C work: charged to the call, not to each library call
+function many_patterns()
+    local s = string.rep("a", 3000)
+    for i = 1, 1000 do pcall(string.find, s, string.rep("a*", 6) .. "b") end
+end
+function insert_front()
+    local t = {}
+    for i = 1, 200000 do t[i] = i end
+    for i = 1, 100000 do table.insert(t, 1, i) end
+end
+function remove_front()
+    local t = {}
+    for i = 1, 200000 do t[i] = i end
+    for i = 1, 100000 do table.remove(t, 1) end
+end
+function unpack_big() return select("#", table.unpack({}, 1, 1e8)) end
+function hostile_len_insert()
+    local n = 0
+    local t = setmetatable({}, { __len = function() n = n + 1; return n == 1 and 1 or 1e9 end })
+    for i = 1, 1e6 do table.insert(t, 1, i) end
+end
+function sort_hostile_len()
+    table.sort(setmetatable({}, { __len = function() return 1e8 end }))
+end
+function json_blowup()
+    local json = require "cjson"
+    local t = {}
+    for i = 1, 40 do t = { t, t } end
+    return #json.encode(t)
+end
+function json_deep()
+    local json = require "cjson"
+    return json.decode(string.rep("[", 100000) .. string.rep("]", 100000))
+end
+function print_flood()
+    for i = 1, 10000 do print("line", i) end
+    return "printed"
+end
+function log_flood()
+    local big = string.rep("x", 100000)
+    for i = 1, 1000 do tikd.log.info(big, { field = big }) end
+    return "logged"
+end
+-- recursion through C (gsub callbacks): Lua's "C stack overflow" names no file
+function c_stack_overflow()
+    local function f(s) return (s:gsub(".", f)) end
+    return f("x")
+end
