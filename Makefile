@@ -114,6 +114,7 @@ install: all
 	install -m 0644 docs/lua/tikd.lua $(DESTDIR)$(PREFIX)/share/doc/tikd/lua/
 	install -d $(DESTDIR)$(PREFIX)/share/doc/tikd/lua/tikd
 	install -m 0644 docs/lua/tikd/test.lua $(DESTDIR)$(PREFIX)/share/doc/tikd/lua/tikd/
+	install -m 0644 docs/lua/tikd/json.lua $(DESTDIR)$(PREFIX)/share/doc/tikd/lua/tikd/
 
 FORMAT_FILES = $(CORE_SRC) $(BIND_SRC) $(CLI_SRC) $(UNIT_SRC) $(TOOL_SRC) \
 	$(wildcard core/*.h bindings/*.h cli/*.h tests/unit/*.h)

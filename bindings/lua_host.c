@@ -264,6 +264,7 @@ static void *gen_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     if (!p)
         return NULL;
     g->refused = NULL;
+    g->refused_size = 0; /* no refusal pending */
     *(size_t *)p = owner;
     mem_account(g, c, owner, (long long)nsize - (long long)old);
     return p + HDR;

@@ -164,8 +164,10 @@ void rules_reap(struct rules *r)
 {
     for (size_t i = 1; i < r->ngens;) {
         if (gen_live_calls(r->gens[i]) == 0) {
-            TLOG(TLOG_DEBUG, "rules.gen_closed", LINT("gen", gen_id(r->gens[i])));
+            unsigned id = gen_id(r->gens[i]);
+            size_t bytes = gen_memory(r->gens[i]);
             gen_release(r->gens[i]);
+            TLOG(TLOG_INFO, "rules.gen_closed", LINT("gen", id), LINT("lua_bytes", bytes));
             r->gens[i] = r->gens[--r->ngens];
         } else {
             i++;

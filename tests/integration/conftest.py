@@ -22,6 +22,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 TIKD = os.environ.get("TIKD_BIN", os.path.join(REPO, "build", "tikd"))
 
 
+def sanitized():
+    """True for a tikd built with AddressSanitizer (make asan): its allocator
+    holds freed memory in quarantine, so resident sizes say little."""
+    r = subprocess.run(["ldd", TIKD], capture_output=True, text=True)
+    return "libasan" in r.stdout
+
+
 def run_tikd(*args, config=None, env=None, timeout=30, cwd=None):
     cmd = [TIKD] + (["--config", str(config)] if config else []) + list(args)
     e = dict(os.environ)

@@ -1,8 +1,11 @@
-/* reloadbench.c - `make bench`: how long a reload takes. Builds a rule
- * generation from 100 rule files (each declares an account and a schedule
- * and defines hooks, ~40 lines) the way `tikd run` does on SIGHUP or a
- * saved file: a fresh sandboxed state, every file loaded and checked. The
- * peer is a bare Lua 5.4 state loading and running the same 100 files.
+/* reloadbench.c - `make bench`: how long a reload takes, and one call into
+ * a rule. Builds a rule generation from 100 rule files (each declares an
+ * account and a schedule and defines hooks, ~40 lines) the way `tikd run`
+ * does on SIGHUP or a saved file: a fresh sandboxed state, every file loaded
+ * and checked. The peer is a bare Lua 5.4 state loading and running the same
+ * 100 files. Then 200,000 calls into the rules, each in its own coroutine
+ * with every budget armed (instructions, memory, matcher steps, the wall
+ * clock), against a bare state resuming a new coroutine per call.
  * Usage: reloadbench SCRIPTS_DIR */
 #include <lauxlib.h>
 #include <lualib.h>
@@ -16,6 +19,7 @@
 
 #define FILES  100
 #define ROUNDS 20
+#define CALLS  200000
 
 static double now(void)
 {
@@ -42,9 +46,47 @@ static const char rule[] =
     "    return tikd.upload.post{ account = NAME, schedule = NAME .. \"-slots\",\n"
     "                             media = item.path, caption = caption, key = item.hash }\n"
     "end\n"
+    "function ping(n) return n + 1 end\n"
     "function on_published(job)\n"
     "    tikd.log.info(\"published\", { id = job.id, account = job.account })\n"
     "end\n";
+
+static int push_n(lua_State *L, void *ud)
+{
+    lua_pushinteger(L, *(int *)ud);
+    return 1;
+}
+
+static void count_ok(void *ud, const struct call_result *r)
+{
+    *(int *)ud += r->ok;
+}
+
+/* Seconds per call: CALLS calls of ping() across the files. */
+static double bench_calls(struct gen *g)
+{
+    int ok = 0;
+    double t0 = now();
+    for (int i = 0; i < CALLS; i++)
+        gen_call(g, (size_t)i % gen_rule_count(g), "ping", push_n, &i, count_ok, &ok);
+    double t = now() - t0;
+    return ok == CALLS ? t / CALLS : -1;
+}
+
+static double bench_bare_calls(lua_State *L)
+{
+    double t0 = now();
+    for (int i = 0; i < CALLS; i++) {
+        lua_State *co = lua_newthread(L);
+        lua_getglobal(co, "ping");
+        lua_pushinteger(co, i);
+        int nres;
+        if (lua_resume(co, L, 1, &nres) != LUA_OK)
+            return -1;
+        lua_pop(L, 1);
+    }
+    return (now() - t0) / CALLS;
+}
 
 /* The same files for a bare interpreter: tikd's declarations as no-ops. */
 static const char bare_prelude[] =
@@ -73,8 +115,9 @@ int main(int argc, char **argv)
                           .instructions = 10000000,
                           .call_memory = 32u << 20,
                           .state_memory = 256u << 20,
-                          .pattern_steps = 1000000};
-    double best = 1e9;
+                          .pattern_steps = 1000000,
+                          .call_time = 1};
+    double best = 1e9, call = 0, bare_call = 0;
     for (int r = 0; r < ROUNDS; r++) {
         struct gen *g;
         struct gen_report rep = {0};
@@ -87,6 +130,8 @@ int main(int argc, char **argv)
             return 1;
         }
         gen_report_free(&rep);
+        if (r == 0)
+            call = bench_calls(g);
         gen_release(g);
         if (t < best)
             best = t;
@@ -106,14 +151,23 @@ int main(int argc, char **argv)
                 return 1;
             }
         }
-        lua_close(L);
         double t = now() - t0;
+        if (r == 0)
+            bare_call = bench_bare_calls(L);
+        lua_close(L);
         if (t < bare)
             bare = t;
     }
     printf("   reload of %d rule files (a fresh sandboxed generation, best of %d): %.1f ms;"
            " a bare Lua state loading them: %.1f ms; ratio %.1f (goal: well under 100 ms)\n",
            FILES, ROUNDS, best * 1e3, bare * 1e3, best / bare);
+    if (call <= 0 || bare_call <= 0) {
+        fprintf(stderr, "reloadbench: a call failed\n");
+        return 1;
+    }
+    printf("   one call into a rule (its own coroutine, every budget armed): %.2f us;"
+           " a bare coroutine resume: %.2f us; ratio %.1f (goal: under 10 us)\n",
+           call * 1e6, bare_call * 1e6, call / bare_call);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     return system(cmd) == 0 ? 0 : 1;

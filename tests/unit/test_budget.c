@@ -92,7 +92,7 @@ static void the_clock_stops_slow_c_work(void **state)
     (void)state;
     struct host_opts o = tu_host_opts("tests/unit/rules_budget", loop);
     o.instructions = 1000000000000LL; /* the count alone would take hours */
-    o.call_memory = 64 * MIB;
+    o.call_memory = 32 * MIB;
     o.call_time = 0.3;
     struct gen *g = build(&o);
     struct tu_result r = call_n(g, "hog.lua", "slow_concat", 0);

@@ -214,6 +214,9 @@ static void library_works(void **state)
     if (!r.ok)
         fail_msg("%s", r.error);
     assert_string_equal(r.value, "inside pcall");
+    r = tu_call(loop, g, "other.lua", "json_cases");
+    if (!r.ok)
+        fail_msg("%s", r.error);
     r = tu_call(loop, g, "other.lua", "utf16");
     assert_string_equal(r.value, "4");
     assert_int_equal(
