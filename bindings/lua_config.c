@@ -11,7 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/fileio.h"
+
 #define CONFIG_BUDGET 1000000
+#define CONFIG_MAX    (1024 * 1024) /* bytes: a config file is a page of assignments */
 
 static void config_hook(lua_State *L, lua_Debug *ar)
 {
@@ -160,8 +163,18 @@ static int apply_table(lua_State *L, int t, const char *prefix, struct walk *w)
 static int eval_file(lua_State *L)
 {
     struct walk *w = lua_touserdata(L, 1);
-    if (luaL_loadfilex(L, w->path, "t") != LUA_OK)
+    /* a FIFO or a device named as the config is refused, never waited on */
+    char *text;
+    size_t len;
+    struct tikd_err fe = {0};
+    if (fileio_read_all(w->path, CONFIG_MAX, &text, &len, &fe) != 0)
+        return luaL_error(L, "%s", fe.msg);
+    lua_pushfstring(L, "@%s", w->path);
+    int st = luaL_loadbufferx(L, text, len, lua_tostring(L, -1), "t");
+    free(text);
+    if (st != LUA_OK)
         return lua_error(L);
+    lua_remove(L, -2);
     lua_newtable(L); /* the file's globals */
     lua_pushvalue(L, -1);
     lua_setupvalue(L, -3, 1);
@@ -169,6 +182,9 @@ static int eval_file(lua_State *L)
     lua_sethook(L, config_hook, LUA_MASKCOUNT, CONFIG_BUDGET);
     lua_call(L, 0, 1);
     lua_sethook(L, NULL, 0, 0);
+    if (!lua_isnil(L, -1) && !lua_istable(L, -1))
+        return luaL_error(L, "%s: returned a %s: a config file sets values or returns a table",
+                          w->path, luaL_typename(L, -1));
     int t = lua_istable(L, -1) ? lua_gettop(L) : lua_gettop(L) - 1; /* `return {...}` or globals */
     lua_pushinteger(L, apply_table(L, t, NULL, w));
     return 1;

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../core/fileio.h"
 #include "../core/log.h"
 
 #define REG_OPTS    "tikd.sandbox.opts"
@@ -430,36 +431,22 @@ void sandbox_new_env(lua_State *L, const char *name)
 int sandbox_load_file(lua_State *L, const char *path, const char *chunkname)
 {
     int env = lua_gettop(L);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    /* a FIFO, a device or a huge file named *.lua is refused, never waited
+     * on or read whole */
+    char *text;
+    size_t textlen;
+    struct tikd_err e = {0};
+    if (fileio_read_all(path, MAX_SOURCE, &text, &textlen, &e) != 0) {
         lua_pop(L, 1);
-        lua_pushfstring(L, "%s: cannot open: %s", chunkname + 1, strerror(errno));
+        const char *why = strstr(e.msg, ": ");
+        lua_pushfstring(L, "%s%s", chunkname + 1,
+                        e.code == TIKD_EFULL ? ": file larger than 4 MiB: not a rule file"
+                        : why                ? why
+                                             : ": cannot read");
         return LUA_ERRFILE;
     }
-    luaL_Buffer b;
-    char *p = luaL_buffinitsize(L, &b, 4096);
-    size_t total = 0, n;
-    (void)p;
-    char chunk[4096];
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        total += n;
-        if (total > MAX_SOURCE)
-            break;
-        luaL_addlstring(&b, chunk, n);
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (err || total > MAX_SOURCE) {
-        luaL_pushresult(&b);
-        lua_settop(L, env - 1);
-        lua_pushfstring(L, "%s: %s", chunkname + 1,
-                        err ? "read error" : "file larger than 4 MiB: not a rule file");
-        return LUA_ERRFILE;
-    }
-    luaL_pushresult(&b);
-    size_t len;
-    const char *src = lua_tolstring(L, -1, &len);
-    int st = luaL_loadbufferx(L, src, len, chunkname, "t");
+    int st = luaL_loadbufferx(L, text, textlen, chunkname, "t"); /* protected: never raises */
+    free(text);
     if (st != LUA_OK) {
         lua_replace(L, env); /* message replaces env */
         lua_settop(L, env);

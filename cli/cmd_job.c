@@ -17,6 +17,7 @@
 #include "../core/clock.h"
 #include "../core/job.h"
 #include "../core/post.h"
+#include "../core/runlock.h"
 #include "../core/tiktok.h"
 
 /* "+90s", "+5m", "+2h", "+1d", an ISO time "2026-12-01T10:00:00Z", or epoch seconds. */
@@ -49,18 +50,31 @@ static int parse_when(const char *s, double *out)
     return -1;
 }
 
+/* A whole number 0..max written in decimal digits only ("abc", "-1", "1e3"
+ * and "" are refused, never read as 0). */
+static int parse_count(const char *s, long max, int *out)
+{
+    if (!*s || strspn(s, "0123456789") != strlen(s) || strlen(s) > 10)
+        return -1;
+    long v = strtol(s, NULL, 10);
+    if (v > max)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+/* Only a process proven to hold the data directory's lock is signalled:
+ * a pid left behind by a dead daemon may name any process by now. */
 static void wake_daemon(struct cli *c)
 {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/tikd.pid", c->cfg.data_dir);
-    FILE *f = fopen(path, "r");
-    int pid = 0;
-    if (f) {
-        if (fscanf(f, "%d", &pid) != 1)
-            pid = 0;
-        fclose(f);
-    }
-    if (pid <= 1 || kill(pid, SIGUSR1) != 0)
+    int pid;
+    struct tikd_err e = {0};
+    int held = runlock_holder(c->cfg.data_dir, &pid, &e);
+    if (held < 0)
+        fprintf(stderr, "tikd: %s\n", e.msg);
+    if (held == 1 && pid == 0)
+        printf("(tikd run is starting: it will see the job)\n");
+    else if (held != 1 || kill(pid, SIGUSR1) != 0)
         printf("(no tikd run is up: the job waits until it starts)\n");
 }
 
@@ -205,12 +219,17 @@ static int run_post(struct cli *c, int argc, char **argv)
             snprintf(j->description, sizeof j->description, "%s", v);
         } else if (strcmp(a, "--cover-index") == 0) {
             NEEDS_VALUE;
-            j->cover_index = atoi(v);
+            if (parse_count(v, 34, &j->cover_index) != 0)
+                rc = cli_usage_error(&cmd_post, "--cover-index takes 0 to 34, not '%s'", v);
         } else if (strcmp(a, "--auto-music") == 0) {
             j->opt.auto_add_music = true;
         } else if (strcmp(a, "--cover-ms") == 0) {
             NEEDS_VALUE;
-            j->opt.cover_ms = atoi(v);
+            if (parse_count(v, 24 * 3600 * 1000, &j->opt.cover_ms) != 0)
+                rc = cli_usage_error(&cmd_post,
+                                     "--cover-ms takes a time in the video in milliseconds, "
+                                     "not '%s'",
+                                     v);
         } else if (strcmp(a, "--approval-deadline") == 0) {
             NEEDS_VALUE;
             approval = true;
@@ -364,8 +383,16 @@ struct queue_ctx {
     int state;
     const char *account;
     bool all;
-    int shown;
+    int shown, corrupt;
 };
+
+static void queue_bad(uint64_t id, void *ctx)
+{
+    struct queue_ctx *q = ctx;
+    fprintf(stderr, "tikd queue: the record of job %llu is corrupt and cannot be read\n",
+            (unsigned long long)id);
+    q->corrupt++;
+}
 
 static int queue_row(const struct job *j, void *ctx)
 {
@@ -388,12 +415,12 @@ static int queue_row(const struct job *j, void *ctx)
 
 static int queue_txn(struct store_txn *t, void *ctx)
 {
-    return job_foreach(t, queue_row, ctx);
+    return job_foreach_all(t, queue_row, queue_bad, ctx);
 }
 
 static int run_queue(struct cli *c, int argc, char **argv)
 {
-    struct queue_ctx q = {-1, NULL, false, 0};
+    struct queue_ctx q = {-1, NULL, false, 0, 0};
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--state") == 0 && i + 1 < argc) {
             q.state = job_state_parse(argv[++i]);
@@ -412,9 +439,12 @@ static int run_queue(struct cli *c, int argc, char **argv)
         return 1;
     printf("%-6s %-11s %-16s %-6s %-21s %-24s %s\n", "ID", "STATE", "ACCOUNT", "MODE", "DUE",
            "MEDIA", "WHY");
-    int rc = store_read(s, queue_txn, &q, NULL);
+    struct tikd_err e = {0};
+    int rc = store_read(s, queue_txn, &q, &e);
     store_close(s);
-    return rc ? 1 : 0;
+    if (rc != 0)
+        fprintf(stderr, "tikd queue: %s\n", e.msg[0] ? e.msg : "cannot read the database");
+    return rc || q.corrupt ? 1 : 0;
 }
 
 const struct cli_cmd cmd_queue = {

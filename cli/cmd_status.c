@@ -6,11 +6,10 @@
 
 #include "../core/clock.h"
 #include "../core/job.h"
+#include "../core/runlock.h"
 #include "../core/store.h"
 
-#include <errno.h>
 #include <jansson.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -55,8 +54,17 @@ static int run_status(struct cli *c, int argc, char **argv)
         json_decref(r.status);
         return 1;
     }
+    /* alive is what the data directory's lock says, never a pid probe: a
+     * dead daemon's pid may belong to any process by now */
     int pid = (int)json_integer_value(json_object_get(r.status, "pid"));
-    bool alive = pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+    int lock_pid;
+    struct tikd_err e = {0};
+    int held = runlock_holder(c->cfg.data_dir, &lock_pid, &e);
+    if (held < 0)
+        fprintf(stderr, "tikd status: %s\n", e.msg);
+    bool alive = held == 1;
+    if (alive && lock_pid)
+        pid = lock_pid;
     char since[32];
     cli_fmt_time(json_number_value(json_object_get(r.status, "started_at")), since, sizeof since);
     if (!r.status)

@@ -12,6 +12,7 @@
 #include "../bindings/lua_rules.h"
 
 #include <ev.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +40,6 @@ struct daemon {
     struct intake *intake;
     struct webhook_cfg webhooks;
     bool stopping;
-    char pidfile[4200];
     ev_signal sig_term, sig_int, sig_hup, sig_usr1;
     ev_timer grace, sweep;
     ev_prepare prep;
@@ -207,17 +207,6 @@ static int start_intake(struct daemon *d)
     return 0;
 }
 
-/* `tikd post` finds the daemon here to wake it (SIGUSR1). */
-static void write_pidfile(struct daemon *d)
-{
-    snprintf(d->pidfile, sizeof d->pidfile, "%s/tikd.pid", d->cli->cfg.data_dir);
-    FILE *pf = fopen(d->pidfile, "w");
-    if (pf) {
-        fprintf(pf, "%d\n", (int)getpid());
-        fclose(pf);
-    }
-}
-
 /* ---- timers and signals ------------------------------------------------------------ */
 
 static void maybe_finish_stop(struct daemon *d)
@@ -328,8 +317,6 @@ static void shutdown_all(struct daemon *d)
     d->en.oauth = NULL;
     pipeline_free(d->pipeline);
     d->pipeline = NULL;
-    if (d->pidfile[0])
-        unlink(d->pidfile);
 }
 
 static int run(struct cli *c, int argc, char **argv)
@@ -338,12 +325,19 @@ static int run(struct cli *c, int argc, char **argv)
     if (argc > 1)
         return cli_usage_error(&cmd_run, "takes no arguments");
     struct daemon d = {.cli = c};
-    if (engine_open(c, &d.en, ENG_ALL))
+    /* One daemon per data directory (engine_open takes the lock once the
+     * key has loaded, before the database opens): a second would post the
+     * same jobs. The pid in the lock file is how `tikd post` finds the
+     * daemon to wake; it may wake it as soon as the pid is there, so SIGUSR1
+     * and SIGHUP are ignored until the loop takes them (the loop looks at
+     * the queue and loads the rules when it starts anyway). */
+    signal(SIGUSR1, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    if (engine_open(c, &d.en, ENG_ALL | ENG_DAEMON))
         return 1;
     d.loop = d.en.loop;
-    /* signals first: `tikd post` may send SIGUSR1 as soon as the pid file
-     * exists, an operator SIGHUP at any time; the loop handles them once it
-     * runs, none of them kills a starting daemon */
+    /* the loop takes SIGUSR1 (from `tikd post`) and SIGHUP (an operator's)
+     * once it runs; none of them kills a starting daemon */
     ev_signal_init(&d.sig_term, on_stop, SIGTERM);
     ev_signal_init(&d.sig_int, on_stop, SIGINT);
     ev_signal_init(&d.sig_hup, on_hup, SIGHUP);
@@ -359,10 +353,7 @@ static int run(struct cli *c, int argc, char **argv)
          LSTR("rules_dir", c->cfg.rules_dir), LINT("pid", getpid()),
          LSTR("vault_key", vault_key_id(d.en.vault)));
     store_write(d.en.store, audit_txn, NULL, NULL);
-    int rc = start_servers(&d) || start_pipeline(&d);
-    if (rc == 0)
-        write_pidfile(&d);
-    rc = rc || start_rules(&d) || start_intake(&d);
+    int rc = start_servers(&d) || start_pipeline(&d) || start_rules(&d) || start_intake(&d);
     if (rc != 0) {
         store_write(d.en.store, audit_stop_txn, "reason=startup_failed", NULL);
         shutdown_all(&d);

@@ -1,10 +1,12 @@
 /* engine.c - opening the engine's parts from the config (see engine.h). */
 #include "engine.h"
 
+#include <errno.h>
 #include <ev.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static int vault_check_txn(struct store_txn *t, void *ctx)
 {
@@ -29,6 +31,7 @@ int engine_open(struct cli *c, struct engine *en, int what)
 {
     memset(en, 0, sizeof *en);
     en->cli = c;
+    en->lock.fd = -1;
     if (what & ENG_NET)
         what |= ENG_VAULT;
     if (what & ENG_VAULT)
@@ -47,6 +50,17 @@ int engine_open(struct cli *c, struct engine *en, int what)
         if (vault_load(&en->vault, c->cfg.vault_key_file, getenv("TIKD_VAULT_KEY"), &e) != 0) {
             fprintf(stderr, "tikd: %s\n", e.msg);
             return 1;
+        }
+    }
+    if (what & ENG_DAEMON) {
+        const char *dir = c->cfg.data_dir;
+        if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+            fprintf(stderr, "tikd: %s: cannot create: %s\n", dir, strerror(errno));
+            goto fail;
+        }
+        if (runlock_take(&en->lock, dir, &e) != 0) {
+            fprintf(stderr, "tikd: %s\n", e.msg);
+            goto fail;
         }
     }
     if ((what & ENG_STORE) && cli_open_store(c, false, &en->store))
@@ -96,6 +110,7 @@ void engine_close(struct engine *en)
     en->http = NULL;
     en->store = NULL;
     en->vault = NULL;
+    runlock_release(&en->lock);
 }
 
 void engine_wait(struct engine *en, const int *flag)

@@ -5,6 +5,7 @@
 #ifndef TIKD_ENGINE_H
 #define TIKD_ENGINE_H
 
+#include "../core/runlock.h"
 #include "cli.h"
 
 #include "../core/http.h"
@@ -19,9 +20,12 @@ struct engine {
     struct vault *vault;
     struct http *http;
     struct oauth *oauth;
+    struct runlock lock; /* ENG_DAEMON: the data directory's, held until engine_close */
 };
 
-enum { ENG_STORE = 1, ENG_VAULT = 2, ENG_NET = 4, ENG_ALL = 7 };
+/* ENG_DAEMON: the one daemon on this data directory (core/runlock.h), taken
+ * once the key has loaded and before the database is opened. */
+enum { ENG_STORE = 1, ENG_VAULT = 2, ENG_NET = 4, ENG_ALL = 7, ENG_DAEMON = 8 };
 
 /* Open what `what` asks for (ENG_NET brings HTTP and OAuth and needs the
  * vault). Errors are printed; returns 0 or 1. On failure nothing stays open. */

@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -238,10 +241,27 @@ static const struct cli_cmd cmd_help_entry = {"help", run_help, "help [COMMAND|c
 static const struct cli_cmd cmd_version_entry = {"version", run_version, "version",
                                                  "print the version", ""};
 
+/* Tokens pass through this process's memory for one request each, and the
+ * vault key for its life: no core file may hold them, and no process of the
+ * same user may read them through ptrace or /proc/PID/mem. (LeakSanitizer
+ * must ptrace the process to scan it: sanitizer builds stay dumpable.) */
+static void no_core_dumps(void)
+{
+    struct rlimit none = {0, 0};
+    if (setrlimit(RLIMIT_CORE, &none) != 0)
+        perror("tikd: setrlimit(RLIMIT_CORE)");
+#if !defined(__SANITIZE_ADDRESS__)
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+        perror("tikd: prctl(PR_SET_DUMPABLE)");
+#endif
+}
+
 int main(int argc, char **argv)
 {
     struct cli c = {0};
     int i = 1;
+    no_core_dumps();
+    umask(077); /* what tikd creates (database, backups, key file, socket) is its user's alone */
     signal(SIGPIPE, SIG_IGN);
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {

@@ -9,6 +9,7 @@
  * few days around). That reading does not keep wall-clock order across a gap,
  * so cron_next takes the earliest instant, not the first local minute. */
 #include "cron.h"
+#include "fileio.h"
 
 #include <fcntl.h>
 #include <math.h>
@@ -380,10 +381,8 @@ int cron_tz_check(const char *tz, struct tikd_err *e)
         snprintf(path, sizeof path, "%s/%s", ZONEINFO, tz);
         struct stat st;
         char magic[4] = {0};
-        int fd = -1;
-        ok = stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
-             (fd = open(path, O_RDONLY | O_CLOEXEC)) >= 0 && read(fd, magic, 4) == 4 &&
-             memcmp(magic, "TZif", 4) == 0;
+        int fd = fileio_open_regular(path, &st, NULL);
+        ok = fd >= 0 && read(fd, magic, 4) == 4 && memcmp(magic, "TZif", 4) == 0;
         if (fd >= 0)
             close(fd);
     }

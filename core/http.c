@@ -9,6 +9,7 @@
  * attempt gets a fresh easy handle; connections are reused through the
  * multi handle's cache. */
 #include "http.h"
+#include "fileio.h"
 #include "clock.h"
 #include "log.h"
 
@@ -49,6 +50,7 @@ struct http_xfer {
     CURL *easy;
     struct curl_slist *hdrs;
     char *method, *url, *bearer, *body, *body_file;
+    char shown[512]; /* the url as logs may show it (http_url_shown) */
     int fd;
     off_t off;
     size_t len, sent;
@@ -178,6 +180,18 @@ static int timer_cb(CURLM *m, long timeout_ms, void *userp)
         ev_timer_start(h->loop, &h->timer);
     }
     return 0;
+}
+
+void http_url_shown(const char *url, char *out, size_t n)
+{
+    const char *scheme = strstr(url, "://");
+    const char *auth = scheme ? scheme + 3 : url;
+    size_t rest = strcspn(auth, "/?#");
+    const char *at = memchr(auth, '@', rest);
+    const char *host = at ? at + 1 : auth;
+    size_t path = strcspn(host, "?#");
+    snprintf(out, n, "%.*s%.*s%s", (int)(auth - url), url, (int)path, host,
+             host[path] == '?' ? "?[redacted]" : "");
 }
 
 /* ---- lifecycle ----------------------------------------------------------- */
@@ -506,7 +520,7 @@ static void attempt_begin(struct http_xfer *x)
     curl_easy_setopt(c, CURLOPT_READDATA, x);
     curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, seek_cb);
     curl_easy_setopt(c, CURLOPT_SEEKDATA, x);
-    TLOG(TLOG_DEBUG, "http.attempt", LSTR("method", x->method), LSTR("url", x->url),
+    TLOG(TLOG_DEBUG, "http.attempt", LSTR("method", x->method), LSTR("url", x->shown),
          LINT("attempt", x->attempt), LINT("body_bytes", x->len));
     x->in_multi = true;
     curl_multi_add_handle(h->multi, c);
@@ -622,7 +636,7 @@ static void attempt_done(struct http_xfer *x, CURLcode cc)
     bool may_retry = (a == POL_RETRY || (a == POL_DEFER && r.out.retry_after <= h->o.max_defer)) &&
                      x->attempt < x->max_attempts && (x->retry == HTTP_RETRY_ALL || !sent);
     TLOG(a == POL_OK ? TLOG_DEBUG : TLOG_INFO, "http.outcome", LSTR("method", x->method),
-         LSTR("url", x->url), LINT("status", r.status), LINT("attempt", x->attempt),
+         LSTR("url", x->shown), LINT("status", r.status), LINT("attempt", x->attempt),
          LSTR("action", policy_action_name(a)), LSTR("code", r.out.code),
          LSTR("log_id", r.out.log_id), LBOOL("will_retry", may_retry));
     if (may_retry) {
@@ -699,6 +713,7 @@ int http_request(struct http *h, const struct http_req *req, http_done_fn done, 
     int rc = 0;
     x->method = strdup(req->method ? req->method : "GET");
     x->url = strdup(req->url);
+    http_url_shown(req->url, x->shown, sizeof x->shown);
     x->easy = curl_easy_init();
     x->host = host_get(h, req->url);
     if (!x->method || !x->url || !x->easy || !x->host) {
@@ -708,11 +723,10 @@ int http_request(struct http *h, const struct http_req *req, http_done_fn done, 
     x->len = req->body_len;
     if (req->body_file) {
         x->body_file = strdup(req->body_file);
-        x->fd = open(req->body_file, O_RDONLY | O_CLOEXEC);
         struct stat st;
-        if (x->fd < 0 || fstat(x->fd, &st) != 0) {
-            rc =
-                tikd_fail(e, TIKD_EIO, "http: cannot read %s: %s", req->body_file, strerror(errno));
+        x->fd = fileio_open_regular(req->body_file, &st, e);
+        if (x->fd < 0) {
+            rc = x->fd;
             goto fail;
         }
         if (req->body_off < 0 || (off_t)(req->body_off + (off_t)req->body_len) > st.st_size) {

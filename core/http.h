@@ -97,6 +97,11 @@ typedef void (*http_done_fn)(void *ud, const struct http_resp *r);
 int http_request(struct http *h, const struct http_req *req, http_done_fn done, void *ud,
                  struct http_xfer **xfer, struct tikd_err *e);
 
+/* The form of a URL fit for a log line or a message: scheme, host and path;
+ * user info is dropped and a query becomes "?[redacted]" (TikTok's upload
+ * URL carries its upload_token there: the URL is a credential). */
+void http_url_shown(const char *url, char *out, size_t n);
+
 /* Cancel a request in flight; its callback does not run. */
 void http_cancel(struct http_xfer *x);
 

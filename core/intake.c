@@ -6,6 +6,7 @@
  * order (every wait is equally long), so one ev_timer on its head serves all.
  * The hasher checks the fingerprint again after the last byte. */
 #include "intake.h"
+#include "fileio.h"
 #include "clock.h"
 #include "ledger.h"
 #include "codec.h"
@@ -364,11 +365,12 @@ static void slice_work(struct intake *in)
             return;
         list_unlink(&in->queued, c);
         c->st = C_HASHING;
-        int fd = open(c->path, O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        struct tikd_err e = {0};
+        int fd = fileio_open_regular(c->path, &st, &e); /* a FIFO swapped in never hangs */
         if (fd < 0 || EVP_DigestInit_ex(in->md, EVP_sha256(), NULL) != 1) {
-            if (fd < 0 && errno != ENOENT)
-                TLOG(TLOG_WARN, "intake.unreadable", LSTR("path", c->path),
-                     LSTR("reason", strerror(errno)));
+            if (fd < 0 && fd != TIKD_ENOTFOUND)
+                TLOG(TLOG_WARN, "intake.unreadable", LSTR("path", c->path), LSTR("reason", e.msg));
             if (fd >= 0)
                 close(fd);
             forget(in, c);

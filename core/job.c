@@ -419,26 +419,37 @@ int job_put(struct store_txn *t, struct job *j)
 
 struct each {
     int (*fn)(const struct job *, void *);
+    void (*bad)(uint64_t id, void *);
     void *ctx;
 };
 
 static int each_cb(struct store_val k, struct store_val v, void *ctx)
 {
-    (void)k;
     struct each *e = ctx;
     struct job *j = malloc(sizeof *j);
     if (!j)
         return TIKD_ENOMEM;
     int rc = decode(v.p, v.n, j);
-    if (rc == 0)
+    if (rc == 0) {
         rc = e->fn(j, e->ctx);
+    } else if (e->bad && rc == TIKD_ECORRUPT) {
+        e->bad(k.n == 8 ? store_be64_get(k.p) : 0, e->ctx);
+        rc = 0;
+    }
     free(j);
     return rc;
 }
 
 int job_foreach(struct store_txn *t, int (*fn)(const struct job *, void *), void *ctx)
 {
-    struct each e = {fn, ctx};
+    struct each e = {fn, NULL, ctx};
+    return store_foreach(t, STORE_DB_JOBS, NULL, 0, each_cb, &e);
+}
+
+int job_foreach_all(struct store_txn *t, int (*fn)(const struct job *, void *),
+                    void (*bad)(uint64_t id, void *), void *ctx)
+{
+    struct each e = {fn, bad, ctx};
     return store_foreach(t, STORE_DB_JOBS, NULL, 0, each_cb, &e);
 }
 

@@ -108,6 +108,12 @@ int job_put(struct store_txn *t, struct job *j);
 /* Every job in id order until fn returns non-zero. */
 int job_foreach(struct store_txn *t, int (*fn)(const struct job *j, void *ctx), void *ctx);
 
+/* The same, but a record that cannot be decoded is handed to bad (its id,
+ * 0 when its key is not an id either) and the walk goes on; job_foreach
+ * stops at it with TIKD_ECORRUPT. */
+int job_foreach_all(struct store_txn *t, int (*fn)(const struct job *j, void *ctx),
+                    void (*bad)(uint64_t id, void *ctx), void *ctx);
+
 /* Every job of account, in id order, until fn returns non-zero (the job
  * index: no scan of other accounts' jobs). */
 int job_foreach_account(struct store_txn *t, const char *account,

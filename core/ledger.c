@@ -377,14 +377,10 @@ static void read_sidecar(struct intake_item *it)
     const char *name = base_name(it->path), *dot = strrchr(name, '.');
     int stem = (int)(dot && dot != name ? (size_t)(dot - name) : strlen(name));
     snprintf(p, sizeof p, "%.*s%.*s.json", (int)(name - it->path), it->path, stem, name);
-    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    int fd = fileio_open_regular(p, &st, NULL);
     if (fd < 0)
         return;
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return;
-    }
     if ((uint64_t)st.st_size >= sizeof it->sidecar) {
         TLOG(TLOG_WARN, "intake.sidecar", LSTR("path", p), LSTR("reason", "too large, ignored"),
              LINT("size", st.st_size), LINT("max", sizeof it->sidecar - 1));

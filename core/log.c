@@ -1,13 +1,18 @@
 /* log.c - event lines and the redaction registry (see log.h).
  *
- * Redaction is a scan over the formatted line: each position's first four
- * bytes are looked up in a small hash index of registered secrets, so the
- * cost per line is proportional to its length, not to the number of secrets
- * (an agency registers two tokens per account, thousands in all). */
+ * Redaction is a scan over the formatted line: a rolling fingerprint per
+ * distinct secret length, looked up in a hash index of registered secrets,
+ * so the cost per line is proportional to its length times the few lengths
+ * tokens come in, not to the number of secrets (an agency registers two
+ * tokens per account, thousands in all). The registry holds no secret. */
 #include "log.h"
 #include "clock.h"
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,25 +32,61 @@ static const char MASK[] = "[redacted]";
 
 /* ---- the registry ---------------------------------------------------- */
 
+/* No secret is kept, not even in part: each registered form is its length,
+ * a 64-bit rolling fingerprint and an HMAC-SHA-256 under a key drawn at the
+ * first registration. Masking rolls one fingerprint per distinct registered
+ * length along the line (agencies register thousands of tokens, but of a
+ * handful of lengths) and confirms each fingerprint hit by the HMAC, so a
+ * collision never masks text that is not a secret, and a core file or a read
+ * of this memory gives no secret away. */
+
 struct secret {
-    char *s; /* NULL once removed */
+    uint64_t fp;
     size_t n;
-    int next; /* next secret with the same prefix bucket, -1 ends */
+    unsigned char mac[32];
+    bool live;
+    int next; /* next secret in the same bucket, -1 ends */
+};
+
+struct seclen {
+    size_t n;
+    uint64_t top; /* base^(n-1): what the byte leaving the window weighed */
+    int count;    /* live secrets of this length */
 };
 
 static struct secret *secrets;
 static int nsecrets, capsecrets;
 static int *buckets; /* head index per bucket, -1 empty */
 static size_t nbuckets;
+static struct seclen *lens; /* distinct lengths of live secrets, ascending */
+static int nlens, caplens;
+static unsigned char mac_key[32];
+static uint64_t base; /* odd, random: the fingerprint's polynomial base */
 
-static uint32_t prefix_hash(const unsigned char *p)
+static int registry_keys(void)
 {
-    uint32_t v;
-    memcpy(&v, p, 4);
-    v ^= v >> 15;
-    v *= 0x2c1b3c6dU;
-    v ^= v >> 12;
-    return v;
+    if (base)
+        return 0;
+    uint64_t b;
+    if (RAND_bytes(mac_key, sizeof mac_key) != 1 || RAND_bytes((unsigned char *)&b, sizeof b) != 1)
+        return -1;
+    base = b | 1;
+    return 0;
+}
+
+static uint64_t fingerprint(const unsigned char *p, size_t n)
+{
+    uint64_t h = 0;
+    for (size_t i = 0; i < n; i++)
+        h = h * base + p[i];
+    return h;
+}
+
+static void mac_of(const void *p, size_t n, unsigned char out[32])
+{
+    unsigned int len = 32;
+    if (!HMAC(EVP_sha256(), mac_key, sizeof mac_key, p, n, out, &len))
+        memset(out, 0, 32); /* never equal to a real MAC of a registered form */
 }
 
 static int index_rebuild(size_t want)
@@ -59,29 +100,62 @@ static int index_rebuild(size_t want)
     buckets = nb;
     nbuckets = want;
     for (int i = 0; i < nsecrets; i++) {
-        if (!secrets[i].s)
+        if (!secrets[i].live)
             continue;
-        size_t b = prefix_hash((const unsigned char *)secrets[i].s) & (nbuckets - 1);
+        size_t b = secrets[i].fp & (nbuckets - 1);
         secrets[i].next = buckets[b];
         buckets[b] = i;
     }
     return 0;
 }
 
-static int secret_find(const char *s, size_t n)
+/* The live entry for this form, or -1. */
+static int secret_find(uint64_t fp, size_t n, const unsigned char mac[32])
 {
-    if (!nbuckets || n < 4)
+    if (!nbuckets)
         return -1;
-    size_t b = prefix_hash((const unsigned char *)s) & (nbuckets - 1);
-    for (int i = buckets[b]; i >= 0; i = secrets[i].next)
-        if (secrets[i].s && secrets[i].n == n && memcmp(secrets[i].s, s, n) == 0)
+    for (int i = buckets[fp & (nbuckets - 1)]; i >= 0; i = secrets[i].next)
+        if (secrets[i].live && secrets[i].fp == fp && secrets[i].n == n &&
+            CRYPTO_memcmp(secrets[i].mac, mac, 32) == 0)
             return i;
     return -1;
 }
 
+static int len_count(size_t n, int delta)
+{
+    int k = 0;
+    while (k < nlens && lens[k].n < n)
+        k++;
+    if (k < nlens && lens[k].n == n) {
+        if ((lens[k].count += delta) == 0)
+            memmove(&lens[k], &lens[k + 1], (size_t)(--nlens - k) * sizeof lens[0]);
+        return 0;
+    }
+    if (delta < 0)
+        return 0;
+    if (nlens == caplens) {
+        int nc = caplens ? caplens * 2 : 8;
+        struct seclen *g = realloc(lens, (size_t)nc * sizeof *g);
+        if (!g)
+            return -1;
+        lens = g;
+        caplens = nc;
+    }
+    memmove(&lens[k + 1], &lens[k], (size_t)(nlens - k) * sizeof lens[0]);
+    uint64_t top = 1;
+    for (size_t i = 1; i < n; i++)
+        top *= base;
+    lens[k] = (struct seclen){n, top, delta};
+    nlens++;
+    return 0;
+}
+
 static int secret_add_one(const char *s, size_t n)
 {
-    if (secret_find(s, n) >= 0)
+    uint64_t fp = fingerprint((const unsigned char *)s, n);
+    unsigned char mac[32];
+    mac_of(s, n, mac);
+    if (secret_find(fp, n, mac) >= 0)
         return 0;
     if (nsecrets == capsecrets) {
         int nc = capsecrets ? capsecrets * 2 : 64;
@@ -91,15 +165,14 @@ static int secret_add_one(const char *s, size_t n)
         secrets = ns;
         capsecrets = nc;
     }
-    char *copy = malloc(n);
-    if (!copy)
+    if (len_count(n, 1) != 0)
         return -1;
-    memcpy(copy, s, n);
-    secrets[nsecrets] = (struct secret){copy, n, -1};
+    secrets[nsecrets] = (struct secret){.fp = fp, .n = n, .live = true, .next = -1};
+    memcpy(secrets[nsecrets].mac, mac, 32);
     nsecrets++;
     if ((size_t)nsecrets * 2 > nbuckets)
         return index_rebuild(nbuckets ? nbuckets * 4 : 256);
-    size_t b = prefix_hash((const unsigned char *)copy) & (nbuckets - 1);
+    size_t b = fp & (nbuckets - 1);
     secrets[nsecrets - 1].next = buckets[b];
     buckets[b] = nsecrets - 1;
     return 0;
@@ -143,7 +216,7 @@ static size_t json_escape(const char *s, size_t n, char *out)
 
 int tlog_secret_add(const char *secret, size_t len)
 {
-    if (!secret || len < TLOG_SECRET_MIN)
+    if (!secret || len < TLOG_SECRET_MIN || registry_keys() != 0)
         return -1;
     char *buf = malloc(len * 6 + 1);
     if (!buf)
@@ -162,18 +235,19 @@ int tlog_secret_add(const char *secret, size_t len)
 
 static int secret_remove_one(const char *s, size_t n)
 {
-    int i = secret_find(s, n);
+    unsigned char mac[32];
+    mac_of(s, n, mac);
+    int i = secret_find(fingerprint((const unsigned char *)s, n), n, mac);
     if (i < 0)
         return -1;
-    OPENSSL_cleanse(secrets[i].s, secrets[i].n);
-    free(secrets[i].s);
-    secrets[i].s = NULL;
+    secrets[i].live = false;
+    len_count(n, -1);
     return 0;
 }
 
 int tlog_secret_remove(const char *secret, size_t len)
 {
-    if (!secret || len < TLOG_SECRET_MIN)
+    if (!secret || len < TLOG_SECRET_MIN || !base)
         return -1;
     char *buf = malloc(len * 6 + 1);
     if (!buf)
@@ -186,11 +260,11 @@ int tlog_secret_remove(const char *secret, size_t len)
     /* Compact when most entries are dead so the index stays small. */
     int live = 0;
     for (int i = 0; i < nsecrets; i++)
-        live += secrets[i].s != NULL;
+        live += secrets[i].live;
     if (nsecrets > 64 && live * 2 < nsecrets) {
         int o = 0;
         for (int i = 0; i < nsecrets; i++)
-            if (secrets[i].s)
+            if (secrets[i].live)
                 secrets[o++] = secrets[i];
         nsecrets = o;
         index_rebuild(nbuckets);
@@ -200,45 +274,66 @@ int tlog_secret_remove(const char *secret, size_t len)
 
 void tlog_secret_clear(void)
 {
-    for (int i = 0; i < nsecrets; i++) {
-        if (secrets[i].s) {
-            OPENSSL_cleanse(secrets[i].s, secrets[i].n);
-            free(secrets[i].s);
-        }
-    }
     free(secrets);
     free(buckets);
     secrets = NULL;
     buckets = NULL;
     nsecrets = capsecrets = 0;
     nbuckets = 0;
+    free(lens);
+    lens = NULL;
+    nlens = caplens = 0;
 }
 
-/* Length of the longest registered secret that starts at p, or 0. */
-static size_t secret_at(const char *p, size_t avail)
+/* best[i]: the length of the longest registered secret that starts at in + i
+ * (0: none). NULL when none occurs anywhere, else malloc'd; *oom on failure. */
+static uint32_t *secrets_in(const char *in, size_t len, bool *oom)
 {
-    if (avail < TLOG_SECRET_MIN || !nbuckets)
-        return 0;
-    size_t b = prefix_hash((const unsigned char *)p) & (nbuckets - 1);
-    size_t best = 0;
-    for (int i = buckets[b]; i >= 0; i = secrets[i].next) {
-        const struct secret *s = &secrets[i];
-        if (s->s && s->n <= avail && s->n > best && memcmp(s->s, p, s->n) == 0)
-            best = s->n;
+    const unsigned char *p = (const unsigned char *)in;
+    uint32_t *best = NULL;
+    *oom = false;
+    for (int k = 0; k < nlens && lens[k].n <= len; k++) {
+        size_t n = lens[k].n;
+        uint64_t h = fingerprint(p, n);
+        for (size_t i = 0;; i++) {
+            for (int e = buckets[h & (nbuckets - 1)]; e >= 0; e = secrets[e].next) {
+                if (!secrets[e].live || secrets[e].fp != h || secrets[e].n != n)
+                    continue;
+                unsigned char mac[32];
+                mac_of(p + i, n, mac);
+                if (CRYPTO_memcmp(mac, secrets[e].mac, 32) != 0)
+                    continue;
+                if (!best && !(best = calloc(len, sizeof *best))) {
+                    *oom = true;
+                    return NULL;
+                }
+                best[i] = (uint32_t)n; /* lengths ascend: the last is the longest */
+                break;
+            }
+            if (i + n >= len)
+                break;
+            h = (h - p[i] * lens[k].top) * base + p[i + n];
+        }
     }
     return best;
 }
 
 char *tlog_redact(const char *in, size_t len, size_t *outlen)
 {
+    bool oom;
+    uint32_t *best = secrets_in(in, len, &oom);
+    if (oom)
+        return NULL;
     /* A masked line is never longer than len * (sizeof MASK) / TLOG_SECRET_MIN
      * + len; simpler to grow as needed. */
     size_t cap = len + 1, o = 0;
     char *out = malloc(cap);
-    if (!out)
+    if (!out) {
+        free(best);
         return NULL;
+    }
     for (size_t i = 0; i < len;) {
-        size_t hit = secret_at(in + i, len - i);
+        size_t hit = best ? best[i] : 0;
         const char *src = hit ? MASK : in + i;
         size_t n = hit ? sizeof MASK - 1 : 1;
         if (o + n + 1 > cap) {
@@ -247,6 +342,7 @@ char *tlog_redact(const char *in, size_t len, size_t *outlen)
             if (!g) {
                 OPENSSL_cleanse(out, o);
                 free(out);
+                free(best);
                 return NULL;
             }
             out = g;
@@ -255,6 +351,7 @@ char *tlog_redact(const char *in, size_t len, size_t *outlen)
         o += n;
         i += hit ? hit : 1;
     }
+    free(best);
     out[o] = '\0';
     if (outlen)
         *outlen = o;

@@ -67,8 +67,8 @@ int tlog_level_parse(const char *s);
 
 /* Register a secret: from now on it never appears in a log line or an audit
  * record. Secrets shorter than TLOG_SECRET_MIN bytes are refused (-1), since
- * masking a short string would garble ordinary text. The registry keeps its
- * own copies and wipes them on removal. */
+ * masking a short string would garble ordinary text. The registry keeps no
+ * copy: only each form's length, fingerprint and keyed MAC (see log.c). */
 #define TLOG_SECRET_MIN 8
 int tlog_secret_add(const char *secret, size_t len);
 

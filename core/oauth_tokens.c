@@ -118,6 +118,24 @@ json_t *oauth_parse_grant(const char *body, size_t n, struct grant *g, char *why
     return o;
 }
 
+struct mark_ctx {
+    const char *key; /* open_id or name */
+    enum acct_state st;
+    const char *reason;
+    char name[ACCT_NAME_MAX + 1];
+    struct tikd_err *e;
+};
+
+static int find_open_id(const struct account *a, void *ctx)
+{
+    struct mark_ctx *m = ctx;
+    if (a->open_id[0] && strcmp(a->open_id, m->key) == 0) {
+        snprintf(m->name, sizeof m->name, "%s", a->name);
+        return 1;
+    }
+    return 0;
+}
+
 struct store_grant {
     struct oauth *o;
     const char *name, *account_id;
@@ -155,6 +173,18 @@ static int store_grant_txn(struct store_txn *t, void *ctx)
                          "TikTok returned a different user for account %s (open_id changed): "
                          "the person who approved is not the account's owner; nothing stored",
                          sg->name);
+    if (!a.open_id[0]) { /* one TikTok user, one account: two would post twice */
+        struct mark_ctx other = {.key = g->open_id};
+        rc = account_foreach(t, find_open_id, &other);
+        if (rc < 0)
+            return rc;
+        if (other.name[0])
+            return tikd_fail(sg->e, TIKD_EEXIST,
+                             "the TikTok user who approved is already connected as account %s: "
+                             "one TikTok user can be one account only; nothing stored (remove "
+                             "%s first to connect it under another name)",
+                             other.name, other.name);
+    }
     snprintf(a.open_id, sizeof a.open_id, "%s", g->open_id);
     if (g->scope[0])
         snprintf(a.scopes, sizeof a.scopes, "%s", g->scope);
@@ -212,24 +242,6 @@ static void notify_state(struct oauth *o, const char *name)
     struct read_acct r = {.name = name, .o = o};
     if (store_read(o->s, oauth_read_acct_txn, &r, NULL) == 0)
         o->on_state(o->on_state_ud, &r.a);
-}
-
-struct mark_ctx {
-    const char *key; /* open_id or name */
-    enum acct_state st;
-    const char *reason;
-    char name[ACCT_NAME_MAX + 1];
-    struct tikd_err *e;
-};
-
-static int find_open_id(const struct account *a, void *ctx)
-{
-    struct mark_ctx *m = ctx;
-    if (a->open_id[0] && strcmp(a->open_id, m->key) == 0) {
-        snprintf(m->name, sizeof m->name, "%s", a->name);
-        return 1;
-    }
-    return 0;
 }
 
 static int mark_txn(struct store_txn *t, void *ctx)

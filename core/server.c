@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -40,6 +41,8 @@ struct server {
     struct route routes[MAX_ROUTES];
     int nroutes;
     char unix_path[108];
+    dev_t unix_dev; /* the socket file this server made, the only one it removes */
+    ino_t unix_ino;
     struct srv_req *waiting; /* suspended, answer pending */
 };
 
@@ -358,21 +361,53 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 
 /* ---- lifecycle ----------------------------------------------------------------- */
 
-static int bind_listen(const char *addr, int *port, char *unix_path, size_t upn, struct tikd_err *e)
+/* A path already there is replaced only when it is a socket nobody listens
+ * on (left by a daemon that died): never a file, never a live socket. */
+static int claim_unix_path(const struct sockaddr_un *sa, struct tikd_err *e)
+{
+    struct stat st;
+    if (lstat(sa->sun_path, &st) != 0)
+        return errno == ENOENT
+                   ? 0
+                   : tikd_fail(e, TIKD_EIO, "server: %s: %s", sa->sun_path, strerror(errno));
+    if (!S_ISSOCK(st.st_mode))
+        return tikd_fail(e, TIKD_EEXIST, "server: %s exists and is not a socket", sa->sun_path);
+    int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (probe < 0)
+        return tikd_fail(e, TIKD_EIO, "server: socket: %s", strerror(errno));
+    bool live = connect(probe, (const struct sockaddr *)sa, sizeof *sa) == 0 ||
+                (errno != ECONNREFUSED && errno != ENOENT);
+    close(probe);
+    if (live)
+        return tikd_fail(e, TIKD_EEXIST, "server: %s is in use by another process", sa->sun_path);
+    unlink(sa->sun_path);
+    return 0;
+}
+
+static int bind_listen(struct server *s, const char *addr, struct tikd_err *e)
 {
     int fd;
     if (strncmp(addr, "unix:", 5) == 0) {
         struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        if (strlen(addr + 5) >= sizeof sa.sun_path)
+            return tikd_fail(e, TIKD_EINVAL, "server: %s: the path is too long", addr);
         snprintf(sa.sun_path, sizeof sa.sun_path, "%s", addr + 5);
+        int rc = claim_unix_path(&sa, e);
+        if (rc != 0)
+            return rc;
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        unlink(sa.sun_path);
-        if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 64) != 0) {
+        struct stat st;
+        if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 64) != 0 ||
+            lstat(sa.sun_path, &st) != 0) {
+            int err = errno;
             if (fd >= 0)
                 close(fd);
-            return tikd_fail(e, TIKD_EIO, "server: cannot listen on %s: %s", addr, strerror(errno));
+            return tikd_fail(e, TIKD_EIO, "server: cannot listen on %s: %s", addr, strerror(err));
         }
-        snprintf(unix_path, upn, "%s", sa.sun_path);
-        *port = 0;
+        snprintf(s->unix_path, sizeof s->unix_path, "%s", sa.sun_path);
+        s->unix_dev = st.st_dev;
+        s->unix_ino = st.st_ino;
+        s->port = 0;
         return fd;
     }
     char host[256];
@@ -406,8 +441,8 @@ static int bind_listen(const char *addr, int *port, char *unix_path, size_t upn,
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     getsockname(fd, (struct sockaddr *)&ss, &sl);
-    *port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                           : ((struct sockaddr_in *)&ss)->sin_port);
+    s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                             : ((struct sockaddr_in *)&ss)->sin_port);
     return fd;
 }
 
@@ -419,7 +454,7 @@ int server_new(struct server **out, struct ev_loop *loop, const char *listen_add
     if (!s)
         return tikd_fail(e, TIKD_ENOMEM, "server: out of memory");
     s->loop = loop;
-    s->lfd = bind_listen(listen_addr, &s->port, s->unix_path, sizeof s->unix_path, e);
+    s->lfd = bind_listen(s, listen_addr, e);
     if (s->lfd < 0) {
         free(s);
         return e ? e->code : TIKD_EIO;
@@ -461,7 +496,9 @@ void server_free(struct server *s)
     ev_timer_stop(s->loop, &s->kick);
     MHD_stop_daemon(s->d);
     close(s->lfd);
-    if (s->unix_path[0])
+    struct stat st; /* someone may have put another file there since */
+    if (s->unix_path[0] && lstat(s->unix_path, &st) == 0 && st.st_dev == s->unix_dev &&
+        st.st_ino == s->unix_ino)
         unlink(s->unix_path);
     free(s);
 }

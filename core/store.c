@@ -356,6 +356,21 @@ int store_open(struct store **out, const struct store_opts *o, struct tikd_err *
     }
     MDB_envinfo info;
     mdb_env_info(s->env, &info);
+    /* pages past the end of a truncated file are mapped but not backed:
+     * touching one is a SIGBUS, so the size is checked before any read */
+    MDB_stat ms;
+    char path[4200];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/data.mdb", o->dir);
+    if (mdb_env_stat(s->env, &ms) == 0 && stat(path, &st) == 0 &&
+        (uint64_t)(info.me_last_pgno + 1) * ms.ms_psize > (uint64_t)st.st_size) {
+        tikd_fail(e, TIKD_ECORRUPT,
+                  "store: %s is truncated (%lld bytes, its pages need %llu): restore it from a "
+                  "copy made by `tikd backup`",
+                  path, (long long)st.st_size,
+                  (unsigned long long)(info.me_last_pgno + 1) * ms.ms_psize);
+        goto fail;
+    }
     s->map_size = info.me_mapsize; /* an existing file may be larger than asked */
     if (s->map_size > s->map_max)
         s->map_max = s->map_size;

@@ -97,7 +97,7 @@ static int add_key(struct vault *v, const char *id, size_t idlen, const char *b6
 
 static int load_file(struct vault *v, const char *path, struct tikd_err *e)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) {
         int err = errno;
@@ -106,6 +106,10 @@ static int load_file(struct vault *v, const char *path, struct tikd_err *e)
         return tikd_fail(e, TIKD_EIO, "vault: cannot read the key file %s: %s%s", path,
                          strerror(err),
                          err == ENOENT ? " (create one with `tikd vault init`)" : "");
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return tikd_fail(e, TIKD_EINVAL, "vault: the key file %s is not a regular file", path);
     }
     if (st.st_mode & 077) {
         close(fd);

@@ -219,3 +219,20 @@ end
     assert "meta=tikd.account" in line
     d.wait_for(r'msg=missing err="no account named nobody"')
     s.assert_no_token_leaked()
+
+
+def test_one_tiktok_user_is_one_account(s):
+    """The same TikTok user approved for a second account name would post
+    everything twice to one creator: refused, and nothing changes."""
+    r = s.tikd("account", "complete", "alice", s.approve(s.authorize_url("alice")))
+    assert r.returncode == 0, r.stderr
+    r = s.tikd("account", "complete", "bob", s.approve(s.authorize_url("bob")))
+    assert r.returncode == 1
+    assert "already connected as account alice" in r.stderr, r.stderr
+    rows = s.accounts()
+    assert rows["alice"]["state"] == "active"
+    assert rows["bob"]["state"] != "active", rows
+    # alice reconnecting as herself is fine
+    r = s.tikd("account", "complete", "alice", s.approve(s.authorize_url("alice", reauth=True)))
+    assert r.returncode == 0, r.stderr
+    s.assert_no_token_leaked()

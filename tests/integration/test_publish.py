@@ -793,3 +793,23 @@ def test_a_pull_cancelled_while_its_init_is_on_its_way_is_called_back(quick, tmp
     assert s.fake.ctl.requests("/v2/post/publish/cancel/")
     show = s.tikd("job", "show", "1").stdout
     assert "state:        cancelled" in show and pub["publish_id"] in show, show
+
+
+def test_upload_urls_never_reach_the_log(quick, tmp_path):
+    """TikTok's upload URL carries its upload_token: a credential. A failed
+    PUT is logged (at info) and every attempt at debug; none shows the query."""
+    s = quick
+    s.cfg.write_text(s.cfg.read_text() + 'log = { level = "debug" }\n')
+    connect(s)
+    d = s.start()
+    s.fake.ctl.add_fault(kind="status", path_prefix="/upload/", status=503)
+    v = video(tmp_path / "clip.mp4", duration=3)
+    r = s.tikd("post", str(v), "--account", "alice", "--privacy", "SELF_ONLY", "--wait")
+    assert r.returncode == 0, r.stdout + r.stderr
+    d.wait_for(r"event=http\.outcome method=PUT .*status=503")
+    d.wait_for(r"event=http\.outcome method=PUT .*status=20")
+    puts = [l for l in d.lines if "event=http." in l and "method=PUT" in l]
+    assert any("event=http.attempt" in l for l in puts), puts
+    text = "\n".join(d.lines) + r.stdout + r.stderr + s.tikd("job", "show", "1").stdout
+    assert "upload_token" not in text and "upload_id=" not in text
+    assert all(re.search(r"url=\S+/upload/\S*\?\[redacted\] ", l) for l in puts), puts

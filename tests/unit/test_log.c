@@ -3,7 +3,10 @@
  * LMDB edit, removal or truncation. */
 #include "testutil.h"
 
+#include <fcntl.h>
 #include <lmdb.h>
+#include <openssl/crypto.h>
+#include <unistd.h>
 
 #include "../../core/audit.h"
 #include "../../core/store.h"
@@ -208,11 +211,116 @@ static void audit_chain(void **state)
     tlog_secret_clear();
 }
 
+/* Lengths come and go (rotated tokens of every size); secrets overlap; the
+ * longest one starting at a place is masked whole. */
+static void lengths_overlaps_and_churn(void **state)
+{
+    (void)state;
+    struct tu_logcap cap;
+    tlog_setup(TLOG_INFO, TLOG_LOGFMT, 2);
+    char s[300];
+    for (int round = 0; round < 3; round++) {
+        for (int n = 8; n < 200; n++) {
+            memset(s, 'a' + round, (size_t)n);
+            snprintf(s, 9, "len%05d", n);
+            s[8] = 'Z';
+            assert_int_equal(tlog_secret_add(s, (size_t)n), 0);
+        }
+        for (int n = 8; n < 200; n++) {
+            memset(s, 'a' + round, (size_t)n);
+            snprintf(s, 9, "len%05d", n);
+            s[8] = 'Z';
+            if (n != 150)
+                assert_int_equal(tlog_secret_remove(s, (size_t)n), 0);
+        }
+    }
+    memset(s, 'c', 150);
+    snprintf(s, 9, "len%05d", 150);
+    s[8] = 'Z';
+    s[150] = '\0';
+    char line[400];
+    snprintf(line, sizeof line, "x%sy", s);
+    tu_logcap_start(&cap);
+    TLOG(TLOG_INFO, "test.churn", LSTR("v", line));
+    assert_null(strstr(cap.buf, "len00150"));
+    assert_non_null(strstr(cap.buf, "v=x[redacted]y"));
+    tu_logcap_stop(&cap);
+    /* "outer-secret-long" contains "secret-l": the longer one wins where both start */
+    assert_int_equal(tlog_secret_add("secret-long-one", 15), 0);
+    assert_int_equal(tlog_secret_add("secret-l", 8), 0);
+    tu_logcap_start(&cap);
+    TLOG(TLOG_INFO, "test.overlap", LSTR("v", "<secret-long-one><secret-lx>"));
+    assert_non_null(strstr(cap.buf, "v=<[redacted]><[redacted]x>"));
+    tu_logcap_stop(&cap);
+    tlog_secret_clear();
+}
+
+/* The registry keeps no copy of a secret: once the caller wipes its own,
+ * no writable mapping of the process holds the secret's bytes. */
+static void the_registry_holds_no_secret(void **state)
+{
+    (void)state;
+    char *sec = malloc(64);
+    assert_non_null(sec);
+    snprintf(sec, 64, "%s-%s-%d", "rft", "NEVERKEPT", 0x5eed); /* built at run time */
+    size_t n = strlen(sec);
+    char *probe = malloc(64); /* the one place the scan may find it */
+    assert_non_null(probe);
+    memcpy(probe, sec, n); /* a copy to search for, XOR-masked so it never matches itself */
+    for (size_t i = 0; i < n; i++)
+        probe[i] ^= 0x5a;
+    assert_int_equal(tlog_secret_add(sec, n), 0);
+    OPENSSL_cleanse(sec, 64);
+    free(sec);
+    for (size_t i = 0; i < n; i++)
+        probe[i] ^= 0x5a;
+    FILE *maps = fopen("/proc/self/maps", "r");
+    assert_non_null(maps);
+    int mem = open("/proc/self/mem", O_RDONLY);
+    assert_true(mem >= 0);
+    char row[512];
+    size_t found = 0, scanned = 0;
+    while (fgets(row, sizeof row, maps)) {
+        unsigned long lo, hi;
+        char perms[8];
+        if (sscanf(row, "%lx-%lx %7s", &lo, &hi, perms) != 3 || perms[1] != 'w' ||
+            strstr(row, "[stack]"))
+            continue;
+        char *buf = malloc(hi - lo);
+        if (!buf)
+            continue;
+        ssize_t got = pread(mem, buf, hi - lo, (off_t)lo);
+        for (ssize_t i = 0; got > 0 && i + (ssize_t)n <= got; i++)
+            found +=
+                memcmp(buf + i, probe, n) == 0 && lo + (unsigned long)i != (unsigned long)probe;
+        scanned += got > 0 ? (size_t)got : 0;
+        free(buf);
+    }
+    close(mem);
+    fclose(maps);
+    assert_true(scanned > 0);
+    assert_int_equal(found, 0);
+    /* and it is still masked */
+    struct tu_logcap cap;
+    tu_logcap_start(&cap);
+    memcpy(row, probe, n);
+    row[n] = '\0';
+    TLOG(TLOG_INFO, "test.kept", LSTR("v", row));
+    assert_null(strstr(cap.buf, "NEVERKEPT"));
+    tu_logcap_stop(&cap);
+    OPENSSL_cleanse(probe, 64);
+    free(probe);
+    OPENSSL_cleanse(row, sizeof row);
+    tlog_secret_clear();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(secret_never_appears),
         cmocka_unit_test(short_secrets_refused_and_removal),
+        cmocka_unit_test(lengths_overlaps_and_churn),
+        cmocka_unit_test(the_registry_holds_no_secret),
         cmocka_unit_test(formats_and_levels),
         cmocka_unit_test(audit_chain),
     };

@@ -363,6 +363,64 @@ static void the_schema_step_indexes_old_jobs(void **state)
     assert_int_equal(plan(video("alice", media("copy.mp4", "old job")), &r), TIKD_EEXIST);
 }
 
+/* ---- a corrupt record ---------------------------------------------------------------- */
+
+static int corrupt_txn(struct store_txn *t, void *ctx)
+{
+    (void)ctx;
+    unsigned char k[8];
+    store_be64_put(k, 1);
+    return store_put(t, STORE_DB_JOBS, k, 8, "{not json", 9);
+}
+
+struct walk_seen {
+    uint64_t ids[4], bad[4];
+    int n, nbad;
+};
+
+static int seen_one(const struct job *j, void *ctx)
+{
+    struct walk_seen *w = ctx;
+    if (w->n < 4)
+        w->ids[w->n++] = j->id;
+    return 0;
+}
+
+static void seen_bad(uint64_t id, void *ctx)
+{
+    struct walk_seen *w = ctx;
+    if (w->nbad < 4)
+        w->bad[w->nbad++] = id;
+}
+
+static int walk_all_txn(struct store_txn *t, void *ctx)
+{
+    return job_foreach_all(t, seen_one, seen_bad, ctx);
+}
+
+static int walk_txn(struct store_txn *t, void *ctx)
+{
+    return job_foreach(t, seen_one, ctx);
+}
+
+/* `tikd queue` shows every readable job and names the one it cannot read. */
+static void a_corrupt_record_is_named_and_skipped(void **state)
+{
+    (void)state;
+    struct post_req r = {0};
+    assert_int_equal(plan(video("alice", media("a.mp4", "first")), &r), 0);
+    assert_int_equal(plan(video("alice", media("b.mp4", "second")), &r), 0);
+    assert_int_equal(store_write(st, corrupt_txn, NULL, NULL), 0);
+    struct walk_seen w = {0};
+    assert_int_equal(store_read(st, walk_all_txn, &w, NULL), 0);
+    assert_int_equal(w.n, 1);
+    assert_int_equal(w.ids[0], 2);
+    assert_int_equal(w.nbad, 1);
+    assert_int_equal(w.bad[0], 1);
+    memset(&w, 0, sizeof w);
+    assert_int_equal(store_read(st, walk_txn, &w, NULL), TIKD_ECORRUPT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -376,6 +434,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(before_publish_decisions_apply, setup, teardown),
         cmocka_unit_test_setup_teardown(the_schema_step_indexes_old_jobs, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_corrupt_record_is_named_and_skipped, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
