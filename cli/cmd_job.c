@@ -559,9 +559,16 @@ static int run_job(struct cli *c, int argc, char **argv)
     if (engine_open(c, &en, ENG_STORE))
         return 1;
     struct change_ctx cc = {.id = id, .what = (enum post_change)what, .limits = &c->cfg.limits};
-    int rc = store_write(en.store, change_txn, &cc, NULL);
+    struct tikd_err e = {0};
+    int rc = store_write(en.store, change_txn, &cc, &e);
     engine_close(&en);
-    fprintf(rc ? stderr : stdout, "%s%s\n", rc ? "tikd: " : "", cc.out.msg);
+    if (rc == 0)
+        printf("%s\n", cc.out.msg);
+    else if (rc == TIKD_EINVAL || rc == TIKD_ENOTFOUND) /* refused: the message says why */
+        fprintf(stderr, "tikd: %s\n", cc.out.msg[0] ? cc.out.msg : e.msg);
+    else /* it did not commit, whatever the transaction had done */
+        fprintf(stderr, "tikd: job %llu was not changed: %s\n", id,
+                e.msg[0] ? e.msg : tikd_strerror(rc));
     if (rc == 0)
         wake_daemon(c);
     if (rc == 0 && cc.out.pulling)

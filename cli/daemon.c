@@ -79,18 +79,32 @@ static void on_media(void *ud, struct srv_req *r)
     mediaurl_serve(((struct daemon *)ud)->en.store, r);
 }
 
+/* Not healthy while the database refuses writes (a full disk or map):
+ * nothing can change until there is room, and a monitor must know. */
 static void on_health(void *ud, struct srv_req *r)
 {
-    (void)ud;
-    srv_respond(r, 200, "text/plain", "ok\n");
+    struct daemon *d = ud;
+    const char *trouble = d->pipeline ? pipeline_trouble(d->pipeline) : NULL;
+    if (!trouble) {
+        srv_respond(r, 200, "text/plain", "ok\n");
+        return;
+    }
+    char msg[400];
+    snprintf(msg, sizeof msg, "the database refuses writes: %s\n", trouble);
+    srv_respond(r, 503, "text/plain", msg);
 }
 
-/* The callback path is the path of the configured redirect URI. */
+/* The callback path is the path of the configured redirect URI, byte for
+ * byte (a trailing '/' included; its query and fragment are not a path). */
 static void callback_path(const char *uri, char *out, size_t n)
 {
     const char *p = uri ? strstr(uri, "://") : NULL;
     p = p ? strchr(p + 3, '/') : NULL;
-    snprintf(out, n, "%s", p ? p : "/oauth/callback");
+    if (!p) {
+        snprintf(out, n, "/oauth/callback");
+        return;
+    }
+    snprintf(out, n, "%.*s", (int)strcspn(p, "?#"), p);
 }
 
 static int start_servers(struct daemon *d)
@@ -108,15 +122,18 @@ static int start_servers(struct daemon *d)
     for (size_t i = 0; i < c->listen.n && i < MAX_SERVERS; i++) {
         struct tikd_err e = {0};
         struct server *s;
-        if (server_new(&s, d->loop, c->listen.v[i], &e) != 0) {
+        struct srv_limits lim = {(unsigned)c->server_max_connections,
+                                 (unsigned)c->server_max_per_ip, c->server_request_timeout,
+                                 c->server_idle_timeout};
+        if (server_new(&s, d->loop, c->listen.v[i], &lim, &e) != 0) {
             fprintf(stderr, "tikd: %s\n", e.msg);
             return 1;
         }
         server_route(s, "GET", cb, on_callback, d);
         server_route(s, "POST", "/webhooks/tiktok", on_webhook, d);
         server_route(s, "GET", "/healthz", on_health, d);
-        server_route(s, "GET", "/media/", on_media, d);
-        server_route(s, "HEAD", "/media/", on_media, d);
+        server_route(s, "GET", "/media/*", on_media, d);
+        server_route(s, "HEAD", "/media/*", on_media, d);
         d->servers[d->nservers++] = s;
     }
     return 0;

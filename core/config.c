@@ -81,6 +81,15 @@ static const struct key keys[] = {
      "seconds a served image URL works at most (TikTok gives a pull an hour)"},
     {"listen", K_LISTEN, O(listen), 0, 0, NULL,
      "list of addresses to serve on: \"host:port\" or \"unix:/path\""},
+    {"server.max_connections", K_INT, O(server_max_connections), 1, 100000, NULL,
+     "connections the HTTP server keeps open at once, all clients together"},
+    {"server.max_per_ip", K_INT, O(server_max_per_ip), 1, 100000, NULL,
+     "connections one client address may keep open at once"},
+    {"server.request_timeout", K_SECONDS, O(server_request_timeout), 0.1, 3600, NULL,
+     "seconds a client has to send a whole request (headers and body) once it connects or "
+     "its last answer went out; a slower one is cut"},
+    {"server.idle_timeout", K_SECONDS, O(server_idle_timeout), 1, 3600, NULL,
+     "seconds a connection may stay silent"},
     {"log.level", K_ENUM, O(log_level), 0, 0, levels, "least severe level logged"},
     {"log.format", K_ENUM, O(log_format), 0, 0, formats, "logfmt (key=value) or json lines"},
     {"store.map_initial", K_SIZE, O(map_initial), 1 * MB, 1024 * GB, NULL,
@@ -231,8 +240,15 @@ void config_init(struct tikd_config *c)
     c->media_url_ttl = 3600;
     c->media_check_urls = true;
     c->intake_settle = 5;
+    c->server_max_connections = 512;
+    c->server_max_per_ip = 32;
+    c->server_request_timeout = 10;
+    c->server_idle_timeout = 30;
     c->rules_watch = true;
     rl_config_default(&c->limits);
+    /* the spec leaves open whether the init endpoints share one 6/min
+     * budget: the safe reading (shared) unless the operator knows better */
+    c->limits.shared_init = true;
     c->http_connect_timeout = 10;
     c->http_timeout = 120;
     c->http_low_speed_time = 30;

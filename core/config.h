@@ -34,6 +34,8 @@ struct tikd_config {
     int log_level;                 /* enum tlog_level */
     int log_format;                /* enum tlog_format */
     struct strlist listen;
+    long long server_max_connections, server_max_per_ip; /* the HTTP server's */
+    double server_request_timeout, server_idle_timeout;
     size_t map_initial, map_max;
     long long lua_instructions;  /* per call into a rule */
     size_t lua_call_memory;      /* bytes a call may grow its state by */

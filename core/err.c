@@ -49,6 +49,8 @@ const char *tikd_strerror(int code)
         return "script";
     case TIKD_EBUDGET:
         return "budget";
+    case TIKD_ENOSPACE:
+        return "nospace";
     }
     return "unknown";
 }

@@ -20,6 +20,7 @@ enum {
     TIKD_ECORRUPT = -8,  /* stored data fails its own checks */
     TIKD_ESCRIPT = -9,   /* a Lua chunk or call failed */
     TIKD_EBUDGET = -10,  /* a rule call ran out of CPU or memory budget */
+    TIKD_ENOSPACE = -11, /* the database cannot grow: its map or the disk is full */
 };
 
 struct tikd_err {

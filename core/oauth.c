@@ -90,6 +90,7 @@ void oauth_free(struct oauth *o)
     for (size_t i = 0; i < o->nq; i++)
         free(o->queue[i]);
     free(o->queue);
+    free(o->holds);
     for (int i = 0; i < 6; i++)
         oauth_wipe_free(o->strs[i]);
     free(o);

@@ -82,8 +82,9 @@ int oauth_complete(struct oauth *o, const char *redirect, const char *expect_nam
 void oauth_serve_callback(struct oauth *o, struct srv_req *r);
 
 /* Refresh account `name` now, or join the refresh in flight. done runs
- * when it ends; if nothing could be started (unknown or inactive account)
- * the error is returned and done never runs. */
+ * when it ends; if nothing could be started (unknown or inactive account,
+ * or TIKD_EFULL: TikTok's Retry-After, or the backoff after a failed
+ * refresh, has not passed) the error is returned and done never runs. */
 int oauth_refresh(struct oauth *o, const char *name, oauth_done_fn done, void *ud);
 
 /* Refresh every active account whose access token expires within its

@@ -49,6 +49,13 @@ struct op {
     struct op *prev, *next;
 };
 
+/* A refresh TikTok refused for now: none is sent for the account before
+ * `until` (its Retry-After, or a backoff doubling per failure). */
+struct refresh_hold {
+    char account_id[40];
+    double until, backoff;
+};
+
 struct oauth {
     struct oauth_cfg c;
     char *strs[6];
@@ -62,9 +69,14 @@ struct oauth {
     int refreshing;
     oauth_state_fn on_state;
     void *on_state_ud;
-    unsigned char owner[16];  /* this instance, in refresh leases */
+    unsigned char owner[16];    /* this instance, in refresh leases */
+    struct refresh_hold *holds; /* accounts whose refresh must wait (Retry-After, backoff) */
+    size_t nholds, capholds;
     struct oauth_page *pages; /* callback pages waiting for an answer */
 };
+
+/* When the account's next refresh may go (0: now); oauth_tokens.c. */
+double oauth_refresh_held(struct oauth *o, const char *account_id);
 
 /* ---- oauth.c: shared helpers and the op life cycle ---------------------- */
 

@@ -157,7 +157,17 @@ int oauth_request(struct oauth *o, const char *name, const struct http_req *req,
         ra.a.access_lifetime > 0 && ra.a.access_lifetime / 4 < 60 ? ra.a.access_lifetime / 4 : 60;
     bool refresh_first = ra.a.access_expires_at - clock_now() < window;
     rc = !op->url || !op->method || !op->hdrs || (req->body_len && !op->body) ? TIKD_ENOMEM : 0;
-    if (rc == 0 && refresh_first) {
+    double held = rc == 0 && refresh_first ? oauth_refresh_held(o, ra.a.id) : 0;
+    if (held && ra.a.access_expires_at > clock_now() + 1) {
+        refresh_first = false; /* the refresh must wait, but the token still works */
+        held = 0;
+    }
+    if (held) {
+        rc = tikd_fail(e, TIKD_EFULL,
+                       "oauth: account %s: its token expired and the next refresh must wait "
+                       "%.0f s (TikTok's Retry-After, or the backoff after a failed refresh)",
+                       name, held - clock_now());
+    } else if (rc == 0 && refresh_first) {
         op->tries = 2; /* the refresh counts as the one allowed */
         rc = oauth_refresh(o, name, request_refreshed, op);
     } else if (rc == 0) {
@@ -166,7 +176,7 @@ int oauth_request(struct oauth *o, const char *name, const struct http_req *req,
     oauth_read_acct_free(&ra);
     if (rc != 0) {
         oauth_op_free(op);
-        return tikd_fail(e, rc, "oauth: cannot start the request");
+        return held ? rc : tikd_fail(e, rc, "oauth: cannot start the request");
     }
     return 0;
 }

@@ -284,6 +284,57 @@ int oauth_mark(struct oauth *o, const char *key, enum acct_state st, const char 
     return rc;
 }
 
+/* ---- refresh holds: TikTok's Retry-After, and a backoff when it says nothing ---------- */
+
+#define HOLD_FIRST 5.0   /* seconds after a first failed refresh */
+#define HOLD_MAX   600.0 /* the backoff's ceiling */
+
+static struct refresh_hold *hold_find(struct oauth *o, const char *account_id)
+{
+    for (size_t i = 0; i < o->nholds; i++)
+        if (strcmp(o->holds[i].account_id, account_id) == 0)
+            return &o->holds[i];
+    return NULL;
+}
+
+double oauth_refresh_held(struct oauth *o, const char *account_id)
+{
+    struct refresh_hold *h = hold_find(o, account_id);
+    return h && h->until > clock_now() ? h->until : 0;
+}
+
+/* A refresh failed for now: wait retry_after (when TikTok gave one, and it is
+ * longer) or the next backoff step. */
+static void hold_set(struct oauth *o, const char *account_id, double retry_after)
+{
+    struct refresh_hold *h = hold_find(o, account_id);
+    if (!h) {
+        if (o->nholds == o->capholds) {
+            size_t nc = o->capholds ? o->capholds * 2 : 16;
+            struct refresh_hold *g = realloc(o->holds, nc * sizeof *g);
+            if (!g)
+                return;
+            o->holds = g;
+            o->capholds = nc;
+        }
+        h = &o->holds[o->nholds++];
+        *h = (struct refresh_hold){.backoff = 0};
+        snprintf(h->account_id, sizeof h->account_id, "%s", account_id);
+    }
+    h->backoff = h->backoff ? h->backoff * 2 : HOLD_FIRST;
+    if (h->backoff > HOLD_MAX)
+        h->backoff = HOLD_MAX;
+    double wait = retry_after > h->backoff ? retry_after : h->backoff;
+    h->until = clock_now() + wait;
+}
+
+static void hold_clear(struct oauth *o, const char *account_id)
+{
+    struct refresh_hold *h = hold_find(o, account_id);
+    if (h)
+        *h = o->holds[--o->nholds];
+}
+
 static void refresh_done(void *ud, const struct http_resp *r)
 {
     struct op *op = ud;
@@ -298,6 +349,8 @@ static void refresh_done(void *ud, const struct http_resp *r)
         struct tikd_err e = {0};
         rc = oauth_save_grant(o, op->name, op->account_id, &g, "oauth.refreshed", &e);
         snprintf(msg, sizeof msg, "%s", rc ? e.msg : "refreshed");
+        if (rc == 0)
+            hold_clear(o, op->account_id);
     } else if (r->out.action == POL_REAUTH) {
         /* invalid_grant: unless someone else rotated the token meanwhile (a
          * concurrent refresh in another process), the grant is gone */
@@ -317,9 +370,12 @@ static void refresh_done(void *ud, const struct http_resp *r)
             rc = TIKD_EINVAL;
         }
     } else {
+        hold_set(o, op->account_id, r->out.retry_after);
+        double wait = oauth_refresh_held(o, op->account_id) - clock_now();
         if (r->out.action != POL_OK)
-            snprintf(msg, sizeof msg, "refresh failed: %s (code %s, log_id %s); will try again",
-                     r->out.message, r->out.code, r->out.log_id);
+            snprintf(msg, sizeof msg,
+                     "refresh failed: %s (code %s, log_id %s); will try again in %.0f s",
+                     r->out.message, r->out.code, r->out.log_id, wait > 0 ? wait : 0);
         rc = TIKD_EIO;
         char detail[800];
         snprintf(detail, sizeof detail, "account=%s code=%s log_id=%s", op->name, r->out.code,
@@ -442,7 +498,9 @@ int oauth_refresh(struct oauth *o, const char *name, oauth_done_fn done, void *u
     int rc = store_read(o->s, oauth_read_acct_txn, &ra, NULL);
     if (rc == 0 && ra.a.state != ACCT_ACTIVE)
         rc = TIKD_EINVAL;
-    if (rc != 0) /* nothing started: the caller hears it from the return code */
+    if (rc == 0 && oauth_refresh_held(o, ra.a.id))
+        rc = TIKD_EFULL; /* TikTok asked to wait (Retry-After), or it failed just now */
+    if (rc != 0)         /* nothing started: the caller hears it from the return code */
         return rc;
     struct op *op = oauth_op_new(o, OP_REFRESH, name);
     if (!op)

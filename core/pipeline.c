@@ -50,12 +50,58 @@ static int put_txn(struct store_txn *t, void *ctx)
     return rc;
 }
 
+/* ---- when the database refuses writes ------------------------------------------ */
+
+/* A full disk or map fails every commit: the pipeline holds back (0.5 s,
+ * doubling to 30 s) instead of trying again at once, logs once per 10 s with
+ * how many it held back since, and says so (pipeline_trouble, /healthz). */
+#define HOLD_MIN   0.5
+#define HOLD_MAX   30.0
+#define WARN_EVERY 10.0
+
+static void store_refused(struct pipeline *p, uint64_t job, int rc, const char *why)
+{
+    double now = ev_now(p->loop);
+    p->hold_for = p->hold_for ? p->hold_for * 2 : HOLD_MIN;
+    if (p->hold_for > HOLD_MAX)
+        p->hold_for = HOLD_MAX;
+    p->hold_until = now + p->hold_for;
+    p->refused++;
+    snprintf(p->trouble, sizeof p->trouble, "%s", why[0] ? why : tikd_strerror(rc));
+    if (p->warned_at && now - p->warned_at < WARN_EVERY) {
+        p->refused_unlogged++;
+        return;
+    }
+    TLOG(TLOG_ERROR, "store.write_failed", LINT("job", job), LSTR("code", tikd_strerror(rc)),
+         LSTR("error", p->trouble), LINT("held_back_since_last", p->refused_unlogged),
+         LDBL("next_try_s", p->hold_for));
+    p->warned_at = now;
+    p->refused_unlogged = 0;
+}
+
+static void store_took(struct pipeline *p)
+{
+    if (!p->hold_for)
+        return;
+    TLOG(TLOG_INFO, "store.write_recovered", LINT("refused", p->refused));
+    p->hold_for = p->hold_until = p->warned_at = 0;
+    p->refused = p->refused_unlogged = 0;
+    p->trouble[0] = '\0';
+}
+
+const char *pipeline_trouble(const struct pipeline *p)
+{
+    return p->hold_for ? p->trouble : NULL;
+}
+
 static int commit(struct pipeline *p, struct put_ctx *pc)
 {
     struct tikd_err e = {0};
     int rc = store_write(p->s, put_txn, pc, &e);
-    if (rc != 0 && rc != TIKD_EEXIST && rc != TIKD_EFULL)
-        TLOG(TLOG_ERROR, "job.store_failed", LINT("job", pc->j->id), LSTR("error", e.msg));
+    if (rc == 0)
+        store_took(p);
+    else if (rc != TIKD_EEXIST && rc != TIKD_EFULL)
+        store_refused(p, pc->j->id, rc, e.msg);
     return rc;
 }
 
@@ -249,8 +295,9 @@ void pl_init_answered(struct pipeline *p, uint64_t id)
     j->id = id;
     struct sent_ctx sc = {&p->c.limits, j, 0};
     struct tikd_err e = {0};
-    if (store_write(p->s, answered_txn, &sc, &e) != 0)
-        TLOG(TLOG_ERROR, "job.store_failed", LINT("job", id), LSTR("error", e.msg));
+    int rc = store_write(p->s, answered_txn, &sc, &e);
+    if (rc != 0)
+        store_refused(p, id, rc, e.msg);
     free(j);
 }
 
@@ -434,6 +481,8 @@ static void arm(struct pipeline *p)
     if (d.n == 0 && !d.next)
         return;
     double delay = d.n ? 0 : d.next - clock_now();
+    if (p->hold_until - ev_now(p->loop) > delay) /* the database refused: wait for room */
+        delay = p->hold_until - ev_now(p->loop);
     ev_timer_set(&p->timer, delay > 0 ? delay : 0., 0.);
     ev_timer_start(p->loop, &p->timer);
 }

@@ -63,6 +63,10 @@ void pipeline_stop(struct pipeline *p);
 /* Look at the due index again (new jobs, a restart, an operator's change). */
 void pipeline_kick(struct pipeline *p);
 
+/* Why the database refuses the pipeline's writes (a full disk or map), or
+ * NULL while it takes them. */
+const char *pipeline_trouble(const struct pipeline *p);
+
 /* Jobs being worked now. */
 size_t pipeline_active(const struct pipeline *p);
 

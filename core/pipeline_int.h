@@ -44,6 +44,10 @@ struct pipeline {
     pipeline_before_fn before;
     void *before_ud;
     bool started, stopping;
+    /* the database refusing writes (a full disk or map): hold back */
+    double hold_until, hold_for, warned_at;
+    unsigned long refused, refused_unlogged;
+    char trouble[300];
 };
 
 /* ---- the frame (pipeline.c) ------------------------------------------------------ */

@@ -27,6 +27,39 @@ static bool is_url(const char *media)
     return strncmp(media, "https://", 8) == 0;
 }
 
+/* What creator_info says the creator turned off goes out off, whoever chose
+ * otherwise (TikTok's audit: the settings shown and sent must follow the
+ * creator's), and the job records it with who decided: creator_info. Photo
+ * posts have comments only. False when the run ended. */
+static bool creator_settings(struct run *r, struct job *j)
+{
+    const struct tt_creator *c = &r->creator;
+    bool video = j->kind != JOB_PHOTO;
+    char off[64] = "";
+    if (c->comment_disabled && !j->opt.disable_comment) {
+        j->opt.disable_comment = true;
+        strcat(off, "comment");
+    }
+    if (video && c->duet_disabled && !j->opt.disable_duet) {
+        j->opt.disable_duet = true;
+        strcat(off, off[0] ? ",duet" : "duet");
+    }
+    if (video && c->stitch_disabled && !j->opt.disable_stitch) {
+        j->opt.disable_stitch = true;
+        strcat(off, off[0] ? ",stitch" : "stitch");
+    }
+    if (!off[0])
+        return true;
+    TLOG(TLOG_INFO, "job.settings_from_creator", LINT("job", j->id), LSTR("account", j->account),
+         LSTR("disabled", off));
+    if (pl_save(r->p, j, "job.changed", "job=%llu account=%s by=creator_info disabled=%s",
+                (unsigned long long)j->id, j->account, off) != 0) {
+        pl_run_end(r);
+        return false;
+    }
+    return true;
+}
+
 /* After the rules had their say: what the creator allows, then the media. */
 static void preflight_media(struct run *r, struct job *j)
 {
@@ -40,6 +73,8 @@ static void preflight_media(struct run *r, struct job *j)
                           : "");
         return;
     }
+    if (j->mode == JOB_DIRECT && !creator_settings(r, j))
+        return;
     if (j->kind == JOB_PHOTO) {
         check_photos(r, j);
         return;

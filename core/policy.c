@@ -182,26 +182,52 @@ void policy_classify(int curl_code, const char *curl_error, long status, const c
             return;
         }
     }
-    const char *code = NULL, *msg = NULL;
+    const char *code = NULL, *msg = NULL, *shape = NULL;
+    char numeric[48];
     bool oauth = false;
     if (json_is_object(root)) {
         json_t *err = json_object_get(root, "error");
         if (json_is_object(err)) { /* the v2 envelope */
-            code = json_string_value(json_object_get(err, "code"));
+            json_t *c = json_object_get(err, "code");
+            code = json_string_value(c);
+            if (!c)
+                shape = "an error object without a code";
+            else if (json_is_integer(c)) /* never taken for ok, whatever the number */
+                snprintf(numeric, sizeof numeric, "code_%" JSON_INTEGER_FORMAT,
+                         json_integer_value(c));
+            else if (!json_is_string(c))
+                shape = "an error code that is neither text nor a number";
+            if (json_is_integer(c))
+                code = numeric;
             msg = json_string_value(json_object_get(err, "message"));
             const char *lid = json_string_value(json_object_get(err, "log_id"));
             if (!lid)
                 lid = json_string_value(json_object_get(err, "logid")); /* spec §0.2 */
+            if (!lid)
+                lid = json_string_value(json_object_get(root, "log_id"));
             if (lid)
                 snprintf(o->log_id, sizeof o->log_id, "%s", lid);
-        } else if (json_is_string(err)) { /* flat OAuth error, any status */
+        } else if (json_is_string(err)) { /* a flat error, any status: OAuth's or a bare API one */
             code = json_string_value(err);
             msg = json_string_value(json_object_get(root, "error_description"));
+            if (!msg)
+                msg = json_string_value(json_object_get(root, "message"));
             oauth = true;
             const char *lid = json_string_value(json_object_get(root, "log_id"));
+            if (!lid)
+                lid = json_string_value(json_object_get(root, "logid"));
             if (lid)
                 snprintf(o->log_id, sizeof o->log_id, "%s", lid);
+        } else if (err && !json_is_null(err)) {
+            shape = "an error that is neither an object nor text";
         }
+    }
+    if (shape) {
+        o->unknown = true;
+        /* the body is not quoted: it may hold a token not yet registered */
+        set(o, POL_FAIL, "unknown_shape", "TikTok answered HTTP %ld with %s", status, shape);
+        json_decref(root);
+        return;
     }
     if (!code || (!oauth && strcmp(code, "ok") == 0)) {
         classify_status(status, o);
@@ -210,17 +236,22 @@ void policy_classify(int curl_code, const char *curl_error, long status, const c
         json_decref(root);
         return;
     }
+    /* a flat body may carry an API code too ({"error": "access_token_invalid"}
+     * with a 401): OAuth's table first, then the API's */
     const struct code_rule *r =
-        oauth ? lookup(oauth_codes, sizeof oauth_codes / sizeof oauth_codes[0], code)
-              : lookup(api_codes, sizeof api_codes / sizeof api_codes[0], code);
+        oauth ? lookup(oauth_codes, sizeof oauth_codes / sizeof oauth_codes[0], code) : NULL;
+    if (!r)
+        r = lookup(api_codes, sizeof api_codes / sizeof api_codes[0], code);
     if (!r) {
         o->unknown = true;
         set(o, POL_FAIL, code, "unknown TikTok error code '%s' (HTTP %ld): %.120s", code, status,
             msg ? msg : "");
     } else {
         set(o, r->action, code, "%s%s%.100s", r->message, msg && *msg ? ": " : "", msg ? msg : "");
-        if (r->action == POL_DEFER && o->retry_after < 0)
-            o->retry_after = r->defer;
+        if (status == 429 && o->action == POL_RETRY)
+            o->action = POL_DEFER; /* "too many requests" whatever the body says: wait */
+        if (o->action == POL_DEFER && o->retry_after < 0)
+            o->retry_after = r->defer > 0 ? r->defer : 60;
     }
     json_decref(root);
 }

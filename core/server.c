@@ -32,12 +32,24 @@ struct route {
     void *ud;
 };
 
+/* One client connection: since when a whole request is awaited on it. */
+struct conn {
+    int fd;
+    bool awaiting; /* a request is being received (not yet dispatched) */
+    bool cut;
+    double since;
+    struct conn *prev, *next;
+};
+
 struct server {
     struct ev_loop *loop;
     struct MHD_Daemon *d;
     int lfd, port;
+    struct srv_limits lim;
     ev_io io;
-    ev_timer timer, kick;
+    ev_timer timer, kick, sweep;
+    struct conn *conns;
+    size_t nconns;
     struct route routes[MAX_ROUTES];
     int nroutes;
     char unix_path[108];
@@ -115,6 +127,82 @@ static void server_kick(struct server *s)
         ev_timer_set(&s->kick, 0., 0.);
         ev_timer_start(s->loop, &s->kick);
     }
+}
+
+/* ---- slow clients: every request has a deadline ------------------------------- */
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct server *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        struct conn *k = calloc(1, sizeof *k);
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!k || !ci) { /* untracked: the idle timeout still holds it */
+            free(k);
+            *socket_context = NULL;
+            return;
+        }
+        k->fd = ci->connect_fd;
+        k->awaiting = true;
+        k->since = ev_now(s->loop);
+        k->next = s->conns;
+        if (s->conns)
+            s->conns->prev = k;
+        s->conns = k;
+        s->nconns++;
+        *socket_context = k;
+        return;
+    }
+    struct conn *k = *socket_context;
+    if (!k)
+        return;
+    if (k->prev)
+        k->prev->next = k->next;
+    else
+        s->conns = k->next;
+    if (k->next)
+        k->next->prev = k->prev;
+    s->nconns--;
+    free(k);
+    *socket_context = NULL;
+}
+
+static struct conn *conn_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* A connection whose request has not all arrived by its deadline is shut
+ * down; MHD sees the end of the stream at once and closes it. Answers on
+ * their way out are not bounded here (TikTok pulling a video may be slow). */
+static void on_sweep(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    struct server *s = w->data;
+    double now = ev_now(loop);
+    int cut = 0;
+    for (struct conn *k = s->conns; k; k = k->next) {
+        if (k->awaiting && !k->cut && now - k->since > s->lim.request_timeout) {
+            shutdown(k->fd, SHUT_RDWR);
+            k->cut = true;
+            cut++;
+        }
+    }
+    if (cut)
+        TLOG(TLOG_INFO, "server.slow_clients_cut", LINT("connections", cut),
+             LDBL("request_timeout", s->lim.request_timeout), LINT("open", s->nconns));
+    /* MHD closes what it finds ended at the end of a run and takes its
+     * listening socket back into its epoll set only at the start of the
+     * next: at its connection limit, a run here, and one more right after,
+     * is what lets a freed slot take the next client (nothing else would
+     * wake it) */
+    run_mhd(s);
+    if (cut)
+        server_kick(s);
 }
 
 /* ---- requests ---------------------------------------------------------------- */
@@ -220,9 +308,9 @@ void srv_respond(struct srv_req *r, int status, const char *content_type, const 
 static bool path_matches(const char *route, const char *path)
 {
     size_t n = strlen(route);
-    if (n > 1 && route[n - 1] == '/') /* a prefix: "/media/" serves "/media/<name>" */
-        return strncmp(route, path, n) == 0 && path[n] && !strchr(path + n, '/');
-    return strcmp(route, path) == 0;
+    if (n > 2 && route[n - 1] == '*' && route[n - 2] == '/') /* a prefix: "/media/<name>" */
+        return strncmp(route, path, n - 1) == 0 && path[n - 1] && !strchr(path + n - 1, '/');
+    return strcmp(route, path) == 0; /* exact, a trailing '/' included */
 }
 
 int srv_respond_fd(struct srv_req *r, int status, const char *content_type, int fd, uint64_t size,
@@ -318,6 +406,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (r->dispatched)
         return MHD_YES;
     r->dispatched = true;
+    struct conn *k = conn_of(c);
+    if (k)
+        k->awaiting = false; /* all of it is here: the deadline is the handler's now */
     if (r->too_big) {
         srv_respond(r, 413, "text/plain", "request body too large\n");
         return queue(r);
@@ -347,6 +438,11 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     (void)cls;
     (void)c;
     struct srv_req *r = *con_cls;
+    struct conn *k = conn_of(c);
+    if (k) { /* a kept-alive connection: the next request has its own deadline */
+        k->awaiting = true;
+        k->since = ev_now(((struct server *)cls)->loop);
+    }
     if (!r)
         return;
     if (r->done)
@@ -447,13 +543,14 @@ static int bind_listen(struct server *s, const char *addr, struct tikd_err *e)
 }
 
 int server_new(struct server **out, struct ev_loop *loop, const char *listen_addr,
-               struct tikd_err *e)
+               const struct srv_limits *lim, struct tikd_err *e)
 {
     *out = NULL;
     struct server *s = calloc(1, sizeof *s);
     if (!s)
         return tikd_fail(e, TIKD_ENOMEM, "server: out of memory");
     s->loop = loop;
+    s->lim = lim ? *lim : (struct srv_limits)SRV_LIMITS_DEFAULT;
     s->lfd = bind_listen(s, listen_addr, e);
     if (s->lfd < 0) {
         free(s);
@@ -461,8 +558,11 @@ int server_new(struct server **out, struct ev_loop *loop, const char *listen_add
     }
     s->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL, on_request, s,
                             MHD_OPTION_LISTEN_SOCKET, s->lfd, MHD_OPTION_NOTIFY_COMPLETED,
-                            on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)512, MHD_OPTION_END);
+                            on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
+                            MHD_OPTION_CONNECTION_TIMEOUT,
+                            (unsigned)(s->lim.idle_timeout < 1 ? 1 : s->lim.idle_timeout + 0.5),
+                            MHD_OPTION_CONNECTION_LIMIT, s->lim.max_connections,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->lim.max_per_ip, MHD_OPTION_END);
     const union MHD_DaemonInfo *di =
         s->d ? MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_EPOLL_FD) : NULL;
     if (!di) {
@@ -479,6 +579,11 @@ int server_new(struct server **out, struct ev_loop *loop, const char *listen_add
     s->timer.data = s;
     ev_init(&s->kick, on_timer);
     s->kick.data = s;
+    double every = s->lim.request_timeout / 4 < 1 ? s->lim.request_timeout / 4 : 1;
+    ev_timer_init(&s->sweep, on_sweep, every, every);
+    s->sweep.data = s;
+    ev_timer_start(loop, &s->sweep);
+    ev_unref(loop); /* the sweep alone must not keep the loop running */
     TLOG(TLOG_INFO, "server.listening", LSTR("addr", listen_addr), LINT("port", s->port));
     *out = s;
     return 0;
@@ -494,6 +599,8 @@ void server_free(struct server *s)
     ev_io_stop(s->loop, &s->io);
     ev_timer_stop(s->loop, &s->timer);
     ev_timer_stop(s->loop, &s->kick);
+    ev_ref(s->loop);
+    ev_timer_stop(s->loop, &s->sweep);
     MHD_stop_daemon(s->d);
     close(s->lfd);
     struct stat st; /* someone may have put another file there since */

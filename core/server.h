@@ -22,16 +22,32 @@ struct srv_req;
 
 typedef void (*srv_handler)(void *ud, struct srv_req *r);
 
-/* Listen on "host:port" (port 0 picks one) or "unix:/path". */
-int server_new(struct server **out, struct ev_loop *loop, const char *listen, struct tikd_err *e);
+/* What one client may hold (slowloris: many connections, each trickling):
+ * connections in all and per address, the time a whole request (headers and
+ * body) may take from the moment the connection opened or its last answer
+ * went out, and the silence a connection may keep. */
+struct srv_limits {
+    unsigned max_connections, max_per_ip;
+    double request_timeout, idle_timeout;
+};
+#define SRV_LIMITS_DEFAULT                                                                         \
+    {                                                                                              \
+        512, 32, 10.0, 30.0                                                                        \
+    }
+
+/* Listen on "host:port" (port 0 picks one) or "unix:/path"; lim NULL is
+ * SRV_LIMITS_DEFAULT. */
+int server_new(struct server **out, struct ev_loop *loop, const char *listen,
+               const struct srv_limits *lim, struct tikd_err *e);
 /* Stops listening; requests still waiting for an answer are dropped. */
 void server_free(struct server *s);
 /* The bound port (for "host:0"), or 0 for a unix socket. */
 int server_port(const struct server *s);
 
-/* Route METHOD PATH to fn: PATH exactly, or, when it ends in '/', every
- * "PATH<name>" (one segment). Unknown paths get 404, known paths with
- * another method 405. */
+/* Route METHOD PATH to fn: PATH exactly (a trailing '/' is part of it), or,
+ * when it ends in '/' followed by '*', every "PATH<name>" (one segment), as
+ * in "/media/" + "*". Unknown paths get 404, known paths with another method
+ * 405. */
 int server_route(struct server *s, const char *method, const char *path, srv_handler fn, void *ud);
 
 /* The request, valid until srv_respond(). */

@@ -48,9 +48,14 @@ struct store_txn {
     int mdb_rc; /* the first LMDB failure seen inside the transaction */
 };
 
+/* A full map or disk is its own code: the callers back off and wait for
+ * room (a TIKD_EFULL would read as a refused budget). */
 static int mdb_fail(struct tikd_err *e, int rc, const char *what)
 {
-    return tikd_fail(e, rc == MDB_MAP_FULL ? TIKD_EFULL : TIKD_ESTORE, "store: %s: %s", what,
+    if (rc == ENOSPC || rc == EDQUOT)
+        return tikd_fail(e, TIKD_ENOSPACE, "store: %s: the disk is full (%s)", what,
+                         mdb_strerror(rc));
+    return tikd_fail(e, rc == MDB_MAP_FULL ? TIKD_ENOSPACE : TIKD_ESTORE, "store: %s: %s", what,
                      mdb_strerror(rc));
 }
 
@@ -80,7 +85,7 @@ static int txn_begin(struct store *s, unsigned flags, MDB_txn **txn)
 static int grow(struct store *s, struct tikd_err *e)
 {
     if (s->map_size >= s->map_max)
-        return tikd_fail(e, TIKD_EFULL,
+        return tikd_fail(e, TIKD_ENOSPACE,
                          "store: database is full: the map reached store.map_max (%zu bytes); "
                          "raise store.map_max in the config",
                          s->map_max);

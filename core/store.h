@@ -63,8 +63,8 @@ typedef int (*store_fn)(struct store_txn *t, void *ctx);
 
 /* Run fn in a write transaction: commit if it returns 0, abort otherwise and
  * return its code. MDB_MAP_FULL (from fn or from the commit) grows the map
- * (doubling, up to map_max) and reruns fn; past the ceiling it fails with
- * TIKD_EFULL. fn may fill e itself; otherwise LMDB's reason is given. */
+ * (doubling, up to map_max) and reruns fn; past the ceiling, or when the disk
+ * is full, it fails with TIKD_ENOSPACE. fn may fill e itself; otherwise LMDB's reason is given. */
 int store_write(struct store *s, store_fn fn, void *ctx, struct tikd_err *e);
 
 /* Run fn in a read-only transaction (nothing it does is written). */

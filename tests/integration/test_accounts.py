@@ -236,3 +236,64 @@ def test_one_tiktok_user_is_one_account(s):
     r = s.tikd("account", "complete", "alice", s.approve(s.authorize_url("alice", reauth=True)))
     assert r.returncode == 0, r.stderr
     s.assert_no_token_leaked()
+
+
+def test_a_redirect_uri_ending_in_a_slash_is_routed_exactly(s):
+    """Issue 13, item 19: the callback route is the configured redirect
+    URI's exact path, a trailing '/' included."""
+    slashed = s.redirect + "/"
+    s.cfg.write_text(s.cfg.read_text().replace('redirect_uri = "%s"' % s.redirect,
+                                               'redirect_uri = "%s"' % slashed))
+    s.fake.ctl.set_config(redirect_uris=["http://127.0.0.1:*/oauth/callback/"])
+    s.redirect = slashed
+    s.start()
+    location = s.approve(s.authorize_url("alice"))
+    assert location.startswith(slashed + "?"), location
+    page = urllib.request.urlopen(location, timeout=10)
+    assert page.status == 200 and "Account connected" in page.read().decode()
+    assert s.accounts()["alice"]["state"] == "active"
+    # the path without the slash is another path
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(location.replace("/callback/?", "/callback?"), timeout=10)
+    assert err.value.code == 404
+    s.assert_no_token_leaked()
+
+
+def test_a_bare_401_error_body_refreshes_and_posts(s, tmp_path):
+    """Issue 13, item 20: an OAuth-style body without TikTok's wrapper keeps
+    its code: access_token_invalid makes tikd refresh, then the post goes."""
+    from test_publish import connect, video
+    s.fake.ctl.set_config(time_scale=0.01)
+    connect(s)
+    d = s.start()
+    s.fake.ctl.add_fault(kind="status", path_prefix="/v2/post/publish/creator_info/query/",
+                         status=401, body='{"error": "access_token_invalid", "error_description":'
+                         ' "The access token is invalid or not found.", "log_id": "LOGBARE401"}')
+    v = video(tmp_path / "clip.mp4", duration=3)
+    r = s.tikd("post", str(v), "--account", "alice", "--privacy", "SELF_ONLY", "--wait",
+               timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr + "\n".join(d.lines[-20:])
+    assert len(s.fake.ctl.requests("/v2/oauth/token/")) >= 2  # the exchange, then a refresh
+    d.wait_for(r"code=access_token_invalid .*log_id=LOGBARE401|log_id=LOGBARE401")
+    s.assert_no_token_leaked()
+
+
+@pytest.mark.parametrize("fmt", ["seconds", "http-date"])
+def test_the_token_endpoints_retry_after_holds_the_refresh(s, fmt):
+    """Issue 13, item 15: a refresh answered 429 with Retry-After is not sent
+    again before it passes, by the sweep or anyone else; then it goes."""
+    s.fake.ctl.set_config(access_token_ttl_sec=4)
+    assert s.tikd("account", "complete", "alice", s.approve(s.authorize_url("alice"))).returncode == 0
+    s.fake.ctl.add_fault(kind="rate_limit", path_prefix="/v2/oauth/token/", retry_after=7,
+                         retry_after_format=fmt)
+    d = s.start()
+    d.wait_for(r"event=oauth\.refresh_failed", timeout=10)
+    d.wait_for(r"event=oauth\.tokens_stored .*why=oauth\.refreshed", timeout=15)
+    reqs = [q for q in s.fake.ctl.ledger()["requests"] if q["path"] == "/v2/oauth/token/"]
+    refused = [q for q in reqs if q["status"] == 429]
+    assert len(refused) == 1, reqs
+    after = [q for q in reqs if q["t_mono"] > refused[0]["t_mono"]]
+    assert after and after[0]["status"] == 200, reqs
+    assert after[0]["t_mono"] - refused[0]["t_mono"] >= 7 - 1.0, (fmt, reqs)  # the date has 1 s steps
+    assert d.proc.poll() is None
+    s.assert_no_token_leaked()

@@ -302,11 +302,37 @@ def test_slow_creator_info_for_many_accounts_still_publishes_everything(s, tmp_p
     for name, f in zip(names, files):
         r = s.tikd("post", str(f), "--account", name, "--privacy", "SELF_ONLY")
         assert r.returncode == 0, r.stderr
-    s.fake.ctl.add_fault(kind="delay", path_prefix="/v2/post/publish/creator_info/query/", delay_sec=0.3)
+    s.fake.ctl.add_fault(kind="delay", path_prefix="/v2/post/publish/creator_info/query/", delay_sec=0.3,
+                         count=None)
     d = s.start()
     wait_all_final(s, d, 240)
     posts = s.fake.ctl.posts()
     assert len(posts) == n, (len(posts), s.tikd("queue").stdout[-2000:])
     asked = len(s.fake.ctl.requests("/v2/post/publish/creator_info/query/"))
     assert asked <= 2 * n, asked  # each creator asked about once, not forever
+    assert s.fake.ctl.faults()[0]["fired"] == asked  # every one of them slow
     assert d.proc.poll() is None
+
+
+def test_the_init_endpoints_share_one_budget_by_default(s, tmp_path):
+    """Issue 13, item 18: the spec leaves open whether video, inbox and photo
+    inits share TikTok's 6 a minute. tikd takes the safe reading by default,
+    so a fake that counts them together never refuses one."""
+    s.limits(window=2.0, daily=100, pending=100)
+    s.fake.ctl.set_config(time_scale=0.01, shared_init_bucket=True)
+    connect(s, "alice")
+    files = unique_videos(tmp_path, 5)
+    for i, f in enumerate(files):
+        mode = ["--draft"] if i % 2 else ["--privacy", "SELF_ONLY"]
+        r = s.tikd("post", str(f), "--account", "alice", *mode)
+        assert r.returncode == 0, r.stderr
+    for i in range(3):
+        r = s.tikd("post", "--account", "alice", "--privacy", "SELF_ONLY",
+                   "--photo", "https://media.example.test/tikd/shared-%d.jpg" % i)
+        assert r.returncode == 0, r.stderr
+    d = s.start()
+    wait_all_final(s, d, 60)
+    inits = [q for q in s.fake.ctl.ledger()["requests"] if q["path"].endswith("/init/")]
+    assert len(inits) >= 8, inits
+    assert not [q for q in inits if q["status"] == 429], inits
+    assert len(s.fake.ctl.posts()) == 8

@@ -813,3 +813,32 @@ def test_upload_urls_never_reach_the_log(quick, tmp_path):
     text = "\n".join(d.lines) + r.stdout + r.stderr + s.tikd("job", "show", "1").stdout
     assert "upload_token" not in text and "upload_id=" not in text
     assert all(re.search(r"url=\S+/upload/\S*\?\[redacted\] ", l) for l in puts), puts
+
+
+def test_settings_the_creator_turned_off_go_out_off(quick, tmp_path):
+    """Issue 13, item 16: creator_info says comments (and, for videos, duet
+    and stitch) are off for this creator: every post type sends them off,
+    whatever the rule or the operator chose, and the job records who
+    decided."""
+    s = quick
+    s.fake.ctl.put_creator({"open_id": "-000FakeNoComments0000000000001", "username": "quiet",
+                            "comment_disabled": True, "duet_disabled": True,
+                            "stitch_disabled": False})
+    connect(s, "quiet", user="quiet")
+    d = s.start()
+    r = s.tikd("post", "--account", "quiet", "--privacy", "SELF_ONLY",
+               "--photo", "https://media.example.test/tikd/quiet.jpg", "--wait")
+    assert r.returncode == 0, r.stdout + r.stderr
+    v = video(tmp_path / "clip.mp4", duration=3)
+    r = s.tikd("post", str(v), "--account", "quiet", "--privacy", "SELF_ONLY", "--wait")
+    assert r.returncode == 0, r.stdout + r.stderr
+    photo, clip = s.fake.ctl.publishes()
+    assert photo["post_info"]["disable_comment"] is True, photo["post_info"]
+    assert clip["post_info"]["disable_comment"] is True and clip["post_info"]["disable_duet"] is True
+    assert clip["post_info"]["disable_stitch"] is False
+    audit = s.audit()
+    assert "by=creator_info disabled=comment" in audit, audit
+    assert "by=creator_info disabled=comment,duet" in audit, audit
+    assert "options:      comment off, duet on" in s.tikd("job", "show", "1").stdout
+    assert "options:      comment off, duet off, stitch on" in s.tikd("job", "show", "2").stdout
+    assert d.proc.poll() is None

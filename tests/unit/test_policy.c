@@ -71,6 +71,52 @@ static void oauth_codes(void **state)
     assert_int_equal(o.action, POL_OK);
 }
 
+/* Every body shape the spec and TikTok's pages show keeps its code, message
+ * and log_id; an unknown shape is unknown, never ok (issue 13, item 20). */
+static void other_body_shapes(void **state)
+{
+    (void)state;
+    /* a bare OAuth-style body carrying an API code, with a 401 */
+    struct pol_outcome o = classify(0, 401,
+                                    "{\"error\":\"access_token_invalid\",\"error_description\":"
+                                    "\"The access token is invalid.\",\"log_id\":\"L9\"}",
+                                    -1);
+    assert_int_equal(o.action, POL_REAUTH);
+    assert_string_equal(o.code, "access_token_invalid");
+    assert_string_equal(o.log_id, "L9");
+    assert_non_null(strstr(o.message, "The access token is invalid."));
+    assert_false(o.unknown);
+    /* the same with "message" instead of error_description */
+    o = classify(0, 429, "{\"error\":\"rate_limit_exceeded\",\"message\":\"slow down\"}", 3);
+    assert_int_equal(o.action, POL_DEFER);
+    assert_non_null(strstr(o.message, "slow down"));
+    /* a numeric code, even on HTTP 200 and even 0, is never success */
+    o = classify(
+        0, 200, "{\"data\":{},\"error\":{\"code\":10001,\"message\":\"x\",\"log_id\":\"L1\"}}", -1);
+    assert_int_not_equal(o.action, POL_OK);
+    assert_string_equal(o.code, "code_10001");
+    assert_true(o.unknown);
+    assert_string_equal(o.log_id, "L1");
+    o = classify(0, 200, "{\"error\":{\"code\":0}}", -1);
+    assert_int_not_equal(o.action, POL_OK);
+    /* an error object without a code, or an error of another type */
+    o = classify(0, 200, "{\"data\":{\"publish_id\":\"p\"},\"error\":{\"message\":\"\"}}", -1);
+    assert_int_not_equal(o.action, POL_OK);
+    assert_true(o.unknown);
+    o = classify(0, 200, "{\"error\":[1]}", -1);
+    assert_int_not_equal(o.action, POL_OK);
+    o = classify(0, 200, "{\"error\":{\"code\":true}}", -1);
+    assert_int_not_equal(o.action, POL_OK);
+    /* the log_id beside the error object */
+    o = classify(0, 400, "{\"error\":{\"code\":\"invalid_params\"},\"log_id\":\"L7\"}", -1);
+    assert_string_equal(o.log_id, "L7");
+    /* the normal success shapes stay ok */
+    o = classify(0, 200, "{\"data\":{},\"error\":{\"code\":\"ok\",\"message\":\"\"}}", -1);
+    assert_int_equal(o.action, POL_OK);
+    o = classify(0, 200, "{\"access_token\":\"x\",\"expires_in\":86400,\"error\":null}", -1);
+    assert_int_equal(o.action, POL_OK);
+}
+
 static void statuses_and_transport(void **state)
 {
     (void)state;
@@ -111,9 +157,8 @@ static void backoff_bounds(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(envelope_codes),
-        cmocka_unit_test(oauth_codes),
-        cmocka_unit_test(statuses_and_transport),
+        cmocka_unit_test(envelope_codes),    cmocka_unit_test(oauth_codes),
+        cmocka_unit_test(other_body_shapes), cmocka_unit_test(statuses_and_transport),
         cmocka_unit_test(backoff_bounds),
     };
     return cmocka_run_group_tests_name("policy", tests, NULL, NULL);

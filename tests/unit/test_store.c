@@ -134,7 +134,7 @@ static void map_ceiling_is_a_clear_error(void **state)
     struct store *s = open_at(dir, 1 << 20, 2 << 20);
     struct tikd_err e = {0};
     struct bulk b = {0, 1000, 4096}; /* 4 MB in one transaction */
-    assert_int_equal(store_write(s, put_bulk, &b, &e), TIKD_EFULL);
+    assert_int_equal(store_write(s, put_bulk, &b, &e), TIKD_ENOSPACE);
     assert_non_null(strstr(e.msg, "store.map_max"));
     /* nothing of the failed transaction is visible, and the store still works */
     int n = -1;
