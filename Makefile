@@ -4,6 +4,8 @@
 #   make test     install what tests need, build, run every test
 #   make asan     the same tests with AddressSanitizer + UBSan
 #   make valgrind the C unit tests under valgrind
+#   make fuzz     each libFuzzer target for FUZZ_TIME seconds (clang); FUZZ_RUNS=N
+#                 stops each after N executions instead
 #   make demo     run tikd end to end in a temp dir
 #   make install  PREFIX=/usr/local DESTDIR=
 #
@@ -36,9 +38,12 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 TOOL_SRC := $(wildcard tests/tools/*.c)
 TOOL_BIN := $(patsubst tests/tools/%.c,$(BUILD)/tests/%,$(TOOL_SRC))
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
+FUZZ_TIME ?= 600
 
 .PHONY: all build deps deps-test test check unit integration asan valgrind demo install \
-        clean format format-check bench
+        clean format format-check bench fuzz fuzz-run
 .DEFAULT_GOAL := all
 
 all:
@@ -74,6 +79,11 @@ $(BUILD)/tests/%: tests/tools/%.c $(BUILD)/libtikd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Wno-missing-prototypes -MMD -MP -o $@ $< $(BUILD)/libtikd.a $(LIBS_ALL)
 
+$(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(BUILD)/libtikd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -fsanitize=fuzzer -Wno-missing-prototypes -o $@ $< $(BUILD)/libtikd.a \
+	    $(LIBS_ALL)
+
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 test:
@@ -92,6 +102,17 @@ asan:
 	@tools/deps.sh test
 	@$(MAKE) --no-print-directory BUILD=build/asan OPT=-O1 \
 	    SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" check
+
+# libFuzzer needs clang; the library is built with the fuzzer's coverage
+# (fuzzer-no-link) and the sanitizers, each target then links the fuzzer.
+fuzz:
+	@tools/deps.sh fuzz
+	@$(MAKE) --no-print-directory BUILD=build/fuzz CC=clang OPT=-O1 \
+	    SAN="-fsanitize=address,undefined,fuzzer-no-link -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	    fuzz-run
+
+fuzz-run: $(FUZZ_BIN)
+	@tools/fuzz.sh $(FUZZ_TIME) $(FUZZ_BIN)
 
 valgrind:
 	@tools/deps.sh test
@@ -116,8 +137,8 @@ install: all
 	install -m 0644 docs/lua/tikd/test.lua $(DESTDIR)$(PREFIX)/share/doc/tikd/lua/tikd/
 	install -m 0644 docs/lua/tikd/json.lua $(DESTDIR)$(PREFIX)/share/doc/tikd/lua/tikd/
 
-FORMAT_FILES = $(CORE_SRC) $(BIND_SRC) $(CLI_SRC) $(UNIT_SRC) $(TOOL_SRC) \
-	$(wildcard core/*.h bindings/*.h cli/*.h tests/unit/*.h)
+FORMAT_FILES = $(CORE_SRC) $(BIND_SRC) $(CLI_SRC) $(UNIT_SRC) $(TOOL_SRC) $(FUZZ_SRC) \
+	$(wildcard core/*.h bindings/*.h cli/*.h tests/unit/*.h tests/fuzz/*.h)
 
 format:
 	clang-format -i $(FORMAT_FILES)

@@ -86,6 +86,9 @@ void oauth_free(struct oauth *o)
         return;
     while (o->ops)
         oauth_op_free(o->ops);
+    oauth_refusals_flush(o);
+    if (o->c.loop)
+        ev_timer_stop(o->c.loop, &o->anon_timer);
     oauth_pages_free(o); /* after the ops: no exchange can answer a page now */
     for (size_t i = 0; i < o->nq; i++)
         free(o->queue[i]);

@@ -154,6 +154,65 @@ struct consume_ctx {
     struct tikd_err *e;
 };
 
+/* ---- refusals nobody started ------------------------------------------------------ */
+
+/* A callback with no state, an unknown one or a malformed one names no
+ * authorization tikd started: anyone can send it, a thousand a second. The
+ * first of a minute is an audit record of its own; the rest of that minute
+ * are counted and written as one record when it ends (or tikd stops), so
+ * the audit log stays readable and cannot be flooded. */
+#define ANON_WINDOW 60.0
+
+static const char *const anon_reasons[] = {"missing_state", "unknown_state", "corrupt_state"};
+
+void oauth_refusals_flush(struct oauth *o)
+{
+    unsigned long n = o->anon_n[0] + o->anon_n[1] + o->anon_n[2];
+    if (n) {
+        char detail[300];
+        snprintf(detail, sizeof detail,
+                 "reason=unauthenticated_callbacks count=%lu missing_state=%lu "
+                 "unknown_state=%lu corrupt_state=%lu window_s=%.0f",
+                 n, o->anon_n[0], o->anon_n[1], o->anon_n[2], ANON_WINDOW);
+        oauth_audit_now(o, "oauth.rejected", detail);
+        TLOG(TLOG_WARN, "oauth.rejected_many", LINT("count", n), LDBL("window_s", ANON_WINDOW));
+    }
+    memset(o->anon_n, 0, sizeof o->anon_n);
+}
+
+static void on_anon_window(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct oauth *o = w->data;
+    oauth_refusals_flush(o);
+    o->anon_since = 0;
+}
+
+void oauth_refusal(struct oauth *o, const char *reason, const char *detail)
+{
+    int kind = -1;
+    for (int i = 0; i < 3; i++)
+        if (reason && strcmp(reason, anon_reasons[i]) == 0)
+            kind = i;
+    double now = clock_now();
+    if (kind < 0 || !o->anon_since || now - o->anon_since >= ANON_WINDOW) {
+        if (kind >= 0) { /* the first of a window: on its own, and the window starts */
+            oauth_refusals_flush(o);
+            o->anon_since = now;
+            if (o->c.loop) {
+                ev_timer_stop(o->c.loop, &o->anon_timer);
+                ev_timer_init(&o->anon_timer, on_anon_window, ANON_WINDOW, 0.);
+                o->anon_timer.data = o;
+                ev_timer_start(o->c.loop, &o->anon_timer);
+            }
+        }
+        oauth_audit_now(o, "oauth.rejected", detail);
+        return;
+    }
+    o->anon_n[kind]++;
+}
+
 static int consume_txn(struct store_txn *t, void *ctx)
 {
     struct consume_ctx *c = ctx;
@@ -285,7 +344,7 @@ int oauth_complete(struct oauth *o, const char *redirect, const char *expect_nam
     bool has_err = codec_query_param(q, "error", err, sizeof err);
     bool has_desc = codec_query_param(q, "error_description", desc, sizeof desc);
     if (!codec_query_param(q, "state", state, sizeof state) || !state[0]) {
-        oauth_audit_now(o, "oauth.rejected", "reason=missing_state");
+        oauth_refusal(o, "missing_state", "reason=missing_state");
         return tikd_fail(e, TIKD_EINVAL, "the redirect has no state parameter; nothing changed");
     }
     struct consume_ctx c = {
@@ -305,7 +364,7 @@ int oauth_complete(struct oauth *o, const char *redirect, const char *expect_nam
             char detail[300];
             snprintf(detail, sizeof detail, "account=%s reason=%s", c.name[0] ? c.name : "?",
                      c.reject);
-            oauth_audit_now(o, "oauth.rejected", detail);
+            oauth_refusal(o, c.reject, detail);
         }
         vault_wipe_free(c.verifier, c.verifier_n);
         TLOG(TLOG_WARN, "oauth.rejected", LSTR("account", c.name), LSTR("reason", e->msg));

@@ -73,7 +73,18 @@ struct oauth {
     struct refresh_hold *holds; /* accounts whose refresh must wait (Retry-After, backoff) */
     size_t nholds, capholds;
     struct oauth_page *pages; /* callback pages waiting for an answer */
+    /* refused callbacks that name no authorization tikd started: counted,
+     * audited once a minute (oauth_connect.c) */
+    unsigned long anon_n[3];
+    double anon_since;
+    ev_timer anon_timer;
 };
+
+/* Audit a refused callback; the ones that name no authorization tikd
+ * started are aggregated (oauth_connect.c). oauth_refusals_flush writes
+ * what was counted. */
+void oauth_refusal(struct oauth *o, const char *reason, const char *detail);
+void oauth_refusals_flush(struct oauth *o);
 
 /* When the account's next refresh may go (0: now); oauth_tokens.c. */
 double oauth_refresh_held(struct oauth *o, const char *account_id);

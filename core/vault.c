@@ -12,6 +12,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +33,9 @@ struct vkey {
 
 struct vault {
     struct vkey keys[MAX_KEYS];
-    int n; /* keys[n-1] seals */
+    int n;            /* keys[n-1] seals */
+    char *path;       /* the key file, followed while tikd runs (NULL: the environment's key) */
+    struct stat seen; /* the file as last read */
 };
 
 static const char CANARY_OWNER[] = "vault";
@@ -42,9 +45,55 @@ static const char CANARY_TEXT[] = "tikd vault canary";
 void vault_free(struct vault *v)
 {
     if (v) {
+        free(v->path);
         OPENSSL_cleanse(v, sizeof *v);
         free(v);
     }
+}
+
+static int load_file(struct vault *v, const char *path, struct tikd_err *e);
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/* The key file changed since it was read (`tikd vault rotate-key` while
+ * tikd runs): its keys are taken, the ones already loaded kept (a record
+ * sealed with one of them still opens), and its last key seals from now on.
+ * A file that no longer reads (mid-edit, wrong mode) changes nothing. */
+static void follow_file(struct vault *v)
+{
+    struct stat st;
+    if (!v->path || stat(v->path, &st) != 0 || same_file(&st, &v->seen))
+        return;
+    struct vault *nv = calloc(1, sizeof *nv);
+    struct tikd_err e = {0};
+    if (!nv || load_file(nv, v->path, &e) != 0) {
+        if (nv)
+            TLOG(TLOG_WARN, "vault.key_file_unreadable", LSTR("error", e.msg));
+        vault_free(nv);
+        return;
+    }
+    for (int i = 0; i < nv->n; i++) {
+        int at = -1;
+        for (int j = 0; j < v->n; j++)
+            if (strcmp(v->keys[j].id, nv->keys[i].id) == 0)
+                at = j;
+        if (at < 0 && v->n < MAX_KEYS)
+            v->keys[at = v->n++] = nv->keys[i];
+        if (at >= 0 && i == nv->n - 1) { /* the sealing key goes last */
+            struct vkey k = v->keys[at];
+            memmove(&v->keys[at], &v->keys[at + 1], (size_t)(v->n - at - 1) * sizeof k);
+            v->keys[v->n - 1] = k;
+            OPENSSL_cleanse(&k, sizeof k);
+        }
+    }
+    v->seen = nv->seen;
+    TLOG(TLOG_INFO, "vault.keys_reloaded", LSTR("path", v->path), LINT("keys", v->n),
+         LSTR("sealing_key", v->keys[v->n - 1].id));
+    vault_free(nv);
 }
 
 const char *vault_key_id(const struct vault *v)
@@ -145,6 +194,8 @@ static int load_file(struct vault *v, const char *path, struct tikd_err *e)
     fclose(f);
     if (rc == 0 && v->n == 0)
         rc = tikd_fail(e, TIKD_EINVAL, "vault: the key file %s holds no key", path);
+    if (rc == 0)
+        v->seen = st;
     return rc;
 }
 
@@ -157,6 +208,8 @@ int vault_load(struct vault **out, const char *key_file, const char *env_key, st
     int rc;
     if (key_file) {
         rc = load_file(v, key_file, e);
+        if (rc == 0 && !(v->path = strdup(key_file)))
+            rc = tikd_fail(e, TIKD_ENOMEM, "vault: out of memory");
     } else if (env_key && *env_key) {
         const char *colon = strchr(env_key, ':');
         rc = colon ? add_key(v, env_key, (size_t)(colon - env_key), colon + 1, "TIKD_VAULT_KEY", e)
@@ -275,6 +328,7 @@ int vault_put(struct vault *v, struct store_txn *t, const char *owner, const cha
         return tikd_fail(e, TIKD_EINVAL, "vault: owner and field names too long");
     unsigned char *rec;
     size_t rl;
+    follow_file(v); /* a key added meanwhile seals from now on */
     int rc = seal(&v->keys[v->n - 1], (unsigned char *)aad, al, pt, n, &rec, &rl);
     if (rc != 0)
         return tikd_fail(e, rc, "vault: sealing failed");
@@ -296,6 +350,10 @@ int vault_get(struct vault *v, struct store_txn *t, const char *owner, const cha
         return rc == TIKD_ENOTFOUND ? rc : tikd_fail(e, rc, "vault: reading a record failed");
     const char *why = NULL;
     rc = unseal(v, (unsigned char *)aad, al, val.p, val.n, pt, n, &why);
+    if (rc == TIKD_ECORRUPT && v->path) { /* sealed by a key added since? */
+        follow_file(v);
+        rc = unseal(v, (unsigned char *)aad, al, val.p, val.n, pt, n, &why);
+    }
     if (rc == TIKD_ECORRUPT)
         return tikd_fail(e, rc, "vault: the %s of %s does not open: %s", field, owner, why);
     return rc;

@@ -2,7 +2,7 @@
 # Install whatever tikd needs to build and test that this machine lacks.
 # Each check is a file test or a pkg-config query, so the all-present path
 # costs a few milliseconds; apt-get runs (once, after one update) only when
-# something is missing. Usage: tools/deps.sh [build|test|demo]
+# something is missing. Usage: tools/deps.sh [build|test|demo|fuzz]
 set -eu
 what=${1:-test}
 missing=""
@@ -36,6 +36,9 @@ if [ "$what" != build ]; then
     need_cmd openssl openssl   # test certificates
     need_cmd curl curl         # make demo, make bench (the peer)
     need_cmd valgrind valgrind # make valgrind
+fi
+if [ "$what" = fuzz ]; then
+    need_cmd clang clang # libFuzzer and its runtime come with it
 fi
 
 [ -z "$missing" ] && exit 0

@@ -297,3 +297,50 @@ def test_the_token_endpoints_retry_after_holds_the_refresh(s, fmt):
     assert after[0]["t_mono"] - refused[0]["t_mono"] >= 7 - 1.0, (fmt, reqs)  # the date has 1 s steps
     assert d.proc.poll() is None
     s.assert_no_token_leaked()
+
+
+def test_bogus_callbacks_cannot_flood_the_audit_log(s):
+    """Issue 13, item 12: callbacks that name no authorization tikd started
+    (no state, an unknown one) come from anyone. The first of a minute is
+    audited; the rest are counted and written as one record."""
+    d = s.start()
+    for i in range(300):
+        url = "http://127.0.0.1:%d/oauth/callback?state=bogus%d&code=x" % (s.port, i)
+        if i % 3 == 0:
+            url = "http://127.0.0.1:%d/oauth/callback?code=x" % s.port
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(url, timeout=5)
+        assert err.value.code == 400
+    # a real refusal (an authorization started for alice, answered for bob) stays its own record
+    r = s.tikd("account", "complete", "bob", s.approve(s.authorize_url("alice")))
+    assert r.returncode == 1
+    assert d.stop() == 0
+    rejected = [l for l in s.audit().splitlines() if "oauth.rejected" in l]
+    assert len(rejected) <= 4, rejected
+    assert any("reason=unauthenticated_callbacks count=299" in l for l in rejected), rejected
+    assert any("reason=other_account" in l for l in rejected), rejected
+
+
+def test_a_key_rotated_while_the_daemon_runs_is_taken_at_once(s, tmp_path):
+    """Issue 13, item 9: `tikd vault rotate-key` re-seals every record under a
+    new key while the daemon runs; the daemon follows the key file (opens
+    what the new key sealed, seals with it from then on), so nothing pauses."""
+    from test_publish import connect, video
+    s.fake.ctl.set_config(time_scale=0.01, access_token_ttl_sec=4)
+    connect(s)
+    d = s.start()
+    r = s.tikd("vault", "rotate-key")
+    assert r.returncode == 0, r.stderr
+    new_key = re.search(r"new key (\S+) appended", r.stdout).group(1)
+    v = video(tmp_path / "clip.mp4", duration=3)
+    r = s.tikd("post", str(v), "--account", "alice", "--privacy", "SELF_ONLY", "--wait",
+               timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr + "\n".join(d.lines[-20:])
+    d.wait_for(r"event=vault\.keys_reloaded .*sealing_key=%s" % re.escape(new_key))
+    # the daemon's refreshes seal under the new key; the CLI opens them
+    mark = len(d.lines)
+    d.wait_for(r"event=oauth\.tokens_stored .*why=oauth\.refreshed", after=mark, timeout=15)
+    r = s.tikd("account", "check", "alice")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert not any("not in the key file" in l for l in d.lines)
+    s.assert_no_token_leaked()
