@@ -13,8 +13,9 @@
 
 #include "../core/fileio.h"
 
-#define CONFIG_BUDGET 1000000
-#define CONFIG_MAX    (1024 * 1024) /* bytes: a config file is a page of assignments */
+#define CONFIG_BUDGET   1000000
+#define CONFIG_LIST_MAX 10000         /* items in one list value */
+#define CONFIG_MAX      (1024 * 1024) /* bytes: a config file is a page of assignments */
 
 static void config_hook(lua_State *L, lua_Debug *ar)
 {
@@ -82,6 +83,11 @@ static int apply_value(lua_State *L, const char *name, struct walk *w)
                 return tikd_fail(w->e, TIKD_EINVAL,
                                  "config: key '%s': a list must hold only items, not keys", name);
             size_t n = lua_rawlen(L, v);
+            /* every item stays on the stack while config_set copies it */
+            if (n > CONFIG_LIST_MAX || !lua_checkstack(L, (int)n))
+                return tikd_fail(w->e, TIKD_EINVAL,
+                                 "config: key '%s': a list of %zu items is too long (at most %d)",
+                                 name, n, CONFIG_LIST_MAX);
             const char **items = calloc(n + 1, sizeof *items);
             if (!items)
                 return tikd_fail(w->e, TIKD_ENOMEM, "config: out of memory");

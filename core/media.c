@@ -220,8 +220,10 @@ int media_probe(const char *path, struct media_info *mi, struct tikd_err *e)
         }
         if (strcmp(type, "ftyp") == 0) {
             have_ftyp = true;
-            snprintf(mi->container, sizeof mi->container,
-                     memcmp(h + hdr, "qt  ", 4) == 0 && size >= hdr + 4 ? "mov" : "mp4");
+            unsigned char brand[4]; /* the major brand follows the header, 8 or 16 bytes */
+            bool qt = size >= hdr + 4 && pread(fd, brand, 4, (off_t)(off + hdr)) == 4 &&
+                      memcmp(brand, "qt  ", 4) == 0;
+            snprintf(mi->container, sizeof mi->container, qt ? "mov" : "mp4");
             mi->mime = strcmp(mi->container, "mov") == 0 ? "video/quicktime" : "video/mp4";
         } else if (strcmp(type, "moov") == 0) {
             moov_off = off + hdr;

@@ -311,22 +311,28 @@ static void pull_init_done(void *ud, const struct http_resp *resp)
         return;
     const char *what = j.kind == JOB_PHOTO ? "photo init" : "pull init";
     if (resp->out.action != POL_OK) {
-        /* TikTok answered, or the request never left: no pull was started */
+        /* A pull is not idempotent: only a refusal (a 4xx, a 429, a known
+         * error code) or a request that never left proves no pull started.
+         * No answer, a 5xx or a garbled answer may come after TikTok took
+         * the work: a second init could post it twice. */
         bool never_left =
             strcmp(resp->out.code, "curl_7") == 0 || strcmp(resp->out.code, "curl_6") == 0;
-        if (resp->status != 0 || never_left) {
+        bool garbled = strcmp(resp->out.code, "malformed_json") == 0 || resp->out.unknown;
+        bool refused = resp->status >= 400 && resp->status < 500 && !garbled;
+        if (!refused && resp->status >= 200 && resp->status < 300 && !garbled)
+            refused = true; /* TikTok's own error code on a 200: it said no */
+        if (refused || never_left) {
             j.init_sent_at = 0;
             pl_on_error(r, &j, resp, what,
                         rl_init_budget(j.mode == JOB_DRAFT, j.kind == JOB_PHOTO));
             return;
         }
-        /* no answer: TikTok may have started the pull; a second init could
-         * post twice */
-        pl_fail(r, &j, NULL,
-                "the %s got no answer (%s), so TikTok may be pulling the post already; it is "
-                "not sent again (that could post it twice): check the account, then `tikd job "
-                "retry %llu` if it did not arrive",
-                what, resp->out.message, (unsigned long long)j.id);
+        pl_fail(r, &j, resp->out.log_id,
+                "the %s got %s (%s), so TikTok may be pulling the post already; it is not sent "
+                "again (that could post it twice): check the account, then `tikd job retry "
+                "%llu` if it did not arrive",
+                what, resp->status == 0 ? "no answer" : "an answer that does not say no",
+                resp->out.message, (unsigned long long)j.id);
         return;
     }
     if (tt_decode_init(resp, false, &in, why, sizeof why) != 0) {

@@ -41,6 +41,14 @@ def test_status_fault_custom_code_and_body(fake, api):
     assert fake.ctl.publishes() == []  # a status fault never reaches the handler
 
 
+def test_status_fault_after_the_work_is_done(fake, api):
+    """phase=after: TikTok did the work, then its answer is an error."""
+    fake.ctl.add_fault(kind="status", path_prefix=VIDEO_INIT, status=500, phase="after")
+    resp = api.post_json(VIDEO_INIT, direct())
+    assert error(resp) == (500, "internal_error")
+    assert len(fake.ctl.publishes()) == 1  # the init was handled
+
+
 def test_status_fault_on_oauth_uses_the_flat_shape(fake):
     fake.ctl.add_fault(kind="status", path_prefix=TOKEN, status=503)
     resp = fake.api().form(TOKEN, {"grant_type": "refresh_token"})

@@ -842,3 +842,32 @@ def test_settings_the_creator_turned_off_go_out_off(quick, tmp_path):
     assert "options:      comment off, duet on" in s.tikd("job", "show", "1").stdout
     assert "options:      comment off, duet off, stitch on" in s.tikd("job", "show", "2").stdout
     assert d.proc.poll() is None
+
+
+@pytest.mark.parametrize("fault", [
+    {"kind": "status", "status": 500, "phase": "after"},
+    {"kind": "status", "status": 503, "phase": "after", "body": "<html>bad gateway</html>"},
+    {"kind": "malformed_json", "mode": "truncate"},
+])
+@pytest.mark.parametrize("what", ["photo", "video", "draft"])
+def test_a_pull_answered_with_an_error_after_the_work_is_never_sent_twice(quick, fault, what):
+    """Issue 13, item 13: TikTok accepted the pull, then its answer was a
+    5xx or garbled. tikd cannot tell that from a refusal it may retry, so it
+    never sends the init again: one post at TikTok, the job says why."""
+    s = quick
+    connect(s)
+    d = s.start()
+    path = {"photo": "/v2/post/publish/content/init/", "video": "/v2/post/publish/video/init/",
+            "draft": "/v2/post/publish/inbox/video/init/"}[what]
+    s.fake.ctl.add_fault(path_prefix=path, **fault)
+    if what == "photo":
+        args = ["--privacy", "SELF_ONLY", "--photo", PHOTOS[0]]
+    else:
+        args = ["https://media.example.test/tikd/clip-%s.mp4" % what] + (
+            ["--draft"] if what == "draft" else ["--privacy", "SELF_ONLY"])
+    r = s.tikd("post", "--account", "alice", *args, "--wait", timeout=60)
+    inits = [q for q in s.fake.ctl.ledger()["requests"] if q["path"] == path]
+    assert len(inits) == 1, inits  # one init, whatever its answer said
+    assert len(s.fake.ctl.publishes()) == 1
+    assert r.returncode == 1 and "not sent again" in r.stdout, r.stdout + r.stderr
+    assert d.proc.poll() is None

@@ -64,6 +64,16 @@ static void good_file(void **state)
     assert_true(c.shutdown_grace == 2.5);
     assert_string_equal(c.api_url, "http://127.0.0.1:8080");
     config_free(&c);
+    /* a list longer than Lua's minimum stack (20 slots) is read whole */
+    rc = load_text("lib_paths = {} for i = 1, 300 do lib_paths[i] = 'lib' .. i end\n", &c, &e);
+    if (rc != 0)
+        fail_msg("%s", e.msg);
+    assert_int_equal(c.lib_paths.n, 300);
+    snprintf(want, sizeof want, "%s/lib300", dir);
+    assert_string_equal(c.lib_paths.v[299], want);
+    config_free(&c);
+    expect_error("lib_paths = {} for i = 1, 10001 do lib_paths[i] = 'x' end\n", "lib_paths",
+                 "too long");
     /* `return { ... }` works too */
     rc = load_text("return { log = { level = 'warn' } }", &c, &e);
     assert_int_equal(rc, 0);

@@ -4,6 +4,7 @@
  * books a slot twice, also after the store is closed and opened again. */
 #include "testutil.h"
 
+#include "../../core/clock.h"
 #include "../../core/slots.h"
 #include "../../core/store.h"
 
@@ -185,13 +186,40 @@ static void spring_forward_slot(void **state)
     free(dir);
 }
 
+static void old_bookings_are_pruned_against_the_clock(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    struct store *st = open_store(dir);
+    static const char *const hourly[] = {"0 * * * *"};
+    struct schedule s;
+    sched_init(&s, "UTC", hourly, 1);
+    assert_float_equal(book(st, &s, DEC1, NULL), DEC1, 0.001);
+    assert_float_equal(book(st, &s, DEC1, NULL), DEC1 + 3600, 0.001);
+    /* a day later both are still booked ... */
+    clock_set_virtual(DEC1 + 86400);
+    assert_float_equal(book(st, &s, DEC1, NULL), DEC1 + 7200, 0.001);
+    /* ... three days later the next booking prunes them (two days back) */
+    clock_set_virtual(DEC1 + 3 * 86400);
+    assert_float_equal(book(st, &s, DEC1 + 3 * 86400, NULL), DEC1 + 3 * 86400, 0.001);
+    assert_float_equal(book(st, &s, DEC1, NULL), DEC1, 0.001);
+    clock_set_virtual(DEC1);
+    store_close(st);
+    tu_rmrf(dir);
+    free(dir);
+}
+
 int main(void)
 {
+    /* old bookings are pruned against the clock: pin it, so the tests do
+     * not depend on the day they run */
+    clock_set_virtual(DEC1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(three_daily_slots_in_a_time_zone),
         cmocka_unit_test(spacing_blackouts_and_daily_max),
         cmocka_unit_test(jitter_is_in_the_slot_and_reproducible),
         cmocka_unit_test(spring_forward_slot),
+        cmocka_unit_test(old_bookings_are_pruned_against_the_clock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,7 +9,9 @@ import threading
 
 KINDS = {
     # kind: {parameter: default}
-    "status": {"status": 500, "error_code": None, "message": None, "body": None, "retry_after": None},
+    # phase "after": the request is handled first (the work is done), then the status is the answer
+    "status": {"status": 500, "error_code": None, "message": None, "body": None, "retry_after": None,
+               "phase": "before"},
     "rate_limit": {"retry_after": 1, "retry_after_format": "seconds"},
     "reset": {"after_bytes": 0, "phase": "request"},
     "delay": {},

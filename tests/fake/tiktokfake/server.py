@@ -302,7 +302,7 @@ class Handler(BaseHTTPRequestHandler):
                 if take:
                     self.read_stream(take, lambda piece: None)
                 self._reset()
-            if kind in ("status", "rate_limit"):
+            if kind == "rate_limit" or (kind == "status" and rule.get("phase") != "after"):
                 self._drain()
                 return _fault_response(core, req, rule)
             if kind == "revoke_token" and req.open_id:
@@ -314,6 +314,8 @@ class Handler(BaseHTTPRequestHandler):
             self._sleep(float(rule["answer_delay_sec"]))  # done here; the client does not know yet
         if rule is not None and rule["kind"] == "malformed_json":
             resp.body = _mangle(resp.body, rule["mode"])
+        if rule is not None and rule["kind"] == "status" and rule.get("phase") == "after":
+            return _fault_response(core, req, rule)  # the work is done; the client hears an error
         return resp
 
     def _route(self, core, req, route):
