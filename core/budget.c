@@ -45,6 +45,18 @@ int budget_release_slot(struct store_txn *t, const struct rl_config *c, struct j
     return rc;
 }
 
+int budget_give_back(struct store_txn *t, const struct rl_config *c, struct job *j)
+{
+    if (j->spent_at <= 0)
+        return 0;
+    enum rl_budget bs[4];
+    int n = budget_of_init(j, bs);
+    int rc = rl_release(t, c, j->account, bs, n, j->spent_at, clock_now());
+    if (rc == 0)
+        j->spent_at = 0;
+    return rc;
+}
+
 bool budget_slot_fresh(const struct rl_config *c, const struct job *j, double now)
 {
     enum rl_budget bs[4];

@@ -51,6 +51,11 @@ int budget_apply(struct store_txn *t, const struct rl_config *c, const struct jo
  * an operator cancelled it, its account is gone); j->slot_at is cleared. */
 int budget_release_slot(struct store_txn *t, const struct rl_config *c, struct job *j);
 
+/* Give the caps (daily posts, pending shares) the entries of the init that
+ * left for j->spent_at: TikTok did not count it. The per-minute rates keep
+ * theirs (a refused request still counts there). j->spent_at is cleared. */
+int budget_give_back(struct store_txn *t, const struct rl_config *c, struct job *j);
+
 /* True when j's slot may be used now: not before its moment and not later
  * than one cell of its tightest rate after it (rl_slot_late). */
 bool budget_slot_fresh(const struct rl_config *c, const struct job *j, double now);

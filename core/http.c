@@ -633,8 +633,11 @@ static void attempt_done(struct http_xfer *x, CURLcode cc)
     enum pol_action a = r.out.action;
     bool sent = !(cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
                   cc == CURLE_COULDNT_RESOLVE_PROXY);
-    bool may_retry = (a == POL_RETRY || (a == POL_DEFER && r.out.retry_after <= h->o.max_defer)) &&
-                     x->attempt < x->max_attempts && (x->retry == HTTP_RETRY_ALL || !sent);
+    bool rated = status == 429 || strcmp(r.out.code, "rate_limit_exceeded") == 0;
+    bool may_retry =
+        (a == POL_RETRY || (a == POL_DEFER && r.out.retry_after <= h->o.max_defer)) &&
+        x->attempt < x->max_attempts &&
+        (x->retry == HTTP_RETRY_ALL || (x->retry == HTTP_RETRY_RATED && !rated) || !sent);
     TLOG(a == POL_OK ? TLOG_DEBUG : TLOG_INFO, "http.outcome", LSTR("method", x->method),
          LSTR("url", x->shown), LINT("status", r.status), LINT("attempt", x->attempt),
          LSTR("action", policy_action_name(a)), LSTR("code", r.out.code),

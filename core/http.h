@@ -53,8 +53,11 @@ int http_new(struct http **out, const struct http_opts *o, struct tikd_err *e);
 void http_free(struct http *h);
 
 enum http_retry {
-    HTTP_RETRY_ALL,     /* idempotent: retry whatever policy says */
-    HTTP_RETRY_NOT_SENT /* retry only when the request surely never reached the server */
+    HTTP_RETRY_ALL,      /* idempotent: retry whatever policy says */
+    HTTP_RETRY_NOT_SENT, /* retry only when the request surely never reached the server */
+    HTTP_RETRY_RATED     /* idempotent, but a 429 goes back to the caller at once: its
+                          * limiter holds every request of the token until Retry-After,
+                          * and the next try passes the limiter */
 };
 
 struct http_header {

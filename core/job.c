@@ -62,6 +62,7 @@ static json_t *encode(const struct job *j)
     json_object_set_new(o, "description", json_string(j->description));
     json_object_set_new(o, "init_sent_at", json_real(j->init_sent_at));
     json_object_set_new(o, "slot_at", json_real(j->slot_at));
+    json_object_set_new(o, "spent_at", json_real(j->spent_at));
     json_object_set_new(o, "booked_slot", json_real(j->booked_slot));
     json_object_set_new(o, "mime", json_string(j->mime));
     json_object_set_new(o, "caption", json_string(j->caption));
@@ -125,6 +126,7 @@ static int decode(const void *p, size_t n, struct job *j)
     sget(o, "description", j->description, sizeof j->description);
     j->init_sent_at = json_number_value(json_object_get(o, "init_sent_at"));
     j->slot_at = json_number_value(json_object_get(o, "slot_at"));
+    j->spent_at = json_number_value(json_object_get(o, "spent_at"));
     j->booked_slot = json_number_value(json_object_get(o, "booked_slot"));
     sget(o, "mime", j->mime, sizeof j->mime);
     sget(o, "caption", j->caption, sizeof j->caption);

@@ -73,6 +73,8 @@ struct job {
     int attempts;        /* inits so far */
     double init_sent_at; /* a URL-pull init left: TikTok may have started it */
     double slot_at;      /* the budgets of its next init were spent for this moment */
+    double spent_at;     /* the slot of the init in flight: its cap entries, given back if
+                          * TikTok refuses it */
     double booked_slot;  /* the schedule slot booked for it (core/slots), or 0 */
     char publish_id[80];
     char upload_url[320];

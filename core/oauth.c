@@ -75,7 +75,11 @@ int oauth_new(struct oauth **out, struct store *s, struct vault *v, struct http 
     o->s = s;
     o->v = v;
     o->h = h;
-    RAND_bytes(o->owner, sizeof o->owner);
+    o->self = proc_self();
+    if (RAND_bytes(o->owner, sizeof o->owner) != 1) { /* two owners alike share a lease */
+        oauth_free(o);
+        return tikd_fail(e, TIKD_EIO, "oauth: no random bytes for this process's identity");
+    }
     *out = o;
     return 0;
 }
@@ -87,8 +91,10 @@ void oauth_free(struct oauth *o)
     while (o->ops)
         oauth_op_free(o->ops);
     oauth_refusals_flush(o);
-    if (o->c.loop)
+    if (o->c.loop) {
         ev_timer_stop(o->c.loop, &o->anon_timer);
+        ev_timer_stop(o->c.loop, &o->resweep);
+    }
     oauth_pages_free(o); /* after the ops: no exchange can answer a page now */
     for (size_t i = 0; i < o->nq; i++)
         free(o->queue[i]);

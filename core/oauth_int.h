@@ -9,6 +9,7 @@
 #define TIKD_OAUTH_INT_H
 
 #include "oauth.h"
+#include "runlock.h"
 
 #include <ev.h>
 #include <jansson.h>
@@ -69,7 +70,10 @@ struct oauth {
     int refreshing;
     oauth_state_fn on_state;
     void *on_state_ud;
-    unsigned char owner[16];    /* this instance, in refresh leases */
+    unsigned char owner[16]; /* this instance, in refresh leases */
+    struct proc_id self;     /* this process, in refresh leases: a dead owner is seen */
+    ev_timer resweep;        /* a sweep soon: a lost refresh answer is tried again */
+    double resweep_at;
     struct refresh_hold *holds; /* accounts whose refresh must wait (Retry-After, backoff) */
     size_t nholds, capholds;
     struct oauth_page *pages; /* callback pages waiting for an answer */

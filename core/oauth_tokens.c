@@ -21,7 +21,15 @@
 #define LEASE_POLL 0.2  /* how often a refresh waiting on another process looks */
 
 /* ---- refresh leases -------------------------------------------------------
- * meta key "lease:refresh:<account id>" -> expiry (be64, ms) | owner (16) */
+ * meta key "lease:refresh:<account id>" -> expiry (be64, ms) | owner (16) |
+ * pid (be64) | start time (be64). Taken, in the store, before the refresh
+ * leaves: it is the record that a refresh is in flight. A lease whose process
+ * is gone (killed while it waited for TikTok) is not waited out: the refresh
+ * it sent may have reached TikTok, so taking it over marks the account
+ * unsure (below). Leases of 24 bytes (no process) are older tikd's. */
+
+#define LEASE_LEN     40
+#define LEASE_LEN_OLD 24
 
 static size_t lease_key(const char *aid, char *out, size_t n)
 {
@@ -32,6 +40,8 @@ struct lease_ctx {
     struct oauth *o;
     const char *aid;
     bool got;
+    bool orphaned;      /* taken over from a process that died holding it */
+    struct proc_id was; /* that process */
 };
 
 static int lease_take_txn(struct store_txn *t, void *ctx)
@@ -41,14 +51,27 @@ static int lease_take_txn(struct store_txn *t, void *ctx)
     size_t kl = lease_key(l->aid, key, sizeof key);
     struct store_val v;
     uint64_t now_ms = (uint64_t)(clock_now() * 1000);
-    if (store_get(t, STORE_DB_META, key, kl, &v) == 0 && v.n == 24 &&
-        store_be64_get(v.p) > now_ms && memcmp((const char *)v.p + 8, l->o->owner, 16) != 0) {
-        l->got = false; /* another process is refreshing */
-        return 0;
+    l->orphaned = false;
+    if (store_get(t, STORE_DB_META, key, kl, &v) == 0 &&
+        (v.n == LEASE_LEN || v.n == LEASE_LEN_OLD) &&
+        memcmp((const char *)v.p + 8, l->o->owner, 16) != 0) {
+        const unsigned char *p = v.p;
+        bool expired = store_be64_get(p) <= now_ms;
+        l->was = v.n == LEASE_LEN
+                     ? (struct proc_id){(int)store_be64_get(p + 24), store_be64_get(p + 32)}
+                     : (struct proc_id){0, 0};
+        bool dead = v.n == LEASE_LEN ? !proc_alive(l->was) : expired;
+        if (!expired && !dead) {
+            l->got = false; /* another process is refreshing */
+            return 0;
+        }
+        l->orphaned = dead;
     }
-    unsigned char val[24];
+    unsigned char val[LEASE_LEN];
     store_be64_put(val, now_ms + (uint64_t)(LEASE_TTL * 1000));
     memcpy(val + 8, l->o->owner, 16);
+    store_be64_put(val + 24, (uint64_t)l->o->self.pid);
+    store_be64_put(val + 32, l->o->self.start);
     l->got = true;
     return store_put(t, STORE_DB_META, key, kl, val, sizeof val);
 }
@@ -59,7 +82,8 @@ static int lease_drop(struct oauth *o, struct store_txn *t, const char *aid)
     char key[80];
     size_t kl = lease_key(aid, key, sizeof key);
     struct store_val v;
-    if (store_get(t, STORE_DB_META, key, kl, &v) == 0 && v.n == 24 &&
+    if (store_get(t, STORE_DB_META, key, kl, &v) == 0 &&
+        (v.n == LEASE_LEN || v.n == LEASE_LEN_OLD) &&
         memcmp((const char *)v.p + 8, o->owner, 16) == 0)
         return store_del(t, STORE_DB_META, key, kl);
     return 0;
@@ -73,8 +97,54 @@ static int lease_drop_txn(struct store_txn *t, void *ctx)
 
 static void lease_release(struct oauth *o, const char *aid)
 {
-    struct lease_ctx l = {o, aid, false};
+    struct lease_ctx l = {o, aid, false, false, {0, 0}};
     store_write(o->s, lease_drop_txn, &l, NULL);
+}
+
+/* ---- refreshes whose answer was lost ---------------------------------------
+ * meta key "refresh_unsure:<account id>" -> when (be64, ms) | what happened.
+ * A refresh that may have reached TikTok without its answer being stored:
+ * no answer, a 5xx, a garbled body, or a process that died holding the
+ * lease. TikTok may have rotated the refresh token then, and under strict
+ * rotation the one tikd holds is dead. The old token is tried once more at
+ * once (a lenient TikTok still honours it for a while, and a refresh that
+ * never arrived left it valid); if TikTok then says invalid_grant, the
+ * account needs connecting again and its reason says why. Any grant stored
+ * for the account clears it. */
+
+static size_t unsure_key(const char *aid, char *out, size_t n)
+{
+    return (size_t)snprintf(out, n, "refresh_unsure:%s", aid);
+}
+
+static int unsure_put(struct store_txn *t, const char *aid, const char *what)
+{
+    char key[80], val[8 + 300];
+    size_t kl = unsure_key(aid, key, sizeof key);
+    store_be64_put((unsigned char *)val, (uint64_t)(clock_now() * 1000));
+    size_t n = (size_t)snprintf(val + 8, sizeof val - 8, "%s", what);
+    if (n >= sizeof val - 8)
+        n = sizeof val - 9;
+    return store_put(t, STORE_DB_META, key, kl, val, 8 + n);
+}
+
+/* What happened, or 0 when the account's last refresh is not in doubt. */
+static double unsure_get(struct store_txn *t, const char *aid, char *what, size_t wn)
+{
+    char key[80];
+    size_t kl = unsure_key(aid, key, sizeof key);
+    struct store_val v;
+    if (store_get(t, STORE_DB_META, key, kl, &v) != 0 || v.n < 8)
+        return 0;
+    snprintf(what, wn, "%.*s", (int)(v.n - 8), (const char *)v.p + 8);
+    return (double)store_be64_get(v.p) / 1000;
+}
+
+static int unsure_del(struct store_txn *t, const char *aid)
+{
+    char key[80];
+    size_t kl = unsure_key(aid, key, sizeof key);
+    return store_del(t, STORE_DB_META, key, kl);
 }
 
 /* ---- the token response -------------------------------------------------- */
@@ -208,6 +278,8 @@ static int store_grant_txn(struct store_txn *t, void *ctx)
     if (rc == 0)
         rc = lease_drop(o, t, a.id);
     if (rc == 0)
+        rc = unsure_del(t, a.id);
+    if (rc == 0)
         rc = audit_append(t, "oauth", sg->event, sg->detail);
     return rc;
 }
@@ -335,22 +407,75 @@ static void hold_clear(struct oauth *o, const char *account_id)
         *h = o->holds[--o->nholds];
 }
 
+static void on_resweep(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    oauth_sweep(w->data);
+}
+
+/* Sweep again in `after` seconds (or sooner, if one is already set). */
+static void resweep_in(struct oauth *o, double after)
+{
+    if (!o->c.loop)
+        return;
+    if (!o->resweep.data) {
+        ev_init(&o->resweep, on_resweep);
+        o->resweep.data = o;
+    }
+    double at = ev_now(o->c.loop) + after;
+    if (ev_is_active(&o->resweep) && o->resweep_at <= at)
+        return;
+    ev_timer_stop(o->c.loop, &o->resweep);
+    ev_timer_set(&o->resweep, after, 0.);
+    ev_timer_start(o->c.loop, &o->resweep);
+    o->resweep_at = at;
+}
+
+/* A refresh that did not store a grant: the lease goes, and when the refresh
+ * may have reached TikTok, the account is marked unsure in the same
+ * transaction. */
+struct failed_ctx {
+    struct oauth *o;
+    const char *aid;
+    const char *unsure; /* what happened, or NULL */
+    char was[300];      /* out: the unsure mark found (invalid_grant) */
+    double was_at;
+};
+
+static int refresh_failed_txn(struct store_txn *t, void *ctx)
+{
+    struct failed_ctx *f = ctx;
+    f->was_at = unsure_get(t, f->aid, f->was, sizeof f->was);
+    int rc = lease_drop(f->o, t, f->aid);
+    if (rc == 0 && f->unsure)
+        rc = unsure_put(t, f->aid, f->unsure);
+    return rc;
+}
+
 static void refresh_done(void *ud, const struct http_resp *r)
 {
     struct op *op = ud;
     struct oauth *o = op->o;
     op->x = NULL;
-    char msg[700];
+    char msg[900];
     int rc = 0;
     struct grant g;
     json_t *doc = NULL;
+    struct failed_ctx f = {o, op->account_id, NULL, "", 0};
     if (r->out.action == POL_OK &&
         (doc = oauth_parse_grant(r->body, r->body_len, &g, msg, sizeof msg))) {
         struct tikd_err e = {0};
         rc = oauth_save_grant(o, op->name, op->account_id, &g, "oauth.refreshed", &e);
         snprintf(msg, sizeof msg, "%s", rc ? e.msg : "refreshed");
-        if (rc == 0)
+        if (rc == 0) {
             hold_clear(o, op->account_id);
+        } else { /* TikTok rotated, but the answer could not be stored */
+            char lost[300];
+            snprintf(lost, sizeof lost, "the answer could not be stored: %.200s", e.msg);
+            f.unsure = lost;
+            store_write(o->s, refresh_failed_txn, &f, NULL);
+        }
     } else if (r->out.action == POL_REAUTH) {
         /* invalid_grant: unless someone else rotated the token meanwhile (a
          * concurrent refresh in another process), the grant is gone */
@@ -358,35 +483,61 @@ static void refresh_done(void *ud, const struct http_resp *r)
         bool rotated = store_read(o->s, oauth_read_acct_txn, &ra, NULL) == 0 && ra.refresh &&
                        op->secret && strcmp(ra.refresh, op->secret) != 0;
         oauth_read_acct_free(&ra);
+        store_write(o->s, refresh_failed_txn, &f, NULL);
         if (rotated) {
             snprintf(msg, sizeof msg, "another refresh rotated the token first; using its result");
         } else {
-            char reason[400];
-            snprintf(reason, sizeof reason, "refresh refused by TikTok: %s (log_id %s)",
-                     r->out.code, r->out.log_id);
+            char reason[700];
+            if (f.was_at > 0) { /* the token TikTok rotated to was lost with an answer */
+                snprintf(reason, sizeof reason,
+                         "TikTok refused the refresh token (%s, log_id %s) after an earlier "
+                         "refresh lost its answer (%s, %.0f s before): TikTok rotated the "
+                         "token then and the new one never arrived",
+                         r->out.code, r->out.log_id, f.was, clock_now() - f.was_at);
+                char detail[1000];
+                snprintf(detail, sizeof detail, "account=%s code=%s log_id=%s lost=\"%s\"",
+                         op->name, r->out.code, r->out.log_id, f.was);
+                oauth_audit_now(o, "oauth.rotation_lost", detail);
+                TLOG(TLOG_ERROR, "oauth.rotation_lost", LSTR("account", op->name),
+                     LSTR("lost", f.was), LSTR("code", r->out.code));
+            } else {
+                snprintf(reason, sizeof reason, "refresh refused by TikTok: %s (log_id %s)",
+                         r->out.code, r->out.log_id);
+            }
             oauth_mark(o, op->name, ACCT_NEEDS_REAUTH, reason, NULL);
             snprintf(msg, sizeof msg, "account %s needs to be connected again: %s", op->name,
                      reason);
             rc = TIKD_EINVAL;
         }
     } else {
+        char lost[300];
+        if (policy_may_have_acted(r->status, &r->out)) {
+            if (r->status == 0)
+                snprintf(lost, sizeof lost, "no answer: %s", r->out.code);
+            else
+                snprintf(lost, sizeof lost, "HTTP %ld, %s", r->status,
+                         r->out.action == POL_OK ? "a token answer tikd cannot read" : r->out.code);
+            f.unsure = lost;
+        }
+        store_write(o->s, refresh_failed_txn, &f, NULL);
         hold_set(o, op->account_id, r->out.retry_after);
         double wait = oauth_refresh_held(o, op->account_id) - clock_now();
+        if (f.unsure) /* tried again when the hold ends, with the same (old) token */
+            resweep_in(o, wait > 0 ? wait : 0);
         if (r->out.action != POL_OK)
             snprintf(msg, sizeof msg,
-                     "refresh failed: %s (code %s, log_id %s); will try again in %.0f s",
-                     r->out.message, r->out.code, r->out.log_id, wait > 0 ? wait : 0);
+                     "refresh failed: %s (code %s, log_id %s); will try again in %.0f s%s",
+                     r->out.message, r->out.code, r->out.log_id, wait > 0 ? wait : 0,
+                     f.unsure ? " (TikTok may have rotated the token meanwhile)" : "");
         rc = TIKD_EIO;
         char detail[800];
-        snprintf(detail, sizeof detail, "account=%s code=%s log_id=%s", op->name, r->out.code,
-                 r->out.log_id);
+        snprintf(detail, sizeof detail, "account=%s code=%s log_id=%s%s", op->name, r->out.code,
+                 r->out.log_id, f.unsure ? " answer_lost=yes" : "");
         oauth_audit_now(o, "oauth.refresh_failed", detail);
     }
     json_decref(doc);
-    if (rc) {
-        lease_release(o, op->account_id);
+    if (rc)
         TLOG(TLOG_WARN, "oauth.refresh_failed", LSTR("account", op->name), LSTR("error", msg));
-    }
     oauth_op_done(op, rc, msg);
 }
 
@@ -428,6 +579,14 @@ static int step_txn(struct store_txn *t, void *ctx)
     if (sc->ra.a.state != ACCT_ACTIVE || strcmp(sc->ra.a.id, op->account_id) != 0)
         return 0;
     rc = lease_take_txn(t, &sc->l);
+    if (rc == 0 && sc->l.orphaned) { /* its refresh may have reached TikTok */
+        char what[300];
+        if (unsure_get(t, op->account_id, what, sizeof what) == 0) {
+            snprintf(what, sizeof what, "tikd (pid %d) stopped while its refresh was in flight",
+                     sc->l.was.pid);
+            rc = unsure_put(t, op->account_id, what);
+        }
+    }
     if (rc == 0 && sc->l.got)
         rc = vault_get(op->o->v, t, sc->ra.a.id, "refresh_token", &sc->ra.refresh,
                        &sc->ra.refresh_n, sc->ra.e);
@@ -438,8 +597,14 @@ static void refresh_step(struct op *op)
 {
     struct oauth *o = op->o;
     struct tikd_err e = {0};
-    struct step_ctx sc = {.op = op, .l = {o, op->account_id, false}, .ra = {.o = o, .e = &e}};
+    struct step_ctx sc = {
+        .op = op, .l = {o, op->account_id, false, false, {0, 0}}, .ra = {.o = o, .e = &e}};
     int rc = store_write(o->s, step_txn, &sc, &e);
+    if (rc == 0 && sc.l.orphaned)
+        TLOG(TLOG_WARN, "oauth.refresh_orphaned", LSTR("account", op->name),
+             LINT("pid", sc.l.was.pid),
+             LSTR("msg", "a refresh was in flight when its process stopped; the old refresh "
+                         "token is tried once"));
     if (rc == 0 && sc.renewed) {
         oauth_read_acct_free(&sc.ra);
         oauth_op_done(op, 0, "refreshed by another process");
@@ -523,7 +688,7 @@ struct sweep_ctx {
     size_t due;
 };
 
-static int sweep_one(const struct account *a, void *ctx)
+static int sweep_one(const struct account *a, bool unsure, void *ctx)
 {
     struct sweep_ctx *s = ctx;
     struct oauth *o = s->o;
@@ -543,7 +708,9 @@ static int sweep_one(const struct account *a, void *ctx)
                    "the refresh token expired: connect the account again", NULL);
         return 0;
     }
-    if (a->access_expires_at - s->now > window)
+    /* a refresh whose answer was lost is tried again at once: a lenient
+     * TikTok honours the old token only for a while */
+    if (a->access_expires_at - s->now > window && !unsure)
         return 0;
     s->due++;
     for (struct op *op = o->ops; op; op = op->next)
@@ -572,6 +739,7 @@ static int sweep_one(const struct account *a, void *ctx)
  * not happen inside the read transaction of the walk. */
 struct names {
     struct account *v;
+    bool *unsure; /* its last refresh lost its answer, or its lease's process is gone */
     size_t n, cap;
 };
 
@@ -584,6 +752,10 @@ static int collect_acct(const struct account *a, void *ctx)
         if (!g)
             return TIKD_ENOMEM;
         n->v = g;
+        bool *u = realloc(n->unsure, nc * sizeof *u);
+        if (!u)
+            return TIKD_ENOMEM;
+        n->unsure = u;
         n->cap = nc;
     }
     n->v[n->n++] = *a;
@@ -592,7 +764,19 @@ static int collect_acct(const struct account *a, void *ctx)
 
 static int collect_txn(struct store_txn *t, void *ctx)
 {
-    return account_foreach(t, collect_acct, ctx);
+    struct names *n = ctx;
+    int rc = account_foreach(t, collect_acct, ctx);
+    for (size_t i = 0; rc == 0 && i < n->n; i++) {
+        char key[80], what[8];
+        struct store_val v;
+        size_t kl = lease_key(n->v[i].id, key, sizeof key);
+        bool dead_lease =
+            store_get(t, STORE_DB_META, key, kl, &v) == 0 && v.n == LEASE_LEN &&
+            !proc_alive((struct proc_id){(int)store_be64_get((const unsigned char *)v.p + 24),
+                                         store_be64_get((const unsigned char *)v.p + 32)});
+        n->unsure[i] = dead_lease || unsure_get(t, n->v[i].id, what, sizeof what) > 0;
+    }
+    return rc;
 }
 
 size_t oauth_sweep(struct oauth *o)
@@ -601,8 +785,9 @@ size_t oauth_sweep(struct oauth *o)
     struct sweep_ctx s = {o, clock_now(), 0};
     if (store_read(o->s, collect_txn, &all, NULL) == 0)
         for (size_t i = 0; i < all.n; i++)
-            sweep_one(&all.v[i], &s);
+            sweep_one(&all.v[i], all.unsure[i], &s);
     free(all.v);
+    free(all.unsure);
     return s.due;
 }
 
@@ -624,6 +809,8 @@ static int remove_txn(struct store_txn *t, void *ctx)
     rc = vault_del_owner(t, a.id);
     if (rc == 0)
         rc = account_del(t, r->name);
+    if (rc == 0)
+        rc = unsure_del(t, a.id); /* its refresh lease expires by itself */
     char detail[300];
     snprintf(detail, sizeof detail, "account=%s open_id=%s revoked_at_tiktok=%s", a.name, a.open_id,
              r->revoked ? "yes" : "no");

@@ -127,6 +127,7 @@ int pl_save_init(struct pipeline *p, struct job *j, int (*also)(struct store_txn
                  const void *ud)
 {
     struct budget_op consume = {.kind = BUDGET_CONSUME};
+    j->spent_at = j->slot_at;
     j->slot_at = 0;
     struct put_ctx pc = {p, j, &consume, NULL, "", also, ud};
     return commit(p, &pc);
@@ -280,20 +281,34 @@ bool pl_hold_init_slot(struct run *r, struct job *j, enum job_state st)
     return false;
 }
 
+struct answered_ctx {
+    const struct rl_config *c;
+    struct job *j;
+    bool counted;
+};
+
 static int answered_txn(struct store_txn *t, void *ctx)
 {
-    struct sent_ctx *sc = ctx;
-    int rc = job_get(t, sc->j->id, sc->j);
-    return rc ? rc : budget_answered(t, sc->c, sc->j, clock_now());
+    struct answered_ctx *ac = ctx;
+    struct job *j = ac->j;
+    int rc = job_get(t, j->id, j);
+    if (rc == 0)
+        rc = budget_answered(t, ac->c, j, clock_now());
+    if (rc != 0 || j->spent_at <= 0)
+        return rc;
+    if (!ac->counted) /* TikTok did not take it: its cap entries go back */
+        rc = budget_give_back(t, ac->c, j);
+    j->spent_at = 0;
+    return rc ? rc : job_put(t, j);
 }
 
-void pl_init_answered(struct pipeline *p, uint64_t id)
+void pl_init_answered(struct pipeline *p, uint64_t id, bool counted)
 {
     struct job *j = malloc(sizeof *j);
     if (!j)
         return;
     j->id = id;
-    struct sent_ctx sc = {&p->c.limits, j, 0};
+    struct answered_ctx sc = {&p->c.limits, j, counted};
     struct tikd_err e = {0};
     int rc = store_write(p->s, answered_txn, &sc, &e);
     if (rc != 0)

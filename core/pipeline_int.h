@@ -95,8 +95,11 @@ void pl_wait_budget(struct run *r, struct job *j, enum job_state st, double at, 
  * waiting for the slot reserved for it. */
 bool pl_hold_init_slot(struct run *r, struct job *j, enum job_state st);
 /* TikTok answered job id's init, or it never left: it was counted by now
- * (core/budget: the inits after it may count from here). */
-void pl_init_answered(struct pipeline *p, uint64_t id);
+ * (core/budget: the inits after it may count from here). counted: whether
+ * it may count against the creator's caps at TikTok; when not (it never
+ * left, TikTok refused it, or its server failed), the caps get its entries
+ * back, so the local count stays TikTok's. */
+void pl_init_answered(struct pipeline *p, uint64_t id, bool counted);
 /* A failed TikTok call (asked: the budget it spent, or -1), by the policy's
  * action; a budget TikTok says is spent is held shut. */
 void pl_on_error(struct run *r, struct job *j, const struct http_resp *resp, const char *what,

@@ -213,7 +213,11 @@ void pl_preflight(struct run *r, struct job *j)
 static void init_done(void *ud, const struct http_resp *resp)
 {
     struct run *r = ud;
-    pl_init_answered(r->p, r->id);
+    /* an upload init that TikTok refused, or whose server failed, did not
+     * count; one that got no answer may have */
+    pl_init_answered(r->p, r->id,
+                     resp->out.action == POL_OK ||
+                         (policy_may_have_acted(resp->status, &resp->out) && resp->status < 500));
     struct job j;
     if (!pl_reload(r, &j))
         return;
@@ -255,7 +259,8 @@ static void init_upload(struct run *r, struct job *j)
                      body, init_done, r, &e);
     free(body);
     if (rc != 0) {
-        pl_init_answered(r->p, j->id); /* it never left */
+        pl_init_answered(r->p, j->id, false); /* it never left */
+        j->spent_at = 0;
         pl_later(r, j, JOB_DEFERRED, 600, e.msg);
     }
 }
@@ -298,7 +303,8 @@ static void cancelled_in_flight(struct run *r, struct job *j, const char *publis
 static void pull_init_done(void *ud, const struct http_resp *resp)
 {
     struct run *r = ud;
-    pl_init_answered(r->p, r->id);
+    /* a pull TikTok may have started counts (it is not sent again either) */
+    pl_init_answered(r->p, r->id, policy_may_have_acted(resp->status, &resp->out));
     struct job j;
     struct tt_init in;
     char why[200];
@@ -311,17 +317,10 @@ static void pull_init_done(void *ud, const struct http_resp *resp)
         return;
     const char *what = j.kind == JOB_PHOTO ? "photo init" : "pull init";
     if (resp->out.action != POL_OK) {
-        /* A pull is not idempotent: only a refusal (a 4xx, a 429, a known
-         * error code) or a request that never left proves no pull started.
-         * No answer, a 5xx or a garbled answer may come after TikTok took
-         * the work: a second init could post it twice. */
-        bool never_left =
-            strcmp(resp->out.code, "curl_7") == 0 || strcmp(resp->out.code, "curl_6") == 0;
-        bool garbled = strcmp(resp->out.code, "malformed_json") == 0 || resp->out.unknown;
-        bool refused = resp->status >= 400 && resp->status < 500 && !garbled;
-        if (!refused && resp->status >= 200 && resp->status < 300 && !garbled)
-            refused = true; /* TikTok's own error code on a 200: it said no */
-        if (refused || never_left) {
+        /* A pull is not idempotent: no answer, a 5xx or a garbled answer
+         * may come after TikTok took the work, and a second init could post
+         * it twice. Only a proven refusal is tried again. */
+        if (!policy_may_have_acted(resp->status, &resp->out)) {
             j.init_sent_at = 0;
             pl_on_error(r, &j, resp, what,
                         rl_init_budget(j.mode == JOB_DRAFT, j.kind == JOB_PHOTO));
@@ -367,7 +366,8 @@ static void send_pull_init(struct run *r, struct job *j, enum tt_call c, char *b
     free(body);
     if (rc != 0) {
         j->init_sent_at = 0; /* it never left */
-        pl_init_answered(r->p, j->id);
+        pl_init_answered(r->p, j->id, false);
+        j->spent_at = 0;
         pl_later(r, j, JOB_DEFERRED, 600, e.msg);
     }
 }

@@ -264,3 +264,13 @@ double policy_backoff(int attempt, double base, double cap, double floor, double
     double d = ceiling * rnd;
     return d < floor ? floor : d;
 }
+
+bool policy_may_have_acted(long status, const struct pol_outcome *out)
+{
+    if (out->action == POL_OK)
+        return true;
+    bool never_left = strcmp(out->code, "curl_7") == 0 || strcmp(out->code, "curl_6") == 0;
+    bool garbled = strcmp(out->code, "malformed_json") == 0 || out->unknown;
+    bool refused = ((status >= 200 && status < 300) || (status >= 400 && status < 500)) && !garbled;
+    return !refused && !never_left;
+}

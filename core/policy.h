@@ -41,4 +41,13 @@ double policy_backoff(int attempt, double base, double cap, double floor, double
 
 const char *policy_action_name(enum pol_action a);
 
+/* Whether a request that did not succeed may still have been acted on by
+ * TikTok: no answer after it may have left, a 5xx, or an answer that cannot
+ * be read, any of which can come after the work was done. Only a refusal
+ * (a 4xx, a 429, TikTok's own error code on a 2xx) or a request that never
+ * left (no connection) proves nothing happened. For a request that is not
+ * idempotent (a pull init, a refresh that rotates) the difference is a
+ * double post or a lost token. */
+bool policy_may_have_acted(long status, const struct pol_outcome *out);
+
 #endif

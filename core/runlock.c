@@ -2,6 +2,7 @@
 #include "runlock.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,4 +111,42 @@ int runlock_holder(const char *data_dir, int *pid, struct tikd_err *e)
         *pid = read_pid(fd);
     close(fd);
     return held;
+}
+
+/* ---- process identity ------------------------------------------------------ */
+
+/* Field 22 of /proc/PID/stat, the start time; 0 when unreadable. The name
+ * (field 2) may hold spaces and parentheses: count from the last ')'. */
+static uint64_t start_time(int pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    char *p = strrchr(buf, ')');
+    for (int field = 2; p && field < 22; field++) /* p is at the end of field `field` */
+        p = strchr(p + 1, ' ');
+    return p ? strtoull(p + 1, NULL, 10) : 0;
+}
+
+struct proc_id proc_self(void)
+{
+    int pid = (int)getpid();
+    return (struct proc_id){pid, start_time(pid)};
+}
+
+bool proc_alive(struct proc_id p)
+{
+    if (p.pid <= 0)
+        return true;
+    if (kill(p.pid, 0) != 0 && errno == ESRCH)
+        return false;
+    uint64_t now = p.start ? start_time(p.pid) : 0;
+    return !now || now == p.start; /* another process under a reused pid is not it */
 }

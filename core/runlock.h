@@ -17,6 +17,7 @@
 #include "err.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 
 struct runlock {
     int fd; /* -1 when not held */
@@ -34,5 +35,21 @@ void runlock_release(struct runlock *l);
  * is 0 when it has not written its pid yet), 0 when none does (a missing
  * file included), a negative TIKD_E* code when the file cannot be asked. */
 int runlock_holder(const char *data_dir, int *pid, struct tikd_err *e);
+
+/* A process named so that a reused pid is not mistaken for it: its pid and
+ * its start time (clock ticks after boot, from /proc/PID/stat). Records that
+ * a live process must keep (a refresh lease) carry it, so that one left by a
+ * dead process is known at once instead of after a timeout. */
+struct proc_id {
+    int pid;
+    uint64_t start; /* 0 when it cannot be read (no /proc) */
+};
+
+/* This process. */
+struct proc_id proc_self(void);
+
+/* Whether p still runs: false only when that is proven (no such pid, or
+ * another process under it); when it cannot tell, true. */
+bool proc_alive(struct proc_id p);
 
 #endif

@@ -77,11 +77,11 @@ long tt_utf16_len(const char *s)
 /* ---- calls ------------------------------------------------------------------ */
 
 static const struct tt_endpoint endpoints[] = {
-    [TT_CREATOR_INFO] = {"creator_info", TT_PATH_CREATOR_INFO, HTTP_RETRY_ALL},
+    [TT_CREATOR_INFO] = {"creator_info", TT_PATH_CREATOR_INFO, HTTP_RETRY_RATED},
     [TT_VIDEO_INIT] = {"init", TT_PATH_VIDEO_INIT, HTTP_RETRY_NOT_SENT},
     [TT_INBOX_INIT] = {"inbox init", TT_PATH_INBOX_INIT, HTTP_RETRY_NOT_SENT},
     [TT_CONTENT_INIT] = {"photo init", TT_PATH_CONTENT_INIT, HTTP_RETRY_NOT_SENT},
-    [TT_STATUS] = {"status", TT_PATH_STATUS, HTTP_RETRY_ALL},
+    [TT_STATUS] = {"status", TT_PATH_STATUS, HTTP_RETRY_RATED},
     [TT_CANCEL] = {"cancel", TT_PATH_CANCEL, HTTP_RETRY_ALL},
 };
 

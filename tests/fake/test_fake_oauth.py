@@ -257,6 +257,22 @@ def test_refresh_without_rotation_returns_the_same_refresh_token(fake):
     assert refresh(fake, first["refresh_token"]).status == 200
 
 
+def test_a_rotated_refresh_token_works_within_the_reuse_grace(fake):
+    """The lenient reading of §1.6: a client whose answer was lost may send the
+    old refresh token again for a while; that retires the newest one too."""
+    fake.ctl.set_config(refresh_reuse_grace_sec=30)
+    first = fakectl.obtain_tokens(fake.base_url)
+    second = refresh(fake, first["refresh_token"]).json()  # its answer "lost"
+    third = refresh(fake, first["refresh_token"])
+    assert third.status == 200
+    third = third.json()
+    assert third["refresh_token"] not in (first["refresh_token"], second["refresh_token"])
+    assert refresh(fake, third["refresh_token"]).status == 200
+    fake.ctl.advance(31)
+    assert oauth_error(refresh(fake, first["refresh_token"])) == (400, "invalid_grant")
+    assert oauth_error(refresh(fake, second["refresh_token"])) == (400, "invalid_grant")
+
+
 @pytest.mark.parametrize("access_ttl,refresh_ttl", [(86400, 31536000), (7200, 15552000), (30, 120)])
 def test_lifetimes_are_configurable_and_enforced(fake, access_ttl, refresh_ttl):
     fake.ctl.set_config(access_token_ttl_sec=access_ttl, refresh_token_ttl_sec=refresh_ttl)

@@ -344,3 +344,86 @@ def test_a_key_rotated_while_the_daemon_runs_is_taken_at_once(s, tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     assert not any("not in the key file" in l for l in d.lines)
     s.assert_no_token_leaked()
+
+
+def token_requests(s):
+    return [q for q in s.fake.ctl.ledger()["requests"] if q["path"] == "/v2/oauth/token/"]
+
+
+LOST_ANSWERS = [
+    dict(kind="status", status=502, phase="after"),
+    dict(kind="malformed_json"),
+    dict(kind="reset", phase="response"),
+]
+
+
+@pytest.mark.parametrize("grace", [0, 60], ids=["strict", "lenient"])
+@pytest.mark.parametrize("lost", LOST_ANSWERS, ids=lambda f: f["kind"])
+def test_a_rotated_refresh_whose_answer_was_lost(s, grace, lost):
+    """Issue 13, item 14: TikTok rotated the refresh token and its answer was
+    lost. The old token is tried once, at once: a lenient TikTok still takes
+    it; a strict one refuses it, and the account needs connecting again with
+    a reason that says what happened (audited, logged, told to the rules).
+    Never a second blind retry."""
+    (s.root / "rules" / "watch.lua").write_text(
+        "function on_account(a) tikd.log.warn('account changed', "
+        "{ name = a.name, state = a.state }) end\n")
+    s.fake.ctl.set_config(access_token_ttl_sec=8, refresh_reuse_grace_sec=grace)
+    assert s.tikd("account", "complete", "alice", s.approve(s.authorize_url("alice"))).returncode == 0
+    s.fake.ctl.add_fault(path_prefix="/v2/oauth/token/", **lost)
+    d = s.start()
+    d.wait_for(r"event=oauth\.refresh_failed", timeout=15)
+    if grace:
+        d.wait_for(r"event=oauth\.tokens_stored .*why=oauth\.refreshed", timeout=15)
+        reqs = token_requests(s)
+        assert len(reqs) == 3 and reqs[2]["status"] == 200, reqs  # the lost one, the retry
+        assert s.accounts()["alice"]["state"] == "active"
+        r = s.tikd("account", "check", "alice")
+        assert r.returncode == 0, r.stderr
+    else:
+        d.wait_for(r"event=oauth\.rotation_lost", timeout=15)
+        d.wait_for(r'msg="account changed".*state=needs_reauth|state=needs_reauth.*msg="account changed"')
+        time.sleep(1.5)  # three sweeps: nothing more is sent
+        reqs = token_requests(s)
+        assert len(reqs) == 3, reqs  # the exchange, the lost refresh, one retry
+        assert reqs[2]["status"] == 400, reqs
+        assert s.accounts()["alice"]["state"] == "needs_reauth"
+        r = s.tikd("account", "check", "alice")
+        assert r.returncode == 1 and "lost its answer" in r.stderr and "account reauth alice" in r.stderr, r.stderr
+        assert "oauth.rotation_lost" in s.audit()
+    assert d.proc.poll() is None
+    s.assert_no_token_leaked()
+
+
+@pytest.mark.parametrize("grace", [0, 60], ids=["strict", "lenient"])
+def test_a_kill_during_a_refresh_is_recovered_at_once(s, grace):
+    """Issue 13, item 7: tikd is killed while TikTok holds its refresh's
+    answer. The next process does not wait out the dead one's lease: it tries
+    the old token at once; a lenient TikTok takes it, a strict one means the
+    account needs connecting again, with the reason."""
+    s.fake.ctl.set_config(access_token_ttl_sec=8, refresh_reuse_grace_sec=grace)
+    assert s.tikd("account", "complete", "alice", s.approve(s.authorize_url("alice"))).returncode == 0
+    s.fake.ctl.add_fault(kind="slow_answer", path_prefix="/v2/oauth/token/", answer_delay_sec=4)
+    d = s.start()
+    deadline = time.monotonic() + 15
+    while len(token_requests(s)) < 2:  # the refresh has reached TikTok
+        assert time.monotonic() < deadline, "no refresh"
+        time.sleep(0.05)
+    time.sleep(0.3)  # TikTok rotated; its answer waits
+    d.proc.kill()
+    d.proc.wait()
+    t0 = time.monotonic()
+    r = s.tikd("account", "check", "alice")
+    took = time.monotonic() - t0
+    assert took < 15, took  # the dead process's 30 s lease is not waited out
+    reqs = token_requests(s)
+    assert len(reqs) == 3, reqs  # the exchange, the killed refresh, one retry
+    if grace:
+        assert r.returncode == 0, r.stderr
+        assert reqs[2]["status"] == 200
+        assert s.accounts()["alice"]["state"] == "active"
+    else:
+        assert r.returncode == 1, r.stderr
+        assert "stopped while its refresh was in flight" in r.stderr, r.stderr
+        assert s.accounts()["alice"]["state"] == "needs_reauth"
+    s.assert_no_token_leaked()

@@ -336,3 +336,56 @@ def test_the_init_endpoints_share_one_budget_by_default(s, tmp_path):
     assert len(inits) >= 8, inits
     assert not [q for q in inits if q["status"] == 429], inits
     assert len(s.fake.ctl.posts()) == 8
+
+
+def daily_used(s, account):
+    out = s.tikd("limits", account).stdout
+    m = re.search(r"daily_posts\s+(\d+)/(\d+)", out)
+    assert m, out
+    return int(m.group(1))
+
+
+def test_refused_inits_give_their_cap_entries_back(s, tmp_path):
+    """Issue 13, item 10: inits TikTok refused (here 429s, as TikTok counts
+    nothing for them) give their daily cap entries back, so tikd's count is
+    TikTok's: 4 refusals and 3 posts are 3, not 7."""
+    s.limits(window=2.0, daily=15, daily_window=3600, pending=100)
+    s.fake.ctl.set_config(time_scale=0.01)
+    connect(s, "alice")
+    files = unique_videos(tmp_path, 3)
+    for f in files:
+        r = s.tikd("post", str(f), "--account", "alice", "--privacy", "SELF_ONLY")
+        assert r.returncode == 0, r.stderr
+    s.fake.ctl.add_fault(kind="rate_limit", path_prefix="/v2/post/publish/video/init/",
+                         retry_after=1, count=4)
+    d = s.start()
+    wait_all_final(s, d, 90)
+    assert len(s.fake.ctl.posts()) == 3
+    assert s.fake.ctl.faults()[0]["fired"] == 4
+    d.stop()
+    assert daily_used(s, "alice") == 3
+
+
+def test_a_429_holds_every_job_of_the_token_until_retry_after(s, tmp_path):
+    """Issue 13, item 10: a 429 closes that budget for every job of the token
+    until Retry-After: the HTTP layer does not retry it on its own, and no
+    other job of the account calls the endpoint inside the hold."""
+    s.limits(window=2.0, daily=100, daily_window=3600, pending=100)
+    s.fake.ctl.set_config(time_scale=0.01)
+    connect(s, "alice")
+    files = unique_videos(tmp_path, 6)
+    for f in files:
+        r = s.tikd("post", str(f), "--account", "alice", "--privacy", "SELF_ONLY")
+        assert r.returncode == 0, r.stderr
+    path = "/v2/post/publish/status/fetch/"
+    s.fake.ctl.add_fault(kind="rate_limit", path_prefix=path, retry_after=2, skip=2)
+    d = s.start()
+    wait_all_final(s, d, 90)
+    assert len(s.fake.ctl.posts()) == 6
+    reqs = s.fake.ctl.requests(path)
+    refused = [q for q in reqs if q["status"] == 429]
+    assert len(refused) == 1, reqs
+    t = refused[0]["t_mono"]
+    inside = [q for q in reqs if t < q["t_mono"] < t + 2 - 0.05]
+    assert not inside, (t, inside)
+    assert d.proc.poll() is None

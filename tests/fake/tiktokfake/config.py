@@ -99,6 +99,9 @@ DEFAULTS = {
     "access_token_ttl_sec": 86400,
     "refresh_token_ttl_sec": 31536000,
     "refresh_token_rotation": True,  # strict rotation (§1.6); False = same refresh token back
+    # seconds a rotated refresh token still refreshes (the lenient reading of §1.6: a client
+    # whose answer was lost can try again); 0 = it dies at once
+    "refresh_reuse_grace_sec": 0,
     "refresh_extends_refresh_expiry": False,  # False: a rotated token keeps the grant's deadline
     "refresh_revokes_old_access_token": False,
     "oauth_error_status": 400,  # 400, or 200 as seen in the field (§1.10)

@@ -60,6 +60,7 @@ class RefreshToken:
     issued_at: float
     expires_at: float
     status: str = "active"  # active | rotated | revoked
+    rotated_at: float = 0.0  # when a refresh replaced it (fake clock)
 
 
 @dataclass

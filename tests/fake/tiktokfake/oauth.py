@@ -240,7 +240,9 @@ def _refresh(core, form):
     with core.lock:
         now = core.now()
         rt = core.refresh_tokens.get(value)
-        if rt is None or rt.status != "active":
+        in_grace = (rt is not None and rt.status == "rotated"
+                    and now - rt.rotated_at < cfg["refresh_reuse_grace_sec"])
+        if rt is None or (rt.status != "active" and not in_grace):
             raise OAuthError("invalid_grant", "Refresh token is invalid or has been revoked.")
         grant = core.grants[rt.grant_id]
         if grant.revoked:
@@ -252,7 +254,10 @@ def _refresh(core, form):
                 if tok.grant_id == grant.grant_id:
                     tok.revoked = True
         if cfg["refresh_token_rotation"]:
-            rt.status = "rotated"
+            current = core.refresh_tokens.get(grant.refresh_token)
+            for gone in (rt, current):  # a reuse in grace also retires the newest
+                if gone is not None and gone.status == "active":
+                    gone.status, gone.rotated_at = "rotated", now
             if cfg["refresh_extends_refresh_expiry"]:
                 grant.refresh_expires_at = now + cfg["refresh_token_ttl_sec"]
             _new_refresh_token(core, grant, now)
