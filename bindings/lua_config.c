@@ -13,9 +13,10 @@
 
 #include "../core/fileio.h"
 
-#define CONFIG_BUDGET   1000000
-#define CONFIG_LIST_MAX 10000         /* items in one list value */
-#define CONFIG_MAX      (1024 * 1024) /* bytes: a config file is a page of assignments */
+#define CONFIG_BUDGET    1000000
+#define CONFIG_LIST_MAX  10000         /* items in one list value */
+#define CONFIG_DEPTH_MAX 8             /* sections in sections */
+#define CONFIG_MAX       (1024 * 1024) /* bytes: a config file is a page of assignments */
 
 static void config_hook(lua_State *L, lua_Debug *ar)
 {
@@ -103,6 +104,16 @@ static int apply_value(lua_State *L, const char *name, struct walk *w)
             free(items);
             lua_settop(L, v);
             return rc;
+        }
+        {
+            int depth = 0;
+            for (const char *d = name; *d; d++)
+                depth += *d == '.';
+            if (depth >= CONFIG_DEPTH_MAX) /* config keys are two or three levels deep */
+                return tikd_fail(w->e, TIKD_EINVAL,
+                                 "config: key '%.200s...': sections nest too deep (a table that "
+                                 "holds itself?)",
+                                 name);
         }
         return apply_table(L, v, name, w);
     default:

@@ -74,6 +74,9 @@ static void good_file(void **state)
     config_free(&c);
     expect_error("lib_paths = {} for i = 1, 10001 do lib_paths[i] = 'x' end\n", "lib_paths",
                  "too long");
+    /* a table that holds itself is refused, not walked until the stack ends */
+    expect_error("r = _ENV\n", "nest too deep", NULL);
+    expect_error("t = {} t.t = t\n", "nest too deep", NULL);
     /* `return { ... }` works too */
     rc = load_text("return { log = { level = 'warn' } }", &c, &e);
     assert_int_equal(rc, 0);
