@@ -523,7 +523,7 @@ static void refresh_done(void *ud, const struct http_resp *r)
         hold_set(o, op->account_id, r->out.retry_after);
         double wait = oauth_refresh_held(o, op->account_id) - clock_now();
         if (f.unsure) /* tried again when the hold ends, with the same (old) token */
-            resweep_in(o, wait > 0 ? wait : 0);
+            resweep_in(o, (wait > 0 ? wait : 0) + 0.05); /* ev_now lags clock_now */
         if (r->out.action != POL_OK)
             snprintf(msg, sizeof msg,
                      "refresh failed: %s (code %s, log_id %s); will try again in %.0f s%s",

@@ -269,7 +269,10 @@ bool policy_may_have_acted(long status, const struct pol_outcome *out)
 {
     if (out->action == POL_OK)
         return true;
-    bool never_left = strcmp(out->code, "curl_7") == 0 || strcmp(out->code, "curl_6") == 0;
+    if (out->action == POL_REAUTH && status == 0)
+        return false; /* its token could not be renewed: it was never sent */
+    bool never_left = strcmp(out->code, "curl_7") == 0 || strcmp(out->code, "curl_6") == 0 ||
+                      strcmp(out->code, "curl_5") == 0;
     bool garbled = strcmp(out->code, "malformed_json") == 0 || out->unknown;
     bool refused = ((status >= 200 && status < 300) || (status >= 400 && status < 500)) && !garbled;
     return !refused && !never_left;

@@ -140,6 +140,39 @@ static void statuses_and_transport(void **state)
     assert_int_equal(o.action, POL_OK);
 }
 
+/* What may have been acted on decides both whether a pull is sent again and
+ * whether an init counts against the caps. */
+static void what_may_have_been_acted_on(void **state)
+{
+    (void)state;
+    static const struct {
+        int cc;
+        long status;
+        const char *body;
+        bool acted;
+    } cases[] = {
+        {0, 200, "{\"data\":{\"publish_id\":\"p\"},\"error\":{\"code\":\"ok\"}}", true},
+        {0, 502, "", true},                        /* a 5xx may come after the work */
+        {0, 200, "{\"data\":", true},              /* garbled */
+        {CURLE_OPERATION_TIMEDOUT, 0, NULL, true}, /* no answer */
+        {CURLE_RECV_ERROR, 0, NULL, true},
+        {0, 429, "{\"error\":{\"code\":\"rate_limit_exceeded\"}}", false},
+        {0, 403, "{\"error\":{\"code\":\"spam_risk_too_many_posts\"}}", false},
+        {0, 200, "{\"error\":{\"code\":\"spam_risk_too_many_posts\"}}", false},
+        {CURLE_COULDNT_CONNECT, 0, NULL, false},
+        {CURLE_COULDNT_RESOLVE_HOST, 0, NULL, false},
+        {CURLE_COULDNT_RESOLVE_PROXY, 0, NULL, false},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct pol_outcome o = classify(cases[i].cc, cases[i].status, cases[i].body, -1);
+        if (policy_may_have_acted(cases[i].status, &o) != cases[i].acted)
+            fail_msg("case %zu (%s): acted should be %d", i, o.code, cases[i].acted);
+    }
+    /* a request whose token could not be renewed never left */
+    struct pol_outcome o = {.action = POL_REAUTH, .code = "access_token_invalid"};
+    assert_false(policy_may_have_acted(0, &o));
+}
+
 static void backoff_bounds(void **state)
 {
     (void)state;
@@ -159,7 +192,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(envelope_codes),    cmocka_unit_test(oauth_codes),
         cmocka_unit_test(other_body_shapes), cmocka_unit_test(statuses_and_transport),
-        cmocka_unit_test(backoff_bounds),
+        cmocka_unit_test(backoff_bounds),    cmocka_unit_test(what_may_have_been_acted_on),
     };
     return cmocka_run_group_tests_name("policy", tests, NULL, NULL);
 }
