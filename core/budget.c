@@ -33,28 +33,28 @@ void budget_reason(const struct rl_config *c, enum rl_budget b, double at, char 
              when);
 }
 
-int budget_release_slot(struct store_txn *t, const struct rl_config *c, struct job *j)
+/* Give the caps the entries of j's init made for *at (then cleared). */
+static int release_at(struct store_txn *t, const struct rl_config *c, const struct job *j,
+                      double *at)
 {
-    if (j->slot_at <= 0)
+    if (*at <= 0)
         return 0;
     enum rl_budget bs[4];
     int n = budget_of_init(j, bs);
-    int rc = rl_release(t, c, j->account, bs, n, j->slot_at, clock_now());
+    int rc = rl_release(t, c, j->account, bs, n, *at, clock_now());
     if (rc == 0)
-        j->slot_at = 0;
+        *at = 0;
     return rc;
+}
+
+int budget_release_slot(struct store_txn *t, const struct rl_config *c, struct job *j)
+{
+    return release_at(t, c, j, &j->slot_at);
 }
 
 int budget_give_back(struct store_txn *t, const struct rl_config *c, struct job *j)
 {
-    if (j->spent_at <= 0)
-        return 0;
-    enum rl_budget bs[4];
-    int n = budget_of_init(j, bs);
-    int rc = rl_release(t, c, j->account, bs, n, j->spent_at, clock_now());
-    if (rc == 0)
-        j->spent_at = 0;
-    return rc;
+    return release_at(t, c, j, &j->spent_at);
 }
 
 bool budget_slot_fresh(const struct rl_config *c, const struct job *j, double now)

@@ -36,6 +36,14 @@ static size_t lease_key(const char *aid, char *out, size_t n)
     return (size_t)snprintf(out, n, "lease:refresh:%s", aid);
 }
 
+/* The process a lease names; {0, 0} for an older tikd's lease, which names none. */
+static struct proc_id lease_holder(const struct store_val *v)
+{
+    const unsigned char *p = v->p;
+    return v->n == LEASE_LEN ? (struct proc_id){(int)store_be64_get(p + 24), store_be64_get(p + 32)}
+                             : (struct proc_id){0, 0};
+}
+
 struct lease_ctx {
     struct oauth *o;
     const char *aid;
@@ -55,11 +63,8 @@ static int lease_take_txn(struct store_txn *t, void *ctx)
     if (store_get(t, STORE_DB_META, key, kl, &v) == 0 &&
         (v.n == LEASE_LEN || v.n == LEASE_LEN_OLD) &&
         memcmp((const char *)v.p + 8, l->o->owner, 16) != 0) {
-        const unsigned char *p = v.p;
-        bool expired = store_be64_get(p) <= now_ms;
-        l->was = v.n == LEASE_LEN
-                     ? (struct proc_id){(int)store_be64_get(p + 24), store_be64_get(p + 32)}
-                     : (struct proc_id){0, 0};
+        bool expired = store_be64_get(v.p) <= now_ms;
+        l->was = lease_holder(&v);
         bool dead = v.n == LEASE_LEN ? !proc_alive(l->was) : expired;
         if (!expired && !dead) {
             l->got = false; /* another process is refreshing */
@@ -770,10 +775,8 @@ static int collect_txn(struct store_txn *t, void *ctx)
         char key[80], what[8];
         struct store_val v;
         size_t kl = lease_key(n->v[i].id, key, sizeof key);
-        bool dead_lease =
-            store_get(t, STORE_DB_META, key, kl, &v) == 0 && v.n == LEASE_LEN &&
-            !proc_alive((struct proc_id){(int)store_be64_get((const unsigned char *)v.p + 24),
-                                         store_be64_get((const unsigned char *)v.p + 32)});
+        bool dead_lease = store_get(t, STORE_DB_META, key, kl, &v) == 0 && v.n == LEASE_LEN &&
+                          !proc_alive(lease_holder(&v));
         n->unsure[i] = dead_lease || unsure_get(t, n->v[i].id, what, sizeof what) > 0;
     }
     return rc;

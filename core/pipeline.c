@@ -298,7 +298,7 @@ static int answered_txn(struct store_txn *t, void *ctx)
         return rc;
     if (!ac->counted) /* TikTok did not take it: its cap entries go back */
         rc = budget_give_back(t, ac->c, j);
-    j->spent_at = 0;
+    j->spent_at = 0; /* answered: counted for good, or given back */
     return rc ? rc : job_put(t, j);
 }
 
