@@ -45,6 +45,10 @@ void cli_fmt_time(double t, char *out, size_t n);
 
 /* Open the store for commands (readonly for inspection). Prints errors. */
 int cli_open_store(struct cli *c, bool readonly, struct store **out);
+/* Ask a running `tikd run` on this data directory to look at its jobs again
+ * (SIGUSR1, only to the process holding the directory's lock): 1 when it
+ * was told, 2 when one is starting (it will look anyway), 0 when none runs. */
+int cli_wake_daemon(struct cli *c);
 
 /* Make a private temporary directory "$TMPDIR/tikd-WHAT-XXXXXX" into out;
  * 0, or 1 with the error printed. cli_rmtree removes it with its contents. */

@@ -88,6 +88,8 @@ static int complete(struct cli *c, int argc, char **argv)
     struct tikd_err e = {0};
     int rc = wait_op(&en, oauth_complete(en.oauth, argv[2], argv[1], on_done, &r, &e), &e, &r);
     engine_close(&en);
+    if (rc == 0)
+        cli_wake_daemon(c); /* the jobs a lost grant paused are due now */
     return rc ? 1 : 0;
 }
 

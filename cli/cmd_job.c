@@ -63,18 +63,12 @@ static int parse_count(const char *s, long max, int *out)
     return 0;
 }
 
-/* Only a process proven to hold the data directory's lock is signalled:
- * a pid left behind by a dead daemon may name any process by now. */
 static void wake_daemon(struct cli *c)
 {
-    int pid;
-    struct tikd_err e = {0};
-    int held = runlock_holder(c->cfg.data_dir, &pid, &e);
-    if (held < 0)
-        fprintf(stderr, "tikd: %s\n", e.msg);
-    if (held == 1 && pid == 0)
+    int woke = cli_wake_daemon(c);
+    if (woke == 2)
         printf("(tikd run is starting: it will see the job)\n");
-    else if (held != 1 || kill(pid, SIGUSR1) != 0)
+    else if (woke == 0)
         printf("(no tikd run is up: the job waits until it starts)\n");
 }
 
@@ -488,7 +482,8 @@ static int show_job(struct cli *c, uint64_t id)
            "chosen by:    %s\noptions:      comment %s, duet %s, stitch %s, brand content %s, "
            "brand organic %s, AI-generated %s\ndue:          %s\ncreated:      %s\n"
            "updated:      %s\nattempts:     %d\npublish_id:   %s\nupload:       %u of %u "
-           "chunks (%llu bytes)\npost ids:     %s\nfail reason:  %s\nlog_id:       %s\n",
+           "chunks (%llu bytes)\npost ids:     %s\nfail reason:  %s\nlog_id:       %s\n"
+           "orphans:      %d upload session%s left at TikTok by lost init answers\n",
            (unsigned long long)j->id, job_state_name(j->state), j->reason[0] ? j->reason : "-",
            j->account, j->mode == JOB_DRAFT ? "draft (inbox)" : "direct post", j->media,
            j->caption[0] ? j->caption : "-", j->privacy[0] ? j->privacy : "-", j->chosen_by,
@@ -498,7 +493,13 @@ static int show_job(struct cli *c, uint64_t id)
            job_state_final(j->state) ? "-" : due, cr, up, j->attempts,
            j->publish_id[0] ? j->publish_id : "-", j->chunks_done, j->plan.count,
            (unsigned long long)j->plan.size, j->post_ids[0] ? j->post_ids : "-",
-           j->fail_reason[0] ? j->fail_reason : "-", j->log_id[0] ? j->log_id : "-");
+           j->fail_reason[0] ? j->fail_reason : "-", j->log_id[0] ? j->log_id : "-", j->orphans,
+           j->orphans == 1 ? "" : "s");
+    if (j->watch_until > 0) {
+        char until[32];
+        cli_fmt_time(j->watch_until, until, sizeof until);
+        printf("%-13s %s\n", j->state == JOB_UNSURE ? "waits until:" : "post id until:", until);
+    }
     free(j);
     return 0;
 }

@@ -17,6 +17,7 @@ struct status_read {
     json_t *status;
     int by_state[16];
     int jobs;
+    int orphans, orphan_jobs; /* upload sessions an init's lost answer left at TikTok */
 };
 
 static int count_job(const struct job *j, void *ctx)
@@ -25,6 +26,8 @@ static int count_job(const struct job *j, void *ctx)
     if ((unsigned)j->state < 16)
         r->by_state[j->state]++;
     r->jobs++;
+    r->orphans += j->orphans;
+    r->orphan_jobs += j->orphans > 0;
     return 0;
 }
 
@@ -99,6 +102,14 @@ static int run_status(struct cli *c, int argc, char **argv)
         sep = ", ";
     }
     printf("\n");
+    if (r.by_state[JOB_UNSURE])
+        printf("attention:   %d job%s TikTok may have taken unanswered: not sent again, waiting "
+               "for TikTok to say (`tikd queue --state unsure`)\n",
+               r.by_state[JOB_UNSURE], r.by_state[JOB_UNSURE] == 1 ? "" : "s");
+    if (r.orphans)
+        printf("orphans:     %d upload session%s at TikTok from inits whose answer was lost (%d "
+               "job%s; each counted against its creator's daily cap, never used)\n",
+               r.orphans, r.orphans == 1 ? "" : "s", r.orphan_jobs, r.orphan_jobs == 1 ? "" : "s");
     bool failed = last && !json_is_true(json_object_get(last, "ok"));
     json_decref(r.status);
     return alive && !failed ? 0 : 1;

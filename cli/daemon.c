@@ -62,6 +62,17 @@ static void kick(void *ud)
         pipeline_kick(d->pipeline);
 }
 
+/* An account changed state: the rules hear of it; connected again, the
+ * jobs it paused are due now (core/job job_wake_account). */
+static void on_account(void *ud, const struct account *a)
+{
+    struct daemon *d = ud;
+    if (a->state == ACCT_ACTIVE)
+        kick(d);
+    if (d->rules)
+        rules_on_account(d->rules, a);
+}
+
 /* ---- HTTP: each route goes to the part that answers it --------------------------- */
 
 static void on_callback(void *ud, struct srv_req *r)
@@ -156,7 +167,9 @@ static int start_pipeline(struct daemon *d)
                               .limits = c->limits,
                               .media_public_url = c->media_public_url,
                               .media_url_ttl = c->media_url_ttl,
-                              .check_urls = c->media_check_urls};
+                              .check_urls = c->media_check_urls,
+                              .post_id_wait = c->post_id_wait,
+                              .unsure_wait = c->unsure_wait};
     struct tikd_err e = {0};
     if (store_write(d->en.store, settle_txn, NULL, &e) != 0 ||
         pipeline_new(&d->pipeline, d->loop, d->en.store, d->en.oauth, d->en.http, &pc, &e) != 0) {
@@ -195,7 +208,7 @@ static int start_rules(struct daemon *d)
         fprintf(stderr, "tikd: %s\n", e.msg);
         return 1;
     }
-    oauth_on_state(d->en.oauth, rules_on_account, d->rules);
+    oauth_on_state(d->en.oauth, on_account, d);
     pipeline_on_outcome(d->pipeline, rules_on_outcome, d->rules);
     pipeline_on_before(d->pipeline, rules_before_publish, d->rules);
     if (rules_reload(d->rules) != 0) {

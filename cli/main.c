@@ -18,6 +18,7 @@
 #include "../bindings/lua_config.h"
 #include "../core/http.h"
 #include "../core/log.h"
+#include "../core/runlock.h"
 #include "../core/store.h"
 
 #ifndef TIKD_VERSION
@@ -154,6 +155,20 @@ void cli_fmt_time(double t, char *out, size_t n)
     struct tm tm;
     gmtime_r(&s, &tm);
     strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* Only a process proven to hold the data directory's lock is signalled:
+ * a pid left behind by a dead daemon may name any process by now. */
+int cli_wake_daemon(struct cli *c)
+{
+    int pid;
+    struct tikd_err e = {0};
+    int held = runlock_holder(c->cfg.data_dir, &pid, &e);
+    if (held < 0)
+        fprintf(stderr, "tikd: %s\n", e.msg);
+    if (held == 1 && pid == 0)
+        return 2;
+    return held == 1 && kill(pid, SIGUSR1) == 0 ? 1 : 0;
 }
 
 int cli_open_store(struct cli *c, bool readonly, struct store **out)

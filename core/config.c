@@ -132,6 +132,13 @@ static const struct key keys[] = {
      "seconds between token upkeep sweeps"},
     {"webhook.tolerance", K_SECONDS, O(webhook_tolerance), 1, 86400, NULL,
      "seconds a webhook's signed timestamp may differ from now (spec §5.3: 300 is usual)"},
+    {"jobs.post_id_wait", K_SECONDS, O(post_id_wait), 0, 30 * 86400, NULL,
+     "seconds a published public post keeps asking TikTok for its post id, which comes after "
+     "moderation (minutes, at times hours); 0: only the publicly_available webhook brings it"},
+    {"jobs.unsure_wait", K_SECONDS, O(unsure_wait), 1, 30 * 86400, NULL,
+     "seconds a pull whose init may have reached TikTok unanswered waits for TikTok to say what "
+     "became of it (a webhook, the creator's public posts) before it fails for the operator to "
+     "check; it is never sent again by itself"},
 #define L(b, f) O(limits.l[b].f)
     {"limits.window", K_SECONDS, O(limits.window), 1, 86400, NULL,
      "the window of the per-token budgets below (TikTok: a minute)"},
@@ -237,6 +244,8 @@ void config_init(struct tikd_config *c)
     c->oauth_refresh_ahead = 600;
     c->oauth_sweep_interval = 60;
     c->webhook_tolerance = 300;
+    c->post_id_wait = 6 * 3600;
+    c->unsure_wait = 2 * 3600; /* a pull times out after an hour at TikTok (spec §2.9) */
     c->media_url_ttl = 3600;
     c->media_check_urls = true;
     c->intake_settle = 5;

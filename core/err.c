@@ -12,6 +12,7 @@ int tikd_fail(struct tikd_err *e, int code, const char *fmt, ...)
         vsnprintf(e->msg, sizeof e->msg, fmt, ap);
         va_end(ap);
         e->code = code;
+        e->retry_at = 0;
     }
     return code;
 }

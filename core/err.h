@@ -26,6 +26,7 @@ enum {
 struct tikd_err {
     int code;
     char msg[512];
+    double retry_at; /* when trying again can help (a hold that ends), or 0 */
 };
 
 /* Record `code` and a printf-style message in `e` (which may be NULL);

@@ -18,8 +18,8 @@
 #include <string.h>
 
 static const char *const state_names[] = {
-    "scheduled", "preflight", "uploading", "processing", "deferred",
-    "published", "in_inbox",  "failed",    "cancelled",  "awaiting_approval"};
+    "scheduled", "preflight", "uploading", "processing",        "deferred", "published",
+    "in_inbox",  "failed",    "cancelled", "awaiting_approval", "unsure"};
 static const char NEXT_ID[] = "job_next_id";
 
 const char *job_state_name(enum job_state s)
@@ -30,6 +30,35 @@ const char *job_state_name(enum job_state s)
 bool job_state_final(enum job_state s)
 {
     return s == JOB_PUBLISHED || s == JOB_IN_INBOX || s == JOB_FAILED || s == JOB_CANCELLED;
+}
+
+bool job_is_pull(const struct job *j)
+{
+    return j->kind == JOB_PHOTO || strncmp(j->media, "https://", 8) == 0;
+}
+
+bool job_pull_unsettled(const struct job *j)
+{
+    return !job_state_final(j->state) && !j->publish_id[0] && j->init_sent_at > 0 && job_is_pull(j);
+}
+
+int job_add_post_id(struct job *j, const char *id)
+{
+    size_t n = strlen(id), have = strlen(j->post_ids);
+    if (n == 0 || n > 30 || strspn(id, "0123456789") != n || have + n + 2 > sizeof j->post_ids)
+        return 0;
+    for (const char *p = j->post_ids; *p; p += strcspn(p, ","), p += *p == ',')
+        if (strncmp(p, id, n) == 0 && (p[n] == ',' || p[n] == '\0'))
+            return 0;
+    snprintf(j->post_ids + have, sizeof j->post_ids - have, "%s%s", have ? "," : "", id);
+    return 1;
+}
+
+/* A job the pipeline must look at again: one not final, or a published one
+ * still asking TikTok for its post id. */
+static bool has_due(const struct job *j)
+{
+    return !job_state_final(j->state) || (j->state == JOB_PUBLISHED && j->watch_until > 0);
 }
 
 int job_state_parse(const char *name)
@@ -92,6 +121,10 @@ static json_t *encode(const struct job *j)
                                   (json_int_t)j->plan.chunk_size, "count", (int)j->plan.count));
     json_object_set_new(o, "chunks_done", json_integer(j->chunks_done));
     json_object_set_new(o, "post_ids", json_string(j->post_ids));
+    if (j->watch_until > 0)
+        json_object_set_new(o, "watch_until", json_real(j->watch_until));
+    if (j->orphans)
+        json_object_set_new(o, "orphans", json_integer(j->orphans));
     json_object_set_new(o, "fail_reason", json_string(j->fail_reason));
     json_object_set_new(o, "log_id", json_string(j->log_id));
     return o;
@@ -160,6 +193,8 @@ static int decode(const void *p, size_t n, struct job *j)
     j->plan.count = (uint32_t)json_integer_value(json_object_get(pl, "count"));
     j->chunks_done = (uint32_t)json_integer_value(json_object_get(o, "chunks_done"));
     sget(o, "post_ids", j->post_ids, sizeof j->post_ids);
+    j->watch_until = json_number_value(json_object_get(o, "watch_until"));
+    j->orphans = (int)json_integer_value(json_object_get(o, "orphans"));
     sget(o, "fail_reason", j->fail_reason, sizeof j->fail_reason);
     sget(o, "log_id", j->log_id, sizeof j->log_id);
     json_decref(o);
@@ -177,7 +212,7 @@ static int write_record(struct store_txn *t, const struct job *j)
     store_be64_put(k, j->id);
     int rc = store_put(t, STORE_DB_JOBS, k, 8, s, strlen(s));
     free(s);
-    if (rc == 0 && !job_state_final(j->state)) {
+    if (rc == 0 && has_due(j)) {
         unsigned char dk[16];
         due_key(j, dk);
         rc = store_put(t, STORE_DB_DUE, dk, 16, "", 0);
@@ -322,6 +357,65 @@ int job_find_publish(struct store_txn *t, const char *publish_id, uint64_t *id)
     return 0;
 }
 
+struct wake_ctx {
+    uint64_t *ids;
+    size_t n, cap;
+};
+
+static int wake_one(const struct job *j, void *ctx)
+{
+    struct wake_ctx *w = ctx;
+    /* a state whose due moment is a wait to try again (not a planned time,
+     * an approval deadline or an unsure job's) */
+    bool waits = j->state == JOB_DEFERRED || j->state == JOB_PREFLIGHT ||
+                 j->state == JOB_UPLOADING || j->state == JOB_PROCESSING;
+    if (!waits || j->due_at <= clock_now() || strncmp(j->reason, "deferred by rule:", 17) == 0)
+        return 0;
+    if (w->n == w->cap) {
+        size_t nc = w->cap ? w->cap * 2 : 16;
+        uint64_t *g = realloc(w->ids, nc * sizeof *g);
+        if (!g)
+            return TIKD_ENOMEM;
+        w->ids = g;
+        w->cap = nc;
+    }
+    w->ids[w->n++] = j->id;
+    return 0;
+}
+
+int job_wake_account(struct store_txn *t, const char *account)
+{
+    struct wake_ctx w = {0};
+    int rc = index_foreach(t, 'a', account, NULL, wake_one, &w); /* collected first: the walk
+                                                                  * must not see its writes */
+    struct job *j = w.n ? malloc(sizeof *j) : NULL;
+    if (w.n && !j)
+        rc = TIKD_ENOMEM;
+    for (size_t i = 0; rc >= 0 && i < w.n; i++)
+        if ((rc = job_get(t, w.ids[i], j)) == 0) {
+            j->due_at = clock_now();
+            rc = job_put(t, j);
+        }
+    free(j);
+    free(w.ids);
+    return rc < 0 ? rc : 0;
+}
+
+static int any_key(struct store_val k, struct store_val v, void *ctx)
+{
+    (void)k;
+    (void)v;
+    (void)ctx;
+    return 1;
+}
+
+int job_publish_seen(struct store_txn *t, const char *publish_id)
+{
+    unsigned char k[400];
+    size_t kl = index_key(k, sizeof k, 'p', publish_id, NULL, 0);
+    return kl ? store_foreach(t, STORE_DB_INDEX, k, kl, any_key, NULL) : 0;
+}
+
 static int index_one(const struct job *j, void *ctx)
 {
     return index_job(ctx, NULL, j);
@@ -401,7 +495,7 @@ int job_put(struct store_txn *t, struct job *j)
     int rc = job_get(t, j->id, &old);
     if (rc != 0)
         return rc;
-    if (!job_state_final(old.state)) {
+    if (has_due(&old)) {
         unsigned char dk[16];
         due_key(&old, dk);
         rc = store_del(t, STORE_DB_DUE, dk, 16);

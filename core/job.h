@@ -5,13 +5,17 @@
  *       -> published | in_inbox
  *   any non-final state -> deferred (why, and when to try again) | failed |
  *   cancelled
+ *   a pull's init that may have reached TikTok unanswered -> unsure (never
+ *   sent again; TikTok's webhooks or the creator's public posts say what became
+ *   of it, or the operator does once unsure_wait passed)
  *
  * publish_id, upload_url and the chunk plan are written in the transaction
  * that enters `uploading`, before the first byte is sent; a job with a
  * publish_id is never initialised again unless TikTok reported that publish
  * failed. Every job that is not final has exactly one entry in the due index
  * (when the pipeline must look at it next), which is what the pipeline's one
- * timer follows. Every job records who chose its privacy and settings.
+ * timer follows; so has a published one still asking TikTok for its public
+ * post id (watch_until). Every job records who chose its privacy and settings.
  * Jobs are planned through core/post (the checks, the content ledger,
  * slots); this is their record layer, with an index by account, by video
  * content and by publish_id kept in the same transactions. */
@@ -36,6 +40,8 @@ enum job_state {
     JOB_FAILED,
     JOB_CANCELLED,
     JOB_AWAITING_APPROVAL, /* waits for `tikd job approve`, until its deadline */
+    JOB_UNSURE,            /* a pull TikTok may have taken: waits for TikTok to say, until
+                            * watch_until */
 };
 
 enum job_mode { JOB_DIRECT, JOB_DRAFT };
@@ -82,12 +88,25 @@ struct job {
     struct chunk_plan plan;
     uint32_t chunks_done;
     char post_ids[400]; /* TikTok's post ids, exact, comma-separated */
+    double watch_until; /* published: TikTok is asked for the public post id until then;
+                         * unsure: TikTok may say what became of the init until then */
+    int orphans;        /* upload inits whose answer was lost: sessions TikTok may hold,
+                         * never used, each counted against the creator's daily cap */
     char fail_reason[64];
     char log_id[80];
 };
 
 const char *job_state_name(enum job_state s);
 bool job_state_final(enum job_state s);
+/* TikTok pulls j's media from URLs (a photo post, a video by URL): its init
+ * starts work at TikTok that a second init would repeat. */
+bool job_is_pull(const struct job *j);
+/* j is a pull whose init may have reached TikTok with no publish_id known
+ * yet: in flight, or unsure. */
+bool job_pull_unsettled(const struct job *j);
+/* Add post id (decimal digits, kept as text: ids pass 2^53) to j->post_ids
+ * unless it is there; 1 when it was added, 0 when not (there, or not an id). */
+int job_add_post_id(struct job *j, const char *id);
 /* Parse a state name; -1 if unknown. */
 int job_state_parse(const char *name);
 
@@ -130,6 +149,16 @@ int job_find_content(struct store_txn *t, const char *account, const char *hash,
 /* The job whose current publish is publish_id: 0 with its id, or
  * TIKD_ENOTFOUND. */
 int job_find_publish(struct store_txn *t, const char *publish_id, uint64_t *id);
+
+/* Every job of account waiting to try again (deferred, or paused in
+ * pre-flight, upload or processing) is due now: the account was connected
+ * again, and the jobs its lost grant paused need not wait out their pause.
+ * Planned times, approval deadlines and unsure jobs keep theirs. */
+int job_wake_account(struct store_txn *t, const char *account);
+
+/* 1 if some job ever held publish_id (its current one or a failed one
+ * before it), 0 if none, or a store error. */
+int job_publish_seen(struct store_txn *t, const char *publish_id);
 
 /* Index every stored job (the schema step that brought the index). */
 int job_index_build(struct store_txn *t);

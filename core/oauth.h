@@ -50,8 +50,9 @@ struct oauth;
  * happened (for an operator), never holds a secret. */
 typedef void (*oauth_done_fn)(void *ud, int rc, const char *account, const char *msg);
 
-/* Account state changes (needs_reauth, revoked) are reported here, for the
- * rules' on_account hook and for logs. */
+/* Account state changes (needs_reauth, revoked, and active again after a
+ * connect) are reported here, for the rules' on_account hook, for logs, and
+ * for the jobs a lost grant paused. */
 typedef void (*oauth_state_fn)(void *ud, const struct account *a);
 
 int oauth_new(struct oauth **out, struct store *s, struct vault *v, struct http *h,

@@ -28,7 +28,18 @@ static void request_refreshed(void *ud, int rc, const char *account, const char 
     }
     oauth_read_acct_free(&ra);
     struct http_resp r = {.attempts = op->tries};
-    r.out.action = POL_REAUTH;
+    /* an account still active only failed to refresh for now (a 5xx, no
+     * answer): the request waits out the refresh's backoff, it does not
+     * wait for a reconnect */
+    struct read_acct now = {.name = op->name, .o = o};
+    bool active =
+        store_read(o->s, oauth_read_acct_txn, &now, NULL) == 0 && now.a.state == ACCT_ACTIVE;
+    double held = active ? oauth_refresh_held(o, now.a.id) : 0;
+    oauth_read_acct_free(&now);
+    r.out.action = active ? POL_DEFER : POL_REAUTH;
+    r.out.unsent = true;
+    if (active)
+        r.out.retry_after = held > clock_now() ? held - clock_now() + 0.05 : 30;
     snprintf(r.out.code, sizeof r.out.code, "access_token_invalid");
     snprintf(r.out.message, sizeof r.out.message, "the access token of %s could not be renewed: %s",
              op->name, msg ? msg : "");
@@ -167,6 +178,8 @@ int oauth_request(struct oauth *o, const char *name, const struct http_req *req,
                        "oauth: account %s: its token expired and the next refresh must wait "
                        "%.0f s (TikTok's Retry-After, or the backoff after a failed refresh)",
                        name, held - clock_now());
+        if (e)
+            e->retry_at = held;
     } else if (rc == 0 && refresh_first) {
         op->tries = 2; /* the refresh counts as the one allowed */
         rc = oauth_refresh(o, name, request_refreshed, op);

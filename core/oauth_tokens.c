@@ -9,6 +9,7 @@
 #include "oauth_int.h"
 #include "audit.h"
 #include "clock.h"
+#include "job.h"
 #include "log.h"
 #include "codec.h"
 #include "tiktok.h"
@@ -220,6 +221,7 @@ struct store_grant {
     size_t old_access_n, old_refresh_n;
     char detail[600];
     struct tikd_err *e;
+    bool reconnected; /* it was not active before */
 };
 
 /* One transaction: the account's new state and both tokens, and the audit
@@ -260,6 +262,7 @@ static int store_grant_txn(struct store_txn *t, void *ctx)
                              "%s first to connect it under another name)",
                              other.name, other.name);
     }
+    bool reconnected = sg->reconnected = a.state != ACCT_ACTIVE;
     snprintf(a.open_id, sizeof a.open_id, "%s", g->open_id);
     if (g->scope[0])
         snprintf(a.scopes, sizeof a.scopes, "%s", g->scope);
@@ -284,17 +287,21 @@ static int store_grant_txn(struct store_txn *t, void *ctx)
         rc = lease_drop(o, t, a.id);
     if (rc == 0)
         rc = unsure_del(t, a.id);
+    if (rc == 0 && reconnected) /* what its lost grant paused goes now */
+        rc = job_wake_account(t, a.name);
     if (rc == 0)
         rc = audit_append(t, "oauth", sg->event, sg->detail);
     return rc;
 }
+
+static void notify_state(struct oauth *o, const char *name);
 
 int oauth_save_grant(struct oauth *o, const char *name, const char *account_id,
                      const struct grant *g, const char *event, struct tikd_err *e)
 {
     tlog_secret_add(g->access, strlen(g->access));
     tlog_secret_add(g->refresh, strlen(g->refresh));
-    struct store_grant sg = {o, name, account_id, g, event, NULL, NULL, 0, 0, "", e};
+    struct store_grant sg = {o, name, account_id, g, event, NULL, NULL, 0, 0, "", e, false};
     int rc = store_write(o->s, store_grant_txn, &sg, e);
     if (rc == 0) {
         if (sg.old_access && strcmp(sg.old_access, g->access) != 0)
@@ -304,6 +311,8 @@ int oauth_save_grant(struct oauth *o, const char *name, const char *account_id,
         TLOG(TLOG_INFO, "oauth.tokens_stored", LSTR("account", name), LSTR("why", event),
              LDBL("access_expires_in", g->expires_in),
              LDBL("refresh_expires_in", g->refresh_expires_in));
+        if (sg.reconnected) /* active now: the jobs it paused are due (job_wake_account) */
+            notify_state(o, name);
     }
     vault_wipe_free(sg.old_access, sg.old_access_n);
     vault_wipe_free(sg.old_refresh, sg.old_refresh_n);

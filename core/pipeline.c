@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static void arm(struct pipeline *p);
 
@@ -227,6 +228,45 @@ void pl_cancelled(struct run *r, struct job *j, const char *event, const char *d
         pl_run_end(r);
 }
 
+/* ---- inits whose answer was lost ------------------------------------------------- */
+
+void pl_unsure(struct run *r, struct job *j, const char *what)
+{
+    double now = clock_now();
+    j->state = JOB_UNSURE;
+    if (j->watch_until <= 0)
+        j->watch_until = now + r->p->c.unsure_wait;
+    j->due_at = j->watch_until; /* a webhook that names its publish brings it back sooner */
+    time_t t = (time_t)j->watch_until;
+    struct tm tm;
+    char until[32];
+    gmtime_r(&t, &tm);
+    strftime(until, sizeof until, "%Y-%m-%d %H:%M:%S UTC", &tm);
+    snprintf(j->reason, sizeof j->reason,
+             "%.300s, so TikTok may have it: not sent again (that could post it twice); waiting "
+             "until %s for TikTok to say what became of it",
+             what, until);
+    TLOG(TLOG_WARN, "job.unsure", LINT("job", j->id), LSTR("account", j->account),
+         LSTR("why", what), LDBL("wait_s", j->watch_until - now));
+    pl_save(r->p, j, "job.unsure", "job=%llu account=%s why=\"%.300s\"", (unsigned long long)j->id,
+            j->account, what);
+    pl_run_end(r);
+}
+
+bool pl_orphan(struct run *r, struct job *j, const char *what)
+{
+    j->orphans++;
+    j->init_sent_at = 0;
+    j->spent_at = 0; /* counted for good: TikTok may have counted it */
+    TLOG(TLOG_WARN, "job.orphan_session", LINT("job", j->id), LSTR("account", j->account),
+         LSTR("why", what), LINT("orphans", j->orphans));
+    if (pl_save(r->p, j, "job.orphan_session", "job=%llu account=%s orphans=%d why=\"%.300s\"",
+                (unsigned long long)j->id, j->account, j->orphans, what) == 0)
+        return true;
+    pl_run_end(r);
+    return false;
+}
+
 /* ---- TikTok's budgets ------------------------------------------------------------ */
 
 /* Wait for budget b until `at`: the job goes back to the timer with why. */
@@ -355,8 +395,9 @@ void pl_on_error(struct run *r, struct job *j, const struct http_resp *resp, con
 }
 
 /* Ask TikTok (call c, body owned here) for the job's account; on a failure
- * to start the job comes back in 10 minutes (e.g. its account needs reauth:
- * paused). */
+ * to start, the job comes back when the hold that stopped it ends (its token's
+ * refresh must wait), else in 10 minutes (e.g. its account needs reauth:
+ * paused until it is connected again, which wakes it). */
 bool pl_ask(struct run *r, struct job *j, enum tt_call c, char *body, http_done_fn done)
 {
     struct tikd_err e = {0};
@@ -364,8 +405,16 @@ bool pl_ask(struct run *r, struct job *j, enum tt_call c, char *body, http_done_
     free(body);
     if (rc == 0)
         return true;
-    pl_later(r, j, j->state == JOB_PREFLIGHT ? JOB_DEFERRED : j->state, 600, e.msg);
+    pl_later(r, j, j->state == JOB_PREFLIGHT ? JOB_DEFERRED : j->state, pl_unsent_delay(&e), e.msg);
     return false;
+}
+
+double pl_unsent_delay(const struct tikd_err *e)
+{
+    double now = clock_now();
+    if (e->retry_at > now && e->retry_at - now < 600)
+        return e->retry_at - now + 0.05;
+    return 600;
 }
 
 /* ---- the step and the timer ------------------------------------------------------- */
@@ -392,16 +441,14 @@ void pl_step(struct run *r)
     case JOB_DEFERRED:
     case JOB_PREFLIGHT:
         if (!j.publish_id[0] && j.init_sent_at > 0) {
-            /* tikd stopped between sending a URL-pull init and storing its
-             * answer: TikTok may be pulling already; another init could post
-             * twice */
-            pl_fail(
-                r, &j, NULL,
-                "tikd stopped while TikTok was being asked to pull this post, so it may already "
-                "be on its way; it is not sent again (that could post it twice): check the "
-                "account, then `tikd job retry %llu` if it did not arrive",
-                (unsigned long long)j.id);
-            return;
+            /* tikd stopped between sending an init and storing its answer */
+            if (job_is_pull(
+                    &j)) { /* TikTok may be pulling already: another init could post twice */
+                pl_unsure(r, &j, "tikd stopped while TikTok was being asked to pull this post");
+                return;
+            }
+            if (!pl_orphan(r, &j, "tikd stopped while the upload's init was on its way"))
+                return;
         }
         if (j.publish_id[0]) { /* never init twice: go back to asking TikTok */
             j.state = JOB_PROCESSING;
@@ -420,6 +467,32 @@ void pl_step(struct run *r)
         return;
     case JOB_PROCESSING:
         pl_poll_status(r, &j);
+        return;
+    case JOB_UNSURE: /* TikTok said nothing of it in time: the operator decides */
+        if (clock_now() < j.watch_until) {
+            j.due_at = j.watch_until;
+            pl_save(r->p, &j, NULL, NULL);
+            pl_run_end(r);
+            return;
+        }
+        j.watch_until = 0;
+        pl_fail(r, &j, NULL,
+                "TikTok may have taken this %s's init, whose answer was lost, but said nothing of "
+                "it within %.0f minutes: check the account, then `tikd job retry %llu` if it did "
+                "not arrive (tikd never sends it again by itself: that could post it twice)",
+                j.kind == JOB_PHOTO ? "photo post" : "pull", r->p->c.unsure_wait / 60,
+                (unsigned long long)j.id);
+        return;
+    case JOB_PUBLISHED:
+        if (j.watch_until > 0 && clock_now() >= j.watch_until) {
+            pl_post_id_missing(r, &j, "its time was up before the next poll");
+            return;
+        }
+        if (j.watch_until > 0) { /* asking for its public post id */
+            pl_poll_status(r, &j);
+            return;
+        }
+        pl_run_end(r);
         return;
     default:
         pl_run_end(r);
@@ -553,6 +626,10 @@ int pipeline_new(struct pipeline **out, struct ev_loop *loop, struct store *s, s
         p->c.poll_max = 30;
     if (p->c.processing_timeout <= 0)
         p->c.processing_timeout = 1800;
+    if (p->c.unsure_wait <= 0)
+        p->c.unsure_wait = 7200;
+    if (p->c.post_id_wait < 0)
+        p->c.post_id_wait = 0;
     if (p->c.max_inits <= 0)
         p->c.max_inits = 3;
     p->api = (struct tt_api){o, p->api_url};

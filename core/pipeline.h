@@ -26,6 +26,8 @@ struct pipeline_cfg {
     int max_active;               /* jobs worked at once (8) */
     double poll_first, poll_max;  /* status polling backoff (2 s doubling to 30 s) */
     double processing_timeout;    /* a job never sits in processing longer (1800 s) */
+    double post_id_wait;          /* a public post asks for its post id this long (0: never) */
+    double unsure_wait;           /* an unsure pull waits this long for TikTok to say (7200 s) */
     int max_inits;                /* inits per job, after TikTok reported a retryable failure (3) */
     struct rl_config limits;      /* TikTok's budgets: a job that would exceed one waits */
     const char *media_public_url; /* where local images are served for TikTok (may be NULL) */

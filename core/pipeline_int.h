@@ -88,6 +88,17 @@ void pl_later(struct run *r, struct job *j, enum job_state st, double delay, con
 /* j ends cancelled (j->reason says why), audited as event with detail. */
 void pl_cancelled(struct run *r, struct job *j, const char *event, const char *detail);
 
+/* A pull's init may have reached TikTok unanswered (what: how it was lost):
+ * j is unsure, never sent again, waiting for TikTok to say (a webhook naming
+ * its publish adopts it, core/webhook) until unsure_wait passes. The run ends. */
+void pl_unsure(struct run *r, struct job *j, const char *what);
+/* An upload's init may have reached TikTok unanswered (what: how it was
+ * lost): TikTok may hold an upload session it will never get bytes for,
+ * counted against the creator's daily cap. j counts it, on the record, and
+ * may init again (an unused session posts nothing). False when the run
+ * ended. */
+bool pl_orphan(struct run *r, struct job *j, const char *what);
+
 /* j waits for budget b until at, in state st. */
 void pl_wait_budget(struct run *r, struct job *j, enum job_state st, double at, enum rl_budget b);
 /* Hold the budgets of j's init for now: true when it may go now (the slot
@@ -105,8 +116,11 @@ void pl_init_answered(struct pipeline *p, uint64_t id, bool counted);
 void pl_on_error(struct run *r, struct job *j, const struct http_resp *resp, const char *what,
                  int asked);
 /* Ask TikTok (call c, body owned here) for j's account, answered in done;
- * false (and the job back in 10 minutes) when it could not be sent. */
+ * false (the job back after pl_unsent_delay) when it could not be sent. */
 bool pl_ask(struct run *r, struct job *j, enum tt_call c, char *body, http_done_fn done);
+/* How long a job waits when its request could not be sent (e from tt_send):
+ * until the hold that stopped it ends, else 10 minutes. */
+double pl_unsent_delay(const struct tikd_err *e);
 /* Do what j's committed state asks for next. */
 void pl_step(struct run *r);
 
@@ -117,6 +131,9 @@ void pl_step(struct run *r);
 void pl_preflight(struct run *r, struct job *j);
 /* Send the next chunk of an upload. */
 void pl_put_chunk(struct run *r, struct job *j);
+/* A published job stops asking for its public post id (last: what TikTok
+ * said last); the run ends. */
+void pl_post_id_missing(struct run *r, struct job *j, const char *last);
 /* Ask TikTok how the publish is doing (and, after a restart, where the
  * upload stands). */
 void pl_poll_status(struct run *r, struct job *j);

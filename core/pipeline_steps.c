@@ -19,6 +19,7 @@
 /* ---- pre-flight: creator_info, the rules' last word, the media ---------------------- */
 
 static void init_upload(struct run *r, struct job *j);
+static bool pull_waits(struct run *r, struct job *j);
 static void init_pull(struct run *r, struct job *j);
 static void check_photos(struct run *r, struct job *j);
 
@@ -103,6 +104,7 @@ static void preflight_media(struct run *r, struct job *j)
      * if creator_info took long) */
     if (!pl_hold_init_slot(r, j, j->state))
         return;
+    j->init_sent_at = clock_now(); /* a lost answer leaves a session at TikTok: counted */
     if (pl_save_init(r->p, j, NULL, NULL) != 0) {
         pl_run_end(r);
         return;
@@ -181,6 +183,8 @@ static void creator_done(void *ud, const struct http_resp *resp)
 void pl_preflight(struct run *r, struct job *j)
 {
     struct pipeline *p = r->p;
+    if (pull_waits(r, j)) /* no creator_info for a pull that could not go */
+        return;
     /* the init's slot first: a job that must wait spends no creator_info */
     j->reason[0] = '\0';
     if (!pl_hold_init_slot(r, j, JOB_PREFLIGHT))
@@ -215,13 +219,18 @@ static void init_done(void *ud, const struct http_resp *resp)
     struct run *r = ud;
     /* an upload init that TikTok refused, or whose server failed, did not
      * count; one that got no answer may have */
-    pl_init_answered(r->p, r->id,
-                     resp->out.action == POL_OK ||
-                         (policy_may_have_acted(resp->status, &resp->out) && resp->status < 500));
+    bool lost = resp->out.action != POL_OK && policy_may_have_acted(resp->status, &resp->out) &&
+                resp->status < 500;
+    pl_init_answered(r->p, r->id, resp->out.action == POL_OK || lost);
     struct job j;
     if (!pl_reload(r, &j))
         return;
     const char *what = j.mode == JOB_DRAFT ? "inbox init" : "init";
+    j.init_sent_at = 0; /* answered: saved with whatever the answer leads to */
+    if (lost && !pl_orphan(r, &j,
+                           resp->status ? "the upload's init got an answer that does not say"
+                                        : "the upload's init got no answer"))
+        return;
     if (resp->out.action != POL_OK) {
         pl_on_error(r, &j, resp, what, rl_init_budget(j.mode == JOB_DRAFT, false));
         return;
@@ -261,7 +270,8 @@ static void init_upload(struct run *r, struct job *j)
     if (rc != 0) {
         pl_init_answered(r->p, j->id, false); /* it never left */
         j->spent_at = 0;
-        pl_later(r, j, JOB_DEFERRED, 600, e.msg);
+        j->init_sent_at = 0;
+        pl_later(r, j, JOB_DEFERRED, pl_unsent_delay(&e), e.msg);
     }
 }
 
@@ -315,6 +325,10 @@ static void pull_init_done(void *ud, const struct http_resp *resp)
     }
     if (!pl_reload(r, &j))
         return;
+    if (j.publish_id[0]) { /* a webhook named its publish first (core/webhook): it is polled */
+        pl_run_end(r);
+        return;
+    }
     const char *what = j.kind == JOB_PHOTO ? "photo init" : "pull init";
     if (resp->out.action != POL_OK) {
         /* A pull is not idempotent: no answer, a 5xx or a garbled answer
@@ -326,12 +340,13 @@ static void pull_init_done(void *ud, const struct http_resp *resp)
                         rl_init_budget(j.mode == JOB_DRAFT, j.kind == JOB_PHOTO));
             return;
         }
-        pl_fail(r, &j, resp->out.log_id,
-                "the %s got %s (%s), so TikTok may be pulling the post already; it is not sent "
-                "again (that could post it twice): check the account, then `tikd job retry "
-                "%llu` if it did not arrive",
-                what, resp->status == 0 ? "no answer" : "an answer that does not say no",
-                resp->out.message, (unsigned long long)j.id);
+        char lost[400];
+        snprintf(lost, sizeof lost, "the %s got %s (%.200s%s%.80s)", what,
+                 resp->status == 0 ? "no answer" : "an answer that does not say no",
+                 resp->out.message, resp->out.log_id[0] ? ", log_id " : "", resp->out.log_id);
+        if (resp->out.log_id[0])
+            snprintf(j.log_id, sizeof j.log_id, "%s", resp->out.log_id);
+        pl_unsure(r, &j, lost);
         return;
     }
     if (tt_decode_init(resp, false, &in, why, sizeof why) != 0) {
@@ -349,11 +364,68 @@ static void pull_init_done(void *ud, const struct http_resp *resp)
     pl_run_end(r); /* the timer brings it back for its first status poll */
 }
 
+/* Another pull of j's account, kind and mode whose init may have reached
+ * TikTok unanswered (in flight, or unsure for less than `hold`): its id, or
+ * 0. */
+struct unsettled_ctx {
+    const struct job *j;
+    double hold;
+    uint64_t other;
+    enum job_state state;
+};
+
+static int unsettled_one(const struct job *o, void *ctx)
+{
+    struct unsettled_ctx *u = ctx;
+    if (o->id == u->j->id || !job_pull_unsettled(o) || o->mode != u->j->mode ||
+        (o->kind == JOB_PHOTO) != (u->j->kind == JOB_PHOTO) ||
+        (o->state == JOB_UNSURE && clock_now() - o->init_sent_at >= u->hold))
+        return 0;
+    u->other = o->id;
+    u->state = o->state;
+    return 1;
+}
+
+static int unsettled_txn(struct store_txn *t, void *ctx)
+{
+    struct unsettled_ctx *u = ctx;
+    return job_foreach_account(t, u->j->account, unsettled_one, u);
+}
+
+/* An unsure pull holds the next one of its kind this long at most: TikTok's
+ * webhook for a pull it took comes within minutes (a photo post's within
+ * seconds); one it never names may never have reached it. */
+#define UNSURE_HOLD 600.0
+
+/* One pull of a kind per account until TikTok said what became of it: a
+ * webhook for a publish tikd never heard of can then name its job (an unsure
+ * one's) without a guess (core/webhook). True when j waits (the run ended). */
+static bool pull_waits(struct run *r, struct job *j)
+{
+    double hold = r->p->c.unsure_wait < UNSURE_HOLD ? r->p->c.unsure_wait : UNSURE_HOLD;
+    struct unsettled_ctx u = {j, hold, 0, JOB_SCHEDULED};
+    if (!job_is_pull(j) || store_read(r->p->s, unsettled_txn, &u, NULL) < 0 || !u.other)
+        return false;
+    char why[300];
+    snprintf(why, sizeof why,
+             "waits for job %llu, a %s of this account whose init TikTok has not answered yet: "
+             "one at a time, so TikTok's webhooks can say which publish is whose",
+             (unsigned long long)u.other, j->kind == JOB_PHOTO ? "photo post" : "pull");
+    pl_later(r, j, JOB_SCHEDULED, u.state == JOB_UNSURE ? 5 : 1, why); /* a local look */
+    return true;
+}
+
 /* Send a pull's init (call c, body owned here): marked in the store as
  * possibly sent before it leaves (see step), with what `also` writes. */
 static void send_pull_init(struct run *r, struct job *j, enum tt_call c, char *body,
                            int (*also)(struct store_txn *, const void *), const void *ud)
 {
+    /* checked again here: another pull may have left since the pre-flight
+     * (nothing runs between this read and the commit below) */
+    if (pull_waits(r, j)) {
+        free(body);
+        return;
+    }
     j->init_sent_at = clock_now();
     int rc = body ? pl_save_init(r->p, j, also, ud) : TIKD_ENOMEM;
     if (rc != 0) {
@@ -368,7 +440,7 @@ static void send_pull_init(struct run *r, struct job *j, enum tt_call c, char *b
         j->init_sent_at = 0; /* it never left */
         pl_init_answered(r->p, j->id, false);
         j->spent_at = 0;
-        pl_later(r, j, JOB_DEFERRED, 600, e.msg);
+        pl_later(r, j, JOB_DEFERRED, pl_unsent_delay(&e), e.msg);
     }
 }
 
@@ -525,6 +597,89 @@ static bool resync(struct run *r, struct job *j, const struct tt_status *s)
     return false;
 }
 
+/* The next poll, backing off from poll_first as the wait grows (to `most`). */
+static double poll_next(const struct pipeline *p, double waited, double most)
+{
+    double next = p->c.poll_first;
+    while (next < waited / 4 && next < most)
+        next *= 2;
+    return next > most ? most : next;
+}
+
+/* Add every id of the comma-separated list to j's; how many were new. */
+static int add_post_ids(struct job *j, const char *list)
+{
+    int added = 0;
+    char one[32];
+    for (const char *p = list; *p; p += *p == ',') {
+        size_t n = strcspn(p, ",");
+        snprintf(one, sizeof one, "%.*s", (int)(n < sizeof one ? n : sizeof one - 1), p);
+        added += job_add_post_id(j, one);
+        p += n;
+    }
+    return added;
+}
+
+#define POST_ID_POLL_MAX 600.0 /* moderation can take hours: no need to ask often */
+
+void pl_post_id_missing(struct run *r, struct job *j, const char *last)
+{
+    j->watch_until = 0;
+    snprintf(j->reason, sizeof j->reason,
+             "published; TikTok gave no public post id within %.0f minutes (still in moderation, "
+             "or no longer public): the publicly_available webhook may bring it",
+             r->p->c.post_id_wait / 60);
+    TLOG(TLOG_WARN, "job.post_id_missing", LINT("job", j->id), LSTR("account", j->account),
+         LSTR("publish_id", j->publish_id), LSTR("last", last));
+    pl_save(r->p, j, NULL, NULL);
+    pl_run_end(r);
+}
+
+/* A published public post asks for its post id, which TikTok gives once
+ * moderation ends (spec §2.7), until post_id_wait; the
+ * post.publish.publicly_available webhook may bring it first. */
+static void post_id_status(struct run *r, struct job *j, const struct http_resp *resp,
+                           const struct tt_status *s)
+{
+    struct pipeline *p = r->p;
+    double now = clock_now();
+    bool have = resp->out.action == POL_OK && (add_post_ids(j, s->post_ids) || j->post_ids[0]);
+    if (!have && (now >= j->watch_until || resp->out.action == POL_FAIL)) {
+        /* its time is up, or TikTok will not say (the publish is unknown to it) */
+        pl_post_id_missing(r, j, resp->out.message);
+        return;
+    }
+    if (resp->out.action != POL_OK) { /* ask again later; the post is published whatever */
+        char why[300];
+        snprintf(why, sizeof why, "published; asking TikTok for its post id: %.240s",
+                 resp->out.message);
+        double until = 0; /* a 429 holds the token's status budget, as for any poll */
+        int b = resp->out.action == POL_DEFER
+                    ? budget_learned(&p->c.limits, resp, RL_STATUS, now, &until)
+                    : -1;
+        struct budget_op op = {.kind = BUDGET_BLOCK, .bs = {(enum rl_budget)b}, .n = 1};
+        op.until = until;
+        double wait = resp->out.retry_after > 60 ? resp->out.retry_after : 60;
+        pl_later_op(r, j, j->state, b >= 0 && until - now > wait ? until - now : wait, why,
+                    b >= 0 ? &op : NULL);
+        return;
+    }
+    if (have) {
+        j->watch_until = 0;
+        j->reason[0] = '\0';
+        TLOG(TLOG_INFO, "job.post_id", LINT("job", j->id), LSTR("account", j->account),
+             LSTR("publish_id", j->publish_id), LSTR("post_ids", j->post_ids));
+        pl_save(p, j, "job.post_id", "job=%llu account=%s publish_id=%s post_id=%s via=status",
+                (unsigned long long)j->id, j->account, j->publish_id, j->post_ids);
+        pl_run_end(r);
+        return;
+    }
+    char why[200];
+    snprintf(why, sizeof why, "published; its public post id comes once TikTok's moderation ends");
+    double since = now - (j->watch_until - p->c.post_id_wait);
+    pl_later(r, j, j->state, poll_next(p, since, POST_ID_POLL_MAX), why);
+}
+
 static void status_done(void *ud, const struct http_resp *resp)
 {
     struct run *r = ud;
@@ -532,21 +687,36 @@ static void status_done(void *ud, const struct http_resp *resp)
     struct job j;
     if (!pl_reload(r, &j))
         return;
+    struct tt_status s;
+    char why[200];
+    if (resp->out.action != POL_OK || tt_decode_status(resp, &s, why, sizeof why) != 0)
+        s = (struct tt_status){0}; /* an answer without data: still processing, as far as we know */
+    if (j.state == JOB_PUBLISHED) {
+        if (j.watch_until > 0)
+            post_id_status(r, &j, resp, &s);
+        else
+            pl_run_end(r); /* the webhook brought the id meanwhile */
+        return;
+    }
     if (resp->out.action != POL_OK) {
         pl_on_error(r, &j, resp, "status", RL_STATUS);
         return;
     }
-    struct tt_status s;
-    char why[200];
-    if (tt_decode_status(resp, &s, why, sizeof why) != 0)
-        s.status[0] = '\0'; /* an answer without data: still processing, as far as we know */
-    snprintf(j.post_ids, sizeof j.post_ids, "%s", s.post_ids);
+    add_post_ids(&j, s.post_ids); /* a webhook may have brought some first */
     if (j.state == JOB_UPLOADING && r->resumed && resync(r, &j, &s))
         return;
     bool complete = strcmp(s.status, "PUBLISH_COMPLETE") == 0;
     if (complete || (j.mode == JOB_DRAFT && strcmp(s.status, "SEND_TO_USER_INBOX") == 0)) {
         j.state = complete ? JOB_PUBLISHED : JOB_IN_INBOX;
         j.reason[0] = '\0';
+        if (complete && j.mode == JOB_DIRECT && !j.post_ids[0] && p->c.post_id_wait > 0 &&
+            strcmp(j.privacy, "PUBLIC_TO_EVERYONE") == 0) {
+            /* public, and in moderation: its post id comes later */
+            j.watch_until = clock_now() + p->c.post_id_wait;
+            j.due_at = clock_now() + p->c.poll_first;
+            snprintf(j.reason, sizeof j.reason,
+                     "published; its public post id comes once TikTok's moderation ends");
+        }
         if (pl_save(p, &j, complete ? "job.published" : "job.in_inbox",
                     "job=%llu account=%s publish_id=%s post_ids=%s privacy=%s chosen_by=%s",
                     (unsigned long long)j.id, j.account, j.publish_id, j.post_ids,
@@ -579,17 +749,14 @@ static void status_done(void *ud, const struct http_resp *resp)
     }
     /* still processing (or a status tikd does not know: treated the same) */
     double waited = clock_now() - (j.processing_deadline - p->c.processing_timeout);
-    double next = p->c.poll_first;
-    while (next < waited / 4 && next < p->c.poll_max)
-        next *= 2;
-    if (next > p->c.poll_max)
-        next = p->c.poll_max;
     snprintf(why, sizeof why, "TikTok status %s", s.status[0] ? s.status : "unknown");
-    pl_later(r, &j, j.state, next, why);
+    pl_later(r, &j, j.state, poll_next(p, waited, p->c.poll_max), why);
 }
 
 void pl_poll_status(struct run *r, struct job *j)
 {
+    if (j->state == JOB_PROCESSING && j->processing_deadline <= 0) /* adopted by a webhook */
+        j->processing_deadline = clock_now() + r->p->c.processing_timeout;
     struct budget_op op = {.kind = BUDGET_CLAIM, .bs = {RL_STATUS}, .n = 1};
     int rc = pl_save_op(r->p, j, &op, NULL, NULL);
     if (rc == TIKD_EFULL) {

@@ -269,7 +269,7 @@ bool policy_may_have_acted(long status, const struct pol_outcome *out)
 {
     if (out->action == POL_OK)
         return true;
-    if (out->action == POL_REAUTH && status == 0)
+    if (out->unsent || (out->action == POL_REAUTH && status == 0))
         return false; /* its token could not be renewed: it was never sent */
     bool never_left = strcmp(out->code, "curl_7") == 0 || strcmp(out->code, "curl_6") == 0 ||
                       strcmp(out->code, "curl_5") == 0;

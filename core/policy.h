@@ -24,6 +24,7 @@ struct pol_outcome {
     char log_id[80];    /* TikTok's log_id, when the body had one */
     double retry_after; /* seconds; < 0 when there is no floor */
     bool unknown;       /* a TikTok code not in the table */
+    bool unsent;        /* tikd never sent it (its token could not be renewed) */
 };
 
 /* Classify one finished attempt. curl_code is 0 when a response arrived;

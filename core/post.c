@@ -355,6 +355,7 @@ static int cancel_job(struct store_txn *t, const struct rl_config *c, struct job
                       const char *actor, const char *event, const char *code, const char *why)
 {
     j->state = JOB_CANCELLED;
+    j->watch_until = 0; /* an unsure job's wait ends with it */
     snprintf(j->reason, sizeof j->reason, "%s", why);
     int rc = budget_release_slot(t, c, j); /* the init slot; job_put gives the schedule's */
     if (rc == 0)
@@ -417,9 +418,9 @@ int post_change(struct store_txn *t, const struct rl_config *c, uint64_t id, enu
         goto out;
     }
     case POST_RETRY:
-        if (j->state != JOB_FAILED && j->state != JOB_CANCELLED) {
+        if (j->state != JOB_FAILED && j->state != JOB_CANCELLED && j->state != JOB_UNSURE) {
             snprintf(out->msg, sizeof out->msg,
-                     "job %llu is %s: only failed or cancelled jobs can be retried", n,
+                     "job %llu is %s: only failed, cancelled or unsure jobs can be retried", n,
                      job_state_name(j->state));
             goto out;
         }
@@ -441,7 +442,7 @@ int post_change(struct store_txn *t, const struct rl_config *c, uint64_t id, enu
             goto out;
         }
         j->publish_id[0] = j->upload_url[0] = j->fail_reason[0] = '\0';
-        j->init_sent_at = 0;
+        j->init_sent_at = j->watch_until = 0;
         j->chunks_done = 0;
         j->state = JOB_SCHEDULED;
         j->reason[0] = '\0';

@@ -6,6 +6,8 @@
 #include "webhook.h"
 #include "clock.h"
 #include "codec.h"
+#include "account.h"
+#include "audit.h"
 #include "job.h"
 #include "log.h"
 #include "oauth.h"
@@ -120,6 +122,9 @@ int webhook_parse(const char *body, size_t n, struct webhook_event *ev, char *wh
         str(c, "publish_id", ev->publish_id, sizeof ev->publish_id);
         str(c, "publish_type", ev->publish_type, sizeof ev->publish_type);
         str(c, "post_id", ev->post_id, sizeof ev->post_id);
+        json_t *pid = json_object_get(c, "post_id");
+        if (json_is_integer(pid)) /* a string per the spec; a bare number is kept exact too */
+            snprintf(ev->post_id, sizeof ev->post_id, "%lld", (long long)json_integer_value(pid));
         json_t *r = json_object_get(c, "reason");
         if (!r)
             r = json_object_get(c, "fail_reason"); /* accepted too (spec §5.2) */
@@ -246,30 +251,168 @@ int webhook_seen_migrate(struct store_txn *t)
 struct event_ctx {
     const struct webhook_event *ev;
     bool dup;
-    uint64_t woke; /* the job made due now, or 0 */
+    uint64_t woke;    /* the job made due now, or 0 */
+    uint64_t adopted; /* an unsure job this event named the publish of, or 0 */
+    int candidates;   /* unsure jobs the event could be about */
+    bool not_yet;     /* one of them still waits for its init's answer: ask again later */
 };
 
-/* One transaction: the event is seen, and a publish event's job is due. */
+/* ---- a publish tikd never heard of: an unsure job's ------------------------------ */
+
+struct open_id_ctx {
+    const char *open_id;
+    char name[ACCT_NAME_MAX + 1];
+};
+
+static int open_id_one(const struct account *a, void *ctx)
+{
+    struct open_id_ctx *o = ctx;
+    if (strcmp(a->open_id, o->open_id) != 0)
+        return 0;
+    snprintf(o->name, sizeof o->name, "%s", a->name);
+    return 1;
+}
+
+struct unsure_ctx {
+    const struct webhook_event *ev;
+    uint64_t id;
+    int n;
+    bool in_flight; /* a candidate whose init's answer may still come */
+};
+
+/* Could ev be about j: a pull whose init may have reached TikTok with no
+ * publish_id recorded, of the kind and mode the event names, sent before
+ * the event was made? */
+static int unsure_one(const struct job *j, void *ctx)
+{
+    struct unsure_ctx *u = ctx;
+    const struct webhook_event *ev = u->ev;
+    if (!job_pull_unsettled(j))
+        return 0;
+    const char *type = ev->publish_type;
+    if ((strcmp(type, "DIRECT_PUBLISH") == 0 && j->mode != JOB_DIRECT) ||
+        (strcmp(type, "INBOX_SHARE") == 0 && j->mode != JOB_DRAFT))
+        return 0;
+    /* TikTok's publish ids say the media: p_ a photo post, v_ a video (spec §2.0) */
+    if ((ev->publish_id[0] == 'p' && j->kind != JOB_PHOTO) ||
+        (ev->publish_id[0] == 'v' && j->kind == JOB_PHOTO))
+        return 0;
+    if (ev->create_time > 0 && (double)ev->create_time + 300 < j->init_sent_at)
+        return 0; /* made before this init left (clock skew allowed) */
+    u->id = j->id;
+    u->n++;
+    u->in_flight |= j->state != JOB_UNSURE;
+    return 0;
+}
+
+/* The events that say TikTok has a publish (a pull it took) */
+static bool names_a_publish(const char *event)
+{
+    return strcmp(event, "post.publish.complete") == 0 ||
+           strcmp(event, "post.publish.failed") == 0 ||
+           strcmp(event, "post.publish.inbox_delivered") == 0 ||
+           strcmp(event, "post.publish.publicly_available") == 0;
+}
+
+/* A post.publish.* event for a publish no job ever held: when exactly one
+ * unsure job of the account can be its own, the job takes the publish and
+ * asks its status (which decides, as for any publish). Several: none is
+ * guessed at (the pipeline sends one pull of a kind per account until it is
+ * settled, so there are not). While a candidate still waits for its init's
+ * answer, TikTok is asked to deliver it again later (x->not_yet): the answer
+ * may name the publish, or leave the candidate unsure. */
+static int adopt(struct store_txn *t, struct event_ctx *x, struct job *j)
+{
+    const struct webhook_event *ev = x->ev;
+    if (strstr(ev->publish_id, "_file~") || !names_a_publish(ev->event) || !ev->user_openid[0])
+        return 0; /* an upload session (never a pull's), or nothing to go by */
+    int rc = job_publish_seen(t, ev->publish_id);
+    if (rc != 0)
+        return rc < 0 ? rc : 0; /* a publish a job held before (TikTok failed it): not new */
+    struct open_id_ctx o = {ev->user_openid, ""};
+    rc = account_foreach(t, open_id_one, &o);
+    if (rc < 0 || !o.name[0])
+        return rc < 0 ? rc : 0;
+    struct unsure_ctx u = {ev, 0, 0, false};
+    if ((rc = job_foreach_account(t, o.name, unsure_one, &u)) < 0)
+        return rc;
+    x->candidates = u.n;
+    if (u.in_flight) {
+        x->not_yet = true;
+        return TIKD_EEXIST; /* nothing is written: the delivery is refused, for now */
+    }
+    if (u.n != 1 || (rc = job_get(t, u.id, j)) != 0)
+        return rc;
+    snprintf(j->publish_id, sizeof j->publish_id, "%s", ev->publish_id);
+    j->state = JOB_PROCESSING;
+    j->processing_deadline = 0; /* the pipeline's timeout starts at its first look */
+    j->watch_until = 0;
+    j->attempts++;
+    j->due_at = clock_now();
+    snprintf(j->reason, sizeof j->reason,
+             "TikTok's %s webhook named publish %.80s, the one its init's lost answer held",
+             ev->event, ev->publish_id);
+    char detail[400];
+    snprintf(detail, sizeof detail, "job=%llu account=%s publish_id=%s via=webhook event=%s",
+             (unsigned long long)j->id, j->account, j->publish_id, ev->event);
+    if ((rc = job_put(t, j)) == 0 && (rc = audit_append(t, "tiktok", "job.adopted", detail)) == 0)
+        x->adopted = x->woke = j->id;
+    return rc;
+}
+
+/* ---- a publish tikd knows ------------------------------------------------------ */
+
+/* What the event tells of its job: a public post id, a post no longer public,
+ * or a change its status fetch confirms (a processing job is due now). */
+static int known(struct store_txn *t, struct event_ctx *x, struct job *j)
+{
+    const struct webhook_event *ev = x->ev;
+    bool public = strcmp(ev->event, "post.publish.publicly_available") == 0;
+    bool hidden = strcmp(ev->event, "post.publish.no_longer_publicaly_available") == 0;
+    char detail[400];
+    snprintf(detail, sizeof detail, "job=%llu account=%s publish_id=%s post_id=%s via=webhook",
+             (unsigned long long)j->id, j->account, j->publish_id, ev->post_id);
+    int rc = 0;
+    bool changed = false;
+    if (public && job_add_post_id(j, ev->post_id)) {
+        changed = true;
+        rc = audit_append(t, "tiktok", "job.post_id", detail);
+    }
+    if (rc == 0 && hidden)
+        rc = audit_append(t, "tiktok", "job.post_hidden", detail);
+    if (rc == 0 && public && j->post_ids[0] && j->watch_until > 0 && job_state_final(j->state)) {
+        j->watch_until = 0; /* it came: no more asking */
+        j->reason[0] = '\0';
+        changed = true;
+    }
+    if (rc == 0 && j->state == JOB_PROCESSING) {
+        j->due_at = clock_now();
+        x->woke = j->id;
+        changed = true;
+    }
+    return rc || !changed ? rc : job_put(t, j);
+}
+
+/* One transaction: the event is seen, and a publish event's job learns it. */
 static int event_txn(struct store_txn *t, void *ctx)
 {
     struct event_ctx *x = ctx;
-    x->woke = 0;
+    x->woke = x->adopted = 0;
+    x->candidates = 0;
+    x->not_yet = false;
     int rc = webhook_seen(t, x->ev, clock_now());
     x->dup = rc == 1;
     if (rc != 0 || strncmp(x->ev->event, "post.publish.", 13) != 0 || !x->ev->publish_id[0])
         return rc == 1 ? 0 : rc;
-    uint64_t id;
-    if (job_find_publish(t, x->ev->publish_id, &id) != 0)
-        return 0; /* not ours, or no longer current */
     struct job *j = malloc(sizeof *j);
     if (!j)
         return TIKD_ENOMEM;
-    rc = job_get(t, id, j);
-    if (rc == 0 && j->state == JOB_PROCESSING) {
-        j->due_at = clock_now();
-        rc = job_put(t, j);
-        x->woke = rc == 0 ? id : 0;
-    }
+    uint64_t id;
+    rc = job_find_publish(t, x->ev->publish_id, &id);
+    if (rc == 0 && (rc = job_get(t, id, j)) == 0)
+        rc = known(t, x, j);
+    else if (rc == TIKD_ENOTFOUND)
+        rc = adopt(t, x, j); /* not ours, or an unsure job's */
     free(j);
     return rc;
 }
@@ -317,15 +460,24 @@ void webhook_serve(const struct webhook_cfg *c, struct srv_req *r)
         srv_respond(r, 200, "text/plain", "ok\n"); /* TikTok stops retrying long before */
         return;
     }
-    struct event_ctx x = {&ev, false, 0};
+    struct event_ctx x = {&ev, false, 0, 0, 0, false};
     struct tikd_err e = {0};
     if (store_write(c->store, event_txn, &x, &e) != 0) {
+        if (x.not_yet)
+            TLOG(TLOG_INFO, "webhook.not_yet", LSTR("webhook_event", ev.event),
+                 LSTR("publish_id", ev.publish_id), LINT("candidates", x.candidates));
         srv_respond(r, 503, "text/plain", "try again\n"); /* TikTok retries */
         return;
     }
     TLOG(TLOG_INFO, "webhook.received", LSTR("webhook_event", ev.event),
          LSTR("open_id", ev.user_openid), LSTR("publish_id", ev.publish_id),
          LBOOL("duplicate", x.dup));
+    if (x.adopted)
+        TLOG(TLOG_WARN, "job.adopted", LINT("job", x.adopted), LSTR("publish_id", ev.publish_id),
+             LSTR("webhook_event", ev.event));
+    else if (x.candidates > 1)
+        TLOG(TLOG_WARN, "webhook.unsure_ambiguous", LSTR("publish_id", ev.publish_id),
+             LSTR("open_id", ev.user_openid), LINT("candidates", x.candidates));
     if (x.woke) {
         TLOG(TLOG_INFO, "webhook.job", LINT("job", x.woke), LSTR("publish_id", ev.publish_id));
         if (c->kick)

@@ -10,7 +10,7 @@
 ---@class tikd.Job
 ---@field id integer
 ---@field account string
----@field state "scheduled"|"awaiting_approval"|"preflight"|"uploading"|"processing"|"deferred"|"published"|"in_inbox"|"failed"|"cancelled"
+---@field state "scheduled"|"awaiting_approval"|"preflight"|"uploading"|"processing"|"deferred"|"published"|"in_inbox"|"failed"|"cancelled"|"unsure"
 ---@field final boolean
 ---@field mode "direct"|"draft"
 ---@field kind "video"|"photo"

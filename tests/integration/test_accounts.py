@@ -427,3 +427,24 @@ def test_a_kill_during_a_refresh_is_recovered_at_once(s, grace):
         assert "stopped while its refresh was in flight" in r.stderr, r.stderr
         assert s.accounts()["alice"]["state"] == "needs_reauth"
     s.assert_no_token_leaked()
+
+
+def test_reconnecting_an_account_sends_the_jobs_it_paused_at_once(s, tmp_path):
+    """A job paused because its account lost its grant waits 10 minutes
+    between looks; connecting the account again makes it due at once."""
+    from test_publish import video
+    s.fake.ctl.set_config(time_scale=0.01)
+    assert s.tikd("account", "complete", "alice", s.approve(s.authorize_url("alice"))).returncode == 0
+    s.fake.ctl.set_config(webhook={"url": None})
+    s.fake.ctl.revoke("-000FakeAcctOne000000000000001")  # the access token dies at TikTok
+    d = s.start()
+    r = s.tikd("post", str(video(tmp_path / "v.mp4")), "--account", "alice",
+               "--privacy", "SELF_ONLY")
+    assert r.returncode == 0, r.stderr
+    d.wait_for(r"event=account\.state account=alice state=needs_reauth", timeout=15)
+    d.wait_for(r"event=job\.deferred job=1 .*retry_in_s=600", timeout=15)
+    r = s.tikd("account", "complete", "alice", s.approve(s.authorize_url("alice", reauth=True)))
+    assert r.returncode == 0, r.stderr
+    d.wait_for(r"event=job\.final job=1 .*state=published", timeout=20)
+    assert len(s.fake.ctl.posts()) == 1
+    s.assert_no_token_leaked()

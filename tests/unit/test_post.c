@@ -421,6 +421,118 @@ static void a_corrupt_record_is_named_and_skipped(void **state)
     assert_int_equal(store_read(st, walk_txn, &w, NULL), TIKD_ECORRUPT);
 }
 
+/* Post ids are text, exact past 2^53, each once, digits only. */
+static void post_ids_are_kept_exact_and_once(void **state)
+{
+    (void)state;
+    struct job *j = calloc(1, sizeof *j);
+    assert_int_equal(job_add_post_id(j, "7400000000000000123"), 1);
+    assert_int_equal(job_add_post_id(j, "7400000000000000123"), 0);
+    assert_int_equal(job_add_post_id(j, "740000000000000012"), 1); /* a prefix is another id */
+    assert_int_equal(job_add_post_id(j, "12a"), 0);
+    assert_int_equal(job_add_post_id(j, ""), 0);
+    assert_int_equal(job_add_post_id(j, "9007199254740993"), 1); /* 2^53 + 1 */
+    assert_string_equal(j->post_ids, "7400000000000000123,740000000000000012,9007199254740993");
+    free(j);
+}
+
+struct due_seen {
+    uint64_t ids[8];
+    int n;
+};
+
+static int due_one(uint64_t id, double due, void *ctx)
+{
+    (void)due;
+    struct due_seen *d = ctx;
+    if (d->n < 8)
+        d->ids[d->n++] = id;
+    return 0;
+}
+
+static int due_txn(struct store_txn *t, void *ctx)
+{
+    return job_foreach_due(t, 1e18, due_one, ctx);
+}
+
+struct put_one {
+    uint64_t id;
+    void (*change)(struct job *j);
+};
+
+static int change_txn(struct store_txn *t, void *ctx)
+{
+    struct put_one *p = ctx;
+    struct job j;
+    int rc = job_get(t, p->id, &j);
+    if (rc == 0) {
+        p->change(&j);
+        rc = job_put(t, &j);
+    }
+    return rc;
+}
+
+static void publish_watching(struct job *j)
+{
+    j->state = JOB_PUBLISHED;
+    j->watch_until = clock_now() + 3600;
+    j->due_at = clock_now() + 2;
+}
+
+static void publish_done(struct job *j)
+{
+    j->watch_until = 0;
+}
+
+static void pause_it(struct job *j)
+{
+    j->state = JOB_DEFERRED;
+    j->due_at = clock_now() + 600;
+}
+
+static int wake_txn(struct store_txn *t, void *ctx)
+{
+    return job_wake_account(t, ctx);
+}
+
+static double due_of(uint64_t id)
+{
+    struct job j;
+    assert_int_equal(job_read(st, id, &j), 0);
+    return j.due_at;
+}
+
+/* A published job asking for its post id keeps one due entry, and none once
+ * it stops; a reconnect makes an account's paused jobs due now, not others'. */
+static void the_due_index_follows_watching_and_waking(void **state)
+{
+    (void)state;
+    struct post_req r = {0};
+    assert_int_equal(plan(video("alice", media("a.mp4", "first")), &r), 0);
+    assert_int_equal(plan(video("bob", media("b.mp4", "second")), &r), 0);
+    struct put_one p = {1, publish_watching};
+    assert_int_equal(store_write(st, change_txn, &p, NULL), 0);
+    struct due_seen d = {0};
+    assert_int_equal(store_read(st, due_txn, &d, NULL), 0);
+    assert_int_equal(d.n, 2); /* final, but still asking: job 1 is due */
+    p.change = publish_done;
+    assert_int_equal(store_write(st, change_txn, &p, NULL), 0);
+    memset(&d, 0, sizeof d);
+    assert_int_equal(store_read(st, due_txn, &d, NULL), 0);
+    assert_int_equal(d.n, 1);
+    assert_int_equal(d.ids[0], 2);
+    p = (struct put_one){2, pause_it};
+    assert_int_equal(store_write(st, change_txn, &p, NULL), 0);
+    assert_true(due_of(2) > clock_now() + 500);
+    assert_int_equal(store_write(st, wake_txn, "alice", NULL), 0);
+    assert_true(due_of(2) > clock_now() + 500); /* another account's */
+    assert_int_equal(store_write(st, wake_txn, "bob", NULL), 0);
+    assert_true(due_of(2) <= clock_now());
+    memset(&d, 0, sizeof d);
+    assert_int_equal(store_read(st, due_txn, &d, NULL), 0);
+    assert_int_equal(d.n, 1); /* moved, not doubled */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -435,6 +547,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(before_publish_decisions_apply, setup, teardown),
         cmocka_unit_test_setup_teardown(the_schema_step_indexes_old_jobs, setup, teardown),
         cmocka_unit_test_setup_teardown(a_corrupt_record_is_named_and_skipped, setup, teardown),
+        cmocka_unit_test_setup_teardown(post_ids_are_kept_exact_and_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(the_due_index_follows_watching_and_waking, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
