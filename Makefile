@@ -42,7 +42,7 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 FUZZ_TIME ?= 600
 
-.PHONY: all build deps deps-test test check unit integration asan valgrind demo install \
+.PHONY: all build deps deps-test test check unit integration asan chaos valgrind demo install \
         clean format format-check bench fuzz fuzz-run
 .DEFAULT_GOAL := all
 
@@ -97,6 +97,15 @@ unit: $(UNIT_BIN)
 
 integration: $(BUILD)/tikd $(TOOL_BIN)
 	TIKD_BIN=$(abspath $(BUILD)/tikd) TIKD_TOOLS=$(abspath $(BUILD)/tests) $(PYTHON) -m pytest -q tests/fake tests/integration
+
+# The chaos suite at full size (about five minutes): random SIGKILLs, a second
+# daemon, a full database and the fake's fault mix, judged by TikTok's ledger
+# (tests/integration/test_chaos.py; `make test` runs it at a small size).
+chaos:
+	@tools/deps.sh test
+	@$(MAKE) --no-print-directory build $(TOOL_BIN)
+	TIKD_CHAOS=full TIKD_BIN=$(abspath $(BUILD)/tikd) TIKD_TOOLS=$(abspath $(BUILD)/tests) \
+	    $(PYTHON) -m pytest -q -s tests/integration/test_chaos.py
 
 asan:
 	@tools/deps.sh test
