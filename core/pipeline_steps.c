@@ -325,7 +325,7 @@ static void pull_init_done(void *ud, const struct http_resp *resp)
     }
     if (!pl_reload(r, &j))
         return;
-    if (j.publish_id[0]) { /* a webhook named its publish first (core/webhook): it is polled */
+    if (j.publish_id[0]) { /* never overwrite a publish on record (webhooks wait for answers) */
         pl_run_end(r);
         return;
     }
