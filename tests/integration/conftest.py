@@ -29,6 +29,12 @@ def sanitized():
     return "libasan" in r.stdout
 
 
+def cpu_seconds(pid):
+    """User + system CPU seconds process pid used so far."""
+    f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_tikd(*args, config=None, env=None, timeout=30, cwd=None):
     cmd = [TIKD] + (["--config", str(config)] if config else []) + list(args)
     e = dict(os.environ)
@@ -205,6 +211,13 @@ limits = { window = %s, daily_posts = %d, daily_window = %s, pending_shares = %d
             f = line.split()
             rows[f[0]] = {"state": f[1], "open_id": f[2]}
         return rows
+
+    def daily_used(self, account):
+        """The daily_posts count `tikd limits` shows for account."""
+        out = self.tikd("limits", account).stdout
+        m = re.search(r"daily_posts\s+(\d+)/(\d+)", out)
+        assert m, out
+        return int(m.group(1))
 
     def audit(self):
         return self.tikd("audit", "list", "--last", "1000").stdout

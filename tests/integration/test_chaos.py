@@ -27,12 +27,9 @@ import time
 import pytest
 
 from conftest import TIKD, Daemon
+from test_full_disk import DBFILL
 from test_publish import connect, hooks_to, sha, video
 
-TOOLS = os.environ.get("TIKD_TOOLS", os.path.join(
-    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "build",
-    "tests"))
-DBFILL = os.path.join(TOOLS, "dbfill")
 
 SIZES = {
     # accounts, local videos (of which multi-chunk), drafts, photo posts,
@@ -305,8 +302,7 @@ def test_chaos(s, tmp_path, grace):
     orphans = int(m.group(1)) if m else 0
     over = 0
     for name in accounts:
-        out = s.tikd("limits", name).stdout
-        ours = int(re.search(r"daily_posts\s+(\d+)/", out).group(1))
+        ours = s.daily_used(name)
         open_id = s.accounts()[name]["open_id"]
         theirs = s.fake.ctl.usage(open_id)["direct_posts_in_window"]
         assert ours >= theirs, (name, ours, theirs)

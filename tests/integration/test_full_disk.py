@@ -8,6 +8,7 @@ import subprocess
 import time
 
 import fakectl
+from conftest import cpu_seconds
 from test_limits import unique_videos, wait_all_final
 from test_publish import connect
 
@@ -15,11 +16,6 @@ TOOLS = os.environ.get("TIKD_TOOLS", os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "build",
     "tests"))
 DBFILL = os.path.join(TOOLS, "dbfill")
-
-
-def cpu_seconds(pid):
-    f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
-    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def test_a_full_database_holds_back_and_loses_nothing(s, tmp_path):

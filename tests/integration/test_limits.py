@@ -338,13 +338,6 @@ def test_the_init_endpoints_share_one_budget_by_default(s, tmp_path):
     assert len(s.fake.ctl.posts()) == 8
 
 
-def daily_used(s, account):
-    out = s.tikd("limits", account).stdout
-    m = re.search(r"daily_posts\s+(\d+)/(\d+)", out)
-    assert m, out
-    return int(m.group(1))
-
-
 def test_refused_inits_give_their_cap_entries_back(s, tmp_path):
     """Issue 13, item 10: inits TikTok refused (here 429s, as TikTok counts
     nothing for them) give their daily cap entries back, so tikd's count is
@@ -363,7 +356,7 @@ def test_refused_inits_give_their_cap_entries_back(s, tmp_path):
     assert len(s.fake.ctl.posts()) == 3
     assert s.fake.ctl.faults()[0]["fired"] == 4
     d.stop()
-    assert daily_used(s, "alice") == 3
+    assert s.daily_used("alice") == 3
 
 
 def test_a_429_holds_every_job_of_the_token_until_retry_after(s, tmp_path):

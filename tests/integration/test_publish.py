@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, cpu_seconds
 import fakectl
 
 MKMP4 = os.path.join(REPO, "tests", "fixtures", "mkmp4.py")
@@ -402,6 +402,18 @@ def test_a_post_id_that_never_comes_is_asked_for_a_bounded_time(quick, tmp_path)
     assert len(s.fake.ctl.requests("/v2/post/publish/status/fetch/")) == polls
 
 
+def kill_once_tiktok_has_it(s, d):
+    """SIGKILL d as soon as the fake holds the publish its init made (the
+    init's answer is held back by a slow_answer fault)."""
+    for _ in range(200):
+        if s.fake.ctl.publishes():
+            break
+        time.sleep(0.05)
+    assert s.fake.ctl.publishes(), "the init never reached the fake"
+    d.proc.send_signal(signal.SIGKILL)
+    d.proc.wait()
+
+
 def test_a_kill_during_an_upload_init_leaves_a_counted_orphan(quick, tmp_path):
     """Issue 13, item 11: TikTok took an upload's init, tikd was killed before
     its answer: TikTok holds a session tikd never heard of. After the
@@ -414,13 +426,7 @@ def test_a_kill_during_an_upload_init_leaves_a_counted_orphan(quick, tmp_path):
     d = s.start()
     v = video(tmp_path / "o.mp4")
     assert s.tikd("post", str(v), "--account", "alice", "--privacy", "SELF_ONLY").returncode == 0
-    for _ in range(200):
-        if s.fake.ctl.publishes():
-            break
-        time.sleep(0.05)
-    assert s.fake.ctl.publishes(), "the init never reached the fake"
-    d.proc.send_signal(signal.SIGKILL)
-    d.proc.wait()
+    kill_once_tiktok_has_it(s, d)
     s.fake.ctl.clear_faults()
     d = s.start()
     d.wait_for(r"event=job\.orphan_session job=1 ", timeout=20)
@@ -433,9 +439,7 @@ def test_a_kill_during_an_upload_init_leaves_a_counted_orphan(quick, tmp_path):
     assert "orphans:     1 upload session" in st, st
     assert "job.orphan_session" in s.audit()
     open_id = s.accounts()["alice"]["open_id"]
-    out = s.tikd("limits", "alice").stdout
-    used = int(re.search(r"daily_posts\s+(\d+)/", out).group(1))
-    assert used == s.fake.ctl.usage(open_id)["direct_posts_in_window"] == 2, out
+    assert s.daily_used("alice") == s.fake.ctl.usage(open_id)["direct_posts_in_window"] == 2
 
 
 def test_a_kill_during_a_pull_init_is_settled_by_tiktoks_webhook(quick):
@@ -449,13 +453,7 @@ def test_a_kill_during_a_pull_init_is_settled_by_tiktoks_webhook(quick):
     d = s.start()
     r = s.tikd("post", "--account", "alice", "--privacy", "SELF_ONLY", "--photo", PHOTOS[0])
     assert r.returncode == 0, r.stderr
-    for _ in range(200):
-        if s.fake.ctl.publishes():
-            break
-        time.sleep(0.05)
-    assert s.fake.ctl.publishes(), "the init never reached the fake"
-    d.proc.send_signal(signal.SIGKILL)
-    d.proc.wait()
+    kill_once_tiktok_has_it(s, d)
     d = s.start()
     d.wait_for(r"event=job\.final job=1 .*state=published", timeout=30)
     inits = [q for q in s.fake.ctl.ledger()["requests"] if q["path"].endswith("content/init/")]
@@ -667,11 +665,6 @@ def test_cancelling_an_unsure_job_ends_its_wait(quick):
     assert cpu_seconds(d.proc.pid) - c0 < 0.3 * (time.monotonic() - t0)
     assert "state:        cancelled" in s.tikd("job", "show", "1").stdout
     assert d.proc.poll() is None
-
-
-def cpu_seconds(pid):
-    f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
-    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def test_an_unsure_pull_tiktok_says_nothing_of_is_left_to_the_operator(quick):
