@@ -6,10 +6,8 @@
 #include "budget.h"
 #include "clock.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 int budget_of_init(const struct job *j, enum rl_budget *bs)
 {
@@ -23,11 +21,8 @@ int budget_of_init(const struct job *j, enum rl_budget *bs)
 void budget_reason(const struct rl_config *c, enum rl_budget b, double at, char *why, size_t n)
 {
     struct rl_limit l = rl_limit_of(c, b);
-    char when[32] = "later";
-    time_t t = (time_t)ceil(at);
-    struct tm tm;
-    if (at < 1e17 && gmtime_r(&t, &tm))
-        strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S UTC", &tm);
+    char when[32];
+    clock_fmt_utc(at, when, sizeof when);
     snprintf(why, n, "waiting for TikTok's %s budget (%g per %g s %s) until %s", rl_budget_name(b),
              l.count - l.margin, l.per, b == RL_ACTIVE_USERS ? "for the app" : "for this account",
              when);

@@ -2,6 +2,8 @@
  * swap while another thread reads; tikd swaps only in tests, before use. */
 #include "clock.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <time.h>
 
 static double (*source)(void);
@@ -38,4 +40,12 @@ void clock_set_virtual(double t)
 {
     virtual_now = t;
     source = read_virtual;
+}
+
+void clock_fmt_utc(double t, char *out, size_t n)
+{
+    time_t s = (time_t)ceil(t);
+    struct tm tm;
+    if (t >= 1e17 || !gmtime_r(&s, &tm) || !strftime(out, n, "%Y-%m-%d %H:%M:%S UTC", &tm))
+        snprintf(out, n, "later");
 }

@@ -6,6 +6,8 @@
 #ifndef TIKD_CLOCK_H
 #define TIKD_CLOCK_H
 
+#include <stddef.h>
+
 /* Wall-clock time in seconds since the Unix epoch, with sub-second precision. */
 double clock_now(void);
 
@@ -18,5 +20,9 @@ void clock_set_source(double (*fn)(void));
 /* Put the process on a virtual clock that reads `t` until it is set again
  * (`tikd plan`, `tikd rules test`); clock_set_source(NULL) ends it. */
 void clock_set_virtual(double t);
+
+/* t (seconds since the epoch, rounded up) as "2026-12-03 08:00:00 UTC" into
+ * out; "later" when t is past any date (>= 1e17), as budgets say "never". */
+void clock_fmt_utc(double t, char *out, size_t n);
 
 #endif

@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 static void arm(struct pipeline *p);
 
@@ -237,11 +236,8 @@ void pl_unsure(struct run *r, struct job *j, const char *what)
     if (j->watch_until <= 0)
         j->watch_until = now + r->p->c.unsure_wait;
     j->due_at = j->watch_until; /* a webhook that names its publish brings it back sooner */
-    time_t t = (time_t)j->watch_until;
-    struct tm tm;
     char until[32];
-    gmtime_r(&t, &tm);
-    strftime(until, sizeof until, "%Y-%m-%d %H:%M:%S UTC", &tm);
+    clock_fmt_utc(j->watch_until, until, sizeof until);
     snprintf(j->reason, sizeof j->reason,
              "%.300s, so TikTok may have it: not sent again (that could post it twice); waiting "
              "until %s for TikTok to say what became of it",

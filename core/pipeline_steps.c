@@ -621,6 +621,7 @@ static int add_post_ids(struct job *j, const char *list)
 }
 
 #define POST_ID_POLL_MAX 600.0 /* moderation can take hours: no need to ask often */
+#define IN_MODERATION    "published; its public post id comes once TikTok's moderation ends"
 
 void pl_post_id_missing(struct run *r, struct job *j, const char *last)
 {
@@ -674,10 +675,8 @@ static void post_id_status(struct run *r, struct job *j, const struct http_resp 
         pl_run_end(r);
         return;
     }
-    char why[200];
-    snprintf(why, sizeof why, "published; its public post id comes once TikTok's moderation ends");
     double since = now - (j->watch_until - p->c.post_id_wait);
-    pl_later(r, j, j->state, poll_next(p, since, POST_ID_POLL_MAX), why);
+    pl_later(r, j, j->state, poll_next(p, since, POST_ID_POLL_MAX), IN_MODERATION);
 }
 
 static void status_done(void *ud, const struct http_resp *resp)
@@ -714,8 +713,7 @@ static void status_done(void *ud, const struct http_resp *resp)
             /* public, and in moderation: its post id comes later */
             j.watch_until = clock_now() + p->c.post_id_wait;
             j.due_at = clock_now() + p->c.poll_first;
-            snprintf(j.reason, sizeof j.reason,
-                     "published; its public post id comes once TikTok's moderation ends");
+            snprintf(j.reason, sizeof j.reason, "%s", IN_MODERATION);
         }
         if (pl_save(p, &j, complete ? "job.published" : "job.in_inbox",
                     "job=%llu account=%s publish_id=%s post_ids=%s privacy=%s chosen_by=%s",
