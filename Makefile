@@ -26,6 +26,7 @@ CFLAGS_ALL = -std=c11 -D_GNU_SOURCE -g $(OPT) $(SAN) -Wall -Wextra -Werror \
              -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter \
              $(shell pkg-config --cflags $(PKGS) 2>/dev/null) \
              -DTIKD_VERSION='"$(VERSION)"' -DTIKD_SCRIPTS_DIR='"$(PREFIX)/share/tikd/scripts"' \
+             -DTIKD_PROBE_PATH='"$(PREFIX)/lib/tikd/tikd-probe"' \
              $(CFLAGS)
 LIBS_ALL = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -lm $(LDLIBS)
 
@@ -50,7 +51,7 @@ all:
 	@tools/deps.sh build
 	@$(MAKE) --no-print-directory build
 
-build: $(BUILD)/tikd
+build: $(BUILD)/tikd $(BUILD)/tikd-probe
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -61,7 +62,7 @@ $(BUILD)/obj/%.o: %.c
 PREFIX_STAMP := $(BUILD)/.prefix$(subst /,_,$(PREFIX))
 $(PREFIX_STAMP):
 	@mkdir -p $(BUILD) && rm -f $(BUILD)/.prefix* && touch $@
-$(BUILD)/obj/cli/main.o $(BUILD)/obj/core/config.o: $(PREFIX_STAMP)
+$(BUILD)/obj/cli/main.o $(BUILD)/obj/core/config.o $(BUILD)/obj/core/probe.o: $(PREFIX_STAMP)
 
 $(BUILD)/libtikd.a: $(LIB_OBJ)
 	@rm -f $@
@@ -69,6 +70,14 @@ $(BUILD)/libtikd.a: $(LIB_OBJ)
 
 $(BUILD)/tikd: $(CLI_OBJ) $(BUILD)/libtikd.a
 	$(CC) $(CFLAGS_ALL) -o $@ $(CLI_OBJ) $(BUILD)/libtikd.a $(LIBS_ALL)
+
+# The media probe: FFmpeg's libavformat in a program of its own (core/probe.c
+# runs it confined, one process per file), so tikd itself never links it.
+PROBE_PKGS := libavformat libavcodec libavutil jansson
+$(BUILD)/tikd-probe: probe/tikd-probe.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(shell pkg-config --cflags $(PROBE_PKGS) 2>/dev/null) -o $@ $< \
+	    $(shell pkg-config --libs $(PROBE_PKGS) 2>/dev/null) -lm
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libtikd.a
 	@mkdir -p $(dir $@)
@@ -92,10 +101,10 @@ test:
 
 check: unit integration
 
-unit: $(UNIT_BIN)
+unit: $(UNIT_BIN) $(BUILD)/tikd-probe
 	@tools/run-unit.sh $(UNIT_BIN)
 
-integration: $(BUILD)/tikd $(TOOL_BIN)
+integration: $(BUILD)/tikd $(BUILD)/tikd-probe $(TOOL_BIN)
 	TIKD_BIN=$(abspath $(BUILD)/tikd) TIKD_TOOLS=$(abspath $(BUILD)/tests) $(PYTHON) -m pytest -q tests/fake tests/integration
 
 # The chaos suite at full size (about five minutes): random SIGKILLs, a second
@@ -125,7 +134,8 @@ fuzz-run: $(FUZZ_BIN)
 
 valgrind:
 	@tools/deps.sh test
-	@$(MAKE) --no-print-directory BUILD=build/vg OPT=-O1 $(patsubst $(BUILD)/%,build/vg/%,$(UNIT_BIN))
+	@$(MAKE) --no-print-directory BUILD=build/vg OPT=-O1 $(patsubst $(BUILD)/%,build/vg/%,$(UNIT_BIN)) \
+	    build/vg/tikd-probe
 	@VALGRIND=1 tools/run-unit.sh $(patsubst $(BUILD)/%,build/vg/%,$(UNIT_BIN))
 
 demo:
@@ -137,6 +147,8 @@ install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/tikd/scripts \
 	    $(DESTDIR)$(PREFIX)/share/tikd/rules $(DESTDIR)$(PREFIX)/share/doc/tikd
 	install -m 0755 $(BUILD)/tikd $(DESTDIR)$(PREFIX)/bin/tikd
+	install -d $(DESTDIR)$(PREFIX)/lib/tikd
+	install -m 0755 $(BUILD)/tikd-probe $(DESTDIR)$(PREFIX)/lib/tikd/tikd-probe
 	cp -R scripts/. $(DESTDIR)$(PREFIX)/share/tikd/scripts/
 	cp -R rules/. $(DESTDIR)$(PREFIX)/share/tikd/rules/
 	install -m 0644 README.md docs/*.md $(DESTDIR)$(PREFIX)/share/doc/tikd/
@@ -146,7 +158,7 @@ install: all
 	install -m 0644 docs/lua/tikd/test.lua $(DESTDIR)$(PREFIX)/share/doc/tikd/lua/tikd/
 	install -m 0644 docs/lua/tikd/json.lua $(DESTDIR)$(PREFIX)/share/doc/tikd/lua/tikd/
 
-FORMAT_FILES = $(CORE_SRC) $(BIND_SRC) $(CLI_SRC) $(UNIT_SRC) $(TOOL_SRC) $(FUZZ_SRC) \
+FORMAT_FILES = $(CORE_SRC) $(BIND_SRC) $(CLI_SRC) probe/tikd-probe.c $(UNIT_SRC) $(TOOL_SRC) $(FUZZ_SRC) \
 	$(wildcard core/*.h bindings/*.h cli/*.h tests/unit/*.h tests/fuzz/*.h)
 
 format:

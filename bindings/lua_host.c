@@ -24,6 +24,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <lauxlib.h>
+#include <limits.h>
 #include <lualib.h>
 #include <malloc.h>
 #include <stdio.h>
@@ -1077,6 +1078,22 @@ bool host_loading(lua_State *L)
 {
     struct gen *g = gen_of(L);
     return g->current && !g->current->co;
+}
+
+const char *host_media_file(const struct host_opts *o, const char *path, char *out, size_t n)
+{
+    char real[PATH_MAX], root[PATH_MAX];
+    if (realpath(path, real) && strlen(real) < n)
+        for (size_t i = 0; i < o->nroots; i++) {
+            if (!realpath(o->media_roots[i], root))
+                continue;
+            size_t l = strlen(root);
+            if (strncmp(real, root, l) == 0 && real[l] == '/') {
+                memcpy(out, real, strlen(real) + 1);
+                return NULL;
+            }
+        }
+    return "is not a readable file under media_roots";
 }
 
 struct store *host_store(lua_State *L, const char *what)

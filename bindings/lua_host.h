@@ -127,6 +127,11 @@ struct call *host_check_wait(lua_State *L, const char *what);
  * here (a primitive that can also work synchronously asks this). */
 struct call *host_can_wait(lua_State *L);
 
+/* A local media file a rule names: resolved (symlinks and ".." followed)
+ * into out, NULL when it lies under one of o's media roots, else the
+ * problem ("is not a readable file under media_roots"). */
+const char *host_media_file(const struct host_opts *o, const char *path, char *out, size_t n);
+
 /* The event loop async primitives run on (raises if there is none). */
 struct ev_loop *host_loop(lua_State *L, const char *what);
 

@@ -7,6 +7,7 @@ const struct host_module host_modules[] = {
     {"tikd.http", luaopen_tikd_http},
     {"tikd.oauth", luaopen_tikd_oauth},
     {"tikd.upload", luaopen_tikd_upload},
+    {"tikd.media", luaopen_tikd_media},
     {"tikd.ratelimit", luaopen_tikd_ratelimit},
     {"tikd.kv", luaopen_tikd_kv},
     {"tikd.cron", luaopen_tikd_cron},

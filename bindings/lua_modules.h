@@ -20,6 +20,7 @@ int luaopen_tikd_log(lua_State *L);       /* bindings/lua_log.c: debug, info, wa
 int luaopen_tikd_http(lua_State *L);      /* bindings/lua_http.c: request */
 int luaopen_tikd_oauth(lua_State *L);     /* bindings/lua_oauth.c: account handles */
 int luaopen_tikd_upload(lua_State *L);    /* bindings/lua_upload.c: post, status, await */
+int luaopen_tikd_media(lua_State *L);     /* bindings/lua_media.c: probe */
 int luaopen_tikd_ratelimit(lua_State *L); /* bindings/lua_ratelimit.c: new, budget */
 int luaopen_tikd_kv(lua_State *L);        /* bindings/lua_kv.c: get, set, incr, keys */
 int luaopen_tikd_cron(lua_State *L);      /* bindings/lua_cron.c: parse, localtime, time, zone_ok */

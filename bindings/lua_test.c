@@ -268,6 +268,135 @@ static int write_placeholder(const char *dir, const char *sub, const char *name,
     return 0;
 }
 
+/* A tiny ISO-BMFF writer for the placeholder video below. */
+struct mp4w {
+    unsigned char *buf;
+    size_t at, open[8], depth;
+};
+
+static void w32(struct mp4w *w, uint32_t v)
+{
+    unsigned char *p = w->buf + w->at;
+    p[0] = (unsigned char)(v >> 24), p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8), p[3] = (unsigned char)v;
+    w->at += 4;
+}
+
+static void wbytes(struct mp4w *w, const void *p, size_t n)
+{
+    memcpy(w->buf + w->at, p, n);
+    w->at += n;
+}
+
+static void wzero(struct mp4w *w, size_t n)
+{
+    memset(w->buf + w->at, 0, n);
+    w->at += n;
+}
+
+static void wopen(struct mp4w *w, const char *type)
+{
+    w->open[w->depth++] = w->at;
+    w32(w, 0);
+    wbytes(w, type, 4);
+}
+
+static void wclose(struct mp4w *w)
+{
+    size_t start = w->open[--w->depth], end = w->at;
+    w->at = start;
+    w32(w, (uint32_t)(end - start));
+    w->at = end;
+}
+
+/* A placeholder video: a real MP4 container (the media probe reads it as a
+ * 10 s 1080x1920 H.264 clip at 30 fps) whose media data is a line naming
+ * it, so each name is its own content. Returns its length (buf holds at
+ * least 1024 bytes more than the name). */
+static size_t placeholder_mp4(const char *name, unsigned char *buf, size_t n)
+{
+    static const uint32_t matrix[9] = {0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000};
+    const uint32_t scale = 90000, delta = 3000, samples = 300, dur = samples * delta;
+    struct mp4w w = {buf, 0, {0}, 0};
+    memset(buf, 0, n);
+    wopen(&w, "ftyp");
+    wbytes(&w, "isom\0\0\x02\0isomiso2mp41", 20);
+    wclose(&w);
+    wopen(&w, "moov");
+    wopen(&w, "mvhd");
+    uint32_t mvhd[] = {0, 0, 0, scale, dur, 0x10000, 0x01000000};
+    for (size_t i = 0; i < sizeof mvhd / sizeof mvhd[0]; i++)
+        w32(&w, mvhd[i]);
+    wzero(&w, 8);
+    for (int i = 0; i < 9; i++)
+        w32(&w, matrix[i]);
+    wzero(&w, 24);
+    w32(&w, 2); /* next track id */
+    wclose(&w);
+    wopen(&w, "trak");
+    wopen(&w, "tkhd");
+    uint32_t tkhd[] = {3, 0, 0, 1, 0, dur};
+    for (size_t i = 0; i < sizeof tkhd / sizeof tkhd[0]; i++)
+        w32(&w, tkhd[i]);
+    wzero(&w, 16);
+    for (int i = 0; i < 9; i++)
+        w32(&w, matrix[i]);
+    w32(&w, 1080u << 16);
+    w32(&w, 1920u << 16);
+    wclose(&w);
+    wopen(&w, "mdia");
+    wopen(&w, "mdhd");
+    uint32_t mdhd[] = {0, 0, 0, scale, dur, 0x55c40000};
+    for (size_t i = 0; i < sizeof mdhd / sizeof mdhd[0]; i++)
+        w32(&w, mdhd[i]);
+    wclose(&w);
+    wopen(&w, "hdlr");
+    w32(&w, 0);
+    w32(&w, 0);
+    wbytes(&w, "vide", 4);
+    wzero(&w, 12);
+    wbytes(&w, "Video", 6);
+    wclose(&w);
+    wopen(&w, "minf");
+    wopen(&w, "vmhd");
+    w32(&w, 1);
+    wzero(&w, 8);
+    wclose(&w);
+    wopen(&w, "stbl");
+    wopen(&w, "stsd");
+    w32(&w, 0);
+    w32(&w, 1);
+    wopen(&w, "avc1"); /* VisualSampleEntry */
+    wzero(&w, 6);
+    wbytes(&w, "\0\1", 2); /* data reference index */
+    wzero(&w, 16);
+    wbytes(&w, "\x04\x38\x07\x80", 4); /* 1080 x 1920 */
+    w32(&w, 0x480000);
+    w32(&w, 0x480000);
+    w32(&w, 0);
+    wbytes(&w, "\0\1", 2); /* frame count */
+    wzero(&w, 32);
+    wbytes(&w, "\0\x18\xff\xff", 4); /* depth 24, pre-defined -1 */
+    wclose(&w);
+    wclose(&w); /* stsd */
+    wopen(&w, "stts");
+    w32(&w, 0);
+    w32(&w, 1);
+    w32(&w, samples);
+    w32(&w, delta);
+    wclose(&w);
+    wclose(&w); /* stbl */
+    wclose(&w); /* minf */
+    wclose(&w); /* mdia */
+    wclose(&w); /* trak */
+    wclose(&w); /* moov */
+    wopen(&w, "mdat");
+    int k = snprintf((char *)buf + w.at, n - w.at - 1, "tikd.test placeholder: %s\n", name);
+    w.at += k > 0 ? (size_t)k : 0;
+    wclose(&w);
+    return w.at;
+}
+
 /* Read at most n - 1 bytes of path into buf (NUL-terminated); false if it
  * is not a readable regular file that fits. */
 static bool read_small(const char *path, char *buf, size_t n)
@@ -353,11 +482,10 @@ static int l_media(lua_State *L)
             return luaL_error(L, "folder is a folder name (no slashes)");
         if (!o->test_dir)
             return luaL_error(L, "no scratch folder for media here: give path=");
-        char dflt[320]; /* not empty (tikd.upload refuses that), and unique per name */
+        unsigned char dflt[2048]; /* a video the probe reads, unique per name */
         if (!content) {
-            snprintf(dflt, sizeof dflt, "tikd.test placeholder: %s\n", name);
-            content = dflt;
-            clen = strlen(dflt);
+            clen = placeholder_mp4(name, dflt, sizeof dflt);
+            content = (const char *)dflt;
         }
         if (write_placeholder(o->test_dir, sub, name, content, clen, made, sizeof made, err,
                               sizeof err) != 0)
@@ -372,6 +500,19 @@ static int l_media(lua_State *L)
     if (call_all(L, HOOK_ON_MEDIA, hooks_arg_media, it, &n, err, sizeof err) != 0)
         return push_fail(L, err);
     lua_pushinteger(L, n);
+    return 1;
+}
+
+/* video(label) -> the bytes of a placeholder video (a real MP4 container
+ * the media probe reads) whose media data names label: the same label, the
+ * same content. */
+static int l_video(lua_State *L)
+{
+    const char *label = luaL_checkstring(L, 1);
+    luaL_argcheck(L, strlen(label) <= 255, 1, "at most 255 bytes");
+    unsigned char buf[2048];
+    size_t n = placeholder_mp4(label, buf, sizeof buf);
+    lua_pushlstring(L, (const char *)buf, n);
     return 1;
 }
 
@@ -677,7 +818,7 @@ int luaopen_tikd_test(lua_State *L)
                                    {"media", l_media},   {"set_clock", l_set_clock},
                                    {"timers", l_timers}, {"account", l_account},
                                    {"jobs", l_jobs},     {"before_publish", l_before_publish},
-                                   {NULL, NULL}};
+                                   {"video", l_video},   {NULL, NULL}};
     luaL_newlib(L, fns);
     return 1;
 }

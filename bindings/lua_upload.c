@@ -31,24 +31,11 @@
 #include "../core/job.h"
 #include "../core/ledger.h"
 #include "../core/log.h"
+#include "../core/media.h"
 #include "../core/post.h"
 #include "../core/store.h"
 
 #define AWAIT_POLL 0.25
-
-/* Is path (resolved) under one of the media roots? */
-static bool under_root(const struct host_opts *o, const char *path)
-{
-    for (size_t i = 0; i < o->nroots; i++) {
-        char root[PATH_MAX];
-        if (!realpath(o->media_roots[i], root))
-            continue;
-        size_t l = strlen(root);
-        if (strncmp(path, root, l) == 0 && path[l] == '/')
-            return true;
-    }
-    return false;
-}
 
 /* The media of a post: a file under a media root, or an https URL TikTok
  * pulls. Writes the resolved form into out; NULL, or the problem. */
@@ -60,11 +47,7 @@ static const char *resolve_media(const struct host_opts *o, const char *media, c
         memcpy(out, media, strlen(media) + 1);
         return NULL;
     }
-    char real[PATH_MAX];
-    if (!realpath(media, real) || !under_root(o, real) || strlen(real) >= n)
-        return "is not a readable file under media_roots";
-    memcpy(out, real, strlen(real) + 1);
-    return NULL;
+    return host_media_file(o, media, out, n);
 }
 
 static int refuse(lua_State *L, const char *problem)
@@ -74,15 +57,26 @@ static int refuse(lua_State *L, const char *problem)
     return 2;
 }
 
-/* A plan's state, kept across a wait for the video's hash (a userdata on
- * the call's stack: freed by the GC, whatever happens). */
+/* A plan's state, kept across the waits for the video's hash and for the
+ * media probe (a userdata on the call's stack: freed by the GC, whatever
+ * happens). */
 struct upload_plan {
     struct post_req r;
     char hash[65];
     struct ledger_fp fp;
-    bool hashed; /* the wait ended: ok, or why */
+    bool hashing, hashed; /* a wait for the hash began; it ended: ok, or why */
+    bool probing, probed; /* the same for the probe */
     bool ok;
     char why[700];
+    struct media_info mi;
+};
+
+/* A wait for the media probe (malloc'd: freed when it ends or is cancelled). */
+struct probe_wait {
+    struct call *call;
+    uint64_t ticket;
+    struct media_probe *p;
+    struct upload_plan *up;
 };
 
 /* A wait for the video's hash (malloc'd: freed when it ends or is cancelled). */
@@ -154,16 +148,90 @@ static int finish(lua_State *L, struct upload_plan *up)
     return 1;
 }
 
-/* Back from the wait for the hash (the plan's userdata is at ctx). */
+static void probe_wait_cancel(void *ud)
+{
+    struct probe_wait *pw = ud;
+    media_probe_cancel(pw->p);
+    free(pw);
+}
+
+static void media_read(void *ud, const struct media_info *mi, const struct tikd_err *e)
+{
+    struct probe_wait *pw = ud;
+    struct upload_plan *up = pw->up;
+    up->probed = true;
+    up->ok = e->code == 0;
+    if (up->ok) {
+        up->mi = *mi;
+        up->r.probed = &up->mi;
+    } else {
+        snprintf(up->why, sizeof up->why, "%s", e->msg);
+    }
+    struct call *c = pw->call;
+    uint64_t t = pw->ticket;
+    free(pw);
+    host_wake(c, t, push_nothing, NULL);
+}
+
+static int post_k(lua_State *L, int status, lua_KContext ctx);
+
+/* The next wait of a plan whose call can wait (the loop's): the video's
+ * hash (read a slice at a time, unless the ledger knows the file), then
+ * the media probe (in its own process); then the plan. A hash that cannot
+ * be read here is left to the planner; a probe that cannot start refuses
+ * the post (the planner would wait for it on the loop). */
+static int go_on(lua_State *L, int upi)
+{
+    struct upload_plan *up = lua_touserdata(L, upi);
+    struct job *j = up->r.j;
+    struct call *c = j->kind == JOB_VIDEO && j->media[0] == '/' ? host_can_wait(L) : NULL;
+    struct tikd_err e = {0};
+    if (c && !up->hashing) {
+        up->hashing = true;
+        struct hash_wait *hw =
+            !known(host_store(L, "tikd.upload"), j->media) ? calloc(1, sizeof *hw) : NULL;
+        if (hw && ledger_hash_start(host_loop(L, "tikd.upload.post"), j->media, hashed, hw, &hw->h,
+                                    &e) == 0) {
+            hw->call = c;
+            hw->up = up;
+            hw->ticket = host_wait(c, hash_wait_cancel, hw);
+            return lua_yieldk(L, 0, (lua_KContext)upi, post_k);
+        }
+        free(hw);
+    }
+    if (c && !up->probing) {
+        up->probing = true;
+        int now = media_probe_now(j->media, &up->mi, &e); /* known at once: no wait */
+        if (now == 0)
+            up->r.probed = &up->mi;
+        else if (now < 0)
+            return refuse(L, e.msg);
+    }
+    if (c && up->probing && !up->r.probed) {
+        struct probe_wait *pw = calloc(1, sizeof *pw);
+        if (pw && (pw->p = media_probe_start(host_loop(L, "tikd.upload.post"), j->media, media_read,
+                                             pw, &e))) {
+            pw->call = c;
+            pw->up = up;
+            pw->ticket = host_wait(c, probe_wait_cancel, pw);
+            return lua_yieldk(L, 0, (lua_KContext)upi, post_k);
+        }
+        free(pw); /* never probed on the loop instead: refused, with why */
+        return refuse(L, e.msg[0] ? e.msg : "out of memory");
+    }
+    return finish(L, up);
+}
+
+/* Back from a wait (the plan's userdata is at ctx). */
 static int post_k(lua_State *L, int status, lua_KContext ctx)
 {
     (void)status;
     struct upload_plan *up = lua_touserdata(L, (int)ctx);
-    if (!up || !up->hashed)
-        return luaL_error(L, "tikd.upload.post: resumed without its hash");
+    if (!up || !(up->hashed || up->probed))
+        return luaL_error(L, "tikd.upload.post: resumed without what it waited for");
     if (!up->ok)
         return refuse(L, up->why);
-    return finish(L, up);
+    return go_on(L, (int)ctx);
 }
 
 /* tikd.upload.post{...} -> job id [, slot], or nil and the problems */
@@ -171,7 +239,7 @@ static int l_post(lua_State *L)
 {
     struct args a = args_table(L, 1, "tikd.upload.post");
     const struct host_opts *o = host_opts_of(L);
-    struct store *s = host_store(L, "tikd.upload");
+    host_store(L, "tikd.upload"); /* raises before any work when there is no database */
     const char *account = args_str(&a, "account", NULL), *media = args_str(&a, "media", NULL);
     const char *caption = args_str(&a, "caption", NULL), *privacy = args_str(&a, "privacy", NULL);
     const char *description = args_str(&a, "description", NULL);
@@ -260,20 +328,9 @@ static int l_post(lua_State *L)
                               .key_scope = host_rule(L),
                               .key = key,
                               .again = again};
-    /* a video the ledger does not know is read on the loop, a slice at a
-     * time, while this call waits: a large file stalls nothing */
-    struct call *c = j->kind == JOB_VIDEO && j->media[0] == '/' ? host_can_wait(L) : NULL;
-    struct hash_wait *hw = c && !known(s, j->media) ? calloc(1, sizeof *hw) : NULL;
-    struct tikd_err e = {0};
-    if (hw && ledger_hash_start(host_loop(L, "tikd.upload.post"), j->media, hashed, hw, &hw->h,
-                                &e) == 0) {
-        hw->call = c;
-        hw->up = up;
-        hw->ticket = host_wait(c, hash_wait_cancel, hw);
-        return lua_yieldk(L, 0, (lua_KContext)upi, post_k);
-    }
-    free(hw); /* not started: the planner reads it, or says why it cannot */
-    return finish(L, up);
+    /* a video is hashed and probed while this call waits: a large file
+     * stalls nothing, a hostile one costs the probe's process */
+    return go_on(L, upi);
 }
 
 /* tikd.upload.status(id) -> job table, or nil and a message */

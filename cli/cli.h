@@ -36,6 +36,10 @@ struct host_opts cli_host_opts(const struct tikd_config *cfg, const char *rules_
 struct http_opts;
 void cli_http_opts(const struct tikd_config *cfg, struct ev_loop *loop, struct http_opts *o);
 
+/* `tikd media check`'s line for one file ("PATH: ok: video mp4 ...",
+ * "PATH: refused: ...: why") into line; returns its media_level. */
+int cli_media_line(const char *path, int max_duration, char *line, size_t n);
+
 /* Print "tikd CMD: msg" and the usage line to stderr; returns EXIT_USAGE. */
 int cli_usage_error(const struct cli_cmd *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

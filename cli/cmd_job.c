@@ -324,6 +324,8 @@ static int run_post(struct cli *c, int argc, char **argv)
         free(j);
         return 1;
     }
+    for (int i = 0; i < pr->media.n; i++) /* what TikTok's rules warn of: said, not refused */
+        fprintf(stderr, "warning: %s\n", pr->media.f[i].text);
     free(pr);
     char due[32], until[32];
     cli_fmt_time(j->planned_at, due, sizeof due);

@@ -195,6 +195,9 @@ static int feed_media(struct plan *p, const char *dir)
                     "offer it again\n",
                     path);
         } else if (rc == 0) {
+            char line[2000]; /* what TikTok's rules say of it, as `tikd media check` would */
+            cli_media_line(path, 0, line, sizeof line);
+            fprintf(stderr, "media: %s\n", line);
             call_hooks(p, HOOK_ON_MEDIA, hooks_arg_media, it);
         }
         free(names[i]);

@@ -18,6 +18,7 @@
 #include "../bindings/lua_config.h"
 #include "../core/http.h"
 #include "../core/log.h"
+#include "../core/media.h"
 #include "../core/runlock.h"
 #include "../core/store.h"
 
@@ -82,6 +83,7 @@ int cli_config(struct cli *c)
         return 1;
     }
     tlog_setup(c->cfg.log_level, c->cfg.log_format, 2);
+    media_set_probe_program(c->cfg.media_probe, c->cfg.media_probe_timeout);
     c->cfg_loaded = true;
     /* Not installed yet (running from the build tree): the engine library
      * is then in the repository's scripts/, a level or two above the binary

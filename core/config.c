@@ -79,6 +79,11 @@ static const struct key keys[] = {
      "the init (TikTok never says which image is wrong)"},
     {"media.url_ttl", K_SECONDS, O(media_url_ttl), 60, 86400, NULL,
      "seconds a served image URL works at most (TikTok gives a pull an hour)"},
+    {"media.probe", K_PATH, O(media_probe), 0, 0, NULL,
+     "the media probe program (default: tikd-probe beside tikd, else under the install "
+     "prefix's lib/tikd/)"},
+    {"media.probe_timeout", K_SECONDS, O(media_probe_timeout), 1, 600, NULL,
+     "seconds the media probe may take on one file before it is killed and the file refused"},
     {"listen", K_LISTEN, O(listen), 0, 0, NULL,
      "list of addresses to serve on: \"host:port\" or \"unix:/path\""},
     {"server.max_connections", K_INT, O(server_max_connections), 1, 100000, NULL,
@@ -248,6 +253,7 @@ void config_init(struct tikd_config *c)
     c->unsure_wait = 2 * 3600; /* a pull times out after an hour at TikTok (spec §2.9) */
     c->media_url_ttl = 3600;
     c->media_check_urls = true;
+    c->media_probe_timeout = 30;
     c->intake_settle = 5;
     c->server_max_connections = 512;
     c->server_max_per_ip = 32;

@@ -28,6 +28,8 @@ struct tikd_config {
     char *media_public_url;        /* where TikTok pulls local images from (a verified prefix) */
     double media_url_ttl;          /* how long such a URL works at most */
     bool media_check_urls;         /* fetch the head of each photo URL and check it first */
+    char *media_probe;             /* the media probe program, or NULL: found (core/probe.c) */
+    double media_probe_timeout;    /* seconds it may take on one file */
     struct strlist intake_folders; /* watched media folders: new media calls on_media */
     double intake_settle;          /* seconds a file must stay unchanged to be taken */
     bool rules_watch;              /* reload the rules when their files change */

@@ -6,6 +6,7 @@
  * order (every wait is equally long), so one ev_timer on its head serves all.
  * The hasher checks the fingerprint again after the last byte. */
 #include "intake.h"
+#include "media.h"
 #include "fileio.h"
 #include "clock.h"
 #include "ledger.h"
@@ -66,7 +67,10 @@ struct intake {
     struct cand **map; /* open addressing by path, linear probing */
     size_t mapcap, mapn;
     struct clist settling, queued;
-    struct cand *cur; /* being hashed */
+    struct cand *cur;          /* being hashed */
+    struct cand *probing;      /* hashed; the media probe reads it before it is taken */
+    struct media_probe *probe; /* ... this one */
+    char probe_hash[65];
     int fd;
     EVP_MD_CTX *md;
     ev_timer timer;
@@ -330,6 +334,41 @@ static void take(struct intake *in, struct cand *c, const char *hash, const stru
         in->fn(in->ud, it);
 }
 
+static void arm_slice(struct intake *in);
+
+/* The probe has read the video (its answer waits in the probe's cache for
+ * the rules' tikd.upload.post, so planning it needs no wait between this
+ * record and the plan); the file is taken if it is still what was hashed. */
+static void probed(void *ud, const struct media_info *mi, const struct tikd_err *pe)
+{
+    (void)mi;
+    (void)pe; /* a refusal is the planner's to say, with the rule */
+    struct intake *in = ud;
+    struct cand *c = in->probing;
+    in->probe = NULL;
+    in->probing = NULL;
+    struct stat b;
+    if (stat(c->path, &b) != 0 || !S_ISREG(b.st_mode)) {
+        forget(in, c);
+    } else {
+        struct ledger_fp fp = ledger_fp_of(&b);
+        if (!ledger_fp_eq(&fp, &c->fp)) {
+            TLOG(TLOG_DEBUG, "intake.changed", LSTR("path", c->path));
+            settle_again(in, c, &fp);
+            arm_timer(in);
+        } else {
+            take(in, c, in->probe_hash, &b);
+        }
+    }
+    arm_slice(in);
+}
+
+static bool is_video_name(const char *name)
+{
+    return ends_with(name, ".mp4") || ends_with(name, ".mov") || ends_with(name, ".webm") ||
+           ends_with(name, ".m4v");
+}
+
 static void hash_done(struct intake *in)
 {
     struct cand *c = in->cur;
@@ -354,11 +393,20 @@ static void hash_done(struct intake *in)
     }
     char h[65];
     codec_hex(d, 32, h);
+    struct tikd_err e = {0};
+    if (is_video_name(c->path) &&
+        (in->probe = media_probe_start(in->loop, c->path, probed, in, &e))) {
+        in->probing = c; /* still C_HASHING: no event forgets it meanwhile */
+        memcpy(in->probe_hash, h, sizeof in->probe_hash);
+        return;
+    }
     take(in, c, h, &b);
 }
 
 static void slice_work(struct intake *in)
 {
+    if (in->probing)
+        return; /* one file at a time: the next after the probe's answer */
     if (!in->cur) {
         struct cand *c = in->queued.head;
         if (!c)
@@ -406,9 +454,16 @@ static void on_slice(struct ev_loop *loop, ev_timer *w, int revents)
     (void)revents;
     struct intake *in = (struct intake *)((char *)w - offsetof(struct intake, slice));
     slice_work(in);
-    if (in->cur || in->queued.head) { /* more to read: the next loop turn */
-        ev_timer_set(w, 0., 0.);
-        ev_timer_start(loop, w);
+    arm_slice(in);
+}
+
+/* More to read: the next loop turn (not while the probe reads a file: its
+ * answer arms this again). */
+static void arm_slice(struct intake *in)
+{
+    if (!in->probing && (in->cur || in->queued.head) && !ev_is_active(&in->slice)) {
+        ev_timer_set(&in->slice, 0., 0.);
+        ev_timer_start(in->loop, &in->slice);
     }
 }
 
@@ -558,6 +613,7 @@ void intake_free(struct intake *in)
     if (!in)
         return;
     watch_free(in->w);
+    media_probe_cancel(in->probe);
     if (in->loop) {
         ev_timer_stop(in->loop, &in->timer);
         ev_timer_stop(in->loop, &in->slice);

@@ -77,6 +77,23 @@ static void due_key(const struct job *j, unsigned char k[16])
     store_be64_put(k + 8, j->id);
 }
 
+/* What the probe read of a local video (media_info), for the pre-flight. */
+static json_t *encode_probe(const struct media_info *m)
+{
+    return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:s, s:s, s:i, s:i, s:i, s:i, s:i, "
+                     "s:f, s:f, s:I, s:I, s:s}",
+                     "container", m->container, "size", (json_int_t)m->size, "dev",
+                     (json_int_t)m->dev, "ino", (json_int_t)m->ino, "mtime_ns",
+                     (json_int_t)m->mtime_ns, "ctime_ns", (json_int_t)m->ctime_ns, "video",
+                     m->has_video, "audio", m->has_audio, "codec", m->codec, "profile", m->profile,
+                     "width", m->width, "height", m->height, "display_width", m->display_width,
+                     "display_height", m->display_height, "rotation", m->rotation, "fps", m->fps,
+                     "duration", m->duration, "bit_rate", (json_int_t)m->bit_rate, "video_bit_rate",
+                     (json_int_t)m->video_bit_rate, "audio_codec", m->audio_codec);
+}
+
+static void decode_probe(json_t *o, struct media_info *m);
+
 static json_t *encode(const struct job *j)
 {
     json_t *o = json_object();
@@ -94,6 +111,8 @@ static json_t *encode(const struct job *j)
     json_object_set_new(o, "spent_at", json_real(j->spent_at));
     json_object_set_new(o, "booked_slot", json_real(j->booked_slot));
     json_object_set_new(o, "mime", json_string(j->mime));
+    if (j->probe.probed)
+        json_object_set_new(o, "probe", encode_probe(&j->probe));
     json_object_set_new(o, "caption", json_string(j->caption));
     json_object_set_new(o, "privacy", json_string(j->privacy));
     json_object_set_new(o, "options",
@@ -130,6 +149,37 @@ static json_t *encode(const struct job *j)
     return o;
 }
 
+static void sget(json_t *o, const char *k, char *out, size_t n);
+
+static void decode_probe(json_t *o, struct media_info *m)
+{
+    memset(m, 0, sizeof *m);
+    if (!json_is_object(o))
+        return;
+    m->probed = true;
+    sget(o, "container", m->container, sizeof m->container);
+    m->mime = media_mime_of(m->container);
+    m->size = (uint64_t)json_integer_value(json_object_get(o, "size"));
+    m->dev = (uint64_t)json_integer_value(json_object_get(o, "dev"));
+    m->ino = (uint64_t)json_integer_value(json_object_get(o, "ino"));
+    m->mtime_ns = json_integer_value(json_object_get(o, "mtime_ns"));
+    m->ctime_ns = json_integer_value(json_object_get(o, "ctime_ns"));
+    m->has_video = json_is_true(json_object_get(o, "video"));
+    m->has_audio = json_is_true(json_object_get(o, "audio"));
+    sget(o, "codec", m->codec, sizeof m->codec);
+    sget(o, "profile", m->profile, sizeof m->profile);
+    sget(o, "audio_codec", m->audio_codec, sizeof m->audio_codec);
+    m->width = (int)json_integer_value(json_object_get(o, "width"));
+    m->height = (int)json_integer_value(json_object_get(o, "height"));
+    m->display_width = (int)json_integer_value(json_object_get(o, "display_width"));
+    m->display_height = (int)json_integer_value(json_object_get(o, "display_height"));
+    m->rotation = (int)json_integer_value(json_object_get(o, "rotation"));
+    m->fps = json_number_value(json_object_get(o, "fps"));
+    m->duration = json_number_value(json_object_get(o, "duration"));
+    m->bit_rate = json_integer_value(json_object_get(o, "bit_rate"));
+    m->video_bit_rate = json_integer_value(json_object_get(o, "video_bit_rate"));
+}
+
 static void sget(json_t *o, const char *k, char *out, size_t n)
 {
     const char *v = json_string_value(json_object_get(o, k));
@@ -162,6 +212,7 @@ static int decode(const void *p, size_t n, struct job *j)
     j->spent_at = json_number_value(json_object_get(o, "spent_at"));
     j->booked_slot = json_number_value(json_object_get(o, "booked_slot"));
     sget(o, "mime", j->mime, sizeof j->mime);
+    decode_probe(json_object_get(o, "probe"), &j->probe);
     sget(o, "caption", j->caption, sizeof j->caption);
     sget(o, "privacy", j->privacy, sizeof j->privacy);
     json_t *op = json_object_get(o, "options");

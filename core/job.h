@@ -23,6 +23,7 @@
 #define TIKD_JOB_H
 
 #include "err.h"
+#include "media.h"
 #include "store.h"
 #include "upload.h"
 
@@ -67,6 +68,10 @@ struct job {
     int cover_index;                   /* photos: 0-based */
     char description[16400];           /* photos: up to 4000 UTF-16 units */
     char mime[24];                     /* its upload Content-Type, from the pre-flight probe */
+    struct media_info probe;           /* a local video as the media probe read it when planned
+                                        * (probe.probed), with the file's identity: the
+                                        * pre-flight judges it again without reading it, unless
+                                        * the file changed */
     char caption[9000];                /* a video's title; a photo post's title */
     char privacy[32];                  /* empty for drafts: the creator picks in the app */
     struct job_options opt;

@@ -9,6 +9,7 @@
  * reason), to pause (REAUTH), or to fail with TikTok's message and log_id.
  * One ev_timer follows the due index. */
 #include "pipeline_int.h"
+#include "media.h"
 #include "audit.h"
 #include "clock.h"
 #include "log.h"
@@ -649,6 +650,7 @@ void pipeline_free(struct pipeline *p)
         if (r->x)
             http_cancel(r->x);
         photos_check_cancel(r->check);
+        media_probe_cancel(r->probe);
         free(r);
     }
     tt_creators_free(p->creators);

@@ -25,6 +25,7 @@ struct run {
     struct tt_creator creator;  /* creator_info's answer for this pre-flight */
     struct http_xfer *x;        /* a chunk on its way */
     struct photos_check *check; /* photo URLs being checked */
+    struct media_probe *probe;  /* the video being probed */
     struct run *next;
 };
 

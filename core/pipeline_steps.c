@@ -22,6 +22,8 @@ static void init_upload(struct run *r, struct job *j);
 static bool pull_waits(struct run *r, struct job *j);
 static void init_pull(struct run *r, struct job *j);
 static void check_photos(struct run *r, struct job *j);
+static void media_probed(void *arg, const struct media_info *mi, const struct tikd_err *pe);
+static void media_ready(struct run *r, struct job *j, const struct media_info *mi);
 
 static bool is_url(const char *media)
 {
@@ -84,22 +86,50 @@ static void preflight_media(struct run *r, struct job *j)
         init_pull(r, j);
         return;
     }
-    struct media_info mi;
+    /* read when planned, unchanged since: judged again with this creator's
+     * limits, not read again */
+    struct stat st;
+    if (j->probe.probed && stat(j->media, &st) == 0 && media_same_file(&j->probe, &st)) {
+        struct media_info mi = j->probe;
+        media_ready(r, j, &mi);
+        return;
+    }
     struct tikd_err e = {0};
-    char why[400];
-    if (media_probe(j->media, &mi, &e) != 0) {
-        pl_fail(r, j, NULL, "%s", e.msg);
+    if (!(r->probe = media_probe_start(r->p->loop, j->media, media_probed, r, &e)))
+        pl_fail(r, j, NULL, "%s", e.msg); /* the probe cannot start: said in e */
+}
+
+/* The probe read the video again (off the loop, in its own process): the
+ * file changed since it was planned, or was planned by an older tikd. */
+static void media_probed(void *arg, const struct media_info *mi, const struct tikd_err *pe)
+{
+    struct run *r = arg;
+    r->probe = NULL;
+    struct job j;
+    if (!pl_go_on(r) || !pl_reload(r, &j))
+        return;
+    if (pe->code != 0) {
+        pl_fail(r, &j, NULL, "%s", pe->msg);
         return;
     }
-    if (media_check_video(&mi, c->max_duration, why, sizeof why) != 0) {
+    j.probe = *mi; /* saved with the plan below */
+    media_ready(r, &j, mi);
+}
+
+/* TikTok's rules with this creator's longest duration, then the chunk plan
+ * and the init. */
+static void media_ready(struct run *r, struct job *j, const struct media_info *mi)
+{
+    char why[600];
+    if (media_check_video(mi, r->creator.max_duration, why, sizeof why) != 0) {
         pl_fail(r, j, NULL, "%s: %s", j->media, why);
         return;
     }
-    if (upload_plan(mi.size, &j->plan, why, sizeof why) != 0) {
+    if (upload_plan(mi->size, &j->plan, why, sizeof why) != 0) {
         pl_fail(r, j, NULL, "%s: %s", j->media, why);
         return;
     }
-    snprintf(j->mime, sizeof j->mime, "%s", mi.mime ? mi.mime : "video/mp4");
+    snprintf(j->mime, sizeof j->mime, "%s", mi->mime ? mi->mime : "video/mp4");
     /* the plan, before TikTok hears of it, using the init's slot (a new one
      * if creator_info took long) */
     if (!pl_hold_init_slot(r, j, j->state))

@@ -25,6 +25,30 @@
 
 /* ---- the checks ----------------------------------------------------------------- */
 
+/* A local video, read by the probe (or as the caller's probe read it) and
+ * judged by TikTok's rules for any creator: a refusal names every rule it
+ * breaks. */
+static int check_video(struct post_req *r, struct tikd_err *e)
+{
+    struct media_info mi;
+    const struct media_info *m = r->probed;
+    int rc = m ? 0 : media_probe(r->j->media, &mi, e);
+    if (rc != 0) {
+        r->invalid = rc == TIKD_EINVAL;
+        snprintf(r->problem, sizeof r->problem, "%s", e->msg);
+        return rc;
+    }
+    r->j->probe = m ? *m : mi; /* the pre-flight judges it again unless the file changes */
+    media_judge(&r->j->probe, 0, &r->media);
+    if (r->media.level != MEDIA_REFUSE)
+        return 0;
+    char why[1400];
+    media_verdict_text(&r->media, false, why, sizeof why);
+    snprintf(r->problem, sizeof r->problem, "%.600s: %s", r->j->media, why);
+    r->invalid = true;
+    return tikd_fail(e, TIKD_EINVAL, "%.500s", r->problem);
+}
+
 static int check_image(const char *path, char *why, size_t n)
 {
     struct image_info ii;
@@ -302,6 +326,9 @@ int post_plan(struct store *s, struct post_req *r, struct tikd_err *e)
         return tikd_fail(e, TIKD_EINVAL, "%.500s", r->problem);
     }
     j->media_hash[0] = '\0';
+    memset(&r->media, 0, sizeof r->media);
+    if (j->kind == JOB_VIDEO && j->media[0] == '/' && (rc = check_video(r, e)) != 0)
+        return rc;
     if (j->kind == JOB_VIDEO && j->media[0] == '/') {
         /* the video's identity, as the media intake knows content */
         struct intake_item *it = malloc(sizeof *it);

@@ -7,14 +7,17 @@
  * reject, cancel, retry; an account removed) goes through post_change(), so
  * each one gives back what the job held: its init slot, its schedule slot.
  *
- * Checks that need TikTok (the creator's privacy options and longest video)
- * run again before the init, in the pipeline. */
+ * A local video is read by the media probe and judged by TikTok's rules
+ * (core/mediarules.c) here, so a file TikTok would refuse never enters the
+ * queue. Checks that need TikTok (the creator's privacy options and longest
+ * video) run again before the init, in the pipeline. */
 #ifndef TIKD_POST_H
 #define TIKD_POST_H
 
 #include "err.h"
 #include "job.h"
 #include "ledger.h"
+#include "media.h"
 #include "ratelimit.h"
 #include "slots.h"
 #include "store.h"
@@ -41,18 +44,23 @@ struct post_req {
     const char *hash; /* the video's SHA-256 when it was hashed already (on the
                        * loop, ledger_hash_start), or NULL: read it here */
     const struct ledger_fp *hashed_fp; /* ... and the fingerprint the file had then */
+    const struct media_info *probed;   /* a local video as the probe read it (a caller on the
+                                        * loop probes first, media_probe_start), or NULL:
+                                        * probed here, waiting for the probe */
     /* out */
-    bool existing;      /* key named a job planned before: j->id is that one */
-    double slot;        /* the slot booked, with sched */
-    uint64_t same_as;   /* refused as the same content: the job that has it */
-    bool invalid;       /* refused by the checks (post_validate): problem lists them */
-    char problem[2048]; /* every problem, when refused */
+    struct media_verdict media; /* a local video's findings: refusals, or warnings to show */
+    bool existing;              /* key named a job planned before: j->id is that one */
+    double slot;                /* the slot booked, with sched */
+    uint64_t same_as;           /* refused as the same content: the job that has it */
+    bool invalid;               /* refused by the checks (post_validate): problem lists them */
+    char problem[2048];         /* every problem, when refused */
 };
 
 /* Plan r->j: 0 with j->id (new, or r->existing), else the reason in e and
- * r->problem: TIKD_EINVAL (not a valid post), TIKD_ENOTFOUND (no such
- * account), TIKD_EEXIST (same content, r->same_as), or a store or media
- * error. Nothing is written unless it succeeds (but a local video's identity,
+ * r->problem: TIKD_EINVAL (not a valid post, or media TikTok's rules
+ * refuse: r->media says which), TIKD_ENOTFOUND (no such account),
+ * TIKD_EEXIST (same content, r->same_as), or a store or media error (TIKD_EIO:
+ * the probe could not run). Nothing is written unless it succeeds (but a local video's identity,
  * recorded in the media ledger as the intake does). */
 int post_plan(struct store *s, struct post_req *r, struct tikd_err *e);
 

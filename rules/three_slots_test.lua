@@ -43,8 +43,8 @@ end
 
 function test_the_same_content_is_planned_once()
     T.account("demo-creator")
-    T.media{ folder = "demo-creator", name = "a.mp4", content = "same bytes" }
-    T.media{ folder = "demo-creator", name = "b.mp4", content = "same bytes" }
+    T.media{ folder = "demo-creator", name = "a.mp4", content = T.video("same") }
+    T.media{ folder = "demo-creator", name = "b.mp4", content = T.video("same") }
     T.eq(#T.jobs(), 1)
 end
 

@@ -6,6 +6,7 @@ local log = require "tikd.log"
 local http = require "tikd.http"
 local oauth = require "tikd.oauth"
 local upload = require "tikd.upload"
+local media = require "tikd.media"
 local ratelimit = require "tikd.ratelimit"
 local kv = require "tikd.kv"
 local cron = require "tikd.cron"
@@ -18,6 +19,7 @@ local tikd = {
     http = http,        -- tikd.http.request{url=...}: only hosts in http.allow_hosts
     oauth = oauth,      -- tikd.oauth.accounts(), tikd.oauth.account(name):info(): no tokens
     upload = upload,    -- tikd.upload.post{...}, .status(id), .await(id [, timeout])
+    media = media,      -- tikd.media.probe(path [, max_duration]): fields and TikTok's verdict
     ratelimit = ratelimit, -- tikd.ratelimit.new(name, {count=, per=}):take(), .budget(acct, name)
     kv = kv,            -- tikd.kv.get(k), .set(k, v), .incr(k), .keys(prefix): this rule file's own
     cron = cron,        -- tikd.cron.parse(expr):next(t [, tz]), .localtime, .time{...}, .zone_ok

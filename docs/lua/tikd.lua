@@ -188,6 +188,45 @@ function tikd.upload.status(id) end
 ---@return string? message
 function tikd.upload.await(id, timeout) end
 
+---One finding of TikTok's media rules (`tikd media rules` lists them).
+---@class tikd.MediaFinding
+---@field rule string "video.fps", "video.duration.max", ...
+---@field level "refuse"|"warn"
+---@field text string what was found and what TikTok accepts
+
+---What a video is, as `tikd media check --json` reports it. The probe's
+---fields are absent when the fast path alone decided (a container TikTok
+---does not take, a file over 4 GB).
+---@class tikd.MediaInfo
+---@field container string "mp4", "mov", "3gp", "webm", "matroska", "avi", ...
+---@field mime string? the upload's Content-Type, for containers TikTok takes
+---@field bytes integer
+---@field codec string? FFmpeg's name: "h264", "hevc", "vp8", "vp9", ...
+---@field codec_name string? "H.264", "H.265", ...
+---@field profile string?
+---@field width integer? as shown (rotation applied)
+---@field height integer? as shown
+---@field coded_width integer?
+---@field coded_height integer?
+---@field rotation integer? degrees, from the display matrix
+---@field fps number?
+---@field duration number? seconds, edit lists and fragments applied
+---@field bit_rate integer? bits per second
+---@field audio_codec string?
+---@field verdict "ok"|"warn"|"refused"
+---@field findings tikd.MediaFinding[]
+
+---@class tikd.media
+tikd.media = {}
+---Read a video under media_roots (FFmpeg's libavformat, in a confined
+---process of its own; the call waits, the loop goes on) and judge it by
+---TikTok's rules, with a creator's longest video if given.
+---@param path string
+---@param max_duration integer? seconds (creator_info's max_video_post_duration_sec)
+---@return tikd.MediaInfo|nil
+---@return string? message
+function tikd.media.probe(path, max_duration) end
+
 ---@class tikd.ratelimit
 tikd.ratelimit = {}
 ---A limiter of the rule file's own, kept in LMDB.

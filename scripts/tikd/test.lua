@@ -258,7 +258,7 @@ end
 -- T.media{ name= [, folder=] | path=, meta=, content= } -> how many rules were
 -- called: every rule's on_media(item) gets the item the intake of `tikd run`
 -- would hand over. With name, a file of that name holding `content` (by
--- default a line naming it) is made in the test's media folder (a media root
+-- default a placeholder video, T.video(name)) is made in the test's media folder (a media root
 -- during tests), or in a folder of that name inside it (rules route by
 -- item.folder); with path, an existing file is used. meta stands for the
 -- sidecar (clip.json next to clip.mp4).
@@ -276,6 +276,19 @@ function T.media(item)
         spec.meta_json = j
     end
     local r = host("T.media", C.media, spec)
+    if not r[1] then
+        error(r[2], 2)
+    end
+    return r[2]
+end
+
+-- T.video(label) -> the bytes of a small placeholder video (a real MP4
+-- container: the media probe reads a 10 s 1080x1920 H.264 clip at 30 fps)
+-- whose media data names label: the same label gives the same content, for
+-- T.media{ ..., content = T.video("x") } under two names. T.media makes such
+-- a video by itself when no content is given (labelled by the file name).
+function T.video(label)
+    local r = host("T.video", C.video, label)
     if not r[1] then
         error(r[2], 2)
     end

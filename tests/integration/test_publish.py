@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import REPO, cpu_seconds
+from conftest import REPO, TIKD, cpu_seconds
 import fakectl
 
 MKMP4 = os.path.join(REPO, "tests", "fixtures", "mkmp4.py")
@@ -141,6 +141,15 @@ def test_bad_posts_are_refused_when_planned(s, tmp_path):
     assert "%s does not exist" % (tmp_path / "nofile.mp4") in r.stderr, r.stderr
     r = s.tikd("post", str(v), "--account", "nobody", "--privacy", "SELF_ONLY")
     assert r.returncode == 1 and "no such account" in r.stderr
+    # media TikTok would refuse never enters the queue, approval or not
+    noise = tmp_path / "noise.mp4"
+    noise.write_bytes(os.urandom(65536))
+    r = s.tikd("post", str(noise), "--account", "alice", "--privacy", "SELF_ONLY")
+    assert r.returncode == 1 and "not a video tikd knows" in r.stderr, r.stderr
+    slow = video(tmp_path / "slow.mp4", fps=12, duration=601)
+    r = s.tikd("post", str(slow), "--account", "alice", "--privacy", "SELF_ONLY", "--approval")
+    assert r.returncode == 1 and "23 to 60 fps (video.fps)" in r.stderr, r.stderr
+    assert "(video.duration.max)" in r.stderr
     assert "ID" in s.tikd("queue", "--all").stdout and len(s.tikd("queue", "--all")
                                                          .stdout.splitlines()) == 1
 
@@ -149,9 +158,11 @@ def test_preflight_failures_say_what_is_wrong(quick, tmp_path):
     s = quick
     connect(s)
     d = s.start()
-    slow = video(tmp_path / "slow.mp4", fps=12)
-    r = s.tikd("post", str(slow), "--account", "alice", "--privacy", "SELF_ONLY", "--wait")
-    assert r.returncode == 1 and "23 to 60 fps" in r.stdout
+    # TikTok's ceiling (600 s) passes when planned; this creator's own (300 s,
+    # from creator_info) is checked at the pre-flight, the file read again
+    long = video(tmp_path / "long.mp4", duration=400)
+    r = s.tikd("post", str(long), "--account", "alice", "--privacy", "SELF_ONLY", "--wait")
+    assert r.returncode == 1 and "this creator may post up to 300 s" in r.stdout, r.stdout
     ok = video(tmp_path / "ok.mp4")
     # an app TikTok has not audited: the creator is offered SELF_ONLY only
     connect(s, "bob", user="acct_two")
@@ -164,6 +175,36 @@ def test_preflight_failures_say_what_is_wrong(quick, tmp_path):
     assert s.fake.ctl.posts() == []
     assert not [q for q in s.fake.ctl.ledger()["requests"] if "init" in q["path"]]
     assert d.proc.poll() is None
+
+
+def test_the_preflight_reads_a_video_again_only_if_it_changed(quick, tmp_path):
+    """What the probe read when a post was planned goes with the job: the
+    pre-flight judges it again with the creator's limits without reading the
+    file, unless the file changed since, and then it is read (and judged)
+    anew."""
+    s = quick
+    connect(s)
+    count = tmp_path / "probes"
+    wrapper = tmp_path / "probe.sh"
+    real = os.path.join(os.path.dirname(TIKD), "tikd-probe")
+    wrapper.write_text("#!/bin/sh\necho x >> '%s'\nexec '%s'\n" % (count, real))
+    wrapper.chmod(0o755)
+    s.cfg.write_text(s.cfg.read_text() + 'media = { probe = "%s" }\n' % wrapper)
+    same = video(tmp_path / "same.mp4")
+    changed = video(tmp_path / "changed.mp4")
+    for f in (same, changed):
+        r = s.tikd("post", str(f), "--account", "alice", "--privacy", "SELF_ONLY")
+        assert r.returncode == 0, r.stderr
+    assert count.read_text().count("x") == 2  # once each, when planned
+    video(changed, fps=12)  # rewritten: now a frame rate TikTok refuses
+    d = s.start()
+    d.wait_for(r"event=job\.final job=1 ", timeout=30)
+    d.wait_for(r"event=job\.final job=2 ", timeout=30)
+    assert count.read_text().count("x") == 3, "only the changed file is read again"
+    show = s.tikd("job", "show", "2").stdout
+    assert "failed" in show and "23 to 60 fps (video.fps)" in show, show
+    assert "published" in s.tikd("job", "show", "1").stdout
+    assert len(s.fake.ctl.posts()) == 1 and d.proc.poll() is None
 
 
 def test_multi_chunk_upload_with_faults(quick, tmp_path):
@@ -495,6 +536,7 @@ def test_rules_post_through_the_ledger_exactly_once(quick, tmp_path):
     media = tmp_path / "media"
     media.mkdir()
     video(media / "clip.mp4")
+    video(media / "slow.mp4", fps=12)
     video(tmp_path / "outside.mp4")
     s.cfg.write_text(s.cfg.read_text() + 'media_roots = { "%s" }\n' % media)
     (s.root / "rules" / "poster.lua").write_text("""
@@ -506,18 +548,27 @@ function on_load()
     local none, why = tikd.upload.post{ account = "alice", media = "%s/outside.mp4",
                                         privacy = "SELF_ONLY" }
     local bad, problems = tikd.upload.post{ account = "alice", media = "%s/clip.mp4" }
+    local slow, said = tikd.upload.post{ account = "alice", media = "%s/slow.mp4",
+                                         privacy = "SELF_ONLY" }
+    local m = assert(tikd.media.probe("%s/slow.mp4"))
     local job = assert(tikd.upload.await(id, 30))
     tikd.log.info("rule posted", { id = id, again = again, state = job.state,
                                    chosen_by = job.chosen_by })
-    tikd.log.info("refused", { outside = why, no_privacy = problems })
+    tikd.log.info("refused", { outside = why, no_privacy = problems, slow = said })
+    tikd.log.info("probed", { fps = m.fps, verdict = m.verdict, rule = m.findings[1].rule,
+                              w = m.width, h = m.height, codec = m.codec })
 end
-""" % (media, tmp_path, media))
+""" % (media, tmp_path, media, media, media))
     d = s.start()
     line = d.wait_for(r'msg="rule posted"', timeout=30)
     assert "id=1" in line and "again=1" in line and "state=published" in line
     assert "chosen_by=rule:rules/poster.lua@gen1" in line
     line = d.wait_for(r'msg=refused')
     assert "is not a readable file under media_roots" in line and "choose a privacy level" in line
+    assert "23 to 60 fps (video.fps)" in line, line
+    line = d.wait_for(r'msg=probed')
+    assert "fps=12" in line and "verdict=refused" in line and "rule=video.fps" in line, line
+    assert " w=1080" in line and " h=1920" in line and " codec=h264" in line, line
     # a reload runs on_load again: the key keeps it from posting twice
     mark = len(d.lines)
     d.signal(signal.SIGHUP)

@@ -135,6 +135,9 @@ def test_plan_media_dir_calls_on_media(s, tmp_path):
     # other kinds; known content once)
     assert [os.path.basename(x["media"]) for x in rows] == ["a.mp4", "b.mp4", "c.mp4"]
     assert re.search(r"note: \S+/d\.mp4: the intake knows this content already", r.stderr)
+    # each file's media verdict, as `tikd media check` gives it, before the rules see it
+    assert re.search(r"media: \S+/a\.mp4: ok with warnings: video mp4 H\.264 1080x1920 "
+                     r"30\.00 fps 3\.0 s", r.stderr), r.stderr
 
     def h(p):
         return hashlib.sha256(p.read_bytes()).hexdigest()[:12]

@@ -62,13 +62,39 @@ static int teardown(void **state)
     return 0;
 }
 
+/* A real MP4 container (tests/fixtures/mkmp4.py: it passes the media
+ * probe) whose last media bytes are `content`: the same content, the same
+ * file, whatever its name. */
 static const char *media(const char *name, const char *content)
 {
     static char path[8][600];
     static int n;
+    static unsigned char base[8192];
+    static size_t len;
+    if (!len) {
+        char cmd[1200];
+        snprintf(cmd, sizeof cmd,
+                 "/usr/bin/python3 tests/fixtures/mkmp4.py '%s/base.mp4' --size 720x1280 "
+                 "--duration 5 --mdat-bytes 4096",
+                 dir);
+        assert_int_equal(system(cmd), 0);
+        snprintf(cmd, sizeof cmd, "%s/base.mp4", dir);
+        FILE *f = fopen(cmd, "rb");
+        assert_non_null(f);
+        len = fread(base, 1, sizeof base, f);
+        fclose(f);
+        assert_true(len > 4096 && len < sizeof base);
+    }
     char *p = path[n++ % 8];
     snprintf(p, 600, "%s/%s", dir, name);
-    tu_write(dir, name, content);
+    unsigned char buf[sizeof base];
+    size_t cl = strlen(content);
+    memcpy(buf, base, len);
+    memcpy(buf + len - cl, content, cl);
+    FILE *f = fopen(p, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(buf, 1, len, f), len);
+    fclose(f);
     return p;
 }
 
@@ -91,6 +117,38 @@ static int plan(struct job *j, struct post_req *r)
     int rc = post_plan(st, r, &e);
     free(j);
     return rc;
+}
+
+/* Media TikTok's rules refuse is refused when the post is planned, with
+ * the rule, on every path (this is the one planner), and the queue never
+ * holds it; an approval holds only a post whose media passed. */
+static void videos_tiktok_would_refuse_never_enter_the_queue(void **state)
+{
+    (void)state;
+    struct post_req r = {0};
+    tu_write(dir, "random.mp4", "\x13\x37 sixty-four kibibytes of noise, in spirit");
+    char noise[600], longer[600], cmd[1400];
+    snprintf(noise, sizeof noise, "%s/random.mp4", dir);
+    assert_int_equal(plan(video("alice", noise), &r), TIKD_EINVAL);
+    assert_true(r.invalid);
+    assert_non_null(strstr(r.problem, "not a video tikd knows"));
+    snprintf(longer, sizeof longer, "%s/long.mp4", dir);
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 tests/fixtures/mkmp4.py '%s' --duration 601 --fps 15", longer);
+    assert_int_equal(system(cmd), 0);
+    r = (struct post_req){.approval = true};
+    assert_int_equal(plan(video("alice", longer), &r), TIKD_EINVAL);
+    assert_true(r.invalid);
+    assert_int_equal(r.media.level, MEDIA_REFUSE);
+    assert_non_null(strstr(r.problem, "(video.duration.max)"));
+    assert_non_null(strstr(r.problem, "(video.fps)")); /* every rule it breaks */
+    struct job j;
+    assert_int_equal(job_read(st, 1, &j), TIKD_ENOTFOUND);
+    /* a clip that passes, with a warning to show (its made-up bit rate) */
+    r = (struct post_req){.approval = true};
+    assert_int_equal(plan(video("alice", media("fine.mp4", "fine")), &r), 0);
+    assert_int_equal(r.media.level, MEDIA_WARN);
+    assert_string_equal(r.media.f[0].rule, "video.bitrate");
 }
 
 static void drafts_refuse_what_they_cannot_carry(void **state)
@@ -536,6 +594,8 @@ static void the_due_index_follows_watching_and_waking(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(videos_tiktok_would_refuse_never_enter_the_queue, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(drafts_refuse_what_they_cannot_carry, setup, teardown),
         cmocka_unit_test_setup_teardown(the_same_content_is_refused_under_any_name, setup,
                                         teardown),
