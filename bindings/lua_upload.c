@@ -184,8 +184,12 @@ static int go_on(lua_State *L, int upi)
 {
     struct upload_plan *up = lua_touserdata(L, upi);
     struct job *j = up->r.j;
-    struct call *c = j->kind == JOB_VIDEO && j->media[0] == '/' ? host_can_wait(L) : NULL;
+    bool local = j->kind == JOB_VIDEO && j->media[0] == '/';
+    struct call *c = local ? host_can_wait(L) : NULL;
     struct tikd_err e = {0};
+    if (local && !c && host_opts_of(L)->loop) /* the planner would wait for the probe here */
+        return luaL_error(L, "tikd.upload.post of a video waits for the media probe: call it from "
+                             "a hook or a timer, not inside a sort or metamethod");
     if (c && !up->hashing) {
         up->hashing = true;
         struct hash_wait *hw =
@@ -201,6 +205,7 @@ static int go_on(lua_State *L, int upi)
     }
     if (c && !up->probing) {
         up->probing = true;
+        tikd_err_clear(&e);
         int now = media_probe_now(j->media, &up->mi, &e); /* known at once: no wait */
         if (now == 0)
             up->r.probed = &up->mi;

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -147,6 +148,27 @@ static int wait_job(struct cli *c, uint64_t id, bool json)
     free(j);
     store_close(s);
     return rc;
+}
+
+/* A large video read for its SHA-256 before it is planned: a line on the
+ * terminal that says how far (a 4 GiB file takes seconds). */
+struct hash_progress {
+    const char *path;
+    uint64_t total;
+    int shown; /* the percentage on screen, -1: none */
+};
+
+static void hash_progress(void *ud, uint64_t done)
+{
+    struct hash_progress *hp = ud;
+    int pct = hp->total ? (int)(done * 100 / hp->total) : 0;
+    if (pct == hp->shown)
+        return;
+    hp->shown = pct;
+    const char *base = strrchr(hp->path, '/');
+    fprintf(stderr, "\rtikd: reading %s for its SHA-256: %d%% of %.1f GB",
+            base ? base + 1 : hp->path, pct > 100 ? 100 : pct, (double)hp->total / 1e9);
+    fflush(stderr);
 }
 
 static int run_post(struct cli *c, int argc, char **argv)
@@ -302,10 +324,21 @@ static int run_post(struct cli *c, int argc, char **argv)
     }
     struct post_req *pr = calloc(1, sizeof *pr);
     struct tikd_err e = {0};
+    struct hash_progress hp = {j->media, 0, -1};
+    struct stat hst;
+    bool show = isatty(STDERR_FILENO) && stat(j->media, &hst) == 0 && hst.st_size >= (64 << 20);
     if (pr) {
-        *pr = (struct post_req){
-            .j = j, .at = at, .approval = approval, .deadline = deadline, .again = again};
+        hp.total = show ? (uint64_t)hst.st_size : 0;
+        *pr = (struct post_req){.j = j,
+                                .at = at,
+                                .approval = approval,
+                                .deadline = deadline,
+                                .again = again,
+                                .progress = show ? hash_progress : NULL,
+                                .progress_ud = &hp};
         rc = post_plan(en.store, pr, &e);
+        if (hp.shown >= 0)
+            fputs("\r\033[K", stderr); /* the progress line, cleared */
     }
     engine_close(&en);
     if (!pr || rc != 0) {

@@ -1,10 +1,13 @@
 /* cmd_media.c - `tikd media check PATH...`: what tikd reads from a video or
  * an image, and whether TikTok's rules let it be posted, before any post is
  * planned. The same readers and rules as the pre-flight (core/media,
- * core/image); no config, no database, no network. A directory is checked
+ * core/image); no network, and no config or database unless --account names
+ * a creator whose limits are kept. A directory is checked
  * file by file (not recursively, hidden files skipped). */
 #include "cli.h"
+#include "engine.h"
 
+#include "../core/account.h"
 #include "../core/image.h"
 #include "../core/media.h"
 
@@ -244,6 +247,51 @@ static int check_dir(struct verdict *v, const char *dir)
     return rc;
 }
 
+struct creator_ctx {
+    const char *name;
+    struct account a;
+};
+
+static int read_account(struct store_txn *t, void *ctx)
+{
+    struct creator_ctx *cc = ctx;
+    return account_get(t, cc->name, &cc->a);
+}
+
+/* The creator's longest video as creator_info last said it (the account
+ * record keeps it from each pre-flight); 0 with a note when never asked. */
+static int creator_limit(struct cli *c, const char *name, int *max)
+{
+    struct engine en;
+    if (engine_open(c, &en, ENG_STORE))
+        return 1;
+    struct creator_ctx cc = {.name = name};
+    struct tikd_err e = {0};
+    int rc = store_read(en.store, read_account, &cc, &e);
+    engine_close(&en);
+    if (rc == TIKD_ENOTFOUND) {
+        fprintf(stderr, "tikd media: no such account '%s'\n", name);
+        return 1;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "tikd media: %s\n", e.msg);
+        return 1;
+    }
+    *max = cc.a.max_video_s;
+    if (cc.a.creator_at > 0) {
+        char when[32];
+        cli_fmt_time(cc.a.creator_at, when, sizeof when);
+        fprintf(stderr, "note: %s may post videos up to %d s (creator_info, %s)\n", name, *max,
+                when);
+    } else {
+        fprintf(stderr,
+                "note: creator_info has not been asked for %s yet (its first post asks): "
+                "checked against TikTok's 600 s ceiling\n",
+                name);
+    }
+    return 0;
+}
+
 /* `tikd media rules`: the table media_judge applies. */
 static int print_rules(void)
 {
@@ -258,12 +306,12 @@ static int print_rules(void)
 
 static int run_media(struct cli *c, int argc, char **argv)
 {
-    (void)c;
     if (argc == 2 && strcmp(argv[1], "rules") == 0)
         return print_rules();
     if (argc < 2 || strcmp(argv[1], "check") != 0)
         return cli_usage_error(&cmd_media, "expected: media check|rules");
     struct verdict v = {0};
+    const char *account = NULL;
     int first = 2;
     for (; first < argc && argv[first][0] == '-'; first++) {
         char *end;
@@ -275,11 +323,19 @@ static int run_media(struct cli *c, int argc, char **argv)
             v.max_duration = (int)max, first++;
         else if (strcmp(argv[first], "--max-duration") == 0)
             return cli_usage_error(&cmd_media, "--max-duration takes seconds, 1 to 86400");
+        else if (strcmp(argv[first], "--account") == 0 && first + 1 < argc)
+            account = argv[++first];
+        else if (strcmp(argv[first], "--account") == 0)
+            return cli_usage_error(&cmd_media, "--account takes an account name");
         else
             return cli_usage_error(&cmd_media, "unknown option '%s'", argv[first]);
     }
     if (first >= argc)
         return cli_usage_error(&cmd_media, "name at least one file or directory");
+    if (account && v.max_duration)
+        return cli_usage_error(&cmd_media, "--account or --max-duration, not both");
+    if (account && creator_limit(c, account, &v.max_duration) != 0)
+        return 1;
     int rc = 0;
     for (int i = first; i < argc; i++) {
         struct stat st;
@@ -294,7 +350,8 @@ static int run_media(struct cli *c, int argc, char **argv)
 }
 
 const struct cli_cmd cmd_media = {
-    "media", run_media, "media check [--json] [--max-duration S] PATH... | media rules",
+    "media", run_media,
+    "media check [--json] [--account A | --max-duration S] PATH... | media rules",
     "check videos and images against TikTok's rules before posting",
     "check: reads each file as the pre-flight does: its container from the first bytes,\n"
     "then (for MP4, MOV and WebM) FFmpeg's libavformat in a confined process of its own:\n"
@@ -302,9 +359,11 @@ const struct cli_cmd cmd_media = {
     "lists and fragments applied), bit rate, audio; for images the JPEG or WebP header.\n"
     "Each file is judged by TikTok's rules (tikd media rules): a refusal names the rule,\n"
     "what was found and what TikTok accepts; a warning (a limit TikTok leaves unclear or\n"
-    "a recommendation) does not refuse. --max-duration S applies a creator's longest\n"
-    "video (creator_info's max_video_post_duration_sec; default the API's 600 s). A\n"
+    "a recommendation) does not refuse. --account A applies that creator's longest video\n"
+    "as creator_info last said it (kept from each post's pre-flight; needs the config),\n"
+    "--max-duration S a given one (default: the API's 600 s). A\n"
     "directory is checked file by file. One line per file (--json: one JSON object per\n"
     "line with every field read and each finding). Exit 0 when no file is refused, 1\n"
-    "when one is refused or cannot be read. Needs no config, database or network.\n"
+    "when one is refused or cannot be read. Needs no network, and no config or database\n"
+    "without --account.\n"
     "rules: prints the table of rules, with what TikTok accepts and where it is said.\n"};

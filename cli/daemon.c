@@ -169,7 +169,8 @@ static int start_pipeline(struct daemon *d)
                               .media_url_ttl = c->media_url_ttl,
                               .check_urls = c->media_check_urls,
                               .post_id_wait = c->post_id_wait,
-                              .unsure_wait = c->unsure_wait};
+                              .unsure_wait = c->unsure_wait,
+                              .probe_retry = c->media_probe_retry};
     struct tikd_err e = {0};
     if (store_write(d->en.store, settle_txn, NULL, &e) != 0 ||
         pipeline_new(&d->pipeline, d->loop, d->en.store, d->en.oauth, d->en.http, &pc, &e) != 0) {

@@ -73,6 +73,8 @@ static int decode(const void *p, size_t n, struct account *a)
     a->access_lifetime = num(o, "access_lifetime");
     a->created_at = num(o, "created_at");
     a->updated_at = num(o, "updated_at");
+    a->max_video_s = (int)json_integer_value(json_object_get(o, "max_video_s"));
+    a->creator_at = num(o, "creator_at");
     json_decref(o);
     return strlen(a->id) == 32 && a->name[0] ? 0 : TIKD_ECORRUPT;
 }
@@ -94,6 +96,10 @@ int account_put(struct store_txn *t, const struct account *a)
                           a->updated_at, "reason", a->reason);
     if (!o)
         return TIKD_ENOMEM;
+    if (a->creator_at > 0) {
+        json_object_set_new(o, "max_video_s", json_integer(a->max_video_s));
+        json_object_set_new(o, "creator_at", json_real(a->creator_at));
+    }
     char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
     json_decref(o);
     if (!s)
@@ -101,6 +107,42 @@ int account_put(struct store_txn *t, const struct account *a)
     int rc = store_put(t, STORE_DB_ACCOUNTS, a->name, strlen(a->name), s, strlen(s));
     free(s);
     return rc;
+}
+
+struct note {
+    const char *name;
+    int max;
+    double now;
+    bool same;
+};
+
+static int note_read(struct store_txn *t, void *ctx)
+{
+    struct note *n = ctx;
+    struct account a;
+    int rc = account_get(t, n->name, &a);
+    n->same = rc == 0 && a.creator_at > 0 && a.max_video_s == n->max;
+    return rc == TIKD_ENOTFOUND ? 0 : rc;
+}
+
+static int note_write(struct store_txn *t, void *ctx)
+{
+    struct note *n = ctx;
+    struct account a;
+    int rc = account_get(t, n->name, &a);
+    if (rc != 0)
+        return rc == TIKD_ENOTFOUND ? 0 : rc; /* removed meanwhile */
+    a.max_video_s = n->max;
+    a.creator_at = n->now;
+    return account_put(t, &a);
+}
+
+int account_note_creator(struct store *s, const char *name, int max_video_s, double now,
+                         struct tikd_err *e)
+{
+    struct note n = {name, max_video_s, now, false};
+    int rc = store_read(s, note_read, &n, e); /* most answers change nothing: no write */
+    return rc != 0 || n.same ? rc : store_write(s, note_write, &n, e);
 }
 
 int account_del(struct store_txn *t, const char *name)

@@ -25,7 +25,9 @@ struct account {
     double access_expires_at, refresh_expires_at; /* 0: no token */
     double access_lifetime;                       /* seconds, as the last grant said */
     double created_at, updated_at;
-    char reason[256]; /* why the state is what it is */
+    char reason[256];  /* why the state is what it is */
+    int max_video_s;   /* creator_info's max_video_post_duration_sec when last asked, or 0 */
+    double creator_at; /* ... when that was */
 };
 
 /* Names: 1-64 of [A-Za-z0-9._-], not starting with '.' or '-'. */
@@ -44,6 +46,11 @@ int account_del(struct store_txn *t, const char *name);
 
 /* Every account, in name order, until fn returns non-zero. */
 int account_foreach(struct store_txn *t, int (*fn)(const struct account *a, void *ctx), void *ctx);
+
+/* Remember what creator_info said of the creator's longest video (a write
+ * only when it changed), for `tikd media check --account`. */
+int account_note_creator(struct store *s, const char *name, int max_video_s, double now,
+                         struct tikd_err *e);
 
 /* True if the comma-separated list `have` holds every scope in `need`. */
 bool account_has_scopes(const char *have, const char *need);

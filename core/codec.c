@@ -93,6 +93,14 @@ void codec_hmac_sha256_hex(const char *key, const void *msg, size_t n, char out[
 int codec_sha256_fd(int fd, const char *path, unsigned char *buf, size_t bufsize,
                     char out[CODEC_SHA256_HEX], struct tikd_err *e)
 {
+    return codec_sha256_fd_progress(fd, path, buf, bufsize, out, NULL, NULL, e);
+}
+
+int codec_sha256_fd_progress(int fd, const char *path, unsigned char *buf, size_t bufsize,
+                             char out[CODEC_SHA256_HEX], codec_progress_fn progress, void *ud,
+                             struct tikd_err *e)
+{
+    uint64_t done = 0;
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     int rc = 0;
     if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
@@ -110,6 +118,9 @@ int codec_sha256_fd(int fd, const char *path, unsigned char *buf, size_t bufsize
         if (r == 0)
             break;
         EVP_DigestUpdate(md, buf, (size_t)r);
+        done += (uint64_t)r;
+        if (progress)
+            progress(ud, done);
     }
     unsigned char d[CODEC_SHA256_LEN];
     unsigned int dl = 0;

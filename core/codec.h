@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define CODEC_SHA256_LEN 32
 #define CODEC_SHA256_HEX 65 /* 64 hex digits and a NUL */
@@ -49,6 +50,13 @@ int codec_sha256_file(const char *path, char out[CODEC_SHA256_HEX], struct tikd_
  * (bufsize bytes). */
 int codec_sha256_fd(int fd, const char *path, unsigned char *buf, size_t bufsize,
                     char out[CODEC_SHA256_HEX], struct tikd_err *e);
+
+/* The same, calling progress(ud, bytes read so far) after each read (may
+ * be NULL). */
+typedef void (*codec_progress_fn)(void *ud, uint64_t done);
+int codec_sha256_fd_progress(int fd, const char *path, unsigned char *buf, size_t bufsize,
+                             char out[CODEC_SHA256_HEX], codec_progress_fn progress, void *ud,
+                             struct tikd_err *e);
 
 /* A growing application/x-www-form-urlencoded body (or query string). */
 struct codec_form {

@@ -84,6 +84,9 @@ static const struct key keys[] = {
      "prefix's lib/tikd/)"},
     {"media.probe_timeout", K_SECONDS, O(media_probe_timeout), 1, 600, NULL,
      "seconds the media probe may take on one file before it is killed and the file refused"},
+    {"media.probe_retry", K_SECONDS, O(media_probe_retry), 1, 86400, NULL,
+     "seconds a post waits when the media probe could not run (missing, or past its time on a "
+     "busy machine) before its pre-flight is tried again"},
     {"listen", K_LISTEN, O(listen), 0, 0, NULL,
      "list of addresses to serve on: \"host:port\" or \"unix:/path\""},
     {"server.max_connections", K_INT, O(server_max_connections), 1, 100000, NULL,
@@ -254,6 +257,7 @@ void config_init(struct tikd_config *c)
     c->media_url_ttl = 3600;
     c->media_check_urls = true;
     c->media_probe_timeout = 30;
+    c->media_probe_retry = 60;
     c->intake_settle = 5;
     c->server_max_connections = 512;
     c->server_max_per_ip = 32;

@@ -30,6 +30,7 @@ struct tikd_config {
     bool media_check_urls;         /* fetch the head of each photo URL and check it first */
     char *media_probe;             /* the media probe program, or NULL: found (core/probe.c) */
     double media_probe_timeout;    /* seconds it may take on one file */
+    double media_probe_retry;      /* a post waits this long when it could not run */
     struct strlist intake_folders; /* watched media folders: new media calls on_media */
     double intake_settle;          /* seconds a file must stay unchanged to be taken */
     bool rules_watch;              /* reload the rules when their files change */

@@ -434,6 +434,26 @@ int ledger_hash_file(unsigned char *buf, size_t bufsize, const char *path,
     return rc;
 }
 
+int ledger_hash_path(const char *path, char out[65], struct ledger_fp *fp,
+                     codec_progress_fn progress, void *ud, struct tikd_err *e)
+{
+    struct stat st;
+    int fd = fileio_open_regular(path, &st, e);
+    if (fd < 0)
+        return fd;
+    *fp = ledger_fp_of(&st);
+    unsigned char *buf = malloc(BUF_SIZE);
+    int rc = buf ? codec_sha256_fd_progress(fd, path, buf, BUF_SIZE, out, progress, ud, e)
+                 : tikd_fail(e, TIKD_ENOMEM, "out of memory");
+    struct ledger_fp now;
+    if (rc == 0 && (fstat(fd, &st) != 0 || (now = ledger_fp_of(&st), !ledger_fp_eq(&now, fp))))
+        rc = tikd_fail(e, TIKD_EINVAL, "%s changed while it was read; post it once it is complete",
+                       path);
+    free(buf);
+    close(fd);
+    return rc;
+}
+
 /* ledger_identify(), with what is known of the file already: its hash and
  * the fingerprint it had when hashed (NULL: nothing). */
 static int identify(struct store *store, const char *path, const char *known,

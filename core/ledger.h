@@ -14,6 +14,7 @@
 #ifndef TIKD_LEDGER_H
 #define TIKD_LEDGER_H
 
+#include "codec.h"
 #include "err.h"
 #include "intake.h"
 #include "store.h"
@@ -42,6 +43,12 @@ bool ledger_known(struct store *s, const char *path, const struct ledger_fp *fp,
  * changed while it was read). */
 int ledger_hash_file(unsigned char *buf, size_t bufsize, const char *path,
                      const struct ledger_fp *fp, char out[65], struct tikd_err *e);
+
+/* SHA-256 of the file at path and the fingerprint it had (*fp), calling
+ * progress after each read (`tikd post` shows it on a terminal); fails as
+ * ledger_hash_file does. Its result goes to ledger_identify_hashed. */
+int ledger_hash_path(const char *path, char out[65], struct ledger_fp *fp,
+                     codec_progress_fn progress, void *ud, struct tikd_err *e);
 
 /* Fill it for the file at path in folder with the given hash (and the text
  * of its sidecar, NAME.json next to it). */

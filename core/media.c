@@ -9,6 +9,7 @@
 #include "fileio.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -151,56 +152,111 @@ static int sniff_other(const char *path, const unsigned char *h, size_t n, struc
                 start);
 }
 
+/* One top-level box: its header h (got bytes of it) at off, left bytes to
+ * the end of the file; *off moves past it. */
+static int box_at(const char *path, int fd, uint64_t at, uint64_t left, const unsigned char *h,
+                  ssize_t got, struct media_info *mi, bool *have_moov, bool *have_mdat,
+                  uint64_t *off, struct tikd_err *e)
+{
+    if (got < 0)
+        return tikd_fail(e, TIKD_EIO, "%s: cannot read: read failed", path);
+    if (got < 8)
+        return tikd_fail(e, TIKD_EINVAL,
+                         "%s: the file ends inside a box header at byte %llu (truncated)", path,
+                         (unsigned long long)at);
+    uint64_t size = be32(h), hdr = 8;
+    if (size == 1) {
+        if (got < 16)
+            return tikd_fail(e, TIKD_EINVAL,
+                             "%s: the file ends inside a box header at byte %llu "
+                             "(truncated)",
+                             path, (unsigned long long)at);
+        size = be64(h + 8);
+        hdr = 16;
+    } else if (size == 0) {
+        size = left;
+    }
+    char type[5];
+    printable(type, h + 4, 4);
+    if (size < hdr || size > left)
+        return tikd_fail(e, TIKD_EINVAL,
+                         "%s: box '%s' at byte %llu claims %llu bytes but the file has %llu "
+                         "left: the file is truncated, or the box lies about its size",
+                         path, type, (unsigned long long)at, (unsigned long long)size,
+                         (unsigned long long)left);
+    if (at == 0) {
+        unsigned char brand[4] = "";
+        if (size < hdr + 4 || pread(fd, brand, 4, (off_t)(at + hdr)) != 4)
+            return tikd_fail(e, TIKD_EINVAL, "%s: the ftyp box has no brand", path);
+        if (brand_in(brand, "heic heix heim heis hevc hevx mif1 msf1 avif avis "))
+            return fail(e, path, "%san HEIC or AVIF image, not a video", "");
+        const char *c = memcmp(brand, "qt  ", 4) == 0 ? "mov"
+                        : memcmp(brand, "3g", 2) == 0 ? "3gp"
+                                                      : "mp4";
+        snprintf(mi->container, sizeof mi->container, "%s", c);
+    }
+    *have_moov |= memcmp(h + 4, "moov", 4) == 0;
+    *have_mdat |= memcmp(h + 4, "mdat", 4) == 0;
+    *off = at + size;
+    return 0;
+}
+
+/* The most top-level boxes a video may have: a fragmented file has two per
+ * fragment (a fragment a frame, 10 minutes at 60 fps: 72000). More is not a
+ * video but a file built to keep the walk busy. */
+#define BOXES_MAX 200000
+
+/* Header bytes at off (up to 16, fewer at the end of the file), from a
+ * window of the file read 64 KiB at a time: a run of small boxes costs one
+ * read per window, a large box one read to jump over it. */
+struct window {
+    unsigned char b[65536];
+    uint64_t at;
+    size_t n;
+};
+
+static ssize_t header_at(int fd, struct window *w, uint64_t off, uint64_t left,
+                         const unsigned char **h)
+{
+    size_t want = left < 16 ? (size_t)left : 16;
+    if (off < w->at || off + want > w->at + w->n) {
+        ssize_t got = pread(fd, w->b, sizeof w->b, (off_t)off);
+        if (got < 0)
+            return -1;
+        w->at = off;
+        w->n = (size_t)got;
+    }
+    *h = w->b + (off - w->at);
+    size_t have = (size_t)(w->at + w->n - off);
+    return (ssize_t)(have < want ? have : want);
+}
+
 /* Walk the top-level boxes of an ISO-BMFF file by their headers. */
 static int walk_boxes(const char *path, int fd, uint64_t fsize, struct media_info *mi,
                       struct tikd_err *e)
 {
     bool have_moov = false, have_mdat = false;
-    for (uint64_t off = 0; off < fsize;) {
-        unsigned char h[16];
+    struct window *w = malloc(sizeof *w);
+    if (!w)
+        return tikd_fail(e, TIKD_ENOMEM, "out of memory");
+    w->at = w->n = 0;
+    int rc = 0;
+    unsigned long boxes = 0;
+    for (uint64_t off = 0; rc == 0 && off < fsize; boxes++) {
+        const unsigned char *h;
         uint64_t left = fsize - off;
-        ssize_t got = pread(fd, h, left < 16 ? (size_t)left : 16, (off_t)off);
-        if (got < 0)
-            return tikd_fail(e, TIKD_EIO, "%s: cannot read: read failed", path);
-        if (got < 8)
-            return tikd_fail(e, TIKD_EINVAL,
-                             "%s: the file ends inside a box header at byte %llu (truncated)", path,
-                             (unsigned long long)off);
-        uint64_t size = be32(h), hdr = 8;
-        if (size == 1) {
-            if (got < 16)
-                return tikd_fail(e, TIKD_EINVAL,
-                                 "%s: the file ends inside a box header at byte %llu "
-                                 "(truncated)",
-                                 path, (unsigned long long)off);
-            size = be64(h + 8);
-            hdr = 16;
-        } else if (size == 0) {
-            size = left;
+        if (boxes == BOXES_MAX) {
+            rc = tikd_fail(e, TIKD_EINVAL,
+                           "%s: more than %d top-level boxes: not a video tikd reads", path,
+                           BOXES_MAX);
+            break;
         }
-        char type[5];
-        printable(type, h + 4, 4);
-        if (size < hdr || size > left)
-            return tikd_fail(e, TIKD_EINVAL,
-                             "%s: box '%s' at byte %llu claims %llu bytes but the file has %llu "
-                             "left: the file is truncated, or the box lies about its size",
-                             path, type, (unsigned long long)off, (unsigned long long)size,
-                             (unsigned long long)left);
-        if (off == 0) {
-            unsigned char brand[4] = "";
-            if (size < hdr + 4 || pread(fd, brand, 4, (off_t)(off + hdr)) != 4)
-                return tikd_fail(e, TIKD_EINVAL, "%s: the ftyp box has no brand", path);
-            if (brand_in(brand, "heic heix heim heis hevc hevx mif1 msf1 avif avis "))
-                return fail(e, path, "%san HEIC or AVIF image, not a video", "");
-            const char *c = memcmp(brand, "qt  ", 4) == 0 ? "mov"
-                            : memcmp(brand, "3g", 2) == 0 ? "3gp"
-                                                          : "mp4";
-            snprintf(mi->container, sizeof mi->container, "%s", c);
-        }
-        have_moov |= memcmp(h + 4, "moov", 4) == 0;
-        have_mdat |= memcmp(h + 4, "mdat", 4) == 0;
-        off += size;
+        ssize_t got = header_at(fd, w, off, left, &h);
+        rc = box_at(path, fd, off, left, h, got, mi, &have_moov, &have_mdat, &off, e);
     }
+    free(w);
+    if (rc != 0)
+        return rc;
     if (!have_moov)
         return tikd_fail(e, TIKD_EINVAL, "%s: no movie header (moov box): not a playable MP4/MOV",
                          path);

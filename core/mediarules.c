@@ -53,7 +53,9 @@ static const struct rule rules[] = {
      "spec 4.1"},
     {"video.codec", V_CODEC, "codec", MEDIA_REFUSE, true, 0, 0, "h264 hevc vp8 vp9",
      "H.264 (recommended), H.265, VP8 or VP9", "spec 4.1"},
-    {"video.duration.max", V_DURATION, "duration", MEDIA_REFUSE, true, 0.001, CREATOR_MAX, NULL,
+    {"video.duration.unknown", V_DURATION, "duration", MEDIA_REFUSE, true, 1e-6, 1e18, NULL,
+     "a file that says how long it lasts", "spec 4.1"},
+    {"video.duration.max", V_DURATION, "duration", MEDIA_REFUSE, true, 0, CREATOR_MAX, NULL,
      "up to the creator's max_video_post_duration_sec (at most 600 s; 0.5 s of slack)",
      "spec 4.1, creator_info"},
     {"video.duration.min", V_DURATION, "duration", MEDIA_WARN, true, 3, 1e9, NULL,
@@ -125,7 +127,10 @@ static void found(const struct media_info *mi, const struct rule *r, char *buf, 
         snprintf(buf, n, "the file is %.2f GB", (double)mi->size / 1e9);
         break;
     case V_DURATION:
-        snprintf(buf, n, "the video lasts %.2f s", mi->duration);
+        if (mi->duration > 0)
+            snprintf(buf, n, "the video lasts %.2f s", mi->duration);
+        else
+            snprintf(buf, n, "the file gives no duration");
         break;
     case V_FPS:
         snprintf(buf, n, "the frame rate is %.2f fps", mi->fps);

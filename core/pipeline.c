@@ -615,6 +615,8 @@ int pipeline_new(struct pipeline **out, struct ev_loop *loop, struct store *s, s
     p->c.media_public_url = p->public_url;
     if (p->c.media_url_ttl <= 0)
         p->c.media_url_ttl = 3600;
+    if (p->c.probe_retry <= 0)
+        p->c.probe_retry = 60;
     if (p->c.max_active <= 0)
         p->c.max_active = 8;
     if (p->c.poll_first <= 0)

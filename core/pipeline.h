@@ -33,6 +33,7 @@ struct pipeline_cfg {
     const char *media_public_url; /* where local images are served for TikTok (may be NULL) */
     double media_url_ttl;         /* how long such a URL works at most (3600 s) */
     bool check_urls;              /* fetch the head of each photo URL and check it first */
+    double probe_retry;           /* a media probe that could not run: tried again after (60 s) */
 };
 
 /* A job reached a final state (published, in_inbox, failed, cancelled). */

@@ -6,6 +6,7 @@
  * asked and what its answers say is core/tiktok's; photos' URLs are
  * core/photos'. */
 #include "pipeline_int.h"
+#include "account.h"
 #include "clock.h"
 #include "log.h"
 #include "media.h"
@@ -24,6 +25,7 @@ static void init_pull(struct run *r, struct job *j);
 static void check_photos(struct run *r, struct job *j);
 static void media_probed(void *arg, const struct media_info *mi, const struct tikd_err *pe);
 static void media_ready(struct run *r, struct job *j, const struct media_info *mi);
+static void probe_trouble(struct run *r, struct job *j, const struct tikd_err *e);
 
 static bool is_url(const char *media)
 {
@@ -96,7 +98,21 @@ static void preflight_media(struct run *r, struct job *j)
     }
     struct tikd_err e = {0};
     if (!(r->probe = media_probe_start(r->p->loop, j->media, media_probed, r, &e)))
-        pl_fail(r, j, NULL, "%s", e.msg); /* the probe cannot start: said in e */
+        probe_trouble(r, j, &e);
+}
+
+/* The probe could not say: a file it refuses fails the job; a probe that
+ * could not run or finish (not installed, out of processes, past its
+ * deadline on a busy machine) is tried again later, the reason shown. */
+static void probe_trouble(struct run *r, struct job *j, const struct tikd_err *e)
+{
+    if (e->code == TIKD_EINVAL || e->code == TIKD_ENOTFOUND) {
+        pl_fail(r, j, NULL, "%s", e->msg);
+        return;
+    }
+    char why[600];
+    snprintf(why, sizeof why, "the media probe could not read the video: %.500s", e->msg);
+    pl_later(r, j, JOB_DEFERRED, r->p->c.probe_retry, why);
 }
 
 /* The probe read the video again (off the loop, in its own process): the
@@ -109,7 +125,7 @@ static void media_probed(void *arg, const struct media_info *mi, const struct ti
     if (!pl_go_on(r) || !pl_reload(r, &j))
         return;
     if (pe->code != 0) {
-        pl_fail(r, &j, NULL, "%s", pe->msg);
+        probe_trouble(r, &j, pe);
         return;
     }
     j.probe = *mi; /* saved with the plan below */
@@ -206,6 +222,11 @@ static void creator_done(void *ud, const struct http_resp *resp)
     }
     r->have_creator = true;
     tt_creators_put(r->p->creators, j.account, &r->creator, clock_now());
+    struct tikd_err ne = {0}; /* for `tikd media check --account`; a write only on a change */
+    if (r->creator.max_duration > 0 &&
+        account_note_creator(r->p->s, j.account, r->creator.max_duration, clock_now(), &ne) != 0)
+        TLOG(TLOG_DEBUG, "account.creator_unsaved", LSTR("account", j.account),
+             LSTR("reason", ne.msg));
     if (pl_go_on(r))
         preflight_rules(r, &j);
 }

@@ -333,9 +333,25 @@ int post_plan(struct store *s, struct post_req *r, struct tikd_err *e)
         /* the video's identity, as the media intake knows content */
         struct intake_item *it = malloc(sizeof *it);
         bool fresh;
+        char hash[65];
+        struct ledger_fp fp;
+        struct stat st;
+        if (it && !r->hash && r->progress && stat(j->media, &st) == 0 &&
+            (fp = ledger_fp_of(&st), !ledger_known(s, j->media, &fp, NULL))) {
+            /* read here with progress (a large file takes seconds) */
+            if ((rc = ledger_hash_path(j->media, hash, &fp, r->progress, r->progress_ud, e)) != 0) {
+                snprintf(r->problem, sizeof r->problem, "%s", e->msg);
+                free(it);
+                return rc;
+            }
+            r->hash = hash;
+            r->hashed_fp = &fp;
+        }
         rc = !it       ? TIKD_ENOMEM
              : r->hash ? ledger_identify_hashed(s, j->media, r->hash, r->hashed_fp, it, &fresh, e)
                        : ledger_identify(s, j->media, it, &fresh, e);
+        if (r->hash == hash) /* not the caller's: gone with this frame */
+            r->hash = NULL, r->hashed_fp = NULL;
         if (rc == 0)
             memcpy(j->media_hash, it->hash, sizeof j->media_hash);
         else

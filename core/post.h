@@ -44,9 +44,11 @@ struct post_req {
     const char *hash; /* the video's SHA-256 when it was hashed already (on the
                        * loop, ledger_hash_start), or NULL: read it here */
     const struct ledger_fp *hashed_fp; /* ... and the fingerprint the file had then */
-    const struct media_info *probed;   /* a local video as the probe read it (a caller on the
-                                        * loop probes first, media_probe_start), or NULL:
-                                        * probed here, waiting for the probe */
+    codec_progress_fn progress;      /* a video read here for its hash: progress(ud, bytes) after */
+    void *progress_ud;               /* each read (`tikd post` shows it on a terminal), or NULL */
+    const struct media_info *probed; /* a local video as the probe read it (a caller on the
+                                      * loop probes first, media_probe_start), or NULL:
+                                      * probed here, waiting for the probe */
     /* out */
     struct media_verdict media; /* a local video's findings: refusals, or warnings to show */
     bool existing;              /* key named a job planned before: j->id is that one */

@@ -43,6 +43,7 @@ static double timeout = MEDIA_PROBE_SECONDS;
 static struct cached {
     bool used;
     struct media_info mi; /* with the identity of the file it was read from */
+    char refused[sizeof((struct tikd_err *)0)->msg]; /* the probe refused it: why, or "" */
 } cache[CACHE_SLOTS];
 static unsigned cache_next;
 
@@ -54,20 +55,33 @@ static struct cached *cache_find(const struct stat *st)
     return NULL;
 }
 
-static bool cache_get(const struct stat *st, struct media_info *mi)
-{
-    struct cached *c = cache_find(st);
-    if (c)
-        *mi = c->mi;
-    return c != NULL;
-}
-
-static void cache_put(const struct stat *st, const struct media_info *mi)
+/* A file read before: 1 with *mi (or its refusal in e, -1), 0 when not. */
+static int cache_get(const struct stat *st, struct media_info *mi, struct tikd_err *e)
 {
     struct cached *c = cache_find(st);
     if (!c)
+        return 0;
+    *mi = c->mi;
+    if (!c->refused[0])
+        return 1;
+    tikd_fail(e, TIKD_EINVAL, "%s", c->refused);
+    return -1;
+}
+
+/* What the probe said of a file: read (rc 0), or refused by it (TIKD_EINVAL:
+ * the file's doing, so a second look would say the same). Anything else
+ * (a probe that could not run or finish) is not kept. */
+static void cache_put(const struct stat *st, const struct media_info *mi, int rc,
+                      const struct tikd_err *e)
+{
+    if (rc != 0 && rc != TIKD_EINVAL)
+        return;
+    struct cached *c = cache_find(st);
+    if (!c)
         c = &cache[cache_next++ % CACHE_SLOTS];
-    *c = (struct cached){true, *mi};
+    *c = (struct cached){.used = true, .mi = *mi};
+    if (rc != 0)
+        snprintf(c->refused, sizeof c->refused, "%s", e->msg);
 }
 
 void media_set_probe_program(const char *path, double seconds)
@@ -263,9 +277,10 @@ int media_probe_now(const char *path, struct media_info *mi, struct tikd_err *e)
     }
     int rc = media_sniff_fd(fd, &st, path, mi, e);
     close(fd);
-    if (rc != 0 || !needs_probe(mi) || cache_get(&st, mi))
+    if (rc != 0 || !needs_probe(mi))
         return rc;
-    return 1;
+    int known = cache_get(&st, mi, e);
+    return known > 0 ? 0 : known < 0 ? TIKD_EINVAL : 1;
 }
 
 int media_probe(const char *path, struct media_info *mi, struct tikd_err *e)
@@ -278,7 +293,10 @@ int media_probe(const char *path, struct media_info *mi, struct tikd_err *e)
     }
     int rc = media_sniff_fd(fd, &st, path, mi, e), out = -1;
     pid_t pid = 0;
-    if (rc != 0 || !needs_probe(mi) || cache_get(&st, mi) || (rc = spawn(fd, &pid, &out, e)) != 0) {
+    int known = rc == 0 && needs_probe(mi) ? cache_get(&st, mi, e) : 0;
+    if (known)
+        rc = known > 0 ? 0 : TIKD_EINVAL;
+    if (rc != 0 || known || !needs_probe(mi) || (rc = spawn(fd, &pid, &out, e)) != 0) {
         close(fd);
         return rc;
     }
@@ -330,8 +348,7 @@ int media_probe(const char *path, struct media_info *mi, struct tikd_err *e)
         ;
     rc = buf ? finish(path, buf, len, status, timed_out, mi, e)
              : tikd_fail(e, TIKD_ENOMEM, "out of memory");
-    if (rc == 0)
-        cache_put(&st, mi);
+    cache_put(&st, mi, rc, e);
     free(buf);
     return rc;
 }
@@ -374,8 +391,9 @@ static void probe_free(struct media_probe *p)
 static void deliver(struct media_probe *p)
 {
     struct tikd_err e = p->err;
-    if (p->pid && finish(p->path, p->buf, p->len, p->status, p->timed_out, &p->mi, &e) == 0)
-        cache_put(&p->st, &p->mi);
+    if (p->pid)
+        cache_put(&p->st, &p->mi,
+                  finish(p->path, p->buf, p->len, p->status, p->timed_out, &p->mi, &e), &e);
     struct media_info mi = p->mi;
     media_probe_done done = p->done;
     void *arg = p->arg;
@@ -430,7 +448,8 @@ static void on_exit_(struct ev_loop *loop, ev_child *w, int revents)
 {
     struct media_probe *p = w->data;
     ev_child_stop(loop, w);
-    kill(-p->pid, SIGKILL); /* what it may have left running (its group outlives it) */
+    /* reaped already (libev's SIGCHLD watcher): its group is not killed now,
+     * its number may be another's; tikd-probe starts no process of its own */
     exited(p, w->rstatus);
 }
 
@@ -481,7 +500,8 @@ struct media_probe *media_probe_start(struct ev_loop *loop, const char *path, me
     p->io.data = p->timer.data = p->child.data = p->reap.data = p;
     int fd = fileio_open_read(path, &p->st, &p->err);
     int rc = fd < 0 ? fd : media_sniff_fd(fd, &p->st, path, &p->mi, &p->err);
-    if (rc == 0 && needs_probe(&p->mi) && !cache_get(&p->st, &p->mi)) {
+    int known = rc == 0 && needs_probe(&p->mi) ? cache_get(&p->st, &p->mi, &p->err) : 0;
+    if (rc == 0 && needs_probe(&p->mi) && !known) {
         rc = spawn(fd, &p->pid, &p->out, e);
         close(fd);
         if (rc != 0) {
@@ -510,11 +530,13 @@ void media_probe_cancel(struct media_probe *p)
     if (!p)
         return;
     if (p->pid && !p->exited) {
-        int status;
         kill(-p->pid, SIGKILL);
-        /* SIGKILL ends it at once; reaped here, so no zombie is left to the loop */
-        while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR)
-            ;
+        /* the default loop reaps it (libev reaps every child); on another
+         * loop it is reaped here if it is gone already: never waited for, a
+         * process stuck in the kernel cannot stall the loop */
+        int status;
+        if (!ev_is_default_loop(p->loop))
+            waitpid(p->pid, &status, WNOHANG);
     }
     probe_free(p);
 }

@@ -151,7 +151,13 @@ static json_t *video_of(const AVStream *st, double fmt_duration)
     json_object_set_new(v, "width", json_integer(cp->width));
     json_object_set_new(v, "height", json_integer(cp->height));
     double rotation = 0;
+#if LIBAVFORMAT_VERSION_MAJOR >= 61 /* FFmpeg 7: side data lives with the codec parameters */
+    const AVPacketSideData *sd = av_packet_side_data_get(
+        st->codecpar->coded_side_data, st->codecpar->nb_coded_side_data, AV_PKT_DATA_DISPLAYMATRIX);
+    const uint8_t *m = sd ? sd->data : NULL;
+#else
     const uint8_t *m = av_stream_get_side_data(st, AV_PKT_DATA_DISPLAYMATRIX, NULL);
+#endif
     if (m) {
         rotation = av_display_rotation_get((const int32_t *)m);
         if (isnan(rotation))

@@ -119,7 +119,9 @@ def judge(f, max_duration=600):
     if f["codec"] not in ("h264", "hevc", "vp8", "vp9"):
         out["video.codec"] = "refuse"
     d = f["duration"]
-    if not 0.001 <= d <= max_duration + 0.5:
+    if d <= 0:
+        out["video.duration.unknown"] = "refuse"
+    elif d > max_duration + 0.5:
         out["video.duration.max"] = "refuse"
     elif d < 3:
         out["video.duration.min"] = "warn"

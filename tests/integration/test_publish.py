@@ -163,6 +163,12 @@ def test_preflight_failures_say_what_is_wrong(quick, tmp_path):
     long = video(tmp_path / "long.mp4", duration=400)
     r = s.tikd("post", str(long), "--account", "alice", "--privacy", "SELF_ONLY", "--wait")
     assert r.returncode == 1 and "this creator may post up to 300 s" in r.stdout, r.stdout
+    # the creator's limit is kept: media check --account applies it beforehand
+    r = s.tikd("media", "check", "--account", "alice", str(long))
+    assert r.returncode == 1 and "this creator may post up to 300 s" in r.stdout, r.stdout
+    assert "note: alice may post videos up to 300 s (creator_info, " in r.stderr, r.stderr
+    r = s.tikd("media", "check", "--account", "nobody", str(long))
+    assert r.returncode == 1 and "no such account 'nobody'" in r.stderr, r.stderr
     ok = video(tmp_path / "ok.mp4")
     # an app TikTok has not audited: the creator is offered SELF_ONLY only
     connect(s, "bob", user="acct_two")
@@ -170,6 +176,8 @@ def test_preflight_failures_say_what_is_wrong(quick, tmp_path):
     creators = creators["creators"] if isinstance(creators, dict) else creators
     two = [c for c in creators if c["username"] == "acct_two"][0]
     s.fake.ctl.put_creator({**two, "privacy_level_options": ["SELF_ONLY"]})
+    r = s.tikd("media", "check", "--account", "bob", str(ok))
+    assert r.returncode == 0 and "creator_info has not been asked for bob yet" in r.stderr, r
     r = s.tikd("post", str(ok), "--account", "bob", "--privacy", "PUBLIC_TO_EVERYONE", "--wait")
     assert r.returncode == 1 and "not offered" in r.stdout and "audited" in r.stdout
     assert s.fake.ctl.posts() == []
@@ -205,6 +213,65 @@ def test_the_preflight_reads_a_video_again_only_if_it_changed(quick, tmp_path):
     assert "failed" in show and "23 to 60 fps (video.fps)" in show, show
     assert "published" in s.tikd("job", "show", "1").stdout
     assert len(s.fake.ctl.posts()) == 1 and d.proc.poll() is None
+
+
+def test_a_probe_that_cannot_run_defers_the_post_and_fails_nothing(quick, tmp_path):
+    """A probe that is missing (or cannot finish) is the machine's trouble,
+    not the video's: the job waits with the reason and goes out once the
+    probe runs again."""
+    s = quick
+    connect(s)
+    clip = video(tmp_path / "clip.mp4")
+    r = s.tikd("post", str(clip), "--account", "alice", "--privacy", "SELF_ONLY")
+    assert r.returncode == 0, r.stderr
+    video(clip, mdat=200_001)  # changed since it was planned: the pre-flight reads it again
+    good = s.cfg.read_text()
+    s.cfg.write_text(good + 'media = { probe = "%s", probe_retry = 2 }\n'
+                     % (tmp_path / "no-such-probe"))
+    d = s.start()
+    d.wait_for(r"event=job\.deferred job=1 .*the media probe could not read the video", timeout=30)
+    q = s.tikd("queue").stdout
+    assert "deferred" in q and "no-such-probe" in q, q
+    d.stop()
+    s.cfg.write_text(good + 'media = { probe_retry = 2 }\n')
+    d = s.start()
+    d.wait_for(r"event=job\.final job=1 .*state=published", timeout=30)
+    assert len(s.fake.ctl.posts()) == 1
+
+
+def test_a_large_video_is_hashed_with_progress_on_a_terminal(s, tmp_path):
+    """`tikd post` of a large file says how far it has read it (a 4 GiB file
+    takes seconds): on a terminal only, the line cleared when done."""
+    connect(s)
+    big = video(tmp_path / "big.mp4", mdat=80_000_000)
+    master, slave = os.openpty()
+    try:
+        p = subprocess.run([TIKD, "--config", str(s.cfg), "post", str(big), "--account", "alice",
+                            "--privacy", "SELF_ONLY"], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=slave, env=s.env, timeout=60)
+        os.close(slave)
+        slave = None
+        said = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            said += chunk
+    finally:
+        if slave is not None:
+            os.close(slave)
+        os.close(master)
+    assert p.returncode == 0, said
+    text = said.decode(errors="replace")
+    assert "reading big.mp4 for its SHA-256: 100% of 0.1 GB" in text, text
+    assert text.rstrip().endswith("\x1b[K") or "\x1b[K" in text, text
+    # not on a pipe: nothing but the answer
+    again = video(tmp_path / "big2.mp4", mdat=80_000_001)
+    r = s.tikd("post", str(again), "--account", "alice", "--privacy", "SELF_ONLY")
+    assert r.returncode == 0 and "SHA-256" not in r.stderr, r.stderr
 
 
 def test_multi_chunk_upload_with_faults(quick, tmp_path):
@@ -551,14 +618,21 @@ function on_load()
     local slow, said = tikd.upload.post{ account = "alice", media = "%s/slow.mp4",
                                          privacy = "SELF_ONLY" }
     local m = assert(tikd.media.probe("%s/slow.mp4"))
+    -- where a call cannot wait (a sort's comparator), a video is refused, never
+    -- probed on the loop
+    local sorted, nowait = pcall(table.sort, { 2, 1 }, function(x, y)
+        tikd.upload.post{ account = "alice", media = "%s/clip.mp4", privacy = "SELF_ONLY" }
+        return x < y
+    end)
     local job = assert(tikd.upload.await(id, 30))
     tikd.log.info("rule posted", { id = id, again = again, state = job.state,
                                    chosen_by = job.chosen_by })
-    tikd.log.info("refused", { outside = why, no_privacy = problems, slow = said })
+    tikd.log.info("refused", { outside = why, no_privacy = problems, slow = said,
+                               nowait = nowait })
     tikd.log.info("probed", { fps = m.fps, verdict = m.verdict, rule = m.findings[1].rule,
                               w = m.width, h = m.height, codec = m.codec })
 end
-""" % (media, tmp_path, media, media, media))
+""" % (media, tmp_path, media, media, media, media))
     d = s.start()
     line = d.wait_for(r'msg="rule posted"', timeout=30)
     assert "id=1" in line and "again=1" in line and "state=published" in line
@@ -566,6 +640,7 @@ end
     line = d.wait_for(r'msg=refused')
     assert "is not a readable file under media_roots" in line and "choose a privacy level" in line
     assert "23 to 60 fps (video.fps)" in line, line
+    assert "waits for the media probe" in line, line
     line = d.wait_for(r'msg=probed')
     assert "fps=12" in line and "verdict=refused" in line and "rule=video.fps" in line, line
     assert " w=1080" in line and " h=1920" in line and " codec=h264" in line, line
