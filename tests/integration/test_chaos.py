@@ -271,8 +271,14 @@ def test_chaos(s, tmp_path, grace):
     unsure = [r for r in rows if r["state"] == "unsure"]
     # an unsure init TikTok never named, failed for the operator to check
     told = [r for r in rows if r["state"] == "failed" and "said nothing of it within" in r["why"]]
+    # a pull held behind an unsure one of its account (one unsettled pull per
+    # account) was never sent: it goes once TikTok names that one or the hold ends
+    by_id = {r["id"]: r for r in rows}
+    held = [r for r in rows if r["state"] == "scheduled" and "waits for job" in r["why"]
+            and by_id.get(int(re.search(r"waits for job (\d+)", r["why"]).group(1)),
+                          {}).get("state") == "unsure"]
     stuck = [r for r in rows if r["state"] not in ("published", "in_inbox", "unsure")
-             and r not in told]
+             and r not in told and r not in held]
     assert not stuck, ("failed, or not final", [(r["id"], r["state"], r["why"]) for r in stuck],
                        [s.tikd("job", "show", str(r["id"])).stdout for r in stuck[:3]], log)
     final = states.get("published", 0) + states.get("in_inbox", 0)
@@ -282,7 +288,7 @@ def test_chaos(s, tmp_path, grace):
     assert final == len(posts), (states, len(posts), log)
     assert len(rows) == planned + len(drops), ("a planned post has no job", len(rows), planned,
                                                len(drops))
-    lost = len(want_files) + len(want_urls) - len(posts) - len(unsure) - len(told)
+    lost = len(want_files) + len(want_urls) - len(posts) - len(unsure) - len(told) - len(held)
     assert lost == 0, ("lost", lost, states)
     # 0 requests inside a Retry-After (unless a kill came first: a dead
     # process's hold may not have committed)

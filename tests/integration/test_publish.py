@@ -304,6 +304,11 @@ def test_multi_chunk_upload_with_faults(quick, tmp_path):
     assert d.proc.poll() is None
 
 
+def held_behind(row):
+    """A queue row of a pull that waits for an unsure one of its account."""
+    return row.split()[1] == "scheduled" and "waits for job" in row
+
+
 def test_kill_9_at_random_moments_loses_and_duplicates_nothing(s, tmp_path):
     """100 posts over three accounts (videos of three sizes, multi-chunk
     ones, drafts, photo carousels), tikd killed with SIGKILL at 30 to 40
@@ -358,9 +363,11 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(s, tmp_path):
     d = s.start()
     end, settled = time.monotonic() + 150, 0
     while time.monotonic() < end:
-        left = [row.split()[1] for row in s.tikd("queue").stdout.splitlines()[1:]]
-        # nothing left that is not final but photo inits TikTok never got
-        settled = settled + 1 if all(st == "unsure" for st in left) else 0
+        rows = s.tikd("queue").stdout.splitlines()[1:]
+        # nothing left that is not final but photo inits TikTok never got, and
+        # photo posts each held behind one of those (one unsettled pull per account)
+        settled = settled + 1 if all(r.split()[1] == "unsure" or held_behind(r)
+                                     for r in rows) else 0
         if settled == 10:
             break
         time.sleep(0.3)
@@ -377,10 +384,16 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(s, tmp_path):
     states = {int(row.split()[0]): row.split()[1] for row in q.splitlines()[1:]}
     photo_jobs = [states[i] for i in range(len(files) + 1, len(files) + len(photos) + 1)]
     unsure = photo_jobs.count("unsure")
+    # a photo post held behind an unsure one of its account was never sent:
+    # it goes once TikTok names that one, or the hold ends (600 s)
+    held = [r for r in q.splitlines()[1:] if held_behind(r)]
+    for r in held:
+        behind = int(re.search(r"waits for job (\d+)", r).group(1))
+        assert states[behind] == "unsure", (r, q)
     # every photo at TikTok is a published job, every other photo job says
     # it may be there (its init left, TikTok never named it): none is lost
     assert photo_jobs.count("published") == len(pulled), (photo_jobs, q)
-    assert photo_jobs.count("published") + unsure == len(photos), (photo_jobs, q)
+    assert photo_jobs.count("published") + unsure + len(held) == len(photos), (photo_jobs, q)
     # the queue agrees with TikTok's ledger
     final = sum(1 for st in states.values() if st in ("published", "in_inbox"))
     assert final == len(posts), q
