@@ -206,13 +206,19 @@ static int box_at(const char *path, int fd, uint64_t at, uint64_t left, const un
  * video but a file built to keep the walk busy. */
 #define BOXES_MAX 200000
 
-/* Header bytes at off (up to 16, fewer at the end of the file), from a
- * window of the file read 64 KiB at a time: a run of small boxes costs one
- * read per window, a large box one read to jump over it. */
+/* Header bytes at off (up to 16, fewer at the end of the file). A header
+ * is read by itself (16 bytes), so a file of large boxes (a fragmented
+ * video: moof, mdat, moof, ...) costs one small read per box; after a run of
+ * SMALL_RUN small boxes a window of 64 KiB is read instead, so a file built
+ * of tiny boxes costs one read per window, not one per box. */
+#define SMALL_BOX 4096
+#define SMALL_RUN 32
+
 struct window {
     unsigned char b[65536];
     uint64_t at;
     size_t n;
+    unsigned small; /* small boxes in a row, just before */
 };
 
 static ssize_t header_at(int fd, struct window *w, uint64_t off, uint64_t left,
@@ -220,7 +226,8 @@ static ssize_t header_at(int fd, struct window *w, uint64_t off, uint64_t left,
 {
     size_t want = left < 16 ? (size_t)left : 16;
     if (off < w->at || off + want > w->at + w->n) {
-        ssize_t got = pread(fd, w->b, sizeof w->b, (off_t)off);
+        size_t n = w->small >= SMALL_RUN ? sizeof w->b : 16;
+        ssize_t got = pread(fd, w->b, n, (off_t)off);
         if (got < 0)
             return -1;
         w->at = off;
@@ -240,6 +247,7 @@ static int walk_boxes(const char *path, int fd, uint64_t fsize, struct media_inf
     if (!w)
         return tikd_fail(e, TIKD_ENOMEM, "out of memory");
     w->at = w->n = 0;
+    w->small = 0;
     int rc = 0;
     unsigned long boxes = 0;
     for (uint64_t off = 0; rc == 0 && off < fsize; boxes++) {
@@ -252,7 +260,9 @@ static int walk_boxes(const char *path, int fd, uint64_t fsize, struct media_inf
             break;
         }
         ssize_t got = header_at(fd, w, off, left, &h);
+        uint64_t at = off;
         rc = box_at(path, fd, off, left, h, got, mi, &have_moov, &have_mdat, &off, e);
+        w->small = off - at < SMALL_BOX ? w->small + 1 : 0;
     }
     free(w);
     if (rc != 0)

@@ -87,8 +87,9 @@ typedef void (*media_probe_done)(void *arg, const struct media_info *mi, const s
 struct media_probe *media_probe_start(struct ev_loop *loop, const char *path, media_probe_done done,
                                       void *arg, struct tikd_err *e);
 
-/* Stop a probe before done was called: its process is killed and reaped,
- * done is never called. */
+/* Stop a probe before done was called: its process group is killed, done
+ * is never called. The default loop reaps it (never waited for here); on
+ * another loop it is reaped at once. */
 void media_probe_cancel(struct media_probe *p);
 
 /* Where the probe program is (NULL or "": found beside the running binary,

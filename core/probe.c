@@ -248,11 +248,15 @@ static int finish(const char *path, const char *out, size_t len, int status, boo
         return tikd_fail(e, TIKD_EINVAL, "%s: %s", path, pe.msg);
     if (WIFSIGNALED(status)) {
         int sig = WTERMSIG(status);
+        /* its own wall-clock alarm, or a kill tikd did not send (the OOM
+         * killer, an operator): the machine's trouble, not the file's */
+        if (sig == SIGALRM || sig == SIGKILL)
+            return tikd_fail(e, TIKD_EIO,
+                             "%s: the media probe was stopped (signal %d) before "
+                             "it answered",
+                             path, sig);
         return tikd_fail(e, TIKD_EINVAL, "%s: the media probe %s on this file (signal %d)", path,
-                         sig == SIGXCPU   ? "used up its CPU time"
-                         : sig == SIGALRM ? "ran out of time"
-                                          : "crashed",
-                         sig);
+                         sig == SIGXCPU ? "used up its CPU time" : "crashed", sig);
     }
     if (len > 0)
         return tikd_fail(e, TIKD_EIO, "%s: %s", path, pe.msg);
@@ -531,12 +535,13 @@ void media_probe_cancel(struct media_probe *p)
         return;
     if (p->pid && !p->exited) {
         kill(-p->pid, SIGKILL);
-        /* the default loop reaps it (libev reaps every child); on another
-         * loop it is reaped here if it is gone already: never waited for, a
-         * process stuck in the kernel cannot stall the loop */
+        /* the default loop (the daemon's) reaps it: libev reaps every child,
+         * so a process stuck in the kernel never stalls the loop. Another
+         * loop (a dry run's, in a short-lived command) reaps it here. */
         int status;
         if (!ev_is_default_loop(p->loop))
-            waitpid(p->pid, &status, WNOHANG);
+            while (waitpid(p->pid, &status, 0) < 0 && errno == EINTR)
+                ;
     }
     probe_free(p);
 }

@@ -305,8 +305,8 @@ def test_multi_chunk_upload_with_faults(quick, tmp_path):
 
 
 def held_behind(row):
-    """A queue row of a pull that waits for an unsure one of its account."""
-    return row.split()[1] == "scheduled" and "waits for job" in row
+    """A queue row of a photo post that waits for another of its account."""
+    return row.split()[1] == "scheduled" and "a photo post of this account" in row
 
 
 def test_kill_9_at_random_moments_loses_and_duplicates_nothing(s, tmp_path):
@@ -386,10 +386,14 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(s, tmp_path):
     unsure = photo_jobs.count("unsure")
     # a photo post held behind an unsure one of its account was never sent:
     # it goes once TikTok names that one, or the hold ends (600 s)
+    accounts_of = {int(row.split()[0]): row.split()[2] for row in q.splitlines()[1:]}
+    photo_ids = range(len(files) + 1, len(files) + len(photos) + 1)
     held = [r for r in q.splitlines()[1:] if held_behind(r)]
     for r in held:
         behind = int(re.search(r"waits for job (\d+)", r).group(1))
-        assert states[behind] == "unsure", (r, q)
+        me = int(r.split()[0])
+        assert me in photo_ids and behind in photo_ids, (r, q)
+        assert states[behind] == "unsure" and accounts_of[behind] == accounts_of[me], (r, q)
     # every photo at TikTok is a published job, every other photo job says
     # it may be there (its init left, TikTok never named it): none is lost
     assert photo_jobs.count("published") == len(pulled), (photo_jobs, q)
