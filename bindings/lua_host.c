@@ -101,6 +101,7 @@ struct call {
     char where[160];      /* "rules/a.lua:3", where the budget ended it */
     unsigned out_lines, out_suppressed;
     bool waiting;
+    bool cancelled; /* by gen_cancel_all */
     uint64_t ticket;
     void (*cancel)(void *);
     void *cancel_ud;
@@ -842,8 +843,12 @@ static void call_finish(struct call *c, int st, bool yielded_bare)
     struct gen *g = c->g;
     char msg[1024] = "";
     bool ok = st == LUA_OK && !c->fired && !yielded_bare;
-    struct call_result r = {
-        .ok = ok, .budget = c->fired != BUDGET_NONE, .rule = c->rule, .fn = c->fn, .L = c->co};
+    struct call_result r = {.ok = ok,
+                            .budget = c->fired != BUDGET_NONE,
+                            .cancelled = c->cancelled,
+                            .rule = c->rule,
+                            .fn = c->fn,
+                            .L = c->co};
     if (!ok) {
         if (yielded_bare)
             snprintf(msg, sizeof msg,
@@ -971,6 +976,7 @@ void gen_cancel_all(struct gen *g, const char *reason)
         if (c->waiting && c->cancel)
             c->cancel(c->cancel_ud);
         c->waiting = false;
+        c->cancelled = true;
         lua_settop(c->co, 0);
         lua_pushfstring(c->co, "%s: %s cancelled: %s", c->rule, c->fn, reason);
         call_finish(c, LUA_ERRRUN, false);

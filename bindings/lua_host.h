@@ -95,6 +95,7 @@ size_t gen_memory(const struct gen *g);
 struct call_result {
     bool ok;
     bool budget;       /* ended by its instruction or memory budget */
+    bool cancelled;    /* ended by gen_cancel_all (shutdown), not by itself */
     const char *rule;  /* rule file name */
     const char *fn;    /* function called */
     const char *error; /* message with file:line, when !ok */

@@ -325,13 +325,47 @@ void rules_free(struct rules *r)
 
 /* ---- the engine's events ------------------------------------------------------------ */
 
-void rules_on_media(void *ud, const struct intake_item *it)
+/* One item's on_media calls: the hand-off ends with the last of them. */
+struct media_offer {
+    struct intake_handoff *h;
+    size_t started, ended;
+    bool counted; /* started is final (calls may end before hooks_call returns) */
+    bool complete;
+};
+
+static void offer_end(struct media_offer *o)
+{
+    intake_handoff_end(o->h, o->complete);
+    free(o);
+}
+
+static void offer_done(void *ud, const struct call_result *r)
+{
+    struct media_offer *o = ud;
+    hooks_logged(NULL, r);
+    if (r->cancelled)
+        o->complete = false; /* shut down before it planned: offered at the next start */
+    o->ended++;
+    if (o->counted && o->ended == o->started)
+        offer_end(o);
+}
+
+void rules_on_media(void *ud, const struct intake_item *it, struct intake_handoff *h)
 {
     struct gen *g = live(ud);
     TLOG(TLOG_INFO, "intake.item", LSTR("path", it->path), LSTR("hash", it->hash),
          LINT("bytes", (long long)it->size), LBOOL("sidecar", it->sidecar[0] != '\0'));
-    if (g)
-        hooks_call(g, gen_rule_count(g), HOOK_ON_MEDIA, hooks_arg_media, (void *)it, NULL, NULL);
+    struct media_offer *o = g ? calloc(1, sizeof *o) : NULL;
+    if (!o) {
+        intake_handoff_end(h, false);
+        return;
+    }
+    *o = (struct media_offer){.h = h, .complete = true};
+    o->started =
+        hooks_call(g, gen_rule_count(g), HOOK_ON_MEDIA, hooks_arg_media, (void *)it, offer_done, o);
+    o->counted = true;
+    if (o->ended == o->started)
+        offer_end(o);
 }
 
 void rules_on_account(void *ud, const struct account *a)

@@ -50,7 +50,10 @@ void rules_free(struct rules *r);
 
 /* The engine's events (shaped as the callbacks of core/intake, core/oauth
  * and core/pipeline; ud is the struct rules). */
-void rules_on_media(void *ud, const struct intake_item *it);
+struct intake_handoff;
+/* The hand-off ends when every on_media call has ended (complete unless
+ * one was cancelled); with no live generation it ends incomplete. */
+void rules_on_media(void *ud, const struct intake_item *it, struct intake_handoff *h);
 void rules_on_account(void *ud, const struct account *a);
 void rules_on_outcome(void *ud, const struct job *j);
 void rules_before_publish(void *ud, const struct job *j, const struct tt_creator *c,

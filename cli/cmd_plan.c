@@ -127,10 +127,11 @@ static bool under_roots(const struct tikd_config *cfg, const char *dir)
     return false;
 }
 
-static void no_item(void *ud, const struct intake_item *it)
+static void no_item(void *ud, const struct intake_item *it, struct intake_handoff *h)
 {
     (void)ud;
     (void)it;
+    intake_handoff_end(h, true);
 }
 
 /* The media files of dir in name order (the caller frees them); -1 when it

@@ -55,6 +55,16 @@ struct folder {
     char *pattern; /* NULL: the default extensions */
 };
 
+/* A hand-off in flight: its item is taken when it ends complete. */
+struct intake_handoff {
+    struct intake *in; /* NULL once the intake is freed */
+    struct store *store;
+    uint64_t failures; /* store_write_failures() when it began */
+    char hash[65];
+    char *path;
+    struct intake_handoff *prev, *next;
+};
+
 struct intake {
     struct ev_loop *loop;
     struct store *store;
@@ -78,6 +88,8 @@ struct intake {
                        while anything else is pending) */
     unsigned char *buf;
     struct intake_item item;
+    struct intake_handoff *handoffs; /* in flight */
+    ev_timer retry;                  /* a scan for what an incomplete hand-off left */
 };
 
 static const char *const default_exts[] = {".mp4", ".mov", ".webm", ".jpg", ".jpeg", ".webp"};
@@ -210,6 +222,16 @@ static void forget(struct intake *in, struct cand *c)
     free(c);
 }
 
+/* Is a hand-off of the file at path in flight? (A few at a time: a rule's
+ * calls end within their budgets.) */
+static bool handing(const struct intake *in, const char *path)
+{
+    for (const struct intake_handoff *h = in->handoffs; h; h = h->next)
+        if (strcmp(h->path, path) == 0)
+            return true;
+    return false;
+}
+
 static void arm_timer(struct intake *in)
 {
     ev_timer_stop(in->loop, &in->timer);
@@ -262,7 +284,7 @@ static enum seen consider(struct intake *in, int folder, const char *path)
         }
         return SEEN_PENDING;
     }
-    if (ledger_known(in->store, path, &fp, NULL))
+    if (ledger_taken(in->store, path, &fp) || handing(in, path))
         return SEEN_KNOWN;
     c = calloc(1, sizeof *c);
     char *copy = strdup(path);
@@ -304,7 +326,7 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
             settle_again(in, c, &fp); /* still growing */
             continue;
         }
-        if (ledger_known(in->store, c->path, &fp, NULL)) {
+        if (ledger_taken(in->store, c->path, &fp) || handing(in, c->path)) {
             forget(in, c);
             continue;
         }
@@ -318,6 +340,49 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
     arm_timer(in);
 }
 
+static void arm_retry(struct intake *in)
+{
+    if (!ev_is_active(&in->retry)) {
+        ev_timer_set(&in->retry, INTAKE_RETRY, 0.);
+        ev_timer_start(in->loop, &in->retry);
+    }
+}
+
+static void on_retry(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)revents;
+    intake_scan((struct intake *)((char *)t - offsetof(struct intake, retry)));
+}
+
+void intake_handoff_end(struct intake_handoff *h, bool complete)
+{
+    struct tikd_err e = {0};
+    if (complete && store_write_failures(h->store) != h->failures) {
+        complete = false;
+        snprintf(e.msg, sizeof e.msg, "a store write failed while it was handed over");
+    }
+    if (complete && ledger_handed(h->store, h->hash, &e) != 0)
+        complete = false;
+    if (!complete) {
+        TLOG(TLOG_WARN, "intake.offer_again", LSTR("path", h->path), LSTR("hash", h->hash),
+             LSTR("reason", e.msg[0] ? e.msg : "the hand-off was cut short"),
+             LDBL("in", h->in ? INTAKE_RETRY : 0));
+        if (h->in)
+            arm_retry(h->in);
+    }
+    if (h->in) {
+        if (h->prev)
+            h->prev->next = h->next;
+        else
+            h->in->handoffs = h->next;
+        if (h->next)
+            h->next->prev = h->prev;
+    }
+    free(h->path);
+    free(h);
+}
+
 static void take(struct intake *in, struct cand *c, const char *hash, const struct stat *st)
 {
     struct intake_item *it = &in->item;
@@ -326,12 +391,32 @@ static void take(struct intake *in, struct cand *c, const char *hash, const stru
     forget(in, c); /* before the callback, which may scan */
     struct tikd_err e = {0};
     bool fresh = false;
-    if (ledger_record(in->store, it, &fp, &fresh, &e) != 0) {
-        TLOG(TLOG_ERROR, "intake.store", LSTR("path", it->path), LSTR("reason", e.msg));
+    struct intake_handoff *h = calloc(1, sizeof *h);
+    if (!h || !(h->path = strdup(it->path))) {
+        free(h);
+        TLOG(TLOG_ERROR, "intake.skipped", LSTR("path", it->path), LSTR("reason", "out of memory"));
+        arm_retry(in);
         return;
     }
-    if (fresh)
-        in->fn(in->ud, it);
+    int rc = ledger_record(in->store, it, &fp, true, &fresh, &e);
+    if (rc != 0) {
+        TLOG(TLOG_ERROR, "intake.store", LSTR("path", it->path), LSTR("reason", e.msg));
+        arm_retry(in);
+    }
+    if (rc != 0 || !fresh) {
+        free(h->path);
+        free(h);
+        return;
+    }
+    h->in = in;
+    h->store = in->store;
+    h->failures = store_write_failures(in->store);
+    memcpy(h->hash, it->hash, sizeof h->hash);
+    h->next = in->handoffs;
+    if (in->handoffs)
+        in->handoffs->prev = h;
+    in->handoffs = h;
+    in->fn(in->ud, it, h);
 }
 
 static void arm_slice(struct intake *in);
@@ -604,6 +689,7 @@ int intake_new(struct intake **out, struct ev_loop *loop, struct store *s, doubl
     }
     ev_init(&in->timer, on_timer);
     ev_init(&in->slice, on_slice);
+    ev_init(&in->retry, on_retry);
     *out = in;
     return 0;
 }
@@ -617,7 +703,10 @@ void intake_free(struct intake *in)
     if (in->loop) {
         ev_timer_stop(in->loop, &in->timer);
         ev_timer_stop(in->loop, &in->slice);
+        ev_timer_stop(in->loop, &in->retry);
     }
+    for (struct intake_handoff *h = in->handoffs; h; h = h->next)
+        h->in = NULL; /* ending later, offered again at the next start if incomplete */
     if (in->fd >= 0)
         close(in->fd);
     for (size_t i = 0; i < in->mapcap; i++) {

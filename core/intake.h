@@ -6,8 +6,9 @@
  * same for `settle` seconds, so a half-copied file is not taken; settle must
  * be longer than the longest pause of a slow writer. Its record goes to the
  * media ledger (core/ledger, which also keeps how long records live) in one
- * transaction before the callback runs: reporting is at most once, even
- * across a crash (callers plan idempotently by hash).
+ * transaction before the callback runs, marked offered until the hand-off
+ * ends (see intake_handoff): reporting is at least once, even across a
+ * crash or a full store, and callers plan idempotently by hash.
  * Known content at a new path (renamed, re-copied) is not reported: it is
  * logged as intake.duplicate with both paths and its seen_count goes up.
  *
@@ -40,10 +41,27 @@ struct intake_item {
     char sidecar[8192]; /* the JSON text of NAME.json next to it (clip.mp4 + clip.json), or "" */
 };
 
-/* Called once per new item (never for content seen before), from the loop.
- * item is valid during the call only. The callback may call anything here
- * except intake_free. */
-typedef void (*intake_fn)(void *ud, const struct intake_item *item);
+/* The hand-off of one new item to the callback, ended by
+ * intake_handoff_end() exactly once, during the callback or later (it
+ * outlives intake_free). The item is taken once its hand-off ends complete
+ * and no store write failed meanwhile (anything the consumer asked of the
+ * store was saved); until then its record says offered, and the item is
+ * offered again: at the next start after a crash, or INTAKE_RETRY seconds
+ * after an incomplete end. Delivery is at least once, so a consumer plans
+ * idempotently, by the item's hash (the planner refuses the same content
+ * twice for an account, and tikd.upload.post{ key = item.hash } returns the
+ * job planned before). */
+struct intake_handoff;
+#define INTAKE_RETRY 10.0
+
+/* Called once per new item (and again for an item whose hand-off did not
+ * end complete), from the loop. item is valid during the call only. The
+ * callback may call anything here except intake_free. */
+typedef void (*intake_fn)(void *ud, const struct intake_item *item, struct intake_handoff *h);
+
+/* complete: the consumer has done with the item what it will (a failed
+ * rule call counts, a cancelled one does not). Frees h. */
+void intake_handoff_end(struct intake_handoff *h, bool complete);
 
 /* An intake on loop recording identities in s (which must outlive it).
  * settle is in seconds (>= 0). No folder yet: add them, then intake_scan().

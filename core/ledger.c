@@ -203,9 +203,16 @@ static int prune(struct store_txn *t, double now)
     return rc;
 }
 
+/* Content offered to the intake's consumer and not yet handed over. */
+static bool unhanded(json_t *rec)
+{
+    return json_is_false(json_object_get(rec, "handed"));
+}
+
 struct known_ctx {
     const char *path;
     const struct ledger_fp *fp;
+    bool taken;    /* in: its content must also have been handed over */
     char hash[65]; /* out, when the fingerprint matches */
     bool match;
 };
@@ -216,7 +223,18 @@ static int known_txn(struct store_txn *t, void *ctx)
     json_t *o = get_rec(t, k->path, strlen(k->path));
     k->match = o && path_rec_matches(o, k->fp, k->hash);
     json_decref(o);
+    if (k->match && k->taken) {
+        json_t *rec = get_rec(t, k->hash, 64);
+        k->match = !unhanded(rec);
+        json_decref(rec);
+    }
     return 0;
+}
+
+bool ledger_taken(struct store *s, const char *path, const struct ledger_fp *fp)
+{
+    struct known_ctx k = {.path = path, .fp = fp, .taken = true};
+    return store_read(s, known_txn, &k, NULL) == 0 && k.match;
 }
 
 bool ledger_known(struct store *s, const char *path, const struct ledger_fp *fp, char hash[65])
@@ -232,9 +250,11 @@ bool ledger_known(struct store *s, const char *path, const struct ledger_fp *fp,
 struct rec_ctx {
     const struct intake_item *it;
     const struct ledger_fp *fp;
+    bool offer;
     double now;
     struct tikd_err *e;
     bool fresh, sighting;  /* out: new content; seen at a new path */
+    bool again;            /* out: fresh, as an offer never handed over */
     char first_path[1024]; /* out */
     double first_seen;     /* out */
     long long seen_count;  /* out */
@@ -244,7 +264,7 @@ static int record_txn(struct store_txn *t, void *ctx)
 {
     struct rec_ctx *x = ctx;
     const struct intake_item *it = x->it;
-    x->fresh = x->sighting = false;
+    x->fresh = x->sighting = x->again = false;
     x->first_path[0] = '\0';
     x->first_seen = it->first_seen;
     x->seen_count = 1;
@@ -265,7 +285,10 @@ static int record_txn(struct store_txn *t, void *ctx)
                         (json_int_t)1, "last_path", it->path, "last_seen", x->now);
         if (!rec)
             return TIKD_ENOMEM;
+        if (x->offer)
+            json_object_set_new(rec, "handed", json_false());
     } else {
+        x->fresh = x->again = x->offer && unhanded(rec); /* offered, never handed over */
         const char *first = json_string_value(json_object_get(rec, "path"));
         if (!first) {
             json_decref(rec);
@@ -299,15 +322,19 @@ static int record_txn(struct store_txn *t, void *ctx)
     return prune(t, x->now);
 }
 
-int ledger_record(struct store *s, struct intake_item *it, const struct ledger_fp *fp, bool *fresh,
-                  struct tikd_err *e)
+int ledger_record(struct store *s, struct intake_item *it, const struct ledger_fp *fp, bool offer,
+                  bool *fresh, struct tikd_err *e)
 {
-    struct rec_ctx x = {.it = it, .fp = fp, .now = clock_now(), .e = e};
+    struct rec_ctx x = {.it = it, .fp = fp, .offer = offer, .now = clock_now(), .e = e};
     int rc = store_write(s, record_txn, &x, e);
     if (rc != 0)
         return rc;
     *fresh = x.fresh;
-    if (x.fresh) {
+    if (x.again) {
+        it->first_seen = x.first_seen;
+        TLOG(TLOG_INFO, "intake.offered_again", LSTR("hash", it->hash), LSTR("path", it->path),
+             LSTR("first_path", x.first_path));
+    } else if (x.fresh) {
         TLOG(TLOG_INFO, "intake.new", LSTR("hash", it->hash), LSTR("path", it->path),
              LINT("size", it->size));
     } else {
@@ -319,6 +346,32 @@ int ledger_record(struct store *s, struct intake_item *it, const struct ledger_f
             TLOG(TLOG_DEBUG, "intake.known", LSTR("hash", it->hash), LSTR("path", it->path));
     }
     return 0;
+}
+
+struct handed_ctx {
+    const char *hash;
+    double now;
+};
+
+static int handed_txn(struct store_txn *t, void *ctx)
+{
+    struct handed_ctx *x = ctx;
+    json_t *rec = get_rec(t, x->hash, 64);
+    if (!unhanded(rec)) {
+        json_decref(rec); /* pruned meanwhile, or handed already */
+        return 0;
+    }
+    uint64_t at = at_of(rec);
+    json_object_del(rec, "handed");
+    return put_rec(t, x->hash, 64, rec, at, ms_of(x->now));
+}
+
+int ledger_handed(struct store *s, const char *hash, struct tikd_err *e)
+{
+    if (strlen(hash) != 64)
+        return tikd_fail(e, TIKD_EINVAL, "ledger: not a content hash");
+    struct handed_ctx x = {.hash = hash, .now = clock_now()};
+    return store_write(s, handed_txn, &x, e);
 }
 
 /* ---- the schema step ----------------------------------------------------------------- */
@@ -487,7 +540,7 @@ static int identify(struct store *store, const char *path, const char *known,
     char folder[PATH_MAX];
     snprintf(folder, sizeof folder, "%.*s", (int)(base_name(abs) - abs - 1), abs);
     ledger_fill_item(out, abs, folder[0] ? folder : "/", &sb, clock_now(), hash);
-    return ledger_record(store, out, &fp, fresh, e);
+    return ledger_record(store, out, &fp, false, fresh, e);
 }
 
 int ledger_identify(struct store *store, const char *path, struct intake_item *out, bool *fresh,

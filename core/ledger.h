@@ -58,9 +58,20 @@ void ledger_fill_item(struct intake_item *it, const char *path, const char *fold
 /* Record it (hash and path filled; fp its fingerprint) in one transaction:
  * *fresh when its content is new; known content at a new path is a sighting
  * (logged as intake.duplicate). it->first_seen becomes when the content was
- * first seen. Expired records are pruned in the same transaction. */
-int ledger_record(struct store *s, struct intake_item *it, const struct ledger_fp *fp, bool *fresh,
-                  struct tikd_err *e);
+ * first seen. Expired records are pruned in the same transaction.
+ * offer (the intake): new content is recorded as offered but not yet
+ * handed over (ledger_handed() ends that), and content recorded so before
+ * is *fresh again, so an offer a crash or a full store cut short is made
+ * again; without offer such content is simply known. */
+int ledger_record(struct store *s, struct intake_item *it, const struct ledger_fp *fp, bool offer,
+                  bool *fresh, struct tikd_err *e);
+
+/* The offer of the content hash is over: its consumer has it. */
+int ledger_handed(struct store *s, const char *hash, struct tikd_err *e);
+
+/* ledger_known() for the intake: the file is known unchanged and its
+ * content was handed over (not only offered). */
+bool ledger_taken(struct store *s, const char *path, const struct ledger_fp *fp);
 
 /* The identity of one file, synchronously (`tikd post`, the planner): read
  * it unless the ledger knows it unchanged, record it, fill *out. Fails with

@@ -37,6 +37,7 @@ struct store {
     MDB_dbi dbi[STORE_DB__COUNT];
     size_t map_size, map_max;
     bool readonly;
+    uint64_t write_failures; /* write transactions LMDB or the disk refused */
     char dir[4096];
 };
 
@@ -141,7 +142,15 @@ int store_write(struct store *s, store_fn fn, void *ctx, struct tikd_err *e)
 {
     if (s->readonly)
         return tikd_fail(e, TIKD_ESTORE, "store: opened read-only");
-    return run_txn(s, true, fn, ctx, e);
+    int rc = run_txn(s, true, fn, ctx, e);
+    if (rc == TIKD_ENOSPACE || rc == TIKD_ESTORE)
+        s->write_failures++;
+    return rc;
+}
+
+uint64_t store_write_failures(const struct store *s)
+{
+    return s->write_failures;
 }
 
 int store_read(struct store *s, store_fn fn, void *ctx, struct tikd_err *e)

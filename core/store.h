@@ -67,6 +67,12 @@ typedef int (*store_fn)(struct store_txn *t, void *ctx);
  * is full, it fails with TIKD_ENOSPACE. fn may fill e itself; otherwise LMDB's reason is given. */
 int store_write(struct store *s, store_fn fn, void *ctx, struct tikd_err *e);
 
+/* How many store_write() calls have failed for the store's own reasons (a
+ * full map or disk, LMDB: TIKD_ENOSPACE, TIKD_ESTORE), not fn's: whoever
+ * needs to know whether everything asked of the store in some stretch of
+ * work was written compares it before and after. */
+uint64_t store_write_failures(const struct store *s);
+
 /* Run fn in a read-only transaction (nothing it does is written). */
 int store_read(struct store *s, store_fn fn, void *ctx, struct tikd_err *e);
 

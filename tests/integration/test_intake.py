@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import time
 import zoneinfo
 
@@ -157,3 +158,44 @@ end
     r = s.tikd("post", str(copy), "--account", "alice", "--privacy", "SELF_ONLY", "--at", "+2d",
                "--again")
     assert r.returncode == 0, r.stderr
+
+
+def test_a_drop_the_rules_never_finished_is_offered_again_once(s, tmp_path):
+    """At least once into the rules, once into the queue: killed (SIGKILL)
+    while a rule's on_media waits, the daemon offers the drop again at its
+    next start; planned by hash, it is one job, and a third start offers
+    nothing."""
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    s.cfg.write_text(s.cfg.read_text() + 'media_roots = { "%s" }\nintake = { folders = { "%s" }, '
+                     'settle = 0.2 }\n' % (inbox, inbox))
+    connect(s)
+    rule = s.root / "rules" / "drop.lua"
+    body = """
+function on_media(item)
+    tikd.log.info("drop: offered", { path = item.path })
+    tikd.sleep(%s)
+    local id, why = tikd.upload.post{ account = "alice", media = item.path, privacy = "SELF_ONLY",
+                                      at = tikd.now() + 86400, key = item.hash }
+    tikd.log.info("drop: planned", { id = id or -1, why = why or "" })
+end
+"""
+    rule.write_text(body % "3600")
+    d = s.start()
+    shutil.copy(video(tmp_path / "clip.mp4"), inbox / "clip.mp4")
+    d.wait_for(r"drop: offered", timeout=10)
+    d.proc.send_signal(signal.SIGKILL)
+    d.proc.wait()
+    assert jobs(s) == []
+    rule.write_text(body % "0")
+    d = s.start()
+    d.wait_for(r"event=intake\.offered_again .*clip\.mp4", timeout=10)
+    d.wait_for(r"drop: planned.*id=1", timeout=10)
+    assert len(jobs(s)) == 1
+    d.stop()
+    d = s.start()
+    line = d.wait_for(r"event=intake\.scanned ")
+    assert "pending=0" in line and "known=1" in line, line
+    time.sleep(0.5)
+    assert len(jobs(s)) == 1
+    assert "drop: offered" not in "\n".join(d.lines)

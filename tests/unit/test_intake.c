@@ -2,6 +2,7 @@
  * it stops growing; renamed and re-copied content is a duplicate, new
  * content is new; sidecars are read; patterns and ignored names; a scan at
  * start takes existing files once and a restart reports nothing known;
+ * a hand-off cut short (crash, failed store write) is offered again;
  * intake_offer says fresh or not; a large file hashes in slices. Waits are
  * on outcomes (callbacks, log lines) with generous deadlines. */
 #include "testutil.h"
@@ -17,10 +18,16 @@
 
 #define MAX_ITEMS 16
 
+enum handing { HAND_COMPLETE, HAND_HOLD, HAND_FAIL_WRITE };
+
 struct got {
     struct intake_item items[MAX_ITEMS];
     double at[MAX_ITEMS]; /* clock_mono() at the callback */
     int n;
+    enum handing mode;                      /* how the callback ends its hand-off */
+    struct intake_handoff *held[MAX_ITEMS]; /* HAND_HOLD: not ended yet */
+    int nheld;
+    struct store *store; /* HAND_FAIL_WRITE: a write it refuses */
 };
 
 static struct ev_loop *loop;
@@ -35,7 +42,14 @@ static void on_tick(struct ev_loop *l, ev_timer *t, int revents)
     (void)revents;
 }
 
-static void on_item(void *ud, const struct intake_item *it)
+static int huge_txn(struct store_txn *t, void *ctx)
+{
+    (void)ctx;
+    static char big[4 << 20];
+    return store_put(t, STORE_DB_META, "huge", 4, big, sizeof big);
+}
+
+static void on_item(void *ud, const struct intake_item *it, struct intake_handoff *h)
 {
     struct got *g = ud;
     if (g->n < MAX_ITEMS) {
@@ -43,6 +57,15 @@ static void on_item(void *ud, const struct intake_item *it)
         g->at[g->n] = clock_mono();
     }
     g->n++;
+    if (g->mode == HAND_HOLD && g->nheld < MAX_ITEMS) {
+        g->held[g->nheld++] = h;
+        return;
+    }
+    if (g->mode == HAND_FAIL_WRITE) {
+        struct tikd_err e = {0};
+        assert_int_equal(store_write(g->store, huge_txn, NULL, &e), TIKD_ENOSPACE);
+    }
+    intake_handoff_end(h, true);
 }
 
 static void wait_items(int n)
@@ -86,6 +109,16 @@ static int teardown(void **state)
     tlog_setup(TLOG_ERROR, TLOG_LOGFMT, 2);
     tu_logcap_stop(&cap);
     return 0;
+}
+
+static struct store *open_store_max(const char *dir, size_t max)
+{
+    struct store *s;
+    struct store_opts o = {dir, 1 << 20, max, false};
+    struct tikd_err e = {0};
+    if (store_open(&s, &o, &e) != 0)
+        fail_msg("store_open: %s", e.msg);
+    return s;
 }
 
 static struct store *open_store(const char *dir)
@@ -428,6 +461,65 @@ static void scan_at_start_and_restart(void **state)
     free(inbox);
 }
 
+/* A hand-off a crash cut short (the callback never ended it) is made again
+ * at the next start; one during which a store write failed is made again
+ * by the next scan; a complete one never again. */
+static void an_offer_cut_short_is_made_again(void **state)
+{
+    (void)state;
+    char *data = tmpdir_real(), *inbox = tmpdir_real();
+    char p[600];
+    snprintf(p, sizeof p, "%s/a.jpg", inbox);
+    put(p, "a", 1, false);
+    struct store *s = open_store_max(data, 2 << 20);
+    got->mode = HAND_HOLD;
+    struct intake *in = new_intake(s, 0.05);
+    add(in, inbox, NULL);
+    assert_int_equal(intake_scan(in), 0);
+    wait_items(1);
+    assert_int_equal(intake_scan(in), 0); /* in flight: not offered twice meanwhile */
+    run_for(0.3);
+    assert_int_equal(got->n, 1);
+    intake_free(in); /* the crash: the rules never finished */
+    store_close(s);
+    intake_handoff_end(got->held[0], false); /* (frees it; the store is gone) */
+
+    s = open_store_max(data, 2 << 20);
+    got->mode = HAND_FAIL_WRITE;
+    got->store = s;
+    in = new_intake(s, 0.05);
+    add(in, inbox, NULL);
+    assert_int_equal(intake_scan(in), 0);
+    wait_items(2);
+    assert_string_equal(got->items[1].hash, got->items[0].hash);
+    assert_non_null(strstr(cap.buf, "event=intake.offered_again"));
+    assert_non_null(strstr(cap.buf, "event=intake.offer_again"));
+    assert_non_null(strstr(cap.buf, "a store write failed while it was handed over"));
+
+    got->mode = HAND_COMPLETE;
+    assert_int_equal(intake_scan(in), 0); /* what the retry timer does */
+    wait_items(3);
+    assert_string_equal(got->items[2].hash, got->items[0].hash);
+    assert_int_equal(intake_scan(in), 0);
+    run_for(0.3);
+    assert_int_equal(got->n, 3);
+    intake_free(in);
+    store_close(s);
+
+    s = open_store_max(data, 2 << 20); /* and after a restart: taken for good */
+    in = new_intake(s, 0.05);
+    add(in, inbox, NULL);
+    assert_int_equal(intake_scan(in), 0);
+    run_for(0.3);
+    assert_int_equal(got->n, 3);
+    intake_free(in);
+    store_close(s);
+    tu_rmrf(data);
+    tu_rmrf(inbox);
+    free(data);
+    free(inbox);
+}
+
 static void offer_says_fresh_or_known(void **state)
 {
     (void)state;
@@ -567,6 +659,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(sidecars_are_read, setup, teardown),
         cmocka_unit_test_setup_teardown(patterns_and_ignored_names, setup, teardown),
         cmocka_unit_test_setup_teardown(scan_at_start_and_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(an_offer_cut_short_is_made_again, setup, teardown),
         cmocka_unit_test_setup_teardown(offer_says_fresh_or_known, setup, teardown),
         cmocka_unit_test_setup_teardown(a_large_file_hashes_in_slices, setup, teardown),
         cmocka_unit_test_setup_teardown(folder_errors, setup, teardown),
