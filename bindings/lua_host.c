@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "../core/log.h"
+#include "../core/metrics.h"
 
 #define HOOK_STEP 1000
 
@@ -868,6 +869,14 @@ static void call_finish(struct call *c, int st, bool yielded_bare)
     if (c->next)
         c->next->prev = c->prev;
     g->live--;
+    static struct metric *ended[4];
+    int how = r.ok ? 0 : r.cancelled ? 1 : r.budget ? 2 : 3;
+    if (!ended[how]) {
+        static const char *const labels[] = {"result=\"ok\"", "result=\"cancelled\"",
+                                             "result=\"budget\"", "result=\"error\""};
+        ended[how] = metrics_get("tikd_rule_calls_total", labels[how]);
+    }
+    metrics_add(ended[how], 1);
     if (c->done)
         c->done(c->done_ud, &r);
 

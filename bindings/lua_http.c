@@ -130,7 +130,7 @@ static int l_request(lua_State *L)
     const struct host_opts *o = host_opts_of(L);
     if (!o->http)
         return luaL_error(L, "tikd.http is not available here (no HTTP client)");
-    struct http_req req = {0};
+    struct http_req req = {.metric = "rule"};
     req.url = args_str(&a, "url", NULL);
     if (!req.url)
         return args_error(&a, "url", "is required");

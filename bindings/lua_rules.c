@@ -19,6 +19,7 @@
 #include "../core/clock.h"
 #include "../core/intake.h"
 #include "../core/log.h"
+#include "../core/metrics.h"
 #include "../core/watch.h"
 
 #define MAX_GENS 64
@@ -190,6 +191,7 @@ static int reload_failed(struct rules *r, unsigned id, int rc, const struct gen_
     /* on the record first: the log line tells that the status says so */
     audit(r, "rules.reload", detail);
     write_status(r, id, false, rep);
+    metrics_inc("tikd_rule_reloads_total", "result=\"failed\"", 1);
     TLOG(TLOG_ERROR, "rules.reload_failed", LINT("gen", id), LSTR("reason", why),
          LINT("kept_gen", r->ngens ? gen_id(r->gens[0]) : 0));
     return rc;
@@ -228,6 +230,7 @@ int rules_reload(struct rules *r)
              names);
     audit(r, "rules.reload", detail);
     write_status(r, id, true, NULL);
+    metrics_inc("tikd_rule_reloads_total", "result=\"ok\"", 1);
     TLOG(TLOG_INFO, "rules.loaded", LINT("gen", id), LINT("files", gen_rule_count(g)),
          LSTR("rules", names), LINT("lua_bytes", gen_memory(g)));
     hooks_call(g, gen_rule_count(g), HOOK_ON_LOAD, NULL, NULL, NULL, NULL);

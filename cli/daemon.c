@@ -9,6 +9,7 @@
  * calls get shutdown_grace seconds, then are cancelled. Everything that
  * decides anything lives in the parts; this file only connects them. */
 #include "engine.h"
+#include "api.h"
 #include "../bindings/lua_rules.h"
 
 #include <ev.h>
@@ -38,6 +39,7 @@ struct daemon {
     struct pipeline *pipeline;
     struct rules *rules;
     struct intake *intake;
+    struct api *api;
     struct webhook_cfg webhooks;
     bool stopping;
     ev_signal sig_term, sig_int, sig_hup, sig_usr1;
@@ -134,8 +136,11 @@ static int start_servers(struct daemon *d)
         struct tikd_err e = {0};
         struct server *s;
         struct srv_limits lim = {(unsigned)c->server_max_connections,
-                                 (unsigned)c->server_max_per_ip, c->server_request_timeout,
-                                 c->server_idle_timeout};
+                                 (unsigned)c->server_max_per_ip,
+                                 c->server_request_timeout,
+                                 c->server_idle_timeout,
+                                 0,
+                                 0};
         if (server_new(&s, d->loop, c->listen.v[i], &lim, &e) != 0) {
             fprintf(stderr, "tikd: %s\n", e.msg);
             return 1;
@@ -146,6 +151,36 @@ static int start_servers(struct daemon *d)
         server_route(s, "GET", "/media/*", on_media, d);
         server_route(s, "HEAD", "/media/*", on_media, d);
         d->servers[d->nservers++] = s;
+    }
+    return 0;
+}
+
+static unsigned api_live_gen(void *ud)
+{
+    struct daemon *d = ud;
+    return d->rules ? rules_live_gen(d->rules) : 0;
+}
+
+static const char *api_trouble(void *ud)
+{
+    struct daemon *d = ud;
+    return d->pipeline ? pipeline_trouble(d->pipeline) : NULL;
+}
+
+/* The admin API on its own listeners (cli/api.c). */
+static int start_api(struct daemon *d)
+{
+    struct api_deps deps = {.store = d->en.store,
+                            .oauth = d->en.oauth,
+                            .cfg = &d->cli->cfg,
+                            .live_gen = api_live_gen,
+                            .trouble = api_trouble,
+                            .kick = kick,
+                            .ud = d};
+    struct tikd_err e = {0};
+    if (api_new(&d->api, d->loop, &deps, &e) != 0) {
+        fprintf(stderr, "tikd: admin API: %s\n", e.msg);
+        return 1;
     }
     return 0;
 }
@@ -342,6 +377,8 @@ static void shutdown_all(struct daemon *d)
     for (size_t i = 0; i < d->nservers; i++)
         server_free(d->servers[i]);
     d->nservers = 0;
+    api_free(d->api);
+    d->api = NULL;
     rules_free(d->rules);
     d->rules = NULL;
     oauth_free(d->en.oauth);
@@ -384,7 +421,8 @@ static int run(struct cli *c, int argc, char **argv)
          LSTR("rules_dir", c->cfg.rules_dir), LINT("pid", getpid()),
          LSTR("vault_key", vault_key_id(d.en.vault)));
     store_write(d.en.store, audit_txn, NULL, NULL);
-    int rc = start_servers(&d) || start_pipeline(&d) || start_rules(&d) || start_intake(&d);
+    int rc = start_servers(&d) || start_pipeline(&d) || start_rules(&d) || start_api(&d) ||
+             start_intake(&d);
     if (rc != 0) {
         store_write(d.en.store, audit_stop_txn, "reason=startup_failed", NULL);
         shutdown_all(&d);
@@ -396,7 +434,8 @@ static int run(struct cli *c, int argc, char **argv)
     ev_unref(d.loop);          /* the prepare watcher alone must not keep the loop alive */
     pipeline_kick(d.pipeline); /* resume every job from its last committed state */
     TLOG(TLOG_INFO, "daemon.ready", LINT("gen", rules_live_gen(d.rules)),
-         LINT("port", d.nservers ? server_port(d.servers[0]) : 0));
+         LINT("port", d.nservers ? server_port(d.servers[0]) : 0),
+         LINT("admin_port", api_port(d.api)));
 
     ev_run(d.loop, 0);
 

@@ -89,6 +89,11 @@ static const struct key keys[] = {
      "busy machine) before its pre-flight is tried again"},
     {"listen", K_LISTEN, O(listen), 0, 0, NULL,
      "list of addresses to serve on: \"host:port\" or \"unix:/path\""},
+    {"admin.socket", K_PATH, O(admin_socket), 0, 0, NULL,
+     "the admin API's unix socket, mode 0600, for the CLI (default: admin.sock in data_dir)"},
+    {"admin.listen", K_LISTEN, O(admin_listen), 0, 0, NULL,
+     "list of addresses the admin API and dashboard are served on, e.g. { \"127.0.0.1:8788\" } "
+     "(default: none; never the public listen address; bearer tokens only)"},
     {"server.max_connections", K_INT, O(server_max_connections), 1, 100000, NULL,
      "connections the HTTP server keeps open at once, all clients together"},
     {"server.max_per_ip", K_INT, O(server_max_per_ip), 1, 100000, NULL,

@@ -12,6 +12,7 @@
 #include "fileio.h"
 #include "clock.h"
 #include "log.h"
+#include "metrics.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -58,7 +59,8 @@ struct http_xfer {
     enum http_retry retry;
     bool tiktok;
     int max_attempts, attempt;
-    double started;
+    double started, attempt_at;
+    char metric[32];
     struct growbuf rbody, rhdrs;
     bool too_big;
     size_t head_max; /* > 0: keep this much of the body, then stop (a probe) */
@@ -467,6 +469,7 @@ static void attempt_begin(struct http_xfer *x)
 {
     struct http *h = x->h;
     x->attempt++;
+    x->attempt_at = ev_now(x->h->loop);
     x->sent = 0;
     x->rbody.n = 0;
     x->rhdrs.n = 0;
@@ -634,6 +637,17 @@ static void attempt_done(struct http_xfer *x, CURLcode cc)
     bool sent = !(cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
                   cc == CURLE_COULDNT_RESOLVE_PROXY);
     bool rated = status == 429 || strcmp(r.out.code, "rate_limit_exceeded") == 0;
+    char lb[128];
+    metrics_inc(
+        "tikd_http_requests_total",
+        metrics_labels(lb, sizeof lb, "target", x->metric, "outcome", policy_action_name(a), NULL),
+        1);
+    metrics_labels(lb, sizeof lb, "target", x->metric, NULL);
+    metrics_observe("tikd_http_request_duration_seconds", lb, ev_now(h->loop) - x->attempt_at);
+    if (rated)
+        metrics_inc("tikd_http_rate_limited_total", lb, 1);
+    if (a == POL_OK && x->body_file)
+        metrics_inc("tikd_upload_bytes_total", NULL, (double)x->len);
     bool may_retry =
         (a == POL_RETRY || (a == POL_DEFER && r.out.retry_after <= h->o.max_defer)) &&
         x->attempt < x->max_attempts &&
@@ -704,6 +718,7 @@ int http_request(struct http *h, const struct http_req *req, http_done_fn done, 
     x->timeout = req->timeout;
     x->max_attempts = req->max_attempts > 0 ? req->max_attempts : h->o.max_attempts;
     x->head_max = req->head_max;
+    snprintf(x->metric, sizeof x->metric, "%s", req->metric ? req->metric : "other");
     x->started = ev_now(h->loop);
     ev_init(&x->retry_timer, on_retry);
     x->retry_timer.data = x;

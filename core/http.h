@@ -77,9 +77,11 @@ struct http_req {
     size_t body_len;
     double timeout; /* overrides opts.timeout when > 0 */
     enum http_retry retry;
-    int max_attempts; /* overrides opts.max_attempts when > 0 */
-    bool tiktok;      /* the answer is TikTok JSON: classify by its error codes */
-    size_t head_max;  /* > 0: read only the first head_max bytes of the body (a probe) */
+    int max_attempts;   /* overrides opts.max_attempts when > 0 */
+    bool tiktok;        /* the answer is TikTok JSON: classify by its error codes */
+    size_t head_max;    /* > 0: read only the first head_max bytes of the body (a probe) */
+    const char *metric; /* what it is, for tikd_http_* metrics: "init", "upload", ... (a
+                         * fixed word, never from a URL); NULL: "other" */
 };
 
 struct http_resp {

@@ -201,7 +201,8 @@ int oauth_post_token_form(struct op *op, struct codec_form *f, http_done_fn cb, 
                            .tiktok = true,
                            /* a token request that may have reached TikTok is not sent
                             * twice: a second code exchange or refresh would fail */
-                           .retry = HTTP_RETRY_NOT_SENT};
+                           .retry = HTTP_RETRY_NOT_SENT,
+                           .metric = strstr(path, "revoke") ? "oauth_revoke" : "oauth_token"};
     struct tikd_err e = {0};
     return http_request(o->h, &req, cb, op, &op->x, &e);
 }

@@ -107,10 +107,6 @@ int oauth_mark(struct oauth *o, const char *open_id_or_name, enum acct_state st,
 int oauth_request(struct oauth *o, const char *name, const struct http_req *req, http_done_fn done,
                   void *ud, struct tikd_err *e);
 
-/* oauth_request() of a JSON body POSTed to url (TikTok's API calls). */
-int oauth_post_json(struct oauth *o, const char *name, const char *url, const char *body,
-                    enum http_retry retry, http_done_fn done, void *ud, struct tikd_err *e);
-
 /* Operations in flight (refreshes, exchanges, requests). */
 size_t oauth_in_flight(const struct oauth *o);
 

@@ -1,5 +1,5 @@
 /* oauth_request.c - API requests on behalf of an account: oauth_request()
- * adds the access token inside C, oauth_post_json() is its JSON POST.
+ * adds the access token inside C (TikTok's API calls: core/tiktok tt_send).
  *
  * The op keeps its own copy of the caller's request, to send it again: a
  * 401 access_token_invalid is answered by a newer stored token (a refresh
@@ -89,22 +89,6 @@ static int send_with_token(struct op *op, const char *token)
     req.bearer = token;
     struct tikd_err e = {0};
     return http_request(op->o->h, &req, request_done, op, &op->x, &e);
-}
-
-int oauth_post_json(struct oauth *o, const char *name, const char *url, const char *body,
-                    enum http_retry retry, http_done_fn done, void *ud, struct tikd_err *e)
-{
-    if (!body)
-        return tikd_fail(e, TIKD_ENOMEM, "out of memory");
-    static const struct http_header h[] = {{"Content-Type", "application/json; charset=UTF-8"}};
-    struct http_req req = {.method = "POST",
-                           .url = url,
-                           .headers = h,
-                           .nheaders = 1,
-                           .body = body,
-                           .body_len = strlen(body),
-                           .retry = retry};
-    return oauth_request(o, name, &req, done, ud, e);
 }
 
 int oauth_request(struct oauth *o, const char *name, const struct http_req *req, http_done_fn done,

@@ -7,6 +7,7 @@
  * the lease dropped), so a rotated refresh token is never kept apart from
  * its access token. */
 #include "oauth_int.h"
+#include "metrics.h"
 #include "audit.h"
 #include "clock.h"
 #include "job.h"
@@ -552,6 +553,11 @@ static void refresh_done(void *ud, const struct http_resp *r)
     json_decref(doc);
     if (rc)
         TLOG(TLOG_WARN, "oauth.refresh_failed", LSTR("account", op->name), LSTR("error", msg));
+    char lb[64];
+    metrics_inc("tikd_token_refreshes_total",
+                metrics_labels(lb, sizeof lb, "outcome",
+                               rc == 0 ? "ok" : policy_action_name(r->out.action), NULL),
+                1);
     oauth_op_done(op, rc, msg);
 }
 

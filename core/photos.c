@@ -205,7 +205,8 @@ static int fetch_next(struct photos_check *pc, char *msg, size_t mn)
                                .timeout = 30,
                                .retry = HTTP_RETRY_ALL,
                                .max_attempts = 2,
-                               .head_max = head};
+                               .head_max = head,
+                               .metric = "media_check"};
         struct tikd_err e = {0};
         int rc = http_request(pc->h, &req, head_done, pc, &pc->x, &e);
         if (rc != 0)

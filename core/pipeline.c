@@ -13,6 +13,7 @@
 #include "audit.h"
 #include "clock.h"
 #include "log.h"
+#include "metrics.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,6 +176,11 @@ void pl_finish(struct run *r, struct job *j)
          LSTR("account", j->account), LSTR("state", job_state_name(j->state)),
          LSTR("publish_id", j->publish_id), LSTR("post_ids", j->post_ids),
          LSTR("reason", j->reason));
+    char lb[160];
+    metrics_inc("tikd_posts_total",
+                metrics_labels(lb, sizeof lb, "outcome", job_state_name(j->state), "reason",
+                               j->fail_reason, NULL),
+                1);
     if (p->outcome)
         p->outcome(p->outcome_ud, j);
     pl_run_end(r);

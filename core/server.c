@@ -46,6 +46,7 @@ struct server {
     struct MHD_Daemon *d;
     int lfd, port;
     struct srv_limits lim;
+    size_t max_body;
     ev_io io;
     ev_timer timer, kick, sweep;
     struct conn *conns;
@@ -56,6 +57,7 @@ struct server {
     dev_t unix_dev; /* the socket file this server made, the only one it removes */
     ino_t unix_ino;
     struct srv_req *waiting; /* suspended, answer pending */
+    srv_error_fn on_error;
 };
 
 struct srv_req {
@@ -229,6 +231,11 @@ const char *srv_header(const struct srv_req *r, const char *name)
     return MHD_lookup_connection_value(r->c, MHD_HEADER_KIND, name);
 }
 
+const char *srv_arg(const struct srv_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->c, MHD_GET_ARGUMENT_KIND, name);
+}
+
 struct qbuild {
     char *p;
     size_t n, cap;
@@ -305,9 +312,42 @@ void srv_respond(struct srv_req *r, int status, const char *content_type, const 
     }
 }
 
+static void refuse(struct srv_req *r, int status, const char *code, const char *msg)
+{
+    if (r->s->on_error) {
+        r->s->on_error(r, status, code, msg);
+        if (r->answered)
+            return;
+    }
+    char body[300];
+    snprintf(body, sizeof body, "%s\n", msg);
+    srv_respond(r, status, "text/plain", body);
+}
+
+void server_on_error(struct server *s, srv_error_fn fn)
+{
+    s->on_error = fn;
+}
+
+int srv_peer_uid(const struct srv_req *r, unsigned *uid)
+{
+    if (!r->s->unix_path[0])
+        return -1;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    struct ucred cr;
+    socklen_t n = sizeof cr;
+    if (!ci || getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &cr, &n) != 0 || n != sizeof cr)
+        return -1;
+    *uid = cr.uid;
+    return 0;
+}
+
 static bool path_matches(const char *route, const char *path)
 {
     size_t n = strlen(route);
+    if (n > 3 && strcmp(route + n - 3, "/**") == 0) /* everything under "/api/v1/" */
+        return strncmp(route, path, n - 2) == 0;
     if (n > 2 && route[n - 1] == '*' && route[n - 2] == '/') /* a prefix: "/media/<name>" */
         return strncmp(route, path, n - 1) == 0 && path[n - 1] && !strchr(path + n - 1, '/');
     return strcmp(route, path) == 0; /* exact, a trailing '/' included */
@@ -351,7 +391,7 @@ static const struct route *find_route(struct server *s, const char *method, cons
         if (!path_matches(s->routes[i].path, path))
             continue;
         *path_known = true;
-        if (strcmp(s->routes[i].method, method) == 0)
+        if (strcmp(s->routes[i].method, method) == 0 || strcmp(s->routes[i].method, "*") == 0)
             return &s->routes[i];
     }
     return NULL;
@@ -385,7 +425,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     if (*upload_size) { /* body bytes arrive in pieces */
-        if (!r->too_big && r->body_len + *upload_size <= MAX_BODY) {
+        if (!r->too_big && r->body_len + *upload_size <= s->max_body) {
             char *g = realloc(r->body, r->body_len + *upload_size + 1);
             if (g) {
                 r->body = g;
@@ -410,14 +450,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (k)
         k->awaiting = false; /* all of it is here: the deadline is the handler's now */
     if (r->too_big) {
-        srv_respond(r, 413, "text/plain", "request body too large\n");
+        refuse(r, 413, "payload_too_large", "request body too large");
         return queue(r);
     }
     bool known;
     const struct route *rt = find_route(s, r->method, r->path, &known);
     if (!rt) {
-        srv_respond(r, known ? 405 : 404, "text/plain",
-                    known ? "method not allowed\n" : "not found\n");
+        if (known)
+            refuse(r, 405, "method_not_allowed", "method not allowed");
+        else
+            refuse(r, 404, "not_found", "not found");
         return queue(r);
     }
     rt->fn(rt->ud, r);
@@ -493,8 +535,10 @@ static int bind_listen(struct server *s, const char *addr, struct tikd_err *e)
             return rc;
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         struct stat st;
-        if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 64) != 0 ||
-            lstat(sa.sun_path, &st) != 0) {
+        /* the mode is set before it listens: nobody connects in between */
+        if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+            (s->lim.unix_mode && chmod(sa.sun_path, s->lim.unix_mode) != 0) ||
+            listen(fd, 64) != 0 || lstat(sa.sun_path, &st) != 0) {
             int err = errno;
             if (fd >= 0)
                 close(fd);
@@ -551,6 +595,7 @@ int server_new(struct server **out, struct ev_loop *loop, const char *listen_add
         return tikd_fail(e, TIKD_ENOMEM, "server: out of memory");
     s->loop = loop;
     s->lim = lim ? *lim : (struct srv_limits)SRV_LIMITS_DEFAULT;
+    s->max_body = s->lim.max_body ? s->lim.max_body : MAX_BODY;
     s->lfd = bind_listen(s, listen_addr, e);
     if (s->lfd < 0) {
         free(s);
@@ -594,7 +639,7 @@ void server_free(struct server *s)
     if (!s)
         return;
     while (s->waiting) /* answer what waits, so no connection stays suspended */
-        srv_respond(s->waiting, 503, "text/plain", "tikd is shutting down\n");
+        refuse(s->waiting, 503, "shutting_down", "tikd is shutting down");
     MHD_run(s->d);
     ev_io_stop(s->loop, &s->io);
     ev_timer_stop(s->loop, &s->timer);

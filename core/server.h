@@ -1,12 +1,11 @@
 /* server.h - tikd's HTTP server: libmicrohttpd on the libev loop.
  *
- * Used for the OAuth callback page, TikTok's webhooks and health checks (the
- * admin API and metrics come later). libmicrohttpd runs without threads of
- * its own: its epoll descriptor is one ev_io, its timeouts one ev_timer.
- * A handler answers at once with srv_respond(), or later (after an async
- * step such as a code exchange): the connection is suspended until then.
- * Bodies are capped (1 MiB); handlers see the raw bytes, which webhook
- * signatures need. Single-threaded. */
+ * Used for the OAuth callback page, TikTok's webhooks, served media and health
+ * checks, and on listeners of its own for the admin API (cli/api.c). libmicrohttpd runs without
+ * threads of its own: its epoll descriptor is one ev_io, its timeouts one ev_timer. A handler
+ * answers at once with srv_respond(), or later (after an async step such as a code exchange): the
+ * connection is suspended until then. Bodies are capped (1 MiB); handlers see the raw bytes, which
+ * webhook signatures need. Single-threaded. */
 #ifndef TIKD_SERVER_H
 #define TIKD_SERVER_H
 
@@ -29,10 +28,12 @@ typedef void (*srv_handler)(void *ud, struct srv_req *r);
 struct srv_limits {
     unsigned max_connections, max_per_ip;
     double request_timeout, idle_timeout;
+    size_t max_body;    /* bytes a request body may have (0: 1 MiB) */
+    unsigned unix_mode; /* a "unix:" socket file's mode, set before it listens (0: umask's) */
 };
 #define SRV_LIMITS_DEFAULT                                                                         \
     {                                                                                              \
-        512, 32, 10.0, 30.0                                                                        \
+        512, 32, 10.0, 30.0, 0, 0                                                                  \
     }
 
 /* Listen on "host:port" (port 0 picks one) or "unix:/path"; lim NULL is
@@ -46,15 +47,28 @@ int server_port(const struct server *s);
 
 /* Route METHOD PATH to fn: PATH exactly (a trailing '/' is part of it), or,
  * when it ends in '/' followed by '*', every "PATH<name>" (one segment), as
- * in "/media/" + "*". Unknown paths get 404, known paths with another method
- * 405. */
+ * in "/media/" + "*", or, ending in "/" + "**", every path under PATH/ at any
+ * depth. METHOD "*" is any method (the handler sorts them). Unknown paths
+ * get 404, known paths with another method 405. */
 int server_route(struct server *s, const char *method, const char *path, srv_handler fn, void *ud);
+
+/* How the server's own refusals (404, 405, 413, 503 at shutdown) are
+ * answered: fn responds to r (NULL: text/plain, msg). code is a stable word
+ * ("not_found", "method_not_allowed", "payload_too_large", "shutting_down"). */
+typedef void (*srv_error_fn)(struct srv_req *r, int status, const char *code, const char *msg);
+void server_on_error(struct server *s, srv_error_fn fn);
 
 /* The request, valid until srv_respond(). */
 const char *srv_method(const struct srv_req *r);
 const char *srv_path(const struct srv_req *r);
 const char *srv_body(const struct srv_req *r, size_t *len);
 const char *srv_header(const struct srv_req *r, const char *name);
+/* The uid of the process at the other end of a unix socket connection:
+ * 0 and *uid, or -1 (not a unix socket, or the kernel would not say). */
+int srv_peer_uid(const struct srv_req *r, unsigned *uid);
+/* The decoded value of query argument name, or NULL; valid until
+ * srv_respond(). */
+const char *srv_arg(const struct srv_req *r, const char *name);
 /* The query string, re-encoded from the parsed arguments ("a=1&b=x%20y");
  * valid until srv_respond(). */
 const char *srv_query(struct srv_req *r);

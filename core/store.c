@@ -30,6 +30,7 @@ static const char *const db_names[STORE_DB__COUNT] = {
     [STORE_DB_MEDIA] = "media",
     [STORE_DB_INDEX] = "job_index",
     [STORE_DB_SEEN] = "seen",
+    [STORE_DB_ADMIN] = "admin",
 };
 
 struct store {

@@ -34,6 +34,7 @@ enum store_db {
     STORE_DB_MEDIA,    /* content hash -> media record; path -> its identity (intake.c) */
     STORE_DB_INDEX,    /* jobs by account, content and publish_id (job.c) */
     STORE_DB_SEEN,     /* webhook de-duplication and its prune order (webhook.c) */
+    STORE_DB_ADMIN,    /* admin API tokens, by hash and by name (admin.c) */
     STORE_DB__COUNT
 };
 

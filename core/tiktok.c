@@ -77,12 +77,12 @@ long tt_utf16_len(const char *s)
 /* ---- calls ------------------------------------------------------------------ */
 
 static const struct tt_endpoint endpoints[] = {
-    [TT_CREATOR_INFO] = {"creator_info", TT_PATH_CREATOR_INFO, HTTP_RETRY_RATED},
-    [TT_VIDEO_INIT] = {"init", TT_PATH_VIDEO_INIT, HTTP_RETRY_NOT_SENT},
-    [TT_INBOX_INIT] = {"inbox init", TT_PATH_INBOX_INIT, HTTP_RETRY_NOT_SENT},
-    [TT_CONTENT_INIT] = {"photo init", TT_PATH_CONTENT_INIT, HTTP_RETRY_NOT_SENT},
-    [TT_STATUS] = {"status", TT_PATH_STATUS, HTTP_RETRY_RATED},
-    [TT_CANCEL] = {"cancel", TT_PATH_CANCEL, HTTP_RETRY_ALL},
+    [TT_CREATOR_INFO] = {"creator_info", TT_PATH_CREATOR_INFO, HTTP_RETRY_RATED, "creator_info"},
+    [TT_VIDEO_INIT] = {"init", TT_PATH_VIDEO_INIT, HTTP_RETRY_NOT_SENT, "video_init"},
+    [TT_INBOX_INIT] = {"inbox init", TT_PATH_INBOX_INIT, HTTP_RETRY_NOT_SENT, "inbox_init"},
+    [TT_CONTENT_INIT] = {"photo init", TT_PATH_CONTENT_INIT, HTTP_RETRY_NOT_SENT, "content_init"},
+    [TT_STATUS] = {"status", TT_PATH_STATUS, HTTP_RETRY_RATED, "status"},
+    [TT_CANCEL] = {"cancel", TT_PATH_CANCEL, HTTP_RETRY_ALL, "cancel"},
 };
 
 const struct tt_endpoint *tt_endpoint_of(enum tt_call c)
@@ -99,7 +99,16 @@ int tt_send(const struct tt_api *api, const char *account, enum tt_call c, const
     int n = snprintf(url, sizeof url, "%s%s", api->base_url, endpoints[c].path);
     if (n < 0 || (size_t)n >= sizeof url)
         return tikd_fail(e, TIKD_EINVAL, "tiktok.api_url is too long");
-    return oauth_post_json(api->oauth, account, url, body, endpoints[c].retry, done, ud, e);
+    static const struct http_header h[] = {{"Content-Type", "application/json; charset=UTF-8"}};
+    struct http_req req = {.method = "POST",
+                           .url = url,
+                           .headers = h,
+                           .nheaders = 1,
+                           .body = body,
+                           .body_len = strlen(body),
+                           .retry = endpoints[c].retry,
+                           .metric = endpoints[c].metric};
+    return oauth_request(api->oauth, account, &req, done, ud, e);
 }
 
 /* ---- answers ------------------------------------------------------------------- */
@@ -329,7 +338,8 @@ int tt_put_chunk(struct http *h, const struct job *j, uint32_t index, http_done_
                            .body_off = (off_t)first,
                            .body_len = len,
                            .timeout = 0,
-                           .retry = HTTP_RETRY_ALL};
+                           .retry = HTTP_RETRY_ALL,
+                           .metric = "upload"};
     return http_request(h, &req, done, ud, x, e);
 }
 

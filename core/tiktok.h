@@ -92,6 +92,7 @@ struct tt_endpoint {
     const char *name; /* "creator_info", "video init", ... for messages */
     const char *path;
     enum http_retry retry;
+    const char *metric; /* its target label in tikd_http_* metrics */
 };
 const struct tt_endpoint *tt_endpoint_of(enum tt_call c);
 

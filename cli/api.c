@@ -1,0 +1,1090 @@
+/* api.c - the admin API (see api.h).
+ *
+ * One handler takes every path under /api/v1/ and finds its resource in a
+ * table: method, path pattern ("{x}" is one segment), the least role that
+ * may call it, the function. Who is calling is settled first, then the
+ * request's shape (method, Content-Type, size, origin), then the resource
+ * runs. Reads are one LMDB read transaction; changes one write transaction
+ * with their audit record, through the same functions the CLI uses
+ * (core/post post_change, core/admin). */
+#include "api.h"
+#include "views.h"
+
+#include <ev.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "../core/account.h"
+#include "../core/admin.h"
+#include "../core/audit.h"
+#include "../core/clock.h"
+#include "../core/config.h"
+#include "../core/http.h"
+#include "../core/job.h"
+#include "../core/log.h"
+#include "../core/metrics.h"
+#include "../core/post.h"
+#include "../core/ratelimit.h"
+#include "../core/server.h"
+#include "../core/tiktok.h"
+
+#define API_MAX_BODY (64 * 1024)
+#define MAX_SERVERS  8
+#define TOUCH_EVERY  60.0 /* seconds between last-use writes of one token */
+#define PAGE_DEFAULT 100
+#define PAGE_MAX     1000
+
+struct api {
+    struct api_deps d;
+    struct ev_loop *loop;
+    struct server *servers[MAX_SERVERS];
+    size_t n;
+    int port;
+};
+
+/* One call: who, what, and the pieces of its path. */
+struct call {
+    struct api *a;
+    struct srv_req *r;
+    enum admin_role role;
+    char actor[96]; /* "token:NAME", "unix:uid=N" */
+    const char *seg[8];
+    char segbuf[512];
+    int nseg;
+    const char *arg[2]; /* the "{x}" segments, in order */
+    json_t *body;       /* the request's JSON (an object), or NULL */
+};
+
+/* ---- answers --------------------------------------------------------------------------- */
+
+static void count_answer(int status)
+{
+    char lb[32], code[8];
+    snprintf(code, sizeof code, "%d", status);
+    metrics_inc("tikd_api_requests_total", metrics_labels(lb, sizeof lb, "code", code, NULL), 1);
+}
+
+static void answer(struct srv_req *r, int status, json_t *o)
+{
+    count_answer(status);
+    char *s = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+    json_decref(o);
+    if (!s) {
+        srv_respond(r, 500, "application/json",
+                    "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}");
+        return;
+    }
+    srv_respond(r, status, "application/json", s);
+    free(s);
+}
+
+static void fail(struct srv_req *r, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void fail(struct srv_req *r, int status, const char *code, const char *fmt, ...)
+{
+    char msg[600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    json_t *m = json_string(msg);
+    answer(r, status,
+           json_pack("{s:{s:s, s:o}}", "error", "code", code, "message",
+                     m ? m : json_string("(not UTF-8)")));
+}
+
+/* The server's own refusals (404, 405, 413, shutdown) in the API's shape. */
+static void server_refused(struct srv_req *r, int status, const char *code, const char *msg)
+{
+    fail(r, status, code, "%s", msg);
+}
+
+/* A store failure: the change did not happen. */
+static void store_failed(struct call *c, int rc, const struct tikd_err *e)
+{
+    if (rc == TIKD_ENOSPACE)
+        fail(c->r, 503, "store_full", "nothing changed: %s", e->msg);
+    else
+        fail(c->r, 500, "store", "nothing changed: %s", e->msg[0] ? e->msg : tikd_strerror(rc));
+}
+
+/* ---- the request's parts ----------------------------------------------------------------- */
+
+/* The value of query argument name (decoded by the server), or NULL. */
+static const char *query(struct call *c, const char *name, char *buf, size_t n)
+{
+    const char *v = srv_arg(c->r, name);
+    if (!v)
+        return NULL;
+    snprintf(buf, n, "%s", v);
+    return buf;
+}
+
+/* A whole number from a query argument: def when absent, -1 when bad. */
+static long long query_count(struct call *c, const char *name, long long def, long long max)
+{
+    char buf[32];
+    const char *v = query(c, name, buf, sizeof buf);
+    if (!v)
+        return def;
+    if (!*v || strspn(v, "0123456789") != strlen(v) || strlen(v) > 18)
+        return -1;
+    long long n = strtoll(v, NULL, 10);
+    return n > max ? max : n;
+}
+
+/* ---- resources --------------------------------------------------------------------------- */
+
+static int status_txn(struct store_txn *t, void *ctx)
+{
+    static const char key[] = "daemon.status";
+    struct store_val v;
+    json_t **out = ctx;
+    if (store_get(t, STORE_DB_META, key, sizeof key - 1, &v) == 0)
+        *out = json_loadb(v.p, v.n, 0, NULL);
+    return 0;
+}
+
+static json_t *daemon_status(struct api *a)
+{
+    json_t *st = NULL;
+    store_read(a->d.store, status_txn, &st, NULL);
+    return st ? st : json_object();
+}
+
+static void get_health(struct call *c)
+{
+    const char *trouble = c->a->d.trouble(c->a->d.ud);
+    answer(c->r, trouble ? 503 : 200,
+           json_pack("{s:b, s:o, s:i}", "ok", !trouble, "trouble",
+                     trouble ? json_string(trouble) : json_null(), "live_gen",
+                     (int)c->a->d.live_gen(c->a->d.ud)));
+}
+
+static void get_rules(struct call *c)
+{
+    json_t *st = daemon_status(c->a);
+    json_t *o = json_pack(
+        "{s:i, s:O, s:O}", "live_gen", (int)c->a->d.live_gen(c->a->d.ud), "files",
+        json_object_get(st, "rules") ? json_object_get(st, "rules") : json_array(), "last_reload",
+        json_object_get(st, "last_reload") ? json_object_get(st, "last_reload") : json_null());
+    json_decref(st);
+    answer(c->r, 200, o);
+}
+
+struct counts {
+    int by_state[16];
+    int jobs;
+};
+
+static int count_job(const struct job *j, void *ctx)
+{
+    struct counts *n = ctx;
+    if ((unsigned)j->state < 16)
+        n->by_state[j->state]++;
+    n->jobs++;
+    return 0;
+}
+
+static int counts_txn(struct store_txn *t, void *ctx)
+{
+    return job_foreach(t, count_job, ctx);
+}
+
+static void get_status(struct call *c)
+{
+    struct counts n = {0};
+    struct tikd_err e = {0};
+    int rc = store_read(c->a->d.store, counts_txn, &n, &e);
+    if (rc != 0) {
+        store_failed(c, rc, &e);
+        return;
+    }
+    json_t *by = json_object();
+    for (int s = 0; s < 16; s++)
+        if (n.by_state[s])
+            json_object_set_new(by, job_state_name((enum job_state)s), json_integer(n.by_state[s]));
+    json_t *st = daemon_status(c->a);
+    json_object_set_new(st, "pid", json_integer(getpid()));
+    json_object_set_new(st, "live_gen", json_integer(c->a->d.live_gen(c->a->d.ud)));
+    json_object_set_new(st, "jobs", json_pack("{s:i, s:o}", "total", n.jobs, "by_state", by));
+    answer(c->r, 200, st);
+}
+
+static int list_account(const struct account *a, void *ctx)
+{
+    return json_array_append_new(ctx, view_account(a));
+}
+
+static int accounts_txn(struct store_txn *t, void *ctx)
+{
+    return account_foreach(t, list_account, ctx);
+}
+
+static void get_accounts(struct call *c)
+{
+    json_t *arr = json_array();
+    struct tikd_err e = {0};
+    int rc = store_read(c->a->d.store, accounts_txn, arr, &e);
+    if (rc != 0) {
+        json_decref(arr);
+        store_failed(c, rc, &e);
+        return;
+    }
+    answer(c->r, 200, json_pack("{s:o}", "accounts", arr));
+}
+
+struct one_account {
+    const char *name;
+    struct account a;
+    json_t *jobs;
+};
+
+static int open_job(const struct job *j, void *ctx)
+{
+    struct one_account *x = ctx;
+    if (!job_state_final(j->state))
+        json_array_append_new(x->jobs, view_job(j, 0));
+    return 0;
+}
+
+static int account_txn(struct store_txn *t, void *ctx)
+{
+    struct one_account *x = ctx;
+    int rc = account_get(t, x->name, &x->a);
+    return rc ? rc : job_foreach_account(t, x->name, open_job, x);
+}
+
+static void get_account(struct call *c)
+{
+    struct one_account x = {.name = c->arg[0], .jobs = json_array()};
+    struct tikd_err e = {0};
+    int rc = store_read(c->a->d.store, account_txn, &x, &e);
+    if (rc == TIKD_ENOTFOUND) {
+        json_decref(x.jobs);
+        fail(c->r, 404, "not_found", "no account %.80s", c->arg[0]);
+        return;
+    }
+    if (rc != 0) {
+        json_decref(x.jobs);
+        store_failed(c, rc, &e);
+        return;
+    }
+    json_t *o = view_account(&x.a);
+    json_object_set_new(o, "open_jobs", x.jobs);
+    answer(c->r, 200, o);
+}
+
+struct list_jobs {
+    const char *account;
+    int state; /* -1: any that is not final (all: any) */
+    bool all;
+    uint64_t after;
+    long long limit;
+    json_t *jobs;
+    uint64_t last;
+    bool more;
+};
+
+static int list_job(const struct job *j, void *ctx)
+{
+    struct list_jobs *q = ctx;
+    if (j->id <= q->after || (q->account && strcmp(q->account, j->account) != 0))
+        return 0;
+    if (q->state >= 0 ? (int)j->state != q->state : !q->all && job_state_final(j->state))
+        return 0;
+    if ((long long)json_array_size(q->jobs) == q->limit) {
+        q->more = true;
+        return 1;
+    }
+    q->last = j->id;
+    return json_array_append_new(q->jobs, view_job(j, 0));
+}
+
+static int jobs_txn(struct store_txn *t, void *ctx)
+{
+    struct list_jobs *q = ctx;
+    int rc = q->account ? job_foreach_account(t, q->account, list_job, q)
+                        : job_foreach_all(t, list_job, NULL, q);
+    return rc < 0 ? rc : 0;
+}
+
+static void get_jobs(struct call *c)
+{
+    char acct[80], state[40], all[8];
+    struct list_jobs q = {.account = query(c, "account", acct, sizeof acct), .state = -1};
+    const char *st = query(c, "state", state, sizeof state);
+    const char *al = query(c, "all", all, sizeof all);
+    long long after = query_count(c, "after", 0, (long long)1 << 60);
+    q.limit = query_count(c, "limit", PAGE_DEFAULT, PAGE_MAX);
+    if (st && (q.state = job_state_parse(st)) < 0) {
+        fail(c->r, 400, "bad_request", "no job state '%.40s'", st);
+        return;
+    }
+    if (after < 0 || q.limit <= 0 || (al && strcmp(al, "1") != 0 && strcmp(al, "true") != 0)) {
+        fail(c->r, 400, "bad_request",
+             "after and limit are whole numbers (limit 1-%d), all is 1 or true", PAGE_MAX);
+        return;
+    }
+    q.all = al != NULL;
+    q.after = (uint64_t)after;
+    q.jobs = json_array();
+    struct tikd_err e = {0};
+    int rc = store_read(c->a->d.store, jobs_txn, &q, &e);
+    if (rc != 0) {
+        json_decref(q.jobs);
+        store_failed(c, rc, &e);
+        return;
+    }
+    answer(c->r, 200,
+           json_pack("{s:o, s:o}", "jobs", q.jobs, "next_after",
+                     q.more ? json_integer((json_int_t)q.last) : json_null()));
+}
+
+static bool parse_id(const char *s, uint64_t *id)
+{
+    if (!s || !*s || strspn(s, "0123456789") != strlen(s) || strlen(s) > 19)
+        return false;
+    *id = strtoull(s, NULL, 10);
+    return *id > 0;
+}
+
+struct history {
+    char prefix[32];
+    size_t n;
+    json_t *events;
+};
+
+static int job_event(const struct audit_rec *r, void *ctx)
+{
+    struct history *h = ctx;
+    const char *d = r->detail ? r->detail : "";
+    if (strncmp(d, h->prefix, h->n) == 0 && (d[h->n] == ' ' || d[h->n] == '\0'))
+        json_array_append_new(h->events, view_audit(r));
+    return 0;
+}
+
+struct one_job {
+    uint64_t id;
+    struct job *j;
+    struct history h;
+};
+
+static int job_txn(struct store_txn *t, void *ctx)
+{
+    struct one_job *x = ctx;
+    int rc = job_get(t, x->id, x->j);
+    return rc ? rc : audit_foreach(t, 0, job_event, &x->h);
+}
+
+static void get_job(struct call *c)
+{
+    struct one_job x = {0};
+    if (!parse_id(c->arg[0], &x.id)) {
+        fail(c->r, 404, "not_found", "'%.40s' is not a job id", c->arg[0]);
+        return;
+    }
+    x.j = malloc(sizeof *x.j);
+    x.h.events = json_array();
+    x.h.n = (size_t)snprintf(x.h.prefix, sizeof x.h.prefix, "job=%llu", (unsigned long long)x.id);
+    struct tikd_err e = {0};
+    int rc = x.j ? store_read(c->a->d.store, job_txn, &x, &e) : TIKD_ENOMEM;
+    if (rc == 0) {
+        json_t *o = view_job(x.j, 1);
+        json_object_set_new(o, "history", x.h.events);
+        answer(c->r, 200, o);
+    } else {
+        json_decref(x.h.events);
+        if (rc == TIKD_ENOTFOUND)
+            fail(c->r, 404, "not_found", "no job %llu", (unsigned long long)x.id);
+        else
+            store_failed(c, rc, &e);
+    }
+    free(x.j);
+}
+
+struct change {
+    uint64_t id;
+    enum post_change what;
+    const struct rl_config *limits;
+    const char *actor;
+    const char *note;
+    struct post_changed out;
+};
+
+static int change_txn(struct store_txn *t, void *ctx)
+{
+    struct change *ch = ctx;
+    int rc = post_change(t, ch->limits, ch->id, ch->what, ch->actor, &ch->out);
+    if (rc == 0 && ch->note && *ch->note) {
+        char detail[700];
+        snprintf(detail, sizeof detail, "job=%llu note=\"%.600s\"", (unsigned long long)ch->id,
+                 ch->note);
+        rc = audit_append(t, ch->actor, "job.note", detail);
+    }
+    return rc;
+}
+
+struct pull_cancel {
+    char account[65], publish_id[80];
+};
+
+/* TikTok's answer to calling back a pull: logged, best effort (spec §2.8). */
+static void pull_cancelled(void *ud, const struct http_resp *resp)
+{
+    struct pull_cancel *pc = ud;
+    bool ok = resp->out.action == POL_OK;
+    TLOG(ok ? TLOG_INFO : TLOG_WARN, "api.pull_cancel", LSTR("account", pc->account),
+         LSTR("publish_id", pc->publish_id), LBOOL("ok", ok),
+         LSTR("reason", ok ? "" : resp->out.message), LSTR("log_id", resp->out.log_id));
+    free(pc);
+}
+
+static void call_back_pull(struct api *a, const struct post_changed *out)
+{
+    struct pull_cancel *pc = calloc(1, sizeof *pc);
+    char *body = pc ? tt_body_publish_id(out->publish_id) : NULL;
+    struct tt_api api = {a->d.oauth, a->d.cfg->api_url};
+    struct tikd_err e = {0};
+    if (pc) {
+        snprintf(pc->account, sizeof pc->account, "%s", out->account);
+        snprintf(pc->publish_id, sizeof pc->publish_id, "%s", out->publish_id);
+    }
+    if (!body || tt_send(&api, out->account, TT_CANCEL, body, pull_cancelled, pc, &e) != 0) {
+        TLOG(TLOG_WARN, "api.pull_cancel", LSTR("account", out->account),
+             LSTR("publish_id", out->publish_id), LBOOL("ok", false),
+             LSTR("reason", e.msg[0] ? e.msg : "out of memory"));
+        free(pc);
+    }
+    free(body);
+}
+
+static void post_job_change(struct call *c, enum post_change what)
+{
+    struct change ch = {.what = what, .limits = &c->a->d.cfg->limits, .actor = c->actor};
+    if (!parse_id(c->arg[0], &ch.id)) {
+        fail(c->r, 404, "not_found", "'%.40s' is not a job id", c->arg[0]);
+        return;
+    }
+    json_t *note = json_object_get(c->body, "note");
+    if (note && (!json_is_string(note) || json_string_length(note) > 500)) {
+        fail(c->r, 400, "bad_request", "note is a string of at most 500 bytes");
+        return;
+    }
+    ch.note = json_string_value(note);
+    struct tikd_err e = {0};
+    int rc = store_write(c->a->d.store, change_txn, &ch, &e);
+    if (rc == TIKD_ENOTFOUND) {
+        fail(c->r, 404, "not_found", "%s", ch.out.msg[0] ? ch.out.msg : e.msg);
+        return;
+    }
+    if (rc == TIKD_EINVAL) {
+        fail(c->r, 409, "conflict", "%s", ch.out.msg[0] ? ch.out.msg : e.msg);
+        return;
+    }
+    if (rc != 0) {
+        store_failed(c, rc, &e);
+        return;
+    }
+    TLOG(TLOG_INFO, "api.job_changed", LINT("job", (long long)ch.id), LSTR("by", c->actor),
+         LSTR("message", ch.out.msg));
+    c->a->d.kick(c->a->d.ud);
+    if (ch.out.pulling && c->a->d.oauth)
+        call_back_pull(c->a, &ch.out);
+    answer(c->r, 200,
+           json_pack("{s:I, s:s, s:b}", "id", (json_int_t)ch.id, "message", ch.out.msg,
+                     "pull_called_back", ch.out.pulling && c->a->d.oauth));
+}
+
+static void post_approve(struct call *c)
+{
+    post_job_change(c, POST_APPROVE);
+}
+static void post_reject(struct call *c)
+{
+    post_job_change(c, POST_REJECT);
+}
+static void post_cancel(struct call *c)
+{
+    post_job_change(c, POST_CANCEL);
+}
+static void post_retry(struct call *c)
+{
+    post_job_change(c, POST_RETRY);
+}
+
+struct limits_read {
+    const struct rl_config *rc;
+    double now;
+    json_t *accounts, *app, *decisions;
+};
+
+static json_t *budget_view(struct store_txn *t, struct limits_read *lr, const char *account,
+                           enum rl_budget b)
+{
+    struct rl_view v;
+    if (rl_view(t, lr->rc, account, b, lr->now, &v) != 0)
+        return NULL;
+    if (!v.limited)
+        return json_pack("{s:b}", "limited", false);
+    return json_pack("{s:b, s:f, s:f, s:f, s:o, s:o}", "limited", true, "used", v.used, "reserved",
+                     v.reserved, "cap", v.cap, "next_at",
+                     v.next_at >= 1e17 ? json_null()
+                                       : view_time(v.next_at > lr->now ? v.next_at : lr->now),
+                     "closed_by_tiktok_until",
+                     v.blocked_until > lr->now ? view_time(v.blocked_until) : json_null());
+}
+
+static int limits_account(const struct account *a, void *ctx)
+{
+    struct limits_read *lr = ((void **)ctx)[0];
+    struct store_txn *t = ((void **)ctx)[1];
+    json_t *o = json_object();
+    for (int b = 0; b < RL__COUNT; b++) {
+        if (b == RL_ACTIVE_USERS)
+            continue;
+        json_t *v = budget_view(t, lr, a->name, (enum rl_budget)b);
+        if (!v) {
+            json_decref(o);
+            return TIKD_ESTORE;
+        }
+        json_object_set_new(o, rl_budget_name((enum rl_budget)b), v);
+    }
+    return json_object_set_new(lr->accounts, a->name, o);
+}
+
+static int limits_txn(struct store_txn *t, void *ctx)
+{
+    struct limits_read *lr = ctx;
+    void *pair[2] = {lr, t};
+    int rc = account_foreach(t, limits_account, pair);
+    if (rc != 0)
+        return rc;
+    lr->app = budget_view(t, lr, "", RL_ACTIVE_USERS);
+    for (int b = 0; b < RL__COUNT; b++) {
+        struct rl_metrics m;
+        if ((rc = rl_metrics(t, (enum rl_budget)b, &m)) != 0)
+            return rc;
+        json_object_set_new(lr->decisions, rl_budget_name((enum rl_budget)b),
+                            json_pack("{s:I, s:I, s:f}", "allowed", (json_int_t)m.allowed,
+                                      "deferred", (json_int_t)m.deferred, "waited_s", m.waited));
+    }
+    return 0;
+}
+
+static void get_limits(struct call *c)
+{
+    struct limits_read lr = {.rc = &c->a->d.cfg->limits,
+                             .now = clock_now(),
+                             .accounts = json_object(),
+                             .decisions = json_object()};
+    struct tikd_err e = {0};
+    int rc = store_read(c->a->d.store, limits_txn, &lr, &e);
+    if (rc != 0) {
+        json_decref(lr.accounts);
+        json_decref(lr.decisions);
+        json_decref(lr.app);
+        store_failed(c, rc, &e);
+        return;
+    }
+    answer(c->r, 200,
+           json_pack("{s:o, s:o, s:o}", "accounts", lr.accounts, "app_active_users",
+                     lr.app ? lr.app : json_null(), "decisions", lr.decisions));
+}
+
+struct audit_page {
+    uint64_t after;
+    long long limit;
+    json_t *records;
+    uint64_t last;
+    bool more;
+};
+
+static int audit_one(const struct audit_rec *r, void *ctx)
+{
+    struct audit_page *p = ctx;
+    if (r->seq <= p->after)
+        return 0;
+    if ((long long)json_array_size(p->records) == p->limit) {
+        p->more = true;
+        return 1;
+    }
+    p->last = r->seq;
+    return json_array_append_new(p->records, view_audit(r));
+}
+
+static int audit_txn(struct store_txn *t, void *ctx)
+{
+    struct audit_page *p = ctx;
+    int rc = audit_foreach(t, p->after + 1, audit_one, p);
+    return rc < 0 ? rc : 0;
+}
+
+static void get_audit(struct call *c)
+{
+    long long after = query_count(c, "after", 0, (long long)1 << 60);
+    struct audit_page p = {.limit = query_count(c, "limit", PAGE_DEFAULT, PAGE_MAX)};
+    if (after < 0 || p.limit <= 0) {
+        fail(c->r, 400, "bad_request", "after and limit are whole numbers (limit 1-%d)", PAGE_MAX);
+        return;
+    }
+    p.after = (uint64_t)after;
+    p.records = json_array();
+    struct tikd_err e = {0};
+    int rc = store_read(c->a->d.store, audit_txn, &p, &e);
+    if (rc != 0) {
+        json_decref(p.records);
+        store_failed(c, rc, &e);
+        return;
+    }
+    answer(c->r, 200,
+           json_pack("{s:o, s:o}", "records", p.records, "next_after",
+                     p.more ? json_integer((json_int_t)p.last) : json_null()));
+}
+
+static void get_audit_verify(struct call *c)
+{
+    uint64_t n = 0;
+    struct tikd_err e = {0};
+    int rc = audit_verify(c->a->d.store, &n, &e);
+    answer(c->r, 200,
+           json_pack("{s:b, s:I, s:o}", "ok", rc == 0, "records", (json_int_t)n, "problem",
+                     rc == 0 ? json_null() : json_string(e.msg)));
+}
+
+static int list_token(const struct admin_token *k, void *ctx)
+{
+    return json_array_append_new(ctx, view_token(k));
+}
+
+static int tokens_txn(struct store_txn *t, void *ctx)
+{
+    return admin_token_foreach(t, list_token, ctx);
+}
+
+static void get_tokens(struct call *c)
+{
+    json_t *arr = json_array();
+    struct tikd_err e = {0};
+    int rc = store_read(c->a->d.store, tokens_txn, arr, &e);
+    if (rc != 0) {
+        json_decref(arr);
+        store_failed(c, rc, &e);
+        return;
+    }
+    answer(c->r, 200, json_pack("{s:o}", "tokens", arr));
+}
+
+struct token_change {
+    const char *name, *actor;
+    enum admin_role role;
+    char token[ADMIN_TOKEN_LEN + 1];
+    struct tikd_err *e;
+};
+
+static int create_txn(struct store_txn *t, void *ctx)
+{
+    struct token_change *x = ctx;
+    return admin_token_create(t, x->name, x->role, x->actor, x->token, x->e);
+}
+
+static int revoke_txn(struct store_txn *t, void *ctx)
+{
+    struct token_change *x = ctx;
+    return admin_token_revoke(t, x->name, x->actor, x->e);
+}
+
+static void post_token(struct call *c)
+{
+    struct tikd_err e = {0};
+    struct token_change x = {
+        .name = json_string_value(json_object_get(c->body, "name")),
+        .role = admin_role_parse(json_string_value(json_object_get(c->body, "role"))),
+        .actor = c->actor,
+        .e = &e};
+    if (!x.name || x.role == ROLE_NONE) {
+        fail(c->r, 400, "bad_request",
+             "expected {\"name\": NAME, \"role\": \"viewer\"|\"operator\"|\"admin\"}");
+        return;
+    }
+    int rc = store_write(c->a->d.store, create_txn, &x, &e);
+    if (rc == TIKD_EINVAL || rc == TIKD_EEXIST) {
+        fail(c->r, rc == TIKD_EEXIST ? 409 : 400, rc == TIKD_EEXIST ? "conflict" : "bad_request",
+             "%s", e.msg);
+        return;
+    }
+    if (rc != 0) {
+        store_failed(c, rc, &e);
+        return;
+    }
+    TLOG(TLOG_INFO, "api.token_created", LSTR("name", x.name), LSTR("by", c->actor));
+    answer(c->r, 201,
+           json_pack("{s:s, s:s, s:s}", "name", x.name, "role", admin_role_name(x.role), "token",
+                     x.token));
+    OPENSSL_cleanse(x.token, sizeof x.token);
+}
+
+static void delete_token(struct call *c)
+{
+    struct tikd_err e = {0};
+    struct token_change x = {.name = c->arg[0], .actor = c->actor, .e = &e};
+    int rc = store_write(c->a->d.store, revoke_txn, &x, &e);
+    if (rc == TIKD_ENOTFOUND) {
+        fail(c->r, 404, "not_found", "%s", e.msg);
+        return;
+    }
+    if (rc != 0) {
+        store_failed(c, rc, &e);
+        return;
+    }
+    TLOG(TLOG_INFO, "api.token_revoked", LSTR("name", x.name), LSTR("by", c->actor));
+    answer(c->r, 200, json_pack("{s:s, s:b}", "name", x.name, "revoked", true));
+}
+
+struct scrape {
+    struct api *a;
+    struct metrics_out *out;
+    int jobs[16], accounts[8];
+};
+
+static int scrape_job(const struct job *j, void *ctx)
+{
+    struct scrape *x = ctx;
+    if ((unsigned)j->state < 16)
+        x->jobs[j->state]++;
+    return 0;
+}
+
+static int scrape_account(const struct account *a, void *ctx)
+{
+    struct scrape *x = ctx;
+    if ((unsigned)a->state < 8)
+        x->accounts[a->state]++;
+    return 0;
+}
+
+static int scrape_txn(struct store_txn *t, void *ctx)
+{
+    struct scrape *x = ctx;
+    int rc = job_foreach(t, scrape_job, x);
+    if (rc == 0)
+        rc = account_foreach(t, scrape_account, x);
+    char lb[96];
+    for (int b = 0; rc == 0 && b < RL__COUNT; b++) {
+        struct rl_metrics m;
+        if ((rc = rl_metrics(t, (enum rl_budget)b, &m)) != 0)
+            break;
+        const char *name = rl_budget_name((enum rl_budget)b);
+        metrics_gauge(x->out, "tikd_budget_decisions_total",
+                      metrics_labels(lb, sizeof lb, "budget", name, "decision", "allowed", NULL),
+                      (double)m.allowed);
+        metrics_gauge(x->out, "tikd_budget_decisions_total",
+                      metrics_labels(lb, sizeof lb, "budget", name, "decision", "deferred", NULL),
+                      (double)m.deferred);
+        metrics_gauge(x->out, "tikd_budget_wait_seconds_total",
+                      metrics_labels(lb, sizeof lb, "budget", name, NULL), m.waited);
+    }
+    return rc;
+}
+
+/* What the store holds, read at the scrape. */
+static void scrape_gauges(struct metrics_out *out, void *ud)
+{
+    struct scrape *x = ud;
+    x->out = out;
+    struct tikd_err e = {0};
+    if (store_read(x->a->d.store, scrape_txn, x, &e) != 0)
+        return; /* the counters still show; a missing gauge says the store did not answer */
+    char lb[64];
+    for (int s = 0; s <= JOB_UNSURE; s++)
+        metrics_gauge(
+            out, "tikd_jobs",
+            metrics_labels(lb, sizeof lb, "state", job_state_name((enum job_state)s), NULL),
+            x->jobs[s]);
+    for (int s = ACCT_PENDING; s <= ACCT_REVOKED; s++)
+        metrics_gauge(
+            out, "tikd_accounts",
+            metrics_labels(lb, sizeof lb, "state", account_state_name((enum acct_state)s), NULL),
+            x->accounts[s]);
+    metrics_gauge(out, "tikd_rules_generation", NULL, x->a->d.live_gen(x->a->d.ud));
+    metrics_gauge(out, "tikd_store_writable", NULL, x->a->d.trouble(x->a->d.ud) ? 0 : 1);
+}
+
+static void get_metrics(struct call *c)
+{
+    struct scrape x = {.a = c->a};
+    count_answer(200); /* (counted before it is rendered: this scrape shows itself) */
+    char *text = metrics_render(scrape_gauges, &x);
+    if (!text) {
+        fail(c->r, 500, "internal", "out of memory");
+        return;
+    }
+    srv_respond(c->r, 200, "text/plain; version=0.0.4; charset=utf-8", text);
+    free(text);
+}
+
+static void get_index(struct call *c);
+
+/* ---- the table --------------------------------------------------------------------------- */
+
+static const struct resource {
+    const char *method, *path;
+    enum admin_role role;
+    void (*fn)(struct call *c);
+    const char *what;
+} resources[] = {
+    {"GET", "/api/v1", ROLE_VIEWER, get_index, "this list"},
+    {"GET", "/api/v1/health", ROLE_VIEWER, get_health, "healthy: the store takes writes"},
+    {"GET", "/api/v1/status", ROLE_VIEWER, get_status, "the daemon, its rules and job counts"},
+    {"GET", "/api/v1/rules", ROLE_VIEWER, get_rules, "live generation, files, last reload"},
+    {"GET", "/api/v1/accounts", ROLE_VIEWER, get_accounts, "every account"},
+    {"GET", "/api/v1/accounts/{name}", ROLE_VIEWER, get_account, "one account, its open jobs"},
+    {"GET", "/api/v1/jobs", ROLE_VIEWER, get_jobs,
+     "jobs: ?account= &state= &all=1 &after= &limit="},
+    {"GET", "/api/v1/jobs/{id}", ROLE_VIEWER, get_job, "one job with its history"},
+    {"POST", "/api/v1/jobs/{id}/approve", ROLE_OPERATOR, post_approve, "approve a held job"},
+    {"POST", "/api/v1/jobs/{id}/reject", ROLE_OPERATOR, post_reject, "reject a held job"},
+    {"POST", "/api/v1/jobs/{id}/cancel", ROLE_OPERATOR, post_cancel, "cancel a job"},
+    {"POST", "/api/v1/jobs/{id}/retry", ROLE_OPERATOR, post_retry, "plan a failed job again"},
+    {"GET", "/api/v1/limits", ROLE_VIEWER, get_limits, "TikTok's budgets now"},
+    {"GET", "/api/v1/audit", ROLE_VIEWER, get_audit, "audit records: ?after= &limit="},
+    {"GET", "/api/v1/audit/verify", ROLE_VIEWER, get_audit_verify, "the audit chain checked"},
+    {"GET", "/api/v1/tokens", ROLE_ADMIN, get_tokens, "admin tokens (never the tokens)"},
+    {"POST", "/api/v1/tokens", ROLE_ADMIN, post_token, "create a token, shown once"},
+    {"DELETE", "/api/v1/tokens/{name}", ROLE_ADMIN, delete_token, "revoke a token"},
+    {"GET", "/metrics", ROLE_VIEWER, get_metrics, "Prometheus metrics (text format 0.0.4)"},
+};
+#define NRES (sizeof resources / sizeof resources[0])
+
+static void get_index(struct call *c)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < NRES; i++)
+        json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s}", "method", resources[i].method,
+                                             "path", resources[i].path, "role",
+                                             admin_role_name(resources[i].role), "what",
+                                             resources[i].what));
+    answer(c->r, 200, json_pack("{s:s, s:o}", "version", TIKD_VERSION, "resources", arr));
+}
+
+/* Does the pattern match the call's path segments? Fills c->arg. */
+static bool matches(struct call *c, const char *pattern)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", pattern);
+    int i = 0, na = 0;
+    for (char *save, *p = strtok_r(buf, "/", &save); p; p = strtok_r(NULL, "/", &save), i++) {
+        if (i >= c->nseg)
+            return false;
+        if (p[0] == '{') {
+            if (na < 2)
+                c->arg[na++] = c->seg[i];
+        } else if (strcmp(p, c->seg[i]) != 0) {
+            return false;
+        }
+    }
+    return i == c->nseg;
+}
+
+/* ---- who, and the request's shape -------------------------------------------------------- */
+
+static bool authenticate(struct call *c)
+{
+    const char *auth = srv_header(c->r, "Authorization");
+    unsigned uid;
+    bool on_socket = srv_peer_uid(c->r, &uid) == 0;
+    if (!auth && on_socket) {
+        if (uid != geteuid() && uid != 0) {
+            fail(c->r, 403, "forbidden", "the admin socket is for uid %u (and root), not %u",
+                 (unsigned)geteuid(), uid);
+            return false;
+        }
+        c->role = ROLE_ADMIN;
+        snprintf(c->actor, sizeof c->actor, "unix:uid=%u", uid);
+        return true;
+    }
+    if (!auth || strncasecmp(auth, "Bearer ", 7) != 0) {
+        fail(c->r, 401, "unauthenticated",
+             "an admin token is needed: Authorization: Bearer TOKEN (tikd admin token create)");
+        return false;
+    }
+    struct admin_token k;
+    if (admin_token_check(c->a->d.store, auth + 7, &k) != 0) {
+        fail(c->r, 401, "unauthenticated", "that token is not known (revoked, or mistyped)");
+        return false;
+    }
+    c->role = k.role;
+    snprintf(c->actor, sizeof c->actor, "token:%s", k.name);
+    double now = clock_now();
+    if (now - k.last_used >= TOUCH_EVERY) {
+        struct tikd_err e = {0};
+        admin_token_touch(c->a->d.store, k.hash, now, &e); /* best effort: a read still answers */
+    }
+    return true;
+}
+
+/* Browsers mark what they send: a page on another origin cannot make a
+ * request here that counts. (Without cookies it could carry no authority
+ * anyway; this also keeps such pages from reading the socket's answers
+ * through a proxy or DNS rebinding.) */
+static bool same_origin(struct call *c)
+{
+    const char *site = srv_header(c->r, "Sec-Fetch-Site");
+    if (site && strcmp(site, "cross-site") == 0)
+        return false;
+    const char *origin = srv_header(c->r, "Origin");
+    if (!origin || strcmp(origin, "null") == 0)
+        return !origin;
+    const char *host = srv_header(c->r, "Host");
+    const char *o = strstr(origin, "://");
+    return host && o && strcmp(o + 3, host) == 0;
+}
+
+static bool read_body(struct call *c)
+{
+    size_t n;
+    const char *b = srv_body(c->r, &n);
+    if (n == 0)
+        return true;
+    const char *ct = srv_header(c->r, "Content-Type");
+    if (!ct || strncasecmp(ct, "application/json", 16) != 0 ||
+        (ct[16] && ct[16] != ';' && ct[16] != ' ')) {
+        fail(c->r, 415, "unsupported_media_type", "a request body must be application/json");
+        return false;
+    }
+    json_error_t je;
+    c->body = json_loadb(b, n, JSON_REJECT_DUPLICATES, &je);
+    if (!json_is_object(c->body)) {
+        fail(c->r, 400, "bad_json", "the body is not a JSON object: %s",
+             c->body ? "another JSON value" : je.text);
+        return false;
+    }
+    return true;
+}
+
+static void on_request(void *ud, struct srv_req *r)
+{
+    struct call c = {.a = ud, .r = r};
+    snprintf(c.segbuf, sizeof c.segbuf, "%s", srv_path(r));
+    for (char *save, *p = strtok_r(c.segbuf, "/", &save); p; p = strtok_r(NULL, "/", &save)) {
+        if (c.nseg == 8) {
+            fail(r, 404, "not_found", "no such resource");
+            return;
+        }
+        c.seg[c.nseg++] = p;
+    }
+    if (!authenticate(&c))
+        return;
+    const struct resource *res = NULL;
+    bool path_known = false;
+    for (size_t i = 0; i < NRES && !res; i++) {
+        if (!matches(&c, resources[i].path))
+            continue;
+        path_known = true;
+        if (strcmp(resources[i].method, srv_method(r)) == 0)
+            res = &resources[i];
+    }
+    if (!res) {
+        if (path_known)
+            fail(r, 405, "method_not_allowed", "%s is not allowed here", srv_method(r));
+        else
+            fail(r, 404, "not_found", "no such resource (GET /api/v1 lists them)");
+        return;
+    }
+    if (c.role < res->role) {
+        fail(r, 403, "forbidden", "%s needs the %s role; %s is %s", res->path,
+             admin_role_name(res->role), c.actor, admin_role_name(c.role));
+        return;
+    }
+    bool changes = strcmp(res->method, "GET") != 0;
+    if (changes && !same_origin(&c)) {
+        fail(r, 403, "cross_origin", "a request from another site changes nothing here");
+        return;
+    }
+    if (changes ? !read_body(&c) : srv_body(r, NULL)[0] != '\0') {
+        if (!changes)
+            fail(r, 400, "bad_request", "GET takes no body");
+        return;
+    }
+    res->fn(&c);
+    json_decref(c.body);
+}
+
+/* ---- listeners --------------------------------------------------------------------------- */
+
+static int listen_on(struct api *a, const char *addr, bool unix_socket, struct tikd_err *e)
+{
+    const struct tikd_config *cfg = a->d.cfg;
+    struct srv_limits lim = {(unsigned)cfg->server_max_connections,
+                             (unsigned)cfg->server_max_per_ip,
+                             cfg->server_request_timeout,
+                             cfg->server_idle_timeout,
+                             API_MAX_BODY,
+                             unix_socket ? 0600 : 0};
+    struct server *s;
+    int rc = server_new(&s, a->loop, addr, &lim, e);
+    if (rc != 0)
+        return rc;
+    server_on_error(s, server_refused);
+    server_route(s, "*", "/api/v1", on_request, a);
+    server_route(s, "*", "/api/v1/**", on_request, a);
+    server_route(s, "*", "/metrics", on_request, a);
+    a->servers[a->n++] = s;
+    if (!unix_socket && !a->port)
+        a->port = server_port(s);
+    TLOG(TLOG_INFO, "admin.listening", LSTR("addr", addr), LINT("port", server_port(s)));
+    return 0;
+}
+
+int api_new(struct api **out, struct ev_loop *loop, const struct api_deps *d, struct tikd_err *e)
+{
+    *out = NULL;
+    struct api *a = calloc(1, sizeof *a);
+    if (!a)
+        return tikd_fail(e, TIKD_ENOMEM, "admin API: out of memory");
+    a->d = *d;
+    a->loop = loop;
+    const struct tikd_config *cfg = d->cfg;
+    char sock[4200];
+    int rc = 0;
+    if (cfg->admin_socket) {
+        snprintf(sock, sizeof sock, "unix:%s", cfg->admin_socket);
+        rc = listen_on(a, sock, true, e);
+    } else if ((size_t)snprintf(sock, sizeof sock, "unix:%s/admin.sock", cfg->data_dir) - 5 >=
+               108) {
+        /* (a socket path holds at most 107 bytes) */
+        TLOG(TLOG_WARN, "admin.no_socket", LSTR("path", sock + 5),
+             LSTR("reason", "too long for a unix socket: set admin.socket to a shorter path"));
+    } else {
+        rc = listen_on(a, sock, true, e);
+    }
+    for (size_t i = 0; rc == 0 && i < cfg->admin_listen.n && a->n < MAX_SERVERS; i++)
+        rc = listen_on(a, cfg->admin_listen.v[i], false, e);
+    if (rc != 0) {
+        api_free(a);
+        return rc;
+    }
+    *out = a;
+    return 0;
+}
+
+void api_free(struct api *a)
+{
+    if (!a)
+        return;
+    for (size_t i = 0; i < a->n; i++)
+        server_free(a->servers[i]);
+    free(a);
+}
+
+int api_port(const struct api *a)
+{
+    return a ? a->port : 0;
+}
