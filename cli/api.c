@@ -40,12 +40,40 @@
 #define PAGE_DEFAULT 100
 #define PAGE_MAX     1000
 
+#define RING       512          /* events kept for a client that reconnects */
+#define STREAM_MAX (256 * 1024) /* bytes a stream's client may lag behind */
+#define TAIL_EVERY 0.25         /* seconds between looks at the audit log's end */
+#define PING_EVERY 15.0         /* a comment line keeps proxies from closing the stream */
+
+/* One event of the stream, as its client gets it. */
+struct event {
+    uint64_t id;
+    char *frame; /* "id: N\nevent: TYPE\ndata: JSON\n\n" */
+    size_t len;
+    char account[65];
+    uint64_t job;
+};
+
+/* A client of the stream and what it asked to see. */
+struct sub {
+    struct api *a;
+    struct srv_stream *st;
+    char account[65];
+    uint64_t job;
+    struct sub *prev, *next;
+};
+
 struct api {
     struct api_deps d;
     struct ev_loop *loop;
     struct server *servers[MAX_SERVERS];
     size_t n;
     int port;
+    struct event ring[RING];
+    uint64_t last_id;   /* of the newest event */
+    uint64_t audit_seq; /* the audit log read up to here */
+    struct sub *subs;
+    ev_timer tail, ping;
 };
 
 /* One call: who, what, and the pieces of its path. */
@@ -830,6 +858,185 @@ static void get_metrics(struct call *c)
     free(text);
 }
 
+/* ---- the event stream -------------------------------------------------------------------- */
+
+static bool wants(const struct sub *u, const struct event *ev)
+{
+    return (!u->account[0] || strcmp(u->account, ev->account) == 0) &&
+           (!u->job || u->job == ev->job);
+}
+
+/* One event to the ring and to each client that wants it. */
+static void emit(struct api *a, const char *type, const char *account, uint64_t job, json_t *data)
+{
+    char *js = data ? json_dumps(data, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
+    json_decref(data);
+    if (!js)
+        return;
+    struct event *ev = &a->ring[(a->last_id + 1) % RING];
+    free(ev->frame);
+    ev->id = ++a->last_id;
+    size_t n = strlen(js) + strlen(type) + 64;
+    ev->frame = malloc(n);
+    if (ev->frame) {
+        int w = snprintf(ev->frame, n, "id: %llu\nevent: %s\ndata: %s\n\n",
+                         (unsigned long long)ev->id, type, js);
+        ev->len = w > 0 ? (size_t)w : 0;
+    }
+    free(js);
+    snprintf(ev->account, sizeof ev->account, "%s", account ? account : "");
+    ev->job = job;
+    for (struct sub *u = a->subs; u && ev->frame; u = u->next)
+        if (wants(u, ev))
+            srv_stream_write(u->st, ev->frame, ev->len);
+}
+
+void api_job_changed(struct api *a, const struct job *j)
+{
+    if (a && a->subs)
+        emit(a, "job", j->account, j->id, view_job(j, 0));
+}
+
+void api_account_changed(struct api *a, const struct account *acct)
+{
+    if (a && a->subs)
+        emit(a, "account", acct->name, 0, view_account(acct));
+}
+
+/* "account=NAME", "job=ID" in an audit record's detail. */
+static void detail_field(const char *detail, const char *key, char *out, size_t n)
+{
+    out[0] = '\0';
+    size_t kl = strlen(key);
+    for (const char *p = detail; p && *p; p = strchr(p, ' '), p = p ? p + 1 : NULL) {
+        if (strncmp(p, key, kl) == 0 && p[kl] == '=') {
+            snprintf(out, n, "%.*s", (int)strcspn(p + kl + 1, " "), p + kl + 1);
+            return;
+        }
+    }
+}
+
+struct tail {
+    struct api *a;
+    int n;
+};
+
+static int tail_one(const struct audit_rec *r, void *ctx)
+{
+    struct tail *t = ctx;
+    char account[65], job[24];
+    detail_field(r->detail, "account", account, sizeof account);
+    detail_field(r->detail, "job", job, sizeof job);
+    t->a->audit_seq = r->seq;
+    emit(t->a, "audit", account, strtoull(job, NULL, 10), view_audit(r));
+    return ++t->n == 200; /* the rest at the next look */
+}
+
+static int tail_txn(struct store_txn *t, void *ctx)
+{
+    struct tail *x = ctx;
+    int rc = audit_foreach(t, x->a->audit_seq + 1, tail_one, x);
+    return rc < 0 ? rc : 0;
+}
+
+/* What any process put on the record since the last look (the CLI's
+ * approvals, TikTok's webhooks, the rules' choices). */
+static void on_tail(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct tail t = {.a = w->data};
+    store_read(t.a->d.store, tail_txn, &t, NULL);
+}
+
+static void on_ping(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct api *a = w->data;
+    for (struct sub *u = a->subs; u; u = u->next)
+        srv_stream_write(u->st, ": ping\n\n", 8);
+}
+
+static int last_txn(struct store_txn *t, void *ctx)
+{
+    return audit_last(t, ctx);
+}
+
+static void sub_closed(void *ud)
+{
+    struct sub *u = ud;
+    struct api *a = u->a;
+    if (u->prev)
+        u->prev->next = u->next;
+    else
+        a->subs = u->next;
+    if (u->next)
+        u->next->prev = u->prev;
+    TLOG(TLOG_DEBUG, "api.stream_closed", LSTR("account", u->account),
+         LINT("job", (long long)u->job));
+    free(u);
+    if (!a->subs) {
+        ev_timer_stop(a->loop, &a->tail);
+        ev_timer_stop(a->loop, &a->ping);
+    }
+}
+
+static void get_events(struct call *c)
+{
+    struct api *a = c->a;
+    char acct[65], job[32], last[32];
+    const char *lv = srv_header(c->r, "Last-Event-ID");
+    if (!lv)
+        lv = query(c, "last_event_id", last, sizeof last);
+    uint64_t jid = 0, after = 0;
+    if ((query(c, "job", job, sizeof job) && !parse_id(job, &jid)) ||
+        (lv && *lv && strcmp(lv, "0") != 0 && !parse_id(lv, &after))) {
+        fail(c->r, 400, "bad_request", "job and Last-Event-ID are event and job ids");
+        return;
+    }
+    struct sub *u = calloc(1, sizeof *u);
+    if (!u) {
+        fail(c->r, 500, "internal", "out of memory");
+        return;
+    }
+    u->a = a;
+    u->job = jid;
+    snprintf(u->account, sizeof u->account, "%s",
+             query(c, "account", acct, sizeof acct) ? acct : "");
+    count_answer(200);
+    u->st = srv_stream_start(c->r, "text/event-stream", STREAM_MAX, sub_closed, u);
+    if (!u->st) {
+        free(u);
+        fail(c->r, 500, "internal", "out of memory");
+        return;
+    }
+    if (!a->subs) { /* nobody listened: the audit log is read from its end now */
+        store_read(a->d.store, last_txn, &a->audit_seq, NULL);
+        ev_timer_again(a->loop, &a->tail);
+        ev_timer_again(a->loop, &a->ping);
+    }
+    u->next = a->subs;
+    if (a->subs)
+        a->subs->prev = u;
+    a->subs = u;
+    char hello[96];
+    int n = snprintf(hello, sizeof hello, "retry: 2000\n\n");
+    srv_stream_write(u->st, hello, (size_t)n);
+    uint64_t oldest = a->last_id >= RING ? a->last_id - RING + 1 : 1;
+    if (after && after + 1 < oldest) { /* what it missed is gone: it must read afresh */
+        static const char reset[] = "event: reset\ndata: {}\n\n";
+        srv_stream_write(u->st, reset, sizeof reset - 1);
+    }
+    for (uint64_t id = after + 1 > oldest ? after + 1 : oldest; after && id <= a->last_id; id++) {
+        const struct event *ev = &a->ring[id % RING];
+        if (ev->id == id && ev->frame && wants(u, ev))
+            srv_stream_write(u->st, ev->frame, ev->len);
+    }
+    TLOG(TLOG_DEBUG, "api.stream_open", LSTR("by", c->actor), LSTR("account", u->account),
+         LINT("job", (long long)u->job));
+}
+
 static void get_index(struct call *c);
 
 /* ---- the table --------------------------------------------------------------------------- */
@@ -859,6 +1066,8 @@ static const struct resource {
     {"GET", "/api/v1/tokens", ROLE_ADMIN, get_tokens, "admin tokens (never the tokens)"},
     {"POST", "/api/v1/tokens", ROLE_ADMIN, post_token, "create a token, shown once"},
     {"DELETE", "/api/v1/tokens/{name}", ROLE_ADMIN, delete_token, "revoke a token"},
+    {"GET", "/api/v1/events", ROLE_VIEWER, get_events,
+     "Server-Sent Events: job, account, audit; ?account= &job=, Last-Event-ID"},
     {"GET", "/metrics", ROLE_VIEWER, get_metrics, "Prometheus metrics (text format 0.0.4)"},
 };
 #define NRES (sizeof resources / sizeof resources[0])
@@ -1051,6 +1260,12 @@ int api_new(struct api **out, struct ev_loop *loop, const struct api_deps *d, st
         return tikd_fail(e, TIKD_ENOMEM, "admin API: out of memory");
     a->d = *d;
     a->loop = loop;
+    ev_init(&a->tail, on_tail);
+    a->tail.repeat = TAIL_EVERY;
+    a->tail.data = a;
+    ev_init(&a->ping, on_ping);
+    a->ping.repeat = PING_EVERY;
+    a->ping.data = a;
     const struct tikd_config *cfg = d->cfg;
     char sock[4200];
     int rc = 0;
@@ -1080,7 +1295,11 @@ void api_free(struct api *a)
     if (!a)
         return;
     for (size_t i = 0; i < a->n; i++)
-        server_free(a->servers[i]);
+        server_free(a->servers[i]); /* (ends each stream: its sub goes) */
+    ev_timer_stop(a->loop, &a->tail);
+    ev_timer_stop(a->loop, &a->ping);
+    for (size_t i = 0; i < RING; i++)
+        free(a->ring[i].frame);
     free(a);
 }
 

@@ -40,6 +40,12 @@ struct api_deps {
  * in use by another daemon, a bad address). */
 int api_new(struct api **out, struct ev_loop *loop, const struct api_deps *d, struct tikd_err *e);
 void api_free(struct api *a);
+/* Changes for the event stream (GET /api/v1/events); a NULL api is fine. */
+struct job;
+struct account;
+void api_job_changed(struct api *a, const struct job *j);
+void api_account_changed(struct api *a, const struct account *acct);
+
 /* The first TCP listener's port (0: none). */
 int api_port(const struct api *a);
 

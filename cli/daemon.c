@@ -69,10 +69,16 @@ static void kick(void *ud)
 static void on_account(void *ud, const struct account *a)
 {
     struct daemon *d = ud;
+    api_account_changed(d->api, a);
     if (a->state == ACCT_ACTIVE)
         kick(d);
     if (d->rules)
         rules_on_account(d->rules, a);
+}
+
+static void on_job_change(void *ud, const struct job *j)
+{
+    api_job_changed(((struct daemon *)ud)->api, j);
 }
 
 /* ---- HTTP: each route goes to the part that answers it --------------------------- */
@@ -246,6 +252,7 @@ static int start_rules(struct daemon *d)
     }
     oauth_on_state(d->en.oauth, on_account, d);
     pipeline_on_outcome(d->pipeline, rules_on_outcome, d->rules);
+    pipeline_on_change(d->pipeline, on_job_change, d);
     pipeline_on_before(d->pipeline, rules_before_publish, d->rules);
     if (rules_reload(d->rules) != 0) {
         TLOG(TLOG_ERROR, "daemon.exit", LSTR("reason", "the rules failed to load"));

@@ -125,7 +125,15 @@ int audit_foreach(struct store_txn *t, uint64_t from, int (*fn)(const struct aud
                   void *ctx)
 {
     struct each_ctx c = {from, fn, ctx};
-    return store_foreach(t, STORE_DB_AUDIT, NULL, 0, each_cb, &c);
+    unsigned char k[8];
+    store_be64_put(k, from);
+    return store_foreach_from(t, STORE_DB_AUDIT, k, from ? sizeof k : 0, each_cb, &c);
+}
+
+int audit_last(struct store_txn *t, uint64_t *seq)
+{
+    unsigned char hash[HASH_LEN];
+    return read_head(t, seq, hash);
 }
 
 struct verify_ctx {

@@ -28,9 +28,12 @@ struct audit_rec {
 };
 
 /* Call fn for each record from seq `from` on, in order, until it returns
- * non-zero. */
+ * non-zero; the walk starts at `from` (no record before it is read). */
 int audit_foreach(struct store_txn *t, uint64_t from,
                   int (*fn)(const struct audit_rec *r, void *ctx), void *ctx);
+
+/* The seq of the last record (0: none yet). */
+int audit_last(struct store_txn *t, uint64_t *seq);
 
 /* Walk the whole chain. Returns 0 and the record count, or TIKD_ECORRUPT
  * with a message that names the first broken record. */

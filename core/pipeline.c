@@ -102,6 +102,8 @@ static int commit(struct pipeline *p, struct put_ctx *pc)
     int rc = store_write(p->s, put_txn, pc, &e);
     if (rc == 0)
         store_took(p);
+    if (rc == 0 && p->change)
+        p->change(p->change_ud, pc->j);
     else if (rc != TIKD_EEXIST && rc != TIKD_EFULL)
         store_refused(p, pc->j->id, rc, e.msg);
     return rc;
@@ -598,6 +600,12 @@ void pipeline_on_before(struct pipeline *p, pipeline_before_fn fn, void *ud)
 {
     p->before = fn;
     p->before_ud = ud;
+}
+
+void pipeline_on_change(struct pipeline *p, pipeline_outcome_fn fn, void *ud)
+{
+    p->change = fn;
+    p->change_ud = ud;
 }
 
 void pipeline_on_outcome(struct pipeline *p, pipeline_outcome_fn fn, void *ud)

@@ -45,6 +45,9 @@ int pipeline_new(struct pipeline **out, struct ev_loop *loop, struct store *s, s
  * the next start. Free the OAuth layer first (its callbacks stop). */
 void pipeline_free(struct pipeline *p);
 void pipeline_on_outcome(struct pipeline *p, pipeline_outcome_fn fn, void *ud);
+/* Any save of a job the pipeline committed (its state, progress or reason
+ * changed): for the admin API's event stream. */
+void pipeline_on_change(struct pipeline *p, pipeline_outcome_fn fn, void *ud);
 
 /* The rules' answer (core/post.h), once: the pipeline applies it and goes
  * on. */

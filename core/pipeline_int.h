@@ -42,6 +42,8 @@ struct pipeline {
     struct tt_creators *creators;
     pipeline_outcome_fn outcome;
     void *outcome_ud;
+    pipeline_outcome_fn change; /* every committed save */
+    void *change_ud;
     pipeline_before_fn before;
     void *before_ud;
     bool started, stopping;

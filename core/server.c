@@ -58,6 +58,18 @@ struct server {
     ino_t unix_ino;
     struct srv_req *waiting; /* suspended, answer pending */
     srv_error_fn on_error;
+    struct srv_stream *streams; /* streamed answers in progress */
+};
+
+struct srv_stream {
+    struct server *s;
+    struct MHD_Connection *c;
+    char *buf;
+    size_t len, off, cap, max;
+    bool suspended, ended;
+    srv_closed_fn closed;
+    void *ud;
+    struct srv_stream *prev, *next;
 };
 
 struct srv_req {
@@ -383,6 +395,133 @@ int srv_respond_fd(struct srv_req *r, int status, const char *content_type, int 
     return 0;
 }
 
+/* ---- streamed answers -------------------------------------------------------- */
+
+/* MHD asks for the next bytes: what is buffered, or nothing yet (the
+ * connection is parked until a write), or the end. */
+static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+    (void)pos;
+    struct srv_stream *st = cls;
+    if (st->len > st->off) {
+        size_t n = st->len - st->off < max ? st->len - st->off : max;
+        memcpy(out, st->buf + st->off, n);
+        st->off += n;
+        if (st->off == st->len)
+            st->off = st->len = 0;
+        return (ssize_t)n;
+    }
+    if (st->ended)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    st->suspended = true;
+    MHD_suspend_connection(st->c);
+    return 0;
+}
+
+static void stream_free(void *cls)
+{
+    struct srv_stream *st = cls;
+    if (st->prev)
+        st->prev->next = st->next;
+    else
+        st->s->streams = st->next;
+    if (st->next)
+        st->next->prev = st->prev;
+    srv_closed_fn closed = st->closed;
+    void *ud = st->ud;
+    free(st->buf);
+    free(st);
+    if (closed)
+        closed(ud);
+}
+
+static void stream_wake(struct srv_stream *st)
+{
+    if (st->suspended) {
+        st->suspended = false;
+        MHD_resume_connection(st->c);
+        server_kick(st->s);
+    }
+}
+
+struct srv_stream *srv_stream_start(struct srv_req *r, const char *content_type, size_t max_buffer,
+                                    srv_closed_fn closed, void *ud)
+{
+    if (r->answered)
+        return NULL;
+    struct srv_stream *st = calloc(1, sizeof *st);
+    if (!st)
+        return NULL;
+    st->s = r->s;
+    st->c = r->c;
+    st->max = max_buffer;
+    st->closed = closed;
+    st->ud = ud;
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, st, stream_free);
+    if (!resp) {
+        free(st);
+        return NULL;
+    }
+    MHD_add_response_header(resp, "Content-Type", content_type);
+    MHD_add_response_header(resp, "Cache-Control", "no-store");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "X-Accel-Buffering", "no"); /* a proxy must not hold it */
+    st->next = r->s->streams;
+    if (r->s->streams)
+        r->s->streams->prev = st;
+    r->s->streams = st;
+    r->answered = true;
+    r->status = 200;
+    r->resp = resp;
+    if (r->suspended) {
+        r->suspended = false;
+        unwait(r);
+        MHD_resume_connection(r->c);
+        server_kick(r->s);
+    }
+    return st;
+}
+
+int srv_stream_write(struct srv_stream *st, const char *p, size_t n)
+{
+    if (st->ended)
+        return TIKD_EINVAL;
+    if (st->len - st->off + n > st->max) {
+        TLOG(TLOG_WARN, "server.stream_behind", LINT("buffered", (long long)(st->len - st->off)),
+             LINT("max", (long long)st->max));
+        srv_stream_end(st);
+        return TIKD_EFULL;
+    }
+    if (st->off && st->len + n > st->cap) { /* slide what is left to the front */
+        memmove(st->buf, st->buf + st->off, st->len - st->off);
+        st->len -= st->off;
+        st->off = 0;
+    }
+    if (st->len + n > st->cap) {
+        size_t nc = st->cap ? st->cap : 4096;
+        while (nc < st->len + n)
+            nc *= 2;
+        char *g = realloc(st->buf, nc);
+        if (!g) {
+            srv_stream_end(st);
+            return TIKD_ENOMEM;
+        }
+        st->buf = g;
+        st->cap = nc;
+    }
+    memcpy(st->buf + st->len, p, n);
+    st->len += n;
+    stream_wake(st);
+    return 0;
+}
+
+void srv_stream_end(struct srv_stream *st)
+{
+    st->ended = true;
+    stream_wake(st);
+}
+
 static const struct route *find_route(struct server *s, const char *method, const char *path,
                                       bool *path_known)
 {
@@ -640,6 +779,8 @@ void server_free(struct server *s)
         return;
     while (s->waiting) /* answer what waits, so no connection stays suspended */
         refuse(s->waiting, 503, "shutting_down", "tikd is shutting down");
+    for (struct srv_stream *st = s->streams; st; st = st->next)
+        srv_stream_end(st); /* parked streams resume, to end */
     MHD_run(s->d);
     ev_io_stop(s->loop, &s->io);
     ev_timer_stop(s->loop, &s->timer);

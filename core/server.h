@@ -84,4 +84,19 @@ typedef void (*srv_done_fn)(void *ud, bool complete);
 int srv_respond_fd(struct srv_req *r, int status, const char *content_type, int fd, uint64_t size,
                    srv_done_fn done, void *ud);
 
+/* A streamed answer of unknown length (chunked): Server-Sent Events. The
+ * stream buffers what is written (at most max_buffer bytes not yet taken by
+ * the client: past that the stream ends, a client that reads nothing cannot
+ * grow tikd) and sends it as the socket takes it. closed(ud) runs exactly
+ * once, when the connection is finished for any reason (the client went,
+ * srv_stream_end, the server stops); the stream is gone after it. */
+struct srv_stream;
+typedef void (*srv_closed_fn)(void *ud);
+struct srv_stream *srv_stream_start(struct srv_req *r, const char *content_type, size_t max_buffer,
+                                    srv_closed_fn closed, void *ud);
+/* 0, or TIKD_EFULL when the client is too far behind (the stream ends). */
+int srv_stream_write(struct srv_stream *st, const char *p, size_t n);
+/* Send what is buffered, then finish the answer. */
+void srv_stream_end(struct srv_stream *st);
+
 #endif

@@ -189,16 +189,18 @@ int store_del(struct store_txn *t, enum store_db db, const void *key, size_t kle
     return rc == 0 || rc == MDB_NOTFOUND ? 0 : TIKD_ESTORE;
 }
 
-int store_foreach(struct store_txn *t, enum store_db db, const void *prefix, size_t plen,
-                  store_each_fn fn, void *ctx)
+/* From the first key >= start (slen 0: the first), while keys start with
+ * prefix (plen 0: to the end). */
+static int walk(struct store_txn *t, enum store_db db, const void *start, size_t slen,
+                const void *prefix, size_t plen, store_each_fn fn, void *ctx)
 {
     MDB_cursor *c;
     if (t->s->dbi[db] == NO_DBI)
         return 0;
     if (txn_note(t, mdb_cursor_open(t->txn, t->s->dbi[db], &c)))
         return TIKD_ESTORE;
-    MDB_val k = {plen, (void *)prefix}, d;
-    int rc = mdb_cursor_get(c, &k, &d, plen ? MDB_SET_RANGE : MDB_FIRST);
+    MDB_val k = {slen, (void *)start}, d;
+    int rc = mdb_cursor_get(c, &k, &d, slen ? MDB_SET_RANGE : MDB_FIRST);
     int out = 0;
     while (rc == 0) {
         if (plen && (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0))
@@ -213,6 +215,18 @@ int store_foreach(struct store_txn *t, enum store_db db, const void *prefix, siz
     if (out == 0 && rc != 0 && rc != MDB_NOTFOUND)
         out = txn_note(t, rc) ? TIKD_ESTORE : 0;
     return out;
+}
+
+int store_foreach(struct store_txn *t, enum store_db db, const void *prefix, size_t plen,
+                  store_each_fn fn, void *ctx)
+{
+    return walk(t, db, prefix, plen, prefix, plen, fn, ctx);
+}
+
+int store_foreach_from(struct store_txn *t, enum store_db db, const void *start, size_t slen,
+                       store_each_fn fn, void *ctx)
+{
+    return walk(t, db, start, slen, NULL, 0, fn, ctx);
 }
 
 int store_last(struct store_txn *t, enum store_db db, struct store_val *key, struct store_val *val)

@@ -101,6 +101,11 @@ typedef int (*store_each_fn)(struct store_val key, struct store_val val, void *c
 int store_foreach(struct store_txn *t, enum store_db db, const void *prefix, size_t plen,
                   store_each_fn fn, void *ctx);
 
+/* Call fn for every record of db from the first key >= start on (slen 0:
+ * from the first), in key order, until fn returns non-zero. */
+int store_foreach_from(struct store_txn *t, enum store_db db, const void *start, size_t slen,
+                       store_each_fn fn, void *ctx);
+
 /* The last record of db (highest key); TIKD_ENOTFOUND when db is empty. */
 int store_last(struct store_txn *t, enum store_db db, struct store_val *key, struct store_val *val);
 

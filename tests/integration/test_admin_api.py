@@ -368,3 +368,96 @@ def test_metrics_count_what_happened(s, api, tmp_path):
     assert all(x[1] <= y[1] for x, y in zip(b, b[1:])), b
     # no secret in the metrics
     assert "tikd_" + "A" not in text and "act." not in text
+
+
+class Stream:
+    """A Server-Sent Events client on its own thread: events as they come."""
+
+    def __init__(self, port, path, token, headers=None):
+        import queue
+        import threading
+        self.q, self.events = queue.Queue(), []
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        h = {"Authorization": "Bearer " + token, "Accept": "text/event-stream"}
+        h.update(headers or {})
+        self.conn.request("GET", path, headers=h)
+        self.resp = self.conn.getresponse()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self):
+        ev = {}
+        try:
+            for raw in self.resp:
+                line = raw.decode().rstrip("\n")
+                if not line:
+                    if ev:
+                        self.q.put(ev)
+                    ev = {}
+                elif line.startswith(":"):
+                    self.q.put({"comment": line})
+                else:
+                    k, _, v = line.partition(": ")
+                    ev[k] = v
+        except Exception:
+            pass
+        self.q.put(None)
+
+    def wait(self, pred, timeout=20):
+        for ev in self.events:  # already here
+            if "data" in ev and pred(ev["event"], json.loads(ev["data"])):
+                return ev
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                ev = self.q.get(timeout=max(0.05, end - time.monotonic()))
+            except Exception:
+                continue
+            if ev is None:
+                raise AssertionError("stream ended; got %r" % self.events)
+            self.events.append(ev)
+            if "data" in ev and pred(ev["event"], json.loads(ev["data"])):
+                return ev
+        raise AssertionError("no such event in %ss; got %r" % (timeout, self.events))
+
+    def close(self):
+        self.conn.sock.shutdown(socket.SHUT_RDWR)  # the reading thread's recv returns
+        self.conn.close()
+
+
+def test_the_event_stream_follows_jobs_without_polling(s, api, tmp_path):
+    tcp, _, toks, d = api
+    st = Stream(tcp.port, "/api/v1/events", toks["viewer"])
+    assert st.resp.status == 200
+    assert st.resp.getheader("Content-Type") == "text/event-stream"
+    jid = held_job(s, tmp_path)
+    # another process's change (the CLI's approval) comes from the audit log
+    r = s.tikd("job", "approve", str(jid))
+    assert r.returncode == 0, r.stderr
+    ev = st.wait(lambda t, d: t == "audit" and d["event"] == "job.approved")
+    assert json.loads(ev["data"])["actor"] == "operator" and "job=%d" % jid in ev["data"]
+    # the pipeline's own saves, as it makes them, to the end
+    s.fake.ctl.set_config(time_scale=0.01)
+    st.wait(lambda t, d: t == "job" and d["id"] == jid and d["state"] == "uploading")
+    last = st.wait(lambda t, d: t == "job" and d["id"] == jid and d["state"] == "published")
+    # a client that reconnects with Last-Event-ID gets what came after it; a filter holds
+    first = next(e for e in st.events if e.get("event") == "job")
+    st.close()
+    again = Stream(tcp.port, "/api/v1/events?job=%d" % jid, toks["viewer"],
+                   {"Last-Event-ID": first["id"]})
+    ev = again.wait(lambda t, d: t == "job" and d["state"] == "published")
+    assert ev["id"] == last["id"]
+    assert all(json.loads(e["data"]).get("id", jid) == jid or e["event"] == "audit"
+               for e in again.events if "data" in e)
+    again.close()
+    # the stream needs a viewer; unauthenticated it is refused like any request
+    st, doc = tcp.call("GET", "/api/v1/events")
+    assert st == 401
+    st, doc = tcp.call("GET", "/api/v1/events?job=x", toks["viewer"])
+    assert st == 400
+    # a daemon that stops ends its streams and exits cleanly
+    st = Stream(tcp.port, "/api/v1/events", toks["viewer"])
+    assert d.stop() == 0
+    end = time.monotonic() + 10
+    while time.monotonic() < end and st.q.get(timeout=10) is not None:
+        pass
+    assert "event=daemon.stopped" in "\n".join(d.lines)
