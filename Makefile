@@ -34,7 +34,11 @@ CORE_SRC := $(wildcard core/*.c)
 BIND_SRC := $(wildcard bindings/*.c)
 CLI_SRC  := $(wildcard cli/*.c)
 LIB_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(CORE_SRC) $(BIND_SRC))
-CLI_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(CLI_SRC))
+CLI_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(CLI_SRC)) $(BUILD)/obj/gen/dashboard.o
+# The dashboard, compiled into the binary (tools/embed.sh): path|Content-Type|file
+DASH_FILES := /|text/html;charset=utf-8|dashboard/index.html \
+              /assets/app.js|text/javascript;charset=utf-8|dashboard/app.js \
+              /assets/app.css|text/css;charset=utf-8|dashboard/app.css
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 TOOL_SRC := $(wildcard tests/tools/*.c)
@@ -63,6 +67,14 @@ PREFIX_STAMP := $(BUILD)/.prefix$(subst /,_,$(PREFIX))
 $(PREFIX_STAMP):
 	@mkdir -p $(BUILD) && rm -f $(BUILD)/.prefix* && touch $@
 $(BUILD)/obj/cli/main.o $(BUILD)/obj/core/config.o $(BUILD)/obj/core/probe.o: $(PREFIX_STAMP)
+
+$(BUILD)/gen/dashboard.c: $(wildcard dashboard/*) tools/embed.sh
+	@mkdir -p $(dir $@)
+	tools/embed.sh $@ $(foreach f,$(DASH_FILES),'$(f)')
+
+$(BUILD)/obj/gen/dashboard.o: $(BUILD)/gen/dashboard.c cli/embedded.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Icli -c $< -o $@
 
 $(BUILD)/libtikd.a: $(LIB_OBJ)
 	@rm -f $@

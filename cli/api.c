@@ -8,6 +8,7 @@
  * with their audit record, through the same functions the CLI uses
  * (core/post post_change, core/admin). */
 #include "api.h"
+#include "embedded.h"
 #include "views.h"
 
 #include <ev.h>
@@ -29,6 +30,7 @@
 #include "../core/job.h"
 #include "../core/log.h"
 #include "../core/metrics.h"
+#include "../core/oauth.h"
 #include "../core/post.h"
 #include "../core/ratelimit.h"
 #include "../core/server.h"
@@ -308,6 +310,49 @@ static void get_account(struct call *c)
     json_t *o = view_account(&x.a);
     json_object_set_new(o, "open_jobs", x.jobs);
     answer(c->r, 200, o);
+}
+
+static int exists_txn(struct store_txn *t, void *ctx)
+{
+    struct account a;
+    return account_get(t, ctx, &a);
+}
+
+/* The authorize URL that connects (or reconnects) the account: the
+ * operator opens it in a browser signed in to the TikTok account; TikTok
+ * sends that browser to the callback on the public listener. */
+static void post_connect(struct call *c)
+{
+    const char *name = c->arg[0];
+    if (!account_name_valid(name)) {
+        fail(c->r, 400, "bad_request", "'%.80s' is not an account name: 1-64 of A-Z a-z 0-9 . _ -",
+             name);
+        return;
+    }
+    if (!c->a->d.oauth) {
+        fail(c->r, 503, "unavailable", "no OAuth client in this daemon");
+        return;
+    }
+    struct tikd_err e = {0};
+    int rc = store_read(c->a->d.store, exists_txn, (void *)name, &e);
+    if (rc != 0 && rc != TIKD_ENOTFOUND) {
+        store_failed(c, rc, &e);
+        return;
+    }
+    char *url = NULL;
+    bool reauth = rc == 0;
+    rc = oauth_begin(c->a->d.oauth, name, NULL, reauth, &url, &e);
+    if (rc != 0) {
+        fail(c->r, rc == TIKD_EINVAL ? 400 : 500, rc == TIKD_EINVAL ? "bad_request" : "internal",
+             "%s", e.msg);
+        return;
+    }
+    TLOG(TLOG_INFO, "api.connect", LSTR("account", name), LBOOL("reauth", reauth),
+         LSTR("by", c->actor));
+    answer(c->r, 200,
+           json_pack("{s:s, s:s, s:b, s:f}", "account", name, "authorize_url", url, "reauth",
+                     reauth, "valid_s", c->a->d.cfg->oauth_state_ttl));
+    free(url);
 }
 
 struct list_jobs {
@@ -1053,6 +1098,8 @@ static const struct resource {
     {"GET", "/api/v1/rules", ROLE_VIEWER, get_rules, "live generation, files, last reload"},
     {"GET", "/api/v1/accounts", ROLE_VIEWER, get_accounts, "every account"},
     {"GET", "/api/v1/accounts/{name}", ROLE_VIEWER, get_account, "one account, its open jobs"},
+    {"POST", "/api/v1/accounts/{name}/connect", ROLE_OPERATOR, post_connect,
+     "the authorize URL that connects or reconnects an account"},
     {"GET", "/api/v1/jobs", ROLE_VIEWER, get_jobs,
      "jobs: ?account= &state= &all=1 &after= &limit="},
     {"GET", "/api/v1/jobs/{id}", ROLE_VIEWER, get_job, "one job with its history"},
@@ -1119,6 +1166,7 @@ static bool authenticate(struct call *c)
         snprintf(c->actor, sizeof c->actor, "unix:uid=%u", uid);
         return true;
     }
+    srv_add_header(c->r, "WWW-Authenticate", "Bearer realm=\"tikd\"");
     if (!auth || strncasecmp(auth, "Bearer ", 7) != 0) {
         fail(c->r, 401, "unauthenticated",
              "an admin token is needed: Authorization: Bearer TOKEN (tikd admin token create)");
@@ -1226,6 +1274,31 @@ static void on_request(void *ud, struct srv_req *r)
     json_decref(c.body);
 }
 
+/* ---- the dashboard ------------------------------------------------------------------------ */
+
+/* Its files carry no data: served to anyone who reaches the listener; what
+ * they show comes from the API, with the token the operator types in. The
+ * page may load only its own script and style and talk only to this
+ * origin, and may not be framed. */
+static void on_static(void *ud, struct srv_req *r)
+{
+    (void)ud;
+    for (const struct embedded *f = embedded_files; f->path; f++) {
+        if (strcmp(f->path, srv_path(r)) != 0)
+            continue;
+        srv_add_header(r, "Content-Security-Policy",
+                       "default-src 'none'; script-src 'self'; style-src 'self'; "
+                       "connect-src 'self'; img-src 'self' data:; base-uri 'none'; "
+                       "form-action 'none'; frame-ancestors 'none'");
+        srv_add_header(r, "X-Frame-Options", "DENY");
+        srv_add_header(r, "Referrer-Policy", "no-referrer");
+        count_answer(200);
+        srv_respond(r, 200, f->type, f->data);
+        return;
+    }
+    fail(r, 404, "not_found", "no such file");
+}
+
 /* ---- listeners --------------------------------------------------------------------------- */
 
 static int listen_on(struct api *a, const char *addr, bool unix_socket, struct tikd_err *e)
@@ -1245,6 +1318,8 @@ static int listen_on(struct api *a, const char *addr, bool unix_socket, struct t
     server_route(s, "*", "/api/v1", on_request, a);
     server_route(s, "*", "/api/v1/**", on_request, a);
     server_route(s, "*", "/metrics", on_request, a);
+    server_route(s, "GET", "/", on_static, a);
+    server_route(s, "GET", "/assets/*", on_static, a);
     a->servers[a->n++] = s;
     if (!unix_socket && !a->port)
         a->port = server_port(s);

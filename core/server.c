@@ -86,6 +86,8 @@ struct srv_req {
     struct srv_req *wprev, *wnext;
     srv_done_fn done; /* told whether the whole response went out */
     void *done_ud;
+    char *hdr[8][2]; /* srv_add_header's, for the answer */
+    int nhdr;
 };
 
 static void unwait(struct srv_req *r)
@@ -304,6 +306,20 @@ const char *srv_query(struct srv_req *r)
     return r->query;
 }
 
+void srv_add_header(struct srv_req *r, const char *name, const char *value)
+{
+    if (r->nhdr == 8 || r->answered)
+        return;
+    char *n = strdup(name), *v = strdup(value);
+    if (!n || !v) {
+        free(n);
+        free(v);
+        return;
+    }
+    r->hdr[r->nhdr][0] = n;
+    r->hdr[r->nhdr++][1] = v;
+}
+
 void srv_respond(struct srv_req *r, int status, const char *content_type, const char *body)
 {
     if (r->answered)
@@ -315,6 +331,8 @@ void srv_respond(struct srv_req *r, int status, const char *content_type, const 
         MHD_add_response_header(r->resp, "Content-Type", content_type);
         MHD_add_response_header(r->resp, "Cache-Control", "no-store");
         MHD_add_response_header(r->resp, "X-Content-Type-Options", "nosniff");
+        for (int i = 0; i < r->nhdr; i++)
+            MHD_add_response_header(r->resp, r->hdr[i][0], r->hdr[i][1]);
     }
     if (r->suspended) {
         r->suspended = false;
@@ -632,6 +650,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         MHD_destroy_response(r->resp);
     free(r->body);
     free(r->query);
+    for (int i = 0; i < r->nhdr; i++) {
+        free(r->hdr[i][0]);
+        free(r->hdr[i][1]);
+    }
     free(r);
     *con_cls = NULL;
 }

@@ -69,6 +69,8 @@ int srv_peer_uid(const struct srv_req *r, unsigned *uid);
 /* The decoded value of query argument name, or NULL; valid until
  * srv_respond(). */
 const char *srv_arg(const struct srv_req *r, const char *name);
+/* One more header on the answer r will get (up to 8; before srv_respond). */
+void srv_add_header(struct srv_req *r, const char *name, const char *value);
 /* The query string, re-encoded from the parsed arguments ("a=1&b=x%20y");
  * valid until srv_respond(). */
 const char *srv_query(struct srv_req *r);
