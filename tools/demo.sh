@@ -3,7 +3,8 @@
 # directory, and narrate it: connect an account through the OAuth callback,
 # post a video and a photo carousel and send a draft (exactly once each),
 # route dropped media with a rule, edit the rule while tikd runs (reloaded on
-# save), back up, stop, verify the audit chain.
+# save), back up, show the admin API and the dashboard's address (on a
+# terminal, waiting for Enter so it can be opened), stop, verify the audit chain.
 # Usage: tools/demo.sh /path/to/tikd
 set -eu
 TIKD=$1
@@ -48,7 +49,9 @@ FAKE=$(sed 's/.*"base_url": "\([^"]*\)".*/\1/' "$work/fake.json")
 curl -s -X POST -d '{"time_scale": 0.02}' "$FAKE/_fake/config" > /dev/null
 echo "   $FAKE"
 
-PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+PORT=$(free_port)
+APORT=$(free_port)
 cp -R "$REPO/rules" "$work/rules"
 cat > "$work/tikd.conf.lua" <<CONF
 -- the demo's config: everything under $work, TikTok played by the fake
@@ -56,6 +59,7 @@ data_dir = "data"
 rules_dir = "rules"
 scripts_dir = "$REPO/scripts"
 listen = { "127.0.0.1:$PORT" }
+admin = { listen = { "127.0.0.1:$APORT" } } -- the admin API and the dashboard
 vault = { key_file = "vault.keys" }
 tiktok = { client_key = "fake_client_key", api_url = "$FAKE",
            auth_url = "$FAKE/v2/auth/authorize/",
@@ -152,6 +156,18 @@ rm "$work/rules/broken.lua"
 
 say "a hot backup while tikd runs"
 tikd backup "$work/backup"
+
+say "the admin API and the dashboard: an operator's token, the status, the metrics"
+token=$(tikd admin token create demo-operator --role operator | tail -1)
+curl -s --unix-socket "$work/data/admin.sock" http://tikd/api/v1/status |
+    /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); print("   jobs by state:", d["jobs"]["by_state"], "  live rules: generation", d["live_gen"])'
+curl -s -H "Authorization: Bearer $token" "http://127.0.0.1:$APORT/metrics" |
+    grep -E '^tikd_(posts_total|http_requests_total\{target="(video_init|upload)")' | sed 's/^/   /'
+printf "   dashboard: ${B}http://127.0.0.1:%s/${N}   token: %s\n" "$APORT" "$token"
+if [ -t 0 ] && [ -t 1 ]; then
+    printf "   open it in a browser on this machine; press Enter to stop tikd and finish "
+    read -r _
+fi
 
 say "stopping tikd (SIGTERM)"
 kill -TERM "$pid"
