@@ -209,42 +209,23 @@ static void get_rules(struct call *c)
     answer(c->r, 200, o);
 }
 
-struct counts {
-    int by_state[16];
-    int jobs;
-};
-
-static int count_job(const struct job *j, void *ctx)
+static int status_view_txn(struct store_txn *t, void *ctx)
 {
-    struct counts *n = ctx;
-    if ((unsigned)j->state < 16)
-        n->by_state[j->state]++;
-    n->jobs++;
-    return 0;
-}
-
-static int counts_txn(struct store_txn *t, void *ctx)
-{
-    return job_foreach(t, count_job, ctx);
+    return view_status(t, ctx);
 }
 
 static void get_status(struct call *c)
 {
-    struct counts n = {0};
+    json_t *st = NULL;
     struct tikd_err e = {0};
-    int rc = store_read(c->a->d.store, counts_txn, &n, &e);
+    int rc = store_read(c->a->d.store, status_view_txn, &st, &e);
     if (rc != 0) {
         store_failed(c, rc, &e);
         return;
     }
-    json_t *by = json_object();
-    for (int s = 0; s < 16; s++)
-        if (n.by_state[s])
-            json_object_set_new(by, job_state_name((enum job_state)s), json_integer(n.by_state[s]));
-    json_t *st = daemon_status(c->a);
+    json_object_set_new(st, "running", json_true());
     json_object_set_new(st, "pid", json_integer(getpid()));
     json_object_set_new(st, "live_gen", json_integer(c->a->d.live_gen(c->a->d.ud)));
-    json_object_set_new(st, "jobs", json_pack("{s:i, s:o}", "total", n.jobs, "by_state", by));
     answer(c->r, 200, st);
 }
 
@@ -273,43 +254,26 @@ static void get_accounts(struct call *c)
 
 struct one_account {
     const char *name;
-    struct account a;
-    json_t *jobs;
+    json_t *out;
 };
-
-static int open_job(const struct job *j, void *ctx)
-{
-    struct one_account *x = ctx;
-    if (!job_state_final(j->state))
-        json_array_append_new(x->jobs, view_job(j, 0));
-    return 0;
-}
 
 static int account_txn(struct store_txn *t, void *ctx)
 {
     struct one_account *x = ctx;
-    int rc = account_get(t, x->name, &x->a);
-    return rc ? rc : job_foreach_account(t, x->name, open_job, x);
+    return view_account_full(t, x->name, &x->out);
 }
 
 static void get_account(struct call *c)
 {
-    struct one_account x = {.name = c->arg[0], .jobs = json_array()};
+    struct one_account x = {.name = c->arg[0]};
     struct tikd_err e = {0};
     int rc = store_read(c->a->d.store, account_txn, &x, &e);
-    if (rc == TIKD_ENOTFOUND) {
-        json_decref(x.jobs);
+    if (rc == TIKD_ENOTFOUND)
         fail(c->r, 404, "not_found", "no account %.80s", c->arg[0]);
-        return;
-    }
-    if (rc != 0) {
-        json_decref(x.jobs);
+    else if (rc != 0)
         store_failed(c, rc, &e);
-        return;
-    }
-    json_t *o = view_account(&x.a);
-    json_object_set_new(o, "open_jobs", x.jobs);
-    answer(c->r, 200, o);
+    else
+        answer(c->r, 200, x.out);
 }
 
 static int exists_txn(struct store_txn *t, void *ctx)
@@ -429,32 +393,15 @@ static bool parse_id(const char *s, uint64_t *id)
     return *id > 0;
 }
 
-struct history {
-    char prefix[32];
-    size_t n;
-    json_t *events;
-};
-
-static int job_event(const struct audit_rec *r, void *ctx)
-{
-    struct history *h = ctx;
-    const char *d = r->detail ? r->detail : "";
-    if (strncmp(d, h->prefix, h->n) == 0 && (d[h->n] == ' ' || d[h->n] == '\0'))
-        json_array_append_new(h->events, view_audit(r));
-    return 0;
-}
-
 struct one_job {
     uint64_t id;
-    struct job *j;
-    struct history h;
+    json_t *out;
 };
 
 static int job_txn(struct store_txn *t, void *ctx)
 {
     struct one_job *x = ctx;
-    int rc = job_get(t, x->id, x->j);
-    return rc ? rc : audit_foreach(t, 0, job_event, &x->h);
+    return view_job_full(t, x->id, &x->out);
 }
 
 static void get_job(struct call *c)
@@ -464,23 +411,14 @@ static void get_job(struct call *c)
         fail(c->r, 404, "not_found", "'%.40s' is not a job id", c->arg[0]);
         return;
     }
-    x.j = malloc(sizeof *x.j);
-    x.h.events = json_array();
-    x.h.n = (size_t)snprintf(x.h.prefix, sizeof x.h.prefix, "job=%llu", (unsigned long long)x.id);
     struct tikd_err e = {0};
-    int rc = x.j ? store_read(c->a->d.store, job_txn, &x, &e) : TIKD_ENOMEM;
-    if (rc == 0) {
-        json_t *o = view_job(x.j, 1);
-        json_object_set_new(o, "history", x.h.events);
-        answer(c->r, 200, o);
-    } else {
-        json_decref(x.h.events);
-        if (rc == TIKD_ENOTFOUND)
-            fail(c->r, 404, "not_found", "no job %llu", (unsigned long long)x.id);
-        else
-            store_failed(c, rc, &e);
-    }
-    free(x.j);
+    int rc = store_read(c->a->d.store, job_txn, &x, &e);
+    if (rc == TIKD_ENOTFOUND)
+        fail(c->r, 404, "not_found", "no job %llu", (unsigned long long)x.id);
+    else if (rc != 0)
+        store_failed(c, rc, &e);
+    else
+        answer(c->r, 200, x.out);
 }
 
 struct change {
@@ -595,81 +533,24 @@ static void post_retry(struct call *c)
 
 struct limits_read {
     const struct rl_config *rc;
-    double now;
-    json_t *accounts, *app, *decisions;
+    json_t *out;
 };
-
-static json_t *budget_view(struct store_txn *t, struct limits_read *lr, const char *account,
-                           enum rl_budget b)
-{
-    struct rl_view v;
-    if (rl_view(t, lr->rc, account, b, lr->now, &v) != 0)
-        return NULL;
-    if (!v.limited)
-        return json_pack("{s:b}", "limited", false);
-    return json_pack("{s:b, s:f, s:f, s:f, s:o, s:o}", "limited", true, "used", v.used, "reserved",
-                     v.reserved, "cap", v.cap, "next_at",
-                     v.next_at >= 1e17 ? json_null()
-                                       : view_time(v.next_at > lr->now ? v.next_at : lr->now),
-                     "closed_by_tiktok_until",
-                     v.blocked_until > lr->now ? view_time(v.blocked_until) : json_null());
-}
-
-static int limits_account(const struct account *a, void *ctx)
-{
-    struct limits_read *lr = ((void **)ctx)[0];
-    struct store_txn *t = ((void **)ctx)[1];
-    json_t *o = json_object();
-    for (int b = 0; b < RL__COUNT; b++) {
-        if (b == RL_ACTIVE_USERS)
-            continue;
-        json_t *v = budget_view(t, lr, a->name, (enum rl_budget)b);
-        if (!v) {
-            json_decref(o);
-            return TIKD_ESTORE;
-        }
-        json_object_set_new(o, rl_budget_name((enum rl_budget)b), v);
-    }
-    return json_object_set_new(lr->accounts, a->name, o);
-}
 
 static int limits_txn(struct store_txn *t, void *ctx)
 {
     struct limits_read *lr = ctx;
-    void *pair[2] = {lr, t};
-    int rc = account_foreach(t, limits_account, pair);
-    if (rc != 0)
-        return rc;
-    lr->app = budget_view(t, lr, "", RL_ACTIVE_USERS);
-    for (int b = 0; b < RL__COUNT; b++) {
-        struct rl_metrics m;
-        if ((rc = rl_metrics(t, (enum rl_budget)b, &m)) != 0)
-            return rc;
-        json_object_set_new(lr->decisions, rl_budget_name((enum rl_budget)b),
-                            json_pack("{s:I, s:I, s:f}", "allowed", (json_int_t)m.allowed,
-                                      "deferred", (json_int_t)m.deferred, "waited_s", m.waited));
-    }
-    return 0;
+    return view_limits(t, lr->rc, clock_now(), NULL, &lr->out);
 }
 
 static void get_limits(struct call *c)
 {
-    struct limits_read lr = {.rc = &c->a->d.cfg->limits,
-                             .now = clock_now(),
-                             .accounts = json_object(),
-                             .decisions = json_object()};
+    struct limits_read lr = {.rc = &c->a->d.cfg->limits};
     struct tikd_err e = {0};
     int rc = store_read(c->a->d.store, limits_txn, &lr, &e);
-    if (rc != 0) {
-        json_decref(lr.accounts);
-        json_decref(lr.decisions);
-        json_decref(lr.app);
+    if (rc != 0)
         store_failed(c, rc, &e);
-        return;
-    }
-    answer(c->r, 200,
-           json_pack("{s:o, s:o, s:o}", "accounts", lr.accounts, "app_active_users",
-                     lr.app ? lr.app : json_null(), "decisions", lr.decisions));
+    else
+        answer(c->r, 200, lr.out);
 }
 
 struct audit_page {

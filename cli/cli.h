@@ -7,6 +7,8 @@
 #include "../bindings/lua_host.h"
 #include "../core/config.h"
 
+#include <jansson.h>
+
 #define EXIT_USAGE 2
 
 struct cli {
@@ -43,6 +45,25 @@ int cli_media_line(const char *path, int max_duration, char *line, size_t n);
 /* Print "tikd CMD: msg" and the usage line to stderr; returns EXIT_USAGE. */
 int cli_usage_error(const struct cli_cmd *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* An unknown option, subcommand (what: "option", "subcommand") of cmd:
+ * the usage error, with the nearest one it knows when arg looks like a
+ * typo of it ("unknown option '--stat' (did you mean '--state'?)"). */
+int cli_unknown(const struct cli_cmd *cmd, const char *what, const char *arg);
+
+/* Print o (taken) as indented JSON on stdout. */
+int cli_print_json(json_t *o);
+
+/* Remove flag from argv (argc adjusted) if it is there: whether it was. */
+bool cli_take_flag(int *argc, char **argv, const char *flag);
+
+/* Open the store read-only, run view(t, ud, &out) in one read transaction
+ * and print out as JSON: 0, 1 when it failed (said on stderr; `what` names
+ * the thing not found on TIKD_ENOTFOUND). For the --json of read commands:
+ * the same views as the admin API (cli/views.h). */
+struct store_txn;
+int cli_json_view(struct cli *c, int (*view)(struct store_txn *t, void *ud, json_t **out), void *ud,
+                  const char *what);
 
 /* "2026-11-30T19:58:03Z" for t (seconds since the epoch), "-" for 0. */
 void cli_fmt_time(double t, char *out, size_t n);

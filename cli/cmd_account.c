@@ -2,6 +2,7 @@
  * listing and removing accounts, and managing the vault's keys. No command
  * prints a token: only names, ids, scopes, states and expiry times. */
 #include "engine.h"
+#include "views.h"
 
 #include <ev.h>
 #include <jansson.h>
@@ -49,7 +50,9 @@ static int begin(struct cli *c, int argc, char **argv, bool reauth)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--scopes") == 0 && i + 1 < argc)
             scopes = argv[++i];
-        else if (argv[i][0] == '-' || name)
+        else if (argv[i][0] == '-')
+            return cli_unknown(&cmd_account, "option", argv[i]);
+        else if (name)
             return cli_usage_error(&cmd_account, "unexpected argument '%s'", argv[i]);
         else
             name = argv[i];
@@ -111,10 +114,29 @@ static int list_txn(struct store_txn *t, void *ctx)
     return account_foreach(t, print_row, ctx);
 }
 
-static int list(struct cli *c, int argc)
+static int list_one(const struct account *a, void *ctx)
+{
+    return json_array_append_new(ctx, view_account(a));
+}
+
+static int list_view(struct store_txn *t, void *ud, json_t **out)
+{
+    (void)ud;
+    *out = json_array();
+    return account_foreach(t, list_one, *out);
+}
+
+static int show_view(struct store_txn *t, void *ud, json_t **out)
+{
+    return view_account_full(t, ud, out);
+}
+
+static int list(struct cli *c, int argc, bool json)
 {
     if (argc != 1)
         return cli_usage_error(&cmd_account, "list takes no arguments");
+    if (json)
+        return cli_json_view(c, list_view, NULL, "database");
     struct store *s;
     if (cli_open_store(c, true, &s))
         return 1;
@@ -137,10 +159,14 @@ static int show_txn(struct store_txn *t, void *ctx)
     return account_get(t, sc->name, &sc->a);
 }
 
-static int show(struct cli *c, int argc, char **argv)
+static int show(struct cli *c, int argc, char **argv, bool json)
 {
     if (argc != 2)
         return cli_usage_error(&cmd_account, "expected: account show NAME");
+    char what[100];
+    snprintf(what, sizeof what, "account named %.64s", argv[1]);
+    if (json)
+        return cli_json_view(c, show_view, argv[1], what);
     struct store *s;
     if (cli_open_store(c, true, &s))
         return 1;
@@ -243,9 +269,12 @@ static int check(struct cli *c, int argc, char **argv)
 
 static int run_account(struct cli *c, int argc, char **argv)
 {
+    bool json = cli_take_flag(&argc, argv, "--json");
     if (argc < 2)
         return cli_usage_error(&cmd_account, "expected a subcommand");
     const char *sub = argv[1];
+    if (json && strcmp(sub, "list") != 0 && strcmp(sub, "show") != 0)
+        return cli_unknown(&cmd_account, "option", "--json");
     if (strcmp(sub, "add") == 0)
         return begin(c, argc - 1, argv + 1, false);
     if (strcmp(sub, "reauth") == 0)
@@ -253,24 +282,24 @@ static int run_account(struct cli *c, int argc, char **argv)
     if (strcmp(sub, "complete") == 0)
         return complete(c, argc - 1, argv + 1);
     if (strcmp(sub, "list") == 0)
-        return list(c, argc - 1);
+        return list(c, argc - 1, json);
     if (strcmp(sub, "show") == 0)
-        return show(c, argc - 1, argv + 1);
+        return show(c, argc - 1, argv + 1, json);
     if (strcmp(sub, "remove") == 0)
         return remove_cmd(c, argc - 1, argv + 1);
     if (strcmp(sub, "check") == 0)
         return check(c, argc - 1, argv + 1);
-    return cli_usage_error(&cmd_account, "unknown subcommand '%s'", sub);
+    return cli_unknown(&cmd_account, "subcommand", sub);
 }
 
 const struct cli_cmd cmd_account = {
-    "account", run_account, "account add|reauth|complete|list|show|check|remove",
+    "account", run_account, "account add|reauth|complete|list|show|check|remove [--json]",
     "connect TikTok accounts and look after them",
     "  account add NAME [--scopes S]   start connecting a new account: prints the URL to open\n"
     "  account reauth NAME             connect an existing account again\n"
     "  account complete NAME URL       finish with the address TikTok redirected to\n"
     "                                  (when tikd's callback page is not reachable)\n"
-    "  account list                    every account: state, open_id, token expiries, scopes\n"
+    "  account list [--json]           every account: state, open_id, token expiries, scopes\n"
     "  account show NAME               one account in detail\n"
     "  account remove NAME             revoke at TikTok, then delete its tokens and record\n"
     "  account check NAME              one authorized call (user info) to prove the token works\n"
@@ -344,7 +373,7 @@ static int run_vault(struct cli *c, int argc, char **argv)
         engine_close(&en);
         return rc ? 1 : 0;
     }
-    return cli_usage_error(&cmd_vault, "unknown subcommand '%s'", argv[1]);
+    return cli_unknown(&cmd_vault, "subcommand", argv[1]);
 }
 
 const struct cli_cmd cmd_vault = {

@@ -103,7 +103,9 @@ static int run_admin(struct cli *c, int argc, char **argv)
                 if ((x.role = admin_role_parse(argv[++i])) == ROLE_NONE)
                     return cli_usage_error(
                         &cmd_admin, "'%s' is not a role: viewer, operator or admin", argv[i]);
-            } else if (argv[i][0] == '-' || x.name) {
+            } else if (argv[i][0] == '-') {
+                return cli_unknown(&cmd_admin, "option", argv[i]);
+            } else if (x.name) {
                 return cli_usage_error(&cmd_admin, "unexpected argument '%s'", argv[i]);
             } else {
                 x.name = argv[i];
@@ -119,7 +121,7 @@ static int run_admin(struct cli *c, int argc, char **argv)
         x.name = argv[3];
         txn = revoke_txn;
     } else {
-        return cli_usage_error(&cmd_admin, "unknown subcommand 'token %s'", verb);
+        return cli_unknown(&cmd_admin, "subcommand", verb);
     }
     struct engine en;
     if (engine_open(c, &en, ENG_STORE))

@@ -3,6 +3,7 @@
  * daemon (SIGUSR1 to the pid in data_dir/tikd.pid); the daemon does the
  * work, so a post survives the CLI being closed. */
 #include "engine.h"
+#include "views.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -276,7 +277,9 @@ static int run_post(struct cli *c, int argc, char **argv)
             j->opt.brand_organic = true;
         } else if (strcmp(a, "--aigc") == 0) {
             j->opt.is_aigc = true;
-        } else if (a[0] == '-' || file) {
+        } else if (a[0] == '-') {
+            rc = cli_unknown(&cmd_post, "option", a);
+        } else if (file) {
             rc = cli_usage_error(&cmd_post, "unexpected argument '%s'", a);
         } else {
             file = a;
@@ -413,6 +416,7 @@ struct queue_ctx {
     const char *account;
     bool all;
     int shown, corrupt;
+    json_t *json; /* --json: the rows as the admin API shows them */
 };
 
 static void queue_bad(uint64_t id, void *ctx)
@@ -432,12 +436,27 @@ static int queue_row(const struct job *j, void *ctx)
         return 0;
     if (q->account && strcmp(q->account, j->account) != 0)
         return 0;
+    if (q->json)
+        return json_array_append_new(q->json, view_job(j, 0));
     char due[32];
     cli_fmt_time(job_state_final(j->state) ? 0 : j->due_at, due, sizeof due);
     const char *slash = strrchr(j->media, '/');
+    char media[64];
+    if (j->kind == JOB_PHOTO) { /* its images: how many, and the first */
+        int n = 0;
+        for (const char *p = j->images; *p; p++)
+            n += *p == '\n' || p[1] == '\0';
+        const char *first = j->images, *nl = strchr(first, '\n');
+        const char *base = memrchr(first, '/', nl ? (size_t)(nl - first) : strlen(first));
+        snprintf(media, sizeof media, "%d images: %.*s", n,
+                 (int)((nl ? nl : first + strlen(first)) - (base ? base + 1 : first)),
+                 base ? base + 1 : first);
+    } else {
+        snprintf(media, sizeof media, "%.63s", slash ? slash + 1 : j->media);
+    }
     printf("%-6llu %-11s %-16s %-6s %-21s %-24.24s %s\n", (unsigned long long)j->id,
            job_state_name(j->state), j->account, j->mode == JOB_DRAFT ? "draft" : "direct", due,
-           slash ? slash + 1 : j->media, j->reason);
+           media, j->reason);
     q->shown++;
     return 0;
 }
@@ -449,7 +468,8 @@ static int queue_txn(struct store_txn *t, void *ctx)
 
 static int run_queue(struct cli *c, int argc, char **argv)
 {
-    struct queue_ctx q = {-1, NULL, false, 0, 0};
+    struct queue_ctx q = {-1, NULL, false, 0, 0, NULL};
+    bool json = cli_take_flag(&argc, argv, "--json");
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--state") == 0 && i + 1 < argc) {
             q.state = job_state_parse(argv[++i]);
@@ -460,27 +480,37 @@ static int run_queue(struct cli *c, int argc, char **argv)
         } else if (strcmp(argv[i], "--all") == 0) {
             q.all = true;
         } else {
-            return cli_usage_error(&cmd_queue, "unexpected argument '%s'", argv[i]);
+            return argv[i][0] == '-'
+                       ? cli_unknown(&cmd_queue, "option", argv[i])
+                       : cli_usage_error(&cmd_queue, "unexpected argument '%s'", argv[i]);
         }
     }
     struct store *s;
     if (cli_open_store(c, true, &s))
         return 1;
-    printf("%-6s %-11s %-16s %-6s %-21s %-24s %s\n", "ID", "STATE", "ACCOUNT", "MODE", "DUE",
-           "MEDIA", "WHY");
+    if (json)
+        q.json = json_array();
+    else
+        printf("%-6s %-11s %-16s %-6s %-21s %-24s %s\n", "ID", "STATE", "ACCOUNT", "MODE", "DUE",
+               "MEDIA", "WHY");
     struct tikd_err e = {0};
     int rc = store_read(s, queue_txn, &q, &e);
     store_close(s);
     if (rc != 0)
         fprintf(stderr, "tikd queue: %s\n", e.msg[0] ? e.msg : "cannot read the database");
+    if (json && rc == 0 && cli_print_json(q.json) != 0)
+        return 1;
+    if (json && rc != 0)
+        json_decref(q.json);
     return rc || q.corrupt ? 1 : 0;
 }
 
 const struct cli_cmd cmd_queue = {
-    "queue", run_queue, "queue [--state S] [--account A] [--all]",
+    "queue", run_queue, "queue [--state S] [--account A] [--all] [--json]",
     "list jobs: what waits, why, and until when",
     "Without options: every job that is not final. --all includes published, in_inbox,\n"
-    "failed and cancelled ones.\n"};
+    "failed and cancelled ones. A photo post shows how many images and the first.\n"
+    "--json: the rows as GET /api/v1/jobs shows them.\n"};
 
 struct change_ctx {
     uint64_t id;
@@ -565,8 +595,14 @@ static void cancel_pull(struct cli *c, const struct post_changed *pc)
                pc->publish_id, cr.msg);
 }
 
+static int job_view(struct store_txn *t, void *ud, json_t **out)
+{
+    return view_job_full(t, *(uint64_t *)ud, out);
+}
+
 static int run_job(struct cli *c, int argc, char **argv)
 {
+    bool json = cli_take_flag(&argc, argv, "--json");
     if (argc != 3)
         return cli_usage_error(&cmd_job, "expected: job show|approve|reject|cancel|retry ID");
     char *end;
@@ -576,8 +612,13 @@ static int run_job(struct cli *c, int argc, char **argv)
     if (strcmp(argv[1], "show") == 0) {
         if (cli_config(c))
             return 1;
-        return show_job(c, id);
+        uint64_t jid = id;
+        char what[40];
+        snprintf(what, sizeof what, "job %llu", id);
+        return json ? cli_json_view(c, job_view, &jid, what) : show_job(c, id);
     }
+    if (json)
+        return cli_unknown(&cmd_job, "option", "--json");
     static const struct {
         const char *verb;
         enum post_change what;
@@ -590,7 +631,7 @@ static int run_job(struct cli *c, int argc, char **argv)
         if (strcmp(argv[1], verbs[i].verb) == 0)
             what = (int)verbs[i].what;
     if (what < 0)
-        return cli_usage_error(&cmd_job, "unknown subcommand '%s'", argv[1]);
+        return cli_unknown(&cmd_job, "subcommand", argv[1]);
     struct engine en;
     if (engine_open(c, &en, ENG_STORE))
         return 1;
@@ -613,9 +654,10 @@ static int run_job(struct cli *c, int argc, char **argv)
 }
 
 const struct cli_cmd cmd_job = {
-    "job", run_job, "job show|approve|reject|cancel|retry ID",
+    "job", run_job, "job show [--json]|approve|reject|cancel|retry ID",
     "one job in detail; approve, reject, cancel or retry it",
     "  job show ID     every field: state, why, publish_id, progress, post ids, who chose\n"
+    "                  (--json: every field and its history, as GET /api/v1/jobs/ID)\n"
     "  job approve ID  let a job that awaits approval go ahead (at its planned time)\n"
     "  job reject ID   cancel a job that awaits approval, with the reason\n"
     "  job cancel ID   stop a job that is not final; a pull TikTok is running (photos, video\n"

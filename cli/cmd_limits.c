@@ -3,6 +3,7 @@
  * closed), the app's, and the decisions taken so far. Read-only: it opens
  * the store for reading, so it is safe beside a running daemon. */
 #include "cli.h"
+#include "views.h"
 
 #include "../core/account.h"
 #include "../core/clock.h"
@@ -109,14 +110,32 @@ static int limits_txn(struct store_txn *t, void *ctx)
     return 0;
 }
 
+struct limits_view {
+    const struct rl_config *rc;
+    const char *only;
+};
+
+static int limits_view(struct store_txn *t, void *ud, json_t **out)
+{
+    struct limits_view *v = ud;
+    return view_limits(t, v->rc, clock_now(), v->only, out);
+}
+
 static int run_limits(struct cli *c, int argc, char **argv)
 {
+    bool json = cli_take_flag(&argc, argv, "--json");
     if (argc > 2)
         return cli_usage_error(&cmd_limits, "expected at most one account name");
     if (argc == 2 && argv[1][0] == '-')
-        return cli_usage_error(&cmd_limits, "unknown option '%s'", argv[1]);
+        return cli_unknown(&cmd_limits, "option", argv[1]);
     if (cli_config(c))
         return 1;
+    if (json) {
+        struct limits_view v = {&c->cfg.limits, argc == 2 ? argv[1] : NULL};
+        char what[100];
+        snprintf(what, sizeof what, "account '%.64s'", v.only ? v.only : "");
+        return cli_json_view(c, limits_view, &v, what);
+    }
     struct store *s;
     if (cli_open_store(c, true, &s))
         return 1;
@@ -132,7 +151,8 @@ static int run_limits(struct cli *c, int argc, char **argv)
 }
 
 const struct cli_cmd cmd_limits = {
-    "limits", run_limits, "limits [ACCOUNT]", "TikTok's budgets now, per account and for the app",
+    "limits", run_limits, "limits [ACCOUNT] [--json]",
+    "TikTok's budgets now, per account and for the app",
     "For each account (or just ACCOUNT): each budget tikd keeps for TikTok (spec §3) with what\n"
     "is used of it now, and when the next request may go. Per-token rates (video_init,\n"
     "inbox_init, content_init, creator_info, status) show the requests still counted in their\n"

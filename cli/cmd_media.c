@@ -328,7 +328,7 @@ static int run_media(struct cli *c, int argc, char **argv)
         else if (strcmp(argv[first], "--account") == 0)
             return cli_usage_error(&cmd_media, "--account takes an account name");
         else
-            return cli_usage_error(&cmd_media, "unknown option '%s'", argv[first]);
+            return cli_unknown(&cmd_media, "option", argv[first]);
     }
     if (first >= argc)
         return cli_usage_error(&cmd_media, "name at least one file or directory");

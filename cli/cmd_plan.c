@@ -638,6 +638,8 @@ static int run_plan(struct cli *c, int argc, char **argv)
             rules = argv[++i];
         } else if (strcmp(argv[i], "--json") == 0) {
             json = true;
+        } else if (argv[i][0] == '-') {
+            return cli_unknown(&cmd_plan, "option", argv[i]);
         } else {
             return cli_usage_error(&cmd_plan, "unexpected argument '%s'", argv[i]);
         }

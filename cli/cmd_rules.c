@@ -355,7 +355,7 @@ static int run_rules(struct cli *c, int argc, char **argv)
         return rules_check(c, argc, argv);
     if (strcmp(argv[1], "test") == 0)
         return rules_test(c, argc, argv);
-    return cli_usage_error(&cmd_rules, "unknown subcommand '%s'", argv[1]);
+    return cli_unknown(&cmd_rules, "subcommand", argv[1]);
 }
 
 const struct cli_cmd cmd_rules = {

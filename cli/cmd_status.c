@@ -3,6 +3,7 @@
  * It reads the database only (the daemon keeps its status there), so it
  * works the same beside a running daemon, a stopped one, or a wedged one. */
 #include "cli.h"
+#include "views.h"
 
 #include "../core/clock.h"
 #include "../core/job.h"
@@ -41,11 +42,30 @@ static int read_txn(struct store_txn *t, void *ctx)
     return job_foreach(t, count_job, r);
 }
 
+/* --json: what GET /api/v1/status shows, with running as the lock says. */
+static int status_view(struct store_txn *t, void *ud, json_t **out)
+{
+    struct cli *c = ud;
+    int rc = view_status(t, out);
+    if (rc != 0)
+        return rc;
+    int pid = 0;
+    struct tikd_err e = {0};
+    bool alive = runlock_holder(c->cfg.data_dir, &pid, &e) == 1;
+    json_object_set_new(*out, "running", json_boolean(alive));
+    if (alive && pid)
+        json_object_set_new(*out, "pid", json_integer(pid));
+    return 0;
+}
+
 static int run_status(struct cli *c, int argc, char **argv)
 {
-    (void)argv;
+    bool json = cli_take_flag(&argc, argv, "--json");
     if (argc > 1)
-        return cli_usage_error(&cmd_status, "takes no arguments");
+        return argv[1][0] == '-' ? cli_unknown(&cmd_status, "option", argv[1])
+                                 : cli_usage_error(&cmd_status, "takes no arguments");
+    if (json)
+        return cli_config(c) ? 1 : cli_json_view(c, status_view, c, "database");
     struct store *s;
     if (cli_open_store(c, true, &s))
         return 1;
@@ -116,7 +136,7 @@ static int run_status(struct cli *c, int argc, char **argv)
 }
 
 const struct cli_cmd cmd_status = {
-    "status", run_status, "status",
+    "status", run_status, "status [--json]",
     "is tikd running, which rules are live, how the last reload went",
     "Reads the database (never the daemon itself): whether `tikd run` is up, the live rule\n"
     "generation and its files, the last reload (a failed one lists every error as\n"

@@ -2,6 +2,7 @@
  * (a compacted hot copy, safe while the daemon runs) and `tikd audit verify`
  * (walk the hash chain). */
 #include "cli.h"
+#include "views.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -36,7 +37,8 @@ static int run_backup(struct cli *c, int argc, char **argv)
 
 static int print_rec(const struct audit_rec *r, void *ctx)
 {
-    (void)ctx;
+    if (ctx)
+        return json_array_append_new(ctx, view_audit(r));
     char ts[32];
     cli_fmt_time(r->time, ts, sizeof ts);
     printf("%6llu %s %-10s %-20s %s\n", (unsigned long long)r->seq, ts, r->actor, r->event,
@@ -46,16 +48,18 @@ static int print_rec(const struct audit_rec *r, void *ctx)
 
 struct list_ctx {
     uint64_t from;
+    json_t *json; /* --json: the records as GET /api/v1/audit shows them */
 };
 
 static int list_txn(struct store_txn *t, void *ctx)
 {
     struct list_ctx *l = ctx;
-    return audit_foreach(t, l->from, print_rec, NULL);
+    return audit_foreach(t, l->from, print_rec, l->json);
 }
 
 static int audit_list(struct cli *c, int argc, char **argv)
 {
+    bool json = cli_take_flag(&argc, argv, "--json");
     long long last = 50;
     if (argc == 4 && strcmp(argv[2], "--last") == 0) {
         char *end;
@@ -63,7 +67,8 @@ static int audit_list(struct cli *c, int argc, char **argv)
         if (*end || last <= 0)
             return cli_usage_error(&cmd_audit, "--last needs a positive number");
     } else if (argc != 2) {
-        return cli_usage_error(&cmd_audit, "expected: audit list [--last N]");
+        return argv[2][0] == '-' ? cli_unknown(&cmd_audit, "option", argv[2])
+                                 : cli_usage_error(&cmd_audit, "expected: audit list [--last N]");
     }
     struct store *s;
     if (cli_open_store(c, true, &s))
@@ -73,9 +78,13 @@ static int audit_list(struct cli *c, int argc, char **argv)
     int rc = audit_verify(s, &n, &e); /* also counts; a broken chain is said first */
     if (rc != 0)
         fprintf(stderr, "tikd: warning: %s\n", e.msg);
-    struct list_ctx l = {n > (uint64_t)last ? n - (uint64_t)last + 1 : 1};
+    struct list_ctx l = {n > (uint64_t)last ? n - (uint64_t)last + 1 : 1,
+                         json ? json_array() : NULL};
     rc = store_read(s, list_txn, &l, &e);
     store_close(s);
+    if (json && rc == 0)
+        return cli_print_json(l.json);
+    json_decref(l.json);
     return rc ? 1 : 0;
 }
 
@@ -107,7 +116,7 @@ const struct cli_cmd cmd_backup = {
     "To restore, stop tikd and put DEST/data.mdb in place of the data dir's data.mdb.\n"};
 
 const struct cli_cmd cmd_audit = {
-    "audit", run_audit, "audit verify|list [--last N]", "check or show the audit log",
+    "audit", run_audit, "audit verify|list [--last N] [--json]", "check or show the audit log",
     "Every audit record holds the hash of the one before it. `audit verify` walks\n"
     "the chain and names the first record that was edited or removed; exit 1 then.\n"
     "`audit list` prints the last N records (50 by default): time, actor, event, detail.\n"};

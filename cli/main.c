@@ -72,6 +72,151 @@ int cli_usage_error(const struct cli_cmd *cmd, const char *fmt, ...)
     return EXIT_USAGE;
 }
 
+int cli_print_json(json_t *o)
+{
+    char *s = o ? json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(17)) : NULL;
+    json_decref(o);
+    if (!s) {
+        fprintf(stderr, "tikd: out of memory\n");
+        return 1;
+    }
+    printf("%s\n", s);
+    free(s);
+    return 0;
+}
+
+bool cli_take_flag(int *argc, char **argv, const char *flag)
+{
+    for (int i = 1; i < *argc; i++) {
+        if (strcmp(argv[i], flag) == 0) {
+            memmove(argv + i, argv + i + 1, (size_t)(*argc - i) * sizeof *argv);
+            (*argc)--;
+            return true;
+        }
+    }
+    return false;
+}
+
+struct json_view {
+    int (*view)(struct store_txn *t, void *ud, json_t **out);
+    void *ud;
+    json_t *out;
+};
+
+static int json_view_txn(struct store_txn *t, void *ctx)
+{
+    struct json_view *v = ctx;
+    return v->view(t, v->ud, &v->out);
+}
+
+int cli_json_view(struct cli *c, int (*view)(struct store_txn *t, void *ud, json_t **out), void *ud,
+                  const char *what)
+{
+    struct store *s;
+    if (cli_open_store(c, true, &s))
+        return 1;
+    struct json_view v = {view, ud, NULL};
+    struct tikd_err e = {0};
+    int rc = store_read(s, json_view_txn, &v, &e);
+    store_close(s);
+    if (rc == TIKD_ENOTFOUND) {
+        fprintf(stderr, "tikd: no %s\n", what);
+        return 1;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "tikd: %s\n", e.msg[0] ? e.msg : "cannot read the database");
+        json_decref(v.out);
+        return 1;
+    }
+    return cli_print_json(v.out);
+}
+
+/* Edits (insert, delete, substitute, swap two neighbours) from a to b. */
+static size_t distance(const char *a, const char *b)
+{
+    size_t n = strlen(a), m = strlen(b);
+    if (n > 63 || m > 63)
+        return 99;
+    size_t d[64][64];
+    for (size_t i = 0; i <= n; i++)
+        d[i][0] = i;
+    for (size_t j = 0; j <= m; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= n; i++) {
+        for (size_t j = 1; j <= m; j++) {
+            size_t best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < best)
+                best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best)
+                best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    }
+    return d[n][m];
+}
+
+/* The candidate nearest to word, if it is near enough to be what was meant
+ * (a typo, not another word), into out. */
+static bool nearest(const char *word, const char *const *cands, size_t n, char *out, size_t on)
+{
+    size_t best = 99, len = strlen(word);
+    for (size_t i = 0; i < n; i++) {
+        size_t dd = distance(word, cands[i]);
+        if (dd < best) {
+            best = dd;
+            snprintf(out, on, "%s", cands[i]);
+        }
+    }
+    return best > 0 && best <= (len > 5 ? 2 : 1);
+}
+
+/* The words of text that look like options ("--state") or, for
+ * subcommands, the plain words of a usage line ("show|approve ID"). */
+static size_t words_of(const char *text, bool options, char words[][40], size_t max)
+{
+    size_t n = 0;
+    for (const char *p = text; p && *p && n < max;) {
+        size_t skip = strcspn(p, options ? "-" : "abcdefghijklmnopqrstuvwxyz");
+        p += skip;
+        if (!*p)
+            break;
+        if (options && strncmp(p, "--", 2) != 0) {
+            p++;
+            continue;
+        }
+        size_t len = options ? 2 + strspn(p + 2, "abcdefghijklmnopqrstuvwxyz-")
+                             : strspn(p, "abcdefghijklmnopqrstuvwxyz-");
+        bool whole = options || p == text || strchr(" |[", p[-1]);
+        if (len > 2 && len < 40 && whole) {
+            snprintf(words[n], 40, "%.*s", (int)len, p);
+            bool dup = false;
+            for (size_t i = 0; i < n; i++)
+                dup |= strcmp(words[i], words[n]) == 0;
+            n += !dup;
+        }
+        p += len ? len : 1;
+    }
+    return n;
+}
+
+int cli_unknown(const struct cli_cmd *cmd, const char *what, const char *arg)
+{
+    char words[64][40], best[40];
+    size_t n = words_of(strcmp(what, "option") == 0 ? cmd->help : cmd->usage,
+                        strcmp(what, "option") == 0, words, 64);
+    if (strcmp(what, "option") == 0)
+        n += words_of(cmd->usage, true, words + n, 64 - n);
+    const char *cands[64];
+    for (size_t i = 0; i < n; i++)
+        cands[i] = words[i];
+    if (nearest(arg, cands, n, best, sizeof best))
+        return cli_usage_error(cmd, "unknown %s '%s' (did you mean '%s'?)", what, arg, best);
+    return cli_usage_error(cmd, "unknown %s '%s'", what, arg);
+}
+
 int cli_config(struct cli *c)
 {
     if (c->cfg_loaded)
@@ -312,7 +457,15 @@ int main(int argc, char **argv)
         c.config_path = DEFAULT_CONFIG;
     const struct cli_cmd *cmd = find_cmd(argv[i]);
     if (!cmd) {
-        fprintf(stderr, "tikd: unknown command '%s'\n", argv[i]);
+        const char *names[32];
+        size_t n = 0;
+        for (const struct cli_cmd *const *k = commands; *k && n < 32; k++)
+            names[n++] = (*k)->name;
+        char best[40];
+        if (nearest(argv[i], names, n, best, sizeof best))
+            fprintf(stderr, "tikd: unknown command '%s' (did you mean '%s'?)\n", argv[i], best);
+        else
+            fprintf(stderr, "tikd: unknown command '%s'\n", argv[i]);
         print_usage(stderr);
         return EXIT_USAGE;
     }

@@ -9,6 +9,8 @@
 #include "../core/admin.h"
 #include "../core/audit.h"
 #include "../core/job.h"
+#include "../core/ratelimit.h"
+#include "../core/store.h"
 
 json_t *view_time(double t)
 {
@@ -123,4 +125,184 @@ json_t *view_audit(const struct audit_rec *r)
     return json_pack("{s:I, s:o, s:s, s:s, s:o}", "seq", (json_int_t)r->seq, "time",
                      view_time(r->time), "actor", r->actor ? r->actor : "", "event",
                      r->event ? r->event : "", "detail", str_or_null(r->detail));
+}
+
+/* ---- views that read the store ------------------------------------------------------ */
+
+struct history {
+    char prefix[32];
+    size_t n;
+    json_t *events;
+};
+
+static int job_event(const struct audit_rec *r, void *ctx)
+{
+    struct history *h = ctx;
+    const char *d = r->detail ? r->detail : "";
+    if (strncmp(d, h->prefix, h->n) == 0 && (d[h->n] == ' ' || d[h->n] == '\0'))
+        json_array_append_new(h->events, view_audit(r));
+    return 0;
+}
+
+int view_job_full(struct store_txn *t, uint64_t id, json_t **out)
+{
+    *out = NULL;
+    struct job *j = malloc(sizeof *j);
+    if (!j)
+        return TIKD_ENOMEM;
+    int rc = job_get(t, id, j);
+    struct history h = {.events = json_array()};
+    h.n = (size_t)snprintf(h.prefix, sizeof h.prefix, "job=%llu", (unsigned long long)id);
+    /* (a walk of the whole log: an index of records by job is issue 17's) */
+    if (rc == 0)
+        rc = audit_foreach(t, 0, job_event, &h);
+    if (rc == 0 && (*out = view_job(j, 1)))
+        json_object_set_new(*out, "history", h.events);
+    else
+        json_decref(h.events);
+    free(j);
+    return rc ? rc : *out ? 0 : TIKD_ENOMEM;
+}
+
+struct open_jobs {
+    json_t *jobs;
+};
+
+static int open_job(const struct job *j, void *ctx)
+{
+    struct open_jobs *x = ctx;
+    if (!job_state_final(j->state))
+        json_array_append_new(x->jobs, view_job(j, 0));
+    return 0;
+}
+
+int view_account_full(struct store_txn *t, const char *name, json_t **out)
+{
+    *out = NULL;
+    struct account a;
+    int rc = account_get(t, name, &a);
+    if (rc != 0)
+        return rc;
+    struct open_jobs x = {json_array()};
+    rc = job_foreach_account(t, name, open_job, &x);
+    if (rc < 0 || !(*out = view_account(&a))) {
+        json_decref(x.jobs);
+        return rc < 0 ? rc : TIKD_ENOMEM;
+    }
+    json_object_set_new(*out, "open_jobs", x.jobs);
+    return 0;
+}
+
+static json_t *budget(struct store_txn *t, const struct rl_config *rc, double now,
+                      const char *account, enum rl_budget b)
+{
+    struct rl_view v;
+    if (rl_view(t, rc, account, b, now, &v) != 0)
+        return NULL;
+    if (!v.limited)
+        return json_pack("{s:b}", "limited", false);
+    return json_pack("{s:b, s:f, s:f, s:f, s:o, s:o}", "limited", true, "used", v.used, "reserved",
+                     v.reserved, "cap", v.cap, "next_at",
+                     v.next_at >= 1e17 ? json_null() : view_time(v.next_at > now ? v.next_at : now),
+                     "closed_by_tiktok_until",
+                     v.blocked_until > now ? view_time(v.blocked_until) : json_null());
+}
+
+struct limits_ctx {
+    struct store_txn *t;
+    const struct rl_config *rc;
+    double now;
+    const char *only;
+    json_t *accounts;
+};
+
+static int limits_account(const struct account *a, void *ctx)
+{
+    struct limits_ctx *x = ctx;
+    if (x->only && strcmp(x->only, a->name) != 0)
+        return 0;
+    json_t *o = json_object();
+    for (int b = 0; b < RL__COUNT; b++) {
+        if (b == RL_ACTIVE_USERS)
+            continue;
+        json_t *v = budget(x->t, x->rc, x->now, a->name, (enum rl_budget)b);
+        if (!v) {
+            json_decref(o);
+            return TIKD_ESTORE;
+        }
+        json_object_set_new(o, rl_budget_name((enum rl_budget)b), v);
+    }
+    return json_object_set_new(x->accounts, a->name, o);
+}
+
+int view_limits(struct store_txn *t, const struct rl_config *rc, double now, const char *only,
+                json_t **out)
+{
+    *out = NULL;
+    struct limits_ctx x = {t, rc, now, only, json_object()};
+    int r = account_foreach(t, limits_account, &x);
+    if (r == 0 && only && !json_object_get(x.accounts, only))
+        r = TIKD_ENOTFOUND;
+    json_t *app = r == 0 ? budget(t, rc, now, "", RL_ACTIVE_USERS) : NULL;
+    json_t *decisions = json_object();
+    for (int b = 0; r == 0 && b < RL__COUNT; b++) {
+        struct rl_metrics m;
+        if ((r = rl_metrics(t, (enum rl_budget)b, &m)) != 0)
+            break;
+        json_object_set_new(decisions, rl_budget_name((enum rl_budget)b),
+                            json_pack("{s:I, s:I, s:f}", "allowed", (json_int_t)m.allowed,
+                                      "deferred", (json_int_t)m.deferred, "waited_s", m.waited));
+    }
+    if (r != 0) {
+        json_decref(x.accounts);
+        json_decref(app);
+        json_decref(decisions);
+        return r;
+    }
+    *out = json_pack("{s:o, s:o, s:o}", "accounts", x.accounts, "app_active_users",
+                     app ? app : json_null(), "decisions", decisions);
+    return *out ? 0 : TIKD_ENOMEM;
+}
+
+struct counts {
+    int by_state[16];
+    int jobs, orphans;
+};
+
+static int count_job(const struct job *j, void *ctx)
+{
+    struct counts *n = ctx;
+    if ((unsigned)j->state < 16)
+        n->by_state[j->state]++;
+    n->jobs++;
+    n->orphans += j->orphans;
+    return 0;
+}
+
+int view_status(struct store_txn *t, json_t **out)
+{
+    static const char key[] = "daemon.status";
+    struct store_val v;
+    json_t *st = store_get(t, STORE_DB_META, key, sizeof key - 1, &v) == 0
+                     ? json_loadb(v.p, v.n, 0, NULL)
+                     : NULL;
+    if (!json_is_object(st)) {
+        json_decref(st);
+        st = json_object();
+    }
+    struct counts n = {0};
+    int rc = job_foreach(t, count_job, &n); /* (counts by an index: issue 17) */
+    if (rc != 0) {
+        json_decref(st);
+        return rc;
+    }
+    json_t *by = json_object();
+    for (int s = 0; s < 16; s++)
+        if (n.by_state[s])
+            json_object_set_new(by, job_state_name((enum job_state)s), json_integer(n.by_state[s]));
+    json_object_set_new(st, "jobs",
+                        json_pack("{s:i, s:o, s:i}", "total", n.jobs, "by_state", by,
+                                  "orphan_sessions", n.orphans));
+    *out = st;
+    return 0;
 }

@@ -7,6 +7,7 @@
 #define TIKD_VIEWS_H
 
 #include <jansson.h>
+#include <stdint.h>
 
 struct job;
 struct account;
@@ -19,5 +20,21 @@ json_t *view_job(const struct job *j, int detail);
 json_t *view_account(const struct account *a);
 json_t *view_token(const struct admin_token *k);
 json_t *view_audit(const struct audit_rec *r);
+
+/* The views that read the store, in the caller's read transaction, so the
+ * API and the CLI's --json print the same thing. */
+struct store_txn;
+struct rl_config;
+/* A job with every field and its history (its audit records): TIKD_ENOTFOUND. */
+int view_job_full(struct store_txn *t, uint64_t id, json_t **out);
+/* An account with its jobs that are not final: TIKD_ENOTFOUND. */
+int view_account_full(struct store_txn *t, const char *name, json_t **out);
+/* The budgets of each account (or only `only`; TIKD_ENOTFOUND when no such
+ * account), the app's, and the decisions so far. */
+int view_limits(struct store_txn *t, const struct rl_config *rc, double now, const char *only,
+                json_t **out);
+/* What the daemon last wrote of itself (rules, last reload) and the jobs
+ * by state. */
+int view_status(struct store_txn *t, json_t **out);
 
 #endif

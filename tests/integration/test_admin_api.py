@@ -461,3 +461,69 @@ def test_the_event_stream_follows_jobs_without_polling(s, api, tmp_path):
     while time.monotonic() < end and st.q.get(timeout=10) is not None:
         pass
     assert "event=daemon.stopped" in "\n".join(d.lines)
+
+
+def test_the_cli_json_is_the_api_json(s, api, tmp_path):
+    """`--json` of the read commands prints what the API answers: one view."""
+    tcp, _, toks, d = api
+    jid = held_job(s, tmp_path)
+    v = toks["viewer"]
+
+    def cli(*args):
+        r = s.tikd(*args)
+        assert r.returncode == 0, (args, r.stderr)
+        return json.loads(r.stdout)
+
+    assert cli("queue", "--json") == tcp.call("GET", "/api/v1/jobs", v)[1]["jobs"]
+    assert cli("queue", "--all", "--json") == tcp.call("GET", "/api/v1/jobs?all=1", v)[1]["jobs"]
+    assert cli("job", "show", str(jid), "--json") == tcp.call("GET", "/api/v1/jobs/%d" % jid, v)[1]
+    assert cli("account", "list", "--json") == tcp.call("GET", "/api/v1/accounts", v)[1]["accounts"]
+    assert cli("account", "show", "alice", "--json") == tcp.call("GET", "/api/v1/accounts/alice",
+                                                                 v)[1]
+    mine, theirs = cli("limits", "--json"), tcp.call("GET", "/api/v1/limits", v)[1]
+    for doc in (mine, theirs):  # "next" is now, to the second, for a budget with room
+        for budgets in doc["accounts"].values():
+            for b in budgets.values():
+                b.pop("next_at", None)
+        doc["app_active_users"].pop("next_at", None)
+    assert mine == theirs
+    assert set(cli("limits", "alice", "--json")["accounts"]) == {"alice"}
+    st = cli("status", "--json")
+    api_st = tcp.call("GET", "/api/v1/status", v)[1]
+    assert st["running"] is True and st["pid"] == api_st["pid"] == d.proc.pid
+    assert st["jobs"] == api_st["jobs"] and st["rules"] == api_st["rules"]
+    recs = cli("audit", "list", "--json", "--last", "3")
+    assert len(recs) == 3
+    api_recs = tcp.call("GET", "/api/v1/audit?after=%d&limit=3" % (recs[0]["seq"] - 1), v)[1]
+    assert api_recs["records"] == recs
+    # a photo post shows its images in the queue
+    r = s.tikd("post", "--account", "alice", "--privacy", "SELF_ONLY", "--at", "+1d",
+               "--photo", "https://media.example.test/tikd/a.jpg",
+               "--photo", "https://media.example.test/tikd/b.jpg")
+    assert r.returncode == 0, r.stderr
+    assert "2 images: a.jpg" in s.tikd("queue").stdout
+    # errors: a name that does not exist, and --json where it means nothing
+    r = s.tikd("job", "show", "999", "--json")
+    assert r.returncode == 1 and "no job 999" in r.stderr
+    r = s.tikd("account", "show", "bob", "--json")
+    assert r.returncode == 1 and "no account named bob" in r.stderr
+    r = s.tikd("job", "approve", str(jid), "--json")
+    assert r.returncode == 2 and "unknown option '--json'" in r.stderr
+
+
+def test_a_mistyped_command_or_option_gets_a_suggestion(s):
+    for args, said in [
+        (["qeue"], "unknown command 'qeue' (did you mean 'queue'?)"),
+        (["statsu"], "unknown command 'statsu' (did you mean 'status'?)"),
+        (["queue", "--stat", "x"], "unknown option '--stat' (did you mean '--state'?)"),
+        (["job", "aprove", "3"], "unknown subcommand 'aprove' (did you mean 'approve'?)"),
+        (["post", "x.mp4", "--acount", "a"], "unknown option '--acount' (did you mean '--account'?)"),
+        (["plan", "--dyas", "3"], "unknown option '--dyas' (did you mean '--days'?)"),
+        (["account", "lsit"], "unknown subcommand 'lsit' (did you mean 'list'?)"),
+        (["limits", "--jsn"], "unknown option '--jsn' (did you mean '--json'?)"),
+        (["admin", "token", "craete", "x"], "unknown subcommand 'craete' (did you mean 'create'?)"),
+        (["queue", "--frobnicate"], "unknown option '--frobnicate'\n"),
+        (["frobnicate"], "unknown command 'frobnicate'\n"),
+    ]:
+        r = s.tikd(*args)
+        assert r.returncode == 2 and said in r.stderr, (args, r.stderr)
