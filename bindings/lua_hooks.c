@@ -180,6 +180,23 @@ int hooks_arg_account(lua_State *L, void *account)
     return push_protected(L, account_v, account);
 }
 
+static void alert_v(lua_State *L, const void *o)
+{
+    const struct hook_alert *a = o;
+    lua_createtable(L, 0, 3);
+    lua_pushstring(L, a->kind);
+    lua_setfield(L, -2, "kind");
+    lua_pushstring(L, a->subject);
+    lua_setfield(L, -2, "subject");
+    lua_pushstring(L, a->detail);
+    lua_setfield(L, -2, "detail");
+}
+
+int hooks_arg_alert(lua_State *L, void *alert)
+{
+    return push_protected(L, alert_v, alert);
+}
+
 /* ---- calling ---------------------------------------------------------------------- */
 
 void hooks_logged(void *ud, const struct call_result *r)

@@ -20,6 +20,7 @@
 #define HOOK_ON_ACCOUNT   "on_account"     /* (account): needs_reauth, revoked */
 #define HOOK_ON_PUBLISHED "on_published"   /* (job): published, or in the inbox */
 #define HOOK_ON_FAILED    "on_failed"      /* (job): failed or cancelled */
+#define HOOK_ON_ALERT     "on_alert"       /* (alert): something an operator must see */
 #define HOOK_BEFORE       "before_publish" /* (job, creator) -> decision: the last word */
 
 struct account;
@@ -44,6 +45,11 @@ void hooks_push_creator(lua_State *L, const struct tt_creator *c);
 int hooks_arg_job(lua_State *L, void *job);
 int hooks_arg_media(lua_State *L, void *item);
 int hooks_arg_account(lua_State *L, void *account);
+/* on_alert's argument: { kind =, subject =, detail = } */
+struct hook_alert {
+    const char *kind, *subject, *detail;
+};
+int hooks_arg_alert(lua_State *L, void *alert);
 
 /* Call hook fn in each of the first `count` rule files of g that define it
  * (count: gen_rule_count(g), or fewer to leave test files out), each in a

@@ -194,6 +194,9 @@ static int reload_failed(struct rules *r, unsigned id, int rc, const struct gen_
     metrics_inc("tikd_rule_reloads_total", "result=\"failed\"", 1);
     TLOG(TLOG_ERROR, "rules.reload_failed", LINT("gen", id), LSTR("reason", why),
          LINT("kept_gen", r->ngens ? gen_id(r->gens[0]) : 0));
+    char gen[32];
+    snprintf(gen, sizeof gen, "gen=%u", id);
+    rules_on_alert(r, "reload", gen, rep && rep->nerrors ? rep->errors[0] : why);
     return rc;
 }
 
@@ -376,6 +379,14 @@ void rules_on_account(void *ud, const struct account *a)
     struct gen *g = live(ud);
     if (g)
         hooks_call(g, gen_rule_count(g), HOOK_ON_ACCOUNT, hooks_arg_account, (void *)a, NULL, NULL);
+}
+
+void rules_on_alert(struct rules *r, const char *kind, const char *subject, const char *detail)
+{
+    struct gen *g = live(r);
+    struct hook_alert a = {kind, subject, detail};
+    if (g)
+        hooks_call(g, gen_rule_count(g), HOOK_ON_ALERT, hooks_arg_alert, &a, NULL, NULL);
 }
 
 void rules_on_outcome(void *ud, const struct job *j)

@@ -55,6 +55,9 @@ struct intake_handoff;
  * one was cancelled); with no live generation it ends incomplete. */
 void rules_on_media(void *ud, const struct intake_item *it, struct intake_handoff *h);
 void rules_on_account(void *ud, const struct account *a);
+/* An alert for the rules' on_alert({ kind =, subject =, detail = }): kind is
+ * "compliance" (subject: the check), ... */
+void rules_on_alert(struct rules *r, const char *kind, const char *subject, const char *detail);
 void rules_on_outcome(void *ud, const struct job *j);
 void rules_before_publish(void *ud, const struct job *j, const struct tt_creator *c,
                           pipeline_decided_fn done, void *token);

@@ -81,6 +81,7 @@ int cli_tmpdir(const char *what, char *out, size_t n);
 void cli_rmtree(const char *dir);
 
 extern const struct cli_cmd cmd_run, cmd_rules, cmd_backup, cmd_audit, cmd_account, cmd_vault,
-    cmd_post, cmd_queue, cmd_job, cmd_limits, cmd_status, cmd_plan, cmd_media, cmd_admin;
+    cmd_post, cmd_queue, cmd_job, cmd_limits, cmd_status, cmd_plan, cmd_media, cmd_admin,
+    cmd_doctor;
 
 #endif

@@ -10,6 +10,7 @@
  * decides anything lives in the parts; this file only connects them. */
 #include "engine.h"
 #include "api.h"
+#include "compliance.h"
 #include "../bindings/lua_rules.h"
 
 #include <ev.h>
@@ -40,6 +41,7 @@ struct daemon {
     struct rules *rules;
     struct intake *intake;
     struct api *api;
+    struct compliance *compliance;
     struct webhook_cfg webhooks;
     bool stopping;
     ev_signal sig_term, sig_int, sig_hup, sig_usr1;
@@ -74,6 +76,14 @@ static void on_account(void *ud, const struct account *a)
         kick(d);
     if (d->rules)
         rules_on_account(d->rules, a);
+}
+
+/* A compliance check that failed: the rules hear of it (on_alert). */
+static void on_compliance_failed(void *ud, const char *check, const char *detail)
+{
+    struct daemon *d = ud;
+    if (d->rules)
+        rules_on_alert(d->rules, "compliance", check, detail);
 }
 
 static void on_job_change(void *ud, const struct job *j)
@@ -386,6 +396,8 @@ static void shutdown_all(struct daemon *d)
     d->nservers = 0;
     api_free(d->api);
     d->api = NULL;
+    compliance_free(d->compliance);
+    d->compliance = NULL;
     rules_free(d->rules);
     d->rules = NULL;
     oauth_free(d->en.oauth);
@@ -438,6 +450,7 @@ static int run(struct cli *c, int argc, char **argv)
     }
     ev_timer_start(d.loop, &d.sweep);
     ev_prepare_start(d.loop, &d.prep);
+    d.compliance = compliance_start(d.loop, c, on_compliance_failed, &d);
     ev_unref(d.loop);          /* the prepare watcher alone must not keep the loop alive */
     pipeline_kick(d.pipeline); /* resume every job from its last committed state */
     TLOG(TLOG_INFO, "daemon.ready", LINT("gen", rules_live_gen(d.rules)),

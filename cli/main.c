@@ -33,9 +33,9 @@
 static const struct cli_cmd cmd_help_entry, cmd_version_entry;
 
 static const struct cli_cmd *const commands[] = {
-    &cmd_run,     &cmd_status, &cmd_post,       &cmd_queue,         &cmd_job,   &cmd_limits,
-    &cmd_account, &cmd_vault,  &cmd_rules,      &cmd_plan,          &cmd_media, &cmd_audit,
-    &cmd_admin,   &cmd_backup, &cmd_help_entry, &cmd_version_entry, NULL,
+    &cmd_run,     &cmd_status, &cmd_post,   &cmd_queue,      &cmd_job,           &cmd_limits,
+    &cmd_account, &cmd_vault,  &cmd_rules,  &cmd_plan,       &cmd_media,         &cmd_audit,
+    &cmd_admin,   &cmd_doctor, &cmd_backup, &cmd_help_entry, &cmd_version_entry, NULL,
 };
 
 static void print_usage(FILE *f)

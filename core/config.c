@@ -131,6 +131,14 @@ static const struct key keys[] = {
     {"tiktok.api_url", K_URL, O(api_url), 0, 0, NULL, "base of TikTok's v2 REST API"},
     {"tiktok.redirect_uri", K_REDIRECT, O(redirect_uri), 0, 0, NULL,
      "OAuth redirect URI, exactly as registered with TikTok"},
+    {"tiktok.webhook_url", K_URL, O(webhook_url), 0, 0, NULL,
+     "the webhook callback URL registered in TikTok's developer portal (tikd serves "
+     "/webhooks/tiktok; tikd doctor checks that the URL is HTTPS)"},
+    {"tiktok.audited", K_BOOL, O(tiktok_audited), 0, 0, NULL,
+     "TikTok has audited the app; until then it may post only SELF_ONLY to private accounts "
+     "and reach 5 creators a day (tikd doctor says what that implies)"},
+    {"compliance.interval", K_SECONDS, O(compliance_interval), 0, 30 * 86400, NULL,
+     "seconds between the daemon's compliance checks (tikd doctor run as a child; 0: never)"},
     {"vault.key_file", K_PATH, O(vault_key_file), 0, 0, NULL,
      "file holding the vault keys (mode 0600)"},
     {"tiktok.scopes", K_SCOPES, O(scopes), 0, 0, NULL,
@@ -260,6 +268,7 @@ void config_init(struct tikd_config *c)
     c->post_id_wait = 6 * 3600;
     c->unsure_wait = 2 * 3600; /* a pull times out after an hour at TikTok (spec §2.9) */
     c->media_url_ttl = 3600;
+    c->compliance_interval = 86400;
     c->media_check_urls = true;
     c->media_probe_timeout = 30;
     c->media_probe_retry = 60;

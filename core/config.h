@@ -51,6 +51,9 @@ struct tikd_config {
     double shutdown_grace;       /* seconds running calls get on SIGTERM */
     char *client_key, *client_secret;
     char *auth_url, *api_url, *redirect_uri;
+    char *webhook_url;          /* the webhook URL registered with TikTok (tikd doctor checks it) */
+    bool tiktok_audited;        /* TikTok has audited the app (what tikd doctor expects of it) */
+    double compliance_interval; /* seconds between the daemon's compliance checks (0: none) */
     char *vault_key_file;
     char *scopes; /* scopes to ask for when connecting an account */
     bool pkce;    /* send PKCE (TikTok's hex S256) in authorizations */

@@ -41,6 +41,12 @@ static const struct family {
      "seconds jobs were told to wait for a budget, summed"},
     {"tikd_rules_generation", M_GAUGE, "the live rule generation"},
     {"tikd_store_writable", M_GAUGE, "1 while the database takes writes, 0 while it is full"},
+    {"tikd_compliance_failures", M_GAUGE, "checks the last compliance check failed"},
+    {"tikd_compliance_warnings", M_GAUGE, "checks the last compliance check warned about"},
+    {"tikd_compliance_check_level", M_GAUGE,
+     "each check of the last compliance check: 0 ok, 1 warning, 2 failed"},
+    {"tikd_compliance_last_run_timestamp_seconds", M_GAUGE,
+     "when the last compliance check ended (Unix time)"},
 };
 #define NFAM (sizeof families / sizeof families[0])
 
@@ -111,6 +117,13 @@ void metrics_inc(const char *family, const char *labels, double by)
     struct series *s = get(family, labels);
     if (s)
         s->value += by;
+}
+
+void metrics_set(const char *family, const char *labels, double v)
+{
+    struct series *s = get(family, labels);
+    if (s)
+        s->value = v;
 }
 
 void metrics_observe(const char *family, const char *labels, double value)

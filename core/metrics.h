@@ -18,6 +18,8 @@
  * (metrics_labels escapes the values). NULL or "" is no labels. */
 void metrics_inc(const char *family, const char *labels, double by);
 void metrics_observe(const char *family, const char *labels, double value);
+/* A gauge the process keeps itself (the last compliance check's results). */
+void metrics_set(const char *family, const char *labels, double v);
 
 /* A series to add to often without looking it up (a rule call's end):
  * valid for the life of the process; NULL when out of memory (adding to it

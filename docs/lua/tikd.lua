@@ -355,3 +355,7 @@ function on_failed(job) end
 function on_account(account) end
 ---@param item tikd.MediaItem
 function on_media(item) end
+---Something an operator must see: a failed compliance check (kind "compliance",
+---subject the check's name), a reload that failed (kind "reload").
+---@param alert {kind: string, subject: string, detail: string}
+function on_alert(alert) end

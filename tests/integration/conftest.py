@@ -159,7 +159,8 @@ media = { check_urls = false } -- the fake's verified domains do not resolve: no
 tiktok = { client_key = "fake_client_key", api_url = "%s",
            auth_url = "%s/v2/auth/authorize/", redirect_uri = "%s" }
 %s""" % (self.port, fake.base_url, fake.base_url, self.redirect, extra))
-        self.env = {"TIKD_CLIENT_SECRET": "fake_client_secret"}
+        self.fake_client_secret = "fake_client_secret"
+        self.env = {"TIKD_CLIENT_SECRET": self.fake_client_secret}
         self.output = []
         self.daemons = []
 
