@@ -20,6 +20,7 @@
 #include "../core/intake.h"
 #include "../core/log.h"
 #include "../core/metrics.h"
+#include "../core/alert.h"
 #include "../core/watch.h"
 
 #define MAX_GENS 64
@@ -196,7 +197,7 @@ static int reload_failed(struct rules *r, unsigned id, int rc, const struct gen_
          LINT("kept_gen", r->ngens ? gen_id(r->gens[0]) : 0));
     char gen[32];
     snprintf(gen, sizeof gen, "gen=%u", id);
-    rules_on_alert(r, "reload", gen, rep && rep->nerrors ? rep->errors[0] : why);
+    alert_raise("reload", gen, "%s", rep && rep->nerrors ? rep->errors[0] : why);
     return rc;
 }
 

@@ -25,6 +25,8 @@
 #include "../core/intake.h"
 #include "../core/log.h"
 #include "../core/mediaurl.h"
+#include "../core/alert.h"
+#include "../core/notify.h"
 #include "../core/pipeline.h"
 #include "../core/server.h"
 #include "../core/webhook.h"
@@ -42,6 +44,7 @@ struct daemon {
     struct intake *intake;
     struct api *api;
     struct compliance *compliance;
+    struct notify *notify;
     struct webhook_cfg webhooks;
     bool stopping;
     ev_signal sig_term, sig_int, sig_hup, sig_usr1;
@@ -72,18 +75,29 @@ static void on_account(void *ud, const struct account *a)
 {
     struct daemon *d = ud;
     api_account_changed(d->api, a);
+    if (a->state == ACCT_NEEDS_REAUTH)
+        alert_raise("account.reauth", a->name, "%s: reconnect it (tikd account reauth %s)",
+                    a->reason[0] ? a->reason : "TikTok stopped its grant", a->name);
     if (a->state == ACCT_ACTIVE)
         kick(d);
     if (d->rules)
         rules_on_account(d->rules, a);
 }
 
-/* A compliance check that failed: the rules hear of it (on_alert). */
-static void on_compliance_failed(void *ud, const char *check, const char *detail)
+/* Where every alert goes (core/alert): the rules' on_alert and the
+ * notification webhooks. */
+static void on_alert(void *ud, const char *kind, const char *subject, const char *detail)
 {
     struct daemon *d = ud;
     if (d->rules)
-        rules_on_alert(d->rules, "compliance", check, detail);
+        rules_on_alert(d->rules, kind, subject, detail);
+    notify_enqueue(d->notify, kind, subject, detail);
+}
+
+static void on_compliance_failed(void *ud, const char *check, const char *detail)
+{
+    (void)ud;
+    alert_raise("compliance", check, "%s", detail);
 }
 
 static void on_job_change(void *ud, const struct job *j)
@@ -181,6 +195,21 @@ static const char *api_trouble(void *ud)
 {
     struct daemon *d = ud;
     return d->pipeline ? pipeline_trouble(d->pipeline) : NULL;
+}
+
+/* Alerts: told to the rules and, when notify.webhooks lists any, queued for
+ * them (core/notify). */
+static int start_alerts(struct daemon *d)
+{
+    const struct tikd_config *c = &d->cli->cfg;
+    struct tikd_err e = {0};
+    if (notify_new(&d->notify, d->loop, d->en.store, d->en.http, &c->notify_webhooks,
+                   c->notify_secret, c->notify_backoff, &e) != 0) {
+        fprintf(stderr, "tikd: %s\n", e.msg);
+        return 1;
+    }
+    alert_set_sink(on_alert, d, c->notify_quiet, (int)c->notify_failures, c->notify_failure_window);
+    return 0;
 }
 
 /* The admin API on its own listeners (cli/api.c). */
@@ -383,6 +412,8 @@ static void signals(struct daemon *d, bool start)
  * cancelled; the OAuth layer goes before the pipeline its answers feed. */
 static void shutdown_all(struct daemon *d)
 {
+    alert_set_sink(NULL, NULL, d->cli->cfg.notify_quiet, (int)d->cli->cfg.notify_failures,
+                   d->cli->cfg.notify_failure_window);
     ev_prepare_stop(d->loop, &d->prep);
     ev_timer_stop(d->loop, &d->grace);
     ev_timer_stop(d->loop, &d->sweep);
@@ -398,6 +429,8 @@ static void shutdown_all(struct daemon *d)
     d->api = NULL;
     compliance_free(d->compliance);
     d->compliance = NULL;
+    notify_free(d->notify);
+    d->notify = NULL;
     rules_free(d->rules);
     d->rules = NULL;
     oauth_free(d->en.oauth);
@@ -440,8 +473,8 @@ static int run(struct cli *c, int argc, char **argv)
          LSTR("rules_dir", c->cfg.rules_dir), LINT("pid", getpid()),
          LSTR("vault_key", vault_key_id(d.en.vault)));
     store_write(d.en.store, audit_txn, NULL, NULL);
-    int rc = start_servers(&d) || start_pipeline(&d) || start_rules(&d) || start_api(&d) ||
-             start_intake(&d);
+    int rc = start_servers(&d) || start_alerts(&d) || start_pipeline(&d) || start_rules(&d) ||
+             start_api(&d) || start_intake(&d);
     if (rc != 0) {
         store_write(d.en.store, audit_stop_txn, "reason=startup_failed", NULL);
         shutdown_all(&d);

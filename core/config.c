@@ -36,6 +36,7 @@ enum ktype {
     K_PATHS,
     K_LISTEN,
     K_HOSTS,
+    K_URLS, /* a list of http(s) URLs (plain http only to loopback) */
     K_BOOL,
     K_SCOPES
 };
@@ -139,6 +140,20 @@ static const struct key keys[] = {
      "and reach 5 creators a day (tikd doctor says what that implies)"},
     {"compliance.interval", K_SECONDS, O(compliance_interval), 0, 30 * 86400, NULL,
      "seconds between the daemon's compliance checks (tikd doctor run as a child; 0: never)"},
+    {"notify.webhooks", K_URLS, O(notify_webhooks), 0, 0, NULL,
+     "URLs that get each alert as a signed JSON POST (account.reauth, failures, reload, breaker, "
+     "daily_cap, compliance), retried with backoff from a queue in the database"},
+    {"notify.secret", K_SECRET, O(notify_secret), 0, 0, NULL,
+     "the key of the HMAC-SHA256 signature of each notification (prefer TIKD_NOTIFY_SECRET)"},
+    {"notify.backoff", K_SECONDS, O(notify_backoff), 0.1, 3600, NULL,
+     "seconds before the first retry of a notification the receiver did not take (doubling, "
+     "at most an hour, 12 attempts)"},
+    {"notify.quiet", K_SECONDS, O(notify_quiet), 0, 7 * 86400, NULL,
+     "seconds the same alert (kind and subject) stays quiet after it was raised"},
+    {"notify.failures", K_INT, O(notify_failures), 1, 1000, NULL,
+     "failed jobs of one account within notify.failure_window that raise a failures alert"},
+    {"notify.failure_window", K_SECONDS, O(notify_failure_window), 1, 30 * 86400, NULL,
+     "the window of notify.failures"},
     {"vault.key_file", K_PATH, O(vault_key_file), 0, 0, NULL,
      "file holding the vault keys (mode 0600)"},
     {"tiktok.scopes", K_SCOPES, O(scopes), 0, 0, NULL,
@@ -269,6 +284,10 @@ void config_init(struct tikd_config *c)
     c->unsure_wait = 2 * 3600; /* a pull times out after an hour at TikTok (spec §2.9) */
     c->media_url_ttl = 3600;
     c->compliance_interval = 86400;
+    c->notify_quiet = 600;
+    c->notify_backoff = 5;
+    c->notify_failures = 3;
+    c->notify_failure_window = 3600;
     c->media_check_urls = true;
     c->media_probe_timeout = 30;
     c->media_probe_retry = 60;
@@ -316,6 +335,7 @@ void config_free(struct tikd_config *c)
         case K_PATHS:
         case K_LISTEN:
         case K_HOSTS:
+        case K_URLS:
             strlist_free(field);
             break;
         case K_SECRET:
@@ -505,6 +525,8 @@ static int set_strlist(struct strlist *dst, const struct key *k, const struct co
             why = listen_problem(item);
         else if (k->type == K_HOSTS)
             why = host_pattern_problem(item);
+        else if (k->type == K_URLS)
+            why = url_problem(item, false);
         if (why) {
             char shown[256];
             snprintf(shown, sizeof shown, "\"%.200s\" (item %zu)", item ? item : "", i + 1);
@@ -603,6 +625,7 @@ int config_set(struct tikd_config *c, const char *name, const struct config_valu
     case K_PATHS:
     case K_LISTEN:
     case K_HOSTS:
+    case K_URLS:
         if (v->type != CV_LIST)
             return bad(e, k, v, "expected a list of strings, e.g. { \"a\", \"b\" }");
         return set_strlist(field, k, v, e);
@@ -671,6 +694,7 @@ int config_apply_env(struct tikd_config *c, const char *(*getenv_fn)(const char 
     } map[] = {
         {"TIKD_CLIENT_SECRET", "tiktok.client_secret"},
         {"TIKD_CLIENT_KEY", "tiktok.client_key"},
+        {"TIKD_NOTIFY_SECRET", "notify.secret"},
         {"TIKD_VAULT_KEY_FILE", "vault.key_file"},
         {"TIKD_DATA_DIR", "data_dir"},
         {"TIKD_LOG_LEVEL", "log.level"},

@@ -54,6 +54,12 @@ struct tikd_config {
     char *webhook_url;          /* the webhook URL registered with TikTok (tikd doctor checks it) */
     bool tiktok_audited;        /* TikTok has audited the app (what tikd doctor expects of it) */
     double compliance_interval; /* seconds between the daemon's compliance checks (0: none) */
+    struct strlist notify_webhooks; /* where alerts are POSTed, signed */
+    char *notify_secret;            /* their HMAC-SHA256 key */
+    double notify_quiet;            /* the same alert stays quiet this long */
+    double notify_backoff;          /* the first retry of a delivery after this long */
+    long long notify_failures;      /* failed jobs of an account ... */
+    double notify_failure_window;   /* ... within this long: an alert */
     char *vault_key_file;
     char *scopes; /* scopes to ask for when connecting an account */
     bool pkce;    /* send PKCE (TikTok's hex S256) in authorizations */

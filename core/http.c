@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "log.h"
 #include "metrics.h"
+#include "alert.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -425,6 +426,9 @@ static void host_open(struct host *ho)
     ev_timer_start(ho->h->loop, &ho->wake);
     TLOG(TLOG_WARN, "http.breaker_open", LSTR("host", ho->name), LINT("failures", ho->fails),
          LDBL("probe_in_s", ho->h->o.breaker_open));
+    alert_raise("breaker", ho->name,
+                "%d failed attempts in a row: requests to it wait; a probe in %.0f s", ho->fails,
+                ho->h->o.breaker_open);
 }
 
 /* Record the health of one attempt's outcome. */

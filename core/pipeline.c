@@ -14,6 +14,7 @@
 #include "clock.h"
 #include "log.h"
 #include "metrics.h"
+#include "alert.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -178,6 +179,8 @@ void pl_finish(struct run *r, struct job *j)
          LSTR("account", j->account), LSTR("state", job_state_name(j->state)),
          LSTR("publish_id", j->publish_id), LSTR("post_ids", j->post_ids),
          LSTR("reason", j->reason));
+    if (j->state == JOB_FAILED)
+        alert_failure(j->account, "job %llu: %.400s", (unsigned long long)j->id, j->reason);
     char lb[160];
     metrics_inc("tikd_posts_total",
                 metrics_labels(lb, sizeof lb, "outcome", job_state_name(j->state), "reason",
@@ -275,9 +278,21 @@ bool pl_orphan(struct run *r, struct job *j, const char *what)
 /* ---- TikTok's budgets ------------------------------------------------------------ */
 
 /* Wait for budget b until `at`: the job goes back to the timer with why. */
+/* A creator's daily cap is full: the operator hears of it once (quiet). */
+static void cap_alert(const struct job *j, enum rl_budget b, double at)
+{
+    if (b != RL_DAILY_POSTS)
+        return;
+    char until[32];
+    clock_fmt_utc(at, until, sizeof until);
+    alert_raise("daily_cap", j->account, "the daily post cap is full until %s; job %llu waits",
+                until, (unsigned long long)j->id);
+}
+
 void pl_wait_budget(struct run *r, struct job *j, enum job_state st, double at, enum rl_budget b)
 {
     char why[300];
+    cap_alert(j, b, at);
     budget_reason(&r->p->c.limits, b, at, why, sizeof why);
     TLOG(TLOG_DEBUG, "job.limited", LINT("job", j->id), LSTR("account", j->account),
          LSTR("budget", rl_budget_name(b)), LDBL("wait_s", at - clock_now()));
@@ -320,6 +335,7 @@ bool pl_hold_init_slot(struct run *r, struct job *j, enum job_state st)
     }
     if (j->state != JOB_DEFERRED)
         return true;
+    cap_alert(j, op.which, op.at);
     TLOG(TLOG_DEBUG, "job.slot", LINT("job", j->id), LSTR("account", j->account),
          LSTR("budget", rl_budget_name(op.which)), LDBL("wait_s", op.at - clock_now()));
     pl_run_end(r);

@@ -31,6 +31,7 @@ static const char *const db_names[STORE_DB__COUNT] = {
     [STORE_DB_INDEX] = "job_index",
     [STORE_DB_SEEN] = "seen",
     [STORE_DB_ADMIN] = "admin",
+    [STORE_DB_NOTIFY] = "notify",
 };
 
 struct store {

@@ -355,7 +355,7 @@ function on_failed(job) end
 function on_account(account) end
 ---@param item tikd.MediaItem
 function on_media(item) end
----Something an operator must see: a failed compliance check (kind "compliance",
----subject the check's name), a reload that failed (kind "reload").
+---Something an operator must see (docs/rules.md): kind "account.reauth", "failures",
+---"daily_cap", "breaker", "reload" or "compliance"; subject what it is about.
 ---@param alert {kind: string, subject: string, detail: string}
 function on_alert(alert) end
