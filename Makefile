@@ -155,7 +155,29 @@ demo:
 	@$(MAKE) --no-print-directory build
 	@tools/demo.sh $(abspath $(BUILD)/tikd)
 
+# Also: the sample config (kept if there is one), a rules directory with a
+# first rule, the systemd unit, and, when run as root on this system (no
+# DESTDIR), the tikd user and its directories (docs/operations.md).
+SYSCONFDIR ?= /etc
+SYSTEMDDIR ?= $(PREFIX)/lib/systemd/system
 install: all
+	install -d $(DESTDIR)$(SYSCONFDIR)/tikd $(DESTDIR)$(SYSCONFDIR)/tikd/rules $(DESTDIR)$(SYSTEMDDIR)
+	[ -e $(DESTDIR)$(SYSCONFDIR)/tikd/tikd.conf.lua ] || \
+	    install -m 0644 etc/tikd.conf.lua $(DESTDIR)$(SYSCONFDIR)/tikd/tikd.conf.lua
+	[ -n "$$(ls -A $(DESTDIR)$(SYSCONFDIR)/tikd/rules)" ] || \
+	    install -m 0644 rules/hello.lua $(DESTDIR)$(SYSCONFDIR)/tikd/rules/hello.lua
+	sed 's|@PREFIX@|$(PREFIX)|g' etc/tikd.service > $(DESTDIR)$(SYSTEMDDIR)/tikd.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDDIR)/tikd.service
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then \
+	    getent passwd tikd >/dev/null || \
+	        useradd --system --home-dir /var/lib/tikd --no-create-home \
+	            --shell /usr/sbin/nologin tikd; \
+	    install -d -o tikd -g tikd -m 0700 /var/lib/tikd $(SYSCONFDIR)/tikd/keys; \
+	    chgrp tikd $(SYSCONFDIR)/tikd/tikd.conf.lua && chmod 0640 $(SYSCONFDIR)/tikd/tikd.conf.lua; \
+	    echo "tikd: the tikd user, /var/lib/tikd and $(SYSCONFDIR)/tikd/keys are ready"; \
+	else \
+	    install -d -m 0700 $(DESTDIR)$(SYSCONFDIR)/tikd/keys; \
+	fi
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/tikd/scripts \
 	    $(DESTDIR)$(PREFIX)/share/tikd/rules $(DESTDIR)$(PREFIX)/share/doc/tikd
 	install -m 0755 $(BUILD)/tikd $(DESTDIR)$(PREFIX)/bin/tikd

@@ -334,6 +334,9 @@ static int run_media(struct cli *c, int argc, char **argv)
         return cli_usage_error(&cmd_media, "name at least one file or directory");
     if (account && v.max_duration)
         return cli_usage_error(&cmd_media, "--account or --max-duration, not both");
+    /* works without a config (any file on any machine); with one, its media.probe */
+    if (c->config_path && cli_config(c))
+        return 1;
     if (account && creator_limit(c, account, &v.max_duration) != 0)
         return 1;
     int rc = 0;

@@ -46,10 +46,10 @@ def run_tikd(*args, config=None, env=None, timeout=30, cwd=None):
 class Daemon:
     """A `tikd run` child; every stderr line is kept and can be awaited."""
 
-    def __init__(self, config, env=None):
+    def __init__(self, config, env=None, binary=None):
         e = dict(os.environ)
         e.update(env or {})
-        self.proc = subprocess.Popen([TIKD, "--config", str(config), "run"],
+        self.proc = subprocess.Popen([binary or TIKD, "--config", str(config), "run"],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, env=e)
         self.lines = []
