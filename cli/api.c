@@ -823,6 +823,15 @@ void api_job_changed(struct api *a, const struct job *j)
         emit(a, "job", j->account, j->id, view_job(j, 0));
 }
 
+void api_upload_progress(struct api *a, const char *account, uint64_t job, uint64_t done,
+                         uint64_t total)
+{
+    if (a && a->subs)
+        emit(a, "progress", account, job,
+             json_pack("{s:I, s:I, s:I}", "id", (json_int_t)job, "bytes_done", (json_int_t)done,
+                       "bytes", (json_int_t)total));
+}
+
 void api_account_changed(struct api *a, const struct account *acct)
 {
     if (a && a->subs)

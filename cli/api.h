@@ -20,6 +20,8 @@
 
 #include "../core/err.h"
 
+#include <stdint.h>
+
 struct ev_loop;
 struct store;
 struct oauth;
@@ -45,6 +47,9 @@ struct job;
 struct account;
 void api_job_changed(struct api *a, const struct job *j);
 void api_account_changed(struct api *a, const struct account *acct);
+/* An upload's bytes going out (event "progress", not kept for a reconnect). */
+void api_upload_progress(struct api *a, const char *account, uint64_t job, uint64_t done,
+                         uint64_t total);
 
 /* The first TCP listener's port (0: none). */
 int api_port(const struct api *a);

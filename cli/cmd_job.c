@@ -3,6 +3,7 @@
  * daemon (SIGUSR1 to the pid in data_dir/tikd.pid); the daemon does the
  * work, so a post survives the CLI being closed. */
 #include "engine.h"
+#include "follow.h"
 #include "views.h"
 
 #include <errno.h>
@@ -105,6 +106,56 @@ static void wait_event(const struct job *j)
     json_decref(o);
 }
 
+/* An upload's progress line on a terminal: bytes, rate, time left. */
+struct bar {
+    double t0;
+    uint64_t b0;
+    bool shown;
+};
+
+static void human(uint64_t b, char *out, size_t n)
+{
+    if (b >= 1000000000ull)
+        snprintf(out, n, "%.2f GB", b / 1e9);
+    else if (b >= 1000000)
+        snprintf(out, n, "%.1f MB", b / 1e6);
+    else
+        snprintf(out, n, "%.0f kB", b / 1e3);
+}
+
+static void bar_show(struct bar *b, uint64_t done, uint64_t total)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double now = (double)ts.tv_sec + ts.tv_nsec / 1e9;
+    if (!b->shown) {
+        b->t0 = now;
+        b->b0 = done;
+    }
+    b->shown = true;
+    int w = 30, filled = total ? (int)((double)w * done / total) : 0;
+    char d[32], t[32], rate[48] = "", left[32] = "";
+    human(done, d, sizeof d);
+    human(total, t, sizeof t);
+    double secs = now - b->t0;
+    if (secs > 0.5 && done > b->b0) {
+        double r = (done - b->b0) / secs;
+        char rs[32];
+        human((uint64_t)r, rs, sizeof rs);
+        snprintf(rate, sizeof rate, ", %s/s", rs);
+        if (total > done) {
+            long eta = (long)((total - done) / r + 0.5);
+            snprintf(left, sizeof left, ", %ld:%02ld left", eta / 60, eta % 60);
+        }
+    }
+    printf("\r[%.*s%*s] %3d%% %s of %s%s%s   ", filled, "##############################",
+           w - filled, "", total ? (int)(100.0 * done / total) : 0, d, t, rate, left);
+    fflush(stdout);
+}
+
+/* Follow a job until it is final; 0 when it posted. With a daemon running,
+ * its event stream says when to look (and, on a terminal, how an upload's
+ * bytes go); without one, the database is read every 0.1 s. */
 static int wait_job(struct cli *c, uint64_t id, bool json)
 {
     struct store *s;
@@ -114,11 +165,15 @@ static int wait_job(struct cli *c, uint64_t id, bool json)
     char last[700] = "";
     bool tty = isatty(1);
     int rc = 1;
+    char path[64];
+    snprintf(path, sizeof path, "/api/v1/events?job=%llu", (unsigned long long)id);
+    struct follow *f = follow_open(&c->cfg, path);
+    struct bar bar = {0};
     for (;;) {
         if (job_read(s, id, j) != 0)
             break;
         char now[700];
-        if (j->state == JOB_UPLOADING && j->plan.count)
+        if (j->state == JOB_UPLOADING && j->plan.count && !f)
             snprintf(now, sizeof now, "uploading: chunk %u of %u", j->chunks_done, j->plan.count);
         else
             snprintf(now, sizeof now, "%s%s%s", job_state_name(j->state), j->reason[0] ? ": " : "",
@@ -127,14 +182,16 @@ static int wait_job(struct cli *c, uint64_t id, bool json)
             wait_event(j);
             snprintf(last, sizeof last, "%s", now);
         } else if (strcmp(now, last) != 0) {
-            if (tty && j->state == JOB_UPLOADING && j->plan.count) {
+            if (tty && !f && j->state == JOB_UPLOADING && j->plan.count) {
                 int w = 30, done = (int)(w * j->chunks_done / j->plan.count);
                 printf("\r[%.*s%*s] %u/%u chunks", done, "##############################", w - done,
                        "", j->chunks_done, j->plan.count);
                 fflush(stdout);
             } else {
-                printf("%sjob %llu: %s\n", tty && strncmp(last, "uploading", 9) == 0 ? "\n" : "",
-                       (unsigned long long)id, now);
+                bool after_bar = bar.shown || (tty && strncmp(last, "uploading: chunk", 16) == 0);
+                printf("%sjob %llu: %s\n", tty && after_bar ? "\n" : "", (unsigned long long)id,
+                       now);
+                bar.shown = false;
             }
             snprintf(last, sizeof last, "%s", now);
         }
@@ -144,8 +201,26 @@ static int wait_job(struct cli *c, uint64_t id, bool json)
                 printf("post ids: %s\n", j->post_ids);
             break;
         }
-        usleep(100 * 1000);
+        if (!f) {
+            usleep(100 * 1000);
+            continue;
+        }
+        /* the next event of this job (or, every 10 s, a look anyway) */
+        const char *type, *data;
+        int got;
+        while ((got = follow_next(f, 10.0, &type, &data)) == 1 && strcmp(type, "progress") == 0) {
+            json_t *p = json_loads(data, 0, NULL);
+            if (tty && !json && p)
+                bar_show(&bar, (uint64_t)json_integer_value(json_object_get(p, "bytes_done")),
+                         (uint64_t)json_integer_value(json_object_get(p, "bytes")));
+            json_decref(p);
+        }
+        if (got < 0) { /* the daemon went: the database from now on */
+            follow_close(f);
+            f = NULL;
+        }
     }
+    follow_close(f);
     free(j);
     store_close(s);
     return rc;

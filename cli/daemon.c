@@ -105,6 +105,11 @@ static void on_job_change(void *ud, const struct job *j)
     api_job_changed(((struct daemon *)ud)->api, j);
 }
 
+static void on_progress(void *ud, const char *account, uint64_t job, uint64_t done, uint64_t total)
+{
+    api_upload_progress(((struct daemon *)ud)->api, account, job, done, total);
+}
+
 /* ---- HTTP: each route goes to the part that answers it --------------------------- */
 
 static void on_callback(void *ud, struct srv_req *r)
@@ -292,6 +297,7 @@ static int start_rules(struct daemon *d)
     oauth_on_state(d->en.oauth, on_account, d);
     pipeline_on_outcome(d->pipeline, rules_on_outcome, d->rules);
     pipeline_on_change(d->pipeline, on_job_change, d);
+    pipeline_on_progress(d->pipeline, on_progress, d);
     pipeline_on_before(d->pipeline, rules_before_publish, d->rules);
     if (rules_reload(d->rules) != 0) {
         TLOG(TLOG_ERROR, "daemon.exit", LSTR("reason", "the rules failed to load"));

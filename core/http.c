@@ -56,6 +56,9 @@ struct http_xfer {
     int fd;
     off_t off;
     size_t len, sent;
+    void (*progress)(void *ud, uint64_t sent, uint64_t total);
+    void *progress_ud;
+    double progress_at; /* ev_now() of the last progress call */
     double timeout;
     enum http_retry retry;
     bool tiktok;
@@ -323,6 +326,13 @@ static size_t read_cb(char *buf, size_t size, size_t n, void *ud)
         want = (size_t)r;
     }
     x->sent += want;
+    if (x->progress) {
+        double now = ev_now(x->h->loop);
+        if (x->sent == x->len || now - x->progress_at >= 0.25) {
+            x->progress_at = now;
+            x->progress(x->progress_ud, x->sent, x->len);
+        }
+    }
     return want;
 }
 
@@ -722,6 +732,8 @@ int http_request(struct http *h, const struct http_req *req, http_done_fn done, 
     x->timeout = req->timeout;
     x->max_attempts = req->max_attempts > 0 ? req->max_attempts : h->o.max_attempts;
     x->head_max = req->head_max;
+    x->progress = req->progress;
+    x->progress_ud = req->progress_ud;
     snprintf(x->metric, sizeof x->metric, "%s", req->metric ? req->metric : "other");
     x->started = ev_now(h->loop);
     ev_init(&x->retry_timer, on_retry);

@@ -20,6 +20,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct ev_loop;
@@ -82,6 +83,10 @@ struct http_req {
     size_t head_max;    /* > 0: read only the first head_max bytes of the body (a probe) */
     const char *metric; /* what it is, for tikd_http_* metrics: "init", "upload", ... (a
                          * fixed word, never from a URL); NULL: "other" */
+    /* a body going out: progress(ud, sent, total) as the bytes are handed to
+     * the connection, at most every 0.25 s and once at the end (NULL: none) */
+    void (*progress)(void *ud, uint64_t sent, uint64_t total);
+    void *progress_ud;
 };
 
 struct http_resp {

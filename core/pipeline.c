@@ -618,6 +618,12 @@ void pipeline_on_before(struct pipeline *p, pipeline_before_fn fn, void *ud)
     p->before_ud = ud;
 }
 
+void pipeline_on_progress(struct pipeline *p, pipeline_progress_fn fn, void *ud)
+{
+    p->progress = fn;
+    p->progress_ud = ud;
+}
+
 void pipeline_on_change(struct pipeline *p, pipeline_outcome_fn fn, void *ud)
 {
     p->change = fn;

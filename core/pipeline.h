@@ -48,6 +48,10 @@ void pipeline_on_outcome(struct pipeline *p, pipeline_outcome_fn fn, void *ud);
 /* Any save of a job the pipeline committed (its state, progress or reason
  * changed): for the admin API's event stream. */
 void pipeline_on_change(struct pipeline *p, pipeline_outcome_fn fn, void *ud);
+/* A video's bytes going out: done of total (all chunks), a few times a second. */
+typedef void (*pipeline_progress_fn)(void *ud, const char *account, uint64_t job, uint64_t done,
+                                     uint64_t total);
+void pipeline_on_progress(struct pipeline *p, pipeline_progress_fn fn, void *ud);
 
 /* The rules' answer (core/post.h), once: the pipeline applies it and goes
  * on. */

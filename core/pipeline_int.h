@@ -26,6 +26,9 @@ struct run {
     struct http_xfer *x;        /* a chunk on its way */
     struct photos_check *check; /* photo URLs being checked */
     struct media_probe *probe;  /* the video being probed */
+    /* the chunk on its way: for progress */
+    char account[65];
+    uint64_t chunk_first, size;
     struct run *next;
 };
 
@@ -44,6 +47,8 @@ struct pipeline {
     void *outcome_ud;
     pipeline_outcome_fn change; /* every committed save */
     void *change_ud;
+    pipeline_progress_fn progress; /* upload bytes */
+    void *progress_ud;
     pipeline_before_fn before;
     void *before_ud;
     bool started, stopping;

@@ -609,6 +609,15 @@ static void chunk_done(void *ud, const struct http_resp *resp)
     pl_on_error(r, &j, resp, "upload", -1);
 }
 
+/* A chunk's bytes as they go: told as bytes of the whole video. */
+static void chunk_progress(void *ud, uint64_t sent, uint64_t total)
+{
+    (void)total;
+    struct run *r = ud;
+    if (r->p->progress)
+        r->p->progress(r->p->progress_ud, r->account, r->id, r->chunk_first + sent, r->size);
+}
+
 void pl_put_chunk(struct run *r, struct job *j)
 {
     struct stat st;
@@ -618,7 +627,12 @@ void pl_put_chunk(struct run *r, struct job *j)
         return;
     }
     struct tikd_err e = {0};
-    if (tt_put_chunk(r->p->h, j, j->chunks_done, chunk_done, r, &r->x, &e) != 0)
+    uint64_t len;
+    upload_chunk(&j->plan, j->chunks_done, &r->chunk_first, &len);
+    r->size = j->plan.size;
+    snprintf(r->account, sizeof r->account, "%s", j->account);
+    if (tt_put_chunk_progress(r->p->h, j, j->chunks_done, chunk_done, r, chunk_progress, r, &r->x,
+                              &e) != 0)
         pl_fail(r, j, NULL, "upload: %s", e.msg);
 }
 

@@ -323,6 +323,13 @@ char *tt_body_publish_id(const char *publish_id)
 int tt_put_chunk(struct http *h, const struct job *j, uint32_t index, http_done_fn done, void *ud,
                  struct http_xfer **x, struct tikd_err *e)
 {
+    return tt_put_chunk_progress(h, j, index, done, ud, NULL, NULL, x, e);
+}
+
+int tt_put_chunk_progress(struct http *h, const struct job *j, uint32_t index, http_done_fn done,
+                          void *ud, void (*progress)(void *, uint64_t, uint64_t), void *pud,
+                          struct http_xfer **x, struct tikd_err *e)
+{
     uint64_t first, len;
     upload_chunk(&j->plan, index, &first, &len);
     char ctype[64], range[96];
@@ -339,7 +346,9 @@ int tt_put_chunk(struct http *h, const struct job *j, uint32_t index, http_done_
                            .body_len = len,
                            .timeout = 0,
                            .retry = HTTP_RETRY_ALL,
-                           .metric = "upload"};
+                           .metric = "upload",
+                           .progress = progress,
+                           .progress_ud = pud};
     return http_request(h, &req, done, ud, x, e);
 }
 

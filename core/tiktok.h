@@ -173,6 +173,10 @@ char *tt_body_publish_id(const char *publish_id);
  * Content-Type and Content-Range; *x is the transfer (for http_cancel). */
 int tt_put_chunk(struct http *h, const struct job *j, uint32_t index, http_done_fn done, void *ud,
                  struct http_xfer **x, struct tikd_err *e);
+/* The same, telling progress(pud, sent, total) of this chunk's bytes as they go. */
+int tt_put_chunk_progress(struct http *h, const struct job *j, uint32_t index, http_done_fn done,
+                          void *ud, void (*progress)(void *, uint64_t, uint64_t), void *pud,
+                          struct http_xfer **x, struct tikd_err *e);
 
 /* ---- creator_info answers, kept TT_CREATOR_INFO_TTL ---------------------- */
 

@@ -9,11 +9,13 @@ import os
 import re
 import socket
 import stat
+import subprocess
 import tempfile
 import time
 
 import pytest
 
+from conftest import TIKD
 from test_publish import connect, video
 
 
@@ -527,3 +529,31 @@ def test_a_mistyped_command_or_option_gets_a_suggestion(s):
     ]:
         r = s.tikd(*args)
         assert r.returncode == 2 and said in r.stderr, (args, r.stderr)
+
+
+def test_post_wait_on_a_terminal_follows_the_bytes(s, api, tmp_path):
+    """`tikd post --wait` with a daemon up follows the event stream: on a
+    terminal, the upload's bytes, rate and percentage, even for one chunk."""
+    import pty
+    s.fake.ctl.set_config(time_scale=0.01)
+    s.fake.ctl.add_faults([{"kind": "delay", "path_prefix": "/upload/", "delay_sec": 0.6,
+                            "count": None}])
+    clip = video(tmp_path / "big.mp4", mdat=6_000_000, duration=5)
+    master, slave = pty.openpty()
+    p = subprocess.Popen([TIKD, "--config", str(s.cfg), "post", str(clip), "--account", "alice",
+                          "--privacy", "SELF_ONLY", "--wait"], stdin=slave, stdout=slave,
+                         stderr=slave, env=dict(os.environ, **s.env))
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    assert p.wait(timeout=60) == 0, out
+    text = out.decode(errors="replace")
+    assert re.search(r"\] 100% 6\.\d MB of 6\.\d MB", text), text
+    assert re.search(r"job \d+: published", text), text
