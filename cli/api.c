@@ -12,6 +12,8 @@
 #include "views.h"
 
 #include <ev.h>
+#include <limits.h>
+#include <time.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <stdarg.h>
@@ -29,6 +31,7 @@
 #include "../core/http.h"
 #include "../core/job.h"
 #include "../core/log.h"
+#include "../core/media.h"
 #include "../core/metrics.h"
 #include "../core/oauth.h"
 #include "../core/post.h"
@@ -65,7 +68,10 @@ struct sub {
     struct sub *prev, *next;
 };
 
+struct planning; /* a POST /api/v1/posts waiting for its video's hash or probe */
+
 struct api {
+    struct planning *plans;
     struct api_deps d;
     struct ev_loop *loop;
     struct server *servers[MAX_SERVERS];
@@ -972,6 +978,207 @@ static void get_events(struct call *c)
          LINT("job", (long long)u->job));
 }
 
+/* ---- posting ------------------------------------------------------------------------------ */
+
+struct planning {
+    struct api *a;
+    struct srv_req *r;
+    struct post_async *async;
+    struct post_req req;
+    struct job *j;
+    char actor[96];
+    char key[200];
+    struct planning *prev, *next;
+};
+
+static void planning_free(struct planning *p)
+{
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        p->a->plans = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    free(p->j);
+    free(p);
+}
+
+/* Is path (absolute, resolved) under one of media_roots? */
+static bool under_roots(const struct tikd_config *cfg, const char *path)
+{
+    char real[PATH_MAX], root[PATH_MAX];
+    if (!realpath(path, real))
+        return false;
+    for (size_t i = 0; i < cfg->media_roots.n; i++) {
+        if (!realpath(cfg->media_roots.v[i], root))
+            continue;
+        size_t n = strlen(root);
+        if (strncmp(real, root, n) == 0 && (real[n] == '/' || (n == 1 && root[0] == '/')))
+            return true;
+    }
+    return false;
+}
+
+static void planned(void *ud, int rc, struct post_req *req, const struct tikd_err *e)
+{
+    struct planning *p = ud;
+    struct api *a = p->a;
+    if (rc == 0) {
+        TLOG(TLOG_INFO, "api.post", LINT("job", (long long)req->j->id), LSTR("by", p->actor),
+             LSTR("account", req->j->account), LBOOL("existing", req->existing));
+        a->d.kick(a->d.ud);
+        json_t *warn = json_array();
+        for (int i = 0; i < req->media.n; i++)
+            if (req->media.f[i].level == MEDIA_WARN)
+                json_array_append_new(warn, json_string(req->media.f[i].text));
+        answer(p->r, req->existing ? 200 : 201,
+               json_pack("{s:I, s:b, s:o, s:o}", "id", (json_int_t)req->j->id, "existing",
+                         req->existing, "warnings", warn, "due_at", view_time(req->j->due_at)));
+    } else if (rc == TIKD_EEXIST) {
+        fail(p->r, 409, "conflict", "%s", req->problem[0] ? req->problem : e->msg);
+    } else if (rc == TIKD_ENOTFOUND && !req->problem[0]) {
+        fail(p->r, 404, "not_found", "%s", e->msg);
+    } else if (rc == TIKD_EINVAL || rc == TIKD_ENOTFOUND || req->invalid || req->problem[0]) {
+        fail(p->r, 400, "refused", "%s", req->problem[0] ? req->problem : e->msg);
+    } else {
+        fail(p->r, rc == TIKD_ENOSPACE ? 503 : 500, rc == TIKD_ENOSPACE ? "store_full" : "internal",
+             "%s", e->msg);
+    }
+    planning_free(p);
+}
+
+static const char *body_str(json_t *b, const char *k)
+{
+    return json_string_value(json_object_get(b, k));
+}
+
+/* The post from the body, as `tikd post` takes it from its arguments. */
+static bool read_post(struct call *c, struct planning *p, char *why, size_t wn)
+{
+    json_t *b = c->body;
+    struct job *j = p->j;
+    const char *account = body_str(b, "account"), *media = body_str(b, "media");
+    json_t *photos = json_object_get(b, "photos");
+    const char *privacy = body_str(b, "privacy"), *caption = body_str(b, "caption");
+    const char *desc = body_str(b, "description");
+    if (!account || !account_name_valid(account))
+        return snprintf(why, wn, "account: a connected account's name is required"), false;
+    if (!media == !photos)
+        return snprintf(why, wn,
+                        "either media (a video: a path or an https URL) or photos "
+                        "(1-35 https URLs)"),
+               false;
+    snprintf(j->account, sizeof j->account, "%s", account);
+    j->opt.cover_ms = -1;
+    if (media) {
+        j->kind = JOB_VIDEO;
+        if (media[0] == '/' && !under_roots(c->a->d.cfg, media))
+            return snprintf(why, wn,
+                            "media: a local file must be under media_roots (%zu configured)",
+                            c->a->d.cfg->media_roots.n),
+                   false;
+        if (media[0] != '/' && strncmp(media, "https://", 8) != 0)
+            return snprintf(why, wn, "media: an absolute path or an https URL"), false;
+        if (strlen(media) >= sizeof j->media)
+            return snprintf(why, wn, "media: too long"), false;
+        snprintf(j->media, sizeof j->media, "%s", media);
+    } else {
+        j->kind = JOB_PHOTO;
+        size_t i, have = 0;
+        json_t *u;
+        if (!json_is_array(photos) || json_array_size(photos) == 0)
+            return snprintf(why, wn, "photos: a list of 1-35 https URLs"), false;
+        json_array_foreach(photos, i, u)
+        {
+            const char *v = json_string_value(u);
+            if (!v || strncmp(v, "https://", 8) != 0 || have + strlen(v) + 2 > sizeof j->images)
+                return snprintf(why, wn, "photos: https URLs only (item %zu)", i + 1), false;
+            have += (size_t)snprintf(j->images + have, sizeof j->images - have, "%s%s",
+                                     have ? "\n" : "", v);
+        }
+        json_t *ci = json_object_get(b, "cover_index");
+        if (ci &&
+            (!json_is_integer(ci) || json_integer_value(ci) < 0 || json_integer_value(ci) > 34))
+            return snprintf(why, wn, "cover_index: 0 to 34"), false;
+        j->cover_index = (int)json_integer_value(ci);
+    }
+    if (json_is_true(json_object_get(b, "draft")))
+        j->mode = JOB_DRAFT;
+    if (privacy && strlen(privacy) < sizeof j->privacy)
+        snprintf(j->privacy, sizeof j->privacy, "%s", privacy);
+    if ((caption && strlen(caption) >= sizeof j->caption) ||
+        (desc && strlen(desc) >= sizeof j->description))
+        return snprintf(why, wn, "caption or description too long"), false;
+    snprintf(j->caption, sizeof j->caption, "%s", caption ? caption : "");
+    snprintf(j->description, sizeof j->description, "%s", desc ? desc : "");
+    json_t *opt = json_object_get(b, "options");
+    static const char *const names[] = {"disable_comment", "disable_duet",  "disable_stitch",
+                                        "brand_content",   "brand_organic", "is_aigc"};
+    bool *flags[] = {&j->opt.disable_comment, &j->opt.disable_duet,  &j->opt.disable_stitch,
+                     &j->opt.brand_content,   &j->opt.brand_organic, &j->opt.is_aigc};
+    for (size_t i = 0; i < 6; i++)
+        *flags[i] = json_is_true(json_object_get(opt, names[i]));
+    /* who chose the privacy and the settings: this token */
+    snprintf(j->chosen_by, sizeof j->chosen_by, "%s", c->actor);
+    json_t *at = json_object_get(b, "at");
+    if (json_is_number(at)) {
+        p->req.at = json_number_value(at);
+    } else if (json_is_string(at)) {
+        struct tm tm = {0};
+        const char *end = strptime(json_string_value(at), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        if (!end || *end)
+            return snprintf(why, wn,
+                            "at: a time as 2026-12-01T10:00:00Z, or seconds since the "
+                            "epoch"),
+                   false;
+        p->req.at = (double)timegm(&tm);
+    } else if (at && !json_is_null(at)) {
+        return snprintf(why, wn, "at: a time as 2026-12-01T10:00:00Z"), false;
+    }
+    p->req.approval = json_is_true(json_object_get(b, "approval"));
+    p->req.again = json_is_true(json_object_get(b, "again"));
+    const char *key = body_str(b, "key");
+    if (key) {
+        snprintf(p->key, sizeof p->key, "%s", key);
+        p->req.key = p->key;
+        p->req.key_scope = "api";
+    }
+    return true;
+}
+
+static void post_post(struct call *c)
+{
+    struct planning *p = calloc(1, sizeof *p);
+    struct job *j = p ? calloc(1, sizeof *j) : NULL;
+    if (!j) {
+        free(p);
+        fail(c->r, 500, "internal", "out of memory");
+        return;
+    }
+    p->a = c->a;
+    p->r = c->r;
+    p->j = j;
+    p->req.j = j;
+    snprintf(p->actor, sizeof p->actor, "%s", c->actor);
+    char why[300];
+    if (!read_post(c, p, why, sizeof why)) {
+        free(j);
+        free(p);
+        fail(c->r, 400, "bad_request", "%s", why);
+        return;
+    }
+    p->next = c->a->plans;
+    if (c->a->plans)
+        c->a->plans->prev = p;
+    c->a->plans = p;
+    struct tikd_err e = {0};
+    /* the answer comes once the video is read (the request waits, the loop does not) */
+    if (post_plan_start(c->a->loop, c->a->d.store, &p->req, planned, p, &p->async, &e) != 0) {
+        fail(c->r, 500, "internal", "%s", e.msg);
+        planning_free(p);
+    }
+}
+
 static void get_index(struct call *c);
 
 /* ---- the table --------------------------------------------------------------------------- */
@@ -997,6 +1204,8 @@ static const struct resource {
     {"POST", "/api/v1/jobs/{id}/reject", ROLE_OPERATOR, post_reject, "reject a held job"},
     {"POST", "/api/v1/jobs/{id}/cancel", ROLE_OPERATOR, post_cancel, "cancel a job"},
     {"POST", "/api/v1/jobs/{id}/retry", ROLE_OPERATOR, post_retry, "plan a failed job again"},
+    {"POST", "/api/v1/posts", ROLE_OPERATOR, post_post,
+     "plan a post (a video by path or URL, or photos), as tikd post does"},
     {"GET", "/api/v1/limits", ROLE_VIEWER, get_limits, "TikTok's budgets now"},
     {"GET", "/api/v1/audit", ROLE_VIEWER, get_audit, "audit records: ?after= &limit="},
     {"GET", "/api/v1/audit/verify", ROLE_VIEWER, get_audit_verify, "the audit chain checked"},
@@ -1259,6 +1468,10 @@ void api_free(struct api *a)
 {
     if (!a)
         return;
+    while (a->plans) { /* their requests get the server's 503 below */
+        post_plan_cancel(a->plans->async);
+        planning_free(a->plans);
+    }
     for (size_t i = 0; i < a->n; i++)
         server_free(a->servers[i]); /* (ends each stream: its sub goes) */
     ev_timer_stop(a->loop, &a->tail);

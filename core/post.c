@@ -8,6 +8,8 @@
  * (another process may have planned meanwhile), books the slot and creates
  * the job. */
 #include "post.h"
+
+#include <ev.h>
 #include "account.h"
 #include "audit.h"
 #include "budget.h"
@@ -361,6 +363,154 @@ int post_plan(struct store *s, struct post_req *r, struct tikd_err *e)
             return rc;
     }
     return store_write(s, plan_txn, &pc, e);
+}
+
+/* ---- planning from the loop ------------------------------------------------------------- */
+
+struct post_async {
+    struct ev_loop *loop;
+    struct store *s;
+    struct post_req *r;
+    post_planned_fn done;
+    void *ud;
+    struct ledger_hashing *hashing;
+    struct media_probe *probe;
+    ev_timer later; /* the plan itself, on the next turn (never inside post_plan_start) */
+    char hash[65];
+    struct ledger_fp fp;
+    struct media_info mi;
+    int rc;
+    struct tikd_err e;
+};
+
+static void async_end(struct post_async *a)
+{
+    ev_timer_stop(a->loop, &a->later);
+    post_planned_fn done = a->done;
+    void *ud = a->ud;
+    struct post_req *r = a->r;
+    int rc = a->rc;
+    struct tikd_err e = a->e;
+    if (rc == 0)
+        rc = post_plan(a->s, r, &e);
+    if (r->hash == a->hash) /* ours: gone with a */
+        r->hash = NULL, r->hashed_fp = NULL;
+    if (r->probed == &a->mi)
+        r->probed = NULL;
+    free(a);
+    done(ud, rc, r, &e);
+}
+
+static void on_later(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    async_end(w->data);
+}
+
+static void next_turn(struct post_async *a)
+{
+    ev_timer_set(&a->later, 0., 0.);
+    ev_timer_start(a->loop, &a->later);
+}
+
+static void async_probed(void *ud, const struct media_info *mi, const struct tikd_err *pe)
+{
+    struct post_async *a = ud;
+    a->probe = NULL;
+    if (pe->code == 0) {
+        a->mi = *mi;
+        a->r->probed = &a->mi;
+    } else {
+        a->rc = pe->code;
+        a->e = *pe;
+        snprintf(a->r->problem, sizeof a->r->problem, "%s", pe->msg);
+    }
+    next_turn(a);
+}
+
+static void async_probe(struct post_async *a)
+{
+    struct tikd_err e = {0};
+    int now = media_probe_now(a->r->j->media, &a->mi, &e); /* known at once: no wait */
+    if (now == 0) {
+        a->r->probed = &a->mi;
+    } else if (now < 0) {
+        a->rc = e.code ? e.code : TIKD_EINVAL;
+        a->e = e;
+        snprintf(a->r->problem, sizeof a->r->problem, "%s", e.msg);
+    } else if (!(a->probe = media_probe_start(a->loop, a->r->j->media, async_probed, a, &e))) {
+        a->rc = e.code ? e.code : TIKD_EIO; /* never probed on the loop instead */
+        a->e = e;
+        snprintf(a->r->problem, sizeof a->r->problem, "%s", e.msg);
+    } else {
+        return;
+    }
+    next_turn(a);
+}
+
+static void async_hashed(void *ud, int rc, const char *hash, const struct ledger_fp *fp,
+                         const char *why)
+{
+    struct post_async *a = ud;
+    a->hashing = NULL;
+    if (rc != 0) {
+        a->rc = rc;
+        tikd_fail(&a->e, rc, "%s", why ? why : "the file could not be read");
+        snprintf(a->r->problem, sizeof a->r->problem, "%s", a->e.msg);
+        next_turn(a);
+        return;
+    }
+    memcpy(a->hash, hash, sizeof a->hash);
+    a->fp = *fp;
+    a->r->hash = a->hash;
+    a->r->hashed_fp = &a->fp;
+    async_probe(a);
+}
+
+int post_plan_start(struct ev_loop *loop, struct store *s, struct post_req *r, post_planned_fn done,
+                    void *ud, struct post_async **out, struct tikd_err *e)
+{
+    *out = NULL;
+    struct post_async *a = calloc(1, sizeof *a);
+    if (!a)
+        return tikd_fail(e, TIKD_ENOMEM, "out of memory");
+    a->loop = loop;
+    a->s = s;
+    a->r = r;
+    a->done = done;
+    a->ud = ud;
+    ev_init(&a->later, on_later);
+    a->later.data = a;
+    *out = a;
+    const struct job *j = r->j;
+    if (j->kind != JOB_VIDEO || j->media[0] != '/' || r->probed) {
+        next_turn(a); /* nothing to read first */
+        return 0;
+    }
+    struct stat st;
+    struct ledger_fp fp;
+    if (!r->hash && stat(j->media, &st) == 0 && S_ISREG(st.st_mode) &&
+        (fp = ledger_fp_of(&st), !ledger_known(s, j->media, &fp, NULL)) &&
+        ledger_hash_start(loop, j->media, async_hashed, a, &a->hashing, e) == 0)
+        return 0;
+    tikd_err_clear(e);
+    async_probe(a); /* known (or unreadable: the planner says why) */
+    return 0;
+}
+
+void post_plan_cancel(struct post_async *a)
+{
+    if (!a)
+        return;
+    ledger_hash_cancel(a->hashing);
+    media_probe_cancel(a->probe);
+    ev_timer_stop(a->loop, &a->later);
+    if (a->r->hash == a->hash)
+        a->r->hash = NULL, a->r->hashed_fp = NULL;
+    if (a->r->probed == &a->mi)
+        a->r->probed = NULL;
+    free(a);
 }
 
 enum post_verdict post_decide(struct job *j, const struct post_decision *d, double now, char *why,

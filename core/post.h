@@ -66,6 +66,19 @@ struct post_req {
  * recorded in the media ledger as the intake does). */
 int post_plan(struct store *s, struct post_req *r, struct tikd_err *e);
 
+/* post_plan() for a caller on the loop that must not wait (the admin API):
+ * a local video is hashed a slice at a time (unless the ledger knows it)
+ * and probed in its own process first; then it is planned. done(ud, rc, r,
+ * e) runs once from the loop (never before post_plan_start returns) with
+ * post_plan's result; r stays the caller's, and must live until then.
+ * post_plan_cancel() stops it (done does not run). */
+struct ev_loop;
+struct post_async;
+typedef void (*post_planned_fn)(void *ud, int rc, struct post_req *r, const struct tikd_err *e);
+int post_plan_start(struct ev_loop *loop, struct store *s, struct post_req *r, post_planned_fn done,
+                    void *ud, struct post_async **out, struct tikd_err *e);
+void post_plan_cancel(struct post_async *a);
+
 /* What the rules decided about a job before its init (before_publish). */
 struct post_decision {
     bool cancel;  /* cancel the job, with reason */

@@ -557,3 +557,64 @@ def test_post_wait_on_a_terminal_follows_the_bytes(s, api, tmp_path):
     text = out.decode(errors="replace")
     assert re.search(r"\] 100% 6\.\d MB of 6\.\d MB", text), text
     assert re.search(r"job \d+: published", text), text
+
+
+def test_posting_through_the_api_is_the_planner_of_tikd_post(s, api, tmp_path):
+    tcp, _, toks, d = api
+    # the api fixture's config has no media_roots: a local file is refused at once
+    op = toks["operator"]
+    clip = video(tmp_path / "api.mp4", duration=4)
+    st, doc = tcp.call("POST", "/api/v1/posts", op, body={"account": "alice", "media": str(clip),
+                                                          "privacy": "SELF_ONLY"})
+    assert st == 400 and "media_roots" in doc["error"]["message"], doc
+    d.stop()
+    media = tmp_path / "media"
+    media.mkdir()
+    clip = video(media / "api.mp4", duration=4)
+    s.cfg.write_text(s.cfg.read_text() + 'media_roots = { "%s" }\n' % media)
+    d = s.start()
+    tcp = Admin(port=int(re.search(r"port=(\d+)", d.wait_for(
+        r"event=admin\.listening addr=127")).group(1)))
+    s.fake.ctl.set_config(time_scale=0.01)
+    st, doc = tcp.call("POST", "/api/v1/posts", toks["viewer"],
+                       body={"account": "alice", "media": str(clip), "privacy": "SELF_ONLY"})
+    assert st == 403
+    st, doc = tcp.call("POST", "/api/v1/posts", op, body={
+        "account": "alice", "media": str(clip), "privacy": "SELF_ONLY", "caption": "by API",
+        "options": {"disable_duet": True}})
+    assert st == 201 and doc["existing"] is False, doc
+    jid = doc["id"]
+    st, job = tcp.call("GET", "/api/v1/jobs/%d" % jid, op)
+    assert job["chosen_by"] == "token:t-operator" and job["caption"] == "by API"
+    assert job["options"]["disable_duet"] is True
+    # the same content again: the planner's refusal, as for tikd post
+    st, doc = tcp.call("POST", "/api/v1/posts", op, body={"account": "alice", "media": str(clip),
+                                                          "privacy": "SELF_ONLY"})
+    assert st == 409 and "already has this content" in doc["error"]["message"], doc
+    # not a video, a missing privacy, a body without media: refused, nothing planned
+    junk = media / "junk.mp4"
+    junk.write_bytes(os.urandom(4096))
+    for body, status, said in [
+        ({"account": "alice", "media": str(junk), "privacy": "SELF_ONLY"}, 400, "not a video"),
+        ({"account": "alice", "media": str(media / "nope.mp4"), "privacy": "SELF_ONLY"}, 400,
+         "media_roots"),
+        ({"account": "alice"}, 400, "either media"),
+        ({"account": "alice", "media": "http://x.example/v.mp4", "privacy": "SELF_ONLY"}, 400,
+         "https"),
+        ({"account": "bob", "media": "https://media.example.test/tikd/v.mp4",
+          "privacy": "SELF_ONLY"}, 400, "no such account"),
+    ]:
+        st, doc = tcp.call("POST", "/api/v1/posts", op, body=body)
+        assert (st, said in doc["error"]["message"]) == (status, True), (body, st, doc)
+    st, doc = tcp.call("POST", "/api/v1/posts", op, body={
+        "account": "alice", "photos": ["https://media.example.test/tikd/p1.jpg",
+                                       "https://media.example.test/tikd/p2.jpg"],
+        "privacy": "SELF_ONLY", "caption": "two"})
+    assert st == 201, doc
+    jobs = tcp.call("GET", "/api/v1/jobs?all=1", op)[1]["jobs"]
+    assert len(jobs) == 2 and jobs[1]["kind"] == "photo" and len(jobs[1]["images"]) == 2
+    end = time.monotonic() + 30
+    while time.monotonic() < end and job_state(s, jid) != "published":
+        time.sleep(0.3)
+    assert job_state(s, jid) == "published"
+    assert re.search(r"token:t-operator\s+job\.planned\s+job=%d" % jid, audit_events(s))
