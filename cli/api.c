@@ -65,12 +65,20 @@ struct sub {
     struct srv_stream *st;
     char account[65];
     uint64_t job;
+    char token[65]; /* its token's hash, checked again as it runs ("": the socket's peer) */
+    bool ended;
     struct sub *prev, *next;
 };
+
+#define STREAMS_MAX       64 /* open streams, all clients */
+#define STREAMS_PER_TOKEN 8
 
 struct planning; /* a POST /api/v1/posts waiting for its video's hash or probe */
 
 struct api {
+    uint64_t first_id;   /* ids of this run start after it (its start, in microseconds): an id
+                          * from an earlier run is never taken for one of this run's */
+    uint64_t quiet_from; /* events after this id were not kept (nobody listened) */
     struct planning *plans;
     struct api_deps d;
     struct ev_loop *loop;
@@ -89,7 +97,9 @@ struct call {
     struct api *a;
     struct srv_req *r;
     enum admin_role role;
-    char actor[96]; /* "token:NAME", "unix:uid=N" */
+    char actor[96];   /* "token:NAME", "unix:uid=N" */
+    char token[65];   /* the token's hash ("": the socket's peer) */
+    double last_used; /* the token's, as looked up */
     const char *seg[8];
     char segbuf[512];
     int nseg;
@@ -207,10 +217,10 @@ static void get_health(struct call *c)
 static void get_rules(struct call *c)
 {
     json_t *st = daemon_status(c->a);
-    json_t *o = json_pack(
-        "{s:i, s:O, s:O}", "live_gen", (int)c->a->d.live_gen(c->a->d.ud), "files",
-        json_object_get(st, "rules") ? json_object_get(st, "rules") : json_array(), "last_reload",
-        json_object_get(st, "last_reload") ? json_object_get(st, "last_reload") : json_null());
+    json_t *files = json_object_get(st, "rules"), *last = json_object_get(st, "last_reload");
+    json_t *o = json_pack("{s:i, s:o, s:o}", "live_gen", (int)c->a->d.live_gen(c->a->d.ud), "files",
+                          files ? json_incref(files) : json_array(), "last_reload",
+                          last ? json_incref(last) : json_null());
     json_decref(st);
     answer(c->r, 200, o);
 }
@@ -311,7 +321,7 @@ static void post_connect(struct call *c)
     }
     char *url = NULL;
     bool reauth = rc == 0;
-    rc = oauth_begin(c->a->d.oauth, name, NULL, reauth, &url, &e);
+    rc = oauth_begin_as(c->a->d.oauth, name, NULL, reauth, c->actor, &url, &e);
     if (rc != 0) {
         fail(c->r, rc == TIKD_EINVAL ? 400 : 500, rc == TIKD_EINVAL ? "bad_request" : "internal",
              "%s", e.msg);
@@ -798,13 +808,25 @@ static bool wants(const struct sub *u, const struct event *ev)
            (!u->job || u->job == ev->job);
 }
 
-/* One event to the ring and to each client that wants it. */
-static void emit(struct api *a, const char *type, const char *account, uint64_t job, json_t *data)
+/* One event to each client that wants it, and (keep) to the ring for
+ * clients that reconnect. */
+static void emit_as(struct api *a, const char *type, const char *account, uint64_t job,
+                    json_t *data, bool keep)
 {
     char *js = data ? json_dumps(data, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
     json_decref(data);
     if (!js)
         return;
+    if (!keep) { /* progress: for who listens now, not worth a reconnect's replay */
+        char frame[512];
+        int w = snprintf(frame, sizeof frame, "event: %s\ndata: %s\n\n", type, js);
+        free(js);
+        for (struct sub *u = a->subs; u && w > 0 && (size_t)w < sizeof frame; u = u->next)
+            if (!u->ended && (!u->account[0] || strcmp(u->account, account) == 0) &&
+                (!u->job || u->job == job))
+                srv_stream_write(u->st, frame, (size_t)w);
+        return;
+    }
     struct event *ev = &a->ring[(a->last_id + 1) % RING];
     free(ev->frame);
     ev->id = ++a->last_id;
@@ -819,8 +841,13 @@ static void emit(struct api *a, const char *type, const char *account, uint64_t 
     snprintf(ev->account, sizeof ev->account, "%s", account ? account : "");
     ev->job = job;
     for (struct sub *u = a->subs; u && ev->frame; u = u->next)
-        if (wants(u, ev))
+        if (!u->ended && wants(u, ev))
             srv_stream_write(u->st, ev->frame, ev->len);
+}
+
+static void emit(struct api *a, const char *type, const char *account, uint64_t job, json_t *data)
+{
+    emit_as(a, type, account, job, data, true);
 }
 
 void api_job_changed(struct api *a, const struct job *j)
@@ -833,9 +860,10 @@ void api_upload_progress(struct api *a, const char *account, uint64_t job, uint6
                          uint64_t total)
 {
     if (a && a->subs)
-        emit(a, "progress", account, job,
-             json_pack("{s:I, s:I, s:I}", "id", (json_int_t)job, "bytes_done", (json_int_t)done,
-                       "bytes", (json_int_t)total));
+        emit_as(a, "progress", account, job,
+                json_pack("{s:I, s:I, s:I}", "id", (json_int_t)job, "bytes_done", (json_int_t)done,
+                          "bytes", (json_int_t)total),
+                false);
 }
 
 void api_account_changed(struct api *a, const struct account *acct)
@@ -849,7 +877,10 @@ static void detail_field(const char *detail, const char *key, char *out, size_t 
 {
     out[0] = '\0';
     size_t kl = strlen(key);
-    for (const char *p = detail; p && *p; p = strchr(p, ' '), p = p ? p + 1 : NULL) {
+    /* (the fields tikd writes come first; free text, quoted, later: not read) */
+    const char *quote = detail ? strchr(detail, '"') : NULL;
+    for (const char *p = detail; p && *p && (!quote || p < quote);
+         p = strchr(p, ' '), p = p ? p + 1 : NULL) {
         if (strncmp(p, key, kl) == 0 && p[kl] == '=') {
             snprintf(out, n, "%.*s", (int)strcspn(p + kl + 1, " "), p + kl + 1);
             return;
@@ -882,11 +913,28 @@ static int tail_txn(struct store_txn *t, void *ctx)
 
 /* What any process put on the record since the last look (the CLI's
  * approvals, TikTok's webhooks, the rules' choices). */
+/* A stream lives as long as its token: revoked, it ends within a tick. */
+static void recheck_tokens(struct api *a)
+{
+    for (struct sub *u = a->subs; u; u = u->next) {
+        if (!u->token[0] || u->ended)
+            continue;
+        struct admin_token k;
+        if (admin_token_check_hash(a->d.store, u->token, &k) != 0) {
+            u->ended = true;
+            static const char bye[] = "event: revoked\ndata: {}\n\n";
+            srv_stream_write(u->st, bye, sizeof bye - 1);
+            srv_stream_end(u->st);
+        }
+    }
+}
+
 static void on_tail(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop;
     (void)revents;
     struct tail t = {.a = w->data};
+    recheck_tokens(t.a);
     store_read(t.a->d.store, tail_txn, &t, NULL);
 }
 
@@ -896,7 +944,8 @@ static void on_ping(struct ev_loop *loop, ev_timer *w, int revents)
     (void)revents;
     struct api *a = w->data;
     for (struct sub *u = a->subs; u; u = u->next)
-        srv_stream_write(u->st, ": ping\n\n", 8);
+        if (!u->ended)
+            srv_stream_write(u->st, ": ping\n\n", 8);
 }
 
 static int last_txn(struct store_txn *t, void *ctx)
@@ -917,7 +966,8 @@ static void sub_closed(void *ud)
     TLOG(TLOG_DEBUG, "api.stream_closed", LSTR("account", u->account),
          LINT("job", (long long)u->job));
     free(u);
-    if (!a->subs) {
+    if (!a->subs) { /* from now on nothing is kept: a reconnect must read afresh */
+        a->quiet_from = a->last_id;
         ev_timer_stop(a->loop, &a->tail);
         ev_timer_stop(a->loop, &a->ping);
     }
@@ -936,6 +986,17 @@ static void get_events(struct call *c)
         fail(c->r, 400, "bad_request", "job and Last-Event-ID are event and job ids");
         return;
     }
+    int all = 0, mine = 0;
+    for (struct sub *o = a->subs; o; o = o->next) {
+        all++;
+        mine += strcmp(o->token, c->token) == 0;
+    }
+    if (all >= STREAMS_MAX || mine >= STREAMS_PER_TOKEN) {
+        fail(c->r, 503, "too_many_streams",
+             "%d event streams are open (%d of them this token's): at most %d, %d per token", all,
+             mine, STREAMS_MAX, STREAMS_PER_TOKEN);
+        return;
+    }
     struct sub *u = calloc(1, sizeof *u);
     if (!u) {
         fail(c->r, 500, "internal", "out of memory");
@@ -943,6 +1004,7 @@ static void get_events(struct call *c)
     }
     u->a = a;
     u->job = jid;
+    snprintf(u->token, sizeof u->token, "%s", c->token);
     snprintf(u->account, sizeof u->account, "%s",
              query(c, "account", acct, sizeof acct) ? acct : "");
     count_answer(200);
@@ -952,6 +1014,7 @@ static void get_events(struct call *c)
         fail(c->r, 500, "internal", "out of memory");
         return;
     }
+    bool was_listened = a->subs != NULL;
     if (!a->subs) { /* nobody listened: the audit log is read from its end now */
         store_read(a->d.store, last_txn, &a->audit_seq, NULL);
         ev_timer_again(a->loop, &a->tail);
@@ -964,8 +1027,11 @@ static void get_events(struct call *c)
     char hello[96];
     int n = snprintf(hello, sizeof hello, "retry: 2000\n\n");
     srv_stream_write(u->st, hello, (size_t)n);
-    uint64_t oldest = a->last_id >= RING ? a->last_id - RING + 1 : 1;
-    if (after && after + 1 < oldest) { /* what it missed is gone: it must read afresh */
+    uint64_t oldest = a->last_id >= a->first_id + RING ? a->last_id - RING + 1 : a->first_id + 1;
+    /* what it missed is gone (out of the ring, unkept while nobody listened, or
+     * from before a restart of the daemon): it must read afresh */
+    if (after && (after + 1 < oldest || after > a->last_id ||
+                  (after <= a->quiet_from && !was_listened && a->quiet_from))) {
         static const char reset[] = "event: reset\ndata: {}\n\n";
         srv_stream_write(u->st, reset, sizeof reset - 1);
     }
@@ -1072,13 +1138,16 @@ static bool read_post(struct call *c, struct planning *p, char *why, size_t wn)
     j->opt.cover_ms = -1;
     if (media) {
         j->kind = JOB_VIDEO;
-        if (media[0] == '/' && !under_roots(c->a->d.cfg, media))
+        char real[PATH_MAX];
+        if (media[0] == '/' && (!realpath(media, real) || !under_roots(c->a->d.cfg, real)))
             return snprintf(why, wn,
                             "media: a local file must be under media_roots (%zu configured)",
                             c->a->d.cfg->media_roots.n),
                    false;
         if (media[0] != '/' && strncmp(media, "https://", 8) != 0)
             return snprintf(why, wn, "media: an absolute path or an https URL"), false;
+        if (media[0] == '/')
+            media = real; /* what was checked is what is posted: a symlink moved later is not */
         if (strlen(media) >= sizeof j->media)
             return snprintf(why, wn, "media: too long"), false;
         snprintf(j->media, sizeof j->media, "%s", media);
@@ -1256,6 +1325,19 @@ static bool authenticate(struct call *c)
     unsigned uid;
     bool on_socket = srv_peer_uid(c->r, &uid) == 0;
     if (!auth && on_socket) {
+        /* The CLI, never a browser: a forwarded socket must not let a page
+         * (DNS rebinding makes it "same origin") act with the peer's rights. */
+        const char *host = srv_header(c->r, "Host");
+        size_t hl = host ? strcspn(host, ":") : 0;
+        bool cli_host = host && ((hl == 4 && strncmp(host, "tikd", 4) == 0) ||
+                                 (hl == 9 && strncmp(host, "localhost", 9) == 0));
+        if (srv_header(c->r, "Origin") || srv_header(c->r, "Sec-Fetch-Site") ||
+            srv_header(c->r, "Sec-Fetch-Mode") || srv_header(c->r, "Referer") || !cli_host) {
+            fail(c->r, 403, "forbidden",
+                 "the admin socket without a token is for tikd's CLI on this machine (Host: "
+                 "tikd), not a browser");
+            return false;
+        }
         if (uid != geteuid() && uid != 0) {
             fail(c->r, 403, "forbidden", "the admin socket is for uid %u (and root), not %u",
                  (unsigned)geteuid(), uid);
@@ -1278,11 +1360,8 @@ static bool authenticate(struct call *c)
     }
     c->role = k.role;
     snprintf(c->actor, sizeof c->actor, "token:%s", k.name);
-    double now = clock_now();
-    if (now - k.last_used >= TOUCH_EVERY) {
-        struct tikd_err e = {0};
-        admin_token_touch(c->a->d.store, k.hash, now, &e); /* best effort: a read still answers */
-    }
+    snprintf(c->token, sizeof c->token, "%s", k.hash);
+    c->last_used = k.last_used;
     return true;
 }
 
@@ -1300,7 +1379,13 @@ static bool same_origin(struct call *c)
         return !origin;
     const char *host = srv_header(c->r, "Host");
     const char *o = strstr(origin, "://");
-    return host && o && strcmp(o + 3, host) == 0;
+    if (host && o && strcmp(o + 3, host) == 0)
+        return true;
+    const struct strlist *ok = &c->a->d.cfg->admin_origins; /* behind a TLS proxy */
+    for (size_t i = 0; i < ok->n; i++)
+        if (strcmp(ok->v[i], origin) == 0)
+            return true;
+    return false;
 }
 
 static bool read_body(struct call *c)
@@ -1320,6 +1405,8 @@ static bool read_body(struct call *c)
     if (!json_is_object(c->body)) {
         fail(c->r, 400, "bad_json", "the body is not a JSON object: %s",
              c->body ? "another JSON value" : je.text);
+        json_decref(c->body);
+        c->body = NULL;
         return false;
     }
     return true;
@@ -1368,6 +1455,11 @@ static void on_request(void *ud, struct srv_req *r)
         if (!changes)
             fail(r, 400, "bad_request", "GET takes no body");
         return;
+    }
+    double now = clock_now();
+    if (c.token[0] && now - c.last_used >= TOUCH_EVERY) { /* (a refused request wrote nothing) */
+        struct tikd_err e = {0};
+        admin_token_touch(c.a->d.store, c.token, now, &e); /* best effort: a read still answers */
     }
     res->fn(&c);
     json_decref(c.body);
@@ -1434,6 +1526,7 @@ int api_new(struct api **out, struct ev_loop *loop, const struct api_deps *d, st
         return tikd_fail(e, TIKD_ENOMEM, "admin API: out of memory");
     a->d = *d;
     a->loop = loop;
+    a->first_id = a->last_id = (uint64_t)(clock_now() * 1e6);
     ev_init(&a->tail, on_tail);
     a->tail.repeat = TAIL_EVERY;
     a->tail.data = a;
@@ -1455,7 +1548,8 @@ int api_new(struct api **out, struct ev_loop *loop, const struct api_deps *d, st
         rc = listen_on(a, sock, true, e);
     }
     for (size_t i = 0; rc == 0 && i < cfg->admin_listen.n && a->n < MAX_SERVERS; i++)
-        rc = listen_on(a, cfg->admin_listen.v[i], false, e);
+        rc = listen_on(a, cfg->admin_listen.v[i], strncmp(cfg->admin_listen.v[i], "unix:", 5) == 0,
+                       e);
     if (rc != 0) {
         api_free(a);
         return rc;

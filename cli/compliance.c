@@ -86,6 +86,7 @@ static void finish(struct compliance *k)
     k->buf = NULL;
     k->len = 0;
     k->pid = 0;
+    k->exited = k->drained = false;
 }
 
 /* Both the exit and the end of its output: then the report is whole. */
@@ -129,6 +130,8 @@ static void on_exit_child(struct ev_loop *loop, ev_child *w, int revents)
     ev_child_stop(loop, w);
     k->status = w->rstatus;
     k->exited = true;
+    k->pid = -1; /* reaped: the pid may be another process's from now on (still "running"
+                  * until its output is read) */
     maybe_finish(k);
 }
 
@@ -147,8 +150,8 @@ static void on_every(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)revents;
     struct compliance *k = w->data;
-    if (k->pid > 0)
-        return; /* the last one still runs */
+    if (k->pid != 0)
+        return; /* the last one still runs (or its output is still being read) */
     char exe[4096];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     int p[2];
@@ -226,10 +229,9 @@ void compliance_free(struct compliance *k)
     ev_ref(k->loop);
     ev_timer_stop(k->loop, &k->every);
     ev_timer_stop(k->loop, &k->limit);
-    if (k->pid > 0) {
+    if (k->pid > 0) { /* (the default loop reaps it: no wait here) */
         kill(k->pid, SIGKILL);
         ev_child_stop(k->loop, &k->child);
-        waitpid(k->pid, NULL, 0);
     }
     if (k->fd >= 0) {
         ev_io_stop(k->loop, &k->out);

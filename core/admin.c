@@ -187,6 +187,14 @@ int admin_token_check(struct store *s, const char *token, struct admin_token *ou
     return store_read(s, check_txn, &c, NULL) == 0 ? 0 : TIKD_ENOTFOUND;
 }
 
+int admin_token_check_hash(struct store *s, const char *hash, struct admin_token *out)
+{
+    if (!hash || strlen(hash) != 64)
+        return TIKD_ENOTFOUND;
+    struct check c = {hash, out};
+    return store_read(s, check_txn, &c, NULL) == 0 ? 0 : TIKD_ENOTFOUND;
+}
+
 struct touch {
     const char *hash;
     double now;

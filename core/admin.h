@@ -54,6 +54,9 @@ int admin_token_foreach(struct store_txn *t, int (*fn)(const struct admin_token 
  * hash, so no comparison of secrets depends on their bytes. */
 int admin_token_check(struct store *s, const char *token, struct admin_token *out);
 
+/* The same, by the token's hash (a stream checks its token again). */
+int admin_token_check_hash(struct store *s, const char *hash, struct admin_token *out);
+
 /* Record that the token with this hash was used at now (the API does it at
  * most once a minute per token). */
 int admin_token_touch(struct store *s, const char *hash, double now, struct tikd_err *e);

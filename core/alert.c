@@ -15,6 +15,7 @@
 struct seen {
     char kind[24], subject[96];
     double at;           /* last raised */
+    double touched;      /* last raised or counted: the table forgets the oldest */
     double fails[FAILS]; /* times of recent failures (a ring) */
     int nfail;
 };
@@ -48,9 +49,9 @@ static struct seen *find(const char *kind, const char *subject)
         if (strcmp(A.seen[i].kind, kind) == 0 && strcmp(A.seen[i].subject, subject) == 0)
             return &A.seen[i];
     int slot = A.n < TRACK ? A.n++ : 0;
-    if (slot == 0 && A.n == TRACK) { /* full: the one raised longest ago goes */
+    if (slot == 0 && A.n == TRACK) { /* full: the one touched longest ago goes */
         for (int i = 1; i < TRACK; i++)
-            if (A.seen[i].at < A.seen[slot].at)
+            if (A.seen[i].touched < A.seen[slot].touched)
                 slot = i;
     }
     struct seen *s = &A.seen[slot];
@@ -65,6 +66,7 @@ static void raise_v(const char *kind, const char *subject, const char *fmt, va_l
 {
     struct seen *s = find(kind, subject);
     double now = clock_now();
+    s->touched = now;
     char lb[64];
     if (now - s->at < A.quiet) {
         metrics_inc("tikd_alerts_quieted_total", metrics_labels(lb, sizeof lb, "kind", kind, NULL),
@@ -92,6 +94,7 @@ void alert_failure(const char *subject, const char *fmt, ...)
 {
     struct seen *s = find("failures.count", subject);
     double now = clock_now();
+    s->touched = now;
     s->fails[s->nfail++ % FAILS] = now;
     int recent = 0;
     for (int i = 0; i < FAILS && i < s->nfail; i++)

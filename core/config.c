@@ -95,6 +95,9 @@ static const struct key keys[] = {
     {"admin.listen", K_LISTEN, O(admin_listen), 0, 0, NULL,
      "list of addresses the admin API and dashboard are served on, e.g. { \"127.0.0.1:8788\" } "
      "(default: none; never the public listen address; bearer tokens only)"},
+    {"admin.origins", K_URLS, O(admin_origins), 0, 0, NULL,
+     "origins a browser may change things from besides the listener's own, e.g. "
+     "{ \"https://tikd-admin.example.com\" } when a TLS proxy serves the dashboard"},
     {"server.max_connections", K_INT, O(server_max_connections), 1, 100000, NULL,
      "connections the HTTP server keeps open at once, all clients together"},
     {"server.max_per_ip", K_INT, O(server_max_per_ip), 1, 100000, NULL,

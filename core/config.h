@@ -37,8 +37,9 @@ struct tikd_config {
     int log_level;                 /* enum tlog_level */
     int log_format;                /* enum tlog_format */
     struct strlist listen;
-    char *admin_socket;          /* the admin API's unix socket (NULL: data_dir/admin.sock) */
-    struct strlist admin_listen; /* the admin API's TCP addresses (none by default) */
+    char *admin_socket;           /* the admin API's unix socket (NULL: data_dir/admin.sock) */
+    struct strlist admin_listen;  /* the admin API's TCP addresses (none by default) */
+    struct strlist admin_origins; /* browser origins that may change things (a TLS proxy's) */
     long long server_max_connections, server_max_per_ip; /* the HTTP server's */
     double server_request_timeout, server_idle_timeout;
     size_t map_initial, map_max;

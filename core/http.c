@@ -748,6 +748,12 @@ int http_request(struct http *h, const struct http_req *req, http_done_fn done, 
     x->method = strdup(req->method ? req->method : "GET");
     x->url = strdup(req->url);
     http_url_shown(req->url, x->shown, sizeof x->shown);
+    if (req->path_secret) { /* scheme://host/[redacted] */
+        const char *sch = strstr(x->shown, "://");
+        char *slash = sch ? strchr(sch + 3, '/') : NULL;
+        if (slash && (size_t)(slash - x->shown) + 12 < sizeof x->shown)
+            snprintf(slash, sizeof x->shown - (size_t)(slash - x->shown), "/[redacted]");
+    }
     x->easy = curl_easy_init();
     x->host = host_get(h, req->url);
     if (!x->method || !x->url || !x->easy || !x->host) {

@@ -87,6 +87,7 @@ struct http_req {
      * the connection, at most every 0.25 s and once at the end (NULL: none) */
     void (*progress)(void *ud, uint64_t sent, uint64_t total);
     void *progress_ud;
+    bool path_secret; /* the URL's path is a secret (a chat webhook's): logs show its host only */
 };
 
 struct http_resp {

@@ -62,6 +62,7 @@ struct intake_handoff {
     uint64_t failures; /* store_write_failures() when it began */
     char hash[65];
     char *path;
+    struct ledger_fp fp; /* the file as it was handed over */
     struct intake_handoff *prev, *next;
 };
 
@@ -222,12 +223,22 @@ static void forget(struct intake *in, struct cand *c)
     free(c);
 }
 
-/* Is a hand-off of the file at path in flight? (A few at a time: a rule's
- * calls end within their budgets.) */
-static bool handing(const struct intake *in, const char *path)
+/* Is a hand-off of this very file (path and fingerprint: a file written
+ * anew meanwhile is new) in flight? (A few at a time: a rule's calls end
+ * within their budgets.) */
+static bool handing(const struct intake *in, const char *path, const struct ledger_fp *fp)
 {
     for (const struct intake_handoff *h = in->handoffs; h; h = h->next)
-        if (strcmp(h->path, path) == 0)
+        if (strcmp(h->path, path) == 0 && ledger_fp_eq(&h->fp, fp))
+            return true;
+    return false;
+}
+
+/* Is content hash being handed over (from another path) right now? */
+static bool handing_hash(const struct intake *in, const char *hash)
+{
+    for (const struct intake_handoff *h = in->handoffs; h; h = h->next)
+        if (strcmp(h->hash, hash) == 0)
             return true;
     return false;
 }
@@ -284,7 +295,7 @@ static enum seen consider(struct intake *in, int folder, const char *path)
         }
         return SEEN_PENDING;
     }
-    if (ledger_taken(in->store, path, &fp) || handing(in, path))
+    if (ledger_taken(in->store, path, &fp) || handing(in, path, &fp))
         return SEEN_KNOWN;
     c = calloc(1, sizeof *c);
     char *copy = strdup(path);
@@ -326,7 +337,7 @@ static void on_timer(struct ev_loop *loop, ev_timer *t, int revents)
             settle_again(in, c, &fp); /* still growing */
             continue;
         }
-        if (ledger_taken(in->store, c->path, &fp) || handing(in, c->path)) {
+        if (ledger_taken(in->store, c->path, &fp) || handing(in, c->path, &fp)) {
             forget(in, c);
             continue;
         }
@@ -403,6 +414,13 @@ static void take(struct intake *in, struct cand *c, const char *hash, const stru
         TLOG(TLOG_ERROR, "intake.store", LSTR("path", it->path), LSTR("reason", e.msg));
         arm_retry(in);
     }
+    if (rc == 0 && fresh && handing_hash(in, it->hash)) {
+        /* a copy of content whose offer is under way: that one offer is
+         * enough (if it ends incomplete, a scan finds this copy too) */
+        TLOG(TLOG_INFO, "intake.duplicate", LSTR("hash", it->hash), LSTR("path", it->path),
+             LSTR("first_path", "(being handed over)"));
+        fresh = false;
+    }
     if (rc != 0 || !fresh) {
         free(h->path);
         free(h);
@@ -410,6 +428,7 @@ static void take(struct intake *in, struct cand *c, const char *hash, const stru
     }
     h->in = in;
     h->store = in->store;
+    h->fp = fp;
     h->failures = store_write_failures(in->store);
     memcpy(h->hash, it->hash, sizeof h->hash);
     h->next = in->handoffs;

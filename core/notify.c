@@ -39,7 +39,8 @@ struct notify {
     struct http *h;
     struct strlist urls;
     char *secret;
-    double backoff; /* the first retry's delay */
+    double backoff;    /* the first retry's delay */
+    double hold_until; /* the queue could not be written: nothing sent before then */
     ev_timer wake;
     struct sending *flight[IN_FLIGHT];
 };
@@ -94,7 +95,9 @@ static int enq_txn(struct store_txn *t, void *ctx)
         return rc;
     double now = clock_now();
     for (size_t i = 0; i < q->n->urls.n; i++) {
-        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:f, s:i, s:f}", "url", q->n->urls.v[i], "kind",
+        char uh[CODEC_SHA256_HEX]; /* the URL's hash: its path may be a secret (chat webhooks) */
+        codec_sha256_hex(q->n->urls.v[i], strlen(q->n->urls.v[i]), uh);
+        json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:f, s:i, s:f}", "url_sha256", uh, "kind",
                               q->kind, "subject", q->subject, "detail", q->detail, "at", now,
                               "attempts", 0, "next_at", now);
         char *s = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
@@ -182,8 +185,8 @@ static int due_one(struct store_val k, struct store_val v, void *ctx)
     json_t *o = json_loadb(v.p, v.n, 0, NULL);
     double at = json_number_value(json_object_get(o, "next_at"));
     if (at > d->now || d->ndue >= free_slots(d->n)) {
-        if (at < d->next)
-            d->next = at > d->now ? at : d->now + 0.2;
+        if (at > d->now && at < d->next) /* (due but no free slot: an answer pumps again) */
+            d->next = at;
         json_decref(o);
         return 0;
     }
@@ -237,6 +240,7 @@ static int answered_txn(struct store_txn *t, void *ctx)
 }
 
 static void pump(struct notify *n);
+static void drop(struct notify *n, uint64_t id);
 
 static void sent(void *ud, const struct http_resp *r)
 {
@@ -252,7 +256,11 @@ static void sent(void *ud, const struct http_resp *r)
     snprintf(a.why, sizeof a.why, "%.199s", r->status ? "" : r->out.message);
     free(sd);
     struct tikd_err e = {0};
-    store_write(n->s, answered_txn, &a, &e);
+    if (store_write(n->s, answered_txn, &a, &e) != 0) {
+        /* the queue cannot be written (a full disk, say): not sent again at once */
+        TLOG(TLOG_ERROR, "notify.store", LINT("id", (long long)a.id), LSTR("reason", e.msg));
+        n->hold_until = clock_now() + n->backoff;
+    }
     const char *outcome = a.ok ? "delivered" : a.gave_up ? "gave_up" : "retried";
     char lb[48];
     metrics_inc("tikd_notifications_total", metrics_labels(lb, sizeof lb, "outcome", outcome, NULL),
@@ -283,11 +291,23 @@ static void send_one(struct notify *n, uint64_t id, json_t *rec)
                   "detail", json_object_get(rec, "detail"), "at", at);
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
-    const char *url = json_string_value(json_object_get(rec, "url"));
+    const char *uh = json_string_value(json_object_get(rec, "url_sha256"));
+    const char *url = NULL;
+    for (size_t i = 0; uh && i < n->urls.n && !url; i++) {
+        char h[CODEC_SHA256_HEX];
+        codec_sha256_hex(n->urls.v[i], strlen(n->urls.v[i]), h);
+        if (strcmp(h, uh) == 0)
+            url = n->urls.v[i];
+    }
     struct sending *sd = calloc(1, sizeof *sd);
     if (!text || !url || !sd) {
         free(text);
         free(sd);
+        if (!url) { /* its URL left notify.webhooks: nobody to tell */
+            TLOG(TLOG_WARN, "notify.dropped", LINT("id", (long long)id),
+                 LSTR("reason", "its URL is no longer in notify.webhooks"));
+            drop(n, id);
+        }
         return;
     }
     char idh[24], sig[128], signed_msg[64];
@@ -323,7 +343,8 @@ static void send_one(struct notify *n, uint64_t id, json_t *rec)
                            .timeout = SEND_TIMEOUT,
                            .retry = HTTP_RETRY_ALL,
                            .max_attempts = 1, /* the queue's own backoff retries */
-                           .metric = "notify"};
+                           .metric = "notify",
+                           .path_secret = true};
     sd->n = n;
     sd->id = id;
     int slot = -1;
@@ -331,18 +352,38 @@ static void send_one(struct notify *n, uint64_t id, json_t *rec)
         if (!n->flight[i])
             slot = i;
     struct tikd_err e = {0};
-    if (slot < 0 || http_request(n->h, &req, sent, sd, &sd->x, &e) != 0) {
-        if (slot >= 0)
-            TLOG(TLOG_WARN, "notify.not_sent", LINT("id", (long long)id), LSTR("reason", e.msg));
+    if (slot < 0) {
         free(sd);
+    } else if (http_request(n->h, &req, sent, sd, &sd->x, &e) != 0) {
+        TLOG(TLOG_WARN, "notify.not_sent", LINT("id", (long long)id), LSTR("reason", e.msg));
+        free(sd);
+        struct answered a = {.backoff = n->backoff, .id = id};
+        store_write(n->s, answered_txn, &a, NULL); /* an attempt: backed off, counted */
     } else {
         n->flight[slot] = sd;
     }
     free(text);
 }
 
+static int drop_txn(struct store_txn *t, void *ctx)
+{
+    unsigned char k[8];
+    key_of(k, *(uint64_t *)ctx);
+    return store_del(t, STORE_DB_NOTIFY, k, 8);
+}
+
+static void drop(struct notify *n, uint64_t id)
+{
+    store_write(n->s, drop_txn, &id, NULL);
+    metrics_inc("tikd_notifications_total", "outcome=\"dropped\"", 1);
+}
+
 static void pump(struct notify *n)
 {
+    if (clock_now() < n->hold_until) {
+        arm(n, n->hold_until - clock_now());
+        return;
+    }
     struct due_ctx d = {.n = n, .now = clock_now(), .next = 1e300};
     if (store_read(n->s, due_txn, &d, NULL) != 0) {
         arm(n, 5);

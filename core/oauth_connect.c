@@ -29,6 +29,7 @@ struct begin_ctx {
     struct oauth *o;
     const char *name, *scopes;
     bool reauth;
+    const char *actor;
     unsigned char hash[32];
     const char *verifier;
     struct tikd_err *e;
@@ -74,11 +75,17 @@ static int begin_txn(struct store_txn *t, void *ctx)
     char detail[300];
     snprintf(detail, sizeof detail, "account=%s scopes=%s pkce=%s reauth=%s", a.name, b->scopes,
              b->verifier ? "yes" : "no", b->reauth ? "yes" : "no");
-    return rc ? rc : audit_append(t, "operator", "oauth.begin", detail);
+    return rc ? rc : audit_append(t, b->actor, "oauth.begin", detail);
 }
 
 int oauth_begin(struct oauth *o, const char *name, const char *scopes, bool reauth, char **url,
                 struct tikd_err *e)
+{
+    return oauth_begin_as(o, name, scopes, reauth, "operator", url, e);
+}
+
+int oauth_begin_as(struct oauth *o, const char *name, const char *scopes, bool reauth,
+                   const char *actor, char **url, struct tikd_err *e)
 {
     *url = NULL;
     if (!account_name_valid(name))
@@ -102,7 +109,7 @@ int oauth_begin(struct oauth *o, const char *name, const char *scopes, bool reau
     if (RAND_bytes(raw, sizeof raw) != 1)
         return tikd_fail(e, TIKD_EIO, "oauth: no randomness");
     codec_b64url(raw, sizeof raw, state);
-    struct begin_ctx b = {o, name, scopes, reauth, {0}, NULL, e};
+    struct begin_ctx b = {o, name, scopes, reauth, actor, {0}, NULL, e};
     codec_sha256(state, strlen(state), b.hash);
     if (o->c.pkce) {
         /* 64 characters of [A-Za-z0-9-_] (spec §1.3: 43-128 unreserved) */

@@ -101,12 +101,13 @@ static int commit(struct pipeline *p, struct put_ctx *pc)
 {
     struct tikd_err e = {0};
     int rc = store_write(p->s, put_txn, pc, &e);
-    if (rc == 0)
+    if (rc == 0) {
         store_took(p);
-    if (rc == 0 && p->change)
-        p->change(p->change_ud, pc->j);
-    else if (rc != TIKD_EEXIST && rc != TIKD_EFULL)
+        if (p->change)
+            p->change(p->change_ud, pc->j);
+    } else if (rc != TIKD_EEXIST && rc != TIKD_EFULL) {
         store_refused(p, pc->j->id, rc, e.msg);
+    }
     return rc;
 }
 

@@ -257,7 +257,7 @@ def test_token_commands_refuse_bad_input(s):
     for args, why in [
         (["create", "x"], "expected: admin token create NAME --role"),
         (["create", "x", "--role", "root"], "'root' is not a role"),
-        (["create", "-x", "--role", "viewer"], "unexpected argument"),
+        (["create", "-x", "--role", "viewer"], "unknown option '-x'"),
         (["revoke"], "expected: admin token revoke NAME"),
         (["list", "--yaml"], "admin token list takes only --json"),
     ]:
@@ -618,3 +618,40 @@ def test_posting_through_the_api_is_the_planner_of_tikd_post(s, api, tmp_path):
         time.sleep(0.3)
     assert job_state(s, jid) == "published"
     assert re.search(r"token:t-operator\s+job\.planned\s+job=%d" % jid, audit_events(s))
+
+
+def test_the_socket_refuses_browsers_and_a_revoked_token_loses_its_stream(s, api, tmp_path):
+    tcp, unix, toks, d = api
+    # a browser reaching the socket (a forwarded socket and DNS rebinding): no token, no entry
+    for headers in ({"Origin": "http://evil.example"}, {"Sec-Fetch-Site": "same-origin"},
+                    {"Host": "evil.example:8788"}, {"Referer": "http://evil.example/"}):
+        st, doc = unix.call("POST", "/api/v1/tokens", body={"name": "x", "role": "admin"},
+                            headers=headers)
+        assert st == 403 and doc["error"]["code"] == "forbidden", (headers, st, doc)
+    assert "x" not in s.tikd("admin", "token", "list").stdout.split()
+    # a refused request writes nothing, not even a token's last use
+    fresh = token(s, "fresh", "viewer")
+    st, _ = tcp.call("POST", "/api/v1/jobs/1/cancel", fresh)
+    assert st == 403
+    rows = {t["name"]: t for t in json.loads(s.tikd("admin", "token", "list", "--json").stdout)}
+    assert rows["fresh"]["last_used"] is None
+    # a stream ends when its token is revoked
+    st = Stream(tcp.port, "/api/v1/events", fresh)
+    assert st.resp.status == 200
+    r = s.tikd("admin", "token", "revoke", "fresh")
+    assert r.returncode == 0
+    end = time.monotonic() + 10
+    got = []
+    while time.monotonic() < end:
+        ev = st.q.get(timeout=10)
+        if ev is None:
+            break
+        got.append(ev)
+    assert any(e.get("event") == "revoked" for e in got), got
+    assert ev is None  # the stream ended
+    # too many streams for one token: refused, with why
+    many = [Stream(tcp.port, "/api/v1/events", toks["viewer"]) for _ in range(8)]
+    st9, doc = tcp.call("GET", "/api/v1/events", toks["viewer"])
+    assert st9 == 503 and doc["error"]["code"] == "too_many_streams", doc
+    for m in many:
+        m.close()
