@@ -48,6 +48,13 @@ static struct gen *live(const struct rules *r)
     return r->ngens && !r->stopping ? r->gens[0] : NULL;
 }
 
+const char *rules_account_tz(const struct rules *r, const char *name)
+{
+    struct gen *g = r ? live(r) : NULL;
+    const struct acct_decl *a = g ? decls_account(decls_of_gen(g), name) : NULL;
+    return a && a->tz[0] ? a->tz : NULL;
+}
+
 /* ---- the record of reloads ------------------------------------------------------ */
 
 struct audit_ctx {

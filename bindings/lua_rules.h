@@ -44,6 +44,10 @@ void rules_cancel_all(struct rules *r, const char *why);
 size_t rules_live_calls(const struct rules *r);
 /* Close retired generations whose last call ended (cheap; call it often). */
 void rules_reap(struct rules *r);
+/* The time zone the live rules declare for account name (tikd.account's
+ * tz), or NULL. */
+const char *rules_account_tz(const struct rules *r, const char *name);
+
 /* The live generation's id (0: none). */
 unsigned rules_live_gen(const struct rules *r);
 void rules_free(struct rules *r);

@@ -8,6 +8,7 @@
  * with their audit record, through the same functions the CLI uses
  * (core/post post_change, core/admin). */
 #include "api.h"
+#include "child.h"
 #include "embedded.h"
 #include "views.h"
 
@@ -75,7 +76,10 @@ struct sub {
 
 struct planning; /* a POST /api/v1/posts waiting for its video's hash or probe */
 
+struct plan_run; /* a GET /api/v1/plan: `tikd plan` running as a child */
+
 struct api {
+    struct plan_run *plan_runs;
     uint64_t first_id;   /* ids of this run start after it (its start, in microseconds): an id
                           * from an earlier run is never taken for one of this run's */
     uint64_t quiet_from; /* events after this id were not kept (nobody listened) */
@@ -245,9 +249,26 @@ static void get_status(struct call *c)
     answer(c->r, 200, st);
 }
 
-static int list_account(const struct account *a, void *ctx)
+/* The zone the live rules declare for it (tikd.account's tz; "UTC" when
+ * none): the dashboard's calendar shows the account's days in it. */
+static void add_tz(struct api *a, json_t *o)
 {
-    return json_array_append_new(ctx, view_account(a));
+    const char *name = json_string_value(json_object_get(o, "name"));
+    const char *tz = name && a->d.account_tz ? a->d.account_tz(a->d.ud, name) : NULL;
+    json_object_set_new(o, "tz", json_string(tz ? tz : "UTC"));
+}
+
+struct list_accounts {
+    struct api *a;
+    json_t *arr;
+};
+
+static int list_account(const struct account *acct, void *ctx)
+{
+    struct list_accounts *x = ctx;
+    json_t *o = view_account(acct);
+    add_tz(x->a, o);
+    return json_array_append_new(x->arr, o);
 }
 
 static int accounts_txn(struct store_txn *t, void *ctx)
@@ -258,8 +279,9 @@ static int accounts_txn(struct store_txn *t, void *ctx)
 static void get_accounts(struct call *c)
 {
     json_t *arr = json_array();
+    struct list_accounts x = {c->a, arr};
     struct tikd_err e = {0};
-    int rc = store_read(c->a->d.store, accounts_txn, arr, &e);
+    int rc = store_read(c->a->d.store, accounts_txn, &x, &e);
     if (rc != 0) {
         json_decref(arr);
         store_failed(c, rc, &e);
@@ -288,8 +310,10 @@ static void get_account(struct call *c)
         fail(c->r, 404, "not_found", "no account %.80s", c->arg[0]);
     else if (rc != 0)
         store_failed(c, rc, &e);
-    else
+    else {
+        add_tz(c->a, x.out);
         answer(c->r, 200, x.out);
+    }
 }
 
 static int exists_txn(struct store_txn *t, void *ctx)
@@ -1248,6 +1272,80 @@ static void post_post(struct call *c)
     }
 }
 
+/* ---- the dry run ---------------------------------------------------------------------- */
+
+struct plan_run {
+    struct api *a;
+    struct srv_req *r;
+    struct child_run *run;
+    int days;
+    struct plan_run *prev, *next;
+};
+
+static void plan_run_free(struct plan_run *p)
+{
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        p->a->plan_runs = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    free(p);
+}
+
+static void plan_ran(void *ud, int status, const char *out, size_t len)
+{
+    (void)len;
+    struct plan_run *p = ud;
+    p->run = NULL;
+    json_t *posts = json_loads(out, 0, NULL);
+    if (json_is_array(posts))
+        answer(p->r, 200, json_pack("{s:i, s:o}", "days", p->days, "posts", posts));
+    else {
+        json_decref(posts);
+        fail(p->r, 500, "internal",
+             "the dry run gave no answer (status %d): see the daemon's log (tikd plan)", status);
+    }
+    plan_run_free(p);
+}
+
+/* What the live rules would post in the next days, on a virtual clock
+ * (`tikd plan --json` in a child: nothing is posted, the loop never waits). */
+static void get_plan(struct call *c)
+{
+    long long days = query_count(c, "days", 7, 1000);
+    if (days < 1 || days > 31) {
+        fail(c->r, 400, "bad_request", "days is 1 to 31");
+        return;
+    }
+    int running = 0;
+    for (struct plan_run *o = c->a->plan_runs; o; o = o->next)
+        running++;
+    if (running >= 2) {
+        fail(c->r, 503, "busy", "two dry runs are under way: try again in a moment");
+        return;
+    }
+    struct plan_run *p = calloc(1, sizeof *p);
+    if (!p) {
+        fail(c->r, 500, "internal", "out of memory");
+        return;
+    }
+    char d[16];
+    snprintf(d, sizeof d, "%lld", days);
+    const char *args[] = {"plan", "--days", d, "--json", NULL};
+    p->a = c->a;
+    p->r = c->r;
+    p->days = (int)days;
+    p->next = c->a->plan_runs;
+    if (c->a->plan_runs)
+        c->a->plan_runs->prev = p;
+    c->a->plan_runs = p;
+    if (!(p->run = child_run_start(c->a->loop, c->a->d.cli, args, 120, plan_ran, p))) {
+        fail(c->r, 500, "internal", "the dry run could not start");
+        plan_run_free(p);
+    }
+}
+
 static void get_index(struct call *c);
 
 /* ---- the table --------------------------------------------------------------------------- */
@@ -1262,6 +1360,8 @@ static const struct resource {
     {"GET", "/api/v1/health", ROLE_VIEWER, get_health, "healthy: the store takes writes"},
     {"GET", "/api/v1/status", ROLE_VIEWER, get_status, "the daemon, its rules and job counts"},
     {"GET", "/api/v1/rules", ROLE_VIEWER, get_rules, "live generation, files, last reload"},
+    {"GET", "/api/v1/plan", ROLE_VIEWER, get_plan,
+     "what the rules would post in the next ?days= (a dry run, as tikd plan)"},
     {"GET", "/api/v1/accounts", ROLE_VIEWER, get_accounts, "every account"},
     {"GET", "/api/v1/accounts/{name}", ROLE_VIEWER, get_account, "one account, its open jobs"},
     {"POST", "/api/v1/accounts/{name}/connect", ROLE_OPERATOR, post_connect,
@@ -1562,6 +1662,10 @@ void api_free(struct api *a)
 {
     if (!a)
         return;
+    while (a->plan_runs) {
+        child_run_cancel(a->plan_runs->run);
+        plan_run_free(a->plan_runs);
+    }
     while (a->plans) { /* their requests get the server's 503 below */
         post_plan_cancel(a->plans->async);
         planning_free(a->plans);

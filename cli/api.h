@@ -28,11 +28,14 @@ struct oauth;
 struct tikd_config;
 struct api;
 
+struct cli;
 struct api_deps {
+    const struct cli *cli; /* for the child runs (GET /api/v1/plan runs `tikd plan`) */
     struct store *store;
     struct oauth *oauth;           /* for calling back a cancelled pull at TikTok */
     const struct tikd_config *cfg; /* limits, api_url, admin listeners */
     unsigned (*live_gen)(void *ud);
+    const char *(*account_tz)(void *ud, const char *account); /* the rules' tz, or NULL */
     const char *(*trouble)(void *ud); /* why the store refuses writes, or NULL */
     void (*kick)(void *ud);           /* jobs changed: the pipeline looks again */
     void *ud;

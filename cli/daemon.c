@@ -196,6 +196,12 @@ static unsigned api_live_gen(void *ud)
     return d->rules ? rules_live_gen(d->rules) : 0;
 }
 
+static const char *api_account_tz(void *ud, const char *account)
+{
+    struct daemon *d = ud;
+    return rules_account_tz(d->rules, account);
+}
+
 static const char *api_trouble(void *ud)
 {
     struct daemon *d = ud;
@@ -220,10 +226,12 @@ static int start_alerts(struct daemon *d)
 /* The admin API on its own listeners (cli/api.c). */
 static int start_api(struct daemon *d)
 {
-    struct api_deps deps = {.store = d->en.store,
+    struct api_deps deps = {.cli = d->cli,
+                            .store = d->en.store,
                             .oauth = d->en.oauth,
                             .cfg = &d->cli->cfg,
                             .live_gen = api_live_gen,
+                            .account_tz = api_account_tz,
                             .trouble = api_trouble,
                             .kick = kick,
                             .ud = d};

@@ -132,24 +132,40 @@ pages.queue = async (arg) => {
     await jobsTable(all ? "?all=1&limit=1000" : "?limit=1000", "Nothing waits."));
 };
 
+// "2026-12-04" and "09:30" of t (epoch ms) in zone tz
+function dayIn(t, tz) {
+  return new Intl.DateTimeFormat("en-CA", { timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit" })
+    .format(new Date(t));
+}
+function hourIn(t, tz) {
+  return new Intl.DateTimeFormat("en-GB", { timeZone: tz, hour: "2-digit", minute: "2-digit" }).format(new Date(t));
+}
+function weekdayIn(t, tz) {
+  return new Intl.DateTimeFormat("en-GB", { timeZone: tz, weekday: "short", day: "numeric", month: "short" })
+    .format(new Date(t));
+}
+
 pages.calendar = async () => {
-  const { jobs } = await api("GET", "/api/v1/jobs?limit=1000");
-  const start = new Date();
-  start.setUTCHours(0, 0, 0, 0);
-  const days = [...Array(7)].map((_, i) => new Date(start.getTime() + i * 86400000));
-  const accounts = [...new Set(jobs.map((j) => j.account))].sort();
+  const [{ jobs }, { accounts }] = await Promise.all([
+    api("GET", "/api/v1/jobs?limit=1000"), api("GET", "/api/v1/accounts")]);
+  const zone = Object.fromEntries(accounts.map((a) => [a.name, a.tz || "UTC"]));
+  const names = [...new Set(jobs.map((j) => j.account))].sort();
   const out = h("div", {}, h("h1", {}, "Calendar"),
-    h("p", { class: "muted" }, "The next seven days, in UTC; booked slots per account."));
-  for (const acct of accounts) {
-    out.append(h("h2", {}, acct), h("div", { class: "week" }, days.map((d) => {
-      const key = d.toISOString().slice(0, 10);
-      const mine = jobs.filter((j) => j.account === acct && j.due_at && j.due_at.startsWith(key));
-      return h("div", { class: "day" }, h("h3", {}, d.toUTCString().slice(0, 11)),
-        mine.map((j) => h("div", { class: "slot", onclick: () => { location.hash = "#/jobs/" + j.id; } },
-          `${j.due_at.slice(11, 16)} #${j.id} ${j.state}`)));
-    })));
+    h("p", { class: "muted" }, "The next seven days of booked posts, each account in its own time zone."));
+  const now = Date.now();
+  for (const acct of names) {
+    const tz = zone[acct] || "UTC";
+    const days = [...Array(7)].map((_, i) => now + i * 86400000);
+    out.append(h("h2", {}, `${acct} `, h("span", { class: "muted", "data-tz": tz }, tz)),
+      h("div", { class: "week" }, days.map((d) => {
+        const key = dayIn(d, tz);
+        const mine = jobs.filter((j) => j.account === acct && j.due_at && dayIn(Date.parse(j.due_at), tz) === key);
+        return h("div", { class: "day" }, h("h3", {}, weekdayIn(d, tz)),
+          mine.map((j) => h("div", { class: "slot", "data-job": j.id, onclick: () => { location.hash = "#/jobs/" + j.id; } },
+            `${hourIn(Date.parse(j.due_at), tz)} #${j.id} ${j.state}`)));
+      })));
   }
-  if (!accounts.length) out.append(h("p", { class: "muted" }, "Nothing booked."));
+  if (!names.length) out.append(h("p", { class: "muted" }, "Nothing booked."));
   return out;
 };
 
@@ -230,10 +246,25 @@ pages.jobs = async (id) => {
 pages.rules = async () => {
   const r = await api("GET", "/api/v1/rules");
   const last = r.last_reload;
+  const days = h("input", { id: "plan-days", type: "number", min: 1, max: 31, value: 7, size: 3 });
+  const preview = h("div", { id: "plan" });
+  const plan = async () => {
+    preview.replaceChildren(h("p", { class: "muted" }, "running a dry run of the live rules…"));
+    try {
+      const p = await api("GET", "/api/v1/plan?days=" + encodeURIComponent(days.value));
+      preview.replaceChildren(p.posts.length ? table(["When (account's zone)", "Account", "Kind", "Caption", "Privacy", "Chosen by"],
+        p.posts.map((x) => ({ cells: [x.local || x.due, x.account, x.kind, x.caption || "", x.privacy || "-", x.chosen_by || ""] })))
+        : h("p", { class: "muted" }, `The rules would post nothing in the next ${p.days} days.`));
+    } catch (e) { preview.replaceChildren(errorBox(e)); }
+  };
   const out = h("div", {}, h("h1", {}, "Rules"),
     h("dl", { class: "fields" },
       h("dt", {}, "live generation"), h("dd", { id: "live-gen" }, String(r.live_gen)),
-      h("dt", {}, "files"), h("dd", {}, r.files.join(", ") || "(none)")));
+      h("dt", {}, "files"), h("dd", {}, r.files.join(", ") || "(none)")),
+    h("h2", {}, "What they would post"),
+    h("div", { class: "toolbar" }, "the next", days, "days",
+      h("button", { type: "button", id: "plan-run", onclick: plan }, "Preview (a dry run)")),
+    preview);
   if (last) {
     out.append(h("h2", {}, "Last reload"), h("p", { id: "last-reload", class: last.ok ? "ok" : "error" },
       `generation ${last.gen} at ${when(new Date(last.at * 1000).toISOString().slice(0, 19) + "Z")}: ` +

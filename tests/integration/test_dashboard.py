@@ -14,7 +14,7 @@ import pytest
 
 from conftest import REPO
 from test_admin_api import held_job, token
-from test_publish import connect
+from test_publish import connect, video
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="python3-selenium is not installed "
                                 "(tools/deps.sh test installs it)")
@@ -119,6 +119,18 @@ def test_an_operator_works_from_the_browser(s, browser, tmp_path):
     assert pub.startswith("v_pub_file~"), pub
     shot(drv, "04-job-published")
 
+    # the calendar shows each account's days in the zone its rules declare
+    (s.root / "rules" / "zone.lua").write_text('tikd.account("alice", { tz = "Asia/Tokyo" })\n')
+    d.signal(signal.SIGHUP)
+    d.wait_for(r"event=rules\.loaded gen=2")
+    r = s.tikd("post", str(video(tmp_path / "later.mp4", mdat=90_000)), "--account", "alice",
+               "--privacy", "SELF_ONLY", "--at", "+1d")
+    assert r.returncode == 0, r.stderr
+    drv.get(base + "#/calendar")
+    until(drv, EC.presence_of_element_located((By.CSS_SELECTOR, "span[data-tz='Asia/Tokyo']")))
+    until(drv, EC.presence_of_element_located((By.CSS_SELECTOR, "div.slot[data-job]")))
+    shot(drv, "05-calendar-tokyo")
+
     for page in ("queue", "calendar", "limits", "audit"):
         drv.get(base + "#/" + page)
         until(drv, lambda b: b.find_element(By.ID, "page").get_attribute("data-page") == page)
@@ -128,6 +140,12 @@ def test_an_operator_works_from_the_browser(s, browser, tmp_path):
     # a reload that fails: the rules page shows it, with the file and line, live
     drv.get(base + "#/rules")
     wait.until(EC.presence_of_element_located((By.ID, "live-gen")))
+    # a dry run of the live rules, from the page
+    drv.find_element(By.ID, "plan-run").click()
+    until(drv, lambda b: "dry run" not in b.find_element(By.ID, "plan").text
+          and b.find_element(By.ID, "plan").text.strip() != "", timeout=60)
+    assert "error" not in drv.find_element(By.ID, "plan").get_attribute("innerHTML")
+    shot(drv, "06-rules-plan")
     (s.root / "rules" / "broken.lua").write_text("local x = \nfunction(\n")
     d.signal(signal.SIGHUP)
     d.wait_for(r"event=rules\.reload_failed")
@@ -135,8 +153,8 @@ def test_an_operator_works_from_the_browser(s, browser, tmp_path):
         (By.CSS_SELECTOR, "#reload-errors li")))
     assert "broken.lua:" in err.text, err.text
     assert "FAILED" in drv.find_element(By.ID, "last-reload").text
-    assert drv.find_element(By.ID, "live-gen").text == "1"
-    shot(drv, "06-rules-reload-failed")
+    assert drv.find_element(By.ID, "live-gen").text == "2"
+    shot(drv, "07-rules-reload-failed")
 
     # signing out forgets the token; the page cannot act any more
     drv.find_element(By.ID, "logout").click()
