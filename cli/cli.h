@@ -15,6 +15,7 @@ struct cli {
     const char *config_path; /* --config, $TIKD_CONFIG, or the default if it exists */
     struct tikd_config cfg;
     bool cfg_loaded;
+    bool terse; /* a command on a terminal (not `run`): the log says only warnings and errors */
 };
 
 struct cli_cmd {

@@ -227,7 +227,12 @@ int cli_config(struct cli *c)
         config_free(&c->cfg);
         return 1;
     }
-    tlog_setup(c->cfg.log_level, c->cfg.log_format, 2);
+    /* a command's own output says what happened; on a terminal the engine's
+     * info lines would only be noise between it (the daemon keeps them) */
+    int level = c->cfg.log_level;
+    if (c->terse && level < TLOG_WARN)
+        level = TLOG_WARN;
+    tlog_setup(level, c->cfg.log_format, 2);
     media_set_probe_program(c->cfg.media_probe, c->cfg.media_probe_timeout);
     c->cfg_loaded = true;
     /* Not installed yet (running from the build tree): the engine library
@@ -469,6 +474,7 @@ int main(int argc, char **argv)
         print_usage(stderr);
         return EXIT_USAGE;
     }
+    c.terse = cmd != &cmd_run && isatty(2);
     for (int j = i + 1; j < argc; j++) {
         if (strcmp(argv[j], "-h") == 0 || strcmp(argv[j], "--help") == 0) {
             char *hargv[] = {"help", argv[i], NULL};

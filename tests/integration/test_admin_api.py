@@ -565,6 +565,7 @@ def test_post_wait_on_a_terminal_follows_the_bytes(s, api, tmp_path):
     text = out.decode(errors="replace")
     assert re.search(r"\] 100% 6\.\d MB of 6\.\d MB", text), text
     assert re.search(r"job \d+: published", text), text
+    assert "level=info" not in text, text  # no engine log lines between the command's own
 
 
 def test_posting_through_the_api_is_the_planner_of_tikd_post(s, api, tmp_path):
