@@ -218,6 +218,20 @@ static void get_health(struct call *c)
                      (int)c->a->d.live_gen(c->a->d.ud)));
 }
 
+/* Ready to work: rules live and the store taking writes (a monitor or a
+ * load balancer asks; health says only whether the store takes writes). */
+static void get_ready(struct call *c)
+{
+    unsigned gen = c->a->d.live_gen(c->a->d.ud);
+    const char *trouble = c->a->d.trouble(c->a->d.ud);
+    bool ready = gen > 0 && !trouble;
+    answer(c->r, ready ? 200 : 503,
+           json_pack("{s:b, s:i, s:o}", "ready", ready, "live_gen", (int)gen, "why",
+                     ready     ? json_null()
+                     : trouble ? json_string(trouble)
+                               : json_string("no rule generation is live yet")));
+}
+
 static void get_rules(struct call *c)
 {
     json_t *st = daemon_status(c->a);
@@ -363,6 +377,7 @@ struct list_jobs {
     const char *account;
     int state; /* -1: any that is not final (all: any) */
     bool all;
+    double due_after, due_before; /* 0: no bound */
     uint64_t after;
     long long limit;
     json_t *jobs;
@@ -376,6 +391,9 @@ static int list_job(const struct job *j, void *ctx)
     if (j->id <= q->after || (q->account && strcmp(q->account, j->account) != 0))
         return 0;
     if (q->state >= 0 ? (int)j->state != q->state : !q->all && job_state_final(j->state))
+        return 0;
+    if ((q->due_after && !(j->due_at >= q->due_after)) ||
+        (q->due_before && !(j->due_at < q->due_before)))
         return 0;
     if ((long long)json_array_size(q->jobs) == q->limit) {
         q->more = true;
@@ -412,6 +430,21 @@ static void get_jobs(struct call *c)
     }
     q.all = al != NULL;
     q.after = (uint64_t)after;
+    static const char *const bounds[] = {"due_after", "due_before"};
+    double *dst[] = {&q.due_after, &q.due_before};
+    for (int i = 0; i < 2; i++) {
+        char tb[40];
+        const char *tv = query(c, bounds[i], tb, sizeof tb);
+        if (!tv)
+            continue;
+        struct tm tm = {0};
+        const char *end = strptime(tv, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        if (!end || *end) {
+            fail(c->r, 400, "bad_request", "%s is a time as 2026-12-01T10:00:00Z", bounds[i]);
+            return;
+        }
+        *dst[i] = (double)timegm(&tm);
+    }
     q.jobs = json_array();
     struct tikd_err e = {0};
     int rc = store_read(c->a->d.store, jobs_txn, &q, &e);
@@ -1358,6 +1391,7 @@ static const struct resource {
 } resources[] = {
     {"GET", "/api/v1", ROLE_VIEWER, get_index, "this list"},
     {"GET", "/api/v1/health", ROLE_VIEWER, get_health, "healthy: the store takes writes"},
+    {"GET", "/api/v1/ready", ROLE_VIEWER, get_ready, "ready: rules live, the store takes writes"},
     {"GET", "/api/v1/status", ROLE_VIEWER, get_status, "the daemon, its rules and job counts"},
     {"GET", "/api/v1/rules", ROLE_VIEWER, get_rules, "live generation, files, last reload"},
     {"GET", "/api/v1/plan", ROLE_VIEWER, get_plan,
@@ -1367,7 +1401,7 @@ static const struct resource {
     {"POST", "/api/v1/accounts/{name}/connect", ROLE_OPERATOR, post_connect,
      "the authorize URL that connects or reconnects an account"},
     {"GET", "/api/v1/jobs", ROLE_VIEWER, get_jobs,
-     "jobs: ?account= &state= &all=1 &after= &limit="},
+     "jobs: ?account= &state= &all=1 &due_after= &due_before= &after= &limit="},
     {"GET", "/api/v1/jobs/{id}", ROLE_VIEWER, get_job, "one job with its history"},
     {"POST", "/api/v1/jobs/{id}/approve", ROLE_OPERATOR, post_approve, "approve a held job"},
     {"POST", "/api/v1/jobs/{id}/reject", ROLE_OPERATOR, post_reject, "reject a held job"},

@@ -89,6 +89,15 @@ json_t *view_job(const struct job *j, int detail)
         j->opt.brand_content, "brand_organic", j->opt.brand_organic, "is_aigc", j->opt.is_aigc);
     json_t *up = json_pack("{s:i, s:i, s:I}", "chunks_done", (int)j->chunks_done, "chunks",
                            (int)j->plan.count, "bytes", (json_int_t)j->plan.size);
+    /* the video as the media probe read it when planned (what an approver looks at) */
+    const struct media_info *m = &j->probe;
+    json_t *video =
+        j->kind == JOB_VIDEO && m->probed
+            ? json_pack("{s:s, s:s, s:i, s:i, s:f, s:f, s:I, s:s, s:I}", "container", m->container,
+                        "codec", m->codec, "width", m->display_width, "height", m->display_height,
+                        "fps", m->fps, "duration", m->duration, "bit_rate", (json_int_t)m->bit_rate,
+                        "audio_codec", m->audio_codec, "size", (json_int_t)m->size)
+            : json_null();
     json_object_update_new(
         o, json_pack("{s:o, s:o, s:s, s:o, s:o, s:o, s:o, s:o, s:i, s:o, s:o, s:o, s:o, s:o, "
                      "s:i, s:o}",
@@ -100,6 +109,7 @@ json_t *view_job(const struct job *j, int detail)
                      up ? up : json_null(), "post_ids", split(j->post_ids, ','), "fail_reason",
                      str_or_null(j->fail_reason), "log_id", str_or_null(j->log_id), "orphans",
                      j->orphans, "watch_until", view_time(j->watch_until)));
+    json_object_set_new(o, "video", video ? video : json_null());
     return o;
 }
 

@@ -197,6 +197,11 @@ pages.approvals = async (arg, again) => {
         h("dt", {}, "privacy"), h("dd", {}, j.privacy || "(the creator picks: draft)"),
         h("dt", {}, "chosen by"), h("dd", {}, j.chosen_by),
         h("dt", {}, "media"), h("dd", {}, j.kind === "photo" ? j.images.join("\n") : j.media),
+        j.video && h("dt", {}, "video"),
+        j.video && h("dd", { "data-field": "video" }, `${j.video.codec} in ${j.video.container}, ` +
+          `${j.video.width}x${j.video.height}, ${j.video.fps.toFixed(0)} fps, ` +
+          `${j.video.duration.toFixed(1)} s, ${(j.video.size / 1e6).toFixed(1)} MB` +
+          (j.video.audio_codec ? `, audio ${j.video.audio_codec}` : ", no audio")),
         h("dt", {}, "planned for"), h("dd", {}, when(j.planned_at)),
         h("dt", {}, "approve by"), h("dd", {}, when(j.due_at)),
         h("dt", {}, "options"), h("dd", {}, Object.entries(j.options || {})

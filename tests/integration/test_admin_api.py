@@ -111,8 +111,17 @@ def test_roles_read_and_act_and_every_change_names_its_token(s, api, tmp_path):
         "refresh_expires_at", "")
     st, doc = tcp.call("GET", "/api/v1/jobs?state=awaiting_approval", toks["viewer"])
     assert st == 200 and [j["id"] for j in doc["jobs"]] == [jid], doc
+    st, doc = tcp.call("GET", "/api/v1/jobs?due_after=2000-01-01T00:00:00Z&due_before="
+                       "2000-01-02T00:00:00Z", toks["viewer"])
+    assert st == 200 and doc["jobs"] == []
+    st, doc = tcp.call("GET", "/api/v1/jobs?due_after=2000-01-01T00:00:00Z", toks["viewer"])
+    assert [j["id"] for j in doc["jobs"]] == [jid]
+    assert tcp.call("GET", "/api/v1/jobs?due_after=tomorrow", toks["viewer"])[0] == 400
+    st, doc = tcp.call("GET", "/api/v1/ready", toks["viewer"])
+    assert st == 200 and doc["ready"] is True
     st, doc = tcp.call("GET", "/api/v1/jobs/%d" % jid, toks["viewer"])
     assert st == 200 and doc["state"] == "awaiting_approval" and doc["privacy"] == "SELF_ONLY"
+    assert doc["video"]["container"] == "mp4" and doc["video"]["duration"] > 0, doc["video"]
     assert doc["chosen_by"] == "operator" and "upload_url" not in doc
     assert any(e["event"] == "job.planned" for e in doc["history"]), doc["history"]
 

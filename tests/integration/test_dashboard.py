@@ -99,6 +99,8 @@ def test_an_operator_works_from_the_browser(s, browser, tmp_path):
     card = wait.until(EC.presence_of_element_located(
         (By.CSS_SELECTOR, "div.card[data-job='%d']" % jid)))
     assert "SELF_ONLY" in card.text and "operator" in card.text
+    meta = card.find_element(By.CSS_SELECTOR, "dd[data-field='video']").text  # the probe's reading
+    assert re.search(r"\w+ in mp4, \d+x\d+, \d+ fps, \d+\.\d s", meta), meta
     wait.until(EC.text_to_be_present_in_element((By.ID, "approval-count"), "1"))
     shot(drv, "03-approvals")
     card.find_element(By.TAG_NAME, "textarea").send_keys("checked in the browser")
