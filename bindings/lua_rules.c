@@ -55,6 +55,19 @@ const char *rules_account_tz(const struct rules *r, const char *name)
     return a && a->tz[0] ? a->tz : NULL;
 }
 
+int rules_foreach_schedule(const struct rules *r, int (*fn)(const struct schedule *s, void *ud),
+                           void *ud)
+{
+    struct gen *g = r ? live(r) : NULL;
+    const struct decls *d = g ? decls_of_gen(g) : NULL;
+    for (size_t i = 0; d && i < d->nscheds; i++) {
+        int rc = fn(&d->scheds[i], ud);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 /* ---- the record of reloads ------------------------------------------------------ */
 
 struct audit_ctx {

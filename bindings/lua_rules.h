@@ -48,6 +48,11 @@ void rules_reap(struct rules *r);
  * tz), or NULL. */
 const char *rules_account_tz(const struct rules *r, const char *name);
 
+/* Each schedule the live rules declare, until fn returns non-zero. */
+struct schedule;
+int rules_foreach_schedule(const struct rules *r, int (*fn)(const struct schedule *s, void *ud),
+                           void *ud);
+
 /* The live generation's id (0: none). */
 unsigned rules_live_gen(const struct rules *r);
 void rules_free(struct rules *r);

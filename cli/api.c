@@ -37,6 +37,7 @@
 #include "../core/oauth.h"
 #include "../core/post.h"
 #include "../core/ratelimit.h"
+#include "../core/slots.h"
 #include "../core/server.h"
 #include "../core/tiktok.h"
 
@@ -218,6 +219,34 @@ static void get_health(struct call *c)
                      (int)c->a->d.live_gen(c->a->d.ud)));
 }
 
+struct sched_list {
+    struct store_txn *t;
+    double now;
+    json_t *arr;
+    struct api *a;
+};
+
+static int sched_one(const struct schedule *s, void *ctx)
+{
+    struct sched_list *x = ctx;
+    double slot = 0, due = 0;
+    struct tikd_err e = {0};
+    bool free_slot = slots_next_free(x->t, s, x->now, &slot, &due, &e) == 0;
+    return json_array_append_new(
+        x->arr, json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:f, s:o, s:o}", "name", s->name,
+                          "account", s->account, "tz", s->tz[0] ? s->tz : "UTC", "slots", s->nslots,
+                          "blackouts", s->nblackout, "daily_max", s->daily_max, "spacing_s",
+                          s->spacing, "next_free", free_slot ? view_time(slot) : json_null(),
+                          "why_none", free_slot ? json_null() : json_string(e.msg)));
+}
+
+static int sched_txn(struct store_txn *t, void *ctx)
+{
+    struct sched_list *x = ctx;
+    x->t = t;
+    return x->a->d.schedules ? x->a->d.schedules(x->a->d.ud, sched_one, x) : 0;
+}
+
 /* Ready to work: rules live and the store taking writes (a monitor or a
  * load balancer asks; health says only whether the store takes writes). */
 static void get_ready(struct call *c)
@@ -230,6 +259,21 @@ static void get_ready(struct call *c)
                      ready     ? json_null()
                      : trouble ? json_string(trouble)
                                : json_string("no rule generation is live yet")));
+}
+
+/* The live rules' schedules, each with its next free slot (the booked
+ * ones are the queue's jobs: the calendar). */
+static void get_schedules(struct call *c)
+{
+    struct sched_list x = {.now = clock_now(), .arr = json_array(), .a = c->a};
+    struct tikd_err e = {0};
+    int rc = store_read(c->a->d.store, sched_txn, &x, &e);
+    if (rc != 0) {
+        json_decref(x.arr);
+        store_failed(c, rc, &e);
+        return;
+    }
+    answer(c->r, 200, json_pack("{s:o}", "schedules", x.arr));
 }
 
 static void get_rules(struct call *c)
@@ -1394,6 +1438,8 @@ static const struct resource {
     {"GET", "/api/v1/ready", ROLE_VIEWER, get_ready, "ready: rules live, the store takes writes"},
     {"GET", "/api/v1/status", ROLE_VIEWER, get_status, "the daemon, its rules and job counts"},
     {"GET", "/api/v1/rules", ROLE_VIEWER, get_rules, "live generation, files, last reload"},
+    {"GET", "/api/v1/schedules", ROLE_VIEWER, get_schedules,
+     "the live rules' schedules, each with its next free slot"},
     {"GET", "/api/v1/plan", ROLE_VIEWER, get_plan,
      "what the rules would post in the next ?days= (a dry run, as tikd plan)"},
     {"GET", "/api/v1/accounts", ROLE_VIEWER, get_accounts, "every account"},

@@ -29,6 +29,7 @@ struct tikd_config;
 struct api;
 
 struct cli;
+struct schedule;
 struct api_deps {
     const struct cli *cli; /* for the child runs (GET /api/v1/plan runs `tikd plan`) */
     struct store *store;
@@ -36,6 +37,8 @@ struct api_deps {
     const struct tikd_config *cfg; /* limits, api_url, admin listeners */
     unsigned (*live_gen)(void *ud);
     const char *(*account_tz)(void *ud, const char *account); /* the rules' tz, or NULL */
+    /* each schedule of the live rules (struct schedule, core/slots.h) */
+    int (*schedules)(void *ud, int (*fn)(const struct schedule *s, void *ctx), void *ctx);
     const char *(*trouble)(void *ud); /* why the store refuses writes, or NULL */
     void (*kick)(void *ud);           /* jobs changed: the pipeline looks again */
     void *ud;

@@ -202,6 +202,12 @@ static const char *api_account_tz(void *ud, const char *account)
     return rules_account_tz(d->rules, account);
 }
 
+static int api_schedules(void *ud, int (*fn)(const struct schedule *s, void *ctx), void *ctx)
+{
+    struct daemon *d = ud;
+    return rules_foreach_schedule(d->rules, fn, ctx);
+}
+
 static const char *api_trouble(void *ud)
 {
     struct daemon *d = ud;
@@ -232,6 +238,7 @@ static int start_api(struct daemon *d)
                             .cfg = &d->cli->cfg,
                             .live_gen = api_live_gen,
                             .account_tz = api_account_tz,
+                            .schedules = api_schedules,
                             .trouble = api_trouble,
                             .kick = kick,
                             .ud = d};

@@ -258,6 +258,10 @@ def test_the_socket_is_the_daemon_users_own(s, api, tmp_path):
     assert st == 200 and doc["accounts"]["alice"]["video_init"]["limited"] is True, doc
     st, doc = unix.call("GET", "/api/v1/rules")
     assert st == 200 and doc["live_gen"] >= 1 and isinstance(doc["files"], list)
+    st, doc = unix.call("GET", "/api/v1/schedules")  # the example rules declare some
+    names = {x["name"]: x for x in doc["schedules"]}
+    assert st == 200 and names["client-tokyo-slots"]["tz"] == "Asia/Tokyo", doc
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", names["client-tokyo-slots"]["next_free"])
     st, doc = unix.call("GET", "/api/v1/plan?days=2")  # tikd plan, run by the daemon as a child
     assert st == 200 and doc["days"] == 2 and isinstance(doc["posts"], list), doc
     assert unix.call("GET", "/api/v1/plan?days=0")[0] == 400
