@@ -106,6 +106,6 @@ void alert_failure(const char *subject, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
-    alert_raise("failures", subject, "%d failed jobs within %.0f s; the last: %s", recent, A.window,
+    alert_raise("failures", subject, "%d failures within %.0f s; the last: %s", recent, A.window,
                 detail);
 }

@@ -2,8 +2,9 @@
  * told to whoever the daemon put in place (the rules' on_alert, the
  * notification webhooks, the metrics).
  *
- * Kinds: "account.reauth" (subject: the account), "failures" (the account:
- * notify.failures failed jobs within notify.failure_window), "reload" (the
+ * Kinds: "account.reauth" (subject: the account), "failures" (the account, or
+ * "endpoint:NAME": notify.failures failed jobs, or requests to TikTok's
+ * endpoint that failed for good, within notify.failure_window), "reload" (the
  * generation that did not load), "breaker" (the host whose circuit
  * breaker opened), "daily_cap" (the account whose daily post cap is full),
  * "compliance" (the check that failed). The same kind and subject stays
@@ -22,8 +23,8 @@ void alert_set_sink(alert_sink_fn fn, void *ud, double quiet, int failures, doub
 void alert_raise(const char *kind, const char *subject, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* One failed job of subject (an account): a "failures" alert when the
- * threshold is reached within the window. */
+/* One failure of subject (an account's job, "endpoint:init"): a "failures"
+ * alert when the threshold is reached within the window. */
 void alert_failure(const char *subject, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Forget the quiet times and failure counts (tests). */

@@ -678,6 +678,15 @@ static void attempt_done(struct http_xfer *x, CURLcode cc)
         ev_timer_start(h->loop, &x->retry_timer);
         return;
     }
+    /* TikTok's side (its API, the uploads, the token endpoint) failing for
+     * good again and again: the operator hears of it (a refusal of one
+     * request is not the endpoint failing) */
+    if ((x->tiktok || strcmp(x->metric, "upload") == 0) &&
+        (a == POL_RETRY || (a == POL_FAIL && (r.status == 0 || r.status >= 500)))) {
+        char subj[48];
+        snprintf(subj, sizeof subj, "endpoint:%s", x->metric);
+        alert_failure(subj, "%s %s: %s", x->method, x->shown, r.status ? r.out.code : x->errbuf);
+    }
     r.elapsed = ev_now(h->loop) - x->started;
     http_done_fn done = x->done;
     void *ud = x->ud;

@@ -123,7 +123,7 @@ def test_repeated_failures_and_an_account_to_reconnect_are_alerts(s, rx, tmp_pat
         assert "failed" in r.stdout + r.stderr, r.stdout + r.stderr
     hit, = rx.wait(lambda b: b["kind"] == "failures")
     body = json.loads(hit["body"])
-    assert body["subject"] == "alice" and "2 failed jobs within" in body["detail"], body
+    assert body["subject"] == "alice" and "2 failures within" in body["detail"], body
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", body["at"]), body
     verify(hit)
 
@@ -156,4 +156,24 @@ def test_a_full_daily_cap_is_one_alert(s, rx, tmp_path):
     time.sleep(1)  # the third job waits too: quiet (notify.quiet), no second alert
     kinds = [json.loads(g["body"])["kind"] for g in rx.got if g["code"] == 200]
     assert kinds.count("daily_cap") == 1, kinds
+    assert d.stop() == 0
+
+
+def test_an_endpoint_that_keeps_failing_is_an_alert(s, rx, tmp_path):
+    # two attempts a request, so two requests fail for good before the circuit
+    # breaker (5 failed attempts in a row) holds the rest back
+    s.cfg.write_text(s.cfg.read_text() + "http = { max_attempts = 2 }\n")
+    s.fake.ctl.set_config(time_scale=0.01)
+    connect(s)
+    d = s.start()
+    s.fake.ctl.add_faults([{"kind": "status", "status": 503, "count": 4,
+                            "path_prefix": "/v2/post/publish/creator_info/query/"}])
+    for i in range(2):
+        r = s.tikd("post", str(video(tmp_path / ("e%d.mp4" % i), mdat=400_000 + i)), "--account",
+                   "alice", "--privacy", "SELF_ONLY")
+        assert r.returncode == 0, r.stderr
+    hit, = rx.wait(lambda b: b["kind"] == "failures" and b["subject"].startswith("endpoint:"))
+    body = json.loads(hit["body"])
+    assert body["subject"] == "endpoint:creator_info", body
+    assert "creator_info/query" in body["detail"] and "2 failures within" in body["detail"], body
     assert d.stop() == 0

@@ -40,7 +40,7 @@ static void quiet_and_thresholds(void **state)
     assert_int_equal(g.n, 4);
     assert_string_equal(g.kind, "failures");
     assert_string_equal(g.subject, "carol");
-    assert_non_null(strstr(g.detail, "3 failed jobs within 3600 s; the last: job 3"));
+    assert_non_null(strstr(g.detail, "3 failures within 3600 s; the last: job 3"));
     alert_failure("carol", "job %d", 4);
     assert_int_equal(g.n, 4); /* quiet */
     /* a quiet time of 0: every one */
