@@ -1251,7 +1251,7 @@ static bool read_post(struct call *c, struct planning *p, char *why, size_t wn)
             media = real; /* what was checked is what is posted: a symlink moved later is not */
         if (strlen(media) >= sizeof j->media)
             return snprintf(why, wn, "media: too long"), false;
-        snprintf(j->media, sizeof j->media, "%s", media);
+        snprintf(j->media, sizeof j->media, "%.1023s", media); /* (length checked above) */
     } else {
         j->kind = JOB_PHOTO;
         size_t i, have = 0;
