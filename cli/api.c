@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../core/account.h"
@@ -1375,13 +1376,16 @@ static void plan_ran(void *ud, int status, const char *out, size_t len)
     (void)len;
     struct plan_run *p = ud;
     p->run = NULL;
-    json_t *posts = json_loads(out, 0, NULL);
+    json_t *posts = status == 0 ? json_loads(out, 0, NULL) : NULL; /* (exited 0, whole) */
     if (json_is_array(posts))
         answer(p->r, 200, json_pack("{s:i, s:o}", "days", p->days, "posts", posts));
     else {
         json_decref(posts);
         fail(p->r, 500, "internal",
-             "the dry run gave no answer (status %d): see the daemon's log (tikd plan)", status);
+             "the dry run gave no answer (%s): see the daemon's log (tikd plan)",
+             status == -1        ? "killed at its time limit, or its answer too long"
+             : WIFEXITED(status) ? "it exited with an error"
+                                 : "it died");
     }
     plan_run_free(p);
 }

@@ -356,6 +356,9 @@ static void on_sweep(struct ev_loop *loop, ev_timer *w, int revents)
     size_t due = oauth_sweep(d->en.oauth);
     if (due)
         TLOG(TLOG_DEBUG, "oauth.sweep", LINT("due", due));
+    int dead = store_reader_check(d->en.store); /* a child run killed mid-read */
+    if (dead)
+        TLOG(TLOG_INFO, "store.readers_cleared", LINT("dead", dead));
 }
 
 static void on_grace(struct ev_loop *loop, ev_timer *w, int revents)

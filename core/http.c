@@ -681,11 +681,12 @@ static void attempt_done(struct http_xfer *x, CURLcode cc)
     /* TikTok's side (its API, the uploads, the token endpoint) failing for
      * good again and again: the operator hears of it (a refusal of one
      * request is not the endpoint failing) */
+    char subj[48] = "", what[700] = ""; /* told after the request's own end */
     if ((x->tiktok || strcmp(x->metric, "upload") == 0) &&
         (a == POL_RETRY || (a == POL_FAIL && (r.status == 0 || r.status >= 500)))) {
-        char subj[48];
         snprintf(subj, sizeof subj, "endpoint:%s", x->metric);
-        alert_failure(subj, "%s %s: %s", x->method, x->shown, r.status ? r.out.code : x->errbuf);
+        snprintf(what, sizeof what, "%.16s %.400s: %.250s", x->method, x->shown,
+                 r.status ? r.out.code : x->errbuf);
     }
     r.elapsed = ev_now(h->loop) - x->started;
     http_done_fn done = x->done;
@@ -694,6 +695,8 @@ static void attempt_done(struct http_xfer *x, CURLcode cc)
      * body it reads stays valid */
     done(ud, &r);
     xfer_free(x);
+    if (subj[0]) /* (the rules' on_alert may run: the transfer is gone by then) */
+        alert_failure(subj, "%s", what);
 }
 
 static void check_info(struct http *h)

@@ -450,6 +450,12 @@ size_t store_map_size(struct store *s)
     return s->map_size;
 }
 
+int store_reader_check(struct store *s)
+{
+    int dead = 0;
+    return mdb_reader_check(s->env, &dead) == 0 ? dead : 0;
+}
+
 int store_backup(struct store *s, const char *dest, struct tikd_err *e)
 {
     if (mkdir(dest, 0700) != 0 && errno != EEXIST)

@@ -118,6 +118,11 @@ struct store *store_txn_store(struct store_txn *t);
  * read transaction. */
 int store_backup(struct store *s, const char *dest, struct tikd_err *e);
 
+/* Clear the reader slots of processes that died inside a read transaction
+ * (a child run killed at its time limit): their old snapshot would keep
+ * freed pages from being reused. Returns how many were cleared. */
+int store_reader_check(struct store *s);
+
 /* Current map size in bytes (grows on MDB_MAP_FULL). */
 size_t store_map_size(struct store *s);
 

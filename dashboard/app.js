@@ -132,7 +132,16 @@ pages.queue = async (arg) => {
     await jobsTable(all ? "?all=1&limit=1000" : "?limit=1000", "Nothing waits."));
 };
 
-// "2026-12-04" and "09:30" of t (epoch ms) in zone tz
+// Dates and hours in an IANA zone (a zone the browser does not know: UTC).
+function zoneOk(tz) {
+  try {
+    new Intl.DateTimeFormat("en-CA", { timeZone: tz });
+    return tz;
+  } catch (e) {
+    return "UTC";
+  }
+}
+// "2026-12-04" of t (epoch ms) in zone tz
 function dayIn(t, tz) {
   return new Intl.DateTimeFormat("en-CA", { timeZone: tz, year: "numeric", month: "2-digit", day: "2-digit" })
     .format(new Date(t));
@@ -140,27 +149,35 @@ function dayIn(t, tz) {
 function hourIn(t, tz) {
   return new Intl.DateTimeFormat("en-GB", { timeZone: tz, hour: "2-digit", minute: "2-digit" }).format(new Date(t));
 }
-function weekdayIn(t, tz) {
-  return new Intl.DateTimeFormat("en-GB", { timeZone: tz, weekday: "short", day: "numeric", month: "short" })
-    .format(new Date(t));
+// The next n calendar days in tz, as "YYYY-MM-DD" and a label: counted by
+// date, never by 24-hour steps (a DST change would skip or repeat a day).
+function daysIn(tz, n) {
+  const [y, m, d] = dayIn(Date.now(), tz).split("-").map(Number);
+  return [...Array(n)].map((_, i) => {
+    const noon = new Date(Date.UTC(y, m - 1, d + i, 12));
+    return {
+      key: noon.toISOString().slice(0, 10),
+      label: new Intl.DateTimeFormat("en-GB", { timeZone: "UTC", weekday: "short", day: "numeric", month: "short" })
+        .format(noon),
+    };
+  });
 }
 
 pages.calendar = async () => {
+  const from = new Date(Date.now() - 86400000).toISOString().slice(0, 19) + "Z";
+  const to = new Date(Date.now() + 9 * 86400000).toISOString().slice(0, 19) + "Z";
   const [{ jobs }, { accounts }] = await Promise.all([
-    api("GET", "/api/v1/jobs?limit=1000"), api("GET", "/api/v1/accounts")]);
-  const zone = Object.fromEntries(accounts.map((a) => [a.name, a.tz || "UTC"]));
+    api("GET", `/api/v1/jobs?limit=1000&due_after=${from}&due_before=${to}`), api("GET", "/api/v1/accounts")]);
+  const zone = Object.fromEntries(accounts.map((a) => [a.name, zoneOk(a.tz || "UTC")]));
   const names = [...new Set(jobs.map((j) => j.account))].sort();
   const out = h("div", {}, h("h1", {}, "Calendar"),
     h("p", { class: "muted" }, "The next seven days of booked posts, each account in its own time zone."));
-  const now = Date.now();
   for (const acct of names) {
     const tz = zone[acct] || "UTC";
-    const days = [...Array(7)].map((_, i) => now + i * 86400000);
     out.append(h("h2", {}, `${acct} `, h("span", { class: "muted", "data-tz": tz }, tz)),
-      h("div", { class: "week" }, days.map((d) => {
-        const key = dayIn(d, tz);
-        const mine = jobs.filter((j) => j.account === acct && j.due_at && dayIn(Date.parse(j.due_at), tz) === key);
-        return h("div", { class: "day" }, h("h3", {}, weekdayIn(d, tz)),
+      h("div", { class: "week" }, daysIn(tz, 7).map((day) => {
+        const mine = jobs.filter((j) => j.account === acct && j.due_at && dayIn(Date.parse(j.due_at), tz) === day.key);
+        return h("div", { class: "day" }, h("h3", {}, day.label),
           mine.map((j) => h("div", { class: "slot", "data-job": j.id, onclick: () => { location.hash = "#/jobs/" + j.id; } },
             `${hourIn(Date.parse(j.due_at), tz)} #${j.id} ${j.state}`)));
       })));
@@ -253,14 +270,19 @@ pages.rules = async () => {
   const last = r.last_reload;
   const days = h("input", { id: "plan-days", type: "number", min: 1, max: 31, value: 7, size: 3 });
   const preview = h("div", { id: "plan" });
+  let asked = 0;
   const plan = async () => {
+    const mine = ++asked; /* only the latest answer is shown */
     preview.replaceChildren(h("p", { class: "muted" }, "running a dry run of the live rules…"));
     try {
       const p = await api("GET", "/api/v1/plan?days=" + encodeURIComponent(days.value));
-      preview.replaceChildren(p.posts.length ? table(["When (account's zone)", "Account", "Kind", "Caption", "Privacy", "Chosen by"],
-        p.posts.map((x) => ({ cells: [x.local || x.due, x.account, x.kind, x.caption || "", x.privacy || "-", x.chosen_by || ""] })))
+      if (mine !== asked) return;
+      preview.replaceChildren(p.posts.length ? table(["When", "Account", "Kind", "Caption", "Privacy", "Chosen by"],
+        p.posts.map((x) => ({ cells: [x.local ? `${x.local} (${x.tz})` : when(x.due), x.account, x.kind, x.caption || "", x.privacy || "-", x.chosen_by || ""] })))
         : h("p", { class: "muted" }, `The rules would post nothing in the next ${p.days} days.`));
-    } catch (e) { preview.replaceChildren(errorBox(e)); }
+    } catch (e) {
+      if (mine === asked) preview.replaceChildren(errorBox(e));
+    }
   };
   const out = h("div", {}, h("h1", {}, "Rules"),
     h("dl", { class: "fields" },
