@@ -482,13 +482,10 @@ static void get_jobs(struct call *c)
         const char *tv = query(c, bounds[i], tb, sizeof tb);
         if (!tv)
             continue;
-        struct tm tm = {0};
-        const char *end = strptime(tv, "%Y-%m-%dT%H:%M:%SZ", &tm);
-        if (!end || *end) {
+        if (clock_parse_utc(tv, dst[i]) != 0) {
             fail(c->r, 400, "bad_request", "%s is a time as 2026-12-01T10:00:00Z", bounds[i]);
             return;
         }
-        *dst[i] = (double)timegm(&tm);
     }
     q.jobs = json_array();
     struct tikd_err e = {0};
@@ -1295,14 +1292,11 @@ static bool read_post(struct call *c, struct planning *p, char *why, size_t wn)
     if (json_is_number(at)) {
         p->req.at = json_number_value(at);
     } else if (json_is_string(at)) {
-        struct tm tm = {0};
-        const char *end = strptime(json_string_value(at), "%Y-%m-%dT%H:%M:%SZ", &tm);
-        if (!end || *end)
+        if (clock_parse_utc(json_string_value(at), &p->req.at) != 0)
             return snprintf(why, wn,
                             "at: a time as 2026-12-01T10:00:00Z, or seconds since the "
                             "epoch"),
                    false;
-        p->req.at = (double)timegm(&tm);
     } else if (at && !json_is_null(at)) {
         return snprintf(why, wn, "at: a time as 2026-12-01T10:00:00Z"), false;
     }

@@ -39,12 +39,8 @@ static int parse_when(const char *s, double *out)
         *out = clock_now() + v * mul;
         return 0;
     }
-    struct tm tm = {0};
-    end = strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    if (end && !*end) {
-        *out = (double)timegm(&tm);
+    if (clock_parse_utc(s, out) == 0)
         return 0;
-    }
     double v = strtod(s, &end);
     if (end != s && !*end && v > 1e9) {
         *out = v;

@@ -4,8 +4,8 @@
  * shown once, when created; the store keeps only its SHA-256, under which it
  * is looked up, with its name, role, creation and last use (STORE_DB_ADMIN:
  * "t:" HASH -> record, "n:" NAME -> HASH). Roles are ordered: a viewer
- * reads; an operator also approves, rejects, cancels, retries and posts; an
- * admin also manages tokens, accounts and rules. Creating and revoking a
+ * reads; an operator also approves, rejects, cancels, retries, posts and
+ * starts connecting accounts; an admin also manages tokens. Creating and revoking a
  * token are audit records. */
 #ifndef TIKD_ADMIN_H
 #define TIKD_ADMIN_H

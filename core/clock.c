@@ -42,6 +42,16 @@ void clock_set_virtual(double t)
     source = read_virtual;
 }
 
+int clock_parse_utc(const char *s, double *t)
+{
+    struct tm tm = {0};
+    const char *end = s ? strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm) : NULL;
+    if (!end || *end)
+        return -1;
+    *t = (double)timegm(&tm);
+    return 0;
+}
+
 void clock_fmt_utc(double t, char *out, size_t n)
 {
     time_t s = (time_t)ceil(t);

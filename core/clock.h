@@ -25,4 +25,8 @@ void clock_set_virtual(double t);
  * out; "later" when t is past any date (>= 1e17), as budgets say "never". */
 void clock_fmt_utc(double t, char *out, size_t n);
 
+/* "2026-12-01T10:00:00Z" (RFC 3339 in UTC, whole seconds) into *t: 0, or
+ * -1 when s is anything else. */
+int clock_parse_utc(const char *s, double *t);
+
 #endif

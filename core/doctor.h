@@ -6,9 +6,10 @@
  *                      revoked warns)
  *   tokens.expiry      no refresh token ends within a week (ended: fails)
  *   audit.chain        the audit log's hash chain is intact
- *   secrets.plaintext  no access or refresh token, PKCE verifier or client
+ *   secrets.plaintext  no access or refresh token and not the client
  *                      secret, in plain text, in any file of the data
- *                      directory or in the log files given
+ *                      directory or in the log files given (a file that
+ *                      cannot be read is said, not passed over)
  *   files.modes        the data directory 0700, its files 0600, the vault key
  *                      file 0600 and outside the data directory, all owned by
  *                      this user

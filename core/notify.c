@@ -1,7 +1,8 @@
 /* notify.c - the notification queue and its sender (see notify.h).
  *
- * STORE_DB_NOTIFY: id (be64) -> {url, kind, subject, detail, at, attempts,
- * next_at}; META "notify.seq": the last id given (ids never repeat, so a
+ * STORE_DB_NOTIFY: id (be64) -> {url_sha256 (the URL is found again in
+ * notify.webhooks by it: its path may be a secret), kind, subject, detail,
+ * at, attempts, next_at}; META "notify.seq": the last id given (ids never repeat, so a
  * receiver may deduplicate by them). The sender walks the queue (at most
  * NOTIFY_MAX records) when woken: at start, after an enqueue, after an
  * answer, and at the earliest next_at. */

@@ -4,8 +4,9 @@
  * checks, and on listeners of its own for the admin API (cli/api.c). libmicrohttpd runs without
  * threads of its own: its epoll descriptor is one ev_io, its timeouts one ev_timer. A handler
  * answers at once with srv_respond(), or later (after an async step such as a code exchange): the
- * connection is suspended until then. Bodies are capped (1 MiB); handlers see the raw bytes, which
- * webhook signatures need. Single-threaded. */
+ * connection is suspended until then. Bodies are capped (1 MiB, or the listener's
+ * srv_limits.max_body); handlers see the raw bytes, which webhook signatures need. Single-threaded.
+ */
 #ifndef TIKD_SERVER_H
 #define TIKD_SERVER_H
 

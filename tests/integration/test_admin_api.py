@@ -520,11 +520,12 @@ def test_the_cli_json_is_the_api_json(s, api, tmp_path):
     api_recs = tcp.call("GET", "/api/v1/audit?after=%d&limit=3" % (recs[0]["seq"] - 1), v)[1]
     assert api_recs["records"] == recs
     # a photo post shows its images in the queue
-    r = s.tikd("post", "--account", "alice", "--privacy", "SELF_ONLY", "--at", "+1d",
-               "--photo", "https://media.example.test/tikd/a.jpg",
+    r = s.tikd("post", "--account", "alice", "--privacy", "SELF_ONLY", "--at",
+               "2030-01-01T10:00:00Z", "--photo", "https://media.example.test/tikd/a.jpg",
                "--photo", "https://media.example.test/tikd/b.jpg")
     assert r.returncode == 0, r.stderr
-    assert "2 images: a.jpg" in s.tikd("queue").stdout
+    queue = s.tikd("queue").stdout
+    assert "2 images: a.jpg" in queue and "2030-01-01T10:00:00Z" in queue, queue
     # errors: a name that does not exist, and --json where it means nothing
     r = s.tikd("job", "show", "999", "--json")
     assert r.returncode == 1 and "no job 999" in r.stderr
@@ -631,8 +632,12 @@ def test_posting_through_the_api_is_the_planner_of_tikd_post(s, api, tmp_path):
     st, doc = tcp.call("POST", "/api/v1/posts", op, body={
         "account": "alice", "photos": ["https://media.example.test/tikd/p1.jpg",
                                        "https://media.example.test/tikd/p2.jpg"],
-        "privacy": "SELF_ONLY", "caption": "two"})
-    assert st == 201, doc
+        "privacy": "SELF_ONLY", "caption": "two", "at": "2030-01-01T10:00:00Z"})
+    assert st == 201 and doc["due_at"] == "2030-01-01T10:00:00Z", doc
+    st, doc = tcp.call("POST", "/api/v1/posts", op, body={
+        "account": "alice", "photos": ["https://media.example.test/tikd/p3.jpg"],
+        "privacy": "SELF_ONLY", "at": "tomorrow"})
+    assert st == 400 and "at: a time as" in doc["error"]["message"], doc
     jobs = tcp.call("GET", "/api/v1/jobs?all=1", op)[1]["jobs"]
     assert len(jobs) == 2 and jobs[1]["kind"] == "photo" and len(jobs[1]["images"]) == 2
     end = time.monotonic() + 30
