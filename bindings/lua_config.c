@@ -115,6 +115,13 @@ static int apply_value(lua_State *L, const char *name, struct walk *w)
                                  "holds itself?)",
                                  name);
         }
+        /* tenants.NAME = { ... }: the tenant exists even with every key left
+         * to its default */
+        if (strncmp(name, "tenants.", 8) == 0 && !strchr(name + 8, '.')) {
+            int rc = config_tenant_add(w->c, name + 8, w->e);
+            if (rc != 0)
+                return rc;
+        }
         return apply_table(L, v, name, w);
     default:
         return tikd_fail(w->e, TIKD_EINVAL, "config: key '%s': a %s value is not allowed", name,

@@ -324,6 +324,8 @@ static void before_done(void *ud, const struct call_result *r)
     char who[160];
     snprintf(who, sizeof who, "rule:%s@gen%u", r->rule, gen_id(b->g));
     snprintf(b->dec.reason, sizeof b->dec.reason, "%s", a.reason);
+    if (a.caption || a.has_privacy || a.cancel || a.defer > 0) /* b->next: past the rule asked */
+        snprintf(b->dec.libs, sizeof b->dec.libs, "%s", gen_rule_libs(b->g, b->next - 1));
     if (a.caption) {
         free(b->dec.caption);
         b->dec.caption = a.caption;

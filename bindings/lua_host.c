@@ -32,6 +32,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../core/account.h"
+#include "../core/libs.h"
 #include "../core/log.h"
 #include "../core/metrics.h"
 
@@ -48,6 +50,7 @@ struct rule {
     int env_ref;
     int64_t out_window; /* start of the output minute (monotonic ns) */
     unsigned out_lines, out_suppressed;
+    char libs[200]; /* the shared libraries it loaded: "name@version,..." */
 };
 
 /* What ended a call besides its own code. */
@@ -67,7 +70,8 @@ struct gen {
     lua_State *L;
     struct host_opts o;
     struct sandbox_opts sb;
-    char *scripts_dir, *rules_dir, **lib, **allow, **roots, **extra, *test_dir;
+    char *scripts_dir, *rules_dir, **lib, **allow, **roots, **extra, *test_dir, *tenant;
+    struct lib_set *libs; /* the pins, resolved when it was built */
     struct rule *rules;
     size_t nrules;
     size_t mem_used;
@@ -638,6 +642,8 @@ static void gen_free(struct gen *g)
         free(g->extra[i]);
     free(g->extra);
     free(g->test_dir);
+    free(g->tenant);
+    lib_set_free(g->libs);
     free(g);
 }
 
@@ -670,6 +676,8 @@ int gen_build(const struct host_opts *o, unsigned id, struct gen **out, struct g
         copied = (g->extra[i] = dup_or_null(o->extra_files[i])) != NULL;
     g->o.extra_files = (const char *const *)g->extra;
     g->o.test_dir = g->test_dir;
+    copied = copied && (!o->tenant || (g->tenant = strdup(o->tenant)));
+    g->o.tenant = g->tenant;
     if (!g->o.rule_memory || g->o.rule_memory > g->o.state_memory)
         g->o.rule_memory = g->o.state_memory;
     g->sb = (struct sandbox_opts){g->scripts_dir,
@@ -677,8 +685,24 @@ int gen_build(const struct host_opts *o, unsigned id, struct gen **out, struct g
                                   (const char *const *)g->lib,
                                   o->nlib,
                                   (lua_Integer)o->pattern_steps,
-                                  &host_meters};
+                                  &host_meters,
+                                  NULL,
+                                  NULL};
     g->o.lib_paths = (const char *const *)g->lib;
+    g->o.pins = g->o.trust = NULL; /* (the caller's: used here only) */
+    g->o.npins = g->o.ntrust = 0;
+    if (o->npins) {
+        struct strlist pins = {(char **)o->pins, o->npins}, trust = {(char **)o->trust, o->ntrust};
+        struct tikd_err le = {0};
+        if (lib_resolve(o->store, &pins, &trust, &g->libs, &le) != 0) {
+            report_add(rep, le.msg);
+            tikd_fail(e, TIKD_ESCRIPT, "%s", le.msg);
+            gen_free(g);
+            return TIKD_ESCRIPT;
+        }
+        g->sb.libs = g->libs;
+        g->sb.lib_loaded = host_note_lib;
+    }
     if (!g->rules_dir || !g->lib || !g->allow || !g->roots) {
         gen_free(g);
         return tikd_fail(e, TIKD_EINVAL, "no rules dir configured");
@@ -1060,6 +1084,46 @@ const char *host_rule(lua_State *L)
 {
     struct gen *g = gen_of(L);
     return g->current ? g->current->rule : "(engine)";
+}
+
+const char *host_tenant(lua_State *L)
+{
+    return gen_of(L)->o.tenant;
+}
+
+bool host_sees(lua_State *L, const struct account *a)
+{
+    return account_in_tenant(a, gen_of(L)->o.tenant);
+}
+
+void host_who(lua_State *L, char *out, size_t n)
+{
+    snprintf(out, n, "rule:%s@gen%u", host_rule(L), gen_of(L)->id);
+}
+
+const char *gen_rule_libs(const struct gen *g, size_t i)
+{
+    return i < g->nrules ? g->rules[i].libs : "";
+}
+
+const char *host_rule_libs(lua_State *L)
+{
+    struct gen *g = gen_of(L);
+    return g->current && g->current->owner ? gen_rule_libs(g, g->current->owner - 1) : "";
+}
+
+void host_note_lib(lua_State *L, const char *lib)
+{
+    struct gen *g = gen_of(L);
+    if (!g->current || !g->current->owner || g->current->owner > g->nrules)
+        return;
+    char *have = g->rules[g->current->owner - 1].libs;
+    size_t n = strlen(have), l = strlen(lib);
+    for (const char *p = have; (p = strstr(p, lib)); p += l)
+        if ((p == have || p[-1] == ',') && (p[l] == ',' || !p[l]))
+            return;
+    if (n + l + 2 <= sizeof g->rules[0].libs)
+        snprintf(have + n, sizeof g->rules[0].libs - n, "%s%s", n ? "," : "", lib);
 }
 
 void *gen_ext_get(struct gen *g, const char *key)

@@ -27,6 +27,8 @@ struct gen;
 struct call;
 
 struct rl_config;
+struct lib_set;
+struct account;
 
 struct host_opts {
     const char *scripts_dir;      /* the engine's Lua library (scripts/) */
@@ -46,12 +48,22 @@ struct host_opts {
     size_t nallow;
     const char *const *media_roots; /* folders tikd.upload may post from */
     size_t nroots;
+    const char *const *intake; /* the watched folders whose media these rules are offered */
+    size_t nintake;
     const struct rl_config *limits; /* TikTok's budgets, for tikd.ratelimit.budget */
     void (*jobs_changed)(void *ud); /* tikd.upload planned a job: wake the pipeline */
     void *jobs_ud;
     const char *const *extra_files; /* loaded after the rules, each as one more rule file
                                      * (`tikd rules test` adds the test file) */
     size_t nextra;
+    const char *tenant;      /* the tenant whose rules these are: they see only its accounts,
+                              * jobs and kv (NULL: no tenants configured, every account) */
+    const char *const *pins; /* shared libraries, "name=range": resolved among the installed
+                              * bundles at each build (core/libs); require() of a pinned
+                              * name loads only from its bundle */
+    size_t npins;
+    const char *const *trust; /* the keys those bundles must be signed by */
+    size_t ntrust;
     bool test;            /* test mode: require "tikd.test" works (and only then) */
     const char *test_dir; /* test mode: a scratch folder tikd.test may write media into */
 };
@@ -190,5 +202,24 @@ bool host_output(lua_State *L);
 
 /* The rule file whose call (or load) is running now, for messages. */
 const char *host_rule(lua_State *L);
+
+/* The tenant of L's generation (NULL: no tenants). */
+const char *host_tenant(lua_State *L);
+
+/* May the rules of L see account a (its tenant's, or no tenants)? Every
+ * binding asks before it tells or does anything about an account, and says
+ * of one it may not see what it says of one that does not exist. */
+bool host_sees(lua_State *L, const struct account *a);
+
+/* Who a rule's choice is on the record as: "rule:FILE@genN". */
+void host_who(lua_State *L, char *out, size_t n);
+
+/* The shared libraries (name@version, comma-separated) the running rule file
+ * has loaded, "" for none. */
+const char *host_rule_libs(lua_State *L);
+/* ... and those of rule i of g. */
+const char *gen_rule_libs(const struct gen *g, size_t i);
+/* Note that the running rule file loaded library name@version. */
+void host_note_lib(lua_State *L, const char *name_at_version);
 
 #endif

@@ -30,7 +30,10 @@
 #define JSON_FLAGS   (JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17))
 #define JSON_LOAD    (JSON_DECODE_ANY | JSON_ALLOW_NUL)
 
-/* The database key: the calling rule file, '\0', then the key (or prefix). */
+/* The database key: the calling rule file, '\0', then the key (or prefix);
+ * a tenant's rule file's is "\x01TENANT\0" first (a rule name never starts
+ * with \x01), so tenants never share a key whatever their files are
+ * called. */
 struct dbkey {
     char b[KV_MAX_DBKEY];
     size_t n;
@@ -38,13 +41,17 @@ struct dbkey {
 
 static void make_key(lua_State *L, struct dbkey *k, const char *fn, const char *key, size_t kl)
 {
-    const char *rule = host_rule(L);
-    size_t rl = strlen(rule);
-    if (rl + 1 + kl > sizeof k->b)
+    const char *rule = host_rule(L), *tenant = host_tenant(L);
+    size_t rl = strlen(rule), tl = tenant ? strlen(tenant) + 2 : 0;
+    if (tl + rl + 1 + kl > sizeof k->b)
         luaL_error(L, "%s: the rule file name %s is too long for tikd.kv", fn, rule);
-    memcpy(k->b, rule, rl + 1);
-    memcpy(k->b + rl + 1, key, kl);
-    k->n = rl + 1 + kl;
+    if (tenant) {
+        k->b[0] = '\x01';
+        memcpy(k->b + 1, tenant, tl - 1); /* with its NUL */
+    }
+    memcpy(k->b + tl, rule, rl + 1);
+    memcpy(k->b + tl + rl + 1, key, kl);
+    k->n = tl + rl + 1 + kl;
 }
 
 static void check_key(lua_State *L, int arg, const char *fn, struct dbkey *k)
@@ -570,7 +577,7 @@ static int l_keys(lua_State *L)
     struct dbkey p;
     make_key(L, &p, "tikd.kv.keys", prefix, pl);
     struct store *s = host_store(L, "tikd.kv");
-    struct keys_op o = {.prefix = &p, .skip = strlen(host_rule(L)) + 1};
+    struct keys_op o = {.prefix = &p, .skip = p.n - pl}; /* the rule's part of each key */
     struct tikd_err e = {0};
     int rc = store_read(s, keys_txn, &o, &e);
     if (rc != 0 || o.too_many || o.nomem) {

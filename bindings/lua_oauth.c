@@ -38,7 +38,7 @@ static int l_account(lua_State *L)
     const char *name = luaL_checkstring(L, 1);
     struct get_ctx g = {.name = name};
     if (!account_name_valid(name) ||
-        store_read(host_store(L, "tikd.oauth"), get_txn, &g, NULL) != 0) {
+        store_read(host_store(L, "tikd.oauth"), get_txn, &g, NULL) != 0 || !host_sees(L, &g.a)) {
         lua_pushnil(L);
         lua_pushfstring(L, "no account named %s", name);
         return 2;
@@ -57,6 +57,8 @@ struct list_ctx {
 static int list_one(const struct account *a, void *ctx)
 {
     struct list_ctx *l = ctx;
+    if (!host_sees(l->L, a))
+        return 0; /* another tenant's */
     lua_pushstring(l->L, a->name);
     lua_rawseti(l->L, -2, ++l->n);
     return 0;
@@ -67,7 +69,7 @@ static int list_txn(struct store_txn *t, void *ctx)
     return account_foreach(t, list_one, ctx);
 }
 
-/* tikd.oauth.accounts() -> { "name", ... } in name order */
+/* tikd.oauth.accounts() -> { "name", ... } in name order (the tenant's own) */
 static int l_accounts(lua_State *L)
 {
     struct store *s = host_store(L, "tikd.oauth");
@@ -83,7 +85,7 @@ static int h_info(lua_State *L)
 {
     struct handle *h = luaL_checkudata(L, 1, HANDLE);
     struct get_ctx g = {.name = h->name};
-    if (store_read(host_store(L, "tikd.oauth"), get_txn, &g, NULL) != 0) {
+    if (store_read(host_store(L, "tikd.oauth"), get_txn, &g, NULL) != 0 || !host_sees(L, &g.a)) {
         lua_pushnil(L);
         lua_pushfstring(L, "account %s was removed", h->name);
         return 2;

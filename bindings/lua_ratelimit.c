@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../core/account.h"
 #include "../core/clock.h"
 #include "../core/ratelimit.h"
 #include "../core/store.h"
@@ -100,6 +101,7 @@ static int l_tostring(lua_State *L)
 }
 
 struct budget_op {
+    lua_State *L;
     const struct rl_config *c;
     const char *account;
     enum rl_budget b;
@@ -109,6 +111,9 @@ struct budget_op {
 static int budget_txn(struct store_txn *t, void *ctx)
 {
     struct budget_op *o = ctx;
+    struct account a;
+    if (host_tenant(o->L) && (account_get(t, o->account, &a) != 0 || !host_sees(o->L, &a)))
+        return TIKD_ENOTFOUND; /* another tenant's budget is none of its business */
     return rl_view(t, o->c, o->account, o->b, clock_now(), &o->v);
 }
 
@@ -126,9 +131,12 @@ static int l_budget(lua_State *L)
     const struct rl_config *c = host_opts_of(L)->limits;
     if (!c)
         return luaL_error(L, "tikd.ratelimit.budget is not available here");
-    struct budget_op o = {c, account, (enum rl_budget)b, {0}};
+    struct budget_op o = {L, c, account, (enum rl_budget)b, {0}};
     struct tikd_err e = {0};
-    if (store_read(host_store(L, "tikd.ratelimit.budget"), budget_txn, &o, &e) != 0)
+    int rc = store_read(host_store(L, "tikd.ratelimit.budget"), budget_txn, &o, &e);
+    if (rc == TIKD_ENOTFOUND)
+        return luaL_error(L, "tikd.ratelimit.budget: no account named %s", account);
+    if (rc != 0)
         return luaL_error(L, "tikd.ratelimit.budget: %s", e.msg[0] ? e.msg : "store failed");
     lua_createtable(L, 0, 5);
     lua_pushboolean(L, o.v.limited);

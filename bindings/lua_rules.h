@@ -20,21 +20,28 @@ struct intake_item;
 struct rules;
 
 struct rules_cfg {
-    struct host_opts host; /* how each generation is built (copied) */
+    const struct host_opts *hosts; /* how each tenant's generations are built (copied; the
+                                    * strings they point to must outlive the rules): one
+                                    * with tenant NULL without tenants, else one per tenant */
+    size_t nhosts;
     struct ev_loop *loop;
     struct store *store;
-    double started_at;        /* for the status */
-    const char *const *watch; /* folders whose *.lua changes reload the rules (NULL: none) */
-    size_t nwatch;
+    double started_at; /* for the status */
+    bool watch;        /* a change of a *.lua under a tenant's rules_dir or lib_paths reloads
+                        * that tenant's rules */
 };
 
 /* No generation yet: rules_reload() builds the first. */
 int rules_new(struct rules **out, const struct rules_cfg *c, struct tikd_err *e);
 
-/* Build the next generation from the rule files; swap it in if every file
- * loads (then on_load runs and its timers are armed), else keep the live one.
- * 0, or the build's error (logged, audited, in the status). */
+/* Build each tenant's next generation from its rule files; swap it in if
+ * every file loads (then on_load runs and its timers are armed), else keep
+ * that tenant's live one (the others reload all the same). 0, or the first
+ * build's error (logged, audited, in the status). */
 int rules_reload(struct rules *r);
+
+/* Tenants with a live generation (1 or 0 without tenants). */
+unsigned rules_live_tenants(const struct rules *r);
 
 /* Shutting down: no hook is called from now on and timers stop; calls
  * running finish (or rules_cancel_all). */
@@ -53,7 +60,7 @@ struct schedule;
 int rules_foreach_schedule(const struct rules *r, int (*fn)(const struct schedule *s, void *ud),
                            void *ud);
 
-/* The live generation's id (0: none). */
+/* The newest live generation's id (0: none). */
 unsigned rules_live_gen(const struct rules *r);
 void rules_free(struct rules *r);
 

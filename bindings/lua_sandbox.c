@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 
 #include "../core/fileio.h"
+#include "../core/libs.h"
 #include "../core/log.h"
 
 #define REG_OPTS    "tikd.sandbox.opts"
@@ -251,8 +252,36 @@ static int sb_require(lua_State *L)
     lua_pushlightuserdata(L, (void *)sb_require); /* loading sentinel */
     lua_setfield(L, loaded, name);
 
+    const struct sandbox_opts *so = opts_of(L);
+    char top[80];
+    snprintf(top, sizeof top, "%.*s", (int)strcspn(name, "."), name);
+    const struct lib_bundle *lib = so->libs ? lib_set_find(so->libs, top) : NULL;
     lua_getfield(L, LUA_REGISTRYINDEX, REG_PRELOAD);
     if (lua_getfield(L, -1, name) == LUA_TFUNCTION) {
+        lua_pushstring(L, name);
+        lua_call(L, 1, 1);
+    } else if (lib) { /* a pinned library: its signed bundle, whatever lies in folders */
+        lua_pop(L, 2);
+        const struct lib_file *f = lib_module(lib, name);
+        if (!f) {
+            lua_pushnil(L);
+            lua_setfield(L, loaded, name);
+            return luaL_error(L, "require: library %s@%s has no module '%s'", lib->name,
+                              lib->version, name);
+        }
+        char chunk[300];
+        snprintf(chunk, sizeof chunk, "@%s@%s/%s", lib->name, lib->version, f->path);
+        sandbox_new_env(L, chunk + 1);
+        if (sandbox_load_buffer(L, f->data, f->len, chunk) != LUA_OK) {
+            lua_pushnil(L);
+            lua_setfield(L, loaded, name);
+            return lua_error(L);
+        }
+        if (so->lib_loaded) {
+            char at[160];
+            snprintf(at, sizeof at, "%s@%s", lib->name, lib->version);
+            so->lib_loaded(L, at);
+        }
         lua_pushstring(L, name);
         lua_call(L, 1, 1);
     } else {
@@ -426,6 +455,22 @@ void sandbox_new_env(lua_State *L, const char *name)
     lua_setfield(L, env, "require");
     lua_pushvalue(L, env);
     lua_setfield(L, env, "_G");
+}
+
+int sandbox_load_buffer(lua_State *L, const char *text, size_t len, const char *chunkname)
+{
+    int env = lua_gettop(L);
+    int st = luaL_loadbufferx(L, text, len, chunkname, "t"); /* protected: never raises */
+    if (st != LUA_OK) {
+        lua_replace(L, env);
+        lua_settop(L, env);
+        return st;
+    }
+    lua_pushvalue(L, env);
+    lua_setupvalue(L, -2, 1); /* _ENV */
+    lua_replace(L, env);
+    lua_settop(L, env);
+    return LUA_OK;
 }
 
 int sandbox_load_file(lua_State *L, const char *path, const char *chunkname)

@@ -22,6 +22,8 @@ struct sandbox_meters {
     bool (*output)(lua_State *L);              /* one more line of output? */
 };
 
+struct lib_set;
+
 struct sandbox_opts {
     const char *scripts_dir;      /* the engine's Lua library */
     const char *rules_dir;        /* rule files; also a require() root */
@@ -29,6 +31,9 @@ struct sandbox_opts {
     size_t nlib;
     lua_Integer pattern_steps;          /* budget per string.find/match/gmatch/gsub */
     const struct sandbox_meters *meter; /* NULL: only the per-function budgets */
+    const struct lib_set *libs;         /* pinned shared libraries: require() of one of their names
+                                         * loads from the signed bundle only, never a folder */
+    void (*lib_loaded)(lua_State *L, const char *name_at_version); /* NULL: not told */
 };
 
 /* Prepare a fresh state: open the safe standard libraries, strip and lock
@@ -48,6 +53,9 @@ void sandbox_new_env(lua_State *L, const char *name);
  * at the top of the stack as its _ENV; pushes the function or returns a
  * non-zero status with the message pushed. The environment is popped. */
 int sandbox_load_file(lua_State *L, const char *path, const char *chunkname);
+
+/* The same for text in memory (a library module from its bundle). */
+int sandbox_load_buffer(lua_State *L, const char *text, size_t len, const char *chunkname);
 
 /* The chunk name for a file: "@" + its folder's name + "/" + its name
  * ("@rules/hello.lua"), so messages read "rules/hello.lua:3: ...". */

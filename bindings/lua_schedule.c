@@ -209,6 +209,7 @@ static int l_account(lua_State *L)
 /* ---- tikd.schedule ------------------------------------------------------------------------ */
 
 struct acct_look {
+    lua_State *L;
     const char *name;
     bool found;
 };
@@ -217,7 +218,7 @@ static int acct_look_txn(struct store_txn *t, void *ctx)
 {
     struct acct_look *a = ctx;
     struct account acct;
-    a->found = account_get(t, a->name, &acct) == 0;
+    a->found = account_get(t, a->name, &acct) == 0 && host_sees(a->L, &acct);
     return 0;
 }
 
@@ -307,7 +308,7 @@ static int l_schedule(lua_State *L)
     struct store *st = host_opts_of(L)->store;
     if (!ad && st && !host_opts_of(L)->test) { /* not declared: it must be connected (a
                                                 * rule test makes it with T.account) */
-        struct acct_look al = {account, false};
+        struct acct_look al = {L, account, false};
         store_read(st, acct_look_txn, &al, NULL);
         if (!al.found)
             luaL_error(L,

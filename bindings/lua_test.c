@@ -577,7 +577,8 @@ static int account_txn(struct store_txn *t, void *ctx)
     return account_put(t, a);
 }
 
-/* account(name): a connected-looking account (no tokens) */
+/* account(name [, tenant]): a connected-looking account (no tokens) of the
+ * rules' tenant, or of another (to test that the rules cannot see it) */
 static int l_account(lua_State *L)
 {
     const char *name = luaL_checkstring(L, 1);
@@ -590,6 +591,8 @@ static int l_account(lua_State *L)
     snprintf(a.scopes, sizeof a.scopes, "user.info.basic,video.publish,video.upload");
     a.access_expires_at = clock_now() + 86400;
     a.refresh_expires_at = clock_now() + 365 * 86400.0;
+    const char *tenant = lua_isstring(L, 2) ? lua_tostring(L, 2) : host_tenant(L);
+    snprintf(a.tenant, sizeof a.tenant, "%s", tenant ? tenant : ""); /* the rules' own */
     struct tikd_err e = {0};
     if (store_write(store_of(L), account_txn, &a, &e) != 0)
         return luaL_error(L, "%s", e.msg);

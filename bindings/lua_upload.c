@@ -68,6 +68,7 @@ struct upload_plan {
     bool probing, probed; /* the same for the probe */
     bool ok;
     char why[700];
+    char scope[300]; /* the key's: the rule file within its tenant */
     struct media_info mi;
 };
 
@@ -320,17 +321,22 @@ static int l_post(lua_State *L)
     j->cover_index = cover_index;
     j->mode = draft ? JOB_DRAFT : JOB_DIRECT;
     j->opt = opt;
-    snprintf(j->chosen_by, sizeof j->chosen_by, "rule:%s@gen%u", host_rule(L), host_gen_id(L));
+    host_who(L, j->chosen_by, sizeof j->chosen_by);
+    snprintf(j->libs, sizeof j->libs, "%s", host_rule_libs(L));
     struct upload_plan *up = lua_newuserdatauv(L, sizeof *up, 0);
     int upi = lua_gettop(L);
     memset(up, 0, sizeof *up);
+    /* a key is the rule file's own, within its tenant */
+    snprintf(up->scope, sizeof up->scope, "%s%s%s", host_tenant(L) ? host_tenant(L) : "",
+             host_tenant(L) ? ":" : "", host_rule(L));
     up->r = (struct post_req){.j = j,
                               .at = at,
                               .approval = approval,
                               .deadline = deadline,
                               .sched = sched,
                               .after = after,
-                              .key_scope = host_rule(L),
+                              .tenant = host_tenant(L),
+                              .key_scope = up->scope,
                               .key = key,
                               .again = again};
     /* a video is hashed and probed while this call waits: a large file
@@ -341,7 +347,7 @@ static int l_post(lua_State *L)
 /* tikd.upload.status(id) -> job table, or nil and a message */
 struct skip_ctx {
     const char *who;
-    char detail[900];
+    char detail[1200];
 };
 
 static int skip_txn(struct store_txn *t, void *ctx)
@@ -361,10 +367,12 @@ static int l_skip(lua_State *L)
         return luaL_error(L, "tikd.upload.skip: a reason is required");
     struct store *s = host_store(L, "tikd.upload");
     char who[200];
-    snprintf(who, sizeof who, "rule:%s@gen%u", host_rule(L), host_gen_id(L));
+    host_who(L, who, sizeof who);
     struct skip_ctx sc = {who, ""};
-    snprintf(sc.detail, sizeof sc.detail, "account=%.64s media=\"%.300s\" reason=\"%.400s\"",
-             account ? account : "-", media ? media : "-", reason);
+    snprintf(sc.detail, sizeof sc.detail,
+             "account=%.64s media=\"%.300s\" reason=\"%.400s\" tenant=%s libs=%.150s",
+             account ? account : "-", media ? media : "-", reason,
+             host_tenant(L) ? host_tenant(L) : "-", *host_rule_libs(L) ? host_rule_libs(L) : "-");
     struct tikd_err e = {0};
     if (store_write(s, skip_txn, &sc, &e) != 0)
         return luaL_error(L, "tikd.upload.skip: %s", e.msg);
@@ -374,13 +382,20 @@ static int l_skip(lua_State *L)
     return 1;
 }
 
+/* Job id as the rules of L may see it: their tenant's, or none. */
+static bool read_own_job(lua_State *L, struct store *s, lua_Integer id, struct job *j)
+{
+    const char *tenant = host_tenant(L);
+    return id > 0 && job_read(s, (uint64_t)id, j) == 0 && (!tenant || !strcmp(j->tenant, tenant));
+}
+
 static int l_status(lua_State *L)
 {
     lua_Integer id = luaL_checkinteger(L, 1);
     struct job *j = malloc(sizeof *j);
     if (!j)
         return luaL_error(L, "out of memory");
-    if (id <= 0 || job_read(host_store(L, "tikd.upload"), (uint64_t)id, j) != 0) {
+    if (!read_own_job(L, host_store(L, "tikd.upload"), id, j)) {
         free(j);
         lua_pushnil(L);
         lua_pushfstring(L, "no job %I", id);
@@ -449,6 +464,12 @@ static int l_await(lua_State *L)
     struct awaiter *a = calloc(1, sizeof *a);
     if (!a)
         return luaL_error(L, "out of memory");
+    if (!read_own_job(L, s, id, &a->j)) {
+        free(a);
+        lua_pushnil(L);
+        lua_pushfstring(L, "no job %I", id);
+        return 2;
+    }
     a->loop = host_loop(L, "tikd.upload.await");
     a->s = s;
     a->call = c;

@@ -60,6 +60,7 @@ struct event {
     size_t len;
     char account[65];
     uint64_t job;
+    char tenant[33]; /* whose it is: its account's tenant ("": none's, or the daemon's) */
 };
 
 /* A client of the stream and what it asked to see. */
@@ -68,7 +69,8 @@ struct sub {
     struct srv_stream *st;
     char account[65];
     uint64_t job;
-    char token[65]; /* its token's hash, checked again as it runs ("": the socket's peer) */
+    char token[65];  /* its token's hash, checked again as it runs ("": the socket's peer) */
+    char tenant[33]; /* a tenant's token: only its tenant's events */
     bool ended;
     struct sub *prev, *next;
 };
@@ -104,6 +106,7 @@ struct call {
     struct srv_req *r;
     enum admin_role role;
     char actor[96];   /* "token:NAME", "unix:uid=N" */
+    char tenant[33];  /* a tenant's token: it sees only its tenant's accounts and jobs */
     char token[65];   /* the token's hash ("": the socket's peer) */
     double last_used; /* the token's, as looked up */
     const char *seg[8];
@@ -220,11 +223,15 @@ static void get_health(struct call *c)
                      (int)c->a->d.live_gen(c->a->d.ud)));
 }
 
+static int visible_account(struct store_txn *t, const char *name, const char *tenant);
+static const char *scope(const struct call *c);
+
 struct sched_list {
     struct store_txn *t;
     double now;
     json_t *arr;
     struct api *a;
+    const char *tenant;
 };
 
 static int sched_one(const struct schedule *s, void *ctx)
@@ -232,6 +239,8 @@ static int sched_one(const struct schedule *s, void *ctx)
     struct sched_list *x = ctx;
     double slot = 0, due = 0;
     struct tikd_err e = {0};
+    if (x->tenant && visible_account(x->t, s->account, x->tenant) != 0)
+        return 0;
     bool free_slot = slots_next_free(x->t, s, x->now, &slot, &due, &e) == 0;
     return json_array_append_new(
         x->arr, json_pack("{s:s, s:s, s:s, s:i, s:i, s:i, s:f, s:o, s:o}", "name", s->name,
@@ -266,7 +275,7 @@ static void get_ready(struct call *c)
  * ones are the queue's jobs: the calendar). */
 static void get_schedules(struct call *c)
 {
-    struct sched_list x = {.now = clock_now(), .arr = json_array(), .a = c->a};
+    struct sched_list x = {.now = clock_now(), .arr = json_array(), .a = c->a, .tenant = scope(c)};
     struct tikd_err e = {0};
     int rc = store_read(c->a->d.store, sched_txn, &x, &e);
     if (rc != 0) {
@@ -317,14 +326,23 @@ static void add_tz(struct api *a, json_t *o)
     json_object_set_new(o, "tz", json_string(tz ? tz : "UTC"));
 }
 
+/* The tenant a call acts within (NULL: the whole daemon's). */
+static const char *scope(const struct call *c)
+{
+    return c->tenant[0] ? c->tenant : NULL;
+}
+
 struct list_accounts {
     struct api *a;
     json_t *arr;
+    const char *tenant;
 };
 
 static int list_account(const struct account *acct, void *ctx)
 {
     struct list_accounts *x = ctx;
+    if (!account_in_tenant(acct, x->tenant))
+        return 0;
     json_t *o = view_account(acct);
     add_tz(x->a, o);
     return json_array_append_new(x->arr, o);
@@ -338,7 +356,7 @@ static int accounts_txn(struct store_txn *t, void *ctx)
 static void get_accounts(struct call *c)
 {
     json_t *arr = json_array();
-    struct list_accounts x = {c->a, arr};
+    struct list_accounts x = {c->a, arr, scope(c)};
     struct tikd_err e = {0};
     int rc = store_read(c->a->d.store, accounts_txn, &x, &e);
     if (rc != 0) {
@@ -350,19 +368,28 @@ static void get_accounts(struct call *c)
 }
 
 struct one_account {
-    const char *name;
+    const char *name, *tenant;
     json_t *out;
 };
+
+/* Another tenant's account is one that does not exist. */
+static int visible_account(struct store_txn *t, const char *name, const char *tenant)
+{
+    struct account a;
+    int rc = account_get(t, name, &a);
+    return rc == 0 && !account_in_tenant(&a, tenant) ? TIKD_ENOTFOUND : rc;
+}
 
 static int account_txn(struct store_txn *t, void *ctx)
 {
     struct one_account *x = ctx;
-    return view_account_full(t, x->name, &x->out);
+    int rc = visible_account(t, x->name, x->tenant);
+    return rc ? rc : view_account_full(t, x->name, &x->out);
 }
 
 static void get_account(struct call *c)
 {
-    struct one_account x = {.name = c->arg[0]};
+    struct one_account x = {.name = c->arg[0], .tenant = scope(c)};
     struct tikd_err e = {0};
     int rc = store_read(c->a->d.store, account_txn, &x, &e);
     if (rc == TIKD_ENOTFOUND)
@@ -375,10 +402,14 @@ static void get_account(struct call *c)
     }
 }
 
+struct exists {
+    const char *name, *tenant;
+};
+
 static int exists_txn(struct store_txn *t, void *ctx)
 {
-    struct account a;
-    return account_get(t, ctx, &a);
+    struct exists *x = ctx;
+    return visible_account(t, x->name, x->tenant);
 }
 
 /* The authorize URL that connects (or reconnects) the account: the
@@ -397,16 +428,23 @@ static void post_connect(struct call *c)
         return;
     }
     struct tikd_err e = {0};
-    int rc = store_read(c->a->d.store, exists_txn, (void *)name, &e);
+    struct exists ex = {name, scope(c)};
+    int rc = store_read(c->a->d.store, exists_txn, &ex, &e);
     if (rc != 0 && rc != TIKD_ENOTFOUND) {
         store_failed(c, rc, &e);
         return;
     }
     char *url = NULL;
     bool reauth = rc == 0;
-    rc = oauth_begin_as(c->a->d.oauth, name, NULL, reauth, c->actor, &url, &e);
+    rc = oauth_begin_as(c->a->d.oauth, name, NULL, reauth, c->actor, scope(c), &url, &e);
     if (rc != 0) {
-        fail(c->r, rc == TIKD_EINVAL ? 400 : 500, rc == TIKD_EINVAL ? "bad_request" : "internal",
+        fail(c->r,
+             rc == TIKD_EINVAL   ? 400
+             : rc == TIKD_EEXIST ? 409
+                                 : 500,
+             rc == TIKD_EINVAL   ? "bad_request"
+             : rc == TIKD_EEXIST ? "conflict"
+                                 : "internal",
              "%s", e.msg);
         return;
     }
@@ -419,7 +457,7 @@ static void post_connect(struct call *c)
 }
 
 struct list_jobs {
-    const char *account;
+    const char *account, *tenant;
     int state; /* -1: any that is not final (all: any) */
     bool all;
     double due_after, due_before; /* 0: no bound */
@@ -433,7 +471,8 @@ struct list_jobs {
 static int list_job(const struct job *j, void *ctx)
 {
     struct list_jobs *q = ctx;
-    if (j->id <= q->after || (q->account && strcmp(q->account, j->account) != 0))
+    if (j->id <= q->after || (q->account && strcmp(q->account, j->account) != 0) ||
+        (q->tenant && strcmp(q->tenant, j->tenant) != 0))
         return 0;
     if (q->state >= 0 ? (int)j->state != q->state : !q->all && job_state_final(j->state))
         return 0;
@@ -459,7 +498,8 @@ static int jobs_txn(struct store_txn *t, void *ctx)
 static void get_jobs(struct call *c)
 {
     char acct[80], state[40], all[8];
-    struct list_jobs q = {.account = query(c, "account", acct, sizeof acct), .state = -1};
+    struct list_jobs q = {
+        .account = query(c, "account", acct, sizeof acct), .tenant = scope(c), .state = -1};
     const char *st = query(c, "state", state, sizeof state);
     const char *al = query(c, "all", all, sizeof all);
     long long after = query_count(c, "after", 0, (long long)1 << 60);
@@ -510,18 +550,33 @@ static bool parse_id(const char *s, uint64_t *id)
 
 struct one_job {
     uint64_t id;
+    const char *tenant;
     json_t *out;
 };
+
+/* Another tenant's job is one that does not exist. */
+static int visible_job(struct store_txn *t, uint64_t id, const char *tenant)
+{
+    if (!tenant)
+        return 0;
+    struct job *j = malloc(sizeof *j);
+    int rc = j ? job_get(t, id, j) : TIKD_ENOMEM;
+    if (rc == 0 && strcmp(j->tenant, tenant) != 0)
+        rc = TIKD_ENOTFOUND;
+    free(j);
+    return rc;
+}
 
 static int job_txn(struct store_txn *t, void *ctx)
 {
     struct one_job *x = ctx;
-    return view_job_full(t, x->id, &x->out);
+    int rc = visible_job(t, x->id, x->tenant);
+    return rc ? rc : view_job_full(t, x->id, &x->out);
 }
 
 static void get_job(struct call *c)
 {
-    struct one_job x = {0};
+    struct one_job x = {.tenant = scope(c)};
     if (!parse_id(c->arg[0], &x.id)) {
         fail(c->r, 404, "not_found", "'%.40s' is not a job id", c->arg[0]);
         return;
@@ -540,7 +595,7 @@ struct change {
     uint64_t id;
     enum post_change what;
     const struct rl_config *limits;
-    const char *actor;
+    const char *actor, *tenant;
     const char *note;
     struct post_changed out;
 };
@@ -548,7 +603,11 @@ struct change {
 static int change_txn(struct store_txn *t, void *ctx)
 {
     struct change *ch = ctx;
-    int rc = post_change(t, ch->limits, ch->id, ch->what, ch->actor, &ch->out);
+    int rc = visible_job(t, ch->id, ch->tenant);
+    if (rc == TIKD_ENOTFOUND)
+        snprintf(ch->out.msg, sizeof ch->out.msg, "no job %llu", (unsigned long long)ch->id);
+    if (rc == 0)
+        rc = post_change(t, ch->limits, ch->id, ch->what, ch->actor, &ch->out);
     if (rc == 0 && ch->note && *ch->note) {
         char detail[700];
         snprintf(detail, sizeof detail, "job=%llu note=\"%.600s\"", (unsigned long long)ch->id,
@@ -594,7 +653,8 @@ static void call_back_pull(struct api *a, const struct post_changed *out)
 
 static void post_job_change(struct call *c, enum post_change what)
 {
-    struct change ch = {.what = what, .limits = &c->a->d.cfg->limits, .actor = c->actor};
+    struct change ch = {
+        .what = what, .limits = &c->a->d.cfg->limits, .actor = c->actor, .tenant = scope(c)};
     if (!parse_id(c->arg[0], &ch.id)) {
         fail(c->r, 404, "not_found", "'%.40s' is not a job id", c->arg[0]);
         return;
@@ -648,18 +708,19 @@ static void post_retry(struct call *c)
 
 struct limits_read {
     const struct rl_config *rc;
+    const char *tenant;
     json_t *out;
 };
 
 static int limits_txn(struct store_txn *t, void *ctx)
 {
     struct limits_read *lr = ctx;
-    return view_limits(t, lr->rc, clock_now(), NULL, &lr->out);
+    return view_limits(t, lr->rc, clock_now(), NULL, lr->tenant, &lr->out);
 }
 
 static void get_limits(struct call *c)
 {
-    struct limits_read lr = {.rc = &c->a->d.cfg->limits};
+    struct limits_read lr = {.rc = &c->a->d.cfg->limits, .tenant = scope(c)};
     struct tikd_err e = {0};
     int rc = store_read(c->a->d.store, limits_txn, &lr, &e);
     if (rc != 0)
@@ -752,7 +813,7 @@ static void get_tokens(struct call *c)
 }
 
 struct token_change {
-    const char *name, *actor;
+    const char *name, *actor, *tenant;
     enum admin_role role;
     char token[ADMIN_TOKEN_LEN + 1];
     struct tikd_err *e;
@@ -761,7 +822,7 @@ struct token_change {
 static int create_txn(struct store_txn *t, void *ctx)
 {
     struct token_change *x = ctx;
-    return admin_token_create(t, x->name, x->role, x->actor, x->token, x->e);
+    return admin_token_create(t, x->name, x->role, x->tenant, x->actor, x->token, x->e);
 }
 
 static int revoke_txn(struct store_txn *t, void *ctx)
@@ -777,7 +838,12 @@ static void post_token(struct call *c)
         .name = json_string_value(json_object_get(c->body, "name")),
         .role = admin_role_parse(json_string_value(json_object_get(c->body, "role"))),
         .actor = c->actor,
+        .tenant = json_string_value(json_object_get(c->body, "tenant")),
         .e = &e};
+    if (x.tenant && !config_tenant(c->a->d.cfg, x.tenant)) {
+        fail(c->r, 400, "bad_request", "no tenant named '%.40s' in the config", x.tenant);
+        return;
+    }
     if (!x.name || x.role == ROLE_NONE) {
         fail(c->r, 400, "bad_request",
              "expected {\"name\": NAME, \"role\": \"viewer\"|\"operator\"|\"admin\"}");
@@ -904,13 +970,34 @@ static void get_metrics(struct call *c)
 static bool wants(const struct sub *u, const struct event *ev)
 {
     return (!u->account[0] || strcmp(u->account, ev->account) == 0) &&
-           (!u->job || u->job == ev->job);
+           (!u->job || u->job == ev->job) && (!u->tenant[0] || !strcmp(u->tenant, ev->tenant));
+}
+
+static int tenant_txn(struct store_txn *t, void *ctx)
+{
+    struct account *a = ctx;
+    return account_get(t, a->name, a);
+}
+
+/* The tenant of account (for an event that names only it), or "". */
+static void tenant_of(struct api *a, const char *account, char out[33])
+{
+    struct account acct = {0};
+    out[0] = '\0';
+    bool scoped = false;
+    for (struct sub *u = a->subs; u && !scoped; u = u->next)
+        scoped = u->tenant[0] != '\0';
+    if (!scoped || !account || !account_name_valid(account))
+        return; /* no tenant's stream listens: nobody asks */
+    snprintf(acct.name, sizeof acct.name, "%s", account);
+    if (store_read(a->d.store, tenant_txn, &acct, NULL) == 0)
+        snprintf(out, 33, "%s", acct.tenant);
 }
 
 /* One event to each client that wants it, and (keep) to the ring for
  * clients that reconnect. */
 static void emit_as(struct api *a, const char *type, const char *account, uint64_t job,
-                    json_t *data, bool keep)
+                    const char *tenant, json_t *data, bool keep)
 {
     char *js = data ? json_dumps(data, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
     json_decref(data);
@@ -922,7 +1009,7 @@ static void emit_as(struct api *a, const char *type, const char *account, uint64
         free(js);
         for (struct sub *u = a->subs; u && w > 0 && (size_t)w < sizeof frame; u = u->next)
             if (!u->ended && (!u->account[0] || strcmp(u->account, account) == 0) &&
-                (!u->job || u->job == job))
+                (!u->job || u->job == job) && (!u->tenant[0] || !strcmp(u->tenant, tenant)))
                 srv_stream_write(u->st, frame, (size_t)w);
         return;
     }
@@ -938,28 +1025,33 @@ static void emit_as(struct api *a, const char *type, const char *account, uint64
     }
     free(js);
     snprintf(ev->account, sizeof ev->account, "%s", account ? account : "");
+    snprintf(ev->tenant, sizeof ev->tenant, "%s", tenant ? tenant : "");
     ev->job = job;
     for (struct sub *u = a->subs; u && ev->frame; u = u->next)
         if (!u->ended && wants(u, ev))
             srv_stream_write(u->st, ev->frame, ev->len);
 }
 
-static void emit(struct api *a, const char *type, const char *account, uint64_t job, json_t *data)
+static void emit(struct api *a, const char *type, const char *account, uint64_t job,
+                 const char *tenant, json_t *data)
 {
-    emit_as(a, type, account, job, data, true);
+    emit_as(a, type, account, job, tenant, data, true);
 }
 
 void api_job_changed(struct api *a, const struct job *j)
 {
     if (a && a->subs)
-        emit(a, "job", j->account, j->id, view_job(j, 0));
+        emit(a, "job", j->account, j->id, j->tenant, view_job(j, 0));
 }
 
 void api_upload_progress(struct api *a, const char *account, uint64_t job, uint64_t done,
                          uint64_t total)
 {
+    char tenant[33];
     if (a && a->subs)
-        emit_as(a, "progress", account, job,
+        tenant_of(a, account, tenant);
+    if (a && a->subs)
+        emit_as(a, "progress", account, job, tenant,
                 json_pack("{s:I, s:I, s:I}", "id", (json_int_t)job, "bytes_done", (json_int_t)done,
                           "bytes", (json_int_t)total),
                 false);
@@ -968,7 +1060,7 @@ void api_upload_progress(struct api *a, const char *account, uint64_t job, uint6
 void api_account_changed(struct api *a, const struct account *acct)
 {
     if (a && a->subs)
-        emit(a, "account", acct->name, 0, view_account(acct));
+        emit(a, "account", acct->name, 0, acct->tenant, view_account(acct));
 }
 
 /* "account=NAME", "job=ID" in an audit record's detail. */
@@ -999,7 +1091,8 @@ static int tail_one(const struct audit_rec *r, void *ctx)
     detail_field(r->detail, "account", account, sizeof account);
     detail_field(r->detail, "job", job, sizeof job);
     t->a->audit_seq = r->seq;
-    emit(t->a, "audit", account, strtoull(job, NULL, 10), view_audit(r));
+    /* the daemon's record: no tenant's token reads it */
+    emit(t->a, "audit", account, strtoull(job, NULL, 10), "\x01", view_audit(r));
     return ++t->n == 200; /* the rest at the next look */
 }
 
@@ -1104,6 +1197,7 @@ static void get_events(struct call *c)
     u->a = a;
     u->job = jid;
     snprintf(u->token, sizeof u->token, "%s", c->token);
+    snprintf(u->tenant, sizeof u->tenant, "%s", c->tenant);
     snprintf(u->account, sizeof u->account, "%s",
              query(c, "account", acct, sizeof acct) ? acct : "");
     count_answer(200);
@@ -1153,6 +1247,7 @@ struct planning {
     struct job *j;
     char actor[96];
     char key[200];
+    char tenant[33]; /* the calling token's ("": none) */
     struct planning *prev, *next;
 };
 
@@ -1169,13 +1264,13 @@ static void planning_free(struct planning *p)
 }
 
 /* Is path (absolute, resolved) under one of media_roots? */
-static bool under_roots(const struct tikd_config *cfg, const char *path)
+static bool under_roots(const struct strlist *roots, const char *path)
 {
     char real[PATH_MAX], root[PATH_MAX];
     if (!realpath(path, real))
         return false;
-    for (size_t i = 0; i < cfg->media_roots.n; i++) {
-        if (!realpath(cfg->media_roots.v[i], root))
+    for (size_t i = 0; i < roots->n; i++) {
+        if (!realpath(roots->v[i], root))
             continue;
         size_t n = strlen(root);
         if (strncmp(real, root, n) == 0 && (real[n] == '/' || (n == 1 && root[0] == '/')))
@@ -1238,10 +1333,12 @@ static bool read_post(struct call *c, struct planning *p, char *why, size_t wn)
     if (media) {
         j->kind = JOB_VIDEO;
         char real[PATH_MAX];
-        if (media[0] == '/' && (!realpath(media, real) || !under_roots(c->a->d.cfg, real)))
+        const struct tenant_cfg *tc = config_tenant(c->a->d.cfg, scope(c));
+        const struct strlist *roots = tc ? &tc->media_roots : &c->a->d.cfg->media_roots;
+        if (media[0] == '/' && (!realpath(media, real) || !under_roots(roots, real)))
             return snprintf(why, wn,
                             "media: a local file must be under media_roots (%zu configured)",
-                            c->a->d.cfg->media_roots.n),
+                            roots->n),
                    false;
         if (media[0] != '/' && strncmp(media, "https://", 8) != 0)
             return snprintf(why, wn, "media: an absolute path or an https URL"), false;
@@ -1325,6 +1422,8 @@ static void post_post(struct call *c)
     p->j = j;
     p->req.j = j;
     snprintf(p->actor, sizeof p->actor, "%s", c->actor);
+    snprintf(p->tenant, sizeof p->tenant, "%s", c->tenant);
+    p->req.tenant = p->tenant[0] ? p->tenant : NULL; /* another tenant's account is no account */
     char why[300];
     if (!read_post(c, p, why, sizeof why)) {
         free(j);
@@ -1407,7 +1506,14 @@ static void get_plan(struct call *c)
     }
     char d[16];
     snprintf(d, sizeof d, "%lld", days);
-    const char *args[] = {"plan", "--days", d, "--json", NULL};
+    char tq[40];
+    const char *tenant = scope(c) ? scope(c) : query(c, "tenant", tq, sizeof tq);
+    if (c->a->d.cfg->ntenants && !config_tenant(c->a->d.cfg, tenant)) {
+        free(p);
+        fail(c->r, 400, "bad_request", "the daemon has tenants: name one (?tenant=NAME)");
+        return;
+    }
+    const char *args[] = {"plan", "--days", d, "--json", tenant ? "--tenant" : NULL, tenant, NULL};
     p->a = c->a;
     p->r = c->r;
     p->days = (int)days;
@@ -1428,40 +1534,45 @@ static void get_index(struct call *c);
 static const struct resource {
     const char *method, *path;
     enum admin_role role;
+    bool tenants; /* a tenant's token may call it (it answers only of the tenant's own) */
     void (*fn)(struct call *c);
     const char *what;
 } resources[] = {
-    {"GET", "/api/v1", ROLE_VIEWER, get_index, "this list"},
-    {"GET", "/api/v1/health", ROLE_VIEWER, get_health, "healthy: the store takes writes"},
-    {"GET", "/api/v1/ready", ROLE_VIEWER, get_ready, "ready: rules live, the store takes writes"},
-    {"GET", "/api/v1/status", ROLE_VIEWER, get_status, "the daemon, its rules and job counts"},
-    {"GET", "/api/v1/rules", ROLE_VIEWER, get_rules, "live generation, files, last reload"},
-    {"GET", "/api/v1/schedules", ROLE_VIEWER, get_schedules,
+    {"GET", "/api/v1", ROLE_VIEWER, true, get_index, "this list"},
+    {"GET", "/api/v1/health", ROLE_VIEWER, true, get_health, "healthy: the store takes writes"},
+    {"GET", "/api/v1/ready", ROLE_VIEWER, true, get_ready,
+     "ready: rules live, the store takes writes"},
+    {"GET", "/api/v1/status", ROLE_VIEWER, false, get_status,
+     "the daemon, its rules and job counts"},
+    {"GET", "/api/v1/rules", ROLE_VIEWER, false, get_rules, "live generation, files, last reload"},
+    {"GET", "/api/v1/schedules", ROLE_VIEWER, true, get_schedules,
      "the live rules' schedules, each with its next free slot"},
-    {"GET", "/api/v1/plan", ROLE_VIEWER, get_plan,
+    {"GET", "/api/v1/plan", ROLE_VIEWER, true, get_plan,
      "what the rules would post in the next ?days= (a dry run, as tikd plan)"},
-    {"GET", "/api/v1/accounts", ROLE_VIEWER, get_accounts, "every account"},
-    {"GET", "/api/v1/accounts/{name}", ROLE_VIEWER, get_account, "one account, its open jobs"},
-    {"POST", "/api/v1/accounts/{name}/connect", ROLE_OPERATOR, post_connect,
+    {"GET", "/api/v1/accounts", ROLE_VIEWER, true, get_accounts, "every account"},
+    {"GET", "/api/v1/accounts/{name}", ROLE_VIEWER, true, get_account,
+     "one account, its open jobs"},
+    {"POST", "/api/v1/accounts/{name}/connect", ROLE_OPERATOR, true, post_connect,
      "the authorize URL that connects or reconnects an account"},
-    {"GET", "/api/v1/jobs", ROLE_VIEWER, get_jobs,
+    {"GET", "/api/v1/jobs", ROLE_VIEWER, true, get_jobs,
      "jobs: ?account= &state= &all=1 &due_after= &due_before= &after= &limit="},
-    {"GET", "/api/v1/jobs/{id}", ROLE_VIEWER, get_job, "one job with its history"},
-    {"POST", "/api/v1/jobs/{id}/approve", ROLE_OPERATOR, post_approve, "approve a held job"},
-    {"POST", "/api/v1/jobs/{id}/reject", ROLE_OPERATOR, post_reject, "reject a held job"},
-    {"POST", "/api/v1/jobs/{id}/cancel", ROLE_OPERATOR, post_cancel, "cancel a job"},
-    {"POST", "/api/v1/jobs/{id}/retry", ROLE_OPERATOR, post_retry, "plan a failed job again"},
-    {"POST", "/api/v1/posts", ROLE_OPERATOR, post_post,
+    {"GET", "/api/v1/jobs/{id}", ROLE_VIEWER, true, get_job, "one job with its history"},
+    {"POST", "/api/v1/jobs/{id}/approve", ROLE_OPERATOR, true, post_approve, "approve a held job"},
+    {"POST", "/api/v1/jobs/{id}/reject", ROLE_OPERATOR, true, post_reject, "reject a held job"},
+    {"POST", "/api/v1/jobs/{id}/cancel", ROLE_OPERATOR, true, post_cancel, "cancel a job"},
+    {"POST", "/api/v1/jobs/{id}/retry", ROLE_OPERATOR, true, post_retry, "plan a failed job again"},
+    {"POST", "/api/v1/posts", ROLE_OPERATOR, true, post_post,
      "plan a post (a video by path or URL, or photos), as tikd post does"},
-    {"GET", "/api/v1/limits", ROLE_VIEWER, get_limits, "TikTok's budgets now"},
-    {"GET", "/api/v1/audit", ROLE_VIEWER, get_audit, "audit records: ?after= &limit="},
-    {"GET", "/api/v1/audit/verify", ROLE_VIEWER, get_audit_verify, "the audit chain checked"},
-    {"GET", "/api/v1/tokens", ROLE_ADMIN, get_tokens, "admin tokens (never the tokens)"},
-    {"POST", "/api/v1/tokens", ROLE_ADMIN, post_token, "create a token, shown once"},
-    {"DELETE", "/api/v1/tokens/{name}", ROLE_ADMIN, delete_token, "revoke a token"},
-    {"GET", "/api/v1/events", ROLE_VIEWER, get_events,
+    {"GET", "/api/v1/limits", ROLE_VIEWER, true, get_limits, "TikTok's budgets now"},
+    {"GET", "/api/v1/audit", ROLE_VIEWER, false, get_audit, "audit records: ?after= &limit="},
+    {"GET", "/api/v1/audit/verify", ROLE_VIEWER, false, get_audit_verify,
+     "the audit chain checked"},
+    {"GET", "/api/v1/tokens", ROLE_ADMIN, false, get_tokens, "admin tokens (never the tokens)"},
+    {"POST", "/api/v1/tokens", ROLE_ADMIN, false, post_token, "create a token, shown once"},
+    {"DELETE", "/api/v1/tokens/{name}", ROLE_ADMIN, false, delete_token, "revoke a token"},
+    {"GET", "/api/v1/events", ROLE_VIEWER, true, get_events,
      "Server-Sent Events: job, account, audit; ?account= &job=, Last-Event-ID"},
-    {"GET", "/metrics", ROLE_VIEWER, get_metrics, "Prometheus metrics (text format 0.0.4)"},
+    {"GET", "/metrics", ROLE_VIEWER, false, get_metrics, "Prometheus metrics (text format 0.0.4)"},
 };
 #define NRES (sizeof resources / sizeof resources[0])
 
@@ -1537,6 +1648,7 @@ static bool authenticate(struct call *c)
         return false;
     }
     c->role = k.role;
+    snprintf(c->tenant, sizeof c->tenant, "%s", k.tenant);
     snprintf(c->actor, sizeof c->actor, "token:%s", k.name);
     snprintf(c->token, sizeof c->token, "%s", k.hash);
     c->last_used = k.last_used;
@@ -1617,6 +1729,13 @@ static void on_request(void *ud, struct srv_req *r)
             fail(r, 405, "method_not_allowed", "%s is not allowed here", srv_method(r));
         else
             fail(r, 404, "not_found", "no such resource (GET /api/v1 lists them)");
+        return;
+    }
+    if (c.tenant[0] && !res->tenants) {
+        fail(r, 403, "forbidden",
+             "%s is the whole daemon's; %s is tenant %s's token (its accounts, jobs, posts, "
+             "schedules and limits)",
+             res->path, c.actor, c.tenant);
         return;
     }
     if (c.role < res->role) {

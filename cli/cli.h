@@ -29,11 +29,21 @@ struct cli_cmd {
 /* Load the config once (errors printed to stderr); returns 0 or 1. */
 int cli_config(struct cli *c);
 
-/* Host options from the config (rules_dir may be overridden; http may be
- * NULL where rules cannot make requests). */
+/* Host options from the config for tenant t's rules (NULL: the implicit
+ * tenant of a config without tenants); rules_dir may be overridden; http may
+ * be NULL where rules cannot make requests. */
 struct store;
-struct host_opts cli_host_opts(const struct tikd_config *cfg, const char *rules_dir,
-                               struct ev_loop *loop, struct http *http, struct store *store);
+struct host_opts cli_host_opts(const struct tikd_config *cfg, const struct tenant_cfg *t,
+                               const char *rules_dir, struct ev_loop *loop, struct http *http,
+                               struct store *store);
+
+/* --tenant NAME taken out of argv, after loading the config: 0 with *out the
+ * tenant (NULL when none was named), or 1 (an unknown one: said on stderr). */
+int cli_take_tenant(struct cli *c, const struct cli_cmd *cmd, int *argc, char **argv,
+                    const struct tenant_cfg **out);
+
+/* The tenant whose rules_dir is dir, or NULL. */
+const struct tenant_cfg *cli_tenant_of_dir(const struct tikd_config *cfg, const char *dir);
 
 /* HTTP client options from the config. */
 struct http_opts;
@@ -71,6 +81,9 @@ void cli_fmt_time(double t, char *out, size_t n);
 
 /* Open the store for commands (readonly for inspection). Prints errors. */
 int cli_open_store(struct cli *c, bool readonly, struct store **out);
+
+/* Tell a running daemon to reload its rules (SIGHUP): 1 if one was told. */
+int cli_reload_daemon(struct cli *c);
 /* Ask a running `tikd run` on this data directory to look at its jobs again
  * (SIGUSR1, only to the process holding the directory's lock): 1 when it
  * was told, 2 when one is starting (it will look anyway), 0 when none runs. */
@@ -83,6 +96,6 @@ void cli_rmtree(const char *dir);
 
 extern const struct cli_cmd cmd_run, cmd_rules, cmd_backup, cmd_audit, cmd_account, cmd_vault,
     cmd_post, cmd_queue, cmd_job, cmd_limits, cmd_status, cmd_plan, cmd_media, cmd_admin,
-    cmd_doctor;
+    cmd_doctor, cmd_lib;
 
 #endif

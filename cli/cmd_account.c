@@ -46,10 +46,12 @@ static int wait_op(struct engine *en, int rc, const struct tikd_err *e, struct r
 
 static int begin(struct cli *c, int argc, char **argv, bool reauth)
 {
-    const char *name = NULL, *scopes = NULL;
+    const char *name = NULL, *scopes = NULL, *tenant = NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--scopes") == 0 && i + 1 < argc)
             scopes = argv[++i];
+        else if (strcmp(argv[i], "--tenant") == 0 && i + 1 < argc && !reauth)
+            tenant = argv[++i];
         else if (argv[i][0] == '-')
             return cli_unknown(&cmd_account, "option", argv[i]);
         else if (name)
@@ -59,12 +61,16 @@ static int begin(struct cli *c, int argc, char **argv, bool reauth)
     }
     if (!name)
         return cli_usage_error(&cmd_account, "expected an account name");
+    if (tenant && cli_config(c))
+        return 1;
+    if (tenant && !config_tenant(&c->cfg, tenant))
+        return cli_usage_error(&cmd_account, "no tenant named '%s' in the config", tenant);
     struct engine en;
     if (engine_open(c, &en, ENG_NET))
         return 1;
     char *url = NULL;
     struct tikd_err e = {0};
-    int rc = oauth_begin(en.oauth, name, scopes, reauth, &url, &e);
+    int rc = oauth_begin_as(en.oauth, name, scopes, reauth, "operator", tenant, &url, &e);
     if (rc != 0) {
         fprintf(stderr, "tikd: %s\n", e.msg);
     } else {
@@ -96,16 +102,25 @@ static int complete(struct cli *c, int argc, char **argv)
     return rc ? 1 : 0;
 }
 
+struct row_ctx {
+    double now;
+    bool tenants; /* the config has tenants: a column for them */
+};
+
 static int print_row(const struct account *a, void *ctx)
 {
-    double now = *(double *)ctx;
+    const struct row_ctx *rc = ctx;
+    double now = rc->now;
     char ae[32], re[32];
     cli_fmt_time(a->access_expires_at, ae, sizeof ae);
     cli_fmt_time(a->refresh_expires_at, re, sizeof re);
     bool soon = a->refresh_expires_at > 0 && a->refresh_expires_at - now < 7 * 86400;
-    printf("%-20s %-13s %-32s %-21s %-21s%s %s\n", a->name, account_state_name(a->state),
+    printf("%-20s %-13s %-32s %-21s %-21s%s %s", a->name, account_state_name(a->state),
            a->open_id[0] ? a->open_id : "-", ae, re, soon ? " (!)" : "",
            a->scopes[0] ? a->scopes : "-");
+    if (rc->tenants)
+        printf(" %s", a->tenant[0] ? a->tenant : "-");
+    printf("\n");
     return 0;
 }
 
@@ -140,9 +155,9 @@ static int list(struct cli *c, int argc, bool json)
     struct store *s;
     if (cli_open_store(c, true, &s))
         return 1;
-    double now = clock_now();
-    printf("%-20s %-13s %-32s %-21s %-21s %s\n", "NAME", "STATE", "OPEN_ID", "ACCESS_EXPIRES",
-           "REFRESH_EXPIRES", "SCOPES");
+    struct row_ctx now = {clock_now(), c->cfg.ntenants > 0};
+    printf("%-20s %-13s %-32s %-21s %-21s %s%s\n", "NAME", "STATE", "OPEN_ID", "ACCESS_EXPIRES",
+           "REFRESH_EXPIRES", "SCOPES", now.tenants ? " TENANT" : "");
     int rc = store_read(s, list_txn, &now, NULL);
     store_close(s);
     return rc ? 1 : 0;
@@ -189,6 +204,8 @@ static int show(struct cli *c, int argc, char **argv, bool json)
         "created:          %s\nupdated:          %s\n",
         a->name, account_state_name(a->state), a->reason[0] ? a->reason : "-",
         a->open_id[0] ? a->open_id : "-", a->scopes[0] ? a->scopes : "-", ae, re, cr, up);
+    if (a->tenant[0])
+        printf("tenant:           %s\n", a->tenant);
     if (a->refresh_expires_at > 0 && a->refresh_expires_at - clock_now() < 7 * 86400)
         printf("warning:          the refresh token ends within a week: reconnect with `tikd "
                "account reauth %s`\n",
@@ -229,6 +246,75 @@ static int remove_cmd(struct cli *c, int argc, char **argv)
     }
     engine_close(&en);
     return rc ? 1 : 0;
+}
+
+/* ---- account set-tenant NAME TENANT|- -------------------------------------------- */
+
+struct tenant_ctx {
+    const char *name, *tenant;
+    int open; /* jobs of the account that are not final */
+    struct tikd_err *e;
+};
+
+static int count_open(const struct job *j, void *ctx)
+{
+    ((struct tenant_ctx *)ctx)->open += !job_state_final(j->state);
+    return 0;
+}
+
+/* The move and its record in one transaction; refused while jobs its old
+ * tenant's rules planned are still to go (they would be asked about by the
+ * new tenant's rules). */
+static int tenant_txn(struct store_txn *t, void *ctx)
+{
+    struct tenant_ctx *tc = ctx;
+    struct account a;
+    int rc = account_get(t, tc->name, &a);
+    if (rc == TIKD_ENOTFOUND)
+        return tikd_fail(tc->e, rc, "no account named %s", tc->name);
+    if (rc == 0)
+        rc = job_foreach_account(t, tc->name, count_open, tc);
+    if (rc != 0)
+        return rc;
+    if (strcmp(a.tenant, tc->tenant) == 0)
+        return 0;
+    if (tc->open)
+        return tikd_fail(tc->e, TIKD_EINVAL,
+                         "account %s has %d job%s still to go: cancel them or let them finish "
+                         "before it moves (the rules of its tenant planned them)",
+                         tc->name, tc->open, tc->open == 1 ? "" : "s");
+    char detail[200];
+    snprintf(detail, sizeof detail, "account=%s from=%s to=%s", a.name,
+             a.tenant[0] ? a.tenant : "-", tc->tenant[0] ? tc->tenant : "-");
+    snprintf(a.tenant, sizeof a.tenant, "%s", tc->tenant);
+    a.updated_at = clock_now();
+    rc = account_put(t, &a);
+    return rc ? rc : audit_append(t, "operator", "account.tenant", detail);
+}
+
+static int set_tenant(struct cli *c, int argc, char **argv)
+{
+    if (argc != 3)
+        return cli_usage_error(&cmd_account,
+                               "expected: account set-tenant NAME TENANT (or - for none)");
+    if (cli_config(c))
+        return 1;
+    const char *tenant = strcmp(argv[2], "-") == 0 ? "" : argv[2];
+    if (*tenant && !config_tenant(&c->cfg, tenant))
+        return cli_usage_error(&cmd_account, "no tenant named '%s' in the config", tenant);
+    struct store *s;
+    if (cli_open_store(c, false, &s))
+        return 1;
+    struct tikd_err e = {0};
+    struct tenant_ctx tc = {argv[1], tenant, 0, &e};
+    int rc = store_write(s, tenant_txn, &tc, &e);
+    store_close(s);
+    if (rc != 0) {
+        fprintf(stderr, "tikd: %s\n", e.msg[0] ? e.msg : tikd_strerror(rc));
+        return 1;
+    }
+    printf("account %s: tenant %s\n", argv[1], *tenant ? tenant : "none (the operator's only)");
+    return 0;
 }
 
 /* account check NAME: one authorized call (user info) proves the token
@@ -289,13 +375,18 @@ static int run_account(struct cli *c, int argc, char **argv)
         return remove_cmd(c, argc - 1, argv + 1);
     if (strcmp(sub, "check") == 0)
         return check(c, argc - 1, argv + 1);
+    if (strcmp(sub, "set-tenant") == 0)
+        return set_tenant(c, argc - 1, argv + 1);
     return cli_unknown(&cmd_account, "subcommand", sub);
 }
 
 const struct cli_cmd cmd_account = {
-    "account", run_account, "account add|reauth|complete|list|show|check|remove [--json]",
+    "account", run_account,
+    "account add|reauth|complete|list|show|check|remove|set-tenant [--json]",
     "connect TikTok accounts and look after them",
-    "  account add NAME [--scopes S]   start connecting a new account: prints the URL to open\n"
+    "  account add NAME [--scopes S] [--tenant T]\n"
+    "                                  start connecting a new account (of tenant T): prints the\n"
+    "                                  URL to open\n"
     "  account reauth NAME             connect an existing account again\n"
     "  account complete NAME URL       finish with the address TikTok redirected to\n"
     "                                  (when tikd's callback page is not reachable)\n"
@@ -303,6 +394,8 @@ const struct cli_cmd cmd_account = {
     "  account show NAME               one account in detail\n"
     "  account remove NAME             revoke at TikTok, then delete its tokens and record\n"
     "  account check NAME              one authorized call (user info) to prove the token works\n"
+    "  account set-tenant NAME T|-     move an account to tenant T (or to none); refused while\n"
+    "                                  it has jobs still to go (docs/tenants.md)\n"
     "Tokens are never printed. See docs/accounts.md.\n"};
 
 /* ---- vault ------------------------------------------------------------------ */

@@ -14,7 +14,7 @@
 #include "../core/clock.h"
 
 struct tok_ctx {
-    const char *name;
+    const char *name, *tenant;
     enum admin_role role;
     char token[ADMIN_TOKEN_LEN + 1];
     struct tikd_err *e;
@@ -23,7 +23,7 @@ struct tok_ctx {
 static int create_txn(struct store_txn *t, void *ctx)
 {
     struct tok_ctx *x = ctx;
-    return admin_token_create(t, x->name, x->role, "operator", x->token, x->e);
+    return admin_token_create(t, x->name, x->role, x->tenant, "operator", x->token, x->e);
 }
 
 static int revoke_txn(struct store_txn *t, void *ctx)
@@ -47,8 +47,8 @@ static int list_one(const struct admin_token *k, void *ctx)
     char created[32], used[32];
     cli_fmt_time(k->created_at, created, sizeof created);
     cli_fmt_time(k->last_used, used, sizeof used);
-    printf("%-24s %-9s %-21s %s\n", k->name, admin_role_name(k->role), created,
-           k->last_used > 0 ? used : "never");
+    printf("%-24s %-9s %-21s %-21s %s\n", k->name, admin_role_name(k->role), created,
+           k->last_used > 0 ? used : "never", k->tenant[0] ? k->tenant : "-");
     return 0;
 }
 
@@ -64,7 +64,7 @@ static int token_list(struct cli *c, bool json)
         return 1;
     struct list_ctx l = {.json = json, .arr = json ? json_array() : NULL};
     if (!json)
-        printf("%-24s %-9s %-21s %s\n", "NAME", "ROLE", "CREATED", "LAST USED");
+        printf("%-24s %-9s %-21s %-21s %s\n", "NAME", "ROLE", "CREATED", "LAST USED", "TENANT");
     int rc = store_read(s, list_txn, &l, NULL);
     store_close(s);
     if (rc != 0) {
@@ -103,6 +103,13 @@ static int run_admin(struct cli *c, int argc, char **argv)
                 if ((x.role = admin_role_parse(argv[++i])) == ROLE_NONE)
                     return cli_usage_error(
                         &cmd_admin, "'%s' is not a role: viewer, operator or admin", argv[i]);
+            } else if (strcmp(argv[i], "--tenant") == 0 && i + 1 < argc) {
+                x.tenant = argv[++i];
+                if (cli_config(c))
+                    return 1;
+                if (!config_tenant(&c->cfg, x.tenant))
+                    return cli_usage_error(&cmd_admin, "no tenant named '%s' in the config",
+                                           x.tenant);
             } else if (argv[i][0] == '-') {
                 return cli_unknown(&cmd_admin, "option", argv[i]);
             } else if (x.name) {
@@ -143,7 +150,8 @@ static int run_admin(struct cli *c, int argc, char **argv)
 }
 
 const struct cli_cmd cmd_admin = {
-    "admin", run_admin, "admin token create NAME --role ROLE | list [--json] | revoke NAME",
+    "admin", run_admin,
+    "admin token create NAME --role ROLE [--tenant T] | list [--json] | revoke NAME",
     "bearer tokens of the admin API and dashboard",
     "  admin token create NAME --role viewer|operator|admin\n"
     "                  a new token, printed this once (tikd keeps only its SHA-256)\n"

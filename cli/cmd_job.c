@@ -487,7 +487,8 @@ struct queue_ctx {
     const char *account;
     bool all;
     int shown, corrupt;
-    json_t *json; /* --json: the rows as the admin API shows them */
+    json_t *json;       /* --json: the rows as the admin API shows them */
+    const char *tenant; /* --tenant: only the jobs planned in it */
 };
 
 static void queue_bad(uint64_t id, void *ctx)
@@ -506,6 +507,8 @@ static int queue_row(const struct job *j, void *ctx)
     if (q->state < 0 && !q->all && job_state_final(j->state))
         return 0;
     if (q->account && strcmp(q->account, j->account) != 0)
+        return 0;
+    if (q->tenant && strcmp(q->tenant, j->tenant) != 0)
         return 0;
     if (q->json)
         return json_array_append_new(q->json, view_job(j, 0));
@@ -539,8 +542,12 @@ static int queue_txn(struct store_txn *t, void *ctx)
 
 static int run_queue(struct cli *c, int argc, char **argv)
 {
-    struct queue_ctx q = {-1, NULL, false, 0, 0, NULL};
+    struct queue_ctx q = {-1, NULL, false, 0, 0, NULL, NULL};
     bool json = cli_take_flag(&argc, argv, "--json");
+    const struct tenant_cfg *t;
+    if (cli_take_tenant(c, &cmd_queue, &argc, argv, &t))
+        return 1;
+    q.tenant = t ? t->name : NULL;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--state") == 0 && i + 1 < argc) {
             q.state = job_state_parse(argv[++i]);
@@ -577,10 +584,11 @@ static int run_queue(struct cli *c, int argc, char **argv)
 }
 
 const struct cli_cmd cmd_queue = {
-    "queue", run_queue, "queue [--state S] [--account A] [--all] [--json]",
+    "queue", run_queue, "queue [--state S] [--account A] [--tenant T] [--all] [--json]",
     "list jobs: what waits, why, and until when",
     "Without options: every job that is not final. --all includes published, in_inbox,\n"
     "failed and cancelled ones. A photo post shows how many images and the first.\n"
+    "--tenant T: only the jobs of tenant T's accounts.\n"
     "--json: the rows as GET /api/v1/jobs shows them.\n"};
 
 struct change_ctx {

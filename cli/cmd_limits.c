@@ -74,7 +74,7 @@ static int show_account(const struct account *a, void *ctx)
     if (sc->lc->only && strcmp(sc->lc->only, a->name) != 0)
         return 0;
     for (int b = 0; b < RL__COUNT; b++)
-        if (b != RL_ACTIVE_USERS) {
+        if (b != RL_ACTIVE_USERS && b != RL_TENANT_POSTS) { /* the app's, a tenant's: not its */
             int rc = show_budget(sc->t, sc->lc, a->name, a->name, (enum rl_budget)b);
             if (rc != 0)
                 return rc;
@@ -118,7 +118,7 @@ struct limits_view {
 static int limits_view(struct store_txn *t, void *ud, json_t **out)
 {
     struct limits_view *v = ud;
-    return view_limits(t, v->rc, clock_now(), v->only, out);
+    return view_limits(t, v->rc, clock_now(), v->only, NULL, out);
 }
 
 static int run_limits(struct cli *c, int argc, char **argv)

@@ -566,9 +566,10 @@ static int copy_db(struct cli *c, const char *dest, struct store **out)
     return rc ? 1 : 0;
 }
 
-static int dry_run(struct plan *p, const char *rules, const char *media, double days, bool json)
+static int dry_run(struct plan *p, const struct tenant_cfg *t, const char *rules, const char *media,
+                   double days, bool json)
 {
-    struct host_opts o = cli_host_opts(&p->c->cfg, rules, p->loop, NULL, p->st);
+    struct host_opts o = cli_host_opts(&p->c->cfg, t, rules, p->loop, NULL, p->st);
     struct gen_report rep = {0};
     struct tikd_err e = {0};
     if (gen_build(&o, 0, &p->g, &rep, &e) != 0) {
@@ -626,6 +627,9 @@ static int run_plan(struct cli *c, int argc, char **argv)
     double days = 7;
     const char *media = NULL, *rules = NULL;
     bool json = false;
+    const struct tenant_cfg *t;
+    if (cli_take_tenant(c, &cmd_plan, &argc, argv, &t))
+        return 1;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--days") == 0 && i + 1 < argc) {
             char *end;
@@ -646,6 +650,10 @@ static int run_plan(struct cli *c, int argc, char **argv)
     }
     if (cli_config(c))
         return 1;
+    if (!t && rules)
+        t = cli_tenant_of_dir(&c->cfg, rules);
+    if (!t && c->cfg.ntenants)
+        return cli_usage_error(&cmd_plan, "the config has tenants: name one with --tenant NAME");
     char tmp[PATH_MAX], db[PATH_MAX + 8];
     if (cli_tmpdir("plan", tmp, sizeof tmp))
         return 1;
@@ -658,7 +666,7 @@ static int run_plan(struct cli *c, int argc, char **argv)
     }
     if (rc == 0) {
         clock_set_virtual(clock_now()); /* from the real now on, time moves only here */
-        rc = dry_run(&p, rules, media, days, json);
+        rc = dry_run(&p, t, rules, media, days, json);
         clock_set_source(NULL);
     }
     if (p.loop)
@@ -669,7 +677,7 @@ static int run_plan(struct cli *c, int argc, char **argv)
 }
 
 const struct cli_cmd cmd_plan = {
-    "plan", run_plan, "plan [--days N] [--media DIR] [--rules DIR] [--json]",
+    "plan", run_plan, "plan [--days N] [--media DIR] [--rules DIR] [--tenant T] [--json]",
     "a dry run: what the rules would post, where and when",
     "Runs the rules on a copy of the database and a virtual clock, from now over the\n"
     "next N days (7 by default), and lists the posts they would plan: due time (UTC and\n"
@@ -683,6 +691,7 @@ const struct cli_cmd cmd_plan = {
     "  --days N       how far to look ahead (1 to 366)\n"
     "  --media DIR    hand each file in DIR to on_media\n"
     "  --rules DIR    try the rules in DIR instead of the config's rules_dir\n"
+    "  --tenant T     the rules of tenant T, with its rights (required with tenants)\n"
     "  --json         a JSON array of the planned posts instead of the table\n"
     "Notes say when an account's direct posts would exceed limits.daily_posts in 24 h.\n"
     "Exit status 1 when a rule fails to load or a rule call fails (file:line on stderr).\n"};

@@ -64,20 +64,12 @@ static void print_decls(const struct decls *d, struct store *st)
     }
 }
 
-static int rules_check(struct cli *c, int argc, char **argv)
+/* Check the rules of tenant t (NULL: none) in dir (NULL: its rules_dir). */
+static int check_one(struct cli *c, const struct tenant_cfg *t, const char *dir, struct store *st)
 {
-    const char *dir = argc > 2 ? argv[2] : NULL;
-    if (argc > 3)
-        return cli_usage_error(&cmd_rules, "too many arguments");
-    if (cli_config(c))
-        return 1;
-    /* the database, if there is one, read-only: accounts a schedule names
-     * must exist; nothing is written */
-    struct store *st = NULL;
-    struct store_opts so = {c->cfg.data_dir, c->cfg.map_initial, c->cfg.map_max, true};
-    if (store_open(&st, &so, NULL) != 0)
-        st = NULL;
-    struct host_opts o = cli_host_opts(&c->cfg, dir, NULL, NULL, st);
+    if (t)
+        printf("tenant %s:\n", t->name);
+    struct host_opts o = cli_host_opts(&c->cfg, t, dir, NULL, NULL, st);
     struct gen *g = NULL;
     struct gen_report rep = {0};
     struct tikd_err e = {0};
@@ -89,8 +81,6 @@ static int rules_check(struct cli *c, int argc, char **argv)
             fprintf(stderr, "%s\n", e.msg);
         printf("%zu rule files checked in %s: %zu failed\n", rep.nfiles, o.rules_dir, rep.nerrors);
         gen_report_free(&rep);
-        if (st)
-            store_close(st);
         return 1;
     }
     for (size_t i = 0; i < gen_rule_count(g); i++)
@@ -99,9 +89,35 @@ static int rules_check(struct cli *c, int argc, char **argv)
     printf("%zu rule files checked in %s: all ok\n", rep.nfiles, o.rules_dir);
     gen_report_free(&rep);
     gen_release(g);
+    return 0;
+}
+
+static int rules_check(struct cli *c, int argc, char **argv)
+{
+    const struct tenant_cfg *t;
+    if (cli_take_tenant(c, &cmd_rules, &argc, argv, &t))
+        return 1;
+    const char *dir = argc > 2 ? argv[2] : NULL;
+    if (argc > 3)
+        return cli_usage_error(&cmd_rules, "too many arguments");
+    if (cli_config(c))
+        return 1;
+    /* the database, if there is one, read-only: accounts a schedule names
+     * must exist; nothing is written */
+    struct store *st = NULL;
+    struct store_opts so = {c->cfg.data_dir, c->cfg.map_initial, c->cfg.map_max, true};
+    if (store_open(&st, &so, NULL) != 0)
+        st = NULL;
+    int rc = 0;
+    if (t || dir || !c->cfg.ntenants) {
+        rc = check_one(c, t ? t : dir ? cli_tenant_of_dir(&c->cfg, dir) : NULL, dir, st);
+    } else { /* every tenant, each with its own rights */
+        for (size_t i = 0; i < c->cfg.ntenants; i++)
+            rc |= check_one(c, &c->cfg.tenants[i], NULL, st);
+    }
     if (st)
         store_close(st);
-    return 0;
+    return rc;
 }
 
 /* ---- rules test ------------------------------------------------------------------------ */
@@ -175,7 +191,8 @@ static void world_end(struct world *w)
 
 /* Build the world for the tests of `file` (rules from dir). Load errors are
  * printed; returns 0 or 1. */
-static int world_new(struct cli *c, const char *dir, const char *file, struct world *w)
+static int world_new(struct cli *c, const struct tenant_cfg *t, const char *dir, const char *file,
+                     struct world *w)
 {
     memset(w, 0, sizeof *w);
     if (cli_tmpdir("test", w->tmp, sizeof w->tmp))
@@ -191,16 +208,16 @@ static int world_new(struct cli *c, const char *dir, const char *file, struct wo
         return 1;
     }
     clock_set_virtual(TEST_EPOCH);
-    size_t nroots = c->cfg.media_roots.n;
+    struct host_opts o = cli_host_opts(&c->cfg, t, dir, NULL, NULL, w->st);
+    size_t nroots = o.nroots;
     const char **roots = calloc(nroots + 1, sizeof *roots);
     if (!roots) {
         world_end(w);
         return 1;
     }
     for (size_t i = 0; i < nroots; i++)
-        roots[i] = c->cfg.media_roots.v[i];
+        roots[i] = o.media_roots[i];
     roots[nroots] = media;
-    struct host_opts o = cli_host_opts(&c->cfg, dir, NULL, NULL, w->st);
     o.media_roots = roots;
     o.nroots = nroots + 1;
     o.extra_files = &file;
@@ -239,13 +256,14 @@ static void test_done(void *ud, const struct call_result *r)
 }
 
 /* Run the tests of one file; adds to *passed and *failed. */
-static void test_file(struct cli *c, const char *dir, const char *file, int *passed, int *failed)
+static void test_file(struct cli *c, const struct tenant_cfg *t, const char *dir, const char *file,
+                      int *passed, int *failed)
 {
     struct world w;
     char shown[300];
     sandbox_name(file, shown, sizeof shown);
     printf("%s\n", shown);
-    if (world_new(c, dir, file, &w) != 0) {
+    if (world_new(c, t, dir, file, &w) != 0) {
         (*failed)++;
         return;
     }
@@ -262,7 +280,7 @@ static void test_file(struct cli *c, const char *dir, const char *file, int *pas
     if (tl.n)
         qsort(tl.v, tl.n, sizeof *tl.v, cmp_tests);
     for (size_t i = 0; !tl.oom && i < tl.n; i++) {
-        if (world_new(c, dir, file, &w) != 0) {
+        if (world_new(c, t, dir, file, &w) != 0) {
             (*failed)++;
             continue;
         }
@@ -291,13 +309,50 @@ static bool is_test_file(const char *n)
     return n[0] != '.' && l > 9 && strcmp(n + l - 9, "_test.lua") == 0;
 }
 
+/* The tests in arg (a folder, or one test file) as tenant t's rules. */
+static int test_dir(struct cli *c, const struct tenant_cfg *t, const char *arg, int *passed,
+                    int *failed, size_t *nfiles);
+
 static int rules_test(struct cli *c, int argc, char **argv)
 {
+    const struct tenant_cfg *t;
+    if (cli_take_tenant(c, &cmd_rules, &argc, argv, &t))
+        return 1;
     if (argc > 3)
         return cli_usage_error(&cmd_rules, "too many arguments");
     if (cli_config(c))
         return 1;
-    const char *arg = argc > 2 ? argv[2] : c->cfg.rules_dir;
+    int passed = 0, failed = 0, rc = 0;
+    size_t n = 0;
+    if (t || argc > 2 || !c->cfg.ntenants) {
+        const char *arg = argc > 2 ? argv[2] : t ? t->rules_dir : c->cfg.rules_dir;
+        if (!t && argc > 2) {
+            char dir[PATH_MAX];
+            snprintf(dir, sizeof dir, "%s", arg);
+            struct stat st;
+            if (stat(dir, &st) == 0 && S_ISREG(st.st_mode) && strrchr(dir, '/'))
+                *strrchr(dir, '/') = '\0';
+            t = cli_tenant_of_dir(&c->cfg, dir);
+        }
+        rc = test_dir(c, t, arg, &passed, &failed, &n);
+    } else {
+        for (size_t i = 0; i < c->cfg.ntenants && rc == 0; i++) {
+            printf("tenant %s:\n", c->cfg.tenants[i].name);
+            rc = test_dir(c, &c->cfg.tenants[i], c->cfg.tenants[i].rules_dir, &passed, &failed, &n);
+        }
+    }
+    clock_set_source(NULL);
+    if (rc != 0)
+        return rc;
+    if (n)
+        printf("%d test%s in %zu file%s: %d passed, %d failed\n", passed + failed,
+               passed + failed == 1 ? "" : "s", n, n == 1 ? "" : "s", passed, failed);
+    return failed ? 1 : 0;
+}
+
+static int test_dir(struct cli *c, const struct tenant_cfg *t, const char *arg, int *passed,
+                    int *failed, size_t *nfiles)
+{
     char dir[PATH_MAX], only[PATH_MAX] = "";
     struct stat st;
     if (!realpath(arg, dir) || stat(dir, &st) != 0) {
@@ -332,19 +387,15 @@ static int rules_test(struct cli *c, int argc, char **argv)
     closedir(d);
     if (n)
         qsort(files, n, sizeof *files, cmp_path);
-    int passed = 0, failed = 0;
     for (size_t i = 0; i < n; i++) {
-        test_file(c, dir, files[i], &passed, &failed);
+        test_file(c, t, dir, files[i], passed, failed);
         free(files[i]);
     }
     free(files);
-    clock_set_source(NULL);
     if (!n)
         printf("no *_test.lua files in %s\n", dir);
-    else
-        printf("%d test%s in %zu file%s: %d passed, %d failed\n", passed + failed,
-               passed + failed == 1 ? "" : "s", n, n == 1 ? "" : "s", passed, failed);
-    return failed ? 1 : 0;
+    *nfiles += n;
+    return 0;
 }
 
 static int run_rules(struct cli *c, int argc, char **argv)
@@ -359,7 +410,7 @@ static int run_rules(struct cli *c, int argc, char **argv)
 }
 
 const struct cli_cmd cmd_rules = {
-    "rules", run_rules, "rules check [DIR] | test [DIR]",
+    "rules", run_rules, "rules check [DIR] [--tenant T] | test [DIR] [--tenant T]",
     "load every rule file and report errors; run the rule tests",
     "rules check [DIR]: builds a rule generation from DIR (default: the config's\n"
     "rules_dir) in the same sandbox and with the same budgets as `tikd run`, and prints\n"
@@ -369,4 +420,6 @@ const struct cli_cmd cmd_rules = {
     "file, with the rules loaded beside it, require \"tikd.test\" available, a fresh\n"
     "temporary database and a fake clock at 2026-01-01 00:00 UTC. Prints ok or\n"
     "FAIL name: file:line: message per test; exit status 1 when any test fails.\n"
+    "With tenants, each tenant's rules are checked and tested in its own folder with its\n"
+    "own rights (or only tenant T's with --tenant T).\n"
     "See docs/rules.md, \"Trying rules before they go live\".\n"};

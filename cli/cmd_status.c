@@ -95,6 +95,24 @@ static int run_status(struct cli *c, int argc, char **argv)
     else
         printf("tikd:        %s (pid %d, started %s)\n", alive ? "running" : "not running", pid,
                since);
+    json_t *tenants = json_object_get(r.status, "tenants");
+    const char *tn;
+    json_t *tv;
+    json_object_foreach(tenants, tn, tv)
+    {
+        json_t *files = json_object_get(tv, "rules"), *tl = json_object_get(tv, "last_reload");
+        json_t *errors = json_object_get(tl, "errors");
+        bool ok = json_is_true(json_object_get(tl, "ok"));
+        printf("tenant %s: generation %d, %zu files; last reload generation %d: %s\n", tn,
+               (int)json_integer_value(json_object_get(tv, "live_gen")), json_array_size(files),
+               (int)json_integer_value(json_object_get(tl, "gen")),
+               ok ? "ok"
+               : json_integer_value(json_object_get(tv, "live_gen"))
+                   ? "FAILED, its rules above stay live"
+                   : "FAILED, it has no live rules (its posts wait)");
+        for (size_t i = 0; i < json_array_size(errors); i++)
+            printf("  %s\n", json_string_value(json_array_get(errors, i)));
+    }
     json_t *rules = json_object_get(r.status, "rules");
     printf("live rules:  generation %d, %zu files",
            (int)json_integer_value(json_object_get(r.status, "live_gen")), json_array_size(rules));
@@ -102,7 +120,7 @@ static int run_status(struct cli *c, int argc, char **argv)
         printf("%s%s", i ? ", " : ": ", json_string_value(json_array_get(rules, i)));
     printf("\n");
     json_t *last = json_object_get(r.status, "last_reload");
-    if (last) {
+    if (last && !tenants) { /* with tenants, each tenant's above */
         char at[32];
         cli_fmt_time(json_number_value(json_object_get(last, "at")), at, sizeof at);
         json_t *errors = json_object_get(last, "errors");

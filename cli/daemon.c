@@ -280,31 +280,32 @@ static int start_pipeline(struct daemon *d)
     return 0;
 }
 
+/* The rules: one set without tenants, else one per tenant, each with its
+ * own rights (bindings/lua_rules routes every event to its tenant's). */
 static int start_rules(struct daemon *d)
 {
     const struct tikd_config *c = &d->cli->cfg;
-    const char **watch = calloc(1 + c->lib_paths.n, sizeof *watch);
-    if (!watch)
+    size_t n = c->ntenants ? c->ntenants : 1;
+    struct host_opts *hosts = calloc(n, sizeof *hosts);
+    if (!hosts)
         return 1;
-    size_t nwatch = 0;
-    if (c->rules_watch) {
-        watch[nwatch++] = c->rules_dir;
-        for (size_t i = 0; i < c->lib_paths.n; i++)
-            watch[nwatch++] = c->lib_paths.v[i];
+    for (size_t i = 0; i < n; i++) {
+        hosts[i] = cli_host_opts(c, c->ntenants ? &c->tenants[i] : NULL, NULL, d->loop, d->en.http,
+                                 d->en.store);
+        hosts[i].jobs_changed = kick;
+        hosts[i].jobs_ud = d;
     }
     struct rules_cfg rc = {
-        .host = cli_host_opts(c, NULL, d->loop, d->en.http, d->en.store),
+        .hosts = hosts,
+        .nhosts = n,
         .loop = d->loop,
         .store = d->en.store,
         .started_at = clock_now(),
-        .watch = watch,
-        .nwatch = nwatch,
+        .watch = c->rules_watch,
     };
-    rc.host.jobs_changed = kick;
-    rc.host.jobs_ud = d;
     struct tikd_err e = {0};
     int rcode = rules_new(&d->rules, &rc, &e);
-    free(watch);
+    free(hosts);
     if (rcode != 0) {
         fprintf(stderr, "tikd: %s\n", e.msg);
         return 1;
@@ -314,7 +315,10 @@ static int start_rules(struct daemon *d)
     pipeline_on_change(d->pipeline, on_job_change, d);
     pipeline_on_progress(d->pipeline, on_progress, d);
     pipeline_on_before(d->pipeline, rules_before_publish, d->rules);
-    if (rules_reload(d->rules) != 0) {
+    /* without tenants the daemon needs its rules; with them, a tenant whose
+     * rules fail to load waits for a reload that works (its posts wait too),
+     * and the others run */
+    if (rules_reload(d->rules) != 0 && (!c->ntenants || !rules_live_tenants(d->rules))) {
         TLOG(TLOG_ERROR, "daemon.exit", LSTR("reason", "the rules failed to load"));
         return 1;
     }
@@ -325,13 +329,19 @@ static int start_rules(struct daemon *d)
 static int start_intake(struct daemon *d)
 {
     const struct tikd_config *c = &d->cli->cfg;
-    if (!c->intake_folders.n)
+    size_t n = c->intake_folders.n; /* every tenant's folders: each item goes to its own */
+    for (size_t i = 0; i < c->ntenants; i++)
+        n += c->tenants[i].intake.n;
+    if (!n)
         return 0;
     struct tikd_err e = {0};
     int rc = intake_new(&d->intake, d->loop, d->en.store, c->intake_settle, rules_on_media,
                         d->rules, &e);
     for (size_t i = 0; rc == 0 && i < c->intake_folders.n; i++)
         rc = intake_add_folder(d->intake, c->intake_folders.v[i], NULL, &e);
+    for (size_t k = 0; k < c->ntenants; k++)
+        for (size_t i = 0; rc == 0 && i < c->tenants[k].intake.n; i++)
+            rc = intake_add_folder(d->intake, c->tenants[k].intake.v[i], NULL, &e);
     if (rc != 0) {
         fprintf(stderr, "tikd: %s\n", e.msg);
         return 1;

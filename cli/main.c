@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <ftw.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -33,9 +34,10 @@
 static const struct cli_cmd cmd_help_entry, cmd_version_entry;
 
 static const struct cli_cmd *const commands[] = {
-    &cmd_run,     &cmd_status, &cmd_post,   &cmd_queue,      &cmd_job,           &cmd_limits,
-    &cmd_account, &cmd_vault,  &cmd_rules,  &cmd_plan,       &cmd_media,         &cmd_audit,
-    &cmd_admin,   &cmd_doctor, &cmd_backup, &cmd_help_entry, &cmd_version_entry, NULL,
+    &cmd_run,    &cmd_status,     &cmd_post,          &cmd_queue,  &cmd_job,
+    &cmd_limits, &cmd_account,    &cmd_vault,         &cmd_rules,  &cmd_plan,
+    &cmd_media,  &cmd_audit,      &cmd_admin,         &cmd_doctor, &cmd_lib,
+    &cmd_backup, &cmd_help_entry, &cmd_version_entry, NULL,
 };
 
 static void print_usage(FILE *f)
@@ -95,6 +97,37 @@ bool cli_take_flag(int *argc, char **argv, const char *flag)
         }
     }
     return false;
+}
+
+int cli_take_tenant(struct cli *c, const struct cli_cmd *cmd, int *argc, char **argv,
+                    const struct tenant_cfg **out)
+{
+    *out = NULL;
+    for (int i = 1; i < *argc; i++) {
+        if (strcmp(argv[i], "--tenant") != 0)
+            continue;
+        if (i + 1 >= *argc)
+            return cli_usage_error(cmd, "--tenant takes a tenant's name");
+        if (cli_config(c))
+            return 1;
+        if (!(*out = config_tenant(&c->cfg, argv[i + 1])))
+            return cli_usage_error(cmd, "no tenant named '%s' in the config", argv[i + 1]);
+        memmove(argv + i, argv + i + 2, (size_t)(*argc - i - 1) * sizeof *argv);
+        *argc -= 2;
+        return 0;
+    }
+    return 0;
+}
+
+const struct tenant_cfg *cli_tenant_of_dir(const struct tikd_config *cfg, const char *dir)
+{
+    char want[PATH_MAX], have[PATH_MAX];
+    if (!realpath(dir, want))
+        return NULL;
+    for (size_t i = 0; i < cfg->ntenants; i++)
+        if (realpath(cfg->tenants[i].rules_dir, have) && strcmp(want, have) == 0)
+            return &cfg->tenants[i];
+    return NULL;
 }
 
 struct json_view {
@@ -259,28 +292,38 @@ int cli_config(struct cli *c)
     return 0;
 }
 
-struct host_opts cli_host_opts(const struct tikd_config *cfg, const char *rules_dir,
-                               struct ev_loop *loop, struct http *http, struct store *store)
+struct host_opts cli_host_opts(const struct tikd_config *cfg, const struct tenant_cfg *t,
+                               const char *rules_dir, struct ev_loop *loop, struct http *http,
+                               struct store *store)
 {
+    struct tenant_view v;
+    config_tenant_view(cfg, t, &v);
     return (struct host_opts){
         .scripts_dir = cfg->scripts_dir,
-        .rules_dir = rules_dir ? rules_dir : cfg->rules_dir,
+        .rules_dir = rules_dir ? rules_dir : v.rules_dir,
         .lib_paths = (const char *const *)cfg->lib_paths.v,
         .nlib = cfg->lib_paths.n,
-        .instructions = cfg->lua_instructions,
-        .call_memory = cfg->lua_call_memory,
-        .state_memory = cfg->lua_state_memory,
-        .rule_memory = cfg->lua_rule_memory,
+        .instructions = v.lua_instructions,
+        .call_memory = v.lua_call_memory,
+        .state_memory = v.lua_state_memory,
+        .rule_memory = v.lua_rule_memory,
         .pattern_steps = cfg->lua_pattern_steps,
         .call_time = cfg->lua_call_time,
         .loop = loop,
         .http = http,
         .store = store,
-        .http_allow = (const char *const *)cfg->http_allow_hosts.v,
-        .nallow = cfg->http_allow_hosts.n,
-        .media_roots = (const char *const *)cfg->media_roots.v,
-        .nroots = cfg->media_roots.n,
+        .http_allow = (const char *const *)v.http_allow->v,
+        .nallow = v.http_allow->n,
+        .media_roots = (const char *const *)v.media_roots->v,
+        .nroots = v.media_roots->n,
+        .intake = (const char *const *)v.intake->v,
+        .nintake = v.intake->n,
         .limits = &cfg->limits,
+        .tenant = v.name,
+        .pins = (const char *const *)v.libs->v,
+        .npins = v.libs->n,
+        .trust = (const char *const *)v.trust->v,
+        .ntrust = v.trust->n,
     };
 }
 
@@ -321,6 +364,13 @@ int cli_wake_daemon(struct cli *c)
     if (held == 1 && pid == 0)
         return 2;
     return held == 1 && kill(pid, SIGUSR1) == 0 ? 1 : 0;
+}
+
+int cli_reload_daemon(struct cli *c)
+{
+    int pid;
+    struct tikd_err e = {0};
+    return runlock_holder(c->cfg.data_dir, &pid, &e) == 1 && pid > 0 && kill(pid, SIGHUP) == 0;
 }
 
 int cli_open_store(struct cli *c, bool readonly, struct store **out)

@@ -81,6 +81,8 @@ json_t *view_job(const struct job *j, int detail)
         "reason", str_or_null(j->reason), "due_at", final ? json_null() : view_time(j->due_at),
         "media", j->kind == JOB_PHOTO ? json_null() : str_or_null(j->media), "images",
         j->kind == JOB_PHOTO ? split(j->images, '\n') : json_array());
+    if (o)
+        json_object_set_new(o, "tenant", str_or_null(j->tenant));
     if (!o || !detail)
         return o;
     json_t *opt = json_pack(
@@ -110,24 +112,29 @@ json_t *view_job(const struct job *j, int detail)
                      str_or_null(j->fail_reason), "log_id", str_or_null(j->log_id), "orphans",
                      j->orphans, "watch_until", view_time(j->watch_until)));
     json_object_set_new(o, "video", video ? video : json_null());
+    json_object_set_new(o, "libs", split(j->libs, ','));
     return o;
 }
 
 json_t *view_account(const struct account *a)
 {
-    return json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "name", a->name, "state",
-                     account_state_name(a->state), "open_id", str_or_null(a->open_id), "scopes",
-                     split(a->scopes, ','), "access_expires_at", view_time(a->access_expires_at),
-                     "refresh_expires_at", view_time(a->refresh_expires_at), "reason",
-                     str_or_null(a->reason), "created_at", view_time(a->created_at), "updated_at",
-                     view_time(a->updated_at), "max_video_s",
-                     a->max_video_s > 0 ? json_integer(a->max_video_s) : json_null());
+    json_t *o = json_pack(
+        "{s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "name", a->name, "state",
+        account_state_name(a->state), "open_id", str_or_null(a->open_id), "scopes",
+        split(a->scopes, ','), "access_expires_at", view_time(a->access_expires_at),
+        "refresh_expires_at", view_time(a->refresh_expires_at), "reason", str_or_null(a->reason),
+        "created_at", view_time(a->created_at), "updated_at", view_time(a->updated_at),
+        "max_video_s", a->max_video_s > 0 ? json_integer(a->max_video_s) : json_null());
+    if (o)
+        json_object_set_new(o, "tenant", str_or_null(a->tenant));
+    return o;
 }
 
 json_t *view_token(const struct admin_token *k)
 {
-    return json_pack("{s:s, s:s, s:o, s:o}", "name", k->name, "role", admin_role_name(k->role),
-                     "created_at", view_time(k->created_at), "last_used", view_time(k->last_used));
+    return json_pack("{s:s, s:s, s:o, s:o, s:o}", "name", k->name, "role", admin_role_name(k->role),
+                     "created_at", view_time(k->created_at), "last_used", view_time(k->last_used),
+                     "tenant", str_or_null(k->tenant));
 }
 
 json_t *view_audit(const struct audit_rec *r)
@@ -222,19 +229,19 @@ struct limits_ctx {
     struct store_txn *t;
     const struct rl_config *rc;
     double now;
-    const char *only;
+    const char *only, *tenant;
     json_t *accounts;
 };
 
 static int limits_account(const struct account *a, void *ctx)
 {
     struct limits_ctx *x = ctx;
-    if (x->only && strcmp(x->only, a->name) != 0)
+    if ((x->only && strcmp(x->only, a->name) != 0) || !account_in_tenant(a, x->tenant))
         return 0;
     json_t *o = json_object();
     for (int b = 0; b < RL__COUNT; b++) {
-        if (b == RL_ACTIVE_USERS)
-            continue;
+        if (b == RL_ACTIVE_USERS || b == RL_TENANT_POSTS)
+            continue; /* the app's, a tenant's: not the account's */
         json_t *v = budget(x->t, x->rc, x->now, a->name, (enum rl_budget)b);
         if (!v) {
             json_decref(o);
@@ -245,15 +252,38 @@ static int limits_account(const struct account *a, void *ctx)
     return json_object_set_new(x->accounts, a->name, o);
 }
 
+/* Each tenant's own quota (only tenant's, when one is named). */
+static json_t *tenant_quotas(struct store_txn *t, const struct rl_config *rc, double now,
+                             const char *tenant)
+{
+    json_t *o = json_object();
+    for (size_t i = 0; o && i < rc->nquotas; i++) {
+        const struct rl_quota *q = &rc->quotas[i];
+        if (q->per_day <= 0 || (tenant && strcmp(tenant, q->tenant) != 0))
+            continue;
+        struct rl_config tc = *rc;
+        tc.tenant = q->tenant;
+        tc.l[RL_TENANT_POSTS] = (struct rl_limit){q->per_day, 86400, 1, 0};
+        json_t *v = budget(t, &tc, now, "", RL_TENANT_POSTS);
+        if (!v) {
+            json_decref(o);
+            return NULL;
+        }
+        json_object_set_new(o, q->tenant, v);
+    }
+    return o;
+}
+
 int view_limits(struct store_txn *t, const struct rl_config *rc, double now, const char *only,
-                json_t **out)
+                const char *tenant, json_t **out)
 {
     *out = NULL;
-    struct limits_ctx x = {t, rc, now, only, json_object()};
+    struct limits_ctx x = {t, rc, now, only, tenant, json_object()};
     int r = account_foreach(t, limits_account, &x);
     if (r == 0 && only && !json_object_get(x.accounts, only))
         r = TIKD_ENOTFOUND;
     json_t *app = r == 0 ? budget(t, rc, now, "", RL_ACTIVE_USERS) : NULL;
+    json_t *quotas = r == 0 ? tenant_quotas(t, rc, now, tenant) : NULL;
     json_t *decisions = json_object();
     for (int b = 0; r == 0 && b < RL__COUNT; b++) {
         struct rl_metrics m;
@@ -266,11 +296,13 @@ int view_limits(struct store_txn *t, const struct rl_config *rc, double now, con
     if (r != 0) {
         json_decref(x.accounts);
         json_decref(app);
+        json_decref(quotas);
         json_decref(decisions);
         return r;
     }
-    *out = json_pack("{s:o, s:o, s:o}", "accounts", x.accounts, "app_active_users",
-                     app ? app : json_null(), "decisions", decisions);
+    *out = json_pack("{s:o, s:o, s:o, s:o}", "accounts", x.accounts, "app_active_users",
+                     app ? app : json_null(), "tenant_quotas", quotas ? quotas : json_object(),
+                     "decisions", decisions);
     return *out ? 0 : TIKD_ENOMEM;
 }
 

@@ -32,7 +32,7 @@ int view_account_full(struct store_txn *t, const char *name, json_t **out);
 /* The budgets of each account (or only `only`; TIKD_ENOTFOUND when no such
  * account), the app's, and the decisions so far. */
 int view_limits(struct store_txn *t, const struct rl_config *rc, double now, const char *only,
-                json_t **out);
+                const char *tenant, json_t **out);
 /* What the daemon last wrote of itself (rules, last reload) and the jobs
  * by state. */
 int view_status(struct store_txn *t, json_t **out);

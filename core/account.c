@@ -10,6 +10,11 @@
 
 static const char *const state_names[] = {"pending", "active", "needs_reauth", "revoked"};
 
+bool account_in_tenant(const struct account *a, const char *tenant)
+{
+    return !tenant || strcmp(a->tenant, tenant) == 0;
+}
+
 const char *account_state_name(enum acct_state s)
 {
     return state_names[s];
@@ -63,6 +68,7 @@ static int decode(const void *p, size_t n, struct account *a)
     copy_str(o, "open_id", a->open_id, sizeof a->open_id);
     copy_str(o, "scopes", a->scopes, sizeof a->scopes);
     copy_str(o, "reason", a->reason, sizeof a->reason);
+    copy_str(o, "tenant", a->tenant, sizeof a->tenant);
     const char *st = json_string_value(json_object_get(o, "state"));
     a->state = ACCT_PENDING;
     for (int i = 0; st && i < 4; i++)
@@ -100,6 +106,8 @@ int account_put(struct store_txn *t, const struct account *a)
         json_object_set_new(o, "max_video_s", json_integer(a->max_video_s));
         json_object_set_new(o, "creator_at", json_real(a->creator_at));
     }
+    if (a->tenant[0])
+        json_object_set_new(o, "tenant", json_string(a->tenant));
     char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
     json_decref(o);
     if (!s)

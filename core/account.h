@@ -28,7 +28,13 @@ struct account {
     char reason[256];  /* why the state is what it is */
     int max_video_s;   /* creator_info's max_video_post_duration_sec when last asked, or 0 */
     double creator_at; /* ... when that was */
+    char tenant[33];   /* the tenant whose rules may act on it ("": none, or no tenants) */
 };
+
+/* May rules (or an admin token) of tenant `tenant` see account a? NULL
+ * tenant: the implicit one (no tenants configured) or the operator, who see
+ * every account. */
+bool account_in_tenant(const struct account *a, const char *tenant);
 
 /* Names: 1-64 of [A-Za-z0-9._-], not starting with '.' or '-'. */
 bool account_name_valid(const char *name);

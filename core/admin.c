@@ -53,6 +53,8 @@ static int decode(const struct store_val *v, const char *hash, struct admin_toke
     out->role = role;
     out->created_at = json_number_value(json_object_get(o, "created_at"));
     out->last_used = json_number_value(json_object_get(o, "last_used"));
+    const char *tenant = json_string_value(json_object_get(o, "tenant"));
+    snprintf(out->tenant, sizeof out->tenant, "%s", tenant ? tenant : "");
     snprintf(out->hash, sizeof out->hash, "%s", hash);
     json_decref(o);
     return 0;
@@ -62,6 +64,8 @@ static int put_token(struct store_txn *t, const struct admin_token *k)
 {
     json_t *o = json_pack("{s:s, s:s, s:f, s:f}", "name", k->name, "role", admin_role_name(k->role),
                           "created_at", k->created_at, "last_used", k->last_used);
+    if (o && k->tenant[0])
+        json_object_set_new(o, "tenant", json_string(k->tenant));
     char *s = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
     json_decref(o);
     char key[80];
@@ -72,8 +76,15 @@ static int put_token(struct store_txn *t, const struct admin_token *k)
 }
 
 int admin_token_create(struct store_txn *t, const char *name, enum admin_role role,
-                       const char *actor, char out[ADMIN_TOKEN_LEN + 1], struct tikd_err *e)
+                       const char *tenant, const char *actor, char out[ADMIN_TOKEN_LEN + 1],
+                       struct tikd_err *e)
 {
+    if (tenant && (strlen(tenant) == 0 || strlen(tenant) > 32))
+        return tikd_fail(e, TIKD_EINVAL, "a token's tenant is a tenant's name");
+    if (tenant && role == ROLE_ADMIN)
+        return tikd_fail(e, TIKD_EINVAL,
+                         "a tenant's token is a viewer or an operator: tokens are the whole "
+                         "daemon's to manage");
     if (!admin_name_valid(name))
         return tikd_fail(e, TIKD_EINVAL,
                          "'%.80s' is not a token name: 1-64 of A-Z a-z 0-9 . _ -, not starting "
@@ -100,12 +111,14 @@ int admin_token_create(struct store_txn *t, const char *name, enum admin_role ro
     OPENSSL_cleanse(b64, sizeof b64);
     struct admin_token k = {.role = role, .created_at = clock_now()};
     snprintf(k.name, sizeof k.name, "%s", name);
+    snprintf(k.tenant, sizeof k.tenant, "%s", tenant ? tenant : "");
     codec_sha256_hex(out, strlen(out), k.hash);
     int rc = put_token(t, &k);
     if (rc == 0)
         rc = store_put(t, STORE_DB_ADMIN, nk, nl, k.hash, 64);
     char detail[200];
-    snprintf(detail, sizeof detail, "name=%s role=%s", name, admin_role_name(role));
+    snprintf(detail, sizeof detail, "name=%s role=%s tenant=%s", name, admin_role_name(role),
+             tenant ? tenant : "-");
     if (rc == 0)
         rc = audit_append(t, actor, "admin.token_created", detail);
     return rc;

@@ -25,6 +25,7 @@ struct admin_token {
     enum admin_role role;
     double created_at, last_used; /* last_used: 0 never */
     char hash[65];                /* SHA-256 of the token, hex */
+    char tenant[33]; /* a tenant's token reaches only its accounts and jobs ("": all) */
 };
 
 const char *admin_role_name(enum admin_role r);
@@ -33,12 +34,14 @@ enum admin_role admin_role_parse(const char *s);
 /* Token names: 1-64 of [A-Za-z0-9._-], not starting with '.' or '-'. */
 bool admin_name_valid(const char *name);
 
-/* Create a token called name with role, in t, with an audit record by
+/* Create a token called name with role (for tenant, or NULL: every one), in
+ * t, with an audit record by
  * actor; the token itself into out (ADMIN_TOKEN_LEN + 1 bytes), never
  * stored. TIKD_EEXIST when the name is taken, TIKD_EINVAL for a bad name
  * or role. */
 int admin_token_create(struct store_txn *t, const char *name, enum admin_role role,
-                       const char *actor, char out[ADMIN_TOKEN_LEN + 1], struct tikd_err *e);
+                       const char *tenant, const char *actor, char out[ADMIN_TOKEN_LEN + 1],
+                       struct tikd_err *e);
 
 /* Revoke the token called name, in t (audit record by actor);
  * TIKD_ENOTFOUND when there is none. */

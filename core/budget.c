@@ -15,7 +15,23 @@ int budget_of_init(const struct job *j, enum rl_budget *bs)
     bs[n++] = rl_init_budget(j->mode == JOB_DRAFT, j->kind == JOB_PHOTO);
     bs[n++] = j->mode == JOB_DRAFT ? RL_PENDING_SHARES : RL_DAILY_POSTS;
     bs[n++] = RL_ACTIVE_USERS;
+    bs[n++] = RL_TENANT_POSTS; /* unlimited unless the job's tenant has a quota */
     return n;
+}
+
+/* c as it counts for j: its tenant's quota is RL_TENANT_POSTS (tmp holds
+ * the copy when it has one). */
+static const struct rl_config *for_job(const struct rl_config *c, const struct job *j,
+                                       struct rl_config *tmp)
+{
+    for (size_t i = 0; j->tenant[0] && i < c->nquotas; i++)
+        if (c->quotas[i].per_day > 0 && strcmp(c->quotas[i].tenant, j->tenant) == 0) {
+            *tmp = *c;
+            tmp->tenant = c->quotas[i].tenant;
+            tmp->l[RL_TENANT_POSTS] = (struct rl_limit){c->quotas[i].per_day, 86400, 1, 0};
+            return tmp;
+        }
+    return c;
 }
 
 void budget_reason(const struct rl_config *c, enum rl_budget b, double at, char *why, size_t n)
@@ -23,9 +39,13 @@ void budget_reason(const struct rl_config *c, enum rl_budget b, double at, char 
     struct rl_limit l = rl_limit_of(c, b);
     char when[32];
     clock_fmt_utc(at, when, sizeof when);
-    snprintf(why, n, "waiting for TikTok's %s budget (%g per %g s %s) until %s", rl_budget_name(b),
-             l.count - l.margin, l.per, b == RL_ACTIVE_USERS ? "for the app" : "for this account",
-             when);
+    if (b == RL_TENANT_POSTS)
+        snprintf(why, n, "waiting for tenant %s's own quota (%g posts per %g s) until %s",
+                 c->tenant ? c->tenant : "?", l.count, l.per, when);
+    else
+        snprintf(why, n, "waiting for TikTok's %s budget (%g per %g s %s) until %s",
+                 rl_budget_name(b), l.count - l.margin, l.per,
+                 b == RL_ACTIVE_USERS ? "for the app" : "for this account", when);
 }
 
 /* Give the caps the entries of j's init made for *at (then cleared). */
@@ -44,16 +64,20 @@ static int release_at(struct store_txn *t, const struct rl_config *c, const stru
 
 int budget_release_slot(struct store_txn *t, const struct rl_config *c, struct job *j)
 {
-    return release_at(t, c, j, &j->slot_at);
+    struct rl_config tc;
+    return release_at(t, for_job(c, j, &tc), j, &j->slot_at);
 }
 
 int budget_give_back(struct store_txn *t, const struct rl_config *c, struct job *j)
 {
-    return release_at(t, c, j, &j->spent_at);
+    struct rl_config tc;
+    return release_at(t, for_job(c, j, &tc), j, &j->spent_at);
 }
 
 bool budget_slot_fresh(const struct rl_config *c, const struct job *j, double now)
 {
+    struct rl_config tc;
+    c = for_job(c, j, &tc);
     enum rl_budget bs[4];
     int n = budget_of_init(j, bs);
     double late = rl_slot_late(c, bs, n);
@@ -63,6 +87,8 @@ bool budget_slot_fresh(const struct rl_config *c, const struct job *j, double no
 int budget_sent_when(struct store_txn *t, const struct rl_config *c, const struct job *j,
                      double now, double *at)
 {
+    struct rl_config tc;
+    c = for_job(c, j, &tc);
     enum rl_budget bs[4], which;
     int n = budget_of_init(j, bs);
     return rl_sent_when(t, c, j->account, bs, n, now, at, &which);
@@ -70,6 +96,8 @@ int budget_sent_when(struct store_txn *t, const struct rl_config *c, const struc
 
 int budget_answered(struct store_txn *t, const struct rl_config *c, const struct job *j, double now)
 {
+    struct rl_config tc;
+    c = for_job(c, j, &tc);
     enum rl_budget bs[4];
     int n = budget_of_init(j, bs);
     return rl_answered(t, c, j->account, bs, n, now);
@@ -116,6 +144,8 @@ static int apply_op(struct store_txn *t, const struct rl_config *c, struct job *
 int budget_apply(struct store_txn *t, const struct rl_config *c, const struct job *cur,
                  struct job *j, struct budget_op *op)
 {
+    struct rl_config tc;
+    c = for_job(c, j, &tc);
     int kind = op ? (int)op->kind : BUDGET_NONE;
     bool moved = kind == BUDGET_RESERVE || kind == BUDGET_MOVE;
     bool parked = j->state == JOB_DEFERRED || job_state_final(j->state);

@@ -7,6 +7,7 @@
  * base URLs to reach tests/fake on loopback. */
 #include "config.h"
 #include "log.h"
+#include "semver.h"
 
 #include <ctype.h>
 #include <openssl/crypto.h>
@@ -38,7 +39,8 @@ enum ktype {
     K_HOSTS,
     K_URLS, /* a list of http(s) URLs (plain http only to loopback) */
     K_BOOL,
-    K_SCOPES
+    K_SCOPES,
+    K_KEYS /* a list of "ed25519:BASE64" public keys (32 bytes) */
 };
 
 struct key {
@@ -230,24 +232,135 @@ static const struct key keys[] = {
     {"http.allow_hosts", K_HOSTS, O(http_allow_hosts), 0, 0, NULL,
      "hosts rules may reach with tikd.http: \"cms.example.com\", \"*.example.com\", "
      "\"127.0.0.1:8080\""},
+    {"trust", K_KEYS, O(trust), 0, 0, NULL,
+     "public keys whose signed rule libraries `tikd lib install` takes, e.g. "
+     "{ \"ed25519:BASE64\" } (from `tikd lib keygen`); every tenant trusts them too"},
+    {"libs.NAME", K_STR, 0, 0, 0, NULL,
+     "the version range of shared library NAME that require \"NAME\" loads, e.g. "
+     "libs = { captions = \"^1.2\" } (an installed, signed bundle; never a file in a folder)"},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
+/* A tenant's keys, under tenants.NAME. (the prefix is how they are shown). */
+#define TPFX "tenants.NAME."
+#define T(f) offsetof(struct tenant_cfg, f)
+static const struct key tkeys[] = {
+    {TPFX "rules_dir", K_PATH, T(rules_dir), 0, 0, NULL,
+     "the tenant's rule files: they act only on its accounts, media, hosts and kv (default: "
+     "rules_dir/NAME)"},
+    {TPFX "media_roots", K_PATHS, T(media_roots), 0, 0, NULL,
+     "folders the tenant's rules may post local media from (none: only URLs)"},
+    {TPFX "intake.folders", K_PATHS, T(intake), 0, 0, NULL,
+     "the tenant's watched media folders: new media calls its rules' on_media"},
+    {TPFX "http.allow_hosts", K_HOSTS, T(http_allow), 0, 0, NULL,
+     "hosts the tenant's rules may reach with tikd.http"},
+    {TPFX "trust", K_KEYS, T(trust), 0, 0, NULL,
+     "public keys the tenant takes shared libraries signed by (besides the top-level trust)"},
+    {TPFX "libs.LIB", K_STR, 0, 0, 0, NULL,
+     "the version range of library LIB the tenant's require \"LIB\" loads"},
+    {TPFX "lua.instructions", K_INT, T(lua_instructions), 1000, 1e12, NULL,
+     "Lua instructions one call into the tenant's rules may run (default: lua.instructions)"},
+    {TPFX "lua.call_memory", K_SIZE, T(lua_call_memory), 64 * KB, 64 * GB, NULL,
+     "bytes one call may grow the tenant's state by (default: lua.call_memory)"},
+    {TPFX "lua.state_memory", K_SIZE, T(lua_state_memory), 1 * MB, 1024 * GB, NULL,
+     "bytes the tenant's Lua state may hold (default: lua.state_memory)"},
+    {TPFX "lua.rule_memory", K_SIZE, T(lua_rule_memory), 64 * KB, 1024 * GB, NULL,
+     "bytes one of the tenant's rule files may hold (default: lua.rule_memory)"},
+    {TPFX "quota.posts_per_day", K_COUNT, T(posts_per_day), 0, 1e6, NULL,
+     "post inits across the tenant's accounts per rolling 24 h, on top of TikTok's limits "
+     "(0: none of its own)"},
+};
+#undef T
+#define NTKEYS (sizeof tkeys / sizeof tkeys[0])
+
 const char *config_key_doc(size_t i, const char **doc)
 {
-    if (i >= NKEYS)
+    const struct key *k = i < NKEYS ? &keys[i] : i < NKEYS + NTKEYS ? &tkeys[i - NKEYS] : NULL;
+    if (k && doc)
+        *doc = k->doc;
+    return k ? k->name : NULL;
+}
+
+bool config_tenant_name_valid(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    return n >= 1 && n <= TENANT_NAME_MAX && name[0] != '-' &&
+           strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_-") == n;
+}
+
+/* The row of key `name` (a tenant's key without its "tenants.X." prefix
+ * when tenant). */
+static const struct key *find_key(const char *name, bool tenant)
+{
+    const struct key *t = tenant ? tkeys : keys;
+    size_t n = tenant ? NTKEYS : NKEYS, skip = tenant ? strlen(TPFX) : 0;
+    for (size_t i = 0; i < n; i++)
+        if (t[i].off && strcmp(t[i].name + skip, name) == 0)
+            return &t[i];
+    return NULL;
+}
+
+/* "tenants.acme.media_roots" -> "acme" in out and "media_roots"; NULL if
+ * name is not a tenant's key. */
+static const char *tenant_key(const char *name, char *out, size_t n)
+{
+    if (strncmp(name, "tenants.", 8) != 0)
         return NULL;
-    if (doc)
-        *doc = keys[i].doc;
-    return keys[i].name;
+    const char *t = name + 8, *dot = strchr(t, '.');
+    if (!dot || (size_t)(dot - t) >= n)
+        return NULL;
+    memcpy(out, t, (size_t)(dot - t));
+    out[dot - t] = '\0';
+    return dot + 1;
 }
 
 bool config_has_key(const char *name)
 {
-    for (size_t i = 0; i < NKEYS; i++)
-        if (strcmp(keys[i].name, name) == 0)
-            return true;
-    return false;
+    char tn[64];
+    const char *rest = tenant_key(name, tn, sizeof tn);
+    return rest ? find_key(rest, true) != NULL : find_key(name, false) != NULL;
+}
+
+const struct tenant_cfg *config_tenant(const struct tikd_config *c, const char *name)
+{
+    for (size_t i = 0; name && i < c->ntenants; i++)
+        if (strcmp(c->tenants[i].name, name) == 0)
+            return &c->tenants[i];
+    return NULL;
+}
+
+void config_tenant_view(const struct tikd_config *c, const struct tenant_cfg *t,
+                        struct tenant_view *v)
+{
+    if (!t) {
+        *v = (struct tenant_view){NULL,
+                                  c->rules_dir,
+                                  &c->media_roots,
+                                  &c->intake_folders,
+                                  &c->http_allow_hosts,
+                                  &c->trust,
+                                  &c->libs,
+                                  c->lua_instructions,
+                                  c->lua_call_memory,
+                                  c->lua_state_memory,
+                                  c->lua_rule_memory,
+                                  0};
+        return;
+    }
+    *v = (struct tenant_view){
+        t->name,
+        t->rules_dir,
+        &t->media_roots,
+        &t->intake,
+        &t->http_allow,
+        &t->trust,
+        &t->libs,
+        t->lua_instructions ? t->lua_instructions : c->lua_instructions,
+        t->lua_call_memory ? t->lua_call_memory : c->lua_call_memory,
+        t->lua_state_memory ? t->lua_state_memory : c->lua_state_memory,
+        t->lua_rule_memory ? t->lua_rule_memory : c->lua_rule_memory,
+        t->posts_per_day,
+    };
 }
 
 static char *xstrdup(const char *s)
@@ -330,15 +443,19 @@ static void secret_free(char *s)
     }
 }
 
-void config_free(struct tikd_config *c)
+/* Free the fields of the rows in t[0..n) in the struct at base. */
+static void free_fields(void *base, const struct key *t, size_t n)
 {
-    for (size_t i = 0; i < NKEYS; i++) {
-        void *field = (char *)c + keys[i].off;
-        switch (keys[i].type) {
+    for (size_t i = 0; i < n; i++) {
+        if (!t[i].off)
+            continue; /* a row that only documents */
+        void *field = (char *)base + t[i].off;
+        switch (t[i].type) {
         case K_PATHS:
         case K_LISTEN:
         case K_HOSTS:
         case K_URLS:
+        case K_KEYS:
             strlist_free(field);
             break;
         case K_SECRET:
@@ -357,6 +474,29 @@ void config_free(struct tikd_config *c)
             break;
         }
     }
+}
+
+static void tenant_free(struct tenant_cfg *t)
+{
+    free_fields(t, tkeys, NTKEYS);
+    strlist_free(&t->libs);
+    free(t->name);
+    t->name = NULL;
+}
+
+void config_free(struct tikd_config *c)
+{
+    free_fields(c, keys, NKEYS);
+    strlist_free(&c->libs);
+    for (size_t i = 0; i < c->ntenants; i++)
+        tenant_free(&c->tenants[i]);
+    free(c->tenants);
+    c->tenants = NULL;
+    c->ntenants = 0;
+    free(c->quotas);
+    c->quotas = NULL;
+    c->limits.quotas = NULL;
+    c->limits.nquotas = 0;
     free(c->base_dir);
     c->base_dir = NULL;
 }
@@ -516,6 +656,17 @@ static const char *host_pattern_problem(const char *h)
     return NULL;
 }
 
+/* "ed25519:" and the base64 of a 32-byte public key. */
+static const char *trust_key_problem(const char *s)
+{
+    size_t n = strlen(s);
+    if (strncmp(s, "ed25519:", 8) != 0 || n != 8 + 44 || s[n - 1] != '=' ||
+        strspn(s + 8, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") != 43)
+        return "expected \"ed25519:\" and a 44-character base64 public key (tikd lib keygen "
+               "prints one)";
+    return NULL;
+}
+
 static int set_strlist(struct strlist *dst, const struct key *k, const struct config_value *v,
                        struct tikd_err *e)
 {
@@ -530,6 +681,8 @@ static int set_strlist(struct strlist *dst, const struct key *k, const struct co
             why = host_pattern_problem(item);
         else if (k->type == K_URLS)
             why = url_problem(item, false);
+        else if (k->type == K_KEYS)
+            why = trust_key_problem(item);
         if (why) {
             char shown[256];
             snprintf(shown, sizeof shown, "\"%.200s\" (item %zu)", item ? item : "", i + 1);
@@ -606,17 +759,11 @@ static int set_number(void *field, const struct key *k, const struct config_valu
     return 0;
 }
 
-int config_set(struct tikd_config *c, const char *name, const struct config_value *v,
-               struct tikd_err *e)
+/* Set the field of row k in the struct at base. */
+static int set_key(void *base, const struct key *k, const struct config_value *v,
+                   struct tikd_err *e)
 {
-    const struct key *k = NULL;
-    for (size_t i = 0; i < NKEYS; i++)
-        if (strcmp(keys[i].name, name) == 0)
-            k = &keys[i];
-    if (!k)
-        return tikd_fail(e, TIKD_EINVAL,
-                         "config: unknown key '%s' (see `tikd help config` for the keys)", name);
-    void *field = (char *)c + k->off;
+    void *field = (char *)base + k->off;
     char allowed[256];
 
     switch (k->type) {
@@ -629,6 +776,7 @@ int config_set(struct tikd_config *c, const char *name, const struct config_valu
     case K_LISTEN:
     case K_HOSTS:
     case K_URLS:
+    case K_KEYS:
         if (v->type != CV_LIST)
             return bad(e, k, v, "expected a list of strings, e.g. { \"a\", \"b\" }");
         return set_strlist(field, k, v, e);
@@ -689,6 +837,113 @@ int config_set(struct tikd_config *c, const char *name, const struct config_valu
     return 0;
 }
 
+/* A pin "name=range" into list l (replacing one for the same name). */
+static int set_pin(struct strlist *l, const char *key, const char *lib,
+                   const struct config_value *v, struct tikd_err *e)
+{
+    const char *why = v->type != CV_STR ? "expected a version range string, e.g. \"^1.2\""
+                                        : semver_range_problem(v->s);
+    size_t ln = strlen(lib);
+    if (!why && (ln == 0 || ln > 64 || strspn(lib, "abcdefghijklmnopqrstuvwxyz0123456789_-") != ln))
+        why = "a library name is 1-64 of a-z, 0-9, _ and -";
+    if (why)
+        return tikd_fail(e, TIKD_EINVAL, "config: key '%s': %s", key, why);
+    char *pin = malloc(ln + strlen(v->s) + 2);
+    char **nv = pin ? realloc(l->v, (l->n + 2) * sizeof *nv) : NULL;
+    if (!nv) {
+        free(pin);
+        return tikd_fail(e, TIKD_ENOMEM, "config: out of memory");
+    }
+    l->v = nv;
+    sprintf(pin, "%s=%s", lib, v->s);
+    for (size_t i = 0; i < l->n; i++)
+        if (strncmp(l->v[i], pin, ln + 1) == 0) {
+            free(l->v[i]);
+            l->v[i] = pin;
+            return 0;
+        }
+    l->v[l->n++] = pin;
+    l->v[l->n] = NULL;
+    return 0;
+}
+
+static void tenant_free(struct tenant_cfg *t);
+
+/* tenants.NAME.KEY: the tenant is made when its first key is set well. */
+static int set_tenant(struct tikd_config *c, const char *name, const char *tn, const char *rest,
+                      const struct config_value *v, struct tikd_err *e)
+{
+    if (!config_tenant_name_valid(tn))
+        return tikd_fail(e, TIKD_EINVAL,
+                         "config: key '%s': a tenant name is 1-%d of a-z, 0-9, _ and - (not "
+                         "starting with -)",
+                         name, TENANT_NAME_MAX);
+    struct tenant_cfg *t = (struct tenant_cfg *)config_tenant(c, tn), fresh = {0};
+    if (!t && c->ntenants >= TENANTS_MAX)
+        return tikd_fail(e, TIKD_EFULL, "config: at most %d tenants", TENANTS_MAX);
+    struct tenant_cfg *dst = t ? t : &fresh;
+    int rc = 0;
+    if (!rest) {
+        if (t)
+            return 0;
+    } else if (strncmp(rest, "libs.", 5) == 0) {
+        rc = set_pin(&dst->libs, name, rest + 5, v, e);
+    } else {
+        const struct key *k = find_key(rest, true);
+        if (!k)
+            return tikd_fail(e, TIKD_EINVAL,
+                             "config: unknown key '%s' (a tenant's keys are tenants.NAME.%s ... "
+                             "see `tikd help config`)",
+                             name, "rules_dir");
+        struct key shown = *k;
+        shown.name = name;
+        rc = set_key(dst, &shown, v, e);
+    }
+    if (rc != 0 || t) {
+        if (rc != 0 && !t)
+            tenant_free(&fresh);
+        return rc;
+    }
+    struct tenant_cfg *nt = realloc(c->tenants, (c->ntenants + 1) * sizeof *nt);
+    if (!nt || !(fresh.name = strdup(tn))) {
+        if (nt)
+            c->tenants = nt;
+        tenant_free(&fresh);
+        return tikd_fail(e, TIKD_ENOMEM, "config: out of memory");
+    }
+    c->tenants = nt;
+    size_t at = 0; /* kept in name order */
+    while (at < c->ntenants && strcmp(c->tenants[at].name, tn) < 0)
+        at++;
+    memmove(&c->tenants[at + 1], &c->tenants[at], (c->ntenants - at) * sizeof *nt);
+    c->tenants[at] = fresh;
+    c->ntenants++;
+    return 0;
+}
+
+int config_tenant_add(struct tikd_config *c, const char *name, struct tikd_err *e)
+{
+    char key[128];
+    snprintf(key, sizeof key, "tenants.%.64s", name);
+    return set_tenant(c, key, name, NULL, NULL, e);
+}
+
+int config_set(struct tikd_config *c, const char *name, const struct config_value *v,
+               struct tikd_err *e)
+{
+    char tn[64];
+    const char *rest = tenant_key(name, tn, sizeof tn);
+    if (rest)
+        return set_tenant(c, name, tn, rest, v, e);
+    if (strncmp(name, "libs.", 5) == 0)
+        return set_pin(&c->libs, name, name + 5, v, e);
+    const struct key *k = find_key(name, false);
+    if (!k)
+        return tikd_fail(e, TIKD_EINVAL,
+                         "config: unknown key '%s' (see `tikd help config` for the keys)", name);
+    return set_key(c, k, v, e);
+}
+
 int config_apply_env(struct tikd_config *c, const char *(*getenv_fn)(const char *),
                      struct tikd_err *e)
 {
@@ -733,6 +988,116 @@ static int absolutize(char **p, const char *base, struct tikd_err *e)
     return 0;
 }
 
+/* Relative paths of the rows in t[0..n) of the struct at base made absolute. */
+static int absolutize_fields(void *base, const struct key *t, size_t n, const char *dir,
+                             struct tikd_err *e)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        void *field = (char *)base + t[i].off;
+        if (!t[i].off) {
+            continue;
+        } else if (t[i].type == K_PATH) {
+            rc = absolutize(field, dir, e);
+        } else if (t[i].type == K_PATHS) {
+            struct strlist *l = field;
+            for (size_t j = 0; j < l->n && rc == 0; j++)
+                rc = absolutize(&l->v[j], dir, e);
+        }
+    }
+    return rc;
+}
+
+/* a is b or lies under it (paths as given, absolute). */
+static bool path_within(const char *a, const char *b)
+{
+    size_t n = strlen(b);
+    while (n > 1 && b[n - 1] == '/')
+        n--;
+    return strncmp(a, b, n) == 0 && (a[n] == '\0' || a[n] == '/');
+}
+
+/* Tenants: each rule folder and intake folder belongs to one tenant only;
+ * every tenant trusts the top-level keys too. */
+static int finish_tenants(struct tikd_config *c, struct tikd_err *e)
+{
+    if (c->ntenants && c->intake_folders.n)
+        return tikd_fail(e, TIKD_EINVAL,
+                         "config: key 'intake.folders': with tenants, a watched folder belongs "
+                         "to a tenant: move it to tenants.NAME.intake.folders");
+    for (size_t i = 0; i < c->ntenants; i++) {
+        struct tenant_cfg *t = &c->tenants[i];
+        int rc = absolutize_fields(t, tkeys, NTKEYS, c->base_dir, e);
+        if (rc == 0 && !t->rules_dir) {
+            size_t n = strlen(c->rules_dir) + strlen(t->name) + 2;
+            if (!(t->rules_dir = malloc(n)))
+                return tikd_fail(e, TIKD_ENOMEM, "config: out of memory");
+            snprintf(t->rules_dir, n, "%s/%s", c->rules_dir, t->name);
+        }
+        /* its watched folders' media is its own to post */
+        for (size_t k = 0; rc == 0 && k < t->intake.n; k++) {
+            bool under = false;
+            for (size_t j = 0; j < t->media_roots.n; j++)
+                under = under || path_within(t->intake.v[k], t->media_roots.v[j]);
+            char **nv = under ? t->media_roots.v
+                              : realloc(t->media_roots.v, (t->media_roots.n + 2) * sizeof *nv);
+            if (!nv || (!under && !(nv[t->media_roots.n] = strdup(t->intake.v[k])))) {
+                if (nv)
+                    t->media_roots.v = nv;
+                return tikd_fail(e, TIKD_ENOMEM, "config: out of memory");
+            }
+            t->media_roots.v = nv;
+            if (!under)
+                nv[++t->media_roots.n] = NULL;
+        }
+        for (size_t k = 0; rc == 0 && k < c->trust.n; k++) {
+            bool have = false;
+            for (size_t j = 0; j < t->trust.n; j++)
+                have = have || strcmp(t->trust.v[j], c->trust.v[k]) == 0;
+            char **nv = have ? t->trust.v : realloc(t->trust.v, (t->trust.n + 2) * sizeof *nv);
+            if (!nv || (!have && !(nv[t->trust.n] = strdup(c->trust.v[k])))) {
+                if (nv)
+                    t->trust.v = nv;
+                return tikd_fail(e, TIKD_ENOMEM, "config: out of memory");
+            }
+            t->trust.v = nv;
+            if (!have)
+                nv[++t->trust.n] = NULL;
+        }
+        if (rc != 0)
+            return rc;
+    }
+    for (size_t i = 0; i < c->ntenants; i++)
+        for (size_t j = 0; j < c->ntenants; j++) {
+            const struct tenant_cfg *a = &c->tenants[i], *b = &c->tenants[j];
+            if (i != j && path_within(a->rules_dir, b->rules_dir))
+                return tikd_fail(e, TIKD_EINVAL,
+                                 "config: tenants %s and %s: rule folder %s lies in %s: each "
+                                 "rule file belongs to one tenant",
+                                 a->name, b->name, a->rules_dir, b->rules_dir);
+            const char *an = strrchr(a->rules_dir, '/'), *bn = strrchr(b->rules_dir, '/');
+            if (i < j && an && bn && strcmp(an, bn) == 0)
+                return tikd_fail(e, TIKD_EINVAL,
+                                 "config: tenants %s and %s: rule folders %s and %s have one name: "
+                                 "records name a rule file by its folder's name and its own",
+                                 a->name, b->name, a->rules_dir, b->rules_dir);
+            for (size_t x = 0; x < a->intake.n; x++)
+                for (size_t y = 0; y < b->intake.n; y++)
+                    if ((i != j || x != y) && path_within(a->intake.v[x], b->intake.v[y]))
+                        return tikd_fail(e, TIKD_EINVAL,
+                                         "config: tenants %s and %s: intake folder %s lies in "
+                                         "%s: each watched folder belongs to one tenant",
+                                         a->name, b->name, a->intake.v[x], b->intake.v[y]);
+        }
+    if (c->ntenants && !(c->quotas = calloc(c->ntenants, sizeof *c->quotas)))
+        return tikd_fail(e, TIKD_ENOMEM, "config: out of memory");
+    for (size_t i = 0; i < c->ntenants; i++)
+        c->quotas[i] = (struct rl_quota){c->tenants[i].name, c->tenants[i].posts_per_day};
+    c->limits.quotas = c->quotas;
+    c->limits.nquotas = c->ntenants;
+    return 0;
+}
+
 int config_finish(struct tikd_config *c, struct tikd_err *e)
 {
     if (c->map_max < c->map_initial)
@@ -740,17 +1105,9 @@ int config_finish(struct tikd_config *c, struct tikd_err *e)
                          "config: key 'store.map_max': value %zu is not allowed: it must be at "
                          "least store.map_initial (%zu)",
                          c->map_max, c->map_initial);
-    int rc = 0;
-    for (size_t i = 0; i < NKEYS && rc == 0; i++) {
-        void *field = (char *)c + keys[i].off;
-        if (keys[i].type == K_PATH) {
-            rc = absolutize(field, c->base_dir, e);
-        } else if (keys[i].type == K_PATHS) {
-            struct strlist *l = field;
-            for (size_t j = 0; j < l->n && rc == 0; j++)
-                rc = absolutize(&l->v[j], c->base_dir, e);
-        }
-    }
+    int rc = absolutize_fields(c, keys, NKEYS, c->base_dir, e);
+    if (rc == 0)
+        rc = finish_tenants(c, e);
     if (rc == 0 && c->client_secret && tlog_secret_add(c->client_secret, strlen(c->client_secret)))
         return tikd_fail(e, TIKD_EINVAL,
                          "config: key 'tiktok.client_secret': value (secret, not shown) is not "

@@ -20,6 +20,25 @@ struct strlist {
     size_t n;
 };
 
+/* A tenant: one client of an agency. Its rule files act only on its own
+ * accounts, media, hosts and kv (bindings/lua_tenants.c routes the engine's
+ * events to it). Zero budgets and NULL paths take the top-level values. */
+struct tenant_cfg {
+    char *name;                 /* [a-z0-9_-], 1-32, the key in `tenants` */
+    char *rules_dir;            /* its rule files (default: rules_dir/NAME) */
+    struct strlist media_roots; /* local files its rules may post */
+    struct strlist intake;      /* its watched media folders */
+    struct strlist http_allow;  /* hosts its rules may reach */
+    struct strlist trust;       /* "ed25519:KEY" it takes shared libraries signed by */
+    struct strlist libs;        /* pins, "name=range" */
+    long long lua_instructions; /* per call (0: lua.instructions) */
+    size_t lua_call_memory, lua_state_memory, lua_rule_memory;
+    double posts_per_day; /* inits across its accounts per rolling day (0: none) */
+};
+
+#define TENANT_NAME_MAX 32
+#define TENANTS_MAX     1024
+
 struct tikd_config {
     char *base_dir; /* relative paths are taken from here (the config file's dir) */
     char *data_dir, *rules_dir, *scripts_dir;
@@ -75,7 +94,36 @@ struct tikd_config {
     size_t http_max_response;
     long long http_max_attempts;
     struct strlist http_allow_hosts; /* hosts rules may reach with tikd.http */
+    struct strlist trust;            /* the implicit tenant's library keys (`trust`) */
+    struct strlist libs;             /* ... and its pins (`libs = { name = "^1.2" }`) */
+    struct tenant_cfg *tenants;      /* `tenants = { name = { ... } }`, in name order */
+    size_t ntenants;
+    struct rl_quota *quotas; /* the tenants' quotas, which limits.quotas points to */
 };
+
+/* True if name is a valid tenant name ([a-z0-9_-], 1-32, not starting with
+ * '-'). */
+bool config_tenant_name_valid(const char *name);
+
+/* Declare tenant name (its keys may all be defaults); 0 if it exists. */
+int config_tenant_add(struct tikd_config *c, const char *name, struct tikd_err *e);
+
+/* The tenant called name, or NULL. */
+const struct tenant_cfg *config_tenant(const struct tikd_config *c, const char *name);
+
+/* What one tenant's rules run with: its own settings, the top-level ones
+ * where it has none (t NULL: the implicit tenant of a config without
+ * `tenants`, which is the top level). */
+struct tenant_view {
+    const char *name; /* NULL: the implicit tenant */
+    const char *rules_dir;
+    const struct strlist *media_roots, *intake, *http_allow, *trust, *libs;
+    long long lua_instructions;
+    size_t lua_call_memory, lua_state_memory, lua_rule_memory;
+    double posts_per_day;
+};
+void config_tenant_view(const struct tikd_config *c, const struct tenant_cfg *t,
+                        struct tenant_view *out);
 
 /* A value as the file (or the environment) gave it. */
 enum config_vtype { CV_STR, CV_INT, CV_NUM, CV_BOOL, CV_LIST };

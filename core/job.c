@@ -124,6 +124,10 @@ static json_t *encode(const struct job *j)
     json_object_set_new(json_object_get(o, "options"), "auto_add_music",
                         json_boolean(j->opt.auto_add_music));
     json_object_set_new(o, "chosen_by", json_string(j->chosen_by));
+    if (j->tenant[0])
+        json_object_set_new(o, "tenant", json_string(j->tenant));
+    if (j->libs[0])
+        json_object_set_new(o, "libs", json_string(j->libs));
     json_object_set_new(o, "state", json_string(state_names[j->state]));
     json_object_set_new(o, "reason", json_string(j->reason));
     json_object_set_new(o, "due_at", json_real(j->due_at));
@@ -225,6 +229,8 @@ static int decode(const void *p, size_t n, struct job *j)
     j->opt.cover_ms = (int)json_integer_value(json_object_get(op, "cover_ms"));
     j->opt.auto_add_music = json_is_true(json_object_get(op, "auto_add_music"));
     sget(o, "chosen_by", j->chosen_by, sizeof j->chosen_by);
+    sget(o, "tenant", j->tenant, sizeof j->tenant);
+    sget(o, "libs", j->libs, sizeof j->libs);
     sget(o, "state", state, sizeof state);
     int st = job_state_parse(state);
     j->state = st < 0 ? JOB_FAILED : (enum job_state)st;
@@ -505,12 +511,12 @@ int job_create(struct store_txn *t, struct job *j)
     snprintf(detail, sizeof detail,
              "job=%llu account=%s mode=%s approval=%s privacy=%s chosen_by=%s disable_comment=%d "
              "disable_duet=%d disable_stitch=%d brand_content=%d brand_organic=%d is_aigc=%d "
-             "media=%.300s",
+             "media=%.300s tenant=%s libs=%s",
              (unsigned long long)j->id, j->account, j->mode == JOB_DRAFT ? "draft" : "direct",
              j->state == JOB_AWAITING_APPROVAL ? "required" : "no",
              j->privacy[0] ? j->privacy : "-", j->chosen_by, j->opt.disable_comment,
              j->opt.disable_duet, j->opt.disable_stitch, j->opt.brand_content, j->opt.brand_organic,
-             j->opt.is_aigc, j->media);
+             j->opt.is_aigc, j->media, j->tenant[0] ? j->tenant : "-", j->libs[0] ? j->libs : "-");
     return rc ? rc : audit_append(t, j->chosen_by, "job.planned", detail);
 }
 

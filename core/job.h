@@ -76,6 +76,9 @@ struct job {
     char privacy[32];                  /* empty for drafts: the creator picks in the app */
     struct job_options opt;
     char chosen_by[160]; /* "operator", "rule:FILE@genN": who chose privacy and settings */
+    char tenant[33];     /* its account's tenant when planned: whose rules hear of it */
+    char libs[200];      /* the shared libraries (name@version, comma-separated) the rule
+                          * file that chose had loaded, or "" */
     enum job_state state;
     char reason[600]; /* why it waits, or why it failed */
     double due_at, created_at, updated_at, processing_deadline;

@@ -66,9 +66,11 @@ void oauth_on_state(struct oauth *o, oauth_state_fn fn, void *ud);
  * the authorize URL to open, malloc'd. */
 int oauth_begin(struct oauth *o, const char *name, const char *scopes, bool reauth, char **url,
                 struct tikd_err *e);
-/* The same, on the record as actor ("token:NAME" for the admin API). */
+/* The same, on the record as actor ("token:NAME" for the admin API), for
+ * tenant (NULL: the operator's, any account): a new account belongs to it,
+ * and an account of another tenant is one that does not exist. */
 int oauth_begin_as(struct oauth *o, const char *name, const char *scopes, bool reauth,
-                   const char *actor, char **url, struct tikd_err *e);
+                   const char *actor, const char *tenant, char **url, struct tikd_err *e);
 
 /* Finish from a redirect (a full URL or its query string). expect_name is
  * the account the operator means (NULL from the callback page: the state

@@ -29,7 +29,7 @@ struct begin_ctx {
     struct oauth *o;
     const char *name, *scopes;
     bool reauth;
-    const char *actor;
+    const char *actor, *tenant;
     unsigned char hash[32];
     const char *verifier;
     struct tikd_err *e;
@@ -42,11 +42,16 @@ static int begin_txn(struct store_txn *t, void *ctx)
     struct account a;
     int rc = account_get(t, b->name, &a);
     double now = clock_now();
+    if (rc == 0 && !account_in_tenant(&a, b->tenant))
+        rc = b->reauth ? TIKD_ENOTFOUND : rc; /* another tenant's: no oracle for a reauth */
+    if (rc == 0 && !b->reauth && !account_in_tenant(&a, b->tenant))
+        return tikd_fail(b->e, TIKD_EEXIST, "account %s already exists", b->name);
     if (rc == TIKD_ENOTFOUND) {
         if (b->reauth)
             return tikd_fail(b->e, TIKD_ENOTFOUND,
                              "no account named %s (use `tikd account add %s`)", b->name, b->name);
         account_init(&a, b->name, now);
+        snprintf(a.tenant, sizeof a.tenant, "%s", b->tenant ? b->tenant : "");
         rc = account_put(t, &a);
     } else if (rc == 0 && !b->reauth && a.state != ACCT_PENDING) {
         return tikd_fail(b->e, TIKD_EEXIST,
@@ -73,19 +78,20 @@ static int begin_txn(struct store_txn *t, void *ctx)
     rc = store_put(t, STORE_DB_OAUTH, b->hash, 32, js, strlen(js));
     free(js);
     char detail[300];
-    snprintf(detail, sizeof detail, "account=%s scopes=%s pkce=%s reauth=%s", a.name, b->scopes,
-             b->verifier ? "yes" : "no", b->reauth ? "yes" : "no");
+    snprintf(detail, sizeof detail, "account=%s scopes=%s pkce=%s reauth=%s tenant=%s", a.name,
+             b->scopes, b->verifier ? "yes" : "no", b->reauth ? "yes" : "no",
+             a.tenant[0] ? a.tenant : "-");
     return rc ? rc : audit_append(t, b->actor, "oauth.begin", detail);
 }
 
 int oauth_begin(struct oauth *o, const char *name, const char *scopes, bool reauth, char **url,
                 struct tikd_err *e)
 {
-    return oauth_begin_as(o, name, scopes, reauth, "operator", url, e);
+    return oauth_begin_as(o, name, scopes, reauth, "operator", NULL, url, e);
 }
 
 int oauth_begin_as(struct oauth *o, const char *name, const char *scopes, bool reauth,
-                   const char *actor, char **url, struct tikd_err *e)
+                   const char *actor, const char *tenant, char **url, struct tikd_err *e)
 {
     *url = NULL;
     if (!account_name_valid(name))
@@ -109,7 +115,7 @@ int oauth_begin_as(struct oauth *o, const char *name, const char *scopes, bool r
     if (RAND_bytes(raw, sizeof raw) != 1)
         return tikd_fail(e, TIKD_EIO, "oauth: no randomness");
     codec_b64url(raw, sizeof raw, state);
-    struct begin_ctx b = {o, name, scopes, reauth, actor, {0}, NULL, e};
+    struct begin_ctx b = {o, name, scopes, reauth, actor, tenant, {0}, NULL, e};
     codec_sha256(state, strlen(state), b.hash);
     if (o->c.pkce) {
         /* 64 characters of [A-Za-z0-9-_] (spec §1.3: 43-128 unreserved) */

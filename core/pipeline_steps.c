@@ -166,11 +166,13 @@ static void decided(void *token, const struct post_decision *d)
     struct job j;
     if (!pl_go_on(r) || !pl_reload(r, &j))
         return;
-    char why[2400], detail[500];
+    char why[2400], detail[1000];
     switch (post_decide(&j, d, clock_now(), why, sizeof why)) {
     case POST_CANCELLED:
-        snprintf(detail, sizeof detail, "job=%llu account=%s by=%s reason=\"%.200s\"",
-                 (unsigned long long)j.id, j.account, d->chosen_by, d->reason);
+        snprintf(detail, sizeof detail,
+                 "job=%llu account=%s by=%s reason=\"%.200s\" tenant=%s libs=%.100s",
+                 (unsigned long long)j.id, j.account, d->chosen_by, d->reason,
+                 j.tenant[0] ? j.tenant : "-", d->libs[0] ? d->libs : "-");
         pl_cancelled(r, &j, "job.cancelled", detail);
         return;
     case POST_DEFERRED:
@@ -181,9 +183,10 @@ static void decided(void *token, const struct post_decision *d)
         pl_fail(r, &j, NULL, "%s", why);
         return;
     case POST_CHANGED:
-        if (pl_save(r->p, &j, "job.changed", "job=%llu account=%s by=%s privacy=%s",
-                    (unsigned long long)j.id, j.account, d->chosen_by,
-                    j.privacy[0] ? j.privacy : "-") != 0) {
+        if (pl_save(
+                r->p, &j, "job.changed", "job=%llu account=%s by=%s privacy=%s tenant=%s libs=%s",
+                (unsigned long long)j.id, j.account, d->chosen_by, j.privacy[0] ? j.privacy : "-",
+                j.tenant[0] ? j.tenant : "-", j.libs[0] ? j.libs : "-") != 0) {
             pl_run_end(r);
             return;
         }

@@ -248,11 +248,12 @@ static int plan_txn(struct store_txn *t, void *ctx)
     if (rc != 0 || r->existing)
         return rc;
     struct account a;
-    if (account_get(t, j->account, &a) != 0) {
+    if (account_get(t, j->account, &a) != 0 || !account_in_tenant(&a, r->tenant)) {
         snprintf(r->problem, sizeof r->problem, "no such account: %s (see `tikd account list`)",
                  j->account);
         return tikd_fail(pc->e, TIKD_ENOTFOUND, "%s", r->problem);
     }
+    snprintf(j->tenant, sizeof j->tenant, "%s", a.tenant); /* whose rules hear of it */
     enum job_state had;
     if (j->media_hash[0] && !r->again &&
         job_find_content(t, j->account, j->media_hash, &r->same_as, &had) == 0) {
@@ -534,6 +535,7 @@ enum post_verdict post_decide(struct job *j, const struct post_decision *d, doub
     if (d->privacy[0] && j->mode == JOB_DIRECT)
         snprintf(j->privacy, sizeof j->privacy, "%s", d->privacy);
     snprintf(j->chosen_by, sizeof j->chosen_by, "%s", d->chosen_by);
+    snprintf(j->libs, sizeof j->libs, "%s", d->libs);
     char problems[2000];
     if (post_validate(j, problems, sizeof problems) > 0) {
         snprintf(why, n, "before_publish of %s made the post invalid: %s", d->chosen_by, problems);

@@ -38,6 +38,9 @@ struct post_req {
     double deadline; /* ... until then (0: a day after the planned time) */
     const struct schedule *sched; /* book its next free slot after `after` (not with approval) */
     double after;
+    const char *tenant;    /* the caller acts within this tenant (a rule's, a scoped admin
+                            * token's): another tenant's account is no account; NULL: the
+                            * operator, any account */
     const char *key_scope; /* key: the same key (within its scope, a rule file) plans once */
     const char *key;
     bool again;       /* post video content this account already has planned or posted */
@@ -87,6 +90,7 @@ struct post_decision {
     char *caption;       /* a new caption (owned by the decider), or NULL */
     char privacy[32];    /* a new privacy level (direct posts), or "" */
     char chosen_by[160]; /* who decided: "rule:FILE@genN" */
+    char libs[200];      /* the shared libraries that rule file loaded (name@version,...) */
 };
 
 enum post_verdict {

@@ -60,6 +60,7 @@ static const char *const names[RL__COUNT] = {
     [RL_DAILY_POSTS] = "daily_posts",
     [RL_PENDING_SHARES] = "pending_shares",
     [RL_ACTIVE_USERS] = "active_users",
+    [RL_TENANT_POSTS] = "tenant_posts",
 };
 
 const char *rl_budget_name(enum rl_budget b)
@@ -77,7 +78,16 @@ int rl_budget_parse(const char *name)
 
 static bool is_window(enum rl_budget b)
 {
-    return b == RL_DAILY_POSTS || b == RL_PENDING_SHARES || b == RL_ACTIVE_USERS;
+    return b == RL_DAILY_POSTS || b == RL_PENDING_SHARES || b == RL_ACTIVE_USERS ||
+           b == RL_TENANT_POSTS;
+}
+
+/* Whose window a cap is: the app's, a tenant's, or the account's. */
+static const char *window_owner(const struct rl_config *c, enum rl_budget b, const char *account)
+{
+    return b == RL_ACTIVE_USERS   ? ""
+           : b == RL_TENANT_POSTS ? (c->tenant ? c->tenant : "")
+                                  : account;
 }
 
 void rl_config_default(struct rl_config *c)
@@ -92,6 +102,7 @@ void rl_config_default(struct rl_config *c)
     c->l[RL_DAILY_POSTS] = (struct rl_limit){15, day, 1, 0};
     c->l[RL_PENDING_SHARES] = (struct rl_limit){5, day, 1, 0};
     c->l[RL_ACTIVE_USERS] = (struct rl_limit){0, day, 1, 0}; /* set at audit time */
+    c->l[RL_TENANT_POSTS] = (struct rl_limit){0, day, 1, 0}; /* per job: core/budget */
     c->window = min;
     c->burst = 1;
     c->guard = 0.5;
@@ -110,6 +121,8 @@ static bool per_token(enum rl_budget b)
 
 static bool limited(const struct rl_config *c, enum rl_budget b)
 {
+    if (b == RL_TENANT_POSTS && !c->tenant)
+        return false;
     return c->l[b].count > 0 && (per_token(b) ? c->window : c->l[b].per) > 0;
 }
 
@@ -262,7 +275,7 @@ static int when_one(struct store_txn *t, const struct rl_config *c, const char *
     }
     double span = l->per + c->guard;
     double cap = floor(l->count - l->margin);
-    kl = mkkey(k, sizeof k, 'w', bk, b == RL_ACTIVE_USERS ? "" : account);
+    kl = mkkey(k, sizeof k, 'w', bk, window_owner(c, b, account));
     struct window w;
     int rc = kl ? window_load(t, k, kl, now, span, &w) : TIKD_EINVAL;
     if (rc != 0)
@@ -344,7 +357,7 @@ static int spend_one(struct store_txn *t, const struct rl_config *c, const char 
         return rc ? rc : put_doubles(t, k, kl, &at, 1);
     }
     struct window w;
-    kl = mkkey(k, sizeof k, 'w', bk, account);
+    kl = mkkey(k, sizeof k, 'w', bk, window_owner(c, b, account));
     rc = kl ? window_load(t, k, kl, now, l->per + c->guard, &w) : TIKD_EINVAL;
     if (rc != 0)
         return rc;
@@ -395,7 +408,7 @@ int rl_release(struct store_txn *t, const struct rl_config *c, const char *accou
         const char *bk;
         struct rl_limit lim = limit_of(c, b, &bk), *l = &lim;
         char k[160];
-        size_t kl = mkkey(k, sizeof k, 'w', bk, account);
+        size_t kl = mkkey(k, sizeof k, 'w', bk, window_owner(c, b, account));
         struct window w;
         int rc = kl ? window_load(t, k, kl, now, l->per + c->guard, &w) : TIKD_EINVAL;
         if (rc != 0)
@@ -704,7 +717,7 @@ int rl_block(struct store_txn *t, const struct rl_config *c, const char *account
         return put_doubles(t, k, kl, &tat, 1);
     }
     struct window w;
-    kl = mkkey(k, sizeof k, 'w', bk, b == RL_ACTIVE_USERS ? "" : account);
+    kl = mkkey(k, sizeof k, 'w', bk, window_owner(c, b, account));
     int rc = kl ? window_load(t, k, kl, until, l->per + c->guard, &w) : TIKD_EINVAL;
     if (rc != 0)
         return rc;
@@ -735,7 +748,7 @@ int rl_view(struct store_txn *t, const struct rl_config *c, const char *account,
         return rc;
     }
     struct window w;
-    kl = mkkey(k, sizeof k, 'w', bk, b == RL_ACTIVE_USERS ? "" : account);
+    kl = mkkey(k, sizeof k, 'w', bk, window_owner(c, b, account));
     rc = window_load(t, k, kl, now, l->per + c->guard, &w);
     v->blocked_until = w.blocked_until > now ? w.blocked_until : 0;
     if (rc == 0 && b == RL_ACTIVE_USERS) {

@@ -55,6 +55,8 @@ enum rl_budget {
     RL_DAILY_POSTS,    /* per creator: direct posts in 24 h, about 15 (§3.2) */
     RL_PENDING_SHARES, /* per creator: inbox shares in 24 h, 5 */
     RL_ACTIVE_USERS,   /* per app: creators that posted in 24 h (audit-set; 5 unaudited) */
+    RL_TENANT_POSTS,   /* per tenant: its own quota of inits a rolling day (tikd's, not
+                        * TikTok's: tenants.NAME.quota.posts_per_day) */
     RL__COUNT
 };
 
@@ -64,12 +66,22 @@ struct rl_limit {
     double count, per, burst, margin;
 };
 
+/* A tenant's own quota. */
+struct rl_quota {
+    const char *tenant;
+    double per_day;
+};
+
 struct rl_config {
-    struct rl_limit l[RL__COUNT]; /* per-token budgets take per and burst from below */
-    double window, burst;         /* of the per-token budgets (TikTok: a minute) */
-    bool shared_init; /* the three init endpoints share one budget (spec §3.1 [UNKNOWN]) */
-    double guard;     /* seconds added to each window: clocks and network delay differ */
-    double cap_probe; /* after TikTok says a cap is full: ask again this much later */
+    struct rl_limit l[RL__COUNT];  /* per-token budgets take per and burst from below */
+    const struct rl_quota *quotas; /* each tenant's, or none (RL_TENANT_POSTS is then unlimited) */
+    size_t nquotas;
+    const char *tenant;   /* the tenant RL_TENANT_POSTS counts for (set by core/budget per job,
+                           * with l[RL_TENANT_POSTS] its quota) */
+    double window, burst; /* of the per-token budgets (TikTok: a minute) */
+    bool shared_init;     /* the three init endpoints share one budget (spec §3.1 [UNKNOWN]) */
+    double guard;         /* seconds added to each window: clocks and network delay differ */
+    double cap_probe;     /* after TikTok says a cap is full: ask again this much later */
 };
 
 /* TikTok's figures (spec §3). */

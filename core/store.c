@@ -32,6 +32,7 @@ static const char *const db_names[STORE_DB__COUNT] = {
     [STORE_DB_SEEN] = "seen",
     [STORE_DB_ADMIN] = "admin",
     [STORE_DB_NOTIFY] = "notify",
+    [STORE_DB_LIBS] = "libs",
 };
 
 struct store {

@@ -36,6 +36,7 @@ enum store_db {
     STORE_DB_SEEN,     /* webhook de-duplication and its prune order (webhook.c) */
     STORE_DB_ADMIN,    /* admin API tokens, by hash and by name (admin.c) */
     STORE_DB_NOTIFY,   /* notifications waiting to be delivered (notify.c) */
+    STORE_DB_LIBS,     /* installed rule library bundles, content-addressed (libs.c) */
     STORE_DB__COUNT
 };
 

@@ -465,7 +465,7 @@ document.addEventListener("DOMContentLoaded", () => {
     ev.preventDefault();
     state.token = $("#token").value.trim();
     try {
-      await api("GET", "/api/v1/status");
+      await api("GET", "/api/v1/health"); /* any token's, a tenant's too */
       sessionStorage.setItem("tikd.token", state.token);
       $("#token").value = "";
       signedIn();

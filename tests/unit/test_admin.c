@@ -17,7 +17,7 @@ struct made {
 static int create_txn(struct store_txn *t, void *ctx)
 {
     struct made *m = ctx;
-    return admin_token_create(t, m->name, m->role, "tester", m->token, &m->e);
+    return admin_token_create(t, m->name, m->role, NULL, "tester", m->token, &m->e);
 }
 
 static int revoke_txn(struct store_txn *t, void *ctx)
