@@ -89,12 +89,15 @@ static struct trules *of_account(const struct rules *r, const char *name)
     return NULL;
 }
 
-/* The rules of tenant `name` ("" or NULL: the implicit one, if that is how
- * the daemon runs), or NULL. */
+/* The rules of tenant `name`, or NULL. Without tenants the one set of rules
+ * hears everything (a job or an account may name a tenant of a config that
+ * had them). */
 static struct trules *of_tenant(const struct rules *r, const char *name)
 {
-    for (size_t i = 0; r && i < r->nt; i++)
-        if (r->t[i].tenant ? name && strcmp(r->t[i].tenant, name) == 0 : !name || !*name)
+    if (r && r->nt && !r->t[0].tenant)
+        return &r->t[0];
+    for (size_t i = 0; r && name && i < r->nt; i++)
+        if (strcmp(r->t[i].tenant, name) == 0)
             return &r->t[i];
     return NULL;
 }
@@ -579,8 +582,8 @@ void rules_on_media(void *ud, const struct intake_item *it, struct intake_handof
 void rules_on_account(void *ud, const struct account *a)
 {
     struct rules *r = ud;
-    struct trules *tr = r->nt && !r->t[0].tenant ? &r->t[0] : of_tenant(r, a->tenant);
-    struct gen *g = tr && (!tr->tenant || a->tenant[0]) ? live(tr) : NULL;
+    struct trules *tr = of_tenant(r, a->tenant);
+    struct gen *g = tr ? live(tr) : NULL;
     if (g)
         hooks_call(g, gen_rule_count(g), HOOK_ON_ACCOUNT, hooks_arg_account, (void *)a, NULL, NULL);
 }

@@ -190,7 +190,7 @@ static int list_one(const struct lib_entry *l, void *ctx)
     const char *state = "ok";
     char why[600] = "";
     if (x->verify) {
-        struct lib_bundle b;
+        struct lib_bundle b = {0};
         struct tikd_err e = {0};
         if (!l->bytes)
             state = "BAD", snprintf(why, sizeof why, "its bundle is missing");
@@ -199,8 +199,7 @@ static int list_one(const struct lib_entry *l, void *ctx)
         else if (strcmp(b.digest, l->digest) != 0 || strcmp(b.version, l->version) != 0 ||
                  strcmp(b.key, l->key) != 0)
             state = "BAD", snprintf(why, sizeof why, "its content is not what was installed");
-        if (l->bytes && !e.code)
-            lib_bundle_free(&b);
+        lib_bundle_free(&b); /* (empty when lib_open refused it) */
         x->bad += state[0] == 'B';
     }
     char use[300];

@@ -1017,6 +1017,22 @@ static bool path_within(const char *a, const char *b)
     return strncmp(a, b, n) == 0 && (a[n] == '\0' || a[n] == '/');
 }
 
+/* Append a copy of item to l unless l holds it (or, with within, a folder
+ * it lies in). */
+static int strlist_add_new(struct strlist *l, const char *item, bool within, struct tikd_err *e)
+{
+    for (size_t j = 0; j < l->n; j++)
+        if (within ? path_within(item, l->v[j]) : strcmp(item, l->v[j]) == 0)
+            return 0;
+    char **nv = realloc(l->v, (l->n + 2) * sizeof *nv);
+    if (nv)
+        l->v = nv;
+    if (!nv || !(nv[l->n] = strdup(item)))
+        return tikd_fail(e, TIKD_ENOMEM, "config: out of memory");
+    nv[++l->n] = NULL;
+    return 0;
+}
+
 /* Tenants: each rule folder and intake folder belongs to one tenant only;
  * every tenant trusts the top-level keys too. */
 static int finish_tenants(struct tikd_config *c, struct tikd_err *e)
@@ -1034,36 +1050,12 @@ static int finish_tenants(struct tikd_config *c, struct tikd_err *e)
                 return tikd_fail(e, TIKD_ENOMEM, "config: out of memory");
             snprintf(t->rules_dir, n, "%s/%s", c->rules_dir, t->name);
         }
-        /* its watched folders' media is its own to post */
-        for (size_t k = 0; rc == 0 && k < t->intake.n; k++) {
-            bool under = false;
-            for (size_t j = 0; j < t->media_roots.n; j++)
-                under = under || path_within(t->intake.v[k], t->media_roots.v[j]);
-            char **nv = under ? t->media_roots.v
-                              : realloc(t->media_roots.v, (t->media_roots.n + 2) * sizeof *nv);
-            if (!nv || (!under && !(nv[t->media_roots.n] = strdup(t->intake.v[k])))) {
-                if (nv)
-                    t->media_roots.v = nv;
-                return tikd_fail(e, TIKD_ENOMEM, "config: out of memory");
-            }
-            t->media_roots.v = nv;
-            if (!under)
-                nv[++t->media_roots.n] = NULL;
-        }
-        for (size_t k = 0; rc == 0 && k < c->trust.n; k++) {
-            bool have = false;
-            for (size_t j = 0; j < t->trust.n; j++)
-                have = have || strcmp(t->trust.v[j], c->trust.v[k]) == 0;
-            char **nv = have ? t->trust.v : realloc(t->trust.v, (t->trust.n + 2) * sizeof *nv);
-            if (!nv || (!have && !(nv[t->trust.n] = strdup(c->trust.v[k])))) {
-                if (nv)
-                    t->trust.v = nv;
-                return tikd_fail(e, TIKD_ENOMEM, "config: out of memory");
-            }
-            t->trust.v = nv;
-            if (!have)
-                nv[++t->trust.n] = NULL;
-        }
+        /* its watched folders' media is its own to post; the top level's keys
+         * are every tenant's */
+        for (size_t k = 0; rc == 0 && k < t->intake.n; k++)
+            rc = strlist_add_new(&t->media_roots, t->intake.v[k], true, e);
+        for (size_t k = 0; rc == 0 && k < c->trust.n; k++)
+            rc = strlist_add_new(&t->trust, c->trust.v[k], false, e);
         if (rc != 0)
             return rc;
     }
