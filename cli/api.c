@@ -886,16 +886,9 @@ static void delete_token(struct call *c)
 struct scrape {
     struct api *a;
     struct metrics_out *out;
-    int jobs[16], accounts[8];
+    uint64_t jobs[16];
+    int accounts[8];
 };
-
-static int scrape_job(const struct job *j, void *ctx)
-{
-    struct scrape *x = ctx;
-    if ((unsigned)j->state < 16)
-        x->jobs[j->state]++;
-    return 0;
-}
 
 static int scrape_account(const struct account *a, void *ctx)
 {
@@ -908,7 +901,10 @@ static int scrape_account(const struct account *a, void *ctx)
 static int scrape_txn(struct store_txn *t, void *ctx)
 {
     struct scrape *x = ctx;
-    int rc = job_foreach(t, scrape_job, x);
+    struct job_counts n;
+    int rc = job_counts_get(t, &n);
+    for (int s = 0; rc == 0 && s < 16; s++)
+        x->jobs[s] = n.by_state[s];
     if (rc == 0)
         rc = account_foreach(t, scrape_account, x);
     char lb[96];
@@ -942,7 +938,7 @@ static void scrape_gauges(struct metrics_out *out, void *ud)
         metrics_gauge(
             out, "tikd_jobs",
             metrics_labels(lb, sizeof lb, "state", job_state_name((enum job_state)s), NULL),
-            x->jobs[s]);
+            (double)x->jobs[s]);
     for (int s = ACCT_PENDING; s <= ACCT_REVOKED; s++)
         metrics_gauge(
             out, "tikd_accounts",
@@ -1521,6 +1517,8 @@ static void get_plan(struct call *c)
     if (c->a->plan_runs)
         c->a->plan_runs->prev = p;
     c->a->plan_runs = p;
+    if (c->a->d.gate) /* the child reads the database: it must see what this turn wrote */
+        c->a->d.gate(c->a->d.ud);
     if (!(p->run = child_run_start(c->a->loop, c->a->d.cli, args, 120, plan_ran, p))) {
         fail(c->r, 500, "internal", "the dry run could not start");
         plan_run_free(p);
@@ -1803,6 +1801,8 @@ static int listen_on(struct api *a, const char *addr, bool unix_socket, struct t
     if (rc != 0)
         return rc;
     server_on_error(s, server_refused);
+    if (a->d.gate)
+        server_set_gate(s, a->d.gate, a->d.ud);
     server_route(s, "*", "/api/v1", on_request, a);
     server_route(s, "*", "/api/v1/**", on_request, a);
     server_route(s, "*", "/metrics", on_request, a);

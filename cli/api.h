@@ -41,6 +41,7 @@ struct api_deps {
     int (*schedules)(void *ud, int (*fn)(const struct schedule *s, void *ctx), void *ctx);
     const char *(*trouble)(void *ud); /* why the store refuses writes, or NULL */
     void (*kick)(void *ud);           /* jobs changed: the pipeline looks again */
+    int (*gate)(void *ud);            /* makes every write so far durable (group commit), or NULL */
     void *ud;
 };
 

@@ -273,7 +273,7 @@ static int tenant_txn(struct store_txn *t, void *ctx)
     if (rc == TIKD_ENOTFOUND)
         return tikd_fail(tc->e, rc, "no account named %s", tc->name);
     if (rc == 0)
-        rc = job_foreach_account(t, tc->name, count_open, tc);
+        rc = job_foreach_account_open(t, tc->name, count_open, tc);
     if (rc != 0)
         return rc;
     if (strcmp(a.tenant, tc->tenant) == 0)

@@ -16,21 +16,8 @@
 
 struct status_read {
     json_t *status;
-    int by_state[16];
-    int jobs;
-    int orphans, orphan_jobs; /* upload sessions an init's lost answer left at TikTok */
+    struct job_counts n; /* by state, and the upload sessions lost inits left at TikTok */
 };
-
-static int count_job(const struct job *j, void *ctx)
-{
-    struct status_read *r = ctx;
-    if ((unsigned)j->state < 16)
-        r->by_state[j->state]++;
-    r->jobs++;
-    r->orphans += j->orphans;
-    r->orphan_jobs += j->orphans > 0;
-    return 0;
-}
 
 static int read_txn(struct store_txn *t, void *ctx)
 {
@@ -39,7 +26,7 @@ static int read_txn(struct store_txn *t, void *ctx)
     struct store_val v;
     if (store_get(t, STORE_DB_META, key, sizeof key - 1, &v) == 0)
         r->status = json_loadb(v.p, v.n, 0, NULL);
-    return job_foreach(t, count_job, r);
+    return job_counts_get(t, &r->n); /* one lookup, however many jobs */
 }
 
 /* --json: what GET /api/v1/status shows, with running as the lock says. */
@@ -131,23 +118,28 @@ static int run_status(struct cli *c, int argc, char **argv)
         for (size_t i = 0; i < json_array_size(errors); i++)
             printf("  %s\n", json_string_value(json_array_get(errors, i)));
     }
-    printf("jobs:        %d", r.jobs);
+    const struct job_counts *n = &r.n;
+    printf("jobs:        %llu", (unsigned long long)n->jobs);
     const char *sep = ": ";
     for (int st = 0; st < 16; st++) {
-        if (!r.by_state[st])
+        if (!n->by_state[st])
             continue;
-        printf("%s%d %s", sep, r.by_state[st], job_state_name((enum job_state)st));
+        printf("%s%llu %s", sep, (unsigned long long)n->by_state[st],
+               job_state_name((enum job_state)st));
         sep = ", ";
     }
     printf("\n");
-    if (r.by_state[JOB_UNSURE])
-        printf("attention:   %d job%s TikTok may have taken unanswered: not sent again, waiting "
+    if (n->by_state[JOB_UNSURE])
+        printf("attention:   %llu job%s TikTok may have taken unanswered: not sent again, waiting "
                "for TikTok to say (`tikd queue --state unsure`)\n",
-               r.by_state[JOB_UNSURE], r.by_state[JOB_UNSURE] == 1 ? "" : "s");
-    if (r.orphans)
-        printf("orphans:     %d upload session%s at TikTok from inits whose answer was lost (%d "
-               "job%s; each counted against its creator's daily cap, never used)\n",
-               r.orphans, r.orphans == 1 ? "" : "s", r.orphan_jobs, r.orphan_jobs == 1 ? "" : "s");
+               (unsigned long long)n->by_state[JOB_UNSURE],
+               n->by_state[JOB_UNSURE] == 1 ? "" : "s");
+    if (n->orphans)
+        printf(
+            "orphans:     %llu upload session%s at TikTok from inits whose answer was lost (%llu "
+            "job%s; each counted against its creator's daily cap, never used)\n",
+            (unsigned long long)n->orphans, n->orphans == 1 ? "" : "s",
+            (unsigned long long)n->orphan_jobs, n->orphan_jobs == 1 ? "" : "s");
     bool failed = last && !json_is_true(json_object_get(last, "ok"));
     json_decref(r.status);
     return alive && !failed ? 0 : 1;

@@ -25,6 +25,7 @@
 #include "../core/intake.h"
 #include "../core/log.h"
 #include "../core/mediaurl.h"
+#include "../core/metrics.h"
 #include "../core/alert.h"
 #include "../core/notify.h"
 #include "../core/pipeline.h"
@@ -50,6 +51,7 @@ struct daemon {
     ev_signal sig_term, sig_int, sig_hup, sig_usr1;
     ev_timer grace, sweep;
     ev_prepare prep;
+    uint64_t commits_told, writes_told; /* the store's counts the metrics have */
 };
 
 static int audit_txn(struct store_txn *t, void *ctx)
@@ -60,6 +62,51 @@ static int audit_txn(struct store_txn *t, void *ctx)
 static int audit_stop_txn(struct store_txn *t, void *ctx)
 {
     return audit_append(t, "tikd", "daemon.stop", ctx);
+}
+
+/* Group commit: the writes of a loop turn become durable once, at its end
+ * (on_prepare), or sooner where something must not wait (an answer of
+ * core/server's, a hand-off of the intake's); whoever syncs, the requests
+ * held at core/http's gate go only after. */
+static void synced(void *ud, int rc, const char *why)
+{
+    struct daemon *d = ud;
+    uint64_t commits, writes;
+    store_commit_stats(d->en.store, &commits, &writes);
+    if (commits != d->commits_told) {
+        metrics_inc("tikd_store_commits_total", NULL, (double)(commits - d->commits_told));
+        metrics_inc("tikd_store_writes_total", NULL, (double)(writes - d->writes_told));
+        d->commits_told = commits;
+        d->writes_told = writes;
+    }
+    if (rc != 0) {
+        TLOG(TLOG_ERROR, "store.commit_failed", LSTR("code", tikd_strerror(rc)),
+             LSTR("error", why));
+        if (d->pipeline)
+            pipeline_store_lost(d->pipeline, rc, why);
+    }
+    http_gate_open(d->en.http, rc, why);
+}
+
+static int sync_now(void *ud)
+{
+    struct daemon *d = ud;
+    return store_sync(d->en.store, NULL);
+}
+
+static bool unsynced(void *ud)
+{
+    return store_pending(ud);
+}
+
+/* Stopping: the last writes made durable, and every write after commits
+ * at once again (the HTTP client goes before the store). */
+static void ungroup(struct daemon *d)
+{
+    sync_now(d);
+    store_on_sync(d->en.store, NULL, NULL);
+    http_set_gate(d->en.http, NULL, NULL);
+    store_group(d->en.store, false);
 }
 
 static void kick(void *ud)
@@ -180,6 +227,7 @@ static int start_servers(struct daemon *d)
             fprintf(stderr, "tikd: %s\n", e.msg);
             return 1;
         }
+        server_set_gate(s, sync_now, d);
         server_route(s, "GET", cb, on_callback, d);
         server_route(s, "POST", "/webhooks/tiktok", on_webhook, d);
         server_route(s, "GET", "/healthz", on_health, d);
@@ -241,6 +289,7 @@ static int start_api(struct daemon *d)
                             .schedules = api_schedules,
                             .trouble = api_trouble,
                             .kick = kick,
+                            .gate = sync_now,
                             .ud = d};
     struct tikd_err e = {0};
     if (api_new(&d->api, d->loop, &deps, &e) != 0) {
@@ -428,6 +477,7 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
     struct daemon *d = w->data;
     if (d->rules)
         rules_reap(d->rules);
+    sync_now(d);
     maybe_finish_stop(d);
 }
 
@@ -490,6 +540,9 @@ static int run(struct cli *c, int argc, char **argv)
     if (engine_open(c, &d.en, ENG_ALL | ENG_DAEMON))
         return 1;
     d.loop = d.en.loop;
+    store_group(d.en.store, true);
+    store_on_sync(d.en.store, synced, &d);
+    http_set_gate(d.en.http, unsynced, d.en.store);
     /* the loop takes SIGUSR1 (from `tikd post`) and SIGHUP (an operator's)
      * once it runs; none of them kills a starting daemon */
     ev_signal_init(&d.sig_term, on_stop, SIGTERM);
@@ -502,6 +555,7 @@ static int run(struct cli *c, int argc, char **argv)
     ev_timer_init(&d.sweep, on_sweep, 0., c->cfg.oauth_sweep_interval);
     d.sweep.data = &d;
     ev_prepare_init(&d.prep, on_prepare);
+    ev_set_priority(&d.prep, EV_MINPRI); /* after any other prepare: the turn's last write */
     d.prep.data = &d;
     TLOG(TLOG_INFO, "daemon.start", LSTR("data_dir", c->cfg.data_dir),
          LSTR("rules_dir", c->cfg.rules_dir), LINT("pid", getpid()),
@@ -512,6 +566,7 @@ static int run(struct cli *c, int argc, char **argv)
     if (rc != 0) {
         store_write(d.en.store, audit_stop_txn, "reason=startup_failed", NULL);
         shutdown_all(&d);
+        ungroup(&d);
         engine_close(&d.en);
         return 1;
     }
@@ -520,6 +575,7 @@ static int run(struct cli *c, int argc, char **argv)
     d.compliance = compliance_start(d.loop, c, on_compliance_failed, &d);
     ev_unref(d.loop);          /* the prepare watcher alone must not keep the loop alive */
     pipeline_kick(d.pipeline); /* resume every job from its last committed state */
+    sync_now(&d);              /* what start-up wrote is durable before it says ready */
     TLOG(TLOG_INFO, "daemon.ready", LINT("gen", rules_live_gen(d.rules)),
          LINT("port", d.nservers ? server_port(d.servers[0]) : 0),
          LINT("admin_port", api_port(d.api)));
@@ -529,6 +585,7 @@ static int run(struct cli *c, int argc, char **argv)
     ev_ref(d.loop);
     shutdown_all(&d);
     store_write(d.en.store, audit_stop_txn, "reason=signal", NULL);
+    ungroup(&d);
     engine_close(&d.en);
     TLOG(TLOG_INFO, "daemon.stopped", LSTR("reason", "signal"));
     return 0;

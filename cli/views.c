@@ -201,7 +201,7 @@ int view_account_full(struct store_txn *t, const char *name, json_t **out)
     if (rc != 0)
         return rc;
     struct open_jobs x = {json_array()};
-    rc = job_foreach_account(t, name, open_job, &x);
+    rc = job_foreach_account_open(t, name, open_job, &x);
     if (rc < 0 || !(*out = view_account(&a))) {
         json_decref(x.jobs);
         return rc < 0 ? rc : TIKD_ENOMEM;
@@ -306,21 +306,6 @@ int view_limits(struct store_txn *t, const struct rl_config *rc, double now, con
     return *out ? 0 : TIKD_ENOMEM;
 }
 
-struct counts {
-    int by_state[16];
-    int jobs, orphans;
-};
-
-static int count_job(const struct job *j, void *ctx)
-{
-    struct counts *n = ctx;
-    if ((unsigned)j->state < 16)
-        n->by_state[j->state]++;
-    n->jobs++;
-    n->orphans += j->orphans;
-    return 0;
-}
-
 int view_status(struct store_txn *t, json_t **out)
 {
     static const char key[] = "daemon.status";
@@ -332,8 +317,8 @@ int view_status(struct store_txn *t, json_t **out)
         json_decref(st);
         st = json_object();
     }
-    struct counts n = {0};
-    int rc = job_foreach(t, count_job, &n); /* (counts by an index: issue 17) */
+    struct job_counts n;
+    int rc = job_counts_get(t, &n); /* one lookup, however many jobs */
     if (rc != 0) {
         json_decref(st);
         return rc;
@@ -341,10 +326,11 @@ int view_status(struct store_txn *t, json_t **out)
     json_t *by = json_object();
     for (int s = 0; s < 16; s++)
         if (n.by_state[s])
-            json_object_set_new(by, job_state_name((enum job_state)s), json_integer(n.by_state[s]));
+            json_object_set_new(by, job_state_name((enum job_state)s),
+                                json_integer((json_int_t)n.by_state[s]));
     json_object_set_new(st, "jobs",
-                        json_pack("{s:i, s:o, s:i}", "total", n.jobs, "by_state", by,
-                                  "orphan_sessions", n.orphans));
+                        json_pack("{s:I, s:o, s:I}", "total", (json_int_t)n.jobs, "by_state", by,
+                                  "orphan_sessions", (json_int_t)n.orphans));
     *out = st;
     return 0;
 }

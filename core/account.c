@@ -1,4 +1,9 @@
-/* account.c - account records as JSON in STORE_DB_ACCOUNTS (see account.h). */
+/* account.c - account records as JSON in STORE_DB_ACCOUNTS (see account.h).
+ *
+ * The expiry index, in STORE_DB_INDEX beside the job index, kept by every
+ * put and delete in their transaction, for the active accounts only:
+ *   't' expiry(be64, ms) name   when its access token expires
+ *   'r' expiry(be64, ms) name   when its refresh token expires */
 #include "account.h"
 #include "codec.h"
 
@@ -92,7 +97,79 @@ int account_get(struct store_txn *t, const char *name, struct account *out)
     return rc ? rc : decode(v.p, v.n, out);
 }
 
-int account_put(struct store_txn *t, const struct account *a)
+/* ---- the expiry index ---------------------------------------------------------- */
+
+static size_t expiry_key(unsigned char *k, char tag, double at, const char *name)
+{
+    size_t n = strlen(name);
+    k[0] = (unsigned char)tag;
+    store_be64_put(k + 1, at > 0 ? (uint64_t)(at * 1000) : 0);
+    memcpy(k + 9, name, n);
+    return 9 + n;
+}
+
+/* a (NULL: removed) replaces old (NULL: new) in the index. */
+static int expiry_index(struct store_txn *t, const struct account *old, const struct account *a)
+{
+    unsigned char k[9 + ACCT_NAME_MAX];
+    bool was = old && old->state == ACCT_ACTIVE, is = a && a->state == ACCT_ACTIVE;
+    int rc = 0;
+    if (was && (!is || old->access_expires_at != a->access_expires_at))
+        rc = store_del(t, STORE_DB_INDEX, k, expiry_key(k, 't', old->access_expires_at, old->name));
+    if (rc == 0 && was && (!is || old->refresh_expires_at != a->refresh_expires_at))
+        rc =
+            store_del(t, STORE_DB_INDEX, k, expiry_key(k, 'r', old->refresh_expires_at, old->name));
+    if (rc == 0 && is && (!was || old->access_expires_at != a->access_expires_at))
+        rc = store_put(t, STORE_DB_INDEX, k, expiry_key(k, 't', a->access_expires_at, a->name), "",
+                       0);
+    if (rc == 0 && is && (!was || old->refresh_expires_at != a->refresh_expires_at))
+        rc = store_put(t, STORE_DB_INDEX, k, expiry_key(k, 'r', a->refresh_expires_at, a->name), "",
+                       0);
+    return rc;
+}
+
+struct expiring {
+    uint64_t until;
+    int (*fn)(const char *name, void *ctx);
+    void *ctx;
+};
+
+static int expiring_one(struct store_val k, struct store_val v, void *ctx)
+{
+    (void)v;
+    struct expiring *x = ctx;
+    if (k.n < 10 || k.n > 9 + ACCT_NAME_MAX)
+        return 0;
+    if (store_be64_get((const unsigned char *)k.p + 1) > x->until)
+        return 1; /* in expiry order: nothing after is due */
+    char name[ACCT_NAME_MAX + 1];
+    memcpy(name, (const char *)k.p + 9, k.n - 9);
+    name[k.n - 9] = '\0';
+    return x->fn(name, x->ctx);
+}
+
+int account_foreach_expiring(struct store_txn *t, bool refresh, double until,
+                             int (*fn)(const char *name, void *ctx), void *ctx)
+{
+    struct expiring x = {until > 0 ? (uint64_t)(until * 1000) : 0, fn, ctx};
+    char tag = refresh ? 'r' : 't';
+    int rc = store_foreach(t, STORE_DB_INDEX, &tag, 1, expiring_one, &x);
+    return rc == 1 ? 0 : rc;
+}
+
+static int index_one(const struct account *a, void *ctx)
+{
+    return expiry_index(ctx, NULL, a);
+}
+
+int account_index_build(struct store_txn *t)
+{
+    return account_foreach(t, index_one, t);
+}
+
+/* ---- records ---------------------------------------------------------------------- */
+
+static int write_record(struct store_txn *t, const struct account *a)
 {
     json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:f, s:f, s:f, s:f, s:f, s:s}", "id", a->id,
                           "name", a->name, "open_id", a->open_id, "scopes", a->scopes, "state",
@@ -115,6 +192,17 @@ int account_put(struct store_txn *t, const struct account *a)
     int rc = store_put(t, STORE_DB_ACCOUNTS, a->name, strlen(a->name), s, strlen(s));
     free(s);
     return rc;
+}
+
+int account_put(struct store_txn *t, const struct account *a)
+{
+    struct account old;
+    int rc = account_get(t, a->name, &old);
+    if (rc != 0 && rc != TIKD_ENOTFOUND && rc != TIKD_ECORRUPT)
+        return rc;
+    bool had = rc == 0;
+    rc = write_record(t, a);
+    return rc ? rc : expiry_index(t, had ? &old : NULL, a);
 }
 
 struct note {
@@ -155,6 +243,10 @@ int account_note_creator(struct store *s, const char *name, int max_video_s, dou
 
 int account_del(struct store_txn *t, const char *name)
 {
+    struct account old;
+    int rc = account_get(t, name, &old);
+    if (rc == 0 && (rc = expiry_index(t, &old, NULL)) != 0)
+        return rc;
     return store_del(t, STORE_DB_ACCOUNTS, name, strlen(name));
 }
 

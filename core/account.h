@@ -53,6 +53,16 @@ int account_del(struct store_txn *t, const char *name);
 /* Every account, in name order, until fn returns non-zero. */
 int account_foreach(struct store_txn *t, int (*fn)(const struct account *a, void *ctx), void *ctx);
 
+/* The active accounts whose access token (refresh false) or refresh token
+ * (refresh true) expires at or before `until`, soonest first, by the expiry
+ * index account_put() keeps: fn(name, ctx) until it returns non-zero. The
+ * token sweep reads what is due, not every account. */
+int account_foreach_expiring(struct store_txn *t, bool refresh, double until,
+                             int (*fn)(const char *name, void *ctx), void *ctx);
+
+/* Index every stored account's tokens (the schema step that brought it). */
+int account_index_build(struct store_txn *t);
+
 /* Remember what creator_info said of the creator's longest video (a write
  * only when it changed), for `tikd media check --account`. */
 int account_note_creator(struct store *s, const char *name, int max_video_s, double now,

@@ -73,8 +73,10 @@ struct http_xfer {
     http_done_fn done;
     void *ud;
     ev_timer retry_timer;
-    bool in_multi, waiting;
+    bool in_multi, waiting, held;
     struct http_xfer *wnext;       /* breaker wait queue */
+    struct http_xfer *hnext;       /* held at the gate (group commit) */
+    uint64_t held_in;              /* the gate's round it was held in */
     struct http_xfer *prev, *next; /* every live transfer */
     struct http_header *req_headers;
     size_t nreq_headers;
@@ -90,6 +92,10 @@ struct http {
     struct http_xfer *all;
     size_t live;
     struct host *hosts;
+    bool (*gate)(void *ud); /* true: attempts wait for durable state */
+    void *gate_ud;
+    struct http_xfer *held, **held_tail; /* in the order they were held */
+    uint64_t gate_round;
 };
 
 struct sockw {
@@ -464,6 +470,17 @@ static void host_note(struct host *ho, bool healthy, bool was_probe)
 
 static void xfer_start(struct http_xfer *x)
 {
+    struct http *h = x->h;
+    if (h->gate && h->gate(h->gate_ud)) {
+        x->held = true;
+        x->hnext = NULL;
+        x->held_in = h->gate_round;
+        if (!h->held)
+            h->held_tail = &h->held;
+        *h->held_tail = x;
+        h->held_tail = &x->hnext;
+        return;
+    }
     struct host *ho = x->host;
     if (ho->st == BR_OPEN || (ho->st == BR_HALF_OPEN && ho->probing)) {
         x->waiting = true;
@@ -551,6 +568,16 @@ static void xfer_unlink(struct http_xfer *x)
         x->in_multi = false;
     }
     ev_timer_stop(h->loop, &x->retry_timer);
+    if (x->held) {
+        struct http_xfer **pp = &h->held;
+        while (*pp && *pp != x)
+            pp = &(*pp)->hnext;
+        if (*pp)
+            *pp = x->hnext;
+        if (h->held_tail == &x->hnext)
+            h->held_tail = pp;
+        x->held = false;
+    }
     if (x->waiting) {
         struct host *ho = x->host;
         struct http_xfer **pp = &ho->wait_head, *last = NULL;
@@ -603,6 +630,42 @@ void http_cancel(struct http_xfer *x)
     if (x->host && x->host->probing && x->in_multi)
         x->host->probing = false;
     xfer_free(x);
+}
+
+void http_set_gate(struct http *h, bool (*closed)(void *ud), void *ud)
+{
+    h->gate = closed;
+    h->gate_ud = ud;
+}
+
+void http_gate_open(struct http *h, int rc, const char *why)
+{
+    /* the ones held so far: a callback may hold new ones (a later round,
+     * at the tail) or cancel held ones (unlinked as they go) */
+    uint64_t round = h->gate_round++;
+    struct http_xfer *x;
+    while ((x = h->held) && x->held_in <= round) {
+        h->held = x->hnext;
+        if (!h->held)
+            h->held_tail = &h->held;
+        x->held = false;
+        x->hnext = NULL;
+        if (rc == 0) {
+            xfer_start(x);
+        } else {
+            struct http_resp r = {.attempts = x->attempt, .body = "", .headers = ""};
+            r.out.action = POL_DEFER;
+            r.out.unsent = true;
+            r.out.retry_after = 5;
+            snprintf(r.out.code, sizeof r.out.code, "store_refused");
+            snprintf(r.out.message, sizeof r.out.message,
+                     "not sent: the database refused to record what comes before it (%.200s)",
+                     why && *why ? why : tikd_strerror(rc));
+            r.elapsed = ev_now(h->loop) - x->started;
+            x->done(x->ud, &r);
+            xfer_free(x);
+        }
+    }
 }
 
 static void on_retry(struct ev_loop *loop, ev_timer *w, int revents)

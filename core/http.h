@@ -116,6 +116,15 @@ void http_url_shown(const char *url, char *out, size_t n);
 /* Cancel a request in flight; its callback does not run. */
 void http_cancel(struct http_xfer *x);
 
+/* Group commit (core/store): a request is an effect, so it must not leave
+ * before the state change it follows is durable. While closed(ud) is true
+ * every attempt that would start is held; http_gate_open() starts them
+ * (rc 0: the writes before them are durable) or ends them unsent (rc != 0:
+ * the database refused those writes; why says so), as a POL_DEFER outcome
+ * their callers already handle. No gate: nothing is held. */
+void http_set_gate(struct http *h, bool (*closed)(void *ud), void *ud);
+void http_gate_open(struct http *h, int rc, const char *why);
+
 /* Requests started and not finished. */
 size_t http_in_flight(const struct http *h);
 

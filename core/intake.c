@@ -435,6 +435,9 @@ static void take(struct intake *in, struct cand *c, const char *hash, const stru
     if (in->handoffs)
         in->handoffs->prev = h;
     in->handoffs = h;
+    /* the record is durable before the rules hear of the drop: a stop from
+     * here on finds it recorded and not handed, and offers it again */
+    store_sync(in->store, NULL);
     in->fn(in->ud, it, h);
 }
 

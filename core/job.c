@@ -1,18 +1,21 @@
-/* job.c - job records (JSON), the due index and the job index (see job.h).
+/* job.c - job records (core/jobrec), the due index and the job index (see job.h).
  *
  * STORE_DB_INDEX keys, each -> "" (the key says it all):
  *   'a' account NUL id(be64)           every job of an account
  *   'c' account NUL sha256hex NUL id   every job of an account with that video content
  *   'p' publish_id NUL id              every publish TikTok gave a job
- * They are written with the record and never removed (jobs are history), so
- * a lookup reads the job and checks that it still says what the key says. */
+ *   'o' account NUL id(be64)           every job of an account not final yet
+ * They are written with the record and, but for 'o', never removed (jobs are
+ * history), so a lookup reads the job and checks that it still says what the
+ * key says. 'o' follows the state: what looks at an account's waiting jobs
+ * costs those jobs, not its history. */
 #include "job.h"
 #include "audit.h"
+#include "jobrec.h"
 #include "clock.h"
 #include "mediaurl.h"
 #include "slots.h"
 
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,198 +80,16 @@ static void due_key(const struct job *j, unsigned char k[16])
     store_be64_put(k + 8, j->id);
 }
 
-/* What the probe read of a local video (media_info), for the pre-flight. */
-static json_t *encode_probe(const struct media_info *m)
-{
-    return json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:b, s:b, s:s, s:s, s:i, s:i, s:i, s:i, s:i, "
-                     "s:f, s:f, s:I, s:I, s:s}",
-                     "container", m->container, "size", (json_int_t)m->size, "dev",
-                     (json_int_t)m->dev, "ino", (json_int_t)m->ino, "mtime_ns",
-                     (json_int_t)m->mtime_ns, "ctime_ns", (json_int_t)m->ctime_ns, "video",
-                     m->has_video, "audio", m->has_audio, "codec", m->codec, "profile", m->profile,
-                     "width", m->width, "height", m->height, "display_width", m->display_width,
-                     "display_height", m->display_height, "rotation", m->rotation, "fps", m->fps,
-                     "duration", m->duration, "bit_rate", (json_int_t)m->bit_rate, "video_bit_rate",
-                     (json_int_t)m->video_bit_rate, "audio_codec", m->audio_codec);
-}
-
-static void decode_probe(json_t *o, struct media_info *m);
-
-static json_t *encode(const struct job *j)
-{
-    json_t *o = json_object();
-    json_object_set_new(o, "id", json_integer((json_int_t)j->id));
-    json_object_set_new(o, "account", json_string(j->account));
-    json_object_set_new(o, "mode", json_string(j->mode == JOB_DRAFT ? "draft" : "direct"));
-    json_object_set_new(o, "kind", json_string(j->kind == JOB_PHOTO ? "photo" : "video"));
-    json_object_set_new(o, "media", json_string(j->media));
-    json_object_set_new(o, "images", json_string(j->images));
-    json_object_set_new(o, "media_hash", json_string(j->media_hash));
-    json_object_set_new(o, "cover_index", json_integer(j->cover_index));
-    json_object_set_new(o, "description", json_string(j->description));
-    json_object_set_new(o, "init_sent_at", json_real(j->init_sent_at));
-    json_object_set_new(o, "slot_at", json_real(j->slot_at));
-    json_object_set_new(o, "spent_at", json_real(j->spent_at));
-    json_object_set_new(o, "booked_slot", json_real(j->booked_slot));
-    json_object_set_new(o, "mime", json_string(j->mime));
-    if (j->probe.probed)
-        json_object_set_new(o, "probe", encode_probe(&j->probe));
-    json_object_set_new(o, "caption", json_string(j->caption));
-    json_object_set_new(o, "privacy", json_string(j->privacy));
-    json_object_set_new(o, "options",
-                        json_pack("{s:b, s:b, s:b, s:b, s:b, s:b, s:i}", "disable_comment",
-                                  j->opt.disable_comment, "disable_duet", j->opt.disable_duet,
-                                  "disable_stitch", j->opt.disable_stitch, "brand_content",
-                                  j->opt.brand_content, "brand_organic", j->opt.brand_organic,
-                                  "is_aigc", j->opt.is_aigc, "cover_ms", j->opt.cover_ms));
-    json_object_set_new(json_object_get(o, "options"), "auto_add_music",
-                        json_boolean(j->opt.auto_add_music));
-    json_object_set_new(o, "chosen_by", json_string(j->chosen_by));
-    if (j->tenant[0])
-        json_object_set_new(o, "tenant", json_string(j->tenant));
-    if (j->libs[0])
-        json_object_set_new(o, "libs", json_string(j->libs));
-    json_object_set_new(o, "state", json_string(state_names[j->state]));
-    json_object_set_new(o, "reason", json_string(j->reason));
-    json_object_set_new(o, "due_at", json_real(j->due_at));
-    json_object_set_new(o, "created_at", json_real(j->created_at));
-    json_object_set_new(o, "updated_at", json_real(j->updated_at));
-    json_object_set_new(o, "processing_deadline", json_real(j->processing_deadline));
-    json_object_set_new(o, "planned_at", json_real(j->planned_at));
-    json_object_set_new(o, "attempts", json_integer(j->attempts));
-    json_object_set_new(o, "publish_id", json_string(j->publish_id));
-    json_object_set_new(o, "upload_url", json_string(j->upload_url));
-    json_object_set_new(o, "upload_url_at", json_real(j->upload_url_at));
-    json_object_set_new(o, "plan",
-                        json_pack("{s:I, s:I, s:i}", "size", (json_int_t)j->plan.size, "chunk_size",
-                                  (json_int_t)j->plan.chunk_size, "count", (int)j->plan.count));
-    json_object_set_new(o, "chunks_done", json_integer(j->chunks_done));
-    json_object_set_new(o, "post_ids", json_string(j->post_ids));
-    if (j->watch_until > 0)
-        json_object_set_new(o, "watch_until", json_real(j->watch_until));
-    if (j->orphans)
-        json_object_set_new(o, "orphans", json_integer(j->orphans));
-    json_object_set_new(o, "fail_reason", json_string(j->fail_reason));
-    json_object_set_new(o, "log_id", json_string(j->log_id));
-    return o;
-}
-
-static void sget(json_t *o, const char *k, char *out, size_t n);
-
-static void decode_probe(json_t *o, struct media_info *m)
-{
-    memset(m, 0, sizeof *m);
-    if (!json_is_object(o))
-        return;
-    m->probed = true;
-    sget(o, "container", m->container, sizeof m->container);
-    m->mime = media_mime_of(m->container);
-    m->size = (uint64_t)json_integer_value(json_object_get(o, "size"));
-    m->dev = (uint64_t)json_integer_value(json_object_get(o, "dev"));
-    m->ino = (uint64_t)json_integer_value(json_object_get(o, "ino"));
-    m->mtime_ns = json_integer_value(json_object_get(o, "mtime_ns"));
-    m->ctime_ns = json_integer_value(json_object_get(o, "ctime_ns"));
-    m->has_video = json_is_true(json_object_get(o, "video"));
-    m->has_audio = json_is_true(json_object_get(o, "audio"));
-    sget(o, "codec", m->codec, sizeof m->codec);
-    sget(o, "profile", m->profile, sizeof m->profile);
-    sget(o, "audio_codec", m->audio_codec, sizeof m->audio_codec);
-    m->width = (int)json_integer_value(json_object_get(o, "width"));
-    m->height = (int)json_integer_value(json_object_get(o, "height"));
-    m->display_width = (int)json_integer_value(json_object_get(o, "display_width"));
-    m->display_height = (int)json_integer_value(json_object_get(o, "display_height"));
-    m->rotation = (int)json_integer_value(json_object_get(o, "rotation"));
-    m->fps = json_number_value(json_object_get(o, "fps"));
-    m->duration = json_number_value(json_object_get(o, "duration"));
-    m->bit_rate = json_integer_value(json_object_get(o, "bit_rate"));
-    m->video_bit_rate = json_integer_value(json_object_get(o, "video_bit_rate"));
-}
-
-static void sget(json_t *o, const char *k, char *out, size_t n)
-{
-    const char *v = json_string_value(json_object_get(o, k));
-    snprintf(out, n, "%s", v ? v : "");
-}
-
-static int decode(const void *p, size_t n, struct job *j)
-{
-    json_t *o = json_loadb(p, n, 0, NULL);
-    if (!json_is_object(o)) {
-        json_decref(o);
-        return TIKD_ECORRUPT;
-    }
-    memset(j, 0, sizeof *j);
-    j->id = (uint64_t)json_integer_value(json_object_get(o, "id"));
-    sget(o, "account", j->account, sizeof j->account);
-    char mode[16], state[32];
-    sget(o, "mode", mode, sizeof mode);
-    j->mode = strcmp(mode, "draft") == 0 ? JOB_DRAFT : JOB_DIRECT;
-    char kind[16];
-    sget(o, "kind", kind, sizeof kind);
-    j->kind = strcmp(kind, "photo") == 0 ? JOB_PHOTO : JOB_VIDEO;
-    sget(o, "media", j->media, sizeof j->media);
-    sget(o, "images", j->images, sizeof j->images);
-    sget(o, "media_hash", j->media_hash, sizeof j->media_hash);
-    j->cover_index = (int)json_integer_value(json_object_get(o, "cover_index"));
-    sget(o, "description", j->description, sizeof j->description);
-    j->init_sent_at = json_number_value(json_object_get(o, "init_sent_at"));
-    j->slot_at = json_number_value(json_object_get(o, "slot_at"));
-    j->spent_at = json_number_value(json_object_get(o, "spent_at"));
-    j->booked_slot = json_number_value(json_object_get(o, "booked_slot"));
-    sget(o, "mime", j->mime, sizeof j->mime);
-    decode_probe(json_object_get(o, "probe"), &j->probe);
-    sget(o, "caption", j->caption, sizeof j->caption);
-    sget(o, "privacy", j->privacy, sizeof j->privacy);
-    json_t *op = json_object_get(o, "options");
-    j->opt.disable_comment = json_is_true(json_object_get(op, "disable_comment"));
-    j->opt.disable_duet = json_is_true(json_object_get(op, "disable_duet"));
-    j->opt.disable_stitch = json_is_true(json_object_get(op, "disable_stitch"));
-    j->opt.brand_content = json_is_true(json_object_get(op, "brand_content"));
-    j->opt.brand_organic = json_is_true(json_object_get(op, "brand_organic"));
-    j->opt.is_aigc = json_is_true(json_object_get(op, "is_aigc"));
-    j->opt.cover_ms = (int)json_integer_value(json_object_get(op, "cover_ms"));
-    j->opt.auto_add_music = json_is_true(json_object_get(op, "auto_add_music"));
-    sget(o, "chosen_by", j->chosen_by, sizeof j->chosen_by);
-    sget(o, "tenant", j->tenant, sizeof j->tenant);
-    sget(o, "libs", j->libs, sizeof j->libs);
-    sget(o, "state", state, sizeof state);
-    int st = job_state_parse(state);
-    j->state = st < 0 ? JOB_FAILED : (enum job_state)st;
-    sget(o, "reason", j->reason, sizeof j->reason);
-    j->due_at = json_number_value(json_object_get(o, "due_at"));
-    j->created_at = json_number_value(json_object_get(o, "created_at"));
-    j->updated_at = json_number_value(json_object_get(o, "updated_at"));
-    j->processing_deadline = json_number_value(json_object_get(o, "processing_deadline"));
-    j->planned_at = json_number_value(json_object_get(o, "planned_at"));
-    j->attempts = (int)json_integer_value(json_object_get(o, "attempts"));
-    sget(o, "publish_id", j->publish_id, sizeof j->publish_id);
-    sget(o, "upload_url", j->upload_url, sizeof j->upload_url);
-    j->upload_url_at = json_number_value(json_object_get(o, "upload_url_at"));
-    json_t *pl = json_object_get(o, "plan");
-    j->plan.size = (uint64_t)json_integer_value(json_object_get(pl, "size"));
-    j->plan.chunk_size = (uint64_t)json_integer_value(json_object_get(pl, "chunk_size"));
-    j->plan.count = (uint32_t)json_integer_value(json_object_get(pl, "count"));
-    j->chunks_done = (uint32_t)json_integer_value(json_object_get(o, "chunks_done"));
-    sget(o, "post_ids", j->post_ids, sizeof j->post_ids);
-    j->watch_until = json_number_value(json_object_get(o, "watch_until"));
-    j->orphans = (int)json_integer_value(json_object_get(o, "orphans"));
-    sget(o, "fail_reason", j->fail_reason, sizeof j->fail_reason);
-    sget(o, "log_id", j->log_id, sizeof j->log_id);
-    json_decref(o);
-    return j->id ? 0 : TIKD_ECORRUPT;
-}
-
 static int write_record(struct store_txn *t, const struct job *j)
 {
-    json_t *o = encode(j);
-    char *s = o ? json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17)) : NULL;
-    json_decref(o);
-    if (!s)
+    unsigned char *rec;
+    size_t n;
+    if (jobrec_encode(j, &rec, &n) != 0)
         return TIKD_ENOMEM;
     unsigned char k[8];
     store_be64_put(k, j->id);
-    int rc = store_put(t, STORE_DB_JOBS, k, 8, s, strlen(s));
-    free(s);
+    int rc = store_put(t, STORE_DB_JOBS, k, 8, rec, n);
+    free(rec);
     if (rc == 0 && has_due(j)) {
         unsigned char dk[16];
         due_key(j, dk);
@@ -302,12 +123,24 @@ static int index_put(struct store_txn *t, char tag, const char *a, const char *b
     return kl ? store_put(t, STORE_DB_INDEX, k, kl, "", 0) : TIKD_EINVAL;
 }
 
-/* The index entries j needs that old (NULL: a new job) did not. */
+static int index_del(struct store_txn *t, char tag, const char *a, uint64_t id)
+{
+    unsigned char k[400];
+    size_t kl = index_key(k, sizeof k, tag, a, NULL, id);
+    return kl ? store_del(t, STORE_DB_INDEX, k, kl) : TIKD_EINVAL;
+}
+
+/* The index entries j needs that old (NULL: a new job) did not, and the
+ * open entry it no longer needs. */
 static int index_job(struct store_txn *t, const struct job *old, const struct job *j)
 {
     int rc = 0;
+    bool was_open = old && !job_state_final(old->state), open = !job_state_final(j->state);
     if (!old)
         rc = index_put(t, 'a', j->account, NULL, j->id);
+    if (rc == 0 && open != was_open)
+        rc = open ? index_put(t, 'o', j->account, NULL, j->id)
+                  : index_del(t, 'o', j->account, j->id);
     if (rc == 0 && j->media_hash[0] && (!old || strcmp(old->media_hash, j->media_hash) != 0))
         rc = index_put(t, 'c', j->account, j->media_hash, j->id);
     if (rc == 0 && j->publish_id[0] && (!old || strcmp(old->publish_id, j->publish_id) != 0))
@@ -354,6 +187,12 @@ int job_foreach_account(struct store_txn *t, const char *account,
                         int (*fn)(const struct job *j, void *ctx), void *ctx)
 {
     return index_foreach(t, 'a', account, NULL, fn, ctx);
+}
+
+int job_foreach_account_open(struct store_txn *t, const char *account,
+                             int (*fn)(const struct job *j, void *ctx), void *ctx)
+{
+    return index_foreach(t, 'o', account, NULL, fn, ctx);
 }
 
 struct content_ctx {
@@ -443,7 +282,7 @@ static int wake_one(const struct job *j, void *ctx)
 int job_wake_account(struct store_txn *t, const char *account)
 {
     struct wake_ctx w = {0};
-    int rc = index_foreach(t, 'a', account, NULL, wake_one, &w); /* collected first: the walk
+    int rc = index_foreach(t, 'o', account, NULL, wake_one, &w); /* collected first: the walk
                                                                   * must not see its writes */
     struct job *j = w.n ? malloc(sizeof *j) : NULL;
     if (w.n && !j)
@@ -483,7 +322,101 @@ int job_index_build(struct store_txn *t)
     return job_foreach(t, index_one, t);
 }
 
+static int open_one(const struct job *j, void *ctx)
+{
+    return job_state_final(j->state) ? 0 : index_put(ctx, 'o', j->account, NULL, j->id);
+}
+
+int job_open_index_build(struct store_txn *t)
+{
+    return job_foreach(t, open_one, t);
+}
+
 /* ---- records, continued ------------------------------------------------------- */
+
+/* ---- counts ------------------------------------------------------------------ */
+
+static const char COUNTS[] = "job_counts";
+#define NCOUNTS (3 + 16) /* jobs, orphans, orphan_jobs, by_state[16]: little-endian u64s */
+
+int job_counts_get(struct store_txn *t, struct job_counts *c)
+{
+    memset(c, 0, sizeof *c);
+    struct store_val v;
+    int rc = store_get(t, STORE_DB_META, COUNTS, sizeof COUNTS - 1, &v);
+    if (rc == TIKD_ENOTFOUND)
+        return 0;
+    if (rc != 0)
+        return rc;
+    if (v.n != NCOUNTS * 8)
+        return TIKD_ECORRUPT;
+    uint64_t n[NCOUNTS] = {0};
+    const unsigned char *p = v.p;
+    for (int i = 0; i < NCOUNTS; i++)
+        for (int b = 0; b < 8; b++)
+            n[i] |= (uint64_t)p[i * 8 + b] << (8 * b);
+    c->jobs = n[0];
+    c->orphans = n[1];
+    c->orphan_jobs = n[2];
+    memcpy(c->by_state, n + 3, sizeof c->by_state);
+    return 0;
+}
+
+static int counts_put(struct store_txn *t, const struct job_counts *c)
+{
+    uint64_t n[NCOUNTS] = {c->jobs, c->orphans, c->orphan_jobs};
+    memcpy(n + 3, c->by_state, sizeof c->by_state);
+    unsigned char p[NCOUNTS * 8];
+    for (int i = 0; i < NCOUNTS; i++)
+        for (int b = 0; b < 8; b++)
+            p[i * 8 + b] = (unsigned char)(n[i] >> (8 * b));
+    return store_put(t, STORE_DB_META, COUNTS, sizeof COUNTS - 1, p, sizeof p);
+}
+
+/* old (NULL: a new job) became j: the counts follow. */
+static int counts_move(struct store_txn *t, const struct job *old, const struct job *j)
+{
+    if (old && old->state == j->state && old->orphans == j->orphans)
+        return 0;
+    struct job_counts c;
+    int rc = job_counts_get(t, &c);
+    if (rc != 0)
+        return rc;
+    if (old) {
+        c.by_state[old->state & 15]--;
+        c.orphans -= (uint64_t)(old->orphans > 0 ? old->orphans : 0);
+        c.orphan_jobs -= old->orphans > 0;
+    } else {
+        c.jobs++;
+    }
+    c.by_state[j->state & 15]++;
+    c.orphans += (uint64_t)(j->orphans > 0 ? j->orphans : 0);
+    c.orphan_jobs += j->orphans > 0;
+    return counts_put(t, &c);
+}
+
+static int count_one(const struct job *j, void *ctx)
+{
+    struct job_counts *c = ctx;
+    c->jobs++;
+    c->by_state[j->state & 15]++;
+    c->orphans += (uint64_t)(j->orphans > 0 ? j->orphans : 0);
+    c->orphan_jobs += j->orphans > 0;
+    return 0;
+}
+
+static void count_bad(uint64_t id, void *ctx)
+{
+    (void)id;
+    (void)ctx; /* a record that cannot be read is not counted */
+}
+
+int job_counts_build(struct store_txn *t)
+{
+    struct job_counts c = {0};
+    int rc = job_foreach_all(t, count_one, count_bad, &c);
+    return rc ? rc : counts_put(t, &c);
+}
 
 int job_create(struct store_txn *t, struct job *j)
 {
@@ -507,6 +440,8 @@ int job_create(struct store_txn *t, struct job *j)
     rc = write_record(t, j);
     if (rc == 0)
         rc = index_job(t, NULL, j);
+    if (rc == 0)
+        rc = counts_move(t, NULL, j);
     char detail[1024];
     snprintf(detail, sizeof detail,
              "job=%llu account=%s mode=%s approval=%s privacy=%s chosen_by=%s disable_comment=%d "
@@ -526,7 +461,7 @@ int job_get(struct store_txn *t, uint64_t id, struct job *j)
     store_be64_put(k, id);
     struct store_val v;
     int rc = store_get(t, STORE_DB_JOBS, k, 8, &v);
-    return rc ? rc : decode(v.p, v.n, j);
+    return rc ? rc : jobrec_decode(v.p, v.n, j);
 }
 
 struct read_ctx {
@@ -567,7 +502,9 @@ int job_put(struct store_txn *t, struct job *j)
         return rc; /* a cancelled post gives its schedule slot back */
     j->updated_at = clock_now();
     rc = write_record(t, j);
-    return rc ? rc : index_job(t, &old, j);
+    if (rc == 0)
+        rc = index_job(t, &old, j);
+    return rc ? rc : counts_move(t, &old, j);
 }
 
 struct each {
@@ -582,7 +519,7 @@ static int each_cb(struct store_val k, struct store_val v, void *ctx)
     struct job *j = malloc(sizeof *j);
     if (!j)
         return TIKD_ENOMEM;
-    int rc = decode(v.p, v.n, j);
+    int rc = jobrec_decode(v.p, v.n, j);
     if (rc == 0) {
         rc = e->fn(j, e->ctx);
     } else if (e->bad && rc == TIKD_ECORRUPT) {

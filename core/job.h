@@ -148,6 +148,11 @@ int job_foreach_all(struct store_txn *t, int (*fn)(const struct job *j, void *ct
 int job_foreach_account(struct store_txn *t, const char *account,
                         int (*fn)(const struct job *j, void *ctx), void *ctx);
 
+/* The same for the jobs of account that are not final yet (the open index:
+ * no walk of its finished ones). */
+int job_foreach_account_open(struct store_txn *t, const char *account,
+                             int (*fn)(const struct job *j, void *ctx), void *ctx);
+
 /* The job of account with this video content (SHA-256 hex) that is not
  * failed or cancelled: 0 with its id (and state, which may be NULL), or
  * TIKD_ENOTFOUND. */
@@ -170,6 +175,23 @@ int job_publish_seen(struct store_txn *t, const char *publish_id);
 
 /* Index every stored job (the schema step that brought the index). */
 int job_index_build(struct store_txn *t);
+
+/* How many jobs there are in each state, and the upload sessions lost
+ * inits left at TikTok (orphans, and the jobs with any): kept by every
+ * job_create() and job_put() in their transaction, so reading them costs
+ * one lookup however many jobs the store holds. */
+struct job_counts {
+    uint64_t jobs;
+    uint64_t by_state[16]; /* by enum job_state */
+    uint64_t orphans, orphan_jobs;
+};
+int job_counts_get(struct store_txn *t, struct job_counts *c);
+
+/* Index the open jobs of every account (the schema step that brought it). */
+int job_open_index_build(struct store_txn *t);
+
+/* Count every stored job (the schema step that brought the counts). */
+int job_counts_build(struct store_txn *t);
 
 /* The next due entry: 0 and (id, due), or TIKD_ENOTFOUND. */
 int job_next_due(struct store_txn *t, uint64_t *id, double *due);

@@ -755,17 +755,28 @@ static int sweep_one(const struct account *a, bool unsure, void *ctx)
     return 0;
 }
 
-/* Accounts are collected first: refreshing writes to the store, which must
- * not happen inside the read transaction of the walk. */
+/* The accounts the sweep must look at, collected first (refreshing writes to
+ * the store, which must not happen inside the walk's read transaction): the
+ * active ones whose access token is within refresh_ahead of its end or whose
+ * refresh token has a week left (the expiry index, soonest first), and those
+ * whose last refresh is in doubt (a lost answer, a dead lease's process),
+ * which are few. Nothing else is read, however many accounts there are. */
 struct names {
     struct account *v;
     bool *unsure; /* its last refresh lost its answer, or its lease's process is gone */
     size_t n, cap;
+    struct store_txn *t;
+    char (*doubt)[33]; /* the ids of accounts whose refresh is in doubt */
+    size_t ndoubt, capdoubt;
+    double cap_window; /* refresh_ahead: no account's window is longer */
 };
 
-static int collect_acct(const struct account *a, void *ctx)
+static int add_name(const char *name, void *ctx)
 {
     struct names *n = ctx;
+    for (size_t i = 0; i < n->n; i++)
+        if (strcmp(n->v[i].name, name) == 0)
+            return 0;
     if (n->n == n->cap) {
         size_t nc = n->cap ? n->cap * 2 : 64;
         struct account *g = realloc(n->v, nc * sizeof *g);
@@ -778,14 +789,56 @@ static int collect_acct(const struct account *a, void *ctx)
         n->unsure = u;
         n->cap = nc;
     }
-    n->v[n->n++] = *a;
+    int rc = account_get(n->t, name, &n->v[n->n]);
+    if (rc == 0)
+        n->unsure[n->n++] = false;
+    return rc == TIKD_ENOTFOUND || rc == TIKD_ECORRUPT ? 0 : rc;
+}
+
+static int doubt_one(struct store_val k, struct store_val v, void *ctx)
+{
+    (void)v;
+    struct names *n = ctx;
+    const char *colon = memrchr(k.p, ':', k.n);
+    size_t l = colon ? k.n - (size_t)(colon + 1 - (const char *)k.p) : 0;
+    if (!l || l > 32)
+        return 0;
+    if (n->ndoubt == n->capdoubt) {
+        size_t nc = n->capdoubt ? n->capdoubt * 2 : 16;
+        char(*g)[33] = realloc(n->doubt, nc * sizeof *g);
+        if (!g)
+            return TIKD_ENOMEM;
+        n->doubt = g;
+        n->capdoubt = nc;
+    }
+    memcpy(n->doubt[n->ndoubt], colon + 1, l);
+    n->doubt[n->ndoubt++][l] = '\0';
+    return 0;
+}
+
+static int doubted_acct(const struct account *a, void *ctx)
+{
+    struct names *n = ctx;
+    for (size_t i = 0; i < n->ndoubt; i++)
+        if (strcmp(n->doubt[i], a->id) == 0)
+            return add_name(a->name, n);
     return 0;
 }
 
 static int collect_txn(struct store_txn *t, void *ctx)
 {
     struct names *n = ctx;
-    int rc = account_foreach(t, collect_acct, ctx);
+    n->t = t;
+    double now = clock_now();
+    int rc = account_foreach_expiring(t, false, now + n->cap_window, add_name, n);
+    if (rc == 0)
+        rc = account_foreach_expiring(t, true, now + 7 * 86400, add_name, n);
+    if (rc == 0)
+        rc = store_foreach(t, STORE_DB_META, "refresh_unsure:", 15, doubt_one, n);
+    if (rc == 0)
+        rc = store_foreach(t, STORE_DB_META, "lease:refresh:", 14, doubt_one, n);
+    if (rc == 0 && n->ndoubt) /* ids, not names: rare enough to look at every account */
+        rc = account_foreach(t, doubted_acct, n);
     for (size_t i = 0; rc == 0 && i < n->n; i++) {
         char key[80], what[8];
         struct store_val v;
@@ -799,13 +852,14 @@ static int collect_txn(struct store_txn *t, void *ctx)
 
 size_t oauth_sweep(struct oauth *o)
 {
-    struct names all = {0};
+    struct names all = {.cap_window = o->c.refresh_ahead};
     struct sweep_ctx s = {o, clock_now(), 0};
     if (store_read(o->s, collect_txn, &all, NULL) == 0)
         for (size_t i = 0; i < all.n; i++)
             sweep_one(&all.v[i], all.unsure[i], &s);
     free(all.v);
     free(all.unsure);
+    free(all.doubt);
     return s.due;
 }
 

@@ -92,6 +92,11 @@ static void store_took(struct pipeline *p)
     p->trouble[0] = '\0';
 }
 
+void pipeline_store_lost(struct pipeline *p, int rc, const char *why)
+{
+    store_refused(p, 0, rc, why ? why : "");
+}
+
 const char *pipeline_trouble(const struct pipeline *p)
 {
     return p->hold_for ? p->trouble : NULL;
@@ -545,11 +550,14 @@ static int collect_due(uint64_t id, double due, void *ctx)
         d->next = due;
         return 1;
     }
-    if (d->n < 64 && d->p->nruns + (size_t)d->n < (size_t)d->p->c.max_active)
+    if (d->n < 64 && d->p->nruns + (size_t)d->n < (size_t)d->p->c.max_active) {
         d->ids[d->n++] = id;
-    else if (!d->next)
-        d->next = due; /* due now, no free slot: a run's end re-arms */
-    return 0;
+        return 0;
+    }
+    /* due now, no free slot: a run's end re-arms. The walk stops here, so
+     * its cost is the slots and the jobs being worked, never the backlog */
+    d->next = due;
+    return 1;
 }
 
 static int due_txn(struct store_txn *t, void *ctx)

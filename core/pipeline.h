@@ -77,6 +77,10 @@ void pipeline_kick(struct pipeline *p);
  * NULL while it takes them. */
 const char *pipeline_trouble(const struct pipeline *p);
 
+/* The database lost a group of writes at its commit (core/store
+ * store_sync): the pipeline holds back as for a refused write. */
+void pipeline_store_lost(struct pipeline *p, int rc, const char *why);
+
 /* Jobs being worked now. */
 size_t pipeline_active(const struct pipeline *p);
 

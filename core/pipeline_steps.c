@@ -443,7 +443,7 @@ static int unsettled_one(const struct job *o, void *ctx)
 static int unsettled_txn(struct store_txn *t, void *ctx)
 {
     struct unsettled_ctx *u = ctx;
-    return job_foreach_account(t, u->j->account, unsettled_one, u);
+    return job_foreach_account_open(t, u->j->account, unsettled_one, u);
 }
 
 /* An unsure pull holds the next one of its kind this long at most: TikTok's

@@ -684,7 +684,7 @@ int post_cancel_account(struct store_txn *t, const struct rl_config *c, const ch
     char why[200];
     snprintf(why, sizeof why, "cancelled: account %s was removed", account);
     *n = 0;
-    int rc = job_foreach_account(t, account, pending_id, &ids);
+    int rc = job_foreach_account_open(t, account, pending_id, &ids);
     struct job *j = rc == 0 ? malloc(sizeof *j) : NULL;
     if (rc == 0 && !j)
         rc = TIKD_ENOMEM;

@@ -59,6 +59,8 @@ struct server {
     struct srv_req *waiting; /* suspended, answer pending */
     srv_error_fn on_error;
     struct srv_stream *streams; /* streamed answers in progress */
+    int (*gate)(void *ud);      /* makes what the answer reports durable */
+    void *gate_ud;
 };
 
 struct srv_stream {
@@ -554,8 +556,24 @@ static const struct route *find_route(struct server *s, const char *method, cons
     return NULL;
 }
 
+void server_set_gate(struct server *s, int (*sync)(void *ud), void *ud)
+{
+    s->gate = sync;
+    s->gate_ud = ud;
+}
+
 static enum MHD_Result queue(struct srv_req *r)
 {
+    if (r->resp && r->s->gate && r->s->gate(r->s->gate_ud) != 0) {
+        /* what the answer reports was not recorded: say so instead */
+        static const char msg[] = "the database refused the write; try again later\n";
+        MHD_destroy_response(r->resp);
+        r->status = 503;
+        r->resp =
+            MHD_create_response_from_buffer(sizeof msg - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
+        if (r->resp)
+            MHD_add_response_header(r->resp, "Content-Type", "text/plain");
+    }
     enum MHD_Result ok = r->resp ? MHD_queue_response(r->c, (unsigned)r->status, r->resp) : MHD_NO;
     if (r->resp)
         MHD_destroy_response(r->resp);

@@ -59,6 +59,12 @@ int server_route(struct server *s, const char *method, const char *path, srv_han
 typedef void (*srv_error_fn)(struct srv_req *r, int status, const char *code, const char *msg);
 void server_on_error(struct server *s, srv_error_fn fn);
 
+/* Group commit (core/store): an answer may report a state change (a job
+ * planned, a webhook taken), so sync(ud) runs before each answer is queued
+ * and must make every write before it durable; non-zero turns the answer
+ * into a 503. No gate: answers go as they are. */
+void server_set_gate(struct server *s, int (*sync)(void *ud), void *ud);
+
 /* The request, valid until srv_respond(). */
 const char *srv_method(const struct srv_req *r);
 const char *srv_path(const struct srv_req *r);

@@ -40,7 +40,14 @@ struct store {
     MDB_dbi dbi[STORE_DB__COUNT];
     size_t map_size, map_max;
     bool readonly;
-    uint64_t write_failures; /* write transactions LMDB or the disk refused */
+    uint64_t write_failures;  /* write transactions LMDB or the disk refused */
+    uint64_t commits, writes; /* durable commits, and the writes they carried */
+    bool group;               /* group commit: see store_group() */
+    MDB_txn *gtxn;            /* the open group, or NULL */
+    MDB_txn *cur;             /* the write running in it (a child of gtxn), or NULL */
+    uint64_t gwrites;         /* writes the open group holds */
+    void (*on_sync)(void *ud, int rc, const char *why);
+    void *on_sync_ud;
     char dir[4096];
 };
 
@@ -137,7 +144,118 @@ static int run_txn(struct store *s, bool write, store_fn fn, void *ctx, struct t
                 return g;
             continue;
         }
+        if (rc == 0) {
+            s->commits++;
+            s->writes++;
+        }
         return rc == 0 ? 0 : mdb_fail(e, rc, "commit");
+    }
+}
+
+/* ---- group commit ----------------------------------------------------------- */
+
+void store_group(struct store *s, bool on)
+{
+    s->group = on && !s->readonly;
+}
+
+bool store_pending(const struct store *s)
+{
+    return s->gtxn != NULL;
+}
+
+void store_commit_stats(const struct store *s, uint64_t *commits, uint64_t *writes)
+{
+    *commits = s->commits;
+    *writes = s->writes;
+}
+
+/* Grow ahead of need while no transaction is alive: a full map met by a
+ * group's own commit (its free list needs pages too) would lose the group. */
+static void grow_ahead(struct store *s)
+{
+    MDB_envinfo info;
+    MDB_stat ms;
+    if (mdb_env_info(s->env, &info) != 0 || mdb_env_stat(s->env, &ms) != 0)
+        return;
+    if ((uint64_t)(info.me_last_pgno + 1) * ms.ms_psize > s->map_size / 4 * 3 &&
+        s->map_size < s->map_max)
+        grow(s, NULL);
+}
+
+void store_on_sync(struct store *s, void (*fn)(void *ud, int rc, const char *why), void *ud)
+{
+    s->on_sync = fn;
+    s->on_sync_ud = ud;
+}
+
+int store_sync(struct store *s, struct tikd_err *e)
+{
+    if (!s->gtxn)
+        return 0;
+    MDB_txn *t = s->gtxn;
+    uint64_t n = s->gwrites;
+    s->gtxn = NULL;
+    s->gwrites = 0;
+    struct tikd_err mine = {0};
+    int rc = mdb_txn_commit(t);
+    if (rc != 0) {
+        s->write_failures++;
+        rc = mdb_fail(&mine, rc, "commit");
+    } else {
+        s->commits++;
+        s->writes += n;
+        grow_ahead(s);
+    }
+    if (s->on_sync)
+        s->on_sync(s->on_sync_ud, rc, mine.msg);
+    if (rc != 0 && e)
+        *e = mine;
+    return rc;
+}
+
+/* store_write in group mode: fn in a child of the open group. */
+static int group_write(struct store *s, store_fn fn, void *ctx, struct tikd_err *e)
+{
+    for (;;) {
+        int rc = s->gtxn ? 0 : txn_begin(s, 0, &s->gtxn);
+        if (rc != 0) {
+            s->gtxn = NULL;
+            return mdb_fail(e, rc, "beginning a transaction");
+        }
+        struct store_txn t = {.s = s};
+        rc = mdb_txn_begin(s->env, s->gtxn, 0, &t.txn);
+        if (rc != 0)
+            return mdb_fail(e, rc, "beginning a nested transaction");
+        tikd_err_clear(e);
+        s->cur = t.txn;
+        int frc = fn(&t, ctx);
+        s->cur = NULL;
+        if (frc == 0 && t.mdb_rc == 0) {
+            rc = mdb_txn_commit(t.txn); /* into the group: no I/O */
+            if (rc == 0) {
+                s->gwrites++;
+                return 0;
+            }
+            t.mdb_rc = rc;
+        } else {
+            mdb_txn_abort(t.txn);
+        }
+        if (t.mdb_rc == MDB_MAP_FULL || t.mdb_rc == MDB_TXN_FULL) {
+            /* make room: what the group holds is committed, then fn runs
+             * again in a new group (a bigger map, or a fresh dirty list) */
+            int g = store_sync(s, e);
+            if (g == 0 && t.mdb_rc == MDB_MAP_FULL)
+                g = grow(s, e);
+            if (g != 0)
+                return g;
+            continue;
+        }
+        if (frc == 0)
+            return mdb_fail(e, t.mdb_rc, "write");
+        if (e && e->msg[0] == '\0' && t.mdb_rc != 0)
+            mdb_fail(e, t.mdb_rc, "write");
+        return frc;
     }
 }
 
@@ -145,7 +263,7 @@ int store_write(struct store *s, store_fn fn, void *ctx, struct tikd_err *e)
 {
     if (s->readonly)
         return tikd_fail(e, TIKD_ESTORE, "store: opened read-only");
-    int rc = run_txn(s, true, fn, ctx, e);
+    int rc = s->group ? group_write(s, fn, ctx, e) : run_txn(s, true, fn, ctx, e);
     if (rc == TIKD_ENOSPACE || rc == TIKD_ESTORE)
         s->write_failures++;
     return rc;
@@ -158,7 +276,16 @@ uint64_t store_write_failures(const struct store *s)
 
 int store_read(struct store *s, store_fn fn, void *ctx, struct tikd_err *e)
 {
-    return run_txn(s, false, fn, ctx, e);
+    if (!s->gtxn)
+        return run_txn(s, false, fn, ctx, e);
+    /* writes not yet durable: read through them (the running write's, when
+     * a write function reads) */
+    struct store_txn t = {.s = s, .txn = s->cur ? s->cur : s->gtxn};
+    tikd_err_clear(e);
+    int frc = fn(&t, ctx);
+    if (frc == 0 && t.mdb_rc != 0)
+        return mdb_fail(e, t.mdb_rc, "read");
+    return frc;
 }
 
 int store_get(struct store_txn *t, enum store_db db, const void *key, size_t klen,
@@ -442,6 +569,9 @@ void store_close(struct store *s)
 {
     if (!s)
         return;
+    struct tikd_err e = {0};
+    if (store_sync(s, &e) != 0)
+        fprintf(stderr, "tikd: %s\n", e.msg);
     mdb_env_close(s->env);
     free(s);
 }
@@ -459,6 +589,8 @@ int store_reader_check(struct store *s)
 
 int store_backup(struct store *s, const char *dest, struct tikd_err *e)
 {
+    if (store_sync(s, e) != 0)
+        return e ? e->code : TIKD_ESTORE;
     if (mkdir(dest, 0700) != 0 && errno != EEXIST)
         return tikd_fail(e, TIKD_EIO, "backup: cannot create %s: %s", dest, strerror(errno));
     char path[4200];

@@ -26,7 +26,7 @@ enum store_db {
     STORE_DB_VAULT,    /* sealed secrets, key = owner '\0' field (also their AAD) */
     STORE_DB_ACCOUNTS, /* account name -> JSON record */
     STORE_DB_OAUTH,    /* sha256(state) -> pending authorization (JSON) */
-    STORE_DB_JOBS,     /* job id (be64) -> job (JSON) */
+    STORE_DB_JOBS,     /* job id (be64) -> job (core/jobrec) */
     STORE_DB_DUE,      /* due (be64 ms) | job id (be64) -> "": the pipeline timer's index */
     STORE_DB_LIMITS,   /* rate and cap state (ratelimit.c) */
     STORE_DB_SERVE,    /* local images served to TikTok (mediaurl.c) */
@@ -52,7 +52,7 @@ struct store_opts {
 
 /* Schema version this build writes. Opening an older database runs the
  * migrations in store.c; a newer one is refused. */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 /* Open (creating if needed) the environment in o->dir. On success *out owns
  * it; free with store_close(). Fails with TIKD_EIO, TIKD_ESTORE or
@@ -76,8 +76,41 @@ int store_write(struct store *s, store_fn fn, void *ctx, struct tikd_err *e);
  * work was written compares it before and after. */
 uint64_t store_write_failures(const struct store *s);
 
-/* Run fn in a read-only transaction (nothing it does is written). */
+/* Run fn in a read-only transaction (nothing it does is written). In group
+ * mode with writes not yet durable, fn reads through the open group (it sees
+ * them). */
 int store_read(struct store *s, store_fn fn, void *ctx, struct tikd_err *e);
+
+/* ---- group commit (the daemon) ---------------------------------------------
+ *
+ * One durable commit costs two fsyncs, far more than the work of a write; in
+ * group mode the writes of one loop turn share one. store_write() then runs
+ * fn in a nested transaction of the open group (opening one at the first
+ * write): a failing fn leaves the group untouched, and its caller learns its
+ * result at once, as before. Nothing a write records may be acted on until
+ * store_sync() has made it durable: the daemon holds back every request
+ * (core/http's gate) and every answer (core/server's gate) while
+ * store_pending(), and syncs once per loop turn before it waits. The open
+ * group holds LMDB's writer lock, so other processes' writes wait at most
+ * that turn. A full map inside a write syncs what the group holds, grows the
+ * map and runs fn again, as without groups. */
+void store_group(struct store *s, bool on);
+
+/* Writes taken since the last store_sync() (not durable yet). */
+bool store_pending(const struct store *s);
+
+/* Make the open group durable: one commit. 0 when nothing was pending. On
+ * failure (a full disk) every write of the group is lost, as if the process
+ * had stopped before them: counted in store_write_failures(). */
+int store_sync(struct store *s, struct tikd_err *e);
+
+/* fn(ud, rc, why) after each store_sync() that had writes to commit, by
+ * whoever called it (rc != 0: they were lost, why says how): the daemon
+ * opens core/http's gate there. One hook; NULL removes it. */
+void store_on_sync(struct store *s, void (*fn)(void *ud, int rc, const char *why), void *ud);
+
+/* Durable commits made and writes they carried, since store_open(). */
+void store_commit_stats(const struct store *s, uint64_t *commits, uint64_t *writes);
 
 /* A value inside a transaction; valid until the transaction ends. */
 struct store_val {

@@ -334,7 +334,7 @@ static int adopt(struct store_txn *t, struct event_ctx *x, struct job *j)
     if (rc < 0 || !o.name[0])
         return rc < 0 ? rc : 0;
     struct unsure_ctx u = {ev, 0, 0, false};
-    if ((rc = job_foreach_account(t, o.name, unsure_one, &u)) < 0)
+    if ((rc = job_foreach_account_open(t, o.name, unsure_one, &u)) < 0)
         return rc;
     x->candidates = u.n;
     if (u.in_flight) {

@@ -591,6 +591,112 @@ static void the_due_index_follows_watching_and_waking(void **state)
     assert_int_equal(d.n, 1); /* moved, not doubled */
 }
 
+/* ---- counts ------------------------------------------------------------------------ */
+
+static void orphan_it(struct job *j)
+{
+    j->state = JOB_UPLOADING;
+    j->orphans = 2;
+}
+
+static int counts_txn(struct store_txn *t, void *ctx)
+{
+    return job_counts_get(t, ctx);
+}
+
+static int count_one_open(const struct job *j, void *ctx)
+{
+    (void)j;
+    (*(int *)ctx)++;
+    return 0;
+}
+
+struct open_of {
+    const char *account;
+    int n;
+};
+
+static int open_txn(struct store_txn *t, void *ctx)
+{
+    struct open_of *o = ctx;
+    o->n = 0;
+    return job_foreach_account_open(t, o->account, count_one_open, &o->n);
+}
+
+static int open_jobs(const char *account)
+{
+    struct open_of o = {account, 0};
+    assert_int_equal(store_read(st, open_txn, &o, NULL), 0);
+    return o.n;
+}
+
+static int unopen_txn(struct store_txn *t, void *ctx)
+{
+    (void)ctx; /* what a schema 2 database holds: no 'o' keys */
+    unsigned char k[2 + 5 + 8] = {'o'};
+    memcpy(k + 1, "alice", 6);
+    for (uint64_t id = 1; id <= 3; id++) {
+        store_be64_put(k + 7, id);
+        store_del(t, STORE_DB_INDEX, k, sizeof k);
+    }
+    unsigned char b[2 + 3 + 8] = {'o'};
+    memcpy(b + 1, "bob", 4);
+    for (uint64_t id = 1; id <= 3; id++) {
+        store_be64_put(b + 5, id);
+        store_del(t, STORE_DB_INDEX, b, sizeof b);
+    }
+    return 0;
+}
+
+static int uncount_txn(struct store_txn *t, void *ctx)
+{
+    (void)ctx;
+    unsigned char v2[4] = {0, 0, 0, 2};
+    int rc = store_del(t, STORE_DB_META, "job_counts", 10);
+    return rc ? rc : store_put(t, STORE_DB_META, "schema_version", 14, v2, 4);
+}
+
+/* The counts by state and the open index follow every create and change in
+ * its transaction, and the schema steps that brought them fill them in for
+ * an older database's jobs. */
+static void counts_and_the_open_index_follow_every_change(void **state)
+{
+    (void)state;
+    struct post_req r = {0};
+    assert_int_equal(plan(video("alice", media("a.mp4", "first")), &r), 0);
+    assert_int_equal(plan(video("bob", media("b.mp4", "second")), &r), 0);
+    assert_int_equal(plan(video("bob", media("c.mp4", "third")), &r), 0);
+    struct job_counts c;
+    assert_int_equal(store_read(st, counts_txn, &c, NULL), 0);
+    assert_int_equal(c.jobs, 3);
+    assert_int_equal(c.by_state[JOB_SCHEDULED], 3);
+    struct put_one p = {1, publish_watching};
+    assert_int_equal(store_write(st, change_txn, &p, NULL), 0);
+    p = (struct put_one){2, orphan_it};
+    assert_int_equal(store_write(st, change_txn, &p, NULL), 0);
+    p = (struct put_one){1, publish_done}; /* no change of state: the counts stay */
+    assert_int_equal(store_write(st, change_txn, &p, NULL), 0);
+    assert_int_equal(store_read(st, counts_txn, &c, NULL), 0);
+    assert_int_equal(c.jobs, 3);
+    assert_int_equal(c.by_state[JOB_SCHEDULED], 1);
+    assert_int_equal(c.by_state[JOB_PUBLISHED], 1);
+    assert_int_equal(c.by_state[JOB_UPLOADING], 1);
+    assert_int_equal(c.orphans, 2);
+    assert_int_equal(c.orphan_jobs, 1);
+    assert_int_equal(open_jobs("alice"), 0); /* published: out of the open index */
+    assert_int_equal(open_jobs("bob"), 2);
+    struct job_counts was = c;
+    assert_int_equal(store_write(st, uncount_txn, NULL, NULL), 0);
+    assert_int_equal(store_write(st, unopen_txn, NULL, NULL), 0);
+    assert_int_equal(open_jobs("bob"), 0);
+    store_close(st);
+    st = open_db(); /* schema 2 -> 3 counts them and indexes the open ones */
+    assert_int_equal(store_read(st, counts_txn, &c, NULL), 0);
+    assert_memory_equal(&c, &was, sizeof c);
+    assert_int_equal(open_jobs("alice"), 0);
+    assert_int_equal(open_jobs("bob"), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -609,6 +715,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_corrupt_record_is_named_and_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(post_ids_are_kept_exact_and_once, setup, teardown),
         cmocka_unit_test_setup_teardown(the_due_index_follows_watching_and_waking, setup, teardown),
+        cmocka_unit_test_setup_teardown(counts_and_the_open_index_follow_every_change, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
