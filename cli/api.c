@@ -1123,6 +1123,10 @@ static void on_tail(struct ev_loop *loop, ev_timer *w, int revents)
     (void)revents;
     struct tail t = {.a = w->data};
     recheck_tokens(t.a);
+    /* only what is durable goes out: a record of a group that is lost at
+     * its commit would be told, and its seq then taken by another */
+    if (t.a->d.gate && t.a->d.gate(t.a->d.ud) != 0)
+        return;
     store_read(t.a->d.store, tail_txn, &t, NULL);
 }
 
@@ -1517,8 +1521,12 @@ static void get_plan(struct call *c)
     if (c->a->plan_runs)
         c->a->plan_runs->prev = p;
     c->a->plan_runs = p;
-    if (c->a->d.gate) /* the child reads the database: it must see what this turn wrote */
-        c->a->d.gate(c->a->d.ud);
+    /* the child reads the database: it must see what this turn wrote */
+    if (c->a->d.gate && c->a->d.gate(c->a->d.ud) != 0) {
+        fail(c->r, 503, "store_full", "the database does not take writes now: try again");
+        plan_run_free(p);
+        return;
+    }
     if (!(p->run = child_run_start(c->a->loop, c->a->d.cli, args, 120, plan_ran, p))) {
         fail(c->r, 500, "internal", "the dry run could not start");
         plan_run_free(p);

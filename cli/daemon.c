@@ -84,6 +84,8 @@ static void synced(void *ud, int rc, const char *why)
              LSTR("error", why));
         if (d->pipeline)
             pipeline_store_lost(d->pipeline, rc, why);
+    } else if (d->pipeline) {
+        pipeline_store_synced(d->pipeline);
     }
     http_gate_open(d->en.http, rc, why);
 }
@@ -477,7 +479,10 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
     struct daemon *d = w->data;
     if (d->rules)
         rules_reap(d->rules);
-    sync_now(d);
+    /* a failed sync's hook may write again (held requests ending unsent):
+     * those go too before the loop waits, a few rounds at most */
+    for (int i = 0; i < 4 && store_pending(d->en.store); i++)
+        sync_now(d);
     maybe_finish_stop(d);
 }
 

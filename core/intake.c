@@ -410,6 +410,10 @@ static void take(struct intake *in, struct cand *c, const char *hash, const stru
         return;
     }
     int rc = ledger_record(in->store, it, &fp, true, &fresh, &e);
+    /* the record is durable before the rules hear of the drop: a stop from
+     * here on finds it recorded and not handed, and offers it again */
+    if (rc == 0 && fresh)
+        rc = store_sync(in->store, &e);
     if (rc != 0) {
         TLOG(TLOG_ERROR, "intake.store", LSTR("path", it->path), LSTR("reason", e.msg));
         arm_retry(in);
@@ -435,9 +439,6 @@ static void take(struct intake *in, struct cand *c, const char *hash, const stru
     if (in->handoffs)
         in->handoffs->prev = h;
     in->handoffs = h;
-    /* the record is durable before the rules hear of the drop: a stop from
-     * here on finds it recorded and not handed, and offers it again */
-    store_sync(in->store, NULL);
     in->fn(in->ud, it, h);
 }
 

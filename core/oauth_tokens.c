@@ -303,7 +303,9 @@ int oauth_save_grant(struct oauth *o, const char *name, const char *account_id,
     tlog_secret_add(g->access, strlen(g->access));
     tlog_secret_add(g->refresh, strlen(g->refresh));
     struct store_grant sg = {o, name, account_id, g, event, NULL, NULL, 0, 0, "", e, false};
-    int rc = store_write(o->s, store_grant_txn, &sg, e);
+    /* durable before anyone goes on: TikTok may have rotated the refresh
+     * token, and a grant lost with a group would lose the account */
+    int rc = store_write_durable(o->s, store_grant_txn, &sg, e);
     if (rc == 0) {
         if (sg.old_access && strcmp(sg.old_access, g->access) != 0)
             tlog_secret_remove(sg.old_access, sg.old_access_n);
@@ -816,6 +818,14 @@ static int doubt_one(struct store_val k, struct store_val v, void *ctx)
     return 0;
 }
 
+/* a lease whose holder is alive is a refresh under way (its holder sees
+ * it through); only a dead holder's leaves a doubt */
+static int dead_lease_one(struct store_val k, struct store_val v, void *ctx)
+{
+    bool dead = v.n == LEASE_LEN_OLD || (v.n == LEASE_LEN && !proc_alive(lease_holder(&v)));
+    return dead ? doubt_one(k, v, ctx) : 0;
+}
+
 static int doubted_acct(const struct account *a, void *ctx)
 {
     struct names *n = ctx;
@@ -836,7 +846,7 @@ static int collect_txn(struct store_txn *t, void *ctx)
     if (rc == 0)
         rc = store_foreach(t, STORE_DB_META, "refresh_unsure:", 15, doubt_one, n);
     if (rc == 0)
-        rc = store_foreach(t, STORE_DB_META, "lease:refresh:", 14, doubt_one, n);
+        rc = store_foreach(t, STORE_DB_META, "lease:refresh:", 14, dead_lease_one, n);
     if (rc == 0 && n->ndoubt) /* ids, not names: rare enough to look at every account */
         rc = account_foreach(t, doubted_acct, n);
     for (size_t i = 0; rc == 0 && i < n->n; i++) {

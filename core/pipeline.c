@@ -92,6 +92,11 @@ static void store_took(struct pipeline *p)
     p->trouble[0] = '\0';
 }
 
+void pipeline_store_synced(struct pipeline *p)
+{
+    store_took(p);
+}
+
 void pipeline_store_lost(struct pipeline *p, int rc, const char *why)
 {
     store_refused(p, 0, rc, why ? why : "");
@@ -107,7 +112,8 @@ static int commit(struct pipeline *p, struct put_ctx *pc)
     struct tikd_err e = {0};
     int rc = store_write(p->s, put_txn, pc, &e);
     if (rc == 0) {
-        store_took(p);
+        if (!store_pending(p->s)) /* durable now; in a group: pipeline_store_synced */
+            store_took(p);
         if (p->change)
             p->change(p->change_ud, pc->j);
     } else if (rc != TIKD_EEXIST && rc != TIKD_EFULL) {

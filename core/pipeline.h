@@ -81,6 +81,9 @@ const char *pipeline_trouble(const struct pipeline *p);
  * store_sync): the pipeline holds back as for a refused write. */
 void pipeline_store_lost(struct pipeline *p, int rc, const char *why);
 
+/* A group of writes became durable: the store takes writes again. */
+void pipeline_store_synced(struct pipeline *p);
+
 /* Jobs being worked now. */
 size_t pipeline_active(const struct pipeline *p);
 

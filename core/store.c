@@ -214,6 +214,12 @@ int store_sync(struct store *s, struct tikd_err *e)
     return rc;
 }
 
+int store_write_durable(struct store *s, store_fn fn, void *ctx, struct tikd_err *e)
+{
+    int rc = store_write(s, fn, ctx, e);
+    return rc == 0 ? store_sync(s, e) : rc;
+}
+
 /* store_write in group mode: fn in a child of the open group. */
 static int group_write(struct store *s, store_fn fn, void *ctx, struct tikd_err *e)
 {
@@ -240,6 +246,10 @@ static int group_write(struct store *s, store_fn fn, void *ctx, struct tikd_err 
             t.mdb_rc = rc;
         } else {
             mdb_txn_abort(t.txn);
+        }
+        if (t.mdb_rc == MDB_TXN_FULL && s->gwrites == 0) {
+            store_sync(s, NULL); /* an empty group: fn alone is too big */
+            return mdb_fail(e, t.mdb_rc, "write");
         }
         if (t.mdb_rc == MDB_MAP_FULL || t.mdb_rc == MDB_TXN_FULL) {
             /* make room: what the group holds is committed, then fn runs

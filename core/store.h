@@ -104,6 +104,11 @@ bool store_pending(const struct store *s);
  * had stopped before them: counted in store_write_failures(). */
 int store_sync(struct store *s, struct tikd_err *e);
 
+/* store_write(), then, in group mode, store_sync(): for a write whose loss
+ * after its caller went on could not be repaired by running the step again
+ * (tokens TikTok has rotated). Its result is the sync's too. */
+int store_write_durable(struct store *s, store_fn fn, void *ctx, struct tikd_err *e);
+
 /* fn(ud, rc, why) after each store_sync() that had writes to commit, by
  * whoever called it (rc != 0: they were lost, why says how): the daemon
  * opens core/http's gate there. One hook; NULL removes it. */

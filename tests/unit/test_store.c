@@ -1,6 +1,7 @@
 /* test_store.c - the LMDB store: commit and abort, map growth far beyond
  * the initial size, crash consistency after SIGKILL mid-write, schema
- * checks, read-only opens and hot backups. */
+ * checks, read-only opens and hot backups; group commit (one durable commit
+ * for many writes, seen by no other process before it). */
 #include "testutil.h"
 
 #include <lmdb.h>
@@ -281,6 +282,135 @@ static void readonly_and_backup(void **state)
     free(dir);
 }
 
+/* What another process sees: a fork opening the store read-only (the
+ * parent holds the open group's writer lock; readers never wait on it). */
+static bool seen_elsewhere(const char *dir, const char *key)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct store *s;
+        struct store_opts o = {dir, 1 << 20, 8 << 20, true};
+        struct tikd_err e = {0};
+        if (store_open(&s, &o, &e) != 0)
+            _exit(2);
+        struct kv k = {key, NULL, 0};
+        _exit(store_read(s, get_kv, &k, NULL) == 0 ? 0 : 1);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) < 2);
+    return WEXITSTATUS(st) == 0;
+}
+
+struct synced {
+    int calls, rc;
+};
+
+static void on_synced(void *ud, int rc, const char *why)
+{
+    (void)why;
+    struct synced *y = ud;
+    y->calls++;
+    y->rc = rc;
+}
+
+static int copy_alpha(struct store_txn *t, void *ctx)
+{
+    (void)ctx;
+    struct kv a = {"alpha", NULL, 0};
+    int rc = get_kv(t, &a); /* a write of the same group, not durable yet */
+    struct kv c = {"copy", a.v, 0};
+    return rc ? rc : put_kv(t, &c);
+}
+
+static void a_group_is_one_commit_seen_by_no_one_before_it(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    struct store *s = open_at(dir, 1 << 20, 8 << 20);
+    struct synced y = {0};
+    uint64_t commits0, writes0, commits, writes;
+    store_commit_stats(s, &commits0, &writes0); /* the open's own */
+    store_on_sync(s, on_synced, &y);
+    store_group(s, true);
+    struct tikd_err e = {0};
+    struct kv a = {"alpha", "one", 0}, b = {"beta", "two", 1}, g = {"gamma", "three", 0};
+    assert_int_equal(store_write(s, put_kv, &a, &e), 0);
+    assert_int_equal(store_write(s, put_kv, &b, &e), TIKD_EINVAL); /* its put is undone */
+    assert_int_equal(store_write(s, put_kv, &g, &e), 0);
+    assert_int_equal(store_write(s, copy_alpha, NULL, &e), 0);
+    assert_true(store_pending(s));
+    store_commit_stats(s, &commits, &writes);
+    assert_int_equal(commits, commits0);
+    assert_int_equal(y.calls, 0);
+    /* this process reads through the group; no other process sees it */
+    struct kv ra = {"alpha", NULL, 0}, rb = {"beta", NULL, 0}, rc = {"copy", NULL, 0};
+    assert_int_equal(store_read(s, get_kv, &ra, &e), 0);
+    assert_string_equal(ra.v, "one");
+    assert_int_equal(store_read(s, get_kv, &rb, &e), TIKD_ENOTFOUND);
+    assert_int_equal(store_read(s, get_kv, &rc, &e), 0);
+    assert_string_equal(rc.v, "one");
+    assert_false(seen_elsewhere(dir, "alpha"));
+
+    assert_int_equal(store_sync(s, &e), 0);
+    assert_false(store_pending(s));
+    store_commit_stats(s, &commits, &writes);
+    assert_int_equal(commits - commits0, 1);
+    assert_int_equal(writes - writes0, 3); /* alpha, gamma, copy: the failed one is none */
+    assert_int_equal(y.calls, 1);
+    assert_int_equal(y.rc, 0);
+    assert_true(seen_elsewhere(dir, "alpha"));
+    assert_true(seen_elsewhere(dir, "copy"));
+    assert_false(seen_elsewhere(dir, "beta"));
+    assert_int_equal(store_sync(s, &e), 0); /* nothing pending: no commit, no hook */
+    assert_int_equal(y.calls, 1);
+
+    struct kv d = {"delta", "four", 0};
+    assert_int_equal(store_write_durable(s, put_kv, &d, &e), 0);
+    assert_false(store_pending(s));
+    assert_true(seen_elsewhere(dir, "delta"));
+    store_close(s);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+static void a_pending_group_dies_with_its_process(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir();
+    store_close(open_at(dir, 1 << 20, 8 << 20));
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct store *s = open_at(dir, 1 << 20, 8 << 20);
+        store_group(s, true);
+        struct kv a = {"durable", "yes", 0}, b = {"pending", "no", 0};
+        if (store_write(s, put_kv, &a, NULL) != 0 || store_sync(s, NULL) != 0 ||
+            store_write(s, put_kv, &b, NULL) != 0 || write(fds[1], "x", 1) != 1)
+            _exit(3);
+        pause();
+        _exit(0);
+    }
+    char c;
+    assert_int_equal(read(fds[0], &c, 1), 1);
+    kill(pid, SIGKILL);
+    int st;
+    waitpid(pid, &st, 0);
+    assert_true(WIFSIGNALED(st));
+    close(fds[0]);
+    close(fds[1]);
+    struct store *s = open_at(dir, 1 << 20, 8 << 20);
+    struct kv d = {"durable", NULL, 0}, p = {"pending", NULL, 0};
+    assert_int_equal(store_read(s, get_kv, &d, NULL), 0);
+    assert_int_equal(store_read(s, get_kv, &p, NULL), TIKD_ENOTFOUND);
+    store_close(s);
+    tu_rmrf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -290,6 +420,8 @@ int main(void)
         cmocka_unit_test(sigkill_mid_write_stays_consistent),
         cmocka_unit_test(newer_schema_refused),
         cmocka_unit_test(readonly_and_backup),
+        cmocka_unit_test(a_group_is_one_commit_seen_by_no_one_before_it),
+        cmocka_unit_test(a_pending_group_dies_with_its_process),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }
