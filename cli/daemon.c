@@ -315,6 +315,7 @@ static int start_pipeline(struct daemon *d)
 {
     const struct tikd_config *c = &d->cli->cfg;
     struct pipeline_cfg pc = {.api_url = c->api_url,
+                              .max_active = (int)c->jobs_max_active,
                               .limits = c->limits,
                               .media_public_url = c->media_public_url,
                               .media_url_ttl = c->media_url_ttl,

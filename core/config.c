@@ -173,6 +173,9 @@ static const struct key keys[] = {
      "seconds between token upkeep sweeps"},
     {"webhook.tolerance", K_SECONDS, O(webhook_tolerance), 1, 86400, NULL,
      "seconds a webhook's signed timestamp may differ from now (spec §5.3: 300 is usual)"},
+    {"jobs.max_active", K_INT, O(jobs_max_active), 1, 4096, NULL,
+     "jobs worked at once (each waits on TikTok most of its time; TikTok's budgets still hold "
+     "every token to its rate)"},
     {"jobs.post_id_wait", K_SECONDS, O(post_id_wait), 0, 30 * 86400, NULL,
      "seconds a published public post keeps asking TikTok for its post id, which comes after "
      "moderation (minutes, at times hours); 0: only the publicly_available webhook brings it"},
@@ -410,6 +413,7 @@ void config_init(struct tikd_config *c)
     c->intake_settle = 5;
     c->server_max_connections = 512;
     c->server_max_per_ip = 32;
+    c->jobs_max_active = 64;
     c->server_request_timeout = 10;
     c->server_idle_timeout = 30;
     c->rules_watch = true;

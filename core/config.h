@@ -84,10 +84,11 @@ struct tikd_config {
     char *scopes; /* scopes to ask for when connecting an account */
     bool pkce;    /* send PKCE (TikTok's hex S256) in authorizations */
     double oauth_state_ttl, oauth_refresh_ahead, oauth_sweep_interval;
-    double webhook_tolerance; /* seconds a webhook signature's t may be off */
-    double post_id_wait;      /* a public post asks TikTok for its post id this long (0: webhook) */
-    double unsure_wait;       /* an unsure pull waits this long for TikTok to say */
-    struct rl_config limits;  /* TikTok's budgets */
+    double webhook_tolerance;  /* seconds a webhook signature's t may be off */
+    long long jobs_max_active; /* jobs the pipeline works at once */
+    double post_id_wait;     /* a public post asks TikTok for its post id this long (0: webhook) */
+    double unsure_wait;      /* an unsure pull waits this long for TikTok to say */
+    struct rl_config limits; /* TikTok's budgets */
     /* the HTTP client */
     char *http_ca_file, *http_proxy;
     double http_connect_timeout, http_timeout, http_low_speed_time;

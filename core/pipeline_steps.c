@@ -303,6 +303,7 @@ static void init_done(void *ud, const struct http_resp *resp)
     j.attempts++;
     j.state = JOB_UPLOADING;
     j.due_at = clock_now();
+    r->resumed = false; /* this run made the init: nothing was sent, nothing to ask */
     if (pl_save(r->p, &j, "job.init", "job=%llu account=%s publish_id=%s size=%llu chunks=%u",
                 (unsigned long long)j.id, j.account, j.publish_id, (unsigned long long)j.plan.size,
                 j.plan.count) != 0) {
