@@ -354,8 +354,10 @@ int tt_put_chunk_progress(struct http *h, const struct job *j, uint32_t index, h
 
 /* ---- creator_info answers ------------------------------------------------------------ */
 
-/* Answers younger than the TTL only, so the set is as large as the accounts
- * posting within five minutes, and a lookup walks that many. */
+/* An open-addressing table by account name (a lookup costs the same with
+ * ten accounts or ten thousand). Entries are never moved out of their slot
+ * but at a rehash, which drops every answer older than the TTL: the table
+ * holds about the accounts that posted within five minutes. */
 struct creator_entry {
     char account[65];
     double at;
@@ -364,7 +366,7 @@ struct creator_entry {
 
 struct tt_creators {
     struct creator_entry *v;
-    size_t n, cap;
+    size_t used, cap; /* slots taken (fresh or not), slots (a power of two) */
 };
 
 struct tt_creators *tt_creators_new(void)
@@ -379,40 +381,75 @@ void tt_creators_free(struct tt_creators *cs)
     free(cs);
 }
 
-static struct creator_entry *find(struct tt_creators *cs, const char *account)
+static size_t name_hash(const char *s)
 {
-    for (size_t i = 0; i < cs->n; i++)
-        if (strcmp(cs->v[i].account, account) == 0)
+    size_t h = 1469598103934665603u; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211u;
+    return h;
+}
+
+/* account's slot, or the empty slot where it would go (NULL: no table) */
+static struct creator_entry *slot(struct tt_creators *cs, const char *account)
+{
+    if (!cs->cap)
+        return NULL;
+    for (size_t i = name_hash(account) & (cs->cap - 1);; i = (i + 1) & (cs->cap - 1))
+        if (!cs->v[i].account[0] || strcmp(cs->v[i].account, account) == 0)
             return &cs->v[i];
-    return NULL;
+}
+
+static bool fresh(const struct creator_entry *ce, double now)
+{
+    return ce->account[0] && now - ce->at < TT_CREATOR_INFO_TTL;
+}
+
+/* a table at most half full of the fresh answers, with room for one more */
+static int rehash(struct tt_creators *cs, double now)
+{
+    size_t live = 0;
+    for (size_t i = 0; i < cs->cap; i++)
+        live += fresh(&cs->v[i], now);
+    size_t cap = 16;
+    while (cap < 2 * (live + 1))
+        cap *= 2;
+    struct creator_entry *old = cs->v, *v = calloc(cap, sizeof *v);
+    if (!v)
+        return TIKD_ENOMEM;
+    size_t oldcap = cs->cap;
+    cs->v = v;
+    cs->cap = cap;
+    cs->used = 0;
+    for (size_t i = 0; i < oldcap; i++)
+        if (fresh(&old[i], now)) {
+            *slot(cs, old[i].account) = old[i];
+            cs->used++;
+        }
+    free(old);
+    return 0;
 }
 
 const struct tt_creator *tt_creators_get(struct tt_creators *cs, const char *account, double now)
 {
-    struct creator_entry *ce = find(cs, account);
-    return ce && now - ce->at < TT_CREATOR_INFO_TTL ? &ce->c : NULL;
+    struct creator_entry *ce = slot(cs, account);
+    return ce && fresh(ce, now) ? &ce->c : NULL;
 }
 
 int tt_creators_put(struct tt_creators *cs, const char *account, const struct tt_creator *c,
                     double now)
 {
-    for (size_t i = 0; i < cs->n;) /* drop what has expired */
-        if (now - cs->v[i].at >= TT_CREATOR_INFO_TTL && strcmp(cs->v[i].account, account) != 0)
-            cs->v[i] = cs->v[--cs->n];
-        else
-            i++;
-    struct creator_entry *ce = find(cs, account);
-    if (!ce) {
-        if (cs->n == cs->cap) {
-            size_t nc = cs->cap ? cs->cap * 2 : 16;
-            struct creator_entry *g = realloc(cs->v, nc * sizeof *g);
-            if (!g)
-                return TIKD_ENOMEM;
-            cs->v = g;
-            cs->cap = nc;
+    struct creator_entry *ce = slot(cs, account);
+    if (!ce || !ce->account[0]) {
+        if ((cs->used + 1) * 4 > cs->cap * 3) { /* past three quarters: drop the stale, grow */
+            int rc = rehash(cs, now);
+            if (rc != 0)
+                return rc;
+            ce = slot(cs, account);
         }
-        ce = &cs->v[cs->n++];
-        snprintf(ce->account, sizeof ce->account, "%s", account);
+        if (!ce->account[0]) {
+            snprintf(ce->account, sizeof ce->account, "%s", account);
+            cs->used++;
+        }
     }
     ce->at = now;
     ce->c = *c;
@@ -421,7 +458,7 @@ int tt_creators_put(struct tt_creators *cs, const char *account, const struct tt
 
 void tt_creators_forget(struct tt_creators *cs, const char *account)
 {
-    struct creator_entry *ce = find(cs, account);
-    if (ce)
-        *ce = cs->v[--cs->n];
+    struct creator_entry *ce = slot(cs, account);
+    if (ce && ce->account[0])
+        ce->at = -TT_CREATOR_INFO_TTL; /* kept as a key until the next rehash */
 }
