@@ -204,7 +204,7 @@ format-check:
 bench:
 	@tools/deps.sh test
 	@$(MAKE) --no-print-directory build $(TOOL_BIN)
-	@tools/bench.sh $(abspath $(BUILD))
+	@$(PYTHON) tools/bench.py $(abspath $(BUILD))
 
 clean:
 	rm -rf build

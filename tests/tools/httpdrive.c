@@ -9,7 +9,10 @@
  *     --bearer TOKEN  --count N  --sequential  --ca FILE  --timeout S
  *     --connect-timeout S  --low-speed BYTES:SECS  --attempts N  --backoff BASE:CAP
  *     --max-defer S  --breaker FAILS:SECS  --max-response BYTES  --not-sent-only
- *     --tiktok (classify TikTok JSON bodies)  --debug */
+ *     --tiktok (classify TikTok JSON bodies)  --debug
+ *     --chunked: PUT the whole --body-file in TikTok's chunk plan (core/upload),
+ *       one chunk after another with its Content-Range, as `tikd run` uploads
+ *     --plan: print that plan (one "first length" line per chunk) and exit */
 #include <ev.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -18,11 +21,18 @@
 
 #include "../../core/http.h"
 #include "../../core/log.h"
+#include "../../core/upload.h"
+
+#include <sys/stat.h>
 
 static struct http *h;
 static struct http_req req;
 static int count = 1, started, finished;
 static int sequential;
+static int chunked;
+static struct chunk_plan plan;
+static struct http_header *chunk_hdr; /* the Content-Range slot of the headers */
+static char crange[96];
 
 static void json_str(const char *s, size_t n)
 {
@@ -80,6 +90,16 @@ static void start_one(void)
 {
     struct tikd_err e = {0};
     long i = started++;
+    if (chunked) {
+        uint64_t first, len;
+        upload_chunk(&plan, (uint32_t)i, &first, &len);
+        snprintf(crange, sizeof crange, "bytes %llu-%llu/%llu", (unsigned long long)first,
+                 (unsigned long long)(first + len - 1), (unsigned long long)plan.size);
+        chunk_hdr->name = "Content-Range";
+        chunk_hdr->value = crange;
+        req.body_off = (off_t)first;
+        req.body_len = (size_t)len;
+    }
     if (http_request(h, &req, done, (void *)i, NULL, &e) != 0) {
         fprintf(stderr, "httpdrive: %s\n", e.msg);
         exit(1);
@@ -94,14 +114,30 @@ int main(int argc, char **argv)
     struct http_header hdrs[32];
     size_t nh = 0;
     req.method = "GET";
-    static const struct option longs[] = {
-        {"method", 1, 0, 'm'},    {"header", 1, 0, 'H'},          {"body", 1, 0, 'b'},
-        {"body-file", 1, 0, 'f'}, {"range", 1, 0, 'r'},           {"bearer", 1, 0, 'B'},
-        {"count", 1, 0, 'n'},     {"sequential", 0, 0, 's'},      {"ca", 1, 0, 'c'},
-        {"timeout", 1, 0, 't'},   {"connect-timeout", 1, 0, 'C'}, {"low-speed", 1, 0, 'l'},
-        {"attempts", 1, 0, 'a'},  {"backoff", 1, 0, 'k'},         {"max-defer", 1, 0, 'd'},
-        {"breaker", 1, 0, 'x'},   {"max-response", 1, 0, 'R'},    {"not-sent-only", 0, 0, 'N'},
-        {"debug", 0, 0, 'D'},     {"tiktok", 0, 0, 'T'},          {0, 0, 0, 0}};
+    static const struct option longs[] = {{"method", 1, 0, 'm'},
+                                          {"header", 1, 0, 'H'},
+                                          {"body", 1, 0, 'b'},
+                                          {"body-file", 1, 0, 'f'},
+                                          {"range", 1, 0, 'r'},
+                                          {"bearer", 1, 0, 'B'},
+                                          {"count", 1, 0, 'n'},
+                                          {"sequential", 0, 0, 's'},
+                                          {"ca", 1, 0, 'c'},
+                                          {"timeout", 1, 0, 't'},
+                                          {"connect-timeout", 1, 0, 'C'},
+                                          {"low-speed", 1, 0, 'l'},
+                                          {"attempts", 1, 0, 'a'},
+                                          {"backoff", 1, 0, 'k'},
+                                          {"max-defer", 1, 0, 'd'},
+                                          {"breaker", 1, 0, 'x'},
+                                          {"max-response", 1, 0, 'R'},
+                                          {"not-sent-only", 0, 0, 'N'},
+                                          {"debug", 0, 0, 'D'},
+                                          {"tiktok", 0, 0, 'T'},
+                                          {"chunked", 0, 0, 'K'},
+                                          {"plan", 0, 0, 'P'},
+                                          {0, 0, 0, 0}};
+    int plan_only = 0;
     int ch;
     tlog_setup(TLOG_WARN, TLOG_LOGFMT, 2);
     while ((ch = getopt_long(argc, argv, "", longs, NULL)) != -1) {
@@ -179,9 +215,35 @@ int main(int argc, char **argv)
         case 'D':
             tlog_setup(TLOG_DEBUG, TLOG_LOGFMT, 2);
             break;
+        case 'K':
+            chunked = 1;
+            break;
+        case 'P':
+            chunked = plan_only = 1;
+            break;
         default:
             return 2;
         }
+    }
+    if (chunked) {
+        struct stat st;
+        char why[200];
+        if (!req.body_file || stat(req.body_file, &st) != 0 ||
+            upload_plan((uint64_t)st.st_size, &plan, why, sizeof why) != 0 || nh == 32) {
+            fprintf(stderr, "httpdrive: --chunked needs a --body-file TikTok can take\n");
+            return 2;
+        }
+        if (plan_only) {
+            for (uint32_t i = 0; i < plan.count; i++) {
+                uint64_t first, len;
+                upload_chunk(&plan, i, &first, &len);
+                printf("%llu %llu\n", (unsigned long long)first, (unsigned long long)len);
+            }
+            return 0;
+        }
+        chunk_hdr = &hdrs[nh++];
+        count = (int)plan.count;
+        sequential = 1;
     }
     if (optind != argc - 1) {
         fprintf(stderr, "usage: httpdrive [options] URL\n");
