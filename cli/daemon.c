@@ -73,7 +73,8 @@ static void synced(void *ud, int rc, const char *why)
     struct daemon *d = ud;
     uint64_t commits, writes;
     store_commit_stats(d->en.store, &commits, &writes);
-    if (commits != d->commits_told) {
+    bool wrote = commits != d->commits_told; /* not an empty group, let go */
+    if (wrote) {
         metrics_inc("tikd_store_commits_total", NULL, (double)(commits - d->commits_told));
         metrics_inc("tikd_store_writes_total", NULL, (double)(writes - d->writes_told));
         d->commits_told = commits;
@@ -84,7 +85,7 @@ static void synced(void *ud, int rc, const char *why)
              LSTR("error", why));
         if (d->pipeline)
             pipeline_store_lost(d->pipeline, rc, why);
-    } else if (d->pipeline) {
+    } else if (wrote && d->pipeline) { /* writes are durable again */
         pipeline_store_synced(d->pipeline);
     }
     http_gate_open(d->en.http, rc, why);

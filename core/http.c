@@ -556,7 +556,7 @@ static void attempt_begin(struct http_xfer *x)
     }
     /* libcurl hands the socket 64 KiB per send by default: a video chunk
      * (5-64 MiB) goes out in 512 KiB sends, a tenth of the syscalls and of
-     * the read callbacks (docs/performance.md: 0.91x curl -> ~1.5x). The
+     * the read callbacks (docs/performance.md: 0.91x curl -> 1.4x). The
      * buffer lives as long as this one transfer's easy handle. */
     if (x->len > UPLOAD_BIG)
         curl_easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE, UPLOAD_BUFFER);

@@ -418,12 +418,16 @@ int srv_respond_fd(struct srv_req *r, int status, const char *content_type, int 
 /* ---- streamed answers -------------------------------------------------------- */
 
 /* MHD asks for the next bytes: what is buffered, or nothing yet (the
- * connection is parked until a write), or the end. */
+ * connection is parked until a write), or the end. What is buffered goes
+ * once what it reports is durable (the gate); when that fails it waits,
+ * parked, for the next write (a ping at the latest), or is dropped at the
+ * end. */
 static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
 {
     (void)pos;
     struct srv_stream *st = cls;
-    if (st->len > st->off) {
+    bool durable = st->len > st->off && (!st->s->gate || st->s->gate(st->s->gate_ud) == 0);
+    if (durable) {
         size_t n = st->len - st->off < max ? st->len - st->off : max;
         memcpy(out, st->buf + st->off, n);
         st->off += n;
@@ -431,7 +435,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
             st->off = st->len = 0;
         return (ssize_t)n;
     }
-    if (st->ended)
+    if (st->ended) /* what could not be made durable is not told */
         return MHD_CONTENT_READER_END_OF_STREAM;
     st->suspended = true;
     MHD_suspend_connection(st->c);

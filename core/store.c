@@ -198,6 +198,12 @@ int store_sync(struct store *s, struct tikd_err *e)
     s->gtxn = NULL;
     s->gwrites = 0;
     struct tikd_err mine = {0};
+    if (n == 0) { /* its writes all failed: nothing to make durable, no fsync */
+        mdb_txn_abort(t);
+        if (s->on_sync) /* what waited on the group may go */
+            s->on_sync(s->on_sync_ud, 0, "");
+        return 0;
+    }
     int rc = mdb_txn_commit(t);
     if (rc != 0) {
         s->write_failures++;

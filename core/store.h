@@ -109,9 +109,10 @@ int store_sync(struct store *s, struct tikd_err *e);
  * (tokens TikTok has rotated). Its result is the sync's too. */
 int store_write_durable(struct store *s, store_fn fn, void *ctx, struct tikd_err *e);
 
-/* fn(ud, rc, why) after each store_sync() that had writes to commit, by
- * whoever called it (rc != 0: they were lost, why says how): the daemon
- * opens core/http's gate there. One hook; NULL removes it. */
+/* fn(ud, rc, why) after each store_sync() that had a group open, by
+ * whoever called it (rc != 0: its writes were lost, why says how; a group
+ * whose writes all failed is let go, rc 0, with no commit counted): the
+ * daemon opens core/http's gate there. One hook; NULL removes it. */
 void store_on_sync(struct store *s, void (*fn)(void *ud, int rc, const char *why), void *ud);
 
 /* Durable commits made and writes they carried, since store_open(). */

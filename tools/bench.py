@@ -246,6 +246,9 @@ class Engine:
         perf = profile_start(daemon.pid, "BENCH_PERF") if profile else None
         m0 = self.admin("/metrics")
         while daemon.poll() is None and self.published() < until:
+            if time.monotonic() - t0 > 300:
+                sys.exit("bench: %d posts not published in 300 s (%s)"
+                         % (until, os.path.join(self.dir, "tikd.log")))
             time.sleep(0.05)
         cpu1, t1 = cpu_of(daemon.pid), time.monotonic()
         profile_end(perf)
@@ -520,6 +523,8 @@ def scale_figures():
         st = status()
         if st and st["jobs"]["by_state"].get("published", 0) >= accounts:
             break
+        if time.monotonic() - t0 > 300:
+            sys.exit("bench: %d posts not published in 300 s: %s" % (accounts, st))
         time.sleep(0.25)
     wall, cpu, m1 = time.monotonic() - t0, cpu_of(daemon.pid) - cpu0, scrape()
     profile_end(perf)

@@ -196,6 +196,8 @@ static void *serve(void *arg)
             *q = '\0';
         const char *cl = header(buf, end, "Content-Length");
         long long len = cl ? atoll(cl) : 0;
+        if (len < 0)
+            goto out;
         char reply[1024];
         int full = answer(method, path, buf, end, reply, sizeof reply);
         unsigned long long first, last, total;

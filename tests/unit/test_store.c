@@ -366,6 +366,17 @@ static void a_group_is_one_commit_seen_by_no_one_before_it(void **state)
     assert_int_equal(store_sync(s, &e), 0); /* nothing pending: no commit, no hook */
     assert_int_equal(y.calls, 1);
 
+    /* a group whose only write failed is let go: no commit, the hook told */
+    struct kv f = {"phi", "x", 1};
+    assert_int_equal(store_write(s, put_kv, &f, &e), TIKD_EINVAL);
+    store_commit_stats(s, &commits0, &writes0);
+    assert_int_equal(store_sync(s, &e), 0);
+    assert_false(store_pending(s));
+    store_commit_stats(s, &commits, &writes);
+    assert_int_equal(commits, commits0);
+    assert_int_equal(y.calls, 2);
+    assert_int_equal(y.rc, 0);
+
     struct kv d = {"delta", "four", 0};
     assert_int_equal(store_write_durable(s, put_kv, &d, &e), 0);
     assert_false(store_pending(s));
