@@ -88,6 +88,29 @@ class Responder:
             out.append(line.split())
 
 
+def curl_chunks(path, url, total, name):
+    """TikTok's chunk plan for the file at path (httpdrive --plan), and a
+    curl config sending the same chunks to url from part files of exactly
+    those sizes, in one process over one connection (curl -K, --next per
+    chunk): the plan, the config, the part files"""
+    plan = subprocess.run([os.path.join(TOOLS, "httpdrive"), "--plan", "--body-file", path],
+                          capture_output=True, text=True, check=True).stdout.split("\n")
+    plan = [tuple(map(int, l.split())) for l in plan if l]
+    cfg, parts = os.path.join(work, name + ".cfg"), []
+    with open(cfg, "w") as c:
+        for i, (first, n) in enumerate(plan):
+            parts.append(os.path.join(work, "%s%03d" % (name, i)))
+            with open(parts[-1], "wb") as f:
+                f.truncate(n)
+            if i:
+                c.write("next\n")
+            c.write('url = "%s"\nupload-file = "%s"\noutput = "/dev/null"\nsilent\n'
+                    'header = "Content-Type: video/mp4"\nheader = "Expect:"\n'
+                    'header = "Content-Range: bytes %d-%d/%d"\n'
+                    % (url, parts[-1], first, first + n - 1, total))
+    return plan, cfg, parts
+
+
 # ---- upload: the client beside curl, same bytes, same chunks, same sink ----
 
 
@@ -104,23 +127,7 @@ def upload_figures():
         f.write(b"\0" * (1 << 20))
     drive = [os.path.join(TOOLS, "httpdrive"), "--method", "PUT", "--timeout", "0",
              "--header", "Content-Type: video/mp4", "--chunked", "--body-file"]
-    plan = subprocess.run([os.path.join(TOOLS, "httpdrive"), "--plan", "--body-file", big],
-                          capture_output=True, text=True, check=True).stdout.split("\n")
-    plan = [tuple(map(int, l.split())) for l in plan if l]
-    # curl's peer sends the same chunks from files of exactly those bytes,
-    # in one process over one connection (curl -K with --next per chunk)
-    cfg = os.path.join(work, "curl.cfg")
-    with open(big, "rb") as src, open(cfg, "w") as c:
-        for i, (first, n) in enumerate(plan):
-            part = os.path.join(work, "part%03d" % i)
-            with open(part, "wb") as f:
-                f.truncate(n)
-            if i:
-                c.write("next\n")
-            c.write('url = "%s"\nupload-file = "%s"\noutput = "/dev/null"\nsilent\n'
-                    'header = "Content-Type: video/mp4"\nheader = "Expect:"\n'
-                    'header = "Content-Range: bytes %d-%d/%d"\n'
-                    % (url, part, first, first + n - 1, GIB))
+    plan, cfg, parts = curl_chunks(big, url, GIB, "part")
     ours, theirs = [], []
     pairs = 3 if QUICK else 5
     for _ in range(pairs):  # interleaved: both sides see the same machine state
@@ -146,8 +153,8 @@ def upload_figures():
     figure("rss_delta_kib", b - a,
            "peak RSS (VmHWM) of the client uploading 1 GiB minus uploading 1 MiB "
            "(%d and %d KiB)" % (b, a), unit="KiB", goal="<= 4096")
-    for i in range(len(plan)):
-        os.unlink(os.path.join(work, "part%03d" % i))
+    for part in parts:
+        os.unlink(part)
     os.unlink(big)
 
 
@@ -340,21 +347,7 @@ def engine_figures():
     big = os.path.join(e.dir, "big.mp4")
     big_video(big, GIB)
     size = os.path.getsize(big)
-    plan = subprocess.run([os.path.join(TOOLS, "httpdrive"), "--plan", "--body-file", big],
-                          capture_output=True, text=True, check=True).stdout.split("\n")
-    plan = [tuple(map(int, l.split())) for l in plan if l]
-    cfg = os.path.join(work, "curl-pipeline.cfg")
-    with open(cfg, "w") as c:
-        for i, (first, n) in enumerate(plan):
-            part = os.path.join(work, "ppart%03d" % i)
-            with open(part, "wb") as f:
-                f.truncate(n)
-            if i:
-                c.write("next\n")
-            c.write('url = "%s/upload/?upload_id=curl"\nupload-file = "%s"\noutput = "/dev/null"\n'
-                    'silent\nheader = "Content-Type: video/mp4"\nheader = "Expect:"\n'
-                    'header = "Content-Range: bytes %d-%d/%d"\n'
-                    % (rbase, part, first, first + n - 1, size))
+    plan, cfg, parts = curl_chunks(big, rbase + "/upload/?upload_id=curl", size, "ppart")
 
     def upload_span():
         """first chunk's arrival to the last chunk's end, as the responder saw them"""
@@ -384,8 +377,8 @@ def engine_figures():
            % (len(ratios), min(ratios), chunks, size / statistics.median(ours) / 2**20,
               size / statistics.median(theirs) / 2**20),
            peer=size / statistics.median(theirs) / 2**20, goal=">= 0.95")
-    for i in range(len(plan)):
-        os.unlink(os.path.join(work, "ppart%03d" % i))
+    for part in parts:
+        os.unlink(part)
     os.unlink(big)
     e.fake.kill()
 
