@@ -67,7 +67,8 @@ static int audit_stop_txn(struct store_txn *t, void *ctx)
 /* Group commit: the writes of a loop turn become durable once, at its end
  * (on_prepare), or sooner where something must not wait (an answer of
  * core/server's, a hand-off of the intake's); whoever syncs, the requests
- * held at core/http's gate go only after. */
+ * held at core/http's gate go only after, and so do the log lines held
+ * back since the last sync (core/log's tlog_hold). */
 static void synced(void *ud, int rc, const char *why)
 {
     struct daemon *d = ud;
@@ -89,6 +90,7 @@ static void synced(void *ud, int rc, const char *why)
         pipeline_store_synced(d->pipeline);
     }
     http_gate_open(d->en.http, rc, why);
+    tlog_flush(); /* what the lines tell of is durable (or its loss is told) */
 }
 
 static int sync_now(void *ud)
@@ -110,6 +112,7 @@ static void ungroup(struct daemon *d)
     store_on_sync(d->en.store, NULL, NULL);
     http_set_gate(d->en.http, NULL, NULL);
     store_group(d->en.store, false);
+    tlog_hold(false);
 }
 
 static void kick(void *ud)
@@ -485,6 +488,7 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
      * those go too before the loop waits, a few rounds at most */
     for (int i = 0; i < 4 && store_pending(d->en.store); i++)
         sync_now(d);
+    tlog_flush(); /* the turn's lines that told of no write */
     maybe_finish_stop(d);
 }
 
@@ -550,6 +554,7 @@ static int run(struct cli *c, int argc, char **argv)
     store_group(d.en.store, true);
     store_on_sync(d.en.store, synced, &d);
     http_set_gate(d.en.http, unsynced, d.en.store);
+    tlog_hold(true); /* a line goes once what it tells of is durable */
     /* the loop takes SIGUSR1 (from `tikd post`) and SIGHUP (an operator's)
      * once it runs; none of them kills a starting daemon */
     ev_signal_init(&d.sig_term, on_stop, SIGTERM);

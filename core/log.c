@@ -384,6 +384,12 @@ static void buf_put(struct buf *b, const char *s, size_t n)
     b->n += n;
 }
 
+/* Lines held back (tlog_hold): formatted and redacted already. */
+#define HELD_KEEP (1u << 20)
+static struct buf held;
+static bool holding;
+static void out(const char *p, size_t n);
+
 static void buf_puts(struct buf *b, const char *s)
 {
     buf_put(b, s, strlen(s));
@@ -544,18 +550,63 @@ void tlog_emit(enum tlog_level lvl, const char *event, const struct tlog_field *
     if (!line)
         return;
     line[n++] = '\n'; /* tlog_redact leaves room for the NUL we overwrite */
-    if (out_hook) {
-        out_hook(line, n, out_hook_ud);
-    } else {
-        size_t off = 0;
-        while (off < n) {
-            ssize_t w = write(out_fd, line + off, n - off);
-            if (w <= 0)
-                break;
-            off += (size_t)w;
+    if (holding) {
+        buf_put(&held, line, n);
+        if (!held.oom) {
+            free(line);
+            return;
         }
+        held.oom = 0; /* no room to wait: what waits goes first, then this */
+        tlog_flush();
     }
+    out(line, n);
     free(line);
+}
+
+/* ---- holding lines back ---------------------------------------------- */
+
+static void out(const char *p, size_t n)
+{
+    if (out_hook) { /* one call per line */
+        for (const char *end = p + n; p < end;) {
+            const char *nl = memchr(p, '\n', (size_t)(end - p));
+            size_t len = nl ? (size_t)(nl - p) + 1 : (size_t)(end - p);
+            out_hook(p, len, out_hook_ud);
+            p += len;
+        }
+        return;
+    }
+    for (size_t off = 0; off < n;) {
+        ssize_t w = write(out_fd, p + off, n - off);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+}
+
+void tlog_hold(bool on)
+{
+    holding = on;
+    if (!on) {
+        tlog_flush();
+        free(held.p);
+        held = (struct buf){0};
+    }
+}
+
+void tlog_flush(void)
+{
+    if (held.n == 0)
+        return;
+    struct buf b = held; /* a hook that logs starts a buffer of its own */
+    held = (struct buf){0};
+    out(b.p, b.n);
+    if (!held.p && b.cap <= HELD_KEEP) { /* a burst's buffer is not kept */
+        b.n = 0;
+        held = b;
+    } else {
+        free(b.p);
+    }
 }
 
 void tlog_setup(enum tlog_level lvl, enum tlog_format fmt, int fd)

@@ -9,6 +9,7 @@
 #ifndef TIKD_LOG_H
 #define TIKD_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 enum tlog_level { TLOG_DEBUG, TLOG_INFO, TLOG_WARN, TLOG_ERROR };
@@ -61,6 +62,15 @@ void tlog_setup(enum tlog_level lvl, enum tlog_format fmt, int fd);
 
 /* Send lines to `fn` instead of a descriptor (tests); NULL restores the fd. */
 void tlog_set_hook(void (*fn)(const char *line, size_t len, void *ud), void *ud);
+
+/* Hold lines back: while on, each line is formatted and redacted at once
+ * (its timestamp is when it happened) but waits in memory, in order, until
+ * tlog_flush(). The daemon holds them until what they report is durable, so
+ * a line never tells of a state a reader of the store cannot see yet; lines
+ * held when the process dies unannounced are lost with the state they told
+ * of. Turning it off flushes. If memory runs out, what waits goes at once. */
+void tlog_hold(bool on);
+void tlog_flush(void);
 
 /* Parse "debug", "info", "warn" or "error"; returns -1 for anything else. */
 int tlog_level_parse(const char *s);

@@ -22,6 +22,7 @@ def jobs(s):
     out = []
     for line in s.tikd("queue", "--all").stdout.splitlines()[1:]:
         f = line.split()
+        assert f[4] != "-", s.tikd("queue", "--all").stdout + "\n".join(s.daemons[-1].lines)
         out.append((int(f[0]), f[2], datetime.datetime.strptime(f[4], "%Y-%m-%dT%H:%M:%SZ")
                     .replace(tzinfo=datetime.timezone.utc)))
     return out

@@ -330,6 +330,51 @@ static void the_registry_holds_no_secret(void **state)
     tlog_secret_clear();
 }
 
+static int nlines(const struct tu_logcap *c)
+{
+    int n = 0;
+    for (size_t i = 0; i < c->n; i++)
+        n += c->buf[i] == '\n';
+    return n;
+}
+
+/* Held lines wait, masked already, and go out in order, one hook call each;
+ * turning the hold off lets the rest go and lines go at once again. */
+static void held_lines(void **state)
+{
+    (void)state;
+    struct tu_logcap cap;
+    tlog_secret_clear();
+    tlog_setup(TLOG_INFO, TLOG_LOGFMT, 2);
+    tu_logcap_start(&cap);
+    tlog_hold(true);
+    TLOG(TLOG_INFO, "test.one", LINT("n", 1));
+    assert_int_equal(tlog_secret_add(TOKEN, strlen(TOKEN)), 0);
+    TLOG(TLOG_INFO, "test.two", LSTR("token", TOKEN));
+    assert_int_equal(cap.n, 0);
+    tlog_secret_clear(); /* masked when it happened, not when it goes */
+    tlog_flush();
+    assert_int_equal(nlines(&cap), 2);
+    assert_non_null(strstr(cap.buf, "event=test.one n=1\n"));
+    assert_true(strstr(cap.buf, "test.one") < strstr(cap.buf, "test.two"));
+    assert_null(strstr(cap.buf, "FAKE-9x"));
+    assert_non_null(strstr(cap.buf, "token=[redacted]\n"));
+    tlog_flush(); /* nothing twice */
+    assert_int_equal(nlines(&cap), 2);
+    for (int i = 0; i < 20000; i++) /* past the buffer kept between flushes */
+        TLOG(TLOG_INFO, "test.burst", LINT("i", i), LSTR("pad", "0123456789abcdef0123456789"));
+    assert_int_equal(nlines(&cap), 2);
+    tlog_flush();
+    assert_int_equal(nlines(&cap), 20002);
+    assert_non_null(strstr(cap.buf, "i=19999 "));
+    TLOG(TLOG_INFO, "test.three", LINT("n", 3));
+    tlog_hold(false);
+    assert_int_equal(nlines(&cap), 20003);
+    TLOG(TLOG_INFO, "test.four", LINT("n", 4));
+    assert_int_equal(nlines(&cap), 20004);
+    tu_logcap_stop(&cap);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -338,6 +383,7 @@ int main(void)
         cmocka_unit_test(lengths_overlaps_and_churn),
         cmocka_unit_test(the_registry_holds_no_secret),
         cmocka_unit_test(formats_and_levels),
+        cmocka_unit_test(held_lines),
         cmocka_unit_test(audit_chain),
     };
     return cmocka_run_group_tests_name("log", tests, NULL, NULL);
