@@ -52,6 +52,8 @@ struct daemon {
     ev_timer grace, sweep;
     ev_prepare prep;
     uint64_t commits_told, writes_told; /* the store's counts the metrics have */
+    double boot;                        /* marks the requests this process sends (rl_settle) */
+    bool unsettled; /* an earlier process's requests in flight are not settled yet */
 };
 
 static int audit_txn(struct store_txn *t, void *ctx)
@@ -308,11 +310,25 @@ static int start_api(struct daemon *d)
 /* ---- the parts -------------------------------------------------------------------- */
 
 /* The inits an earlier tikd left in flight were counted by TikTok before
- * this one started (see rl_settle). */
+ * this one started (see rl_settle). Until that commits they count as still
+ * in flight, the safe reading: a start on a full disk goes on, holding back
+ * like any write would, and the sweep tries again. */
 static int settle_txn(struct store_txn *t, void *ctx)
 {
-    (void)ctx;
-    return rl_settle(t, clock_now());
+    struct daemon *d = ctx;
+    return rl_settle(t, clock_now(), d->boot);
+}
+
+static void settle(struct daemon *d)
+{
+    struct tikd_err e = {0};
+    int rc = store_write_durable(d->en.store, settle_txn, d, &e);
+    if (rc != 0 && !d->unsettled)
+        TLOG(TLOG_WARN, "limits.settle_deferred", LSTR("code", tikd_strerror(rc)),
+             LSTR("error", e.msg));
+    else if (rc == 0 && d->unsettled)
+        TLOG(TLOG_INFO, "limits.settled", LSTR("after", "a deferred settle"));
+    d->unsettled = rc != 0;
 }
 
 static int start_pipeline(struct daemon *d)
@@ -327,9 +343,11 @@ static int start_pipeline(struct daemon *d)
                               .post_id_wait = c->post_id_wait,
                               .unsure_wait = c->unsure_wait,
                               .probe_retry = c->media_probe_retry};
+    d->boot = clock_now();
+    pc.limits.boot = d->boot;
+    settle(d);
     struct tikd_err e = {0};
-    if (store_write(d->en.store, settle_txn, NULL, &e) != 0 ||
-        pipeline_new(&d->pipeline, d->loop, d->en.store, d->en.oauth, d->en.http, &pc, &e) != 0) {
+    if (pipeline_new(&d->pipeline, d->loop, d->en.store, d->en.oauth, d->en.http, &pc, &e) != 0) {
         fprintf(stderr, "tikd: %s\n", e.msg);
         return 1;
     }
@@ -419,6 +437,8 @@ static void on_sweep(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop;
     (void)revents;
     struct daemon *d = w->data;
+    if (d->unsettled)
+        settle(d);
     size_t due = oauth_sweep(d->en.oauth);
     if (due)
         TLOG(TLOG_DEBUG, "oauth.sweep", LINT("due", due));

@@ -107,6 +107,7 @@ void rl_config_default(struct rl_config *c)
     c->burst = 1;
     c->guard = 0.5;
     c->cap_probe = 3600;
+    c->boot = 2; /* the daemon marks its requests with its start (cli/daemon) */
 }
 
 enum rl_budget rl_init_budget(bool draft, bool photo)
@@ -432,8 +433,8 @@ int rl_release(struct store_txn *t, const struct rl_config *c, const char *accou
 /* The requests a rate sent lately, in the order they left. */
 struct sent {
     size_t n;
-    double at[SENT_MAX]; /* when it left (in flight), or when it was answered */
-    bool flying[SENT_MAX];
+    double at[SENT_MAX];     /* when it left (in flight), or when it was answered */
+    double flying[SENT_MAX]; /* in flight: the sender's boot mark (older stores: 1); answered: 0 */
 };
 
 /* The rates whose requests are kept: a count above SENT_MAX is not one of
@@ -463,7 +464,7 @@ static int sent_load(struct store_txn *t, const char *k, size_t kl, struct sent 
     s->n = 0;
     for (size_t i = 0; rc == 0 && i + 1 < n; i += 2) {
         s->at[s->n] = raw[i];
-        s->flying[s->n++] = raw[i + 1] != 0;
+        s->flying[s->n++] = raw[i + 1];
     }
     return rc;
 }
@@ -473,7 +474,7 @@ static int sent_save(struct store_txn *t, const char *k, size_t kl, const struct
     double raw[2 * SENT_MAX];
     for (size_t i = 0; i < s->n; i++) {
         raw[2 * i] = s->at[i];
-        raw[2 * i + 1] = s->flying[i] ? 1 : 0;
+        raw[2 * i + 1] = s->flying[i];
     }
     return put_doubles(t, k, kl, raw, 2 * s->n);
 }
@@ -549,7 +550,7 @@ int rl_sent_when(struct store_txn *t, const struct rl_config *c, const char *acc
 /* Apply fn to the kept requests of each rate in bs, and save them. */
 static int sent_update(struct store_txn *t, const struct rl_config *c, const char *account,
                        const enum rl_budget *bs, int n, double now,
-                       void (*fn)(struct sent *s, double now))
+                       void (*fn)(struct sent *s, double now, double boot))
 {
     for (int i = 0; i < n; i++) {
         const char *bk;
@@ -563,14 +564,21 @@ static int sent_update(struct store_txn *t, const struct rl_config *c, const cha
         if (rc != 0)
             return rc;
         sent_prune(&s, now, sent_span(c, &l));
-        fn(&s, now);
+        fn(&s, now, c->boot);
         if ((rc = sent_save(t, k, kl, &s)) != 0)
             return rc;
     }
     return 0;
 }
 
-static void sent_leaves(struct sent *s, double now)
+/* A process's mark on what it sends: never 0 (answered), never the 1 of
+ * stores written before marks. */
+static double boot_mark(double boot)
+{
+    return boot > 1 ? boot : 2;
+}
+
+static void sent_leaves(struct sent *s, double now, double boot)
 {
     if (s->n == SENT_MAX) { /* only with more than `count` in flight: keep the newest */
         s->n--;
@@ -578,17 +586,25 @@ static void sent_leaves(struct sent *s, double now)
         memmove(s->flying, s->flying + 1, s->n * sizeof s->flying[0]);
     }
     s->at[s->n] = now;
-    s->flying[s->n++] = true;
+    s->flying[s->n++] = boot_mark(boot);
 }
 
-static void sent_answer_oldest(struct sent *s, double now)
+/* The answer is to one of this process's requests: its oldest is settled
+ * (one an earlier process left waits for rl_settle), or else the oldest. */
+static void sent_answer_oldest(struct sent *s, double now, double boot)
 {
+    boot = boot_mark(boot);
+    size_t pick = s->n;
     for (size_t i = 0; i < s->n; i++) {
-        if (s->flying[i]) {
-            s->at[i] = now;
-            s->flying[i] = false;
-            return;
+        if (s->flying[i] == boot || (s->flying[i] && pick == s->n)) {
+            pick = i;
+            if (s->flying[i] == boot)
+                break;
         }
+    }
+    if (pick < s->n) {
+        s->at[pick] = now;
+        s->flying[pick] = 0;
     }
 }
 
@@ -631,18 +647,19 @@ static int settle_each(struct store_val key, struct store_val val, void *ctx)
     return 0;
 }
 
-int rl_settle(struct store_txn *t, double now)
+int rl_settle(struct store_txn *t, double now, double boot)
 {
     struct settle_ctx sc = {0};
+    boot = boot_mark(boot);
     int rc = store_foreach(t, STORE_DB_LIMITS, "s:", 2, settle_each, &sc);
     for (size_t i = 0; rc == 0 && i < sc.n; i++) { /* written after the walk, not during it */
         struct sent s;
         rc = sent_load(t, sc.keys[i].k, sc.keys[i].n, &s);
         bool changed = false;
         for (size_t j = 0; rc == 0 && j < s.n; j++) {
-            if (s.flying[j]) {
+            if (s.flying[j] && s.flying[j] != boot) {
                 s.at[j] = now;
-                s.flying[j] = false;
+                s.flying[j] = 0;
                 changed = true;
             }
         }

@@ -82,6 +82,7 @@ struct rl_config {
     bool shared_init;     /* the three init endpoints share one budget (spec §3.1 [UNKNOWN]) */
     double guard;         /* seconds added to each window: clocks and network delay differ */
     double cap_probe;     /* after TikTok says a cap is full: ask again this much later */
+    double boot;          /* this process's mark on the requests it sends (> 1; rl_settle) */
 };
 
 /* TikTok's figures (spec §3). */
@@ -145,9 +146,11 @@ int rl_sent(struct store_txn *t, const struct rl_config *c, const char *account,
 int rl_answered(struct store_txn *t, const struct rl_config *c, const char *account,
                 const enum rl_budget *bs, int n, double now);
 
-/* At a start: the requests an earlier process left in flight were counted
- * by now (that process is gone; nothing it sent can arrive later). */
-int rl_settle(struct store_txn *t, double now);
+/* The requests an earlier process left in flight (marked with a boot other
+ * than this one's) were counted by now: that process is gone, nothing it
+ * sent can arrive later. This process's own stay in flight, so a settle
+ * that did not commit may be tried again at any time. */
+int rl_settle(struct store_txn *t, double now, double boot);
 
 /* When the requests already sent let one more spending bs go: *at (<= now:
  * now), and which rate holds it back. A job holding a reserved slot asks

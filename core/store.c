@@ -207,7 +207,10 @@ int store_sync(struct store *s, struct tikd_err *e)
     int rc = mdb_txn_commit(t);
     if (rc != 0) {
         s->write_failures++;
-        rc = mdb_fail(&mine, rc, "commit");
+        /* a full map is told as a write meets it (at store.map_max), and
+         * grows for the next group where it may */
+        int g = rc == MDB_MAP_FULL ? grow(s, &mine) : -1;
+        rc = g == TIKD_ENOSPACE ? g : mdb_fail(&mine, rc, "commit");
     } else {
         s->commits++;
         s->writes += n;

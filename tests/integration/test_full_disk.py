@@ -10,7 +10,7 @@ import time
 import fakectl
 from conftest import cpu_seconds
 from test_limits import unique_videos, wait_all_final
-from test_publish import connect
+from test_publish import connect, kill_once_tiktok_has_it
 
 TOOLS = os.environ.get("TIKD_TOOLS", os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "build",
@@ -62,3 +62,36 @@ def test_a_full_database_holds_back_and_loses_nothing(s, tmp_path):
     show = s.tikd("job", "show", "1").stdout
     assert "state:        published" in show, show
     assert d.proc.poll() is None
+
+
+def test_a_daemon_killed_mid_init_starts_on_a_full_database(s, tmp_path):
+    """The chaos suite's full-disk kill: an init was in flight when tikd
+    died, and the database cannot grow when it starts again. Settling that
+    init's rate-limit record cannot commit: the daemon still starts and holds
+    back (the record stays counted as in flight, the safe reading), and given
+    room again the job posts once."""
+    s.fake.ctl.set_config(time_scale=0.01)
+    base = s.cfg.read_text()
+    connect(s)
+    s.fake.ctl.add_fault(kind="slow_answer", path_prefix="/v2/post/publish/video/init/",
+                         answer_delay_sec=30)
+    d = s.start()
+    v = unique_videos(tmp_path, 1)[0]
+    assert s.tikd("post", str(v), "--account", "alice", "--privacy", "SELF_ONLY").returncode == 0
+    kill_once_tiktok_has_it(s, d)
+    s.fake.ctl.clear_faults()
+    mib = (os.path.getsize(s.root / "data" / "data.mdb") >> 20) + 2
+    s.cfg.write_text(base + 'store = { map_initial = "%dMiB", map_max = "%dMiB" }\n' % (mib, mib))
+    fill = subprocess.run([DBFILL, str(s.root / "data"), str(mib << 20)], capture_output=True,
+                          text=True)
+    assert fill.returncode == 0, fill
+    d = s.start()  # ready, though what start-up writes cannot commit
+    d.wait_for(r"event=store\.(commit|write)_failed .*", timeout=10)
+    time.sleep(1)
+    assert s.fake.ctl.posts() == []
+    assert d.stop() == 0
+
+    s.cfg.write_text(base + 'store = { map_initial = "%dMiB", map_max = "256MiB" }\n' % mib)
+    d = s.start()
+    d.wait_for(r"event=job\.final job=1 .*state=published", timeout=60)
+    assert len(s.fake.ctl.posts()) == 1

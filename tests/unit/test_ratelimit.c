@@ -271,7 +271,17 @@ static void rule_limiters_are_per_rule_file(void **state)
 /* ---- requests in flight ---------------------------------------------------------------- */
 
 struct sent_op {
-    enum { S_SENT, S_ANSWERED, S_SETTLE, S_SENT_WHEN, S_WHEN, S_RESERVE, S_RELEASE, S_MOVE } kind;
+    enum {
+        S_SENT,
+        S_ANSWERED,
+        S_SETTLE,
+        S_SETTLE_OWN,
+        S_SENT_WHEN,
+        S_WHEN,
+        S_RESERVE,
+        S_RELEASE,
+        S_MOVE
+    } kind;
     const struct rl_config *c;
     double now, at;
     enum rl_budget which;
@@ -289,7 +299,9 @@ static int sent_txn(struct store_txn *t, void *ctx)
     case S_ANSWERED:
         return rl_answered(t, o->c, "a", bs, n, o->now);
     case S_SETTLE:
-        return rl_settle(t, o->now);
+        return rl_settle(t, o->now, o->c->boot + 1); /* as a later process */
+    case S_SETTLE_OWN:
+        return rl_settle(t, o->now, o->c->boot);
     case S_SENT_WHEN:
         return rl_sent_when(t, o->c, "a", bs, n, o->now, &o->at, &o->which);
     case S_WHEN:
@@ -349,6 +361,23 @@ static void requests_in_flight_bound_what_tiktok_counts(void **state)
     store_close(s);
     s = open_store(dir); /* and the store keeps them */
     assert_float_equal(sent_do(s, &c, S_SENT_WHEN, 1006, 0), 1005 + 60.25, 1e-9);
+    /* a settle tried again by the process that sent leaves its own in
+     * flight (one that did not commit may be retried at any time) */
+    sent_do(s, &c, S_SENT, 2000, 0);
+    sent_do(s, &c, S_SETTLE_OWN, 2005, 0);
+    assert_float_equal(sent_do(s, &c, S_SENT_WHEN, 2006, 0), 2006 + 60, 1e-9);
+    sent_do(s, &c, S_SETTLE, 2010, 0);
+    assert_float_equal(sent_do(s, &c, S_SENT_WHEN, 2011, 0), 2010 + 60.25, 1e-9);
+    /* an answer settles the answering process's own request, not one an
+     * earlier process left (that one waits for the settle): 7's, settled
+     * by 8 at 3010, holds the one cell until 3070.25 */
+    c.boot = 7;
+    sent_do(s, &c, S_SENT, 3000, 0);
+    c.boot = 8;
+    sent_do(s, &c, S_SENT, 3001, 0);
+    sent_do(s, &c, S_ANSWERED, 3002, 0);
+    sent_do(s, &c, S_SETTLE_OWN, 3010, 0);
+    assert_float_equal(sent_do(s, &c, S_SENT_WHEN, 3063, 0), 3010 + 60.25, 1e-9);
     store_close(s);
     tu_rmrf(dir);
     free(dir);
