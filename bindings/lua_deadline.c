@@ -40,6 +40,18 @@ static struct {
     pid_t tid;
 } wd;
 
+/* The handler runs on this very thread, between any two instructions: the
+ * loop's stores need only stay in program order for it (a compiler fence),
+ * never a fence for other CPUs (which a plain atomic_store pays on every
+ * call). */
+#define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
+#define STORE(x, v)                                                                                \
+    do {                                                                                           \
+        atomic_signal_fence(memory_order_seq_cst);                                                 \
+        atomic_store_explicit(&(x), (v), memory_order_relaxed);                                    \
+        atomic_signal_fence(memory_order_seq_cst);                                                 \
+    } while (0)
+
 static const char stuck_msg[] =
     "tikd: a rule call is still running in C 2 s after its time budget ran out "
     "(lua.call_time); the loop is blocked until it returns\n";
@@ -121,43 +133,46 @@ void deadline_enter(struct deadline_slice *s, lua_State *L, int64_t left_ns, lua
     s->start_ns = deadline_now();
     s->deadline_ns = s->start_ns + (left_ns > 0 ? left_ns : 0);
     s->thread = L;
-    s->saved_thread = atomic_load(&wd.thread);
-    s->saved_deadline = atomic_load(&wd.deadline);
-    s->saved_expired = atomic_load(&wd.expired);
+    s->saved_thread = LOAD(wd.thread);
+    s->saved_deadline = LOAD(wd.deadline);
+    s->saved_expired = LOAD(wd.expired);
     if (!setup())
         return;
-    atomic_store(&wd.thread, NULL);
-    atomic_store(&wd.hook, hook);
-    atomic_store(&wd.deadline, s->deadline_ns);
-    atomic_store(&wd.expired, false);
-    atomic_store(&wd.warned, false);
-    atomic_store(&wd.thread, L);
-    int64_t armed = atomic_load(&wd.armed_for);
+    STORE(wd.thread, NULL);
+    STORE(wd.hook, hook);
+    STORE(wd.deadline, s->deadline_ns);
+    STORE(wd.expired, false);
+    STORE(wd.warned, false);
+    STORE(wd.thread, L);
+    int64_t armed = LOAD(wd.armed_for);
     if (armed == 0 || armed > s->deadline_ns)
         arm(s->deadline_ns);
 }
 
 lua_State *deadline_switch(lua_State *L)
 {
-    if (wd.state <= 0 || !atomic_load(&wd.thread))
+    if (wd.state <= 0 || !LOAD(wd.thread))
         return NULL;
-    return atomic_exchange(&wd.thread, L);
+    atomic_signal_fence(memory_order_seq_cst);
+    lua_State *was = atomic_exchange_explicit(&wd.thread, L, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);
+    return was;
 }
 
 bool deadline_expired(void)
 {
-    return atomic_load(&wd.expired);
+    return LOAD(wd.expired);
 }
 
 int64_t deadline_leave(struct deadline_slice *s)
 {
     int64_t took = deadline_now() - s->start_ns;
     if (wd.state > 0) {
-        atomic_store(&wd.thread, NULL);
-        atomic_store(&wd.deadline, s->saved_deadline);
-        atomic_store(&wd.expired, s->saved_expired);
-        atomic_store(&wd.thread, s->saved_thread);
-        int64_t armed = atomic_load(&wd.armed_for);
+        STORE(wd.thread, NULL);
+        STORE(wd.deadline, s->saved_deadline);
+        STORE(wd.expired, s->saved_expired);
+        STORE(wd.thread, s->saved_thread);
+        int64_t armed = LOAD(wd.armed_for);
         if (s->saved_thread && (armed == 0 || armed > s->saved_deadline))
             arm(s->saved_deadline); /* the outer slice's time may be up already */
     }

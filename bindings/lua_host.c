@@ -39,6 +39,9 @@
 
 #define HOOK_STEP 1000
 
+/* Threads kept for reuse per rule file (see struct rule). */
+#define IDLE_THREADS 2
+
 /* Rule output (print, tikd.log) a call may write, and a rule file per
  * minute; the rest is counted and reported in one line. */
 #define OUT_PER_CALL   200
@@ -51,6 +54,16 @@ struct rule {
     int64_t out_window; /* start of the output minute (monotonic ns) */
     unsigned out_lines, out_suppressed;
     char libs[200]; /* the shared libraries it loaded: "name@version,..." */
+    /* Threads of its calls that returned, for its next calls: a new thread
+     * per call costs more than the call. Never shared between files, so
+     * each thread's memory stays charged to the file it ran, and a thread
+     * a file's code captured (coroutine.running) runs only that file's code
+     * again; rule code can never resume one (REG_HOSTTHREADS). */
+    struct {
+        lua_State *co;
+        int ref;
+    } idle[IDLE_THREADS];
+    unsigned nidle;
 };
 
 /* What ended a call besides its own code. */
@@ -496,7 +509,9 @@ static void call_init(struct call *c, struct gen *g, size_t rule, const char *fn
     c->steps = (lua_Integer)g->o.pattern_steps;
     c->time_left_ns =
         g->o.call_time > 0 ? (int64_t)(g->o.call_time * 1e9) : (int64_t)366 * 86400 * 1000000000LL;
-    snprintf(c->fn, sizeof c->fn, "%s", fn);
+    size_t n = strnlen(fn, sizeof c->fn - 1);
+    memcpy(c->fn, fn, n);
+    c->fn[n] = '\0';
 }
 
 /* Protected: make rule i's environment, load and run its file. */
@@ -910,7 +925,14 @@ static void call_finish(struct call *c, int st, bool yielded_bare)
      * has nothing left to spend anyway. The collector takes the thread. */
     if (!ok && !c->fired)
         call_run(c, c->co, 0, NULL);
-    luaL_unref(g->L, LUA_REGISTRYINDEX, c->co_ref);
+    struct rule *rf = &g->rules[c->owner - 1];
+    if (ok && lua_status(c->co) == LUA_OK && rf->nidle < IDLE_THREADS) {
+        lua_settop(c->co, 0); /* returned: its stack is empty at base level */
+        rf->idle[rf->nidle].co = c->co;
+        rf->idle[rf->nidle++].ref = c->co_ref;
+    } else {
+        luaL_unref(g->L, LUA_REGISTRYINDEX, c->co_ref);
+    }
     if (fired_memory(c))
         lua_gc(g->L, LUA_GCCOLLECT);
     output_flush(c);
@@ -943,13 +965,24 @@ struct setup_args {
     size_t rule;
 };
 
-/* Protected: make the coroutine, anchor it, put the function on it. */
+/* Protected: take an idle thread of the rule file's or make one, anchor
+ * it, put the function on it. */
 static int call_setup(lua_State *L)
 {
     struct setup_args *a = lua_touserdata(L, 1);
     struct call *c = a->c;
     if (push_rule_fn(L, a->g, a->rule, c->fn) != LUA_TFUNCTION) {
         lua_pushboolean(L, 0);
+        return 1;
+    }
+    struct rule *r = &a->g->rules[a->rule];
+    if (r->nidle) {
+        r->nidle--;
+        c->co = r->idle[r->nidle].co;
+        c->co_ref = r->idle[r->nidle].ref;
+        lua_xmove(L, c->co, 1);
+        lua_sethook(c->co, count_hook, LUA_MASKCOUNT, HOOK_STEP);
+        lua_pushboolean(L, 1);
         return 1;
     }
     c->co = lua_newthread(L);

@@ -2,7 +2,8 @@
  * tikd.sleep calls finish in deadline order; a released generation lives
  * until its last call ends; cancellation; load errors reported per file with
  * file:line while good files load; extra files (rule tests) load after the
- * rules, and tikd.test exists in test mode only. */
+ * rules, and tikd.test exists in test mode only; a file's threads are
+ * reused by its own calls only. */
 #include "testutil.h"
 
 #define N_SLEEPERS 10000
@@ -156,6 +157,55 @@ static void load_errors_are_reported_per_file(void **state)
     gen_report_free(&rep);
 }
 
+/* "new thread: 0x..." or "again thread: 0x...": the address part */
+static const char *addr(const struct tu_result *r)
+{
+    const char *a = strstr(r->value, "thread: ");
+    if (!a)
+        fail_msg("no thread in \"%s\" (%s)", r->value, r->error);
+    return a;
+}
+
+/* A call that returned leaves its thread to the next call of the same file;
+ * one that failed does not; calls at once run in threads of their own; no
+ * thread passes to another file, and rule code can resume none of them. */
+static void threads_are_reused_within_their_file(void **state)
+{
+    (void)state;
+    struct gen *g = build("tests/unit/rules_host");
+    struct tu_result r = tu_call(loop, g, "threads_a.lua", "which");
+    assert_true(r.ok);
+    assert_non_null(strstr(r.value, "new "));
+    char first[64];
+    snprintf(first, sizeof first, "%s", addr(&r));
+    r = tu_call(loop, g, "threads_a.lua", "which");
+    assert_true(strncmp(r.value, "again ", 6) == 0);
+    assert_string_equal(addr(&r), first);
+    r = tu_call(loop, g, "threads_a.lua", "fail");
+    assert_false(r.ok);
+    r = tu_call(loop, g, "threads_a.lua", "which"); /* the failed call's thread is gone */
+    assert_true(strncmp(r.value, "new ", 4) == 0);
+    assert_string_not_equal(addr(&r), first);
+    struct tu_result n1 = {0}, n2 = {0};
+    double secs = 0.01;
+    size_t a = tu_rule(g, "threads_a.lua");
+    assert_int_equal(gen_call(g, a, "nap", push_secs, &secs, tu_done, &n1), 0);
+    assert_int_equal(gen_call(g, a, "nap", push_secs, &secs, tu_done, &n2), 0);
+    while (!n1.done || !n2.done)
+        ev_run(loop, EVRUN_ONCE);
+    assert_true(n1.ok && n2.ok);
+    assert_string_not_equal(addr(&n1), addr(&n2));
+    struct tu_result b = tu_call(loop, g, "threads_b.lua", "which");
+    assert_true(b.ok);
+    assert_string_not_equal(addr(&b), addr(&n1));
+    assert_string_not_equal(addr(&b), addr(&n2));
+    assert_string_not_equal(addr(&b), first);
+    r = tu_call(loop, g, "threads_a.lua", "poke");
+    assert_true(r.ok);
+    assert_string_equal(r.value, "refused 3");
+    gen_release(g);
+}
+
 struct fnlist {
     char names[4][32];
     int lines[4], n;
@@ -223,6 +273,7 @@ int main(void)
         cmocka_unit_test(errors_after_waking_and_cancel),
         cmocka_unit_test(load_errors_are_reported_per_file),
         cmocka_unit_test(extra_files_load_last_and_tikd_test_is_for_tests_only),
+        cmocka_unit_test(threads_are_reused_within_their_file),
     };
     int rc = cmocka_run_group_tests_name("host", tests, NULL, NULL);
     ev_loop_destroy(loop);
