@@ -554,9 +554,10 @@ def rules_figures():
            "a fresh sandboxed generation of 100 rule files, best of 20; peer: a bare Lua state "
            "loading and running them", peer=r["reload_bare_ms"], unit="ms", goal="< 100")
     figure("rule_call_ratio", r["call_us"] / r["bare_call_us"],
-           "one call into a rule (its own coroutine, every budget armed: %.2f us) / the same "
-           "function resumed in a new coroutine of a bare Lua state (%.2f us)"
-           % (r["call_us"], r["bare_call_us"]), goal="<= 1.3")
+           "one call into a rule (a coroutine of its file's, every budget armed: %.2f us) / "
+           "the same function resumed in a new coroutine of a bare Lua state (%.2f us; a bare "
+           "lua_pcall, which cannot wait: %.2f us)"
+           % (r["call_us"], r["bare_call_us"], r["bare_pcall_us"]), goal="<= 1.3")
     figure("rule_calls_per_s", 1e6 / r["call_us"], "calls into a rule per second (1 / the above)",
            goal=">= 200000")
 
