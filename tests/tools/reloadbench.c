@@ -3,7 +3,7 @@
  * account and a schedule and defines hooks, ~40 lines) the way `tikd run`
  * does on SIGHUP or a saved file: a fresh sandboxed state, every file loaded
  * and checked. The peer is a bare Lua 5.4 state loading and running the same
- * 100 files. Then 200,000 calls into the rules, each in its own coroutine
+ * 100 files. Then 200,000 calls into the rules, each on a thread of its file's
  * with every budget armed (instructions, memory, matcher steps, the wall
  * clock), against a bare state resuming a new coroutine per call (and, for
  * the floor, a bare lua_pcall, which no host whose calls can wait can use).
@@ -182,7 +182,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "reloadbench: a call failed\n");
         return 1;
     }
-    printf("   one call into a rule (its own coroutine, every budget armed): %.2f us;"
+    printf("   one call into a rule (a thread of its file's, every budget armed): %.2f us;"
            " a bare coroutine resume: %.2f us; ratio %.1f (goal: under 10 us)\n",
            call * 1e6, bare_call * 1e6, call / bare_call);
     /* the figures for tools/bench.py */
