@@ -50,6 +50,8 @@ struct daemon {
     bool stopping;
     ev_signal sig_term, sig_int, sig_hup, sig_usr1;
     ev_timer grace, sweep;
+    ev_timer commit; /* the next durable commit, store.commit_interval after the last */
+    double synced_at;
     ev_prepare prep;
     uint64_t commits_told, writes_told; /* the store's counts the metrics have */
     double boot;                        /* marks the requests this process sends (rl_settle) */
@@ -74,6 +76,8 @@ static int audit_stop_txn(struct store_txn *t, void *ctx)
 static void synced(void *ud, int rc, const char *why)
 {
     struct daemon *d = ud;
+    d->synced_at = ev_time();
+    ev_timer_stop(d->loop, &d->commit);
     uint64_t commits, writes;
     store_commit_stats(d->en.store, &commits, &writes);
     bool wrote = commits != d->commits_told; /* not an empty group, let go */
@@ -504,12 +508,31 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
     struct daemon *d = w->data;
     if (d->rules)
         rules_reap(d->rules);
-    /* a failed sync's hook may write again (held requests ending unsent):
-     * those go too before the loop waits, a few rounds at most */
-    for (int i = 0; i < 4 && store_pending(d->en.store); i++)
-        sync_now(d);
-    tlog_flush(); /* the turn's lines that told of no write */
+    if (store_pending(d->en.store)) {
+        /* a busy daemon's turns share a commit: the next is due one
+         * commit_interval after the last (what waits for it waits that
+         * long at most); a failed sync's hook may write again (held
+         * requests ending unsent), and those go after it too */
+        double wait = d->synced_at + d->cli->cfg.commit_interval - ev_time();
+        if (wait > 0 && !d->stopping) {
+            if (!ev_is_active(&d->commit)) {
+                ev_timer_set(&d->commit, wait, 0.);
+                ev_timer_start(d->loop, &d->commit);
+            }
+        } else {
+            sync_now(d);
+        }
+    }
+    if (!store_pending(d->en.store))
+        tlog_flush(); /* the turn's lines that told of no write */
     maybe_finish_stop(d);
+}
+
+static void on_commit(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    sync_now(w->data);
 }
 
 static void signals(struct daemon *d, bool start)
@@ -532,6 +555,7 @@ static void shutdown_all(struct daemon *d)
     ev_prepare_stop(d->loop, &d->prep);
     ev_timer_stop(d->loop, &d->grace);
     ev_timer_stop(d->loop, &d->sweep);
+    ev_timer_stop(d->loop, &d->commit);
     signals(d, false);
     intake_free(d->intake);
     d->intake = NULL;
@@ -584,6 +608,8 @@ static int run(struct cli *c, int argc, char **argv)
     d.sig_term.data = d.sig_int.data = d.sig_hup.data = d.sig_usr1.data = &d;
     signals(&d, true);
     ev_init(&d.grace, on_grace);
+    ev_init(&d.commit, on_commit);
+    d.commit.data = &d;
     ev_timer_init(&d.sweep, on_sweep, 0., c->cfg.oauth_sweep_interval);
     d.sweep.data = &d;
     ev_prepare_init(&d.prep, on_prepare);

@@ -115,6 +115,9 @@ static const struct key keys[] = {
      "starting LMDB map size (bytes, or \"64MiB\")"},
     {"store.map_max", K_SIZE, O(map_max), 1 * MB, 64 * 1024 * GB, NULL,
      "ceiling the map may grow to"},
+    {"store.commit_interval", K_SECONDS, O(commit_interval), 0, 1, NULL,
+     "the daemon's durable commits are at least this far apart: a busy daemon's writes "
+     "wait up to this long to share one (0: one per loop turn with writes)"},
     {"lua.instructions", K_INT, O(lua_instructions), 1000, 1e12, NULL,
      "Lua instructions one call into a rule may run"},
     {"lua.call_memory", K_SIZE, O(lua_call_memory), 64 * KB, 64 * GB, NULL,
@@ -386,6 +389,7 @@ void config_init(struct tikd_config *c)
     }
     c->map_initial = (size_t)(64 * MB);
     c->map_max = (size_t)(64 * GB);
+    c->commit_interval = 0.005;
     c->lua_instructions = 10000000;
     c->lua_call_memory = (size_t)(32 * MB);
     c->lua_state_memory = (size_t)(256 * MB);

@@ -62,6 +62,7 @@ struct tikd_config {
     long long server_max_connections, server_max_per_ip; /* the HTTP server's */
     double server_request_timeout, server_idle_timeout;
     size_t map_initial, map_max;
+    double commit_interval;      /* seconds between the daemon's durable commits, at least */
     long long lua_instructions;  /* per call into a rule */
     size_t lua_call_memory;      /* bytes a call may grow its state by */
     size_t lua_state_memory;     /* bytes one generation's state may hold */

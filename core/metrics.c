@@ -42,7 +42,7 @@ static const struct family {
     {"tikd_rules_generation", M_GAUGE, "the live rule generation"},
     {"tikd_store_writable", M_GAUGE, "1 while the database takes writes, 0 while it is full"},
     {"tikd_store_commits_total", M_COUNTER,
-     "durable LMDB commits of the daemon (each carries the writes of one loop turn)"},
+     "durable LMDB commits of the daemon (each carries the writes of one or more loop turns)"},
     {"tikd_store_writes_total", M_COUNTER, "state changes those commits carried"},
     {"tikd_alerts_total", M_COUNTER, "alerts raised, by kind"},
     {"tikd_alerts_quieted_total", M_COUNTER,
