@@ -493,26 +493,30 @@ int job_put(struct store_txn *t, struct job *j)
 {
     struct job old;
     int rc = job_get(t, j->id, &old);
-    if (rc != 0)
-        return rc;
-    if (has_due(&old)) {
+    return rc ? rc : job_put_over(t, &old, j);
+}
+
+int job_put_over(struct store_txn *t, const struct job *old, struct job *j)
+{
+    int rc;
+    if (has_due(old)) {
         unsigned char dk[16];
-        due_key(&old, dk);
+        due_key(old, dk);
         rc = store_del(t, STORE_DB_DUE, dk, 16);
         if (rc != 0)
             return rc;
     }
-    if (job_state_final(j->state) && !job_state_final(old.state) &&
+    if (job_state_final(j->state) && !job_state_final(old->state) &&
         (rc = mediaurl_del_job(t, j->id)) != 0)
         return rc; /* an ended job's images are served no more */
-    if (j->state == JOB_CANCELLED && old.state != JOB_CANCELLED && j->booked_slot > 0 &&
+    if (j->state == JOB_CANCELLED && old->state != JOB_CANCELLED && j->booked_slot > 0 &&
         (rc = slots_release(t, j->account, j->booked_slot)) != 0)
         return rc; /* a cancelled post gives its schedule slot back */
     j->updated_at = clock_now();
     rc = write_record(t, j);
     if (rc == 0)
-        rc = index_job(t, &old, j);
-    return rc ? rc : counts_move(t, &old, j);
+        rc = index_job(t, old, j);
+    return rc ? rc : counts_move(t, old, j);
 }
 
 struct each {

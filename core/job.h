@@ -133,6 +133,9 @@ int job_read(struct store *s, uint64_t id, struct job *j);
 /* Write j (a change of state or progress), moving its due entry; final
  * states have none. Sets updated_at. */
 int job_put(struct store_txn *t, struct job *j);
+/* The same, when the caller read the stored record already (old, in this
+ * transaction): a job record is not decoded twice per save. */
+int job_put_over(struct store_txn *t, const struct job *old, struct job *j);
 
 /* Every job in id order until fn returns non-zero. */
 int job_foreach(struct store_txn *t, int (*fn)(const struct job *j, void *ctx), void *ctx);

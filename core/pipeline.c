@@ -47,7 +47,7 @@ static int put_txn(struct store_txn *t, void *ctx)
         return rc;
     if (pc->also && (rc = pc->also(t, pc->also_ud)) != 0)
         return rc;
-    rc = job_put(t, pc->j);
+    rc = job_put_over(t, &cur, pc->j); /* `also` writes other records, never the job's */
     if (rc == 0 && pc->event)
         rc = audit_append(t, "tikd", pc->event, pc->detail);
     return rc;

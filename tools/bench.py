@@ -272,7 +272,7 @@ def profile_start(pid, var):
     """perf record of pid into the file $var names, if it names one"""
     if not os.environ.get(var):
         return None
-    return subprocess.Popen(["perf", "record", "-q", "--call-graph", "dwarf,16384", "-F", "1000",
+    return subprocess.Popen(["perf", "record", "-q", "--call-graph", "dwarf,16384", "-F", "4000",
                              "-p", str(pid), "-o", os.environ[var]], stderr=subprocess.DEVNULL)
 
 
