@@ -293,7 +293,8 @@ static void *gen_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 static int panic(lua_State *L)
 {
     TLOG(TLOG_ERROR, "lua.panic", LSTR("error", lua_tostring(L, -1)));
-    return 0; /* Lua aborts */
+    tlog_flush(); /* the process ends here: no commit will let held lines go */
+    return 0;     /* Lua aborts */
 }
 
 /* ---- meters for C work and output (lua_host.h) --------------------------- */

@@ -76,7 +76,7 @@ static int audit_stop_txn(struct store_txn *t, void *ctx)
 static void synced(void *ud, int rc, const char *why)
 {
     struct daemon *d = ud;
-    d->synced_at = ev_time();
+    d->synced_at = clock_mono();
     ev_timer_stop(d->loop, &d->commit);
     uint64_t commits, writes;
     store_commit_stats(d->en.store, &commits, &writes);
@@ -95,8 +95,8 @@ static void synced(void *ud, int rc, const char *why)
     } else if (wrote && d->pipeline) { /* writes are durable again */
         pipeline_store_synced(d->pipeline);
     }
-    http_gate_open(d->en.http, rc, why);
     tlog_flush(); /* what the lines tell of is durable (or its loss is told) */
+    http_gate_open(d->en.http, rc, why); /* what the requests it lets go log waits */
 }
 
 static int sync_now(void *ud)
@@ -511,16 +511,19 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
     if (store_pending(d->en.store)) {
         /* a busy daemon's turns share a commit: the next is due one
          * commit_interval after the last (what waits for it waits that
-         * long at most); a failed sync's hook may write again (held
-         * requests ending unsent), and those go after it too */
-        double wait = d->synced_at + d->cli->cfg.commit_interval - ev_time();
-        if (wait > 0 && !d->stopping) {
-            if (!ev_is_active(&d->commit)) {
-                ev_timer_set(&d->commit, wait, 0.);
-                ev_timer_start(d->loop, &d->commit);
-            }
-        } else {
-            sync_now(d);
+         * long at most; the monotonic clock, which no clock step moves) */
+        double gap = d->cli->cfg.commit_interval;
+        double wait = d->synced_at + gap - clock_mono();
+        if (wait <= 0 || d->stopping) {
+            /* a failed sync's hook may write again (held requests ending
+             * unsent): those go too, a few rounds at most, then after a gap */
+            for (int i = 0; i < 4 && store_pending(d->en.store); i++)
+                sync_now(d);
+            wait = gap;
+        }
+        if (store_pending(d->en.store) && !ev_is_active(&d->commit)) {
+            ev_timer_set(&d->commit, wait < gap ? wait : gap, 0.);
+            ev_timer_start(d->loop, &d->commit);
         }
     }
     if (!store_pending(d->en.store))
