@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -578,6 +579,8 @@ static void out(const char *p, size_t n)
     }
     for (size_t off = 0; off < n;) {
         ssize_t w = write(out_fd, p + off, n - off);
+        if (w < 0 && errno == EINTR)
+            continue; /* a signal, not a failure: a held batch is not dropped for it */
         if (w <= 0)
             break;
         off += (size_t)w;
