@@ -31,6 +31,10 @@
 /* bodies larger than UPLOAD_BIG are sent through an UPLOAD_BUFFER-sized buffer */
 #define UPLOAD_BIG    (1 << 20)
 #define UPLOAD_BUFFER (512L * 1024)
+/* a request that must not reach the server twice takes a kept connection
+ * only if it was used this recently (seconds; servers close idle ones
+ * after tens of seconds, TikTok's and the fake's alike) */
+#define NOT_SENT_MAX_IDLE 2L
 
 enum breaker_state { BR_CLOSED, BR_OPEN, BR_HALF_OPEN };
 
@@ -349,6 +353,13 @@ static size_t read_cb(char *buf, size_t size, size_t n, void *ud)
 static int seek_cb(void *ud, curl_off_t offset, int origin)
 {
     struct http_xfer *x = ud;
+    /* libcurl rewinds a body only to resend it: on a reused connection that
+     * died before any answer, it sends the request again on a new one. The
+     * server may have read the first copy whole; a request that must not
+     * reach it twice is refused the rewind, and ends as one that may have
+     * been sent (attempt_done: CURLE_SEND_FAIL_REWIND is not "not sent") */
+    if (x->retry == HTTP_RETRY_NOT_SENT && x->sent > 0)
+        return CURL_SEEKFUNC_FAIL;
     if (origin != SEEK_SET || offset < 0 || (size_t)offset > x->len)
         return CURL_SEEKFUNC_CANTSEEK;
     x->sent = (size_t)offset;
@@ -538,10 +549,18 @@ static void attempt_begin(struct http_xfer *x)
     }
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, x->hdrs);
     /* libcurl silently resends a request whose reused connection died
-     * without an answer; for a request that must not reach the server
-     * twice (an init, a token exchange) only a fresh connection is safe */
-    if (x->retry == HTTP_RETRY_NOT_SENT)
+     * without an answer. A request that must not reach the server twice (an
+     * init, a token exchange) may still take a kept connection: its body
+     * cannot be rewound for the resend (seek_cb), and it ends as one that
+     * may have been sent. So that this stays the rare case of a server
+     * dying mid-request, not a server's routine close of an idle
+     * connection, it takes only a connection used within the last
+     * NOT_SENT_MAX_IDLE seconds. Without a body there is nothing to refuse,
+     * so it goes on a fresh connection. */
+    if (x->retry == HTTP_RETRY_NOT_SENT && x->len == 0)
         curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
+    else if (x->retry == HTTP_RETRY_NOT_SENT)
+        curl_easy_setopt(c, CURLOPT_MAXAGE_CONN, NOT_SENT_MAX_IDLE);
     bool has_body = x->body || x->body_file;
     if (strcmp(x->method, "GET") == 0 && !has_body) {
         curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);

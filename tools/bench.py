@@ -348,6 +348,22 @@ def engine_figures():
            peer=peer["commit_cpu_us"], unit="us", goal="<= 200")
     figure("commit_wall_us", peer["commit_wall_us"],
            "one durable LMDB commit (two fdatasyncs) on this disk, wall time", unit="us")
+    # the floor under cpu_per_post: the same four exchanges through bare
+    # libcurl, one post after another, nothing parsed, stored or decided
+    floor = {}
+    for mode in ("fresh", "kept"):
+        cmd = [os.path.join(TOOLS, "httpfloor"), rbase, str(2 * total),
+               str(os.path.getsize(e.video))] + (["kept"] if mode == "kept" else [])
+        runs = [json.loads(subprocess.run(cmd, capture_output=True, text=True,
+                                          check=True).stdout) for _ in range(3)]
+        floor[mode] = min(r["cpu_us"] for r in runs)
+    figure("http_floor_us", floor["kept"],
+           "the same four exchanges a post makes (creator_info, init, chunk, status) to the same "
+           "responder through bare libcurl, kept connections, nothing parsed or stored: its CPU "
+           "per post, min of 3 runs of %d (the init on a fresh connection each time, as tikd "
+           "did before it reused them: %.0f us)" % (2 * total, floor["fresh"]), unit="us")
+    figure("cpu_per_post_ratio", results["cpu_per_post_us"] / floor["kept"],
+           "cpu_per_post_us / http_floor_us: what the engine adds over the HTTP it makes")
 
     # the real chunked upload of `tikd run` beside curl sending the same chunks
     big = os.path.join(e.dir, "big.mp4")

@@ -207,3 +207,27 @@ def test_response_bodies_are_capped(fake):
     (r,) = results
     assert r["action"] == "fail" and r["attempts"] == 1, r
     assert "larger than the 40-byte limit" in r["message"]
+
+
+def test_a_request_sent_once_is_never_resent_on_a_kept_connection(fake):
+    """An init takes a kept connection. When that connection dies after the
+    server has read the init whole and acted on it, libcurl would resend it
+    on a new connection unasked, and TikTok would see a second init; tikd
+    refuses the resend, and the init ends as one that may have been sent."""
+    token = fake.ctl.grant()["access_token"]
+    body = json.dumps({"post_info": {"privacy_level": "SELF_ONLY", "title": "t",
+                                     "brand_content_toggle": False,
+                                     "brand_organic_toggle": False},
+                       "source_info": {"source": "FILE_UPLOAD", "video_size": 1000,
+                                       "chunk_size": 1000, "total_chunk_count": 1}})
+    # the second init is handled, then its connection is reset before the answer
+    fake.ctl.add_fault(kind="reset", phase="response", path_prefix=VIDEO_INIT, skip=1, count=1)
+    results, _ = drive(fake.base_url + VIDEO_INIT, "--method", "POST", "--body", body,
+                       "--header", "Content-Type: application/json; charset=UTF-8",
+                       "--bearer", token, "--tiktok", "--not-sent-only", "--attempts", "3",
+                       "--count", "3", "--sequential")
+    first, lost, third = results
+    assert first["status"] == 200 and third["status"] == 200, results
+    assert lost["status"] == 0 and lost["attempts"] == 1, lost
+    assert len(arrivals(fake, VIDEO_INIT)) == 3
+    assert len(fake.ctl.publishes()) == 3
