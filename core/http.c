@@ -35,6 +35,9 @@
  * only if it was used this recently (seconds; servers close idle ones
  * after tens of seconds, TikTok's and the fake's alike) */
 #define NOT_SENT_MAX_IDLE 2L
+/* easy handles kept for reuse: an init and cleanup per request cost their
+ * allocations (libcurl's buffers) and its TLS session cache */
+#define EASY_SPARE 32
 
 enum breaker_state { BR_CLOSED, BR_OPEN, BR_HALF_OPEN };
 
@@ -104,6 +107,8 @@ struct http {
     void *gate_ud;
     struct http_xfer *held, **held_tail; /* in the order they were held */
     uint64_t gate_round;
+    CURL *spare[EASY_SPARE]; /* finished transfers' easy handles, reset, for the next */
+    int nspare;
 };
 
 struct sockw {
@@ -261,6 +266,8 @@ void http_free(struct http *h)
         ev_timer_stop(h->loop, &ho->wake);
         free(ho);
     }
+    while (h->nspare)
+        curl_easy_cleanup(h->spare[--h->nspare]);
     if (h->multi)
         curl_multi_cleanup(h->multi);
     ev_timer_stop(h->loop, &h->timer);
@@ -634,8 +641,12 @@ static void xfer_free(struct http_xfer *x)
     if (x->next)
         x->next->prev = x->prev;
     h->live--;
-    if (x->easy)
+    if (x->easy && h->nspare < EASY_SPARE) {
+        curl_easy_reset(x->easy);
+        h->spare[h->nspare++] = x->easy;
+    } else if (x->easy) {
         curl_easy_cleanup(x->easy);
+    }
     for (struct curl_slist *l = x->hdrs; l; l = l->next)
         OPENSSL_cleanse(l->data, strlen(l->data)); /* curl's copy of Authorization */
     curl_slist_free_all(x->hdrs);
@@ -858,7 +869,7 @@ int http_request(struct http *h, const struct http_req *req, http_done_fn done, 
         if (slash && (size_t)(slash - x->shown) + 12 < sizeof x->shown)
             snprintf(slash, sizeof x->shown - (size_t)(slash - x->shown), "/[redacted]");
     }
-    x->easy = curl_easy_init();
+    x->easy = h->nspare ? h->spare[--h->nspare] : curl_easy_init();
     x->host = host_get(h, req->url);
     if (!x->method || !x->url || !x->easy || !x->host) {
         rc = tikd_fail(e, TIKD_ENOMEM, "http: out of memory");
