@@ -257,8 +257,10 @@ class Engine:
         m0 = self.admin("/metrics")
         while daemon.poll() is None and self.published() < until:
             if time.monotonic() - t0 > 300:
-                sys.exit("bench: %d posts not published in 300 s (%s)"
-                         % (until, os.path.join(self.dir, "tikd.log")))
+                with open(os.path.join(self.dir, "tikd.log")) as f:
+                    tail = "".join(f.readlines()[-20:])
+                sys.exit("bench: %d posts not published in 300 s; the daemon's log ends:\n%s"
+                         % (until, tail))
             time.sleep(0.05)
         cpu1, t1 = cpu_of(daemon.pid), time.monotonic()
         profile_end(perf)
@@ -334,7 +336,8 @@ def engine_figures():
     rbase = resp.base
     e.configure(rbase, 1000)
     e.post(e.video, 2 * per)
-    cpu, wall, m0, m1 = e.run(3 * total, profile=True)
+    done = 3 * total  # posts published in this data dir so far
+    cpu, wall, m0, m1 = e.run(done, profile=True)
     total *= 2
     rcommits = metric(m1, "tikd_store_commits_total") - metric(m0, "tikd_store_commits_total")
     rl = subprocess.run([os.path.join(TOOLS, "rlbench")], capture_output=True, text=True,
@@ -382,7 +385,6 @@ def engine_figures():
             puts.append((float(line[4]), float(line[5])))
         return puts[-1][1] - puts[0][0], len(puts)
     ours, theirs = [], []
-    done = 2 * total
     for _ in range(3 if QUICK else 5):
         e.tikd("post", big, "--account", e.accounts[0], "--privacy", "SELF_ONLY", "--again")
         done += 1
