@@ -19,7 +19,7 @@ CC      ?= cc
 PYTHON  ?= /usr/bin/python3
 VERSION := 0.1.0
 
-PKGS    := lua5.4 libcurl lmdb libcrypto jansson libmicrohttpd
+PKGS    := lua5.4 libcurl lmdb libcrypto jansson libmicrohttpd hiredis
 OPT     ?= -O2
 SAN     ?=
 CFLAGS_ALL = -std=c11 -D_GNU_SOURCE -g $(OPT) $(SAN) -Wall -Wextra -Werror \

@@ -26,6 +26,11 @@ double clock_mono(void)
     return read_clock(CLOCK_MONOTONIC);
 }
 
+double clock_boot(void)
+{
+    return read_clock(CLOCK_BOOTTIME);
+}
+
 void clock_set_source(double (*fn)(void))
 {
     source = fn;

@@ -14,6 +14,10 @@ double clock_now(void);
 /* Monotonic seconds (never jumps), for measuring intervals. */
 double clock_mono(void);
 
+/* Monotonic seconds that also run while the machine sleeps: for deadlines
+ * another machine counts too (a cluster lease). */
+double clock_boot(void);
+
 /* Replace the wall clock with `fn` (NULL restores the real one). */
 void clock_set_source(double (*fn)(void));
 

@@ -1,0 +1,735 @@
+/* cluster.c - account leases with fencing tokens in Redis (see cluster.h).
+ *
+ * A round, every lease/3 seconds once connected:
+ *   1. HEARTBEAT: this node's registration is renewed in {P}:nodes (a
+ *      sorted set scored by Redis's clock), the expired ones are dropped,
+ *      and the live ones come back.
+ *   2. HOLD, in batches: for each known account, rendezvous hashing over
+ *      the live node names says whether it is at home here. At home: hold
+ *      (grant if free, renew if ours); elsewhere: release if ours. Each
+ *      answer is the account's fence, or 0 when this node does not hold it.
+ * A lease granted or renewed by a HOLD sent at t (CLOCK_BOOTTIME) may be
+ * acted on until t + lease - margin; an expiry timer takes back the ones
+ * whose renewal did not come in time.
+ *
+ * Keys (one hash slot, so a Redis Cluster serves them from one shard):
+ *   {P}:nodes          sorted set: "name/instance" -> expiry (ms, Redis time)
+ *   {P}:fences         hash: account -> last fence granted (never reset)
+ *   {P}:lease:ACCOUNT  hash: node, fence, since (ms); PEXPIRE lease */
+#include "cluster.h"
+
+#include <hiredis/adapters/libev.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "clock.h"
+#include "log.h"
+
+#define HOLD_BATCH  512
+#define BACKOFF_MIN 0.2
+#define BACKOFF_MAX 5.0
+
+/* KEYS[1] nodes; ARGV node id, lease ms. Returns {now, id, expiry, ...}. */
+static const char heartbeat_lua[] =
+    "if redis.replicate_commands then redis.replicate_commands() end\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])\n"
+    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)\n"
+    "local r = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')\n"
+    "table.insert(r, 1, tostring(now))\n"
+    "return r\n";
+
+/* KEYS[1] fences, KEYS[1+i] lease keys; ARGV node id, lease ms, then the n
+ * accounts, then n modes ('h' hold, 'r' release). Returns n fences (0: not
+ * held by this node). A grant is the only place a fence grows. */
+static const char hold_lua[] =
+    "if redis.replicate_commands then redis.replicate_commands() end\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local node, ttl, n = ARGV[1], tonumber(ARGV[2]), #KEYS - 1\n"
+    "local out = {}\n"
+    "for i = 1, n do\n"
+    "  local key, acct, mode = KEYS[i + 1], ARGV[2 + i], ARGV[2 + n + i]\n"
+    "  local owner = redis.call('HGET', key, 'node')\n"
+    "  local fence = 0\n"
+    "  if owner == node then\n"
+    "    if mode == 'r' then\n"
+    "      redis.call('DEL', key)\n"
+    "    else\n"
+    "      fence = tonumber(redis.call('HGET', key, 'fence'))\n"
+    "      redis.call('PEXPIRE', key, ttl)\n"
+    "    end\n"
+    "  elseif not owner and mode == 'h' then\n"
+    "    fence = redis.call('HINCRBY', KEYS[1], acct, 1)\n"
+    "    redis.call('HSET', key, 'node', node, 'fence', fence, 'since', now)\n"
+    "    redis.call('PEXPIRE', key, ttl)\n"
+    "  end\n"
+    "  out[i] = fence\n"
+    "end\n"
+    "return out\n";
+
+struct lease {
+    char *account;
+    uint64_t fence;     /* the last fence held (kept after the lease ends, for views) */
+    double valid_until; /* clock_boot() until which this node may act */
+    bool held;
+    bool home; /* at home here, by the last round's live nodes */
+    struct lease *next;
+};
+
+struct node {
+    char *id;
+    double expires; /* seconds after the round's Redis time */
+};
+
+struct cluster {
+    struct ev_loop *loop;
+    char *redis, *user, *password, *name, *self, *prefix;
+    double lease, margin;
+    cluster_change_fn fn;
+    void *ud;
+    redisAsyncContext *ac;
+    bool connected, closing;
+    double backoff;
+    ev_timer round_timer, retry_timer, expiry_timer;
+    unsigned pending; /* replies of the running round still to come */
+    double round_at;  /* clock_boot() when it started */
+    struct lease **buckets;
+    size_t nbuckets, nleases;
+    struct node *nodes;
+    size_t nnodes;
+};
+
+struct call {
+    struct cluster *c;
+    double sent;
+    size_t n;
+    struct lease **leases; /* HOLD: the batch, in ARGV order */
+};
+
+static void connect_now(struct cluster *c);
+static void arm_expiry(struct cluster *c);
+
+/* ---- the accounts --------------------------------------------------------- */
+
+static uint64_t hash64(const char *a, const char *b)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (const char *p = a; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    h = (h ^ 0xffu) * 1099511628211ull; /* a byte no name holds, between the two */
+    for (const char *p = b; p && *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    h ^= h >> 30; /* splitmix64's finalizer: FNV's low bits alone mix poorly */
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebull;
+    return h ^ (h >> 31);
+}
+
+const char *cluster_home(const char *const *names, size_t n, const char *account)
+{
+    const char *best = NULL;
+    uint64_t top = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t s = hash64(names[i], account);
+        if (!best || s > top || (s == top && strcmp(names[i], best) < 0)) {
+            best = names[i];
+            top = s;
+        }
+    }
+    return best;
+}
+
+static struct lease *find(const struct cluster *c, const char *account)
+{
+    if (!c->nbuckets)
+        return NULL;
+    for (struct lease *l = c->buckets[hash64(account, NULL) & (c->nbuckets - 1)]; l; l = l->next)
+        if (strcmp(l->account, account) == 0)
+            return l;
+    return NULL;
+}
+
+static int grow(struct cluster *c)
+{
+    size_t nb = c->nbuckets ? c->nbuckets * 2 : 64;
+    struct lease **b = calloc(nb, sizeof *b);
+    if (!b)
+        return TIKD_ENOMEM;
+    for (size_t i = 0; i < c->nbuckets; i++) {
+        for (struct lease *l = c->buckets[i], *next; l; l = next) {
+            next = l->next;
+            size_t k = hash64(l->account, NULL) & (nb - 1);
+            l->next = b[k];
+            b[k] = l;
+        }
+    }
+    free(c->buckets);
+    c->buckets = b;
+    c->nbuckets = nb;
+    return 0;
+}
+
+int cluster_want(struct cluster *c, const char *account)
+{
+    if (find(c, account))
+        return 0;
+    if (c->nleases >= c->nbuckets && grow(c) != 0)
+        return TIKD_ENOMEM;
+    struct lease *l = calloc(1, sizeof *l);
+    if (!l || !(l->account = strdup(account))) {
+        free(l);
+        return TIKD_ENOMEM;
+    }
+    size_t k = hash64(account, NULL) & (c->nbuckets - 1);
+    l->next = c->buckets[k];
+    c->buckets[k] = l;
+    c->nleases++;
+    return 0;
+}
+
+uint64_t cluster_fence(struct cluster *c, const char *account)
+{
+    struct lease *l = find(c, account);
+    if (!l || !l->held)
+        return 0;
+    if (clock_boot() >= l->valid_until)
+        return 0; /* the expiry timer has not run yet: the clock decides */
+    return l->fence;
+}
+
+/* ---- leases changing -------------------------------------------------------- */
+
+static void lose(struct cluster *c, struct lease *l, const char *why)
+{
+    if (!l->held)
+        return;
+    l->held = false;
+    l->valid_until = 0;
+    TLOG(TLOG_INFO, "cluster.lease_lost", LSTR("account", l->account), LINT("fence", l->fence),
+         LSTR("reason", why));
+    c->fn(c->ud, l->account, l->fence, false);
+}
+
+static void on_expiry(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct cluster *c = w->data;
+    double now = clock_boot();
+    for (size_t i = 0; i < c->nbuckets; i++)
+        for (struct lease *l = c->buckets[i]; l; l = l->next)
+            if (l->held && now >= l->valid_until)
+                lose(c, l, "not renewed in time");
+    arm_expiry(c);
+}
+
+static void arm_expiry(struct cluster *c)
+{
+    double first = 0;
+    for (size_t i = 0; i < c->nbuckets; i++)
+        for (struct lease *l = c->buckets[i]; l; l = l->next)
+            if (l->held && (!first || l->valid_until < first))
+                first = l->valid_until;
+    ev_timer_stop(c->loop, &c->expiry_timer);
+    if (first) {
+        double in = first - clock_boot();
+        ev_timer_set(&c->expiry_timer, in > 0 ? in : 0, 0);
+        ev_timer_start(c->loop, &c->expiry_timer);
+    }
+}
+
+/* ---- Redis ------------------------------------------------------------------ */
+
+static bool reply_error(struct cluster *c, const redisReply *r, const char *what)
+{
+    if (!r) { /* the connection went away: the disconnect callback says why */
+        return true;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        TLOG(TLOG_ERROR, "cluster.error", LSTR("call", what), LSTR("redis", r->str));
+        return true;
+    }
+    return false;
+}
+
+static void round_end(struct cluster *c)
+{
+    if (c->pending == 0)
+        arm_expiry(c);
+}
+
+static void on_hold(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    struct call *k = privdata;
+    struct cluster *c = k->c;
+    redisReply *r = reply;
+    if (!c->closing) {
+        if (c->pending)
+            c->pending--;
+        if (!reply_error(c, r, "hold") && (r->type != REDIS_REPLY_ARRAY || r->elements != k->n)) {
+            TLOG(TLOG_ERROR, "cluster.error", LSTR("call", "hold"),
+                 LSTR("redis", "an answer of the wrong shape"));
+        } else if (r && r->type == REDIS_REPLY_ARRAY) {
+            double until = k->sent + c->lease - c->margin;
+            for (size_t i = 0; i < k->n; i++) {
+                struct lease *l = k->leases[i];
+                const redisReply *e = r->element[i];
+                uint64_t fence =
+                    e->type == REDIS_REPLY_INTEGER && e->integer > 0 ? (uint64_t)e->integer : 0;
+                if (!fence) {
+                    lose(c, l, l->home ? "held by another node" : "at home on another node");
+                    continue;
+                }
+                bool news = !l->held || fence != l->fence;
+                if (l->held && fence != l->fence) /* never the case while ours: say so */
+                    lose(c, l, "granted again under a new fence");
+                l->fence = fence;
+                l->valid_until = until;
+                l->held = true;
+                if (news) {
+                    TLOG(TLOG_INFO, "cluster.lease_held", LSTR("account", l->account),
+                         LINT("fence", fence));
+                    c->fn(c->ud, l->account, fence, true);
+                }
+            }
+        }
+        round_end(c);
+    }
+    free(k->leases);
+    free(k);
+}
+
+static int send_hold(struct cluster *c, struct lease **batch, size_t n, const bool *release)
+{
+    size_t argc = 3 + 2 * n + 2 + 1 + n; /* EVAL script numkeys | keys | node ttl | accts modes */
+    const char **argv = calloc(argc, sizeof *argv);
+    size_t *lens = calloc(argc, sizeof *lens);
+    char **keys = calloc(n + 1, sizeof *keys);
+    struct call *k = calloc(1, sizeof *k);
+    char nkeys[24], ttl[32];
+    int rc = TIKD_ENOMEM;
+    if (!argv || !lens || !keys || !k)
+        goto out;
+    size_t a = 0;
+    argv[a++] = "EVAL";
+    argv[a++] = hold_lua;
+    snprintf(nkeys, sizeof nkeys, "%zu", n + 1);
+    argv[a++] = nkeys;
+    if (asprintf(&keys[0], "{%s}:fences", c->prefix) < 0) {
+        keys[0] = NULL;
+        goto out;
+    }
+    argv[a++] = keys[0];
+    for (size_t i = 0; i < n; i++) {
+        if (asprintf(&keys[i + 1], "{%s}:lease:%s", c->prefix, batch[i]->account) < 0) {
+            keys[i + 1] = NULL;
+            goto out;
+        }
+        argv[a++] = keys[i + 1];
+    }
+    argv[a++] = c->self;
+    snprintf(ttl, sizeof ttl, "%lld", (long long)(c->lease * 1000));
+    argv[a++] = ttl;
+    for (size_t i = 0; i < n; i++)
+        argv[a++] = batch[i]->account;
+    for (size_t i = 0; i < n; i++)
+        argv[a++] = release[i] ? "r" : "h";
+    for (size_t i = 0; i < a; i++)
+        lens[i] = strlen(argv[i]);
+    k->c = c;
+    k->n = n;
+    k->sent = clock_boot(); /* before it leaves: the lease is counted from no later */
+    k->leases = malloc(n * sizeof *k->leases);
+    if (!k->leases)
+        goto out;
+    memcpy(k->leases, batch, n * sizeof *batch);
+    if (redisAsyncCommandArgv(c->ac, on_hold, k, (int)a, argv, lens) != REDIS_OK) {
+        free(k->leases);
+        rc = TIKD_EIO;
+        goto out;
+    }
+    k = NULL;
+    c->pending++;
+    rc = 0;
+out:
+    for (size_t i = 0; keys && i <= n; i++)
+        free(keys[i]);
+    free(keys);
+    free(argv);
+    free(lens);
+    free(k);
+    return rc;
+}
+
+static void on_heartbeat(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    struct call *k = privdata;
+    struct cluster *c = k->c;
+    redisReply *r = reply;
+    free(k);
+    if (c->closing)
+        return;
+    if (c->pending)
+        c->pending--;
+    if (reply_error(c, r, "heartbeat") || r->type != REDIS_REPLY_ARRAY || r->elements % 2 != 1) {
+        round_end(c);
+        return;
+    }
+    /* the live nodes, and their distinct names (ours among them) */
+    long long now = atoll(r->element[0]->str ? r->element[0]->str : "0");
+    size_t nn = (r->elements - 1) / 2;
+    struct node *nodes = calloc(nn ? nn : 1, sizeof *nodes);
+    char **names = calloc(nn + 1, sizeof *names);
+    size_t nnames = 0;
+    if (!nodes || !names || !(names[nnames++] = strdup(c->name)))
+        goto out;
+    for (size_t i = 0; i < nn; i++) {
+        const redisReply *id = r->element[1 + 2 * i], *exp = r->element[2 + 2 * i];
+        if (!id->str || !exp->str || !(nodes[i].id = strdup(id->str)))
+            goto out;
+        nodes[i].expires = ((double)atoll(exp->str) - (double)now) / 1000;
+        size_t len = strcspn(id->str, "/");
+        bool seen = false;
+        for (size_t j = 0; j < nnames && !seen; j++)
+            seen = strlen(names[j]) == len && strncmp(names[j], id->str, len) == 0;
+        if (!seen && !(names[nnames++] = strndup(id->str, len)))
+            goto out;
+    }
+    struct lease **batch = malloc(HOLD_BATCH * sizeof *batch);
+    bool *release = malloc(HOLD_BATCH * sizeof *release);
+    size_t nb = 0;
+    for (size_t i = 0; batch && release && i < c->nbuckets; i++) {
+        for (struct lease *l = c->buckets[i]; l; l = l->next) {
+            l->home =
+                strcmp(cluster_home((const char *const *)names, nnames, l->account), c->name) == 0;
+            if (!l->home && !l->held)
+                continue;
+            if (!l->home) /* stop acting before the release can let another node start */
+                lose(c, l, "at home on another node");
+            batch[nb] = l;
+            release[nb++] = !l->home;
+            if (nb == HOLD_BATCH) {
+                if (send_hold(c, batch, nb, release) != 0)
+                    TLOG(TLOG_ERROR, "cluster.error", LSTR("call", "hold"),
+                         LSTR("redis", "could not send"));
+                nb = 0;
+            }
+        }
+    }
+    if (nb && send_hold(c, batch, nb, release) != 0)
+        TLOG(TLOG_ERROR, "cluster.error", LSTR("call", "hold"), LSTR("redis", "could not send"));
+    free(batch);
+    free(release);
+    for (size_t i = 0; i < c->nnodes; i++)
+        free(c->nodes[i].id);
+    free(c->nodes);
+    c->nodes = nodes;
+    c->nnodes = nn;
+    nodes = NULL;
+out:
+    for (size_t i = 0; names && i < nnames; i++)
+        free(names[i]);
+    free(names);
+    for (size_t i = 0; nodes && i < nn; i++)
+        free(nodes[i].id);
+    free(nodes);
+    round_end(c);
+}
+
+static void start_round(struct cluster *c)
+{
+    if (c->connected && c->pending && clock_boot() - c->round_at >= c->lease / 3) {
+        /* no answer for a whole period: a connection that hangs (a partition
+         * drops nothing, it only stops) is closed and opened again; the
+         * callbacks waiting run with no reply, on_disconnect retries */
+        TLOG(TLOG_WARN, "cluster.timeout", LSTR("redis", c->redis),
+             LDBL("waited_s", clock_boot() - c->round_at));
+        redisAsyncContext *ac = c->ac;
+        redisAsyncFree(ac);
+        if (c->ac == ac) { /* hiredis told no one: as on_disconnect would */
+            c->ac = NULL;
+            c->connected = false;
+            c->pending = 0;
+            ev_timer_set(&c->retry_timer, c->backoff, 0);
+            ev_timer_start(c->loop, &c->retry_timer);
+        }
+        return;
+    }
+    if (!c->connected || c->pending)
+        return; /* a round at a time; the next tick comes */
+    c->round_at = clock_boot();
+    char key[160], ttl[32];
+    snprintf(key, sizeof key, "{%s}:nodes", c->prefix);
+    snprintf(ttl, sizeof ttl, "%lld", (long long)(c->lease * 1000));
+    const char *argv[] = {"EVAL", heartbeat_lua, "1", key, c->self, ttl};
+    size_t lens[6];
+    for (size_t i = 0; i < 6; i++)
+        lens[i] = strlen(argv[i]);
+    struct call *k = calloc(1, sizeof *k);
+    if (!k)
+        return;
+    k->c = c;
+    if (redisAsyncCommandArgv(c->ac, on_heartbeat, k, 6, argv, lens) != REDIS_OK) {
+        free(k);
+        return;
+    }
+    c->pending++;
+}
+
+static void on_round(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    start_round(w->data);
+}
+
+static void on_auth(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    struct cluster *c = privdata;
+    if (!c->closing && reply_error(c, reply, "auth") && reply)
+        TLOG(TLOG_ERROR, "cluster.auth_failed", LSTR("redis", c->redis));
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    struct cluster *c = ac->data;
+    if (status != REDIS_OK) { /* hiredis frees the context after this */
+        TLOG(TLOG_WARN, "cluster.connect_failed", LSTR("redis", c->redis),
+             LSTR("error", ac->errstr));
+        c->ac = NULL;
+        if (!c->closing) {
+            ev_timer_set(&c->retry_timer, c->backoff, 0);
+            ev_timer_start(c->loop, &c->retry_timer);
+            c->backoff = c->backoff * 2 < BACKOFF_MAX ? c->backoff * 2 : BACKOFF_MAX;
+        }
+        return;
+    }
+    c->connected = true;
+    c->backoff = BACKOFF_MIN;
+    TLOG(TLOG_INFO, "cluster.connected", LSTR("redis", c->redis), LSTR("node", c->self));
+    start_round(c);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    struct cluster *c = ac->data;
+    (void)status;
+    c->ac = NULL;
+    c->connected = false;
+    c->pending = 0; /* their callbacks ran with no reply */
+    if (c->closing)
+        return;
+    TLOG(TLOG_WARN, "cluster.disconnected", LSTR("redis", c->redis), LSTR("error", ac->errstr));
+    ev_timer_set(&c->retry_timer, c->backoff, 0);
+    ev_timer_start(c->loop, &c->retry_timer);
+}
+
+static void on_retry(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    connect_now(w->data);
+}
+
+static void connect_now(struct cluster *c)
+{
+    redisAsyncContext *ac;
+    if (strncmp(c->redis, "unix:", 5) == 0) {
+        ac = redisAsyncConnectUnix(c->redis + 5);
+    } else {
+        char host[256];
+        const char *colon = strrchr(c->redis, ':');
+        size_t hl = (size_t)(colon - c->redis);
+        memcpy(host, c->redis, hl);
+        host[hl] = '\0';
+        ac = redisAsyncConnect(host, atoi(colon + 1));
+    }
+    if (!ac || ac->err) {
+        TLOG(TLOG_WARN, "cluster.connect_failed", LSTR("redis", c->redis),
+             LSTR("error", ac ? ac->errstr : "out of memory"));
+        if (ac)
+            redisAsyncFree(ac);
+        ev_timer_set(&c->retry_timer, c->backoff, 0);
+        ev_timer_start(c->loop, &c->retry_timer);
+        c->backoff = c->backoff * 2 < BACKOFF_MAX ? c->backoff * 2 : BACKOFF_MAX;
+        return;
+    }
+    ac->data = c;
+    c->ac = ac;
+    redisLibevAttach(c->loop, ac);
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    if (c->password) { /* queued ahead of every other command */
+        const char *argv[3] = {"AUTH", c->user ? c->user : c->password, c->password};
+        int argc = c->user ? 3 : 2;
+        size_t lens[3] = {strlen(argv[0]), strlen(argv[1]), strlen(argv[2])};
+        redisAsyncCommandArgv(ac, on_auth, c, argc, argv, lens);
+    }
+}
+
+/* ---- life ------------------------------------------------------------------- */
+
+static bool name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64)
+        return false;
+    return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
+}
+
+struct cluster *cluster_new(struct ev_loop *loop, const struct cluster_opts *o,
+                            cluster_change_fn fn, void *ud, struct tikd_err *e)
+{
+    const char *prefix = o->prefix ? o->prefix : "tikd";
+    if (!o->node || !name_ok(o->node)) {
+        tikd_fail(e, TIKD_EINVAL,
+                  "cluster: node name '%s' is not allowed: 1-64 of A-Z a-z 0-9 . _ -",
+                  o->node ? o->node : "");
+        return NULL;
+    }
+    if (!name_ok(prefix)) {
+        tikd_fail(e, TIKD_EINVAL,
+                  "cluster: key prefix '%s' is not allowed: 1-64 of A-Z a-z 0-9 . _ -", prefix);
+        return NULL;
+    }
+    const char *colon = o->redis ? strrchr(o->redis, ':') : NULL;
+    bool unix_path = o->redis && strncmp(o->redis, "unix:", 5) == 0 && o->redis[5] == '/';
+    if (!o->redis ||
+        (!unix_path && (!colon || colon == o->redis || (size_t)(colon - o->redis) >= 256 ||
+                        atoi(colon + 1) <= 0 || atoi(colon + 1) > 65535 ||
+                        strspn(colon + 1, "0123456789") != strlen(colon + 1)))) {
+        tikd_fail(e, TIKD_EINVAL,
+                  "cluster: redis address '%s' is not allowed: \"host:port\" or \"unix:/path\"",
+                  o->redis ? o->redis : "");
+        return NULL;
+    }
+    if (!(o->lease >= 1 && o->lease <= 3600)) {
+        tikd_fail(e, TIKD_EINVAL, "cluster: a lease of %g s is not allowed: 1 to 3600 s", o->lease);
+        return NULL;
+    }
+    if (!(o->margin > 0 && o->margin < o->lease / 3)) {
+        tikd_fail(e, TIKD_EINVAL,
+                  "cluster: a margin of %g s is not allowed: more than 0 and less than a third "
+                  "of the lease (%g s), which is how often leases are renewed",
+                  o->margin, o->lease);
+        return NULL;
+    }
+    struct cluster *c = calloc(1, sizeof *c);
+    unsigned char nonce[4];
+    if (!c || RAND_bytes(nonce, sizeof nonce) != 1) {
+        free(c);
+        tikd_fail(e, TIKD_ENOMEM, "cluster: out of memory");
+        return NULL;
+    }
+    c->loop = loop;
+    c->fn = fn;
+    c->ud = ud;
+    c->lease = o->lease;
+    c->margin = o->margin;
+    c->backoff = BACKOFF_MIN;
+    c->redis = strdup(o->redis);
+    c->name = strdup(o->node);
+    c->prefix = strdup(prefix);
+    c->user = o->user ? strdup(o->user) : NULL;
+    c->password = o->password ? strdup(o->password) : NULL;
+    /* an instance of the name: a restarted node is a new holder, and waits
+     * out its earlier life's leases rather than acting under them */
+    if (asprintf(&c->self, "%s/%02x%02x%02x%02x", o->node, nonce[0], nonce[1], nonce[2], nonce[3]) <
+        0)
+        c->self = NULL;
+    if (!c->redis || !c->name || !c->prefix || !c->self || (o->user && !c->user) ||
+        (o->password && !c->password)) {
+        cluster_free(c);
+        tikd_fail(e, TIKD_ENOMEM, "cluster: out of memory");
+        return NULL;
+    }
+    ev_timer_init(&c->round_timer, on_round, c->lease / 3, c->lease / 3);
+    c->round_timer.data = c;
+    ev_timer_start(loop, &c->round_timer);
+    ev_init(&c->retry_timer, on_retry);
+    c->retry_timer.data = c;
+    ev_init(&c->expiry_timer, on_expiry);
+    c->expiry_timer.data = c;
+    connect_now(c);
+    return c;
+}
+
+void cluster_free(struct cluster *c)
+{
+    if (!c)
+        return;
+    c->closing = true;
+    if (c->ac)
+        redisAsyncFree(c->ac); /* runs the callbacks still waiting, with no reply */
+    ev_timer_stop(c->loop, &c->round_timer);
+    ev_timer_stop(c->loop, &c->retry_timer);
+    ev_timer_stop(c->loop, &c->expiry_timer);
+    for (size_t i = 0; i < c->nbuckets; i++) {
+        for (struct lease *l = c->buckets[i], *next; l; l = next) {
+            next = l->next;
+            free(l->account);
+            free(l);
+        }
+    }
+    free(c->buckets);
+    for (size_t i = 0; i < c->nnodes; i++)
+        free(c->nodes[i].id);
+    free(c->nodes);
+    if (c->password) {
+        memset(c->password, 0, strlen(c->password));
+        free(c->password);
+    }
+    free(c->redis);
+    free(c->user);
+    free(c->name);
+    free(c->self);
+    free(c->prefix);
+    free(c);
+}
+
+/* ---- views ------------------------------------------------------------------ */
+
+size_t cluster_nodes(const struct cluster *c, struct cluster_node_view *out, size_t n)
+{
+    for (size_t i = 0; i < c->nnodes && i < n; i++)
+        out[i] = (struct cluster_node_view){.id = c->nodes[i].id, .expires = c->nodes[i].expires};
+    return c->nnodes;
+}
+
+size_t cluster_leases(struct cluster *c, struct cluster_lease_view *out, size_t n)
+{
+    size_t k = 0;
+    double now = clock_boot();
+    for (size_t i = 0; i < c->nbuckets; i++) {
+        for (struct lease *l = c->buckets[i]; l; l = l->next, k++) {
+            if (k >= n)
+                continue;
+            bool held = l->held && now < l->valid_until;
+            out[k] = (struct cluster_lease_view){.account = l->account,
+                                                 .fence = l->fence,
+                                                 .held = held,
+                                                 .valid_for = held ? l->valid_until - now : 0};
+        }
+    }
+    return k;
+}
+
+const char *cluster_self(const struct cluster *c)
+{
+    return c->self;
+}
+
+bool cluster_connected(const struct cluster *c)
+{
+    return c->connected;
+}
