@@ -5,9 +5,11 @@
  * to watch (sock_cb) and when to wake it (timer_cb, one ev_timer); libev
  * calls back and we hand the event to curl_multi_socket_action, then collect
  * finished transfers with curl_multi_info_read. A socket watcher may be freed
- * inside curl_multi_socket_action, so nothing touches it afterwards. Each
- * attempt gets a fresh easy handle; connections are reused through the
- * multi handle's cache. */
+ * inside curl_multi_socket_action, so nothing touches it afterwards. Easy
+ * handles of finished transfers are reset and kept for the next ones (not
+ * those of requests that must not reach the server twice: libcurl keeps
+ * resend state in a handle that a reset does not clear); connections are
+ * reused through the multi handle's cache. */
 #include "http.h"
 #include "fileio.h"
 #include "clock.h"
@@ -583,7 +585,7 @@ static void attempt_begin(struct http_xfer *x)
     /* libcurl hands the socket 64 KiB per send by default: a video chunk
      * (5-64 MiB) goes out in 512 KiB sends, a tenth of the syscalls and of
      * the read callbacks (docs/performance.md: 0.91x curl -> 1.4x). The
-     * buffer lives as long as this one transfer's easy handle. */
+     * buffer lives as long as the easy handle (a kept one keeps it). */
     if (x->len > UPLOAD_BIG)
         curl_easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE, UPLOAD_BUFFER);
     curl_easy_setopt(c, CURLOPT_READFUNCTION, read_cb);
@@ -641,7 +643,7 @@ static void xfer_free(struct http_xfer *x)
     if (x->next)
         x->next->prev = x->prev;
     h->live--;
-    if (x->easy && h->nspare < EASY_SPARE) {
+    if (x->easy && h->nspare < EASY_SPARE && x->retry != HTTP_RETRY_NOT_SENT) {
         curl_easy_reset(x->easy);
         h->spare[h->nspare++] = x->easy;
     } else if (x->easy) {
@@ -721,6 +723,22 @@ static void attempt_done(struct http_xfer *x, CURLcode cc)
     struct http *h = x->h;
     if (cc == CURLE_WRITE_ERROR && x->head_full)
         cc = CURLE_OK; /* stopped on purpose, with the head in hand */
+    /* a request that must not reach the server twice, whose body was read:
+     * libcurl tried to resend it (a kept connection died unanswered) and
+     * was refused the rewind, or its new connection for the resend failed
+     * first. Either way the first copy may have reached the server. It ends
+     * as a connection lost after sending: retried by no one here, and to
+     * the caller a request that may have been acted on. */
+    bool resend_refused = cc == CURLE_SEND_FAIL_REWIND ||
+                          ((cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
+                            cc == CURLE_COULDNT_RESOLVE_PROXY) &&
+                           x->sent > 0);
+    if (x->retry == HTTP_RETRY_NOT_SENT && resend_refused) {
+        cc = CURLE_RECV_ERROR;
+        snprintf(x->errbuf, sizeof x->errbuf,
+                 "the connection was lost after the request was sent; it may have reached the "
+                 "server, so it was not sent again");
+    }
     long status = 0;
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
     double retry_after = -1;
@@ -869,7 +887,8 @@ int http_request(struct http *h, const struct http_req *req, http_done_fn done, 
         if (slash && (size_t)(slash - x->shown) + 12 < sizeof x->shown)
             snprintf(slash, sizeof x->shown - (size_t)(slash - x->shown), "/[redacted]");
     }
-    x->easy = h->nspare ? h->spare[--h->nspare] : curl_easy_init();
+    x->easy =
+        h->nspare && req->retry != HTTP_RETRY_NOT_SENT ? h->spare[--h->nspare] : curl_easy_init();
     x->host = host_get(h, req->url);
     if (!x->method || !x->url || !x->easy || !x->host) {
         rc = tikd_fail(e, TIKD_ENOMEM, "http: out of memory");

@@ -228,6 +228,51 @@ def test_a_request_sent_once_is_never_resent_on_a_kept_connection(fake):
                        "--count", "3", "--sequential")
     first, lost, third = results
     assert first["status"] == 200 and third["status"] == 200, results
+    # (a fresh connection's reset says curl's own words: this one was kept)
     assert lost["status"] == 0 and lost["attempts"] == 1, lost
+    assert "it may have reached the server, so it was not sent again" in lost["message"], lost
+    assert lost["action"] == "retry" and lost["code"] == "curl_56", lost
     assert len(arrivals(fake, VIDEO_INIT)) == 3
     assert len(fake.ctl.publishes()) == 3
+
+
+def test_a_request_whose_resend_cannot_connect_is_not_sent_again():
+    """The server reads the second request whole, then goes away: its
+    connection and its listening socket close. libcurl's resend then fails
+    to connect, which alone would read as "never sent"; it was sent."""
+    import socket
+    import threading
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(4)
+    seen = []
+
+    def serve():
+        c, _ = ls.accept()
+        buf = b""
+        while len(seen) < 2:
+            while b"\r\n\r\n" not in buf:
+                buf += c.recv(65536)
+            head, _, rest = buf.partition(b"\r\n\r\n")
+            n = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+            while len(rest) < n:
+                rest += c.recv(65536)
+            seen.append(rest[:n])
+            buf = rest[n:]
+            if len(seen) == 1:
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        ls.close()
+        c.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    url = "http://127.0.0.1:%d/v2/post/publish/video/init/" % ls.getsockname()[1]
+    results, _ = drive(url, "--method", "POST", "--body", '{"init": 1}', "--not-sent-only",
+                       "--attempts", "3", "--backoff", "0.05:0.1", "--count", "2",
+                       "--sequential")
+    t.join(5)
+    first, lost = results
+    assert first["status"] == 200, first
+    assert lost["status"] == 0 and lost["attempts"] == 1, lost
+    assert "not sent again" in lost["message"], lost
+    assert len(seen) == 2

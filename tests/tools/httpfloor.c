@@ -1,11 +1,10 @@
 /* httpfloor.c - `make bench`: the HTTP floor under cpu_per_post. It makes the
- * four exchanges of a direct post against tests/tools/responder, as tikd
- * makes them, through libcurl and nothing else: creator_info and the status
- * fetch on a kept connection, the video init on a fresh one (tikd's rule for
- * a request that must not reach TikTok twice, core/http.c), the one chunk PUT
- * to the upload URL the init answered. No JSON is parsed, nothing is stored,
- * no rule runs: what is left is libcurl's and the kernel's share of a post,
- * the part no engine on this loopback can go below.
+ * four exchanges of a direct post against tests/tools/responder, on the
+ * connections tikd uses, through libcurl's easy interface and nothing else: creator_info and the
+ * status fetch on a kept connection, the video init on a fresh one (tikd's rule for a request that
+ * must not reach TikTok twice, core/http.c), the one chunk PUT to the upload URL the init answered.
+ * No JSON is parsed, nothing is stored, no rule runs: what is left is libcurl's and the kernel's
+ * share of a post, the part no engine on this loopback can go below.
  *
  *   httpfloor BASE_URL POSTS BODY_BYTES [kept]
  * kept: the init too on the kept connection (what the fresh one costs)
