@@ -21,6 +21,7 @@
 #include <hiredis/adapters/libev.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <arpa/inet.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,8 +46,10 @@ static const char heartbeat_lua[] =
     "return r\n";
 
 /* KEYS[1] fences, KEYS[1+i] lease keys; ARGV node id, lease ms, then the n
- * accounts, then n modes ('h' hold, 'r' release). Returns n fences (0: not
- * held by this node). A grant is the only place a fence grows. */
+ * accounts, then n modes ('h' hold, or the fence to give back: a release
+ * sent before a reconnect that arrives after a new grant to this node must
+ * not delete the new lease). Returns n fences (0: not held by this node). A
+ * grant is the only place a fence grows. */
 static const char hold_lua[] =
     "if redis.replicate_commands then redis.replicate_commands() end\n"
     "local t = redis.call('TIME')\n"
@@ -58,8 +61,8 @@ static const char hold_lua[] =
     "  local owner = redis.call('HGET', key, 'node')\n"
     "  local fence = 0\n"
     "  if owner == node then\n"
-    "    if mode == 'r' then\n"
-    "      redis.call('DEL', key)\n"
+    "    if mode ~= 'h' then\n"
+    "      if redis.call('HGET', key, 'fence') == mode then redis.call('DEL', key) end\n"
     "    else\n"
     "      fence = tonumber(redis.call('HGET', key, 'fence'))\n"
     "      redis.call('PEXPIRE', key, ttl)\n"
@@ -96,7 +99,7 @@ struct cluster {
     redisAsyncContext *ac;
     bool connected, closing;
     double backoff;
-    ev_timer round_timer, retry_timer, expiry_timer;
+    ev_timer round_timer, retry_timer, expiry_timer, connect_timer;
     unsigned pending; /* replies of the running round still to come */
     double round_at;  /* clock_boot() when it started */
     struct lease **buckets;
@@ -288,6 +291,11 @@ static void on_hold(redisAsyncContext *ac, void *reply, void *privdata)
                     lose(c, l, l->home ? "held by another node" : "at home on another node");
                     continue;
                 }
+                if (until <= clock_boot()) { /* came too late to act on (a pause) */
+                    lose(c, l, "not renewed in time");
+                    l->fence = fence;
+                    continue;
+                }
                 bool news = !l->held || fence != l->fence;
                 if (l->held && fence != l->fence) /* never the case while ours: say so */
                     lose(c, l, "granted again under a new fence");
@@ -314,9 +322,10 @@ static int send_hold(struct cluster *c, struct lease **batch, size_t n, const bo
     size_t *lens = calloc(argc, sizeof *lens);
     char **keys = calloc(n + 1, sizeof *keys);
     struct call *k = calloc(1, sizeof *k);
+    char(*given)[24] = calloc(n, sizeof *given); /* the fences given back */
     char nkeys[24], ttl[32];
     int rc = TIKD_ENOMEM;
-    if (!argv || !lens || !keys || !k)
+    if (!argv || !lens || !keys || !k || !given)
         goto out;
     size_t a = 0;
     argv[a++] = "EVAL";
@@ -340,8 +349,10 @@ static int send_hold(struct cluster *c, struct lease **batch, size_t n, const bo
     argv[a++] = ttl;
     for (size_t i = 0; i < n; i++)
         argv[a++] = batch[i]->account;
-    for (size_t i = 0; i < n; i++)
-        argv[a++] = release[i] ? "r" : "h";
+    for (size_t i = 0; i < n; i++) {
+        snprintf(given[i], sizeof given[i], "%llu", (unsigned long long)batch[i]->fence);
+        argv[a++] = release[i] ? given[i] : "h";
+    }
     for (size_t i = 0; i < a; i++)
         lens[i] = strlen(argv[i]);
     k->c = c;
@@ -365,6 +376,7 @@ out:
     free(keys);
     free(argv);
     free(lens);
+    free(given);
     free(k);
     return rc;
 }
@@ -384,6 +396,7 @@ static void on_heartbeat(redisAsyncContext *ac, void *reply, void *privdata)
         round_end(c);
         return;
     }
+    c->backoff = BACKOFF_MIN; /* a server that answers (not one that accepts, then closes) */
     /* the live nodes, and their distinct names (ours among them) */
     long long now = atoll(r->element[0]->str ? r->element[0]->str : "0");
     size_t nn = (r->elements - 1) / 2;
@@ -503,6 +516,7 @@ static void on_auth(redisAsyncContext *ac, void *reply, void *privdata)
 static void on_connect(const redisAsyncContext *ac, int status)
 {
     struct cluster *c = ac->data;
+    ev_timer_stop(c->loop, &c->connect_timer);
     if (status != REDIS_OK) { /* hiredis frees the context after this */
         TLOG(TLOG_WARN, "cluster.connect_failed", LSTR("redis", c->redis),
              LSTR("error", ac->errstr));
@@ -515,7 +529,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
         return;
     }
     c->connected = true;
-    c->backoff = BACKOFF_MIN;
+    ev_timer_stop(c->loop, &c->connect_timer);
     TLOG(TLOG_INFO, "cluster.connected", LSTR("redis", c->redis), LSTR("node", c->self));
     start_round(c);
 }
@@ -532,6 +546,25 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     TLOG(TLOG_WARN, "cluster.disconnected", LSTR("redis", c->redis), LSTR("error", ac->errstr));
     ev_timer_set(&c->retry_timer, c->backoff, 0);
     ev_timer_start(c->loop, &c->retry_timer);
+    c->backoff = c->backoff * 2 < BACKOFF_MAX ? c->backoff * 2 : BACKOFF_MAX;
+}
+
+/* a connect that neither succeeds nor fails (SYNs dropped by a partition)
+ * is given up after a renewal period, and tried again */
+static void on_connect_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    struct cluster *c = w->data;
+    if (!c->ac || c->connected)
+        return;
+    TLOG(TLOG_WARN, "cluster.connect_failed", LSTR("redis", c->redis),
+         LSTR("error", "no connection within a renewal period"));
+    redisAsyncFree(c->ac); /* not connected: hiredis calls back no one */
+    c->ac = NULL;
+    ev_timer_set(&c->retry_timer, c->backoff, 0);
+    ev_timer_start(c->loop, &c->retry_timer);
+    c->backoff = c->backoff * 2 < BACKOFF_MAX ? c->backoff * 2 : BACKOFF_MAX;
 }
 
 static void on_retry(struct ev_loop *loop, ev_timer *w, int revents)
@@ -541,18 +574,42 @@ static void on_retry(struct ev_loop *loop, ev_timer *w, int revents)
     connect_now(w->data);
 }
 
+/* "IP:port" or "[IPv6]:port" into host and port; 0, or -1 when it is not
+ * one. Only addresses: hiredis would resolve a name with a blocking
+ * getaddrinfo on the loop. */
+static int parse_addr(const char *s, char *host, size_t n, int *port)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s || colon[1] == '\0' ||
+        strspn(colon + 1, "0123456789") != strlen(colon + 1))
+        return -1;
+    const char *h = s;
+    size_t hl = (size_t)(colon - s);
+    if (h[0] == '[' && hl >= 2 && h[hl - 1] == ']') {
+        h++;
+        hl -= 2;
+    }
+    if (hl == 0 || hl >= n)
+        return -1;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    unsigned char bin[16];
+    if (inet_pton(AF_INET, host, bin) != 1 && inet_pton(AF_INET6, host, bin) != 1)
+        return -1;
+    *port = atoi(colon + 1);
+    return *port > 0 && *port <= 65535 ? 0 : -1;
+}
+
 static void connect_now(struct cluster *c)
 {
     redisAsyncContext *ac;
     if (strncmp(c->redis, "unix:", 5) == 0) {
         ac = redisAsyncConnectUnix(c->redis + 5);
     } else {
-        char host[256];
-        const char *colon = strrchr(c->redis, ':');
-        size_t hl = (size_t)(colon - c->redis);
-        memcpy(host, c->redis, hl);
-        host[hl] = '\0';
-        ac = redisAsyncConnect(host, atoi(colon + 1));
+        char host[64];
+        int port = 0;
+        parse_addr(c->redis, host, sizeof host, &port); /* checked in cluster_new */
+        ac = redisAsyncConnect(host, port);
     }
     if (!ac || ac->err) {
         TLOG(TLOG_WARN, "cluster.connect_failed", LSTR("redis", c->redis),
@@ -566,6 +623,8 @@ static void connect_now(struct cluster *c)
     }
     ac->data = c;
     c->ac = ac;
+    ev_timer_set(&c->connect_timer, c->lease / 3, 0);
+    ev_timer_start(c->loop, &c->connect_timer);
     redisLibevAttach(c->loop, ac);
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
@@ -602,14 +661,13 @@ struct cluster *cluster_new(struct ev_loop *loop, const struct cluster_opts *o,
                   "cluster: key prefix '%s' is not allowed: 1-64 of A-Z a-z 0-9 . _ -", prefix);
         return NULL;
     }
-    const char *colon = o->redis ? strrchr(o->redis, ':') : NULL;
     bool unix_path = o->redis && strncmp(o->redis, "unix:", 5) == 0 && o->redis[5] == '/';
-    if (!o->redis ||
-        (!unix_path && (!colon || colon == o->redis || (size_t)(colon - o->redis) >= 256 ||
-                        atoi(colon + 1) <= 0 || atoi(colon + 1) > 65535 ||
-                        strspn(colon + 1, "0123456789") != strlen(colon + 1)))) {
+    char host[64];
+    int port;
+    if (!o->redis || (!unix_path && parse_addr(o->redis, host, sizeof host, &port) != 0)) {
         tikd_fail(e, TIKD_EINVAL,
-                  "cluster: redis address '%s' is not allowed: \"host:port\" or \"unix:/path\"",
+                  "cluster: redis address '%s' is not allowed: \"IP:port\", \"[IPv6]:port\" or "
+                  "\"unix:/path\" (a name would be resolved by a blocking call)",
                   o->redis ? o->redis : "");
         return NULL;
     }
@@ -660,6 +718,8 @@ struct cluster *cluster_new(struct ev_loop *loop, const struct cluster_opts *o,
     c->retry_timer.data = c;
     ev_init(&c->expiry_timer, on_expiry);
     c->expiry_timer.data = c;
+    ev_init(&c->connect_timer, on_connect_timeout);
+    c->connect_timer.data = c;
     connect_now(c);
     return c;
 }
@@ -674,6 +734,7 @@ void cluster_free(struct cluster *c)
     ev_timer_stop(c->loop, &c->round_timer);
     ev_timer_stop(c->loop, &c->retry_timer);
     ev_timer_stop(c->loop, &c->expiry_timer);
+    ev_timer_stop(c->loop, &c->connect_timer);
     for (size_t i = 0; i < c->nbuckets; i++) {
         for (struct lease *l = c->buckets[i], *next; l; l = next) {
             next = l->next;

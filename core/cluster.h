@@ -31,8 +31,8 @@
 #include "err.h"
 
 struct cluster_opts {
-    const char *redis;    /* "host:port" or "unix:/path" */
-    const char *user;     /* Redis ACL user, or NULL (AUTH with the password alone) */
+    const char *redis; /* "IP:port", "[IPv6]:port" or "unix:/path" (no names: resolving blocks) */
+    const char *user;  /* Redis ACL user, or NULL (AUTH with the password alone) */
     const char *password; /* or NULL: no AUTH; never logged */
     const char *node;     /* this node's name: [A-Za-z0-9._-], 1-64 */
     const char *prefix;   /* the keys' prefix (default "tikd") */
@@ -50,7 +50,8 @@ struct cluster;
 struct cluster *cluster_new(struct ev_loop *loop, const struct cluster_opts *o,
                             cluster_change_fn fn, void *ud, struct tikd_err *e);
 
-/* Give every lease back (best effort, not waited for) and free. */
+/* Free. Leases are not given back: they end at Redis after at most a lease
+ * (a node's clean handover on stop is to come with the daemon's use). */
 void cluster_free(struct cluster *c);
 
 /* This node may act for account (it is asked for at the next round). */

@@ -212,8 +212,8 @@ def test_every_account_has_one_holder_and_moves_when_nodes_join(cluster):
     nodes = [a, b, c]
     wait_for(lambda: one_owner_each(nodes) and all(n.held() for n in nodes), 4 * LEASE,
              "each account held by one node, each node holding some")
-    for n in (b, c):  # what moved was given back by a and granted anew
-        assert set(n.held().values()) == {2}, n.held()
+    for n in (b, c):  # what moved was given back and granted anew, under a greater fence
+        assert min(n.held().values()) >= 2, n.held()
     view = a.view()
     assert sorted(x["id"].split("/")[0] for x in view["nodes"]) == ["a", "b", "c"]
     assert view["self"].startswith("a/") and view["connected"] is True
@@ -235,7 +235,7 @@ def test_a_killed_nodes_accounts_are_taken_over_once_its_lease_ends(cluster):
     for acct, e in took.items():
         assert e["fence"] == theirs[acct] + 1
         # not before a's lease could have ended at Redis, and within a renewal after it
-        assert killed + LEASE - 2 * LEASE / 3 - 0.2 <= e["t"] <= killed + LEASE + LEASE / 3 + 0.5
+        assert killed + LEASE - 2 * LEASE / 3 - 0.2 <= e["t"] <= killed + LEASE + LEASE / 3 + 1.5
     time.sleep(5 * ACT)
     acts = check_ledger([a, b])
     assert any(e["node"] == "b" and e["account"] in theirs for e in acts)
@@ -267,7 +267,7 @@ def test_a_partitioned_node_stops_before_its_lease_can_end(cluster):
     took = {e["account"]: e for e in b.lines() if e["event"] == "held" and e["account"] in theirs}
     for acct in theirs:
         assert lost[acct]["t"] < took[acct]["t"], (lost[acct], took[acct])
-        assert lost[acct]["t"] <= cut + LEASE - MARGIN + 0.2
+        assert lost[acct]["t"] <= cut + LEASE - MARGIN + 0.5
     last_a = max((e["t"] for e in a.lines() if e["event"] == "act"), default=0)
     assert last_a < min(e["t"] for e in took.values())
     # healed: a comes back, its accounts come home to it under new fences
@@ -336,6 +336,7 @@ def test_redis_auth_and_the_password_stays_out_of_the_output(tmp_path):
 @pytest.mark.parametrize("args,msg", [
     (["127.0.0.1:1", "a b", "3", "0.5"], "node name 'a b' is not allowed"),
     (["nohost", "a", "3", "0.5"], "redis address 'nohost' is not allowed"),
+    (["redis.example:6379", "a", "3", "0.5"], "a name would be resolved by a blocking call"),
     (["127.0.0.1:1", "a", "3", "1"], "a margin of 1 s is not allowed"),
     (["127.0.0.1:1", "a", "0.5", "0.1"], "a lease of 0.5 s is not allowed"),
 ])

@@ -39,10 +39,11 @@ static void on_act(struct ev_loop *loop, ev_timer *w, int revents)
     (void)w;
     (void)revents;
     for (int i = 0; i < naccounts; i++) {
+        double t = clock_boot(); /* before the question: an act is no later than this */
         uint64_t f = cluster_fence(cl, accounts[i]);
         if (f)
-            printf("{\"t\": %.6f, \"event\": \"act\", \"account\": \"%s\", \"fence\": %llu}\n",
-                   clock_boot(), accounts[i], (unsigned long long)f);
+            printf("{\"t\": %.6f, \"event\": \"act\", \"account\": \"%s\", \"fence\": %llu}\n", t,
+                   accounts[i], (unsigned long long)f);
     }
     fflush(stdout);
 }
@@ -82,7 +83,7 @@ static void on_term(struct ev_loop *loop, ev_signal *w, int revents)
 
 int main(int argc, char **argv)
 {
-    if (argc < 7) {
+    if (argc < 7 || !(atof(argv[5]) > 0)) {
         fprintf(stderr, "usage: leasectl REDIS NODE LEASE MARGIN ACT ACCOUNT...\n");
         return 2;
     }
