@@ -118,6 +118,15 @@ struct call {
 static void connect_now(struct cluster *c);
 static void arm_expiry(struct cluster *c);
 
+/* connect again after the backoff, which doubles up to BACKOFF_MAX (and
+ * goes back to BACKOFF_MIN once a round is answered) */
+static void retry_later(struct cluster *c)
+{
+    ev_timer_set(&c->retry_timer, c->backoff, 0);
+    ev_timer_start(c->loop, &c->retry_timer);
+    c->backoff = c->backoff * 2 < BACKOFF_MAX ? c->backoff * 2 : BACKOFF_MAX;
+}
+
 /* ---- the accounts --------------------------------------------------------- */
 
 static uint64_t hash64(const char *a, const char *b)
@@ -472,8 +481,7 @@ static void start_round(struct cluster *c)
             c->ac = NULL;
             c->connected = false;
             c->pending = 0;
-            ev_timer_set(&c->retry_timer, c->backoff, 0);
-            ev_timer_start(c->loop, &c->retry_timer);
+            retry_later(c);
         }
         return;
     }
@@ -522,9 +530,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
              LSTR("error", ac->errstr));
         c->ac = NULL;
         if (!c->closing) {
-            ev_timer_set(&c->retry_timer, c->backoff, 0);
-            ev_timer_start(c->loop, &c->retry_timer);
-            c->backoff = c->backoff * 2 < BACKOFF_MAX ? c->backoff * 2 : BACKOFF_MAX;
+            retry_later(c);
         }
         return;
     }
@@ -544,9 +550,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     if (c->closing)
         return;
     TLOG(TLOG_WARN, "cluster.disconnected", LSTR("redis", c->redis), LSTR("error", ac->errstr));
-    ev_timer_set(&c->retry_timer, c->backoff, 0);
-    ev_timer_start(c->loop, &c->retry_timer);
-    c->backoff = c->backoff * 2 < BACKOFF_MAX ? c->backoff * 2 : BACKOFF_MAX;
+    retry_later(c);
 }
 
 /* a connect that neither succeeds nor fails (SYNs dropped by a partition)
@@ -562,9 +566,7 @@ static void on_connect_timeout(struct ev_loop *loop, ev_timer *w, int revents)
          LSTR("error", "no connection within a renewal period"));
     redisAsyncFree(c->ac); /* not connected: hiredis calls back no one */
     c->ac = NULL;
-    ev_timer_set(&c->retry_timer, c->backoff, 0);
-    ev_timer_start(c->loop, &c->retry_timer);
-    c->backoff = c->backoff * 2 < BACKOFF_MAX ? c->backoff * 2 : BACKOFF_MAX;
+    retry_later(c);
 }
 
 static void on_retry(struct ev_loop *loop, ev_timer *w, int revents)
@@ -616,9 +618,7 @@ static void connect_now(struct cluster *c)
              LSTR("error", ac ? ac->errstr : "out of memory"));
         if (ac)
             redisAsyncFree(ac);
-        ev_timer_set(&c->retry_timer, c->backoff, 0);
-        ev_timer_start(c->loop, &c->retry_timer);
-        c->backoff = c->backoff * 2 < BACKOFF_MAX ? c->backoff * 2 : BACKOFF_MAX;
+        retry_later(c);
         return;
     }
     ac->data = c;
