@@ -86,7 +86,7 @@ int main(int argc, char **argv)
                       bytes, bytes);
     struct curl_slist *json = NULL;
     json = curl_slist_append(json, "Content-Type: application/json; charset=UTF-8");
-    json = curl_slist_append(json, "Authorization: Bearer act.floor0000000000000000000000000");
+    json = curl_slist_append(json, "Authorization: Bearer not-a-token (the responder checks none)");
     json = curl_slist_append(json, "Expect:");
     snprintf(range, sizeof range, "Content-Range: bytes 0-%ld/%ld", bytes - 1, bytes);
     struct curl_slist *put = NULL;
