@@ -22,6 +22,7 @@
 
 #include "../core/audit.h"
 #include "../core/clock.h"
+#include "../core/cluster.h"
 #include "../core/intake.h"
 #include "../core/log.h"
 #include "../core/mediaurl.h"
@@ -46,6 +47,7 @@ struct daemon {
     struct api *api;
     struct compliance *compliance;
     struct notify *notify;
+    struct cluster *cluster; /* cluster.redis set: the leases this node acts under */
     struct webhook_cfg webhooks;
     bool stopping;
     ev_signal sig_term, sig_int, sig_hup, sig_usr1;
@@ -137,10 +139,74 @@ static void on_account(void *ud, const struct account *a)
     if (a->state == ACCT_NEEDS_REAUTH)
         alert_raise("account.reauth", a->name, "%s: reconnect it (tikd account reauth %s)",
                     a->reason[0] ? a->reason : "TikTok stopped its grant", a->name);
+    if (a->state == ACCT_ACTIVE && d->cluster)
+        cluster_want(d->cluster, a->name); /* a new account: asked for at the next round */
     if (a->state == ACCT_ACTIVE)
         kick(d);
     if (d->rules)
         rules_on_account(d->rules, a);
+}
+
+/* ---- a cluster: this node acts only for the accounts whose lease it holds ------------ */
+
+/* The fence this node may act under for account now, or 0. With the
+ * cluster gone (shutting down) nothing is held. */
+static uint64_t held(void *ud, const char *account)
+{
+    struct daemon *d = ud;
+    return d->cluster ? cluster_fence(d->cluster, account) : 0;
+}
+
+static void on_lease(void *ud, const char *account, uint64_t fence, bool is_held)
+{
+    struct daemon *d = ud;
+    TLOG(TLOG_INFO, is_held ? "cluster.held" : "cluster.lost", LSTR("account", account),
+         LINT("fence", (long long)fence));
+    if (is_held && d->pipeline)
+        pipeline_held(d->pipeline); /* its jobs may go on here */
+}
+
+static int want_account(const struct account *a, void *ctx)
+{
+    return cluster_want(ctx, a->name) != 0;
+}
+
+static int want_txn(struct store_txn *t, void *ctx)
+{
+    return account_foreach(t, want_account, ctx);
+}
+
+/* cluster.redis set: join the cluster and ask for every account's lease.
+ * The HTTP client, the OAuth layer and the pipeline then act for an
+ * account only while its lease is held (docs/cluster.md). */
+static int start_cluster(struct daemon *d)
+{
+    const struct tikd_config *c = &d->cli->cfg;
+    if (!c->cluster_redis)
+        return 0;
+    struct cluster_opts o = {.redis = c->cluster_redis,
+                             .node = c->cluster_node,
+                             .prefix = c->cluster_prefix,
+                             .user = c->cluster_user,
+                             .password = c->cluster_password,
+                             .lease = c->cluster_lease,
+                             .margin = c->cluster_margin};
+    struct tikd_err e = {0};
+    if (!(d->cluster = cluster_new(d->loop, &o, on_lease, d, &e))) {
+        fprintf(stderr, "tikd: %s\n", e.msg);
+        return 1;
+    }
+    http_set_admit(d->en.http, held, d);
+    oauth_set_owner(d->en.oauth, held, d);
+    pipeline_set_owner(d->pipeline, held, d);
+    if (store_read(d->en.store, want_txn, d->cluster, &e) != 0) {
+        fprintf(stderr, "tikd: cluster: %s\n", e.msg[0] ? e.msg : "out of memory");
+        return 1;
+    }
+    TLOG(TLOG_INFO, "cluster.joining", LSTR("node", cluster_self(d->cluster)),
+         LSTR("redis", c->cluster_redis), LDBL("lease_s", c->cluster_lease),
+         LDBL("margin_s", c->cluster_margin));
+    return 0;
 }
 
 /* Where every alert goes (core/alert): the rules' on_alert and the
@@ -579,6 +645,8 @@ static void shutdown_all(struct daemon *d)
     d->en.oauth = NULL;
     pipeline_free(d->pipeline);
     d->pipeline = NULL;
+    cluster_free(d->cluster); /* last: from here on, no account is held (held()) */
+    d->cluster = NULL;
 }
 
 static int run(struct cli *c, int argc, char **argv)
@@ -622,8 +690,8 @@ static int run(struct cli *c, int argc, char **argv)
          LSTR("rules_dir", c->cfg.rules_dir), LINT("pid", getpid()),
          LSTR("vault_key", vault_key_id(d.en.vault)));
     store_write(d.en.store, audit_txn, NULL, NULL);
-    int rc = start_servers(&d) || start_alerts(&d) || start_pipeline(&d) || start_rules(&d) ||
-             start_api(&d) || start_intake(&d);
+    int rc = start_servers(&d) || start_alerts(&d) || start_pipeline(&d) || start_cluster(&d) ||
+             start_rules(&d) || start_api(&d) || start_intake(&d);
     if (rc != 0) {
         store_write(d.en.store, audit_stop_txn, "reason=startup_failed", NULL);
         shutdown_all(&d);

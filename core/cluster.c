@@ -646,42 +646,42 @@ static bool name_ok(const char *s)
     return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n;
 }
 
-struct cluster *cluster_new(struct ev_loop *loop, const struct cluster_opts *o,
-                            cluster_change_fn fn, void *ud, struct tikd_err *e)
+int cluster_opts_check(const struct cluster_opts *o, struct tikd_err *e)
 {
     const char *prefix = o->prefix ? o->prefix : "tikd";
-    if (!o->node || !name_ok(o->node)) {
-        tikd_fail(e, TIKD_EINVAL,
-                  "cluster: node name '%s' is not allowed: 1-64 of A-Z a-z 0-9 . _ -",
-                  o->node ? o->node : "");
-        return NULL;
-    }
-    if (!name_ok(prefix)) {
-        tikd_fail(e, TIKD_EINVAL,
-                  "cluster: key prefix '%s' is not allowed: 1-64 of A-Z a-z 0-9 . _ -", prefix);
-        return NULL;
-    }
+    if (!o->node || !name_ok(o->node))
+        return tikd_fail(e, TIKD_EINVAL,
+                         "cluster: node name '%s' is not allowed: 1-64 of A-Z a-z 0-9 . _ -",
+                         o->node ? o->node : "");
+    if (!name_ok(prefix))
+        return tikd_fail(e, TIKD_EINVAL,
+                         "cluster: key prefix '%s' is not allowed: 1-64 of A-Z a-z 0-9 . _ -",
+                         prefix);
     bool unix_path = o->redis && strncmp(o->redis, "unix:", 5) == 0 && o->redis[5] == '/';
     char host[64];
     int port;
-    if (!o->redis || (!unix_path && parse_addr(o->redis, host, sizeof host, &port) != 0)) {
-        tikd_fail(e, TIKD_EINVAL,
-                  "cluster: redis address '%s' is not allowed: \"IP:port\", \"[IPv6]:port\" or "
-                  "\"unix:/path\" (a name would be resolved by a blocking call)",
-                  o->redis ? o->redis : "");
+    if (!o->redis || (!unix_path && parse_addr(o->redis, host, sizeof host, &port) != 0))
+        return tikd_fail(e, TIKD_EINVAL,
+                         "cluster: redis address '%s' is not allowed: \"IP:port\", \"[IPv6]:port\" "
+                         "or \"unix:/path\" (a name would be resolved by a blocking call)",
+                         o->redis ? o->redis : "");
+    if (!(o->lease >= 1 && o->lease <= 3600))
+        return tikd_fail(e, TIKD_EINVAL, "cluster: a lease of %g s is not allowed: 1 to 3600 s",
+                         o->lease);
+    if (!(o->margin > 0 && o->margin < o->lease / 3))
+        return tikd_fail(e, TIKD_EINVAL,
+                         "cluster: a margin of %g s is not allowed: more than 0 and less than a "
+                         "third of the lease (%g s), which is how often leases are renewed",
+                         o->margin, o->lease);
+    return 0;
+}
+
+struct cluster *cluster_new(struct ev_loop *loop, const struct cluster_opts *o,
+                            cluster_change_fn fn, void *ud, struct tikd_err *e)
+{
+    if (cluster_opts_check(o, e) != 0)
         return NULL;
-    }
-    if (!(o->lease >= 1 && o->lease <= 3600)) {
-        tikd_fail(e, TIKD_EINVAL, "cluster: a lease of %g s is not allowed: 1 to 3600 s", o->lease);
-        return NULL;
-    }
-    if (!(o->margin > 0 && o->margin < o->lease / 3)) {
-        tikd_fail(e, TIKD_EINVAL,
-                  "cluster: a margin of %g s is not allowed: more than 0 and less than a third "
-                  "of the lease (%g s), which is how often leases are renewed",
-                  o->margin, o->lease);
-        return NULL;
-    }
+    const char *prefix = o->prefix ? o->prefix : "tikd";
     struct cluster *c = calloc(1, sizeof *c);
     unsigned char nonce[4];
     if (!c || RAND_bytes(nonce, sizeof nonce) != 1) {

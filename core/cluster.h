@@ -46,7 +46,10 @@ typedef void (*cluster_change_fn)(void *ud, const char *account, uint64_t fence,
 
 struct cluster;
 
-/* Check opts (a clear error for each bad value) and start connecting. */
+/* 0 if opts may start a cluster, else a clear error naming the bad value. */
+int cluster_opts_check(const struct cluster_opts *o, struct tikd_err *e);
+
+/* Check opts (as cluster_opts_check) and start connecting. */
 struct cluster *cluster_new(struct ev_loop *loop, const struct cluster_opts *o,
                             cluster_change_fn fn, void *ud, struct tikd_err *e);
 

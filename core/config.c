@@ -6,6 +6,7 @@
  * checks. Defaults point at TikTok's real hosts; tests and demos override the
  * base URLs to reach tests/fake on loopback. */
 #include "config.h"
+#include "cluster.h"
 #include "log.h"
 #include "semver.h"
 
@@ -241,6 +242,23 @@ static const struct key keys[] = {
     {"trust", K_KEYS, O(trust), 0, 0, NULL,
      "public keys whose signed rule libraries `tikd lib install` takes, e.g. "
      "{ \"ed25519:BASE64\" } (from `tikd lib keygen`); every tenant trusts them too"},
+    {"cluster.redis", K_STR, O(cluster_redis), 0, 0, NULL,
+     "the cluster's Redis, \"IP:port\", \"[IPv6]:port\" or \"unix:/path\" (no names: resolving "
+     "blocks); unset: a single node, no Redis (docs/cluster.md)"},
+    {"cluster.node", K_STR, O(cluster_node), 0, 0, NULL,
+     "this node's name in the cluster, unique among its nodes: 1-64 of A-Z a-z 0-9 . _ -"},
+    {"cluster.lease", K_SECONDS, O(cluster_lease), 1, 3600, NULL,
+     "seconds an account's lease lasts at Redis; renewed every third of it, and how long a dead "
+     "node's accounts wait for another node"},
+    {"cluster.margin", K_SECONDS, O(cluster_margin), 0.001, 1200, NULL,
+     "seconds before its lease's end a node stops acting for an account (clock drift and the "
+     "time to the wire); less than a third of cluster.lease"},
+    {"cluster.prefix", K_STR, O(cluster_prefix), 0, 0, NULL,
+     "the Redis keys' prefix, in a hash tag: {PREFIX}:... (several clusters on one Redis)"},
+    {"cluster.user", K_STR, O(cluster_user), 0, 0, NULL,
+     "the Redis ACL user to AUTH as (with cluster.password)"},
+    {"cluster.password", K_SECRET, O(cluster_password), 0, 0, NULL,
+     "the Redis password (prefer TIKD_REDIS_PASSWORD)"},
     {"libs.NAME", K_STR, 0, 0, 0, NULL,
      "the version range of shared library NAME that require \"NAME\" loads, e.g. "
      "libs = { captions = \"^1.2\" } (an installed, signed bundle; never a file in a folder)"},
@@ -432,6 +450,8 @@ void config_init(struct tikd_config *c)
     c->http_max_attempts = 4;
     c->auth_url = xstrdup("https://www.tiktok.com/v2/auth/authorize/");
     c->api_url = xstrdup("https://open.tiktokapis.com");
+    c->cluster_lease = 15;
+    c->cluster_margin = 2;
 }
 
 static void strlist_free(struct strlist *l)
@@ -964,6 +984,7 @@ int config_apply_env(struct tikd_config *c, const char *(*getenv_fn)(const char 
         {"TIKD_VAULT_KEY_FILE", "vault.key_file"},
         {"TIKD_DATA_DIR", "data_dir"},
         {"TIKD_LOG_LEVEL", "log.level"},
+        {"TIKD_REDIS_PASSWORD", "cluster.password"},
     };
     for (size_t i = 0; i < sizeof map / sizeof map[0]; i++) {
         const char *val = getenv_fn(map[i].env);
@@ -1098,6 +1119,39 @@ static int finish_tenants(struct tikd_config *c, struct tikd_err *e)
     return 0;
 }
 
+/* The cluster's keys make sense together (cluster_opts_check), or are unset. */
+static int finish_cluster(struct tikd_config *c, struct tikd_err *e)
+{
+    if (!c->cluster_redis) {
+        const char *stray = c->cluster_node       ? "cluster.node"
+                            : c->cluster_user     ? "cluster.user"
+                            : c->cluster_password ? "cluster.password"
+                            : c->cluster_prefix   ? "cluster.prefix"
+                                                  : NULL;
+        if (stray)
+            return tikd_fail(e, TIKD_EINVAL,
+                             "config: key '%s' is set but cluster.redis is not: a node joins a "
+                             "cluster only with the cluster's Redis",
+                             stray);
+        return 0;
+    }
+    struct cluster_opts o = {.redis = c->cluster_redis,
+                             .node = c->cluster_node,
+                             .prefix = c->cluster_prefix,
+                             .lease = c->cluster_lease,
+                             .margin = c->cluster_margin};
+    struct tikd_err ce = {0};
+    if (cluster_opts_check(&o, &ce) != 0)
+        return tikd_fail(e, TIKD_EINVAL, "config: %s", ce.msg);
+    if (c->cluster_password &&
+        tlog_secret_add(c->cluster_password, strlen(c->cluster_password)) != 0)
+        return tikd_fail(e, TIKD_EINVAL,
+                         "config: key 'cluster.password': value (secret, not shown) is not "
+                         "allowed: it must be at least %d characters",
+                         TLOG_SECRET_MIN);
+    return 0;
+}
+
 int config_finish(struct tikd_config *c, struct tikd_err *e)
 {
     if (c->map_max < c->map_initial)
@@ -1108,6 +1162,8 @@ int config_finish(struct tikd_config *c, struct tikd_err *e)
     int rc = absolutize_fields(c, keys, NKEYS, c->base_dir, e);
     if (rc == 0)
         rc = finish_tenants(c, e);
+    if (rc == 0)
+        rc = finish_cluster(c, e);
     if (rc == 0 && c->client_secret && tlog_secret_add(c->client_secret, strlen(c->client_secret)))
         return tikd_fail(e, TIKD_EINVAL,
                          "config: key 'tiktok.client_secret': value (secret, not shown) is not "

@@ -101,6 +101,10 @@ struct tikd_config {
     struct tenant_cfg *tenants;      /* `tenants = { name = { ... } }`, in name order */
     size_t ntenants;
     struct rl_quota *quotas; /* the tenants' quotas, which limits.quotas points to */
+    /* a cluster (docs/cluster.md): Redis, this node's name and its leases;
+     * no cluster.redis: a single node, no Redis */
+    char *cluster_redis, *cluster_node, *cluster_prefix, *cluster_user, *cluster_password;
+    double cluster_lease, cluster_margin;
 };
 
 /* True if name is a valid tenant name ([a-z0-9_-], 1-32, not starting with

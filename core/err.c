@@ -52,6 +52,8 @@ const char *tikd_strerror(int code)
         return "budget";
     case TIKD_ENOSPACE:
         return "nospace";
+    case TIKD_ENOTHELD:
+        return "notheld";
     }
     return "unknown";
 }

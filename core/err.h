@@ -21,6 +21,7 @@ enum {
     TIKD_ESCRIPT = -9,   /* a Lua chunk or call failed */
     TIKD_EBUDGET = -10,  /* a rule call ran out of CPU or memory budget */
     TIKD_ENOSPACE = -11, /* the database cannot grow: its map or the disk is full */
+    TIKD_ENOTHELD = -12, /* a cluster: another node acts for this account now */
 };
 
 struct tikd_err {

@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <ev.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdio.h>
@@ -40,6 +41,12 @@
 /* easy handles kept for reuse: an init and cleanup per request cost their
  * allocations (libcurl's buffers) and its TLS session cache */
 #define EASY_SPARE 32
+
+/* "X-Tikd-Fence: " and any 64-bit fence, with its NUL */
+#define FENCE_LINE 36
+/* how soon a request refused for a lease held elsewhere may be asked again
+ * (seconds): about one renewal round of the default 15 s lease */
+#define NOT_HELD_WAIT 5.0
 
 enum breaker_state { BR_CLOSED, BR_OPEN, BR_HALF_OPEN };
 
@@ -93,6 +100,9 @@ struct http_xfer {
     struct http_xfer *prev, *next; /* every live transfer */
     struct http_header *req_headers;
     size_t nreq_headers;
+    char *owner;              /* the account it acts for, or NULL */
+    struct curl_slist *fence; /* its X-Tikd-Fence line in hdrs (owner set) */
+    bool refused;             /* admit said no: ends unsent from the loop */
 };
 
 struct http {
@@ -109,6 +119,8 @@ struct http {
     void *gate_ud;
     struct http_xfer *held, **held_tail; /* in the order they were held */
     uint64_t gate_round;
+    uint64_t (*admit)(void *ud, const char *owner); /* a cluster's lease check, or NULL */
+    void *admit_ud;
     CURL *spare[EASY_SPARE]; /* finished transfers' easy handles, reset, for the next */
     int nspare;
 };
@@ -520,9 +532,51 @@ static void xfer_start(struct http_xfer *x)
     attempt_begin(x);
 }
 
+/* x ends without this attempt being sent: a POL_DEFER its caller handles
+ * (retry_after seconds), then x is freed. From the loop only. */
+static void end_unsent(struct http_xfer *x, const char *code, double retry_after, const char *fmt,
+                       ...) __attribute__((format(printf, 4, 5)));
+static void end_unsent(struct http_xfer *x, const char *code, double retry_after, const char *fmt,
+                       ...)
+{
+    struct http_resp r = {.attempts = x->attempt, .body = "", .headers = ""};
+    r.out.action = POL_DEFER;
+    r.out.unsent = true;
+    r.out.retry_after = retry_after;
+    snprintf(r.out.code, sizeof r.out.code, "%s", code);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r.out.message, sizeof r.out.message, fmt, ap);
+    va_end(ap);
+    r.elapsed = ev_now(x->h->loop) - x->started;
+    x->done(x->ud, &r);
+    xfer_free(x);
+}
+
+/* The cluster's word on this attempt: false when this node may not act
+ * for x's account now (x ends unsent from the loop); else its fence goes in
+ * the X-Tikd-Fence line. */
+static bool admitted(struct http_xfer *x)
+{
+    struct http *h = x->h;
+    if (!x->owner || !h->admit)
+        return true;
+    uint64_t fence = h->admit(h->admit_ud, x->owner);
+    if (!fence) {
+        x->refused = true; /* told from the loop, never inside this call */
+        ev_timer_set(&x->retry_timer, 0., 0.);
+        ev_timer_start(h->loop, &x->retry_timer);
+        return false;
+    }
+    snprintf(x->fence->data, FENCE_LINE, "X-Tikd-Fence: %llu", (unsigned long long)fence);
+    return true;
+}
+
 static void attempt_begin(struct http_xfer *x)
 {
     struct http *h = x->h;
+    if (!admitted(x))
+        return;
     x->attempt++;
     x->attempt_at = ev_now(x->h->loop);
     x->sent = 0;
@@ -662,6 +716,7 @@ static void xfer_free(struct http_xfer *x)
     free(x->url);
     free(x->body);
     free(x->body_file);
+    free(x->owner);
     free(x->rbody.p);
     free(x->rhdrs.p);
     free(x);
@@ -680,6 +735,12 @@ void http_set_gate(struct http *h, bool (*closed)(void *ud), void *ud)
     h->gate_ud = ud;
 }
 
+void http_set_admit(struct http *h, uint64_t (*admit)(void *ud, const char *owner), void *ud)
+{
+    h->admit = admit;
+    h->admit_ud = ud;
+}
+
 void http_gate_open(struct http *h, int rc, const char *why)
 {
     /* the ones held so far: a callback may hold new ones (a later round,
@@ -692,21 +753,12 @@ void http_gate_open(struct http *h, int rc, const char *why)
             h->held_tail = &h->held;
         x->held = false;
         x->hnext = NULL;
-        if (rc == 0) {
+        if (rc == 0)
             xfer_start(x);
-        } else {
-            struct http_resp r = {.attempts = x->attempt, .body = "", .headers = ""};
-            r.out.action = POL_DEFER;
-            r.out.unsent = true;
-            r.out.retry_after = 5;
-            snprintf(r.out.code, sizeof r.out.code, "store_refused");
-            snprintf(r.out.message, sizeof r.out.message,
-                     "not sent: the database refused to record what comes before it (%.200s)",
-                     why && *why ? why : tikd_strerror(rc));
-            r.elapsed = ev_now(h->loop) - x->started;
-            x->done(x->ud, &r);
-            xfer_free(x);
-        }
+        else
+            end_unsent(x, "store_refused", 5,
+                       "not sent: the database refused to record what comes before it (%.200s)",
+                       why && *why ? why : tikd_strerror(rc));
     }
 }
 
@@ -714,7 +766,14 @@ static void on_retry(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)loop;
     (void)revents;
-    xfer_start(w->data);
+    struct http_xfer *x = w->data;
+    if (x->refused) /* NOT_HELD_WAIT: about one renewal round of a default lease */
+        end_unsent(x, "not_held", NOT_HELD_WAIT,
+                   "not sent: this node no longer holds account %s's lease (another node acts "
+                   "for it now, or none until the lease is granted again)",
+                   x->owner);
+    else
+        xfer_start(x);
 }
 
 /* The outcome of one attempt: retry here, or hand it to the caller. */
@@ -940,6 +999,30 @@ int http_request(struct http *h, const struct http_req *req, http_done_fn done, 
         }
         snprintf(x->bearer, n, "Authorization: Bearer %s", req->bearer);
         x->hdrs = curl_slist_append(x->hdrs, x->bearer);
+    }
+    if (req->owner && h->admit) {
+        /* asked now, so a request for an account held elsewhere fails here
+         * rather than later; each attempt asks again (admitted) */
+        if (!h->admit(h->admit_ud, req->owner)) {
+            rc = tikd_fail(e, TIKD_ENOTHELD, "not sent: this node does not hold account %s's lease",
+                           req->owner);
+            if (e)
+                e->retry_at = clock_now() + NOT_HELD_WAIT;
+            goto fail;
+        }
+        char line[FENCE_LINE];
+        memset(line, '0', sizeof line - 1); /* room for any fence, rewritten per attempt */
+        line[sizeof line - 1] = '\0';
+        memcpy(line, "X-Tikd-Fence: ", 14);
+        struct curl_slist *n = curl_slist_append(x->hdrs, line);
+        x->owner = strdup(req->owner);
+        if (!n || !x->owner) {
+            rc = tikd_fail(e, TIKD_ENOMEM, "http: out of memory");
+            goto fail;
+        }
+        x->hdrs = n;
+        for (x->fence = n; x->fence->next; x->fence = x->fence->next)
+            ;
     }
     if (xfer)
         *xfer = x;

@@ -88,6 +88,9 @@ struct http_req {
     void (*progress)(void *ud, uint64_t sent, uint64_t total);
     void *progress_ud;
     bool path_secret; /* the URL's path is a secret (a chat webhook's): logs show its host only */
+    /* the account it acts for (copied), or NULL: with an admit function
+     * set, every attempt asks it first (http_set_admit) */
+    const char *owner;
 };
 
 struct http_resp {
@@ -124,6 +127,15 @@ void http_cancel(struct http_xfer *x);
  * their callers already handle. No gate: nothing is held. */
 void http_set_gate(struct http *h, bool (*closed)(void *ud), void *ud);
 void http_gate_open(struct http *h, int rc, const char *why);
+
+/* A cluster (core/cluster): a request with an owner is sent only while
+ * this node may act for that account. admit(ud, owner) is asked as each
+ * attempt is handed to libcurl, retries included, and answers the fence
+ * to send in its X-Tikd-Fence header, or 0: the attempt is not sent and the
+ * request ends unsent, a POL_DEFER outcome (code "not_held") its caller
+ * already handles. A request refused before it starts fails http_request()
+ * with TIKD_EAGAIN. No admit function: owners are ignored. */
+void http_set_admit(struct http *h, uint64_t (*admit)(void *ud, const char *owner), void *ud);
 
 /* Requests started and not finished. */
 size_t http_in_flight(const struct http *h);

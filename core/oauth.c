@@ -111,6 +111,17 @@ void oauth_on_state(struct oauth *o, oauth_state_fn fn, void *ud)
     o->on_state_ud = ud;
 }
 
+void oauth_set_owner(struct oauth *o, uint64_t (*held)(void *ud, const char *name), void *ud)
+{
+    o->held = held;
+    o->held_ud = ud;
+}
+
+bool oauth_holds(const struct oauth *o, const char *name)
+{
+    return !o->held || o->held(o->held_ud, name) != 0;
+}
+
 size_t oauth_in_flight(const struct oauth *o)
 {
     return o->nops;
@@ -202,7 +213,9 @@ int oauth_post_token_form(struct op *op, struct codec_form *f, http_done_fn cb, 
                            /* a token request that may have reached TikTok is not sent
                             * twice: a second code exchange or refresh would fail */
                            .retry = HTTP_RETRY_NOT_SENT,
-                           .metric = strstr(path, "revoke") ? "oauth_revoke" : "oauth_token"};
+                           .metric = strstr(path, "revoke") ? "oauth_revoke" : "oauth_token",
+                           /* a refresh rotates the account's token: only its holder's */
+                           .owner = op->kind == OP_REFRESH ? op->name : NULL};
     struct tikd_err e = {0};
     return http_request(o->h, &req, cb, op, &op->x, &e);
 }

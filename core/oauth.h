@@ -61,6 +61,12 @@ int oauth_new(struct oauth **out, struct store *s, struct vault *v, struct http 
 void oauth_free(struct oauth *o);
 void oauth_on_state(struct oauth *o, oauth_state_fn fn, void *ud);
 
+/* A cluster (core/cluster): held(ud, name) is nonzero while this node may
+ * act for the account. Requests and refreshes for one it does not hold are
+ * refused (TIKD_ENOTHELD) and the sweep passes it by; the HTTP client's
+ * admit check (http_set_admit) guards each attempt. NULL: every account. */
+void oauth_set_owner(struct oauth *o, uint64_t (*held)(void *ud, const char *name), void *ud);
+
 /* Start connecting account `name` (created as pending if new; an existing
  * account needs reauth = true). scopes NULL: the configured ones. *url is
  * the authorize URL to open, malloc'd. */

@@ -82,7 +82,12 @@ struct oauth {
     unsigned long anon_n[3];
     double anon_since;
     ev_timer anon_timer;
+    uint64_t (*held)(void *ud, const char *name); /* a cluster's leases, or NULL */
+    void *held_ud;
 };
+
+/* May this node act for account name now (a cluster's lease; always without one)? */
+bool oauth_holds(const struct oauth *o, const char *name);
 
 /* Audit a refused callback; the ones that name no authorization tikd
  * started are aggregated (oauth_connect.c). oauth_refusals_flush writes

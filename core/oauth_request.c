@@ -87,6 +87,7 @@ static int send_with_token(struct op *op, const char *token)
     op->tries++;
     struct http_req req = op->req;
     req.bearer = token;
+    req.owner = op->name;
     struct tikd_err e = {0};
     return http_request(op->o->h, &req, request_done, op, &op->x, &e);
 }
@@ -98,6 +99,12 @@ int oauth_request(struct oauth *o, const char *name, const struct http_req *req,
         return tikd_fail(e, TIKD_EINVAL,
                          "oauth_request: file bodies go to upload URLs, which "
                          "carry their own token");
+    if (!oauth_holds(o, name)) {
+        tikd_fail(e, TIKD_ENOTHELD, "account %s: this node does not hold its lease now", name);
+        if (e)
+            e->retry_at = clock_now() + 5; /* about a renewal round: then it may */
+        return TIKD_ENOTHELD;
+    }
     struct read_acct ra = {.name = name, .o = o, .want_access = true, .e = e};
     int rc = store_read(o->s, oauth_read_acct_txn, &ra, e);
     if (rc == TIKD_ENOTFOUND && !ra.a.id[0])

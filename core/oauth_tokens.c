@@ -714,8 +714,8 @@ static int sweep_one(const struct account *a, bool unsure, void *ctx)
 {
     struct sweep_ctx *s = ctx;
     struct oauth *o = s->o;
-    if (a->state != ACCT_ACTIVE)
-        return 0;
+    if (a->state != ACCT_ACTIVE || !oauth_holds(o, a->name))
+        return 0; /* (another node of the cluster refreshes it) */
     /* a window of refresh_ahead, but never more than a quarter of the
      * token's life (so 30-second test tokens are not refreshed constantly) */
     double window = o->c.refresh_ahead;

@@ -450,6 +450,61 @@ double pl_unsent_delay(const struct tikd_err *e)
     return 600;
 }
 
+/* ---- a cluster: the jobs of accounts held elsewhere wait -------------------------- */
+
+static size_t park_slot(const uint64_t *t, size_t cap, uint64_t id)
+{
+    size_t i = (size_t)(id * 0x9E3779B97F4A7C15ull) & (cap - 1);
+    while (t[i] && t[i] != id)
+        i = (i + 1) & (cap - 1);
+    return i;
+}
+
+static bool is_parked(const struct pipeline *p, uint64_t id)
+{
+    return p->nparked && p->parked[park_slot(p->parked, p->parked_cap, id)] == id;
+}
+
+/* Job id waits for its account's lease; false when out of memory. */
+static bool park(struct pipeline *p, uint64_t id)
+{
+    if ((p->nparked + 1) * 2 > p->parked_cap) {
+        size_t cap = p->parked_cap ? p->parked_cap * 2 : 64;
+        uint64_t *t = calloc(cap, sizeof *t);
+        if (!t)
+            return false;
+        for (size_t i = 0; i < p->parked_cap; i++)
+            if (p->parked[i])
+                t[park_slot(t, cap, p->parked[i])] = p->parked[i];
+        free(p->parked);
+        p->parked = t;
+        p->parked_cap = cap;
+    }
+    size_t i = park_slot(p->parked, p->parked_cap, id);
+    if (!p->parked[i]) {
+        p->parked[i] = id;
+        p->nparked++;
+    }
+    return true;
+}
+
+void pipeline_set_owner(struct pipeline *p, uint64_t (*held)(void *ud, const char *account),
+                        void *ud)
+{
+    p->held = held;
+    p->held_ud = ud;
+}
+
+void pipeline_held(struct pipeline *p)
+{
+    /* every waiting job reads its account's lease again at its step: a
+     * grant is rare (a node joining or leaving), a step's read is cheap */
+    if (p->nparked)
+        memset(p->parked, 0, p->parked_cap * sizeof *p->parked);
+    p->nparked = 0;
+    arm(p);
+}
+
 /* ---- the step and the timer ------------------------------------------------------- */
 
 void pl_step(struct run *r)
@@ -459,6 +514,17 @@ void pl_step(struct run *r)
     struct job j;
     if (job_read(r->p->s, r->id, &j) != 0) {
         pl_run_end(r);
+        return;
+    }
+    if (r->p->held && !r->p->held(r->p->held_ud, j.account)) {
+        /* another node acts for the account: the job waits, unchanged, for
+         * its lease (pipeline_held); without room to remember that, it
+         * looks again after a renewal round */
+        TLOG(TLOG_DEBUG, "job.not_held", LINT("job", j.id), LSTR("account", j.account));
+        if (park(r->p, j.id))
+            pl_run_end(r);
+        else
+            pl_later(r, &j, j.state, 5, "this node does not hold the account's lease");
         return;
     }
     switch (j.state) {
@@ -550,7 +616,7 @@ struct due_list {
 static int collect_due(uint64_t id, double due, void *ctx)
 {
     struct due_list *d = ctx;
-    if (is_running(d->p, id))
+    if (is_running(d->p, id) || is_parked(d->p, id))
         return 0;
     if (due > clock_now()) { /* the first one in the future: the timer's next moment */
         d->next = due;
@@ -585,7 +651,9 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
             break;
         r->p = p;
         r->id = d.ids[i];
-        r->resumed = !p->started; /* the first pass after a start resyncs uploads */
+        /* the first pass after a start resyncs uploads; in a cluster every
+         * run does: the account may have been held elsewhere meanwhile */
+        r->resumed = !p->started || p->held;
         r->next = p->runs;
         p->runs = r;
         p->nruns++;
@@ -707,6 +775,7 @@ void pipeline_free(struct pipeline *p)
         free(r);
     }
     tt_creators_free(p->creators);
+    free(p->parked);
     free(p->api_url);
     free(p->public_url);
     free(p);

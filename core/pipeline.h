@@ -73,6 +73,15 @@ void pipeline_stop(struct pipeline *p);
 /* Look at the due index again (new jobs, a restart, an operator's change). */
 void pipeline_kick(struct pipeline *p);
 
+/* A cluster (core/cluster): held(ud, account) is nonzero while this node
+ * may act for the account. A job of an account it does not hold is not
+ * worked: it waits, unchanged in the store, until pipeline_held(). NULL:
+ * every account (a single node). */
+void pipeline_set_owner(struct pipeline *p, uint64_t (*held)(void *ud, const char *account),
+                        void *ud);
+/* This node was granted an account's lease: the waiting jobs look again. */
+void pipeline_held(struct pipeline *p);
+
 /* Why the database refuses the pipeline's writes (a full disk or map), or
  * NULL while it takes them. */
 const char *pipeline_trouble(const struct pipeline *p);

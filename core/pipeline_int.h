@@ -56,6 +56,12 @@ struct pipeline {
     double hold_until, hold_for, warned_at;
     unsigned long refused, refused_unlogged;
     char trouble[300];
+    /* a cluster: whether this node holds an account's lease, and the jobs
+     * waiting for one it does not (ids, open addressing; 0 is empty) */
+    uint64_t (*held)(void *ud, const char *account);
+    void *held_ud;
+    uint64_t *parked;
+    size_t nparked, parked_cap;
 };
 
 /* ---- the frame (pipeline.c) ------------------------------------------------------ */

@@ -348,7 +348,8 @@ int tt_put_chunk_progress(struct http *h, const struct job *j, uint32_t index, h
                            .retry = HTTP_RETRY_ALL,
                            .metric = "upload",
                            .progress = progress,
-                           .progress_ud = pud};
+                           .progress_ud = pud,
+                           .owner = j->account};
     return http_request(h, &req, done, ud, x, e);
 }
 

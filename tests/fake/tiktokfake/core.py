@@ -101,6 +101,7 @@ class Core:
             self.publishes = {}
             self.uploads = {}
             self.active_users = {}  # open_id -> fake time of its latest successful init
+            self.fences = {}  # open_id -> the highest X-Tikd-Fence seen (a tikd cluster's lease)
             self.rate = RateLimiter()
             self.faults.clear()
             self.ledger.clear()

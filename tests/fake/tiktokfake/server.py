@@ -267,6 +267,7 @@ class Handler(BaseHTTPRequestHandler):
         entry = core.ledger.begin(self.command, path, req.open_id, req.now)
         if route is not None and route.kind == "upload":
             core.ledger.note(entry, range=self.headers.get("Content-Range"))
+        self._note_fence(core, entry, req.open_id)
         rule = core.faults.take(self.command, path, req.open_id)
         fault = rule["kind"] if rule else None
         try:
@@ -283,6 +284,24 @@ class Handler(BaseHTTPRequestHandler):
             core.ledger.finish(entry, None, "client_gone", fault)
             self.close_connection = True
         return None
+
+    def _note_fence(self, core, entry, open_id):
+        """A tikd cluster node sends its lease's fencing token (X-Tikd-Fence; TikTok itself
+        ignores the header). The ledger keeps it, and marks `stale_fence` on a request whose
+        fence is lower than one already seen for the same creator: a node acting after it lost
+        the account's lease. A header that is not a whole number is kept as "bad"."""
+        raw = self.headers.get("X-Tikd-Fence")
+        if raw is None:
+            return
+        if not raw.isdigit():
+            core.ledger.note(entry, fence="bad")
+            return
+        fence = int(raw)
+        with core.lock:
+            top = core.fences.get(open_id, 0)
+            if open_id is not None and fence > top:
+                core.fences[open_id] = fence
+        core.ledger.note(entry, fence=fence, stale_fence=fence < top)
 
     @staticmethod
     def _identify(core, req, route):

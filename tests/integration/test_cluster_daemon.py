@@ -1,0 +1,217 @@
+"""`tikd run` as a cluster node (docs/cluster.md): a real redis-server, two
+nodes with data directories of their own against one fake TikTok. A node
+works a job, and sends a request for an account, only while it holds the
+account's lease; every request carries the lease's fence (X-Tikd-Fence),
+which the fake's ledger keeps and checks (a request with a fence lower than
+one already seen for the creator is `stale_fence`).
+
+Jobs do not move between nodes yet: the jobs of these tests are planned on
+one node, and wait there while another node holds their account."""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import REPO, Site, run_tikd
+from test_cluster import Proxy, Redis
+from test_publish import connect, video
+
+LEASE, MARGIN = 3.0, 0.5
+USERS = ["acct_one", "acct_two"] + ["node_user_%d" % i for i in range(4)]
+
+
+def node_site(root, fake, name, redis_addr):
+    """A data dir, rules, vault and config for node `name`, its own."""
+    root.mkdir()
+    shutil.copytree(os.path.join(REPO, "rules"), root / "rules")
+    cfg = root / "tikd.conf.lua"
+    cfg.write_text('data_dir = "data"\nrules_dir = "rules"\nscripts_dir = "%s/scripts"\n'
+                   'shutdown_grace = 2\nvault = { key_file = "vault.keys" }\n'
+                   'rules = { watch = false }\n' % REPO)
+    r = run_tikd("vault", "init", config=cfg)
+    assert r.returncode == 0, r.stderr
+    s = Site(root, fake, extra='cluster = { redis = "%s", node = "%s", lease = %s, margin = %s }\n'
+             % (redis_addr, name, LEASE, MARGIN))
+    s.limits()
+    return s
+
+
+def held(d):
+    """The accounts daemon d holds now, with their fences, by its log."""
+    now = {}
+    for line in d.lines:
+        m = re.search(r"event=cluster\.(held|lost) account=(\S+) fence=(\d+)", line)
+        if m and m.group(1) == "held":
+            now[m.group(2)] = int(m.group(3))
+        elif m:
+            now.pop(m.group(2), None)
+    return now
+
+
+def wait_for(pred, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.05)
+    raise AssertionError("not within %.1f s: %s" % (timeout, what))
+
+
+def pump(*daemons):
+    """Read what the daemons logged so far (Daemon.wait_for reads lazily)."""
+    for d in daemons:
+        try:
+            d.wait_for(r"^\b$", timeout=0.01)
+        except AssertionError:
+            pass
+
+
+@pytest.fixture
+def redis(tmp_path):
+    if not shutil.which("redis-server"):
+        pytest.skip("redis-server is not installed (tools/deps.sh test installs Debian's)")
+    (tmp_path / "redis").mkdir()
+    r = Redis(tmp_path / "redis")
+    yield r
+    r.stop()
+
+
+@pytest.fixture
+def nodes(tmp_path, fake, redis):
+    fake.ctl.set_config(time_scale=0.01)
+    for i, u in enumerate(USERS[2:]):
+        fake.ctl.put_creator({"open_id": "-000NodeUser%016d" % i, "username": u})
+    made = []
+
+    def make(name, redis_addr=None):
+        s = node_site(tmp_path / name, fake, name, redis_addr or redis.addr)
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        for d in s.daemons:
+            if d.proc.poll() is None:
+                d.proc.kill()
+                d.proc.wait()
+
+
+def open_ids(fake):
+    return {c["username"]: c["open_id"] for c in fake.ctl.creators()}
+
+
+def api_requests(fake, ids):
+    return [q for q in fake.ctl.ledger()["requests"]
+            if q["open_id"] in ids and not q["path"].startswith("/v2/oauth/")]
+
+
+def test_a_job_waits_for_its_accounts_lease_and_goes_on_where_it_moves(nodes, fake, tmp_path):
+    a, b = nodes("a"), nodes("b")
+    names = ["k%d" % i for i in range(len(USERS))]
+    for s in (a, b):  # every node has every account (each its own grant, for now)
+        for n, u in zip(names, USERS):
+            connect(s, n, user=u)
+    da, db = a.start(), b.start()
+    # rendezvous hashing spreads these 6 accounts over both nodes (the same
+    # split every run: it hashes the names)
+    wait_for(lambda: (pump(da, db), len(held(da)) + len(held(db)) == len(names)
+                      and not set(held(da)) & set(held(db)) and held(da) and held(db))[1],
+             4 * LEASE, "every account held by one node, each node holding some")
+    at_a, at_b = held(da), held(db)
+    ids = open_ids(fake)
+    oid = {n: ids[u] for n, u in zip(names, USERS)}
+
+    clip = video(tmp_path / "clip.mp4", duration=3)
+    for n in names:  # every post is planned on node a
+        r = a.tikd("post", str(clip), "--account", n, "--privacy", "SELF_ONLY")
+        assert r.returncode == 0, r.stderr
+    wait_for(lambda: len(fake.ctl.ledger()["posts"]) == len(at_a), 60,
+             "a's own accounts posted")
+    time.sleep(2 * LEASE / 3)  # a round: nothing else moves while b holds its accounts
+    assert len(fake.ctl.ledger()["posts"]) == len(at_a)
+    assert not api_requests(fake, {oid[n] for n in at_b}), "a acted for an account b holds"
+
+    db.proc.kill()  # b dies: a is granted its accounts once their leases end at Redis
+    db.proc.wait()
+    wait_for(lambda: (pump(da), set(held(da)) == set(names))[1], 3 * LEASE,
+             "a holds every account")
+    wait_for(lambda: len(fake.ctl.ledger()["posts"]) == len(names), 60, "every post")
+    time.sleep(1)
+    posts = fake.ctl.ledger()["posts"]
+    assert sorted(p["open_id"] for p in posts) == sorted(oid.values())  # each exactly once
+
+    reqs = api_requests(fake, set(oid.values()))
+    assert reqs and all("fence" in q for q in reqs), [q for q in reqs if "fence" not in q][:3]
+    assert not [q for q in reqs if q["stale_fence"]]
+    for n in at_b:  # a acted for b's accounts under fences granted after b's
+        assert {q["fence"] for q in reqs if q["open_id"] == oid[n]} == {held(da)[n]}
+        assert held(da)[n] > at_b[n]
+
+
+def test_a_node_cut_from_redis_stops_sending_before_its_lease_ends(nodes, fake, redis, tmp_path):
+    proxy = Proxy(redis.port)
+    a = nodes("a", proxy.addr)
+    connect(a, "k0", user="acct_one")
+    da = a.start()
+    wait_for(lambda: (pump(da), "k0" in held(da))[1], 2 * LEASE, "a holds k0")
+    first = held(da)["k0"]
+    oid = open_ids(fake)["acct_one"]
+    # a video of several chunks, each slowed: the cut lands in the upload
+    fake.ctl.add_fault(kind="delay", path_prefix="/upload/", delay_sec=1.0, count=None)
+    big = video(tmp_path / "big.mp4", mdat=80_000_000)
+    r = a.tikd("post", str(big), "--account", "k0", "--privacy", "SELF_ONLY")
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: any(q["path"].startswith("/upload/") for q in api_requests(fake, {oid})),
+             30, "the upload started")
+    cut = time.monotonic()
+    proxy.open.clear()  # a partition: nothing forwarded, nothing closed
+    wait_for(lambda: (pump(da), "k0" not in held(da))[1], 2 * LEASE, "a gives k0 up")
+    time.sleep(LEASE)  # past any end of the lease: nothing may start now
+    quiet = [q for q in api_requests(fake, {oid}) if q["t_mono"] > cut + LEASE - MARGIN + 0.25]
+    assert not quiet, quiet
+    assert not fake.ctl.ledger()["posts"]
+
+    proxy.open.set()
+    wait_for(lambda: (pump(da), held(da).get("k0", 0) > first)[1], 4 * LEASE,
+             "a holds k0 again, under a new fence")
+    wait_for(lambda: len(fake.ctl.ledger()["posts"]) == 1, 90, "the post")
+    reqs = api_requests(fake, {oid})
+    assert not [q for q in reqs if q["stale_fence"]]
+    assert {q["fence"] for q in reqs if q["t_mono"] > cut + 2 * LEASE} == {held(da)["k0"]}
+    assert len(fake.ctl.ledger()["posts"]) == 1
+
+
+@pytest.mark.parametrize("table,msg", [
+    ('{ node = "a" }', "cluster.node' is set but cluster.redis is not"),
+    ('{ redis = "localhost:6379", node = "a" }', "a name would be resolved"),
+    ('{ redis = "127.0.0.1:6379" }', "node name '' is not allowed"),
+    ('{ redis = "127.0.0.1:6379", node = "a b" }', "node name 'a b' is not allowed"),
+    ('{ redis = "127.0.0.1:6379", node = "a", lease = 3, margin = 1 }', "a margin of 1 s"),
+])
+def test_bad_cluster_settings_are_refused_before_anything_runs(site, table, msg):
+    cfg = site / "tikd.conf.lua"
+    cfg.write_text(cfg.read_text() + "cluster = %s\n" % table)
+    r = run_tikd("account", "list", config=cfg)
+    assert r.returncode != 0 and msg in r.stderr, r.stderr
+    r = run_tikd("run", config=cfg, timeout=10)
+    assert r.returncode != 0 and msg in r.stderr, r.stderr
+
+
+def test_the_redis_password_stays_out_of_logs_and_output(nodes, fake, tmp_path):
+    secret = "s3cret-node-pass-%d" % os.getpid()
+    (tmp_path / "redis2").mkdir()
+    r2 = Redis(tmp_path / "redis2", password=secret)
+    try:
+        a = nodes("a", r2.addr)
+        a.env["TIKD_REDIS_PASSWORD"] = secret
+        connect(a, "k0", user="acct_one")
+        da = a.start()
+        wait_for(lambda: (pump(da), "k0" in held(da))[1], 2 * LEASE, "a holds k0 with AUTH")
+        da.stop()
+        assert secret not in "\n".join(da.lines + a.output)
+    finally:
+        r2.stop()
