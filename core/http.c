@@ -566,6 +566,14 @@ static bool admitted(struct http_xfer *x)
         x->refused = true; /* told from the loop, never inside this call */
         ev_timer_set(&x->retry_timer, 0., 0.);
         ev_timer_start(h->loop, &x->retry_timer);
+        struct host *ho = x->host;
+        if (ho->st == BR_HALF_OPEN && ho->probing) {
+            /* it was the breaker's probe: another waiting request probes */
+            ho->probing = false;
+            ev_timer_stop(h->loop, &ho->wake);
+            ev_timer_set(&ho->wake, 0., 0.);
+            ev_timer_start(h->loop, &ho->wake);
+        }
         return false;
     }
     snprintf(x->fence->data, FENCE_LINE, "X-Tikd-Fence: %llu", (unsigned long long)fence);
