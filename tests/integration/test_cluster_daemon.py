@@ -10,14 +10,12 @@ one node, and wait there while another node holds their account."""
 import os
 import re
 import shutil
-import signal
-import subprocess
 import time
 
 import pytest
 
 from conftest import REPO, Site, run_tikd
-from test_cluster import Proxy, Redis
+from test_cluster import Proxy, Redis, wait_for
 from test_publish import connect, video
 
 LEASE, MARGIN = 3.0, 0.5
@@ -50,15 +48,6 @@ def held(d):
         elif m:
             now.pop(m.group(2), None)
     return now
-
-
-def wait_for(pred, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.05)
-    raise AssertionError("not within %.1f s: %s" % (timeout, what))
 
 
 def pump(*daemons):
