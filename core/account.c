@@ -90,6 +90,11 @@ static int decode(const void *p, size_t n, struct account *a)
     return strlen(a->id) == 32 && a->name[0] ? 0 : TIKD_ECORRUPT;
 }
 
+int account_decode(const void *p, size_t n, struct account *a)
+{
+    return decode(p, n, a);
+}
+
 int account_get(struct store_txn *t, const char *name, struct account *out)
 {
     struct store_val v;

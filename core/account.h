@@ -50,6 +50,10 @@ int account_get(struct store_txn *t, const char *name, struct account *out);
 int account_put(struct store_txn *t, const struct account *a);
 int account_del(struct store_txn *t, const char *name);
 
+/* A record as account_get() reads it (one from another node of a cluster):
+ * 0, or TIKD_ECORRUPT. */
+int account_decode(const void *p, size_t n, struct account *a);
+
 /* Every account, in name order, until fn returns non-zero. */
 int account_foreach(struct store_txn *t, int (*fn)(const struct account *a, void *ctx), void *ctx);
 

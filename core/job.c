@@ -145,6 +145,8 @@ static int index_job(struct store_txn *t, const struct job *old, const struct jo
         rc = index_put(t, 'c', j->account, j->media_hash, j->id);
     if (rc == 0 && j->publish_id[0] && (!old || strcmp(old->publish_id, j->publish_id) != 0))
         rc = index_put(t, 'p', j->publish_id, NULL, j->id);
+    if (rc == 0 && j->origin[0] && (!old || strcmp(old->origin, j->origin) != 0))
+        rc = index_put(t, 'x', j->origin, NULL, j->id);
     return rc;
 }
 
@@ -426,7 +428,7 @@ int job_counts_build(struct store_txn *t)
     return rc ? rc : counts_put(t, &c);
 }
 
-int job_create(struct store_txn *t, struct job *j)
+static int next_id(struct store_txn *t, uint64_t *id)
 {
     struct store_val v;
     uint64_t next = 1;
@@ -434,10 +436,15 @@ int job_create(struct store_txn *t, struct job *j)
         next = store_be64_get(v.p);
     unsigned char nb[8];
     store_be64_put(nb, next + 1);
-    int rc = store_put(t, STORE_DB_META, NEXT_ID, sizeof NEXT_ID - 1, nb, 8);
+    *id = next;
+    return store_put(t, STORE_DB_META, NEXT_ID, sizeof NEXT_ID - 1, nb, 8);
+}
+
+int job_create(struct store_txn *t, struct job *j)
+{
+    int rc = next_id(t, &j->id);
     if (rc != 0)
         return rc;
-    j->id = next;
     j->created_at = j->updated_at = clock_now();
     if (j->state != JOB_AWAITING_APPROVAL)
         j->state = JOB_SCHEDULED;
@@ -461,6 +468,63 @@ int job_create(struct store_txn *t, struct job *j)
              j->opt.disable_duet, j->opt.disable_stitch, j->opt.brand_content, j->opt.brand_organic,
              j->opt.is_aigc, j->media, j->tenant[0] ? j->tenant : "-", j->libs[0] ? j->libs : "-");
     return rc ? rc : audit_append(t, j->chosen_by, "job.planned", detail);
+}
+
+int job_import(struct store_txn *t, struct job *j, uint64_t local_id)
+{
+    j->imported_at = clock_now();
+    if (local_id) {
+        struct job old;
+        int rc = job_get(t, local_id, &old);
+        if (rc != 0)
+            return rc;
+        j->id = local_id;
+        double updated = j->updated_at;
+        rc = job_put_over(t, &old, j);
+        j->updated_at = updated; /* as its holder left it (job_put_over stamped now) */
+        return rc ? rc : write_record(t, j);
+    }
+    int rc = next_id(t, &j->id);
+    if (rc == 0)
+        rc = write_record(t, j);
+    if (rc == 0)
+        rc = index_job(t, NULL, j);
+    if (rc == 0)
+        rc = counts_move(t, NULL, j);
+    char detail[300];
+    snprintf(detail, sizeof detail, "job=%llu account=%s origin=%s state=%s",
+             (unsigned long long)j->id, j->account, j->origin[0] ? j->origin : "-",
+             job_state_name(j->state));
+    return rc ? rc : audit_append(t, "tikd", "job.imported", detail);
+}
+
+struct origin_find {
+    size_t plen;
+    uint64_t id;
+};
+
+static int origin_one(struct store_val k, struct store_val v, void *ctx)
+{
+    (void)v;
+    struct origin_find *f = ctx;
+    if (k.n != f->plen + 8)
+        return 0;
+    f->id = store_be64_get((const unsigned char *)k.p + f->plen);
+    return 1;
+}
+
+int job_find_origin(struct store_txn *t, const char *origin, uint64_t *id)
+{
+    unsigned char k[400];
+    size_t kl = index_key(k, sizeof k, 'x', origin, NULL, 0);
+    if (!kl)
+        return TIKD_ENOTFOUND;
+    struct origin_find f = {kl, 0};
+    int rc = store_foreach(t, STORE_DB_INDEX, k, kl, origin_one, &f);
+    if (rc < 0)
+        return rc;
+    *id = f.id;
+    return f.id ? 0 : TIKD_ENOTFOUND;
 }
 
 int job_get(struct store_txn *t, uint64_t id, struct job *j)

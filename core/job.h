@@ -102,6 +102,10 @@ struct job {
                          * never used, each counted against the creator's daily cap */
     char fail_reason[64];
     char log_id[80];
+    char origin[80];    /* a cluster: "NODE:ID", the node that planned it and its id there,
+                         * when that was another node; "" for a job planned here */
+    double imported_at; /* a cluster: when its record last came from Redis (core/replica);
+                         * a run holding an older copy leaves the job alone */
 };
 
 const char *job_state_name(enum job_state s);
@@ -123,6 +127,16 @@ int job_state_parse(const char *name);
  * j->state is JOB_SCHEDULED, or JOB_AWAITING_APPROVAL with due_at the
  * deadline and planned_at the moment to post once approved. */
 int job_create(struct store_txn *t, struct job *j);
+
+/* A job whose record came from another node of a cluster (core/replica):
+ * written over the local job local_id (0: a new one, given the next id and
+ * its index, due and count entries, and an audit record of the move). The
+ * record keeps its state, times and progress; imported_at is set now. */
+int job_import(struct store_txn *t, struct job *j, uint64_t local_id);
+
+/* The local job planned on another node as origin ("NODE:ID"): 0 with its
+ * id, or TIKD_ENOTFOUND. */
+int job_find_origin(struct store_txn *t, const char *origin, uint64_t *id);
 
 /* Read job id; TIKD_ENOTFOUND if there is none. */
 int job_get(struct store_txn *t, uint64_t id, struct job *j);

@@ -94,6 +94,8 @@ static const struct field fields[] = {
     NUM(45, F_INT, orphans),
     STR(46, fail_reason),
     STR(47, log_id),
+    STR(48, origin),
+    NUM(49, F_DBL, imported_at),
     PNUM(60, F_BOOL, probed),
     PSTR(61, container),
     PNUM(62, F_U64, size),

@@ -43,6 +43,8 @@ static int put_txn(struct store_txn *t, void *ctx)
         return rc;
     if (cur.state == JOB_CANCELLED && pc->j->state != JOB_CANCELLED)
         return TIKD_EEXIST; /* an operator cancelled it meanwhile: leave it */
+    if (cur.imported_at > pc->j->imported_at)
+        return TIKD_EEXIST; /* its record came from the cluster since: this copy is stale */
     if ((rc = budget_apply(t, &pc->p->c.limits, &cur, pc->j, pc->op)) != 0)
         return rc;
     if (pc->also && (rc = pc->also(t, pc->also_ud)) != 0)

@@ -812,3 +812,68 @@ int rl_named(struct store_txn *t, const char *owner, const char *name, const str
     }
     return rc;
 }
+
+/* ---- one account's budgets ------------------------------------------------------------ */
+
+/* The budget keys an account's own records use: each per-token and
+ * per-creator budget, and the shared "init" of rl_config.shared_init. */
+static const char *account_budget(size_t i)
+{
+    if (i < RL__COUNT)
+        return i == RL_ACTIVE_USERS || i == RL_TENANT_POSTS ? NULL : names[i];
+    return i == RL__COUNT ? "init" : NULL;
+}
+
+static const char ACCOUNT_KINDS[] = "gws"; /* GCRA state, windows, requests sent */
+
+int rl_account_each(struct store_txn *t, const char *account, rl_record_fn fn, void *ctx)
+{
+    for (const char *kind = ACCOUNT_KINDS; *kind; kind++) {
+        for (size_t i = 0; i <= RL__COUNT; i++) {
+            const char *b = account_budget(i);
+            char k[200];
+            size_t kl = b ? mkkey(k, sizeof k, *kind, b, account) : 0;
+            struct store_val v;
+            int rc = kl ? store_get(t, STORE_DB_LIMITS, k, kl, &v) : TIKD_ENOTFOUND;
+            if (rc == TIKD_ENOTFOUND)
+                continue;
+            if (rc == 0)
+                rc = fn(ctx, k, kl, v.p, v.n);
+            if (rc != 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+int rl_account_drop(struct store_txn *t, const char *account)
+{
+    for (const char *kind = ACCOUNT_KINDS; *kind; kind++) {
+        for (size_t i = 0; i <= RL__COUNT; i++) {
+            const char *b = account_budget(i);
+            char k[200];
+            size_t kl = b ? mkkey(k, sizeof k, *kind, b, account) : 0;
+            int rc = kl ? store_del(t, STORE_DB_LIMITS, k, kl) : 0;
+            if (rc != 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+int rl_account_put(struct store_txn *t, const char *account, const char *key, size_t kl,
+                   const void *v, size_t n)
+{
+    if (n % sizeof(double) != 0 || n > (2 + WINDOW_MAX) * sizeof(double))
+        return TIKD_EINVAL;
+    for (const char *kind = ACCOUNT_KINDS; *kind; kind++) {
+        for (size_t i = 0; i <= RL__COUNT; i++) {
+            const char *b = account_budget(i);
+            char k[200];
+            size_t l = b ? mkkey(k, sizeof k, *kind, b, account) : 0;
+            if (l && l == kl && memcmp(k, key, kl) == 0)
+                return store_put(t, STORE_DB_LIMITS, key, kl, v, n);
+        }
+    }
+    return TIKD_EINVAL;
+}

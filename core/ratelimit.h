@@ -205,4 +205,20 @@ int rl_metrics(struct store_txn *t, enum rl_budget b, struct rl_metrics *m);
 int rl_named(struct store_txn *t, const char *owner, const char *name, const struct rl_rate *r,
              double now, bool take, bool *ok, double *at);
 
+/* ---- one account's budgets, for a cluster (core/replica) ---------------------------- */
+
+/* Every budget record kept for account alone (its token's rates, its
+ * creator's caps; not the app's or a tenant's), in a fixed order: fn gets
+ * its key and value, and a non-zero return stops the walk. */
+typedef int (*rl_record_fn)(void *ctx, const char *key, size_t kl, const void *v, size_t n);
+int rl_account_each(struct store_txn *t, const char *account, rl_record_fn fn, void *ctx);
+
+/* Delete every budget record of account (as rl_account_each names them). */
+int rl_account_drop(struct store_txn *t, const char *account);
+
+/* Store one record rl_account_each gave (for the same account): TIKD_EINVAL
+ * when key is not one of account's or the value is not a budget's. */
+int rl_account_put(struct store_txn *t, const char *account, const char *key, size_t kl,
+                   const void *v, size_t n);
+
 #endif

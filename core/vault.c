@@ -359,6 +359,30 @@ int vault_get(struct vault *v, struct store_txn *t, const char *owner, const cha
     return rc;
 }
 
+int vault_adopt(struct vault *v, struct store_txn *t, const char *owner, const char *field,
+                const void *rec, size_t n, struct tikd_err *e)
+{
+    char aad[512];
+    size_t al = make_aad(owner, field, aad, sizeof aad);
+    if (!al)
+        return tikd_fail(e, TIKD_EINVAL, "vault: owner and field names too long");
+    const char *why = NULL;
+    char *pt = NULL;
+    size_t pn = 0;
+    int rc = unseal(v, (unsigned char *)aad, al, rec, n, &pt, &pn, &why);
+    if (rc == TIKD_ECORRUPT && v->path) { /* sealed by a key added since? */
+        follow_file(v);
+        rc = unseal(v, (unsigned char *)aad, al, rec, n, &pt, &pn, &why);
+    }
+    vault_wipe_free(pt, pn);
+    if (rc == TIKD_ECORRUPT)
+        return tikd_fail(e, rc,
+                         "vault: the %s of %s from the cluster does not open here: %s (every "
+                         "node needs the same key file)",
+                         field, owner, why);
+    return rc ? rc : store_put(t, STORE_DB_VAULT, aad, al, rec, n);
+}
+
 int vault_check(struct vault *v, struct store_txn *t, struct tikd_err *e)
 {
     char *pt;

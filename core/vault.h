@@ -46,6 +46,13 @@ int vault_put(struct vault *v, struct store_txn *t, const char *owner, const cha
 int vault_get(struct vault *v, struct store_txn *t, const char *owner, const char *field, char **pt,
               size_t *n, struct tikd_err *e);
 
+/* Store a record sealed elsewhere (another node of a cluster, with the same
+ * key file) as it is, once it opens here for (owner, field): TIKD_ECORRUPT,
+ * with a message that names the field, when it does not (a key this node
+ * lacks, or a record bound to another owner or field). */
+int vault_adopt(struct vault *v, struct store_txn *t, const char *owner, const char *field,
+                const void *rec, size_t n, struct tikd_err *e);
+
 /* Delete every record of owner (all fields). */
 int vault_del_owner(struct store_txn *t, const char *owner);
 
