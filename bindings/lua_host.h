@@ -53,6 +53,9 @@ struct host_opts {
     const struct rl_config *limits; /* TikTok's budgets, for tikd.ratelimit.budget */
     void (*jobs_changed)(void *ud); /* tikd.upload planned a job: wake the pipeline */
     void *jobs_ud;
+    bool (*plans_for)(void *ud, const char *account); /* a cluster: false when another node
+                                                       * holds the account (its rules plan
+                                                       * for it), or NULL */
     const char *const *extra_files; /* loaded after the rules, each as one more rule file
                                      * (`tikd rules test` adds the test file) */
     size_t nextra;

@@ -257,6 +257,14 @@ static int l_post(lua_State *L)
                              "post), are required");
     if (key && (strlen(key) == 0 || strlen(key) > 128))
         return luaL_error(L, "tikd.upload.post: key must be 1 to 128 characters");
+    if (o->plans_for && !o->plans_for(o->jobs_ud, account)) {
+        /* every node runs the same rules: the holder's call is the one */
+        char why[200];
+        snprintf(why, sizeof why,
+                 "account %.64s is held by another node of the cluster: its rules plan for it",
+                 account);
+        return refuse(L, why);
+    }
     const struct decls *d = decls_of(L);
     const struct schedule *sched = NULL;
     if (sched_name && !(sched = decls_schedule(d, sched_name)))

@@ -23,6 +23,7 @@
 #include "../core/audit.h"
 #include "../core/clock.h"
 #include "../core/cluster.h"
+#include "../core/replica.h"
 #include "../core/intake.h"
 #include "../core/log.h"
 #include "../core/mediaurl.h"
@@ -140,7 +141,7 @@ static void on_account(void *ud, const struct account *a)
         alert_raise("account.reauth", a->name, "%s: reconnect it (tikd account reauth %s)",
                     a->reason[0] ? a->reason : "TikTok stopped its grant", a->name);
     if (a->state == ACCT_ACTIVE && d->cluster)
-        cluster_want(d->cluster, a->name); /* a new account: asked for at the next round */
+        cluster_local(d->cluster, a->name); /* a new account: asked for at the next round */
     if (a->state == ACCT_ACTIVE)
         kick(d);
     if (d->rules)
@@ -166,9 +167,78 @@ static void on_lease(void *ud, const char *account, uint64_t fence, bool is_held
         pipeline_held(d->pipeline); /* its jobs may go on here */
 }
 
+/* The state of an account out of this node's database and into it, as its
+ * lease moves (core/replica). */
+struct export_ctx {
+    const char *node, *account;
+    const uint64_t *prev;
+    size_t nprev;
+    struct replica_snap *s;
+};
+
+static int export_txn(struct store_txn *t, void *ctx)
+{
+    struct export_ctx *x = ctx;
+    return replica_export(t, x->node, x->account, x->prev, x->nprev, x->s);
+}
+
+static int cl_export(void *ud, const char *account, const uint64_t *prev, size_t nprev,
+                     struct replica_snap *s)
+{
+    struct daemon *d = ud;
+    struct export_ctx x = {d->cli->cfg.cluster_node, account, prev, nprev, s};
+    memset(s, 0, sizeof *s);
+    return store_read(d->en.store, export_txn, &x, NULL);
+}
+
+struct import_ctx {
+    struct daemon *d;
+    const char *account;
+    const struct replica_snap *s;
+    struct tikd_err *e;
+};
+
+static int import_txn(struct store_txn *t, void *ctx)
+{
+    struct import_ctx *x = ctx;
+    return replica_import(t, x->d->en.vault, x->d->cli->cfg.cluster_node, x->account, x->s, x->e);
+}
+
+static int cl_import(void *ud, const char *account, const struct replica_snap *s)
+{
+    struct daemon *d = ud;
+    struct tikd_err e = {0};
+    struct import_ctx x = {d, account, s, &e};
+    int rc = store_write_durable(d->en.store, import_txn, &x, &e);
+    if (rc == TIKD_ENOTFOUND)
+        TLOG(TLOG_DEBUG, "cluster.no_state", LSTR("account", account));
+    else if (rc != 0)
+        TLOG(TLOG_ERROR, "cluster.import_failed", LSTR("account", account),
+             LSTR("error", e.msg[0] ? e.msg : tikd_strerror(rc)));
+    return rc;
+}
+
+static void cl_pushed(void *ud)
+{
+    http_admit_retry(((struct daemon *)ud)->en.http);
+}
+
+static uint64_t admit(void *ud, const char *account)
+{
+    struct daemon *d = ud;
+    return d->cluster ? cluster_admit(d->cluster, account) : 0;
+}
+
+/* A rule plans a post for account here only while this node holds it
+ * (every node runs the same rules). */
+static bool plans_for(void *ud, const char *account)
+{
+    return held(ud, account) != 0;
+}
+
 static int want_account(const struct account *a, void *ctx)
 {
-    return cluster_want(ctx, a->name) != 0;
+    return cluster_local(ctx, a->name) != 0;
 }
 
 static int want_txn(struct store_txn *t, void *ctx)
@@ -196,7 +266,10 @@ static int start_cluster(struct daemon *d)
         fprintf(stderr, "tikd: %s\n", e.msg);
         return 1;
     }
-    http_set_admit(d->en.http, held, d);
+    cluster_set_data(d->cluster,
+                     &(struct cluster_data){
+                         .export = cl_export, .import = cl_import, .pushed = cl_pushed, .ud = d});
+    http_set_admit(d->en.http, admit, d);
     oauth_set_owner(d->en.oauth, held, d);
     pipeline_set_owner(d->pipeline, held, d);
     if (store_read(d->en.store, want_txn, d->cluster, &e) != 0) {
@@ -438,6 +511,8 @@ static int start_rules(struct daemon *d)
                                  d->en.store);
         hosts[i].jobs_changed = kick;
         hosts[i].jobs_ud = d;
+        if (c->cluster_redis)
+            hosts[i].plans_for = plans_for;
     }
     struct rules_cfg rc = {
         .hosts = hosts,

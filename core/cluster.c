@@ -15,7 +15,13 @@
  * Keys (one hash slot, so a Redis Cluster serves them from one shard):
  *   {P}:nodes          sorted set: "name/instance" -> expiry (ms, Redis time)
  *   {P}:fences         hash: account -> last fence granted (never reset)
- *   {P}:lease:ACCOUNT  hash: node, fence, since (ms); PEXPIRE lease */
+ *   {P}:lease:ACCOUNT  hash: node, fence, since (ms); PEXPIRE lease
+ * and, with accounts that move (cluster_set_data, core/replica):
+ *   {P}:accounts       set: every account some node has
+ *   {P}:acct:ACCOUNT   hash: fence (of the last write), rec, v:FIELD, l:KEY
+ *   {P}:open:ACCOUNT   hash: cluster key -> record, its open jobs
+ *   {P}:done:ACCOUNT   hash: cluster key -> 'F' record (final) or 'L' record (the
+ *                      last open one, of a job that ended unrecorded) */
 #include "cluster.h"
 
 #include <hiredis/adapters/libev.h>
@@ -23,12 +29,14 @@
 #include <hiredis/hiredis.h>
 #include <arpa/inet.h>
 #include <openssl/rand.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
 #include "log.h"
+#include "replica.h"
 
 #define HOLD_BATCH  512
 #define BACKOFF_MIN 0.2
@@ -76,12 +84,64 @@ static const char hold_lua[] =
     "end\n"
     "return out\n";
 
+/* KEYS lease, acct, open, done, accounts; ARGV node id, fence, account, then
+ * how many acct, open and done pairs, then the pairs. Written only under
+ * the lease and fence the writer holds: 1, or 0 when they are not its. */
+static const char push_lua[] =
+    "local l = redis.call('HMGET', KEYS[1], 'node', 'fence')\n"
+    "if l[1] ~= ARGV[1] or l[2] ~= ARGV[2] then return 0 end\n"
+    "local na, no, nd = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])\n"
+    "local i = 7\n"
+    "local acct, open, done, keep = {'fence', ARGV[2]}, {}, {}, {}\n"
+    "for k = 1, na do acct[#acct + 1] = ARGV[i]; acct[#acct + 1] = ARGV[i + 1]; i = i + 2 end\n"
+    "for k = 1, no do\n"
+    "  keep[ARGV[i]] = true; open[#open + 1] = ARGV[i]; open[#open + 1] = ARGV[i + 1]; i = i + 2\n"
+    "end\n"
+    "for k = 1, nd do\n"
+    "  keep[ARGV[i]] = true; done[#done + 1] = ARGV[i]; done[#done + 1] = ARGV[i + 1]; i = i + 2\n"
+    "end\n"
+    "local old = redis.call('HGETALL', KEYS[3])\n"
+    "for k = 1, #old, 2 do\n"
+    "  if not keep[old[k]] then redis.call('HSET', KEYS[4], old[k], 'L' .. old[k + 1]) end\n"
+    "end\n"
+    "redis.call('DEL', KEYS[2], KEYS[3])\n"
+    "redis.call('HSET', KEYS[2], unpack(acct))\n"
+    "if #open > 0 then redis.call('HSET', KEYS[3], unpack(open)) end\n"
+    "if #done > 0 then redis.call('HSET', KEYS[4], unpack(done)) end\n"
+    "redis.call('SADD', KEYS[5], ARGV[3])\n"
+    "return 1\n";
+
+/* KEYS lease, acct, open, done; ARGV node id, fence, then cluster keys of
+ * jobs open here. Returns 0 (not this holder's), or {acct, open, done of
+ * those keys}. */
+static const char pull_lua[] =
+    "local l = redis.call('HMGET', KEYS[1], 'node', 'fence')\n"
+    "if l[1] ~= ARGV[1] or l[2] ~= ARGV[2] then return 0 end\n"
+    "local d = {}\n"
+    "if #ARGV > 2 then d = redis.call('HMGET', KEYS[4], unpack(ARGV, 3)) end\n"
+    "return {redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3]), d}\n";
+
+/* KEYS acct, accounts; ARGV account, then acct pairs: the first state of
+ * an account no node wrote yet. */
+static const char seed_lua[] = "redis.call('SADD', KEYS[2], ARGV[1])\n"
+                               "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
+                               "redis.call('HSET', KEYS[1], 'fence', '0', unpack(ARGV, 2))\n"
+                               "return 1\n";
+
 struct lease {
     char *account;
     uint64_t fence;     /* the last fence held (kept after the lease ends, for views) */
     double valid_until; /* clock_boot() until which this node may act */
     bool held;
     bool home; /* at home here, by the last round's live nodes */
+    /* with accounts that move (c->data): */
+    uint64_t ready;     /* the fence its state was read back under: acting waits for it */
+    uint64_t pushed;    /* digest of the state Redis holds from here under that fence */
+    uint64_t *open_ids; /* the jobs open in it (those final since go with the next write) */
+    size_t nopen_ids;
+    bool busy;   /* a read-back or a write-through in flight */
+    bool local;  /* in this node's database */
+    bool seeded; /* ... and its first state offered to Redis */
     struct lease *next;
 };
 
@@ -106,6 +166,8 @@ struct cluster {
     size_t nbuckets, nleases;
     struct node *nodes;
     size_t nnodes;
+    struct cluster_data data;
+    bool has_data;
 };
 
 struct call {
@@ -113,10 +175,18 @@ struct call {
     double sent;
     size_t n;
     struct lease **leases; /* HOLD: the batch, in ARGV order */
+    struct lease *l;       /* PULL, PUSH, SEED: the account's */
+    uint64_t fence, digest;
+    uint64_t *ids; /* PUSH: the open jobs it wrote */
+    size_t nids;
+    struct replica_snap ask; /* PULL: this node's state, whose open jobs it asks of */
 };
 
 static void connect_now(struct cluster *c);
 static void arm_expiry(struct cluster *c);
+static void pull(struct cluster *c, struct lease *l);
+static void seed(struct cluster *c, struct lease *l);
+static void want_all(struct cluster *c);
 
 /* connect again after the backoff, which doubles up to BACKOFF_MAX (and
  * goes back to BACKOFF_MIN once a round is answered) */
@@ -213,6 +283,8 @@ uint64_t cluster_fence(struct cluster *c, const char *account)
         return 0;
     if (clock_boot() >= l->valid_until)
         return 0; /* the expiry timer has not run yet: the clock decides */
+    if (c->has_data && l->ready != l->fence)
+        return 0; /* granted, but its state is not here yet */
     return l->fence;
 }
 
@@ -314,7 +386,10 @@ static void on_hold(redisAsyncContext *ac, void *reply, void *privdata)
                 if (news) {
                     TLOG(TLOG_INFO, "cluster.lease_held", LSTR("account", l->account),
                          LINT("fence", fence));
-                    c->fn(c->ud, l->account, fence, true);
+                    if (c->has_data && l->ready != fence) /* told once its state is here */
+                        pull(c, l);
+                    else
+                        c->fn(c->ud, l->account, fence, true);
                 }
             }
         }
@@ -451,6 +526,17 @@ static void on_heartbeat(redisAsyncContext *ac, void *reply, void *privdata)
         TLOG(TLOG_ERROR, "cluster.error", LSTR("call", "hold"), LSTR("redis", "could not send"));
     free(batch);
     free(release);
+    if (c->has_data) {
+        for (size_t i = 0; i < c->nbuckets; i++) {
+            for (struct lease *l = c->buckets[i]; l; l = l->next) {
+                if (l->local && !l->seeded && !l->busy)
+                    seed(c, l);
+                else if (l->held && l->ready != l->fence && !l->busy)
+                    pull(c, l); /* its state was not to be had last time */
+            }
+        }
+        want_all(c);
+    }
     for (size_t i = 0; i < c->nnodes; i++)
         free(c->nodes[i].id);
     free(c->nodes);
@@ -636,6 +722,379 @@ static void connect_now(struct cluster *c)
     }
 }
 
+/* ---- accounts that move: their state, written through and read back --------- */
+
+/* A command's arguments, binary-safe; what it formats it owns. */
+struct args {
+    const char **v;
+    size_t *l;
+    size_t n, cap;
+    char *own[16];
+    size_t nown;
+    bool failed;
+};
+
+static void arg(struct args *a, const void *p, size_t n)
+{
+    if (a->failed)
+        return;
+    if (a->n == a->cap) {
+        size_t cap = a->cap ? a->cap * 2 : 32;
+        const char **v = realloc(a->v, cap * sizeof *v);
+        size_t *l = v ? realloc(a->l, cap * sizeof *l) : NULL;
+        if (v)
+            a->v = v;
+        if (!l) {
+            a->failed = true;
+            return;
+        }
+        a->l = l;
+        a->cap = cap;
+    }
+    a->v[a->n] = p;
+    a->l[a->n++] = n;
+}
+
+static void arg_s(struct args *a, const char *s)
+{
+    arg(a, s, strlen(s));
+}
+
+static void arg_f(struct args *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void arg_f(struct args *a, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    if (a->nown == sizeof a->own / sizeof a->own[0] || vasprintf(&s, fmt, ap) < 0) {
+        a->failed = true;
+        s = NULL;
+    }
+    va_end(ap);
+    if (s) {
+        a->own[a->nown++] = s;
+        arg_s(a, s);
+    }
+}
+
+static void args_pairs(struct args *a, const struct replica_item *it, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        arg(a, it[i].key, it[i].klen);
+        arg(a, it[i].val, it[i].vlen);
+    }
+}
+
+static void args_free(struct args *a)
+{
+    for (size_t i = 0; i < a->nown; i++)
+        free(a->own[i]);
+    free(a->v);
+    free(a->l);
+}
+
+/* Send it; the call k is the callback's (freed by it) once sent. */
+static int send_args(struct cluster *c, struct args *a, redisCallbackFn *fn, struct call *k)
+{
+    int rc = !a->failed && c->connected &&
+                     redisAsyncCommandArgv(c->ac, fn, k, (int)a->n, a->v, a->l) == REDIS_OK
+                 ? 0
+                 : TIKD_EIO;
+    args_free(a);
+    return rc;
+}
+
+static void call_free(struct call *k)
+{
+    free(k->ids);
+    replica_snap_free(&k->ask);
+    free(k);
+}
+
+static void want_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    struct call *k = privdata;
+    struct cluster *c = k->c;
+    redisReply *r = reply;
+    call_free(k);
+    if (c->closing || reply_error(c, r, "accounts") || r->type != REDIS_REPLY_ARRAY)
+        return;
+    for (size_t i = 0; i < r->elements; i++)
+        if (r->element[i]->type == REDIS_REPLY_STRING)
+            cluster_want(c, r->element[i]->str);
+}
+
+/* every account some node has, so this node may be its home */
+static void want_all(struct cluster *c)
+{
+    struct args a = {0};
+    struct call *k = calloc(1, sizeof *k);
+    if (!k)
+        return;
+    k->c = c;
+    arg_s(&a, "SMEMBERS");
+    arg_f(&a, "{%s}:accounts", c->prefix);
+    if (send_args(c, &a, want_reply, k) != 0)
+        call_free(k);
+}
+
+static void on_seed(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    struct call *k = privdata;
+    struct cluster *c = k->c;
+    redisReply *r = reply;
+    if (!c->closing) {
+        k->l->busy = false;
+        if (!reply_error(c, r, "seed"))
+            k->l->seeded = true;
+    }
+    call_free(k);
+}
+
+static void seed(struct cluster *c, struct lease *l)
+{
+    struct replica_snap s;
+    int rc = c->data.export(c->data.ud, l->account, NULL, 0, &s);
+    if (rc == TIKD_ENOTFOUND) { /* removed here meanwhile */
+        l->local = false;
+        return;
+    }
+    if (rc != 0)
+        return;
+    struct args a = {0};
+    struct call *k = calloc(1, sizeof *k);
+    if (k) {
+        k->c = c;
+        k->l = l;
+        arg_s(&a, "EVAL");
+        arg_s(&a, seed_lua);
+        arg_s(&a, "2");
+        arg_f(&a, "{%s}:acct:%s", c->prefix, l->account);
+        arg_f(&a, "{%s}:accounts", c->prefix);
+        arg_s(&a, l->account);
+        args_pairs(&a, s.acct, s.nacct); /* its jobs wait here until it does */
+        if (send_args(c, &a, on_seed, k) == 0)
+            l->busy = true;
+        else
+            call_free(k);
+    }
+    replica_snap_free(&s);
+}
+
+static int snap_pairs(const redisReply *r, struct replica_item **items, size_t *n)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements % 2)
+        return TIKD_ECORRUPT;
+    for (size_t i = 0; i < r->elements; i += 2) {
+        const redisReply *k = r->element[i], *v = r->element[i + 1];
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+            return TIKD_ECORRUPT;
+        if (strcmp(k->str, "fence") == 0)
+            continue; /* Redis's own */
+        int rc = replica_add(items, n, k->str, k->len, v->str, v->len);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static void on_pull(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    struct call *k = privdata;
+    struct cluster *c = k->c;
+    struct lease *l = k->l;
+    redisReply *r = reply;
+    if (c->closing) {
+        call_free(k);
+        return;
+    }
+    l->busy = false;
+    if (reply_error(c, r, "pull") || l->fence != k->fence || !l->held) {
+        call_free(k); /* asked again next round, if still granted */
+        return;
+    }
+    if (r->type == REDIS_REPLY_INTEGER) { /* not ours at Redis after all */
+        lose(c, l, "held by another node");
+        call_free(k);
+        return;
+    }
+    struct replica_snap s = {0};
+    int rc = 0;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+        r->element[2]->type != REDIS_REPLY_ARRAY || r->element[2]->elements != k->ask.nopen)
+        rc = TIKD_ECORRUPT;
+    if (rc == 0)
+        rc = snap_pairs(r->element[0], &s.acct, &s.nacct);
+    if (rc == 0)
+        rc = snap_pairs(r->element[1], &s.open, &s.nopen);
+    for (size_t i = 0; rc == 0 && i < k->ask.nopen; i++) {
+        const redisReply *d = r->element[2]->element[i];
+        if (d->type == REDIS_REPLY_STRING)
+            rc = replica_add(&s.done, &s.ndone, k->ask.open[i].key, k->ask.open[i].klen, d->str,
+                             d->len);
+    }
+    if (rc != 0) {
+        TLOG(TLOG_ERROR, "cluster.error", LSTR("call", "pull"), LSTR("account", l->account),
+             LSTR("redis", "an answer of the wrong shape"));
+    } else if ((rc = c->data.import(c->data.ud, l->account, &s)) == 0) {
+        struct replica_snap now;
+        l->pushed = 0; /* written under this fence: not yet */
+        l->nopen_ids = 0;
+        if (c->data.export(c->data.ud, l->account, NULL, 0, &now) == 0) {
+            free(l->open_ids);
+            l->open_ids = now.ids; /* the jobs open now: those that end go with a write */
+            l->nopen_ids = now.nopen;
+            now.ids = NULL;
+            replica_snap_free(&now);
+        }
+        l->ready = l->fence;
+        TLOG(TLOG_DEBUG, "cluster.state_read", LSTR("account", l->account), LINT("fence", l->fence),
+             LINT("jobs", (long long)s.nopen));
+        c->fn(c->ud, l->account, l->fence, true);
+    }
+    replica_snap_free(&s);
+    call_free(k);
+}
+
+/* Granted: read its state back (with what Redis knows of the jobs open
+ * here) before acting. */
+static void pull(struct cluster *c, struct lease *l)
+{
+    if (l->busy)
+        return;
+    struct call *k = calloc(1, sizeof *k);
+    if (!k)
+        return;
+    k->c = c;
+    k->l = l;
+    k->fence = l->fence;
+    int rc = c->data.export(c->data.ud, l->account, NULL, 0, &k->ask);
+    if (rc != 0 && rc != TIKD_ENOTFOUND) {
+        call_free(k);
+        return;
+    }
+    struct args a = {0};
+    arg_s(&a, "EVAL");
+    arg_s(&a, pull_lua);
+    arg_s(&a, "4");
+    arg_f(&a, "{%s}:lease:%s", c->prefix, l->account);
+    arg_f(&a, "{%s}:acct:%s", c->prefix, l->account);
+    arg_f(&a, "{%s}:open:%s", c->prefix, l->account);
+    arg_f(&a, "{%s}:done:%s", c->prefix, l->account);
+    arg_s(&a, c->self);
+    arg_f(&a, "%llu", (unsigned long long)l->fence);
+    for (size_t i = 0; i < k->ask.nopen; i++)
+        arg(&a, k->ask.open[i].key, k->ask.open[i].klen);
+    if (send_args(c, &a, on_pull, k) == 0)
+        l->busy = true;
+    else
+        call_free(k);
+}
+
+static void on_push(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    struct call *k = privdata;
+    struct cluster *c = k->c;
+    struct lease *l = k->l;
+    redisReply *r = reply;
+    if (c->closing) {
+        call_free(k);
+        return;
+    }
+    l->busy = false;
+    if (!reply_error(c, r, "push") && l->fence == k->fence) {
+        if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
+            l->pushed = k->digest;
+            free(l->open_ids);
+            l->open_ids = k->ids;
+            l->nopen_ids = k->nids;
+            k->ids = NULL;
+        } else {
+            lose(c, l, "Redis refused its state under this fence");
+        }
+    }
+    call_free(k);
+    c->data.pushed(c->data.ud);
+}
+
+uint64_t cluster_admit(struct cluster *c, const char *account)
+{
+    uint64_t fence = cluster_fence(c, account);
+    if (!fence || !c->has_data)
+        return fence;
+    struct lease *l = find(c, account);
+    if (l->busy)
+        return CLUSTER_WAIT;
+    struct replica_snap s;
+    int rc = c->data.export(c->data.ud, account, l->open_ids, l->nopen_ids, &s);
+    if (rc != 0) {
+        TLOG(TLOG_ERROR, "cluster.error", LSTR("call", "push"), LSTR("account", account),
+             LSTR("error", tikd_strerror(rc)));
+        return 0;
+    }
+    if (s.digest == l->pushed) { /* Redis has it as it is */
+        replica_snap_free(&s);
+        return fence;
+    }
+    struct call *k = calloc(1, sizeof *k);
+    if (k) {
+        k->c = c;
+        k->l = l;
+        k->fence = fence;
+        k->digest = s.digest;
+        k->ids = s.ids;
+        k->nids = s.nopen;
+        s.ids = NULL;
+        struct args a = {0};
+        arg_s(&a, "EVAL");
+        arg_s(&a, push_lua);
+        arg_s(&a, "5");
+        arg_f(&a, "{%s}:lease:%s", c->prefix, account);
+        arg_f(&a, "{%s}:acct:%s", c->prefix, account);
+        arg_f(&a, "{%s}:open:%s", c->prefix, account);
+        arg_f(&a, "{%s}:done:%s", c->prefix, account);
+        arg_f(&a, "{%s}:accounts", c->prefix);
+        arg_s(&a, c->self);
+        arg_f(&a, "%llu", (unsigned long long)fence);
+        arg_s(&a, account);
+        arg_f(&a, "%zu", s.nacct);
+        arg_f(&a, "%zu", s.nopen);
+        arg_f(&a, "%zu", s.ndone);
+        args_pairs(&a, s.acct, s.nacct);
+        args_pairs(&a, s.open, s.nopen);
+        args_pairs(&a, s.done, s.ndone);
+        if (send_args(c, &a, on_push, k) == 0) {
+            l->busy = true;
+        } else { /* asked again: the request waits a while */
+            if (c->connected)
+                TLOG(TLOG_ERROR, "cluster.error", LSTR("call", "push"), LSTR("account", account),
+                     LSTR("redis", "could not send"));
+            call_free(k);
+        }
+    }
+    replica_snap_free(&s);
+    return CLUSTER_WAIT;
+}
+
+void cluster_set_data(struct cluster *c, const struct cluster_data *d)
+{
+    c->data = *d;
+    c->has_data = true;
+}
+
+int cluster_local(struct cluster *c, const char *account)
+{
+    int rc = cluster_want(c, account);
+    struct lease *l = rc ? NULL : find(c, account);
+    if (l)
+        l->local = true;
+    return rc;
+}
+
 /* ---- life ------------------------------------------------------------------- */
 
 static bool name_ok(const char *s)
@@ -739,6 +1198,7 @@ void cluster_free(struct cluster *c)
         for (struct lease *l = c->buckets[i], *next; l; l = next) {
             next = l->next;
             free(l->account);
+            free(l->open_ids);
             free(l);
         }
     }

@@ -79,6 +79,38 @@ size_t cluster_leases(struct cluster *c, struct cluster_lease_view *out, size_t 
 const char *cluster_self(const struct cluster *c); /* "name/instance" */
 bool cluster_connected(const struct cluster *c);
 
+/* ---- accounts that move: their state goes with the lease (core/replica) ------ */
+
+struct replica_snap;
+
+/* How the state of an account is read out of this node and into it. With
+ * them set, a lease granted here is acted on only once the account's state
+ * in Redis is in this node's database (import, durable before it returns;
+ * TIKD_ENOTFOUND: there is none anywhere yet, asked again each round), and
+ * every request for the account waits (cluster_admit) until Redis holds the
+ * state it leaves from. pushed runs when a write-through ends: requests
+ * waiting on it may ask again. */
+struct cluster_data {
+    int (*export)(void *ud, const char *account, const uint64_t *prev, size_t nprev,
+                  struct replica_snap *s);
+    int (*import)(void *ud, const char *account, const struct replica_snap *s);
+    void (*pushed)(void *ud);
+    void *ud;
+};
+void cluster_set_data(struct cluster *c, const struct cluster_data *d);
+
+/* The account is in this node's database: wanted, and its state offered to
+ * Redis (account, tokens and budgets, no jobs) if Redis has none yet, so a
+ * node without it can be granted it. */
+int cluster_local(struct cluster *c, const char *account);
+
+/* May a request for account leave now? Its fence (this node holds the
+ * lease, and Redis holds the account's state as it is here), 0 (not held),
+ * or CLUSTER_WAIT: the state is being written through (cluster_data's
+ * pushed says when to ask again). */
+#define CLUSTER_WAIT UINT64_MAX
+uint64_t cluster_admit(struct cluster *c, const char *account);
+
 /* The home of account among the live node names (rendezvous hashing). */
 const char *cluster_home(const char *const *names, size_t n, const char *account);
 

@@ -47,6 +47,9 @@
 /* how soon a request refused for a lease held elsewhere may be asked again
  * (seconds): about one renewal round of the default 15 s lease */
 #define NOT_HELD_WAIT 5.0
+/* the longest an attempt waits for its account's state to reach Redis
+ * before it asks again (http_admit_retry tells it sooner) */
+#define ADMIT_WAIT_MAX 1.0
 
 enum breaker_state { BR_CLOSED, BR_OPEN, BR_HALF_OPEN };
 
@@ -103,6 +106,7 @@ struct http_xfer {
     char *owner;              /* the account it acts for, or NULL */
     struct curl_slist *fence; /* its X-Tikd-Fence line in hdrs (owner set) */
     bool refused;             /* admit said no: ends unsent from the loop */
+    bool admit_wait;          /* admit said not yet: asks again (http_admit_retry) */
 };
 
 struct http {
@@ -562,6 +566,12 @@ static bool admitted(struct http_xfer *x)
     if (!x->owner || !h->admit)
         return true;
     uint64_t fence = h->admit(h->admit_ud, x->owner);
+    if (fence == HTTP_ADMIT_WAIT) { /* asked again when told, or in a second */
+        x->admit_wait = true;
+        ev_timer_set(&x->retry_timer, ADMIT_WAIT_MAX, 0.);
+        ev_timer_start(h->loop, &x->retry_timer);
+        return false;
+    }
     if (!fence) {
         x->refused = true; /* told from the loop, never inside this call */
         ev_timer_set(&x->retry_timer, 0., 0.);
@@ -749,6 +759,17 @@ void http_set_admit(struct http *h, uint64_t (*admit)(void *ud, const char *owne
     h->admit_ud = ud;
 }
 
+void http_admit_retry(struct http *h)
+{
+    for (struct http_xfer *x = h->all; x; x = x->next) {
+        if (x->admit_wait) {
+            ev_timer_stop(h->loop, &x->retry_timer);
+            ev_timer_set(&x->retry_timer, 0., 0.);
+            ev_timer_start(h->loop, &x->retry_timer);
+        }
+    }
+}
+
 void http_gate_open(struct http *h, int rc, const char *why)
 {
     /* the ones held so far: a callback may hold new ones (a later round,
@@ -775,6 +796,11 @@ static void on_retry(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop;
     (void)revents;
     struct http_xfer *x = w->data;
+    if (x->admit_wait) { /* the same attempt, admitted this time or not */
+        x->admit_wait = false;
+        attempt_begin(x);
+        return;
+    }
     if (x->refused) /* NOT_HELD_WAIT: about one renewal round of a default lease */
         end_unsent(x, "not_held", NOT_HELD_WAIT,
                    "not sent: this node no longer holds account %s's lease (another node acts "

@@ -134,8 +134,12 @@ void http_gate_open(struct http *h, int rc, const char *why);
  * to send in its X-Tikd-Fence header, or 0: the attempt is not sent and the
  * request ends unsent, a POL_DEFER outcome (code "not_held") its caller
  * already handles. A request refused before it starts fails http_request()
- * with TIKD_EAGAIN. No admit function: owners are ignored. */
+ * with TIKD_ENOTHELD. HTTP_ADMIT_WAIT: not yet (the account's state is on
+ * its way to Redis): the attempt waits until http_admit_retry(), or a
+ * second, and asks again. No admit function: owners are ignored. */
+#define HTTP_ADMIT_WAIT UINT64_MAX
 void http_set_admit(struct http *h, uint64_t (*admit)(void *ud, const char *owner), void *ud);
+void http_admit_retry(struct http *h);
 
 /* Requests started and not finished. */
 size_t http_in_flight(const struct http *h);
