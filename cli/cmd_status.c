@@ -6,6 +6,7 @@
 #include "views.h"
 
 #include "../core/clock.h"
+#include "../core/cluster.h"
 #include "../core/job.h"
 #include "../core/runlock.h"
 #include "../core/store.h"
@@ -29,6 +30,79 @@ static int read_txn(struct store_txn *t, void *ctx)
     return job_counts_get(t, &r->n); /* one lookup, however many jobs */
 }
 
+/* The cluster as Redis has it: its live nodes and every account's lease
+ * (NULL, with a reason in e, when Redis does not answer). */
+static json_t *cluster_json(const struct cli *c, struct tikd_err *e)
+{
+    struct cluster_opts o = config_cluster_opts(&c->cfg);
+    struct cluster_status st;
+    if (cluster_status_read(&o, 2.0, &st, e) != 0)
+        return NULL;
+    json_t *nodes = json_array(), *leases = json_array();
+    for (size_t i = 0; i < st.nnodes; i++)
+        json_array_append_new(nodes, json_pack("{s:s, s:f, s:I}", "id", st.nodes[i].id,
+                                               "expires_in_s", st.nodes[i].expires, "holds",
+                                               (json_int_t)st.nodes[i].holds));
+    for (size_t i = 0; i < st.nleases; i++) {
+        const struct cluster_status_lease *l = &st.leases[i];
+        json_array_append_new(leases,
+                              json_pack("{s:s, s:o, s:I, s:f}", "account", l->account, "node",
+                                        l->node[0] ? json_string(l->node) : json_null(), "fence",
+                                        (json_int_t)l->fence, "age_s", l->age));
+    }
+    cluster_status_free(&st);
+    return json_pack("{s:s, s:s, s:o, s:o}", "node", c->cfg.cluster_node, "redis",
+                     c->cfg.cluster_redis, "nodes", nodes, "leases", leases);
+}
+
+static void print_cluster(const struct cli *c)
+{
+    struct tikd_err e = {0};
+    json_t *cl = cluster_json(c, &e);
+    if (!cl) {
+        printf("cluster:     node %s: %s\n", c->cfg.cluster_node, e.msg);
+        return;
+    }
+    json_t *nodes = json_object_get(cl, "nodes"), *leases = json_object_get(cl, "leases");
+    printf("cluster:     node %s, %zu live node%s (Redis %s), %zu accounts\n", c->cfg.cluster_node,
+           json_array_size(nodes), json_array_size(nodes) == 1 ? "" : "s", c->cfg.cluster_redis,
+           json_array_size(leases));
+    for (size_t i = 0; i <= json_array_size(nodes); i++) {
+        json_t *n = json_array_get(nodes, i); /* past the end: the accounts no node holds */
+        const char *id = n ? json_string_value(json_object_get(n, "id")) : NULL;
+        size_t shown = 0, all = 0;
+        for (size_t k = 0; k < json_array_size(leases); k++) {
+            json_t *l = json_array_get(leases, k);
+            const char *holder = json_string_value(json_object_get(l, "node"));
+            if (id ? !holder || strcmp(holder, id) != 0 : holder != NULL)
+                continue;
+            if (all++ == 0 && id)
+                printf("  %s (registered %.1f s more) holds:", id,
+                       json_number_value(json_object_get(n, "expires_in_s")));
+            else if (all == 1)
+                printf("  held by no node:");
+            if (shown < 20) {
+                const char *sep = shown++ ? ", " : " ";
+                if (id)
+                    printf("%s%s (fence %lld, held %.0f s)", sep,
+                           json_string_value(json_object_get(l, "account")),
+                           (long long)json_integer_value(json_object_get(l, "fence")),
+                           json_number_value(json_object_get(l, "age_s")));
+                else
+                    printf("%s%s", sep, json_string_value(json_object_get(l, "account")));
+            }
+        }
+        if (all > shown)
+            printf(", and %zu more (tikd status --json)", all - shown);
+        if (all)
+            printf("\n");
+        else if (id)
+            printf("  %s (registered %.1f s more) holds no account\n", id,
+                   json_number_value(json_object_get(n, "expires_in_s")));
+    }
+    json_decref(cl);
+}
+
 /* --json: what GET /api/v1/status shows, with running as the lock says. */
 static int status_view(struct store_txn *t, void *ud, json_t **out)
 {
@@ -42,6 +116,12 @@ static int status_view(struct store_txn *t, void *ud, json_t **out)
     json_object_set_new(*out, "running", json_boolean(alive));
     if (alive && pid)
         json_object_set_new(*out, "pid", json_integer(pid));
+    if (c->cfg.cluster_redis) {
+        json_t *cl = cluster_json(c, &e);
+        json_object_set_new(
+            *out, "cluster",
+            cl ? cl : json_pack("{s:s, s:s}", "node", c->cfg.cluster_node, "error", e.msg));
+    }
     return 0;
 }
 
@@ -140,6 +220,8 @@ static int run_status(struct cli *c, int argc, char **argv)
             "job%s; each counted against its creator's daily cap, never used)\n",
             (unsigned long long)n->orphans, n->orphans == 1 ? "" : "s",
             (unsigned long long)n->orphan_jobs, n->orphan_jobs == 1 ? "" : "s");
+    if (c->cfg.cluster_redis)
+        print_cluster(c);
     bool failed = last && !json_is_true(json_object_get(last, "ok"));
     json_decref(r.status);
     return alive && !failed ? 0 : 1;
@@ -150,5 +232,7 @@ const struct cli_cmd cmd_status = {
     "is tikd running, which rules are live, how the last reload went",
     "Reads the database (never the daemon itself): whether `tikd run` is up, the live rule\n"
     "generation and its files, the last reload (a failed one lists every error as\n"
-    "file:line: message; the rules before it stay live), and the jobs by state. Exit status\n"
+    "file:line: message; the rules before it stay live), and the jobs by state. In a\n"
+    "cluster, also the live nodes and every account's lease (holder, fence, age), read from\n"
+    "Redis. Exit status\n"
     "0 when tikd runs and its last reload went well, 1 otherwise (for monitoring).\n"};

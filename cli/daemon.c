@@ -254,13 +254,7 @@ static int start_cluster(struct daemon *d)
     const struct tikd_config *c = &d->cli->cfg;
     if (!c->cluster_redis)
         return 0;
-    struct cluster_opts o = {.redis = c->cluster_redis,
-                             .node = c->cluster_node,
-                             .prefix = c->cluster_prefix,
-                             .user = c->cluster_user,
-                             .password = c->cluster_password,
-                             .lease = c->cluster_lease,
-                             .margin = c->cluster_margin};
+    struct cluster_opts o = config_cluster_opts(c);
     struct tikd_err e = {0};
     if (!(d->cluster = cluster_new(d->loop, &o, on_lease, d, &e))) {
         fprintf(stderr, "tikd: %s\n", e.msg);

@@ -1218,6 +1218,117 @@ void cluster_free(struct cluster *c)
     free(c);
 }
 
+/* ---- the whole cluster, read by a command ------------------------------------ */
+
+/* KEYS nodes, accounts; ARGV the lease key prefix. Returns {now, nodes
+ * (id, expiry)..., then per account: name, node, fence, since}. */
+static const char status_lua[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local nodes = redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf', 'WITHSCORES')\n"
+    "local out = {tostring(now), nodes}\n"
+    "local accts = redis.call('SMEMBERS', KEYS[2])\n"
+    "table.sort(accts)\n"
+    "local l = {}\n"
+    "for _, a in ipairs(accts) do\n"
+    "  local h = redis.call('HMGET', ARGV[1] .. a, 'node', 'fence', 'since')\n"
+    "  l[#l + 1] = a; l[#l + 1] = h[1] or ''; l[#l + 1] = h[2] or '0'; l[#l + 1] = h[3] or '0'\n"
+    "end\n"
+    "out[3] = l\n"
+    "return out\n";
+
+void cluster_status_free(struct cluster_status *s)
+{
+    free(s->nodes);
+    free(s->leases);
+    memset(s, 0, sizeof *s);
+}
+
+static const char *str_of(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS ? r->str : "";
+}
+
+int cluster_status_read(const struct cluster_opts *o, double timeout, struct cluster_status *out,
+                        struct tikd_err *e)
+{
+    memset(out, 0, sizeof *out);
+    if (cluster_opts_check(o, e) != 0)
+        return e->code;
+    const char *prefix = o->prefix ? o->prefix : "tikd";
+    struct timeval tv = {(time_t)timeout, (suseconds_t)((timeout - (double)(time_t)timeout) * 1e6)};
+    redisContext *rc;
+    if (strncmp(o->redis, "unix:", 5) == 0) {
+        rc = redisConnectUnixWithTimeout(o->redis + 5, tv);
+    } else {
+        char host[64];
+        int port = 0;
+        parse_addr(o->redis, host, sizeof host, &port);
+        rc = redisConnectWithTimeout(host, port, tv);
+    }
+    if (!rc || rc->err) {
+        tikd_fail(e, TIKD_EIO, "cluster: cannot reach Redis at %s: %s", o->redis,
+                  rc ? rc->errstr : "out of memory");
+        redisFree(rc);
+        return TIKD_EIO;
+    }
+    redisSetTimeout(rc, tv);
+    redisReply *r = NULL;
+    int code = 0;
+    if (o->password) {
+        r = o->user ? redisCommand(rc, "AUTH %s %s", o->user, o->password)
+                    : redisCommand(rc, "AUTH %s", o->password);
+        if (!r || r->type == REDIS_REPLY_ERROR)
+            code = tikd_fail(e, TIKD_EIO, "cluster: Redis at %s refused the password", o->redis);
+        freeReplyObject(r);
+        r = NULL;
+    }
+    char nodes[160], accounts[160], lease[160];
+    snprintf(nodes, sizeof nodes, "{%s}:nodes", prefix);
+    snprintf(accounts, sizeof accounts, "{%s}:accounts", prefix);
+    snprintf(lease, sizeof lease, "{%s}:lease:", prefix);
+    if (code == 0)
+        r = redisCommand(rc, "EVAL %s 2 %s %s %s", status_lua, nodes, accounts, lease);
+    if (code == 0 &&
+        (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+         r->element[1]->type != REDIS_REPLY_ARRAY || r->element[2]->type != REDIS_REPLY_ARRAY ||
+         r->element[1]->elements % 2 || r->element[2]->elements % 4))
+        code = tikd_fail(e, TIKD_EIO, "cluster: Redis at %s: %s", o->redis,
+                         r && r->type == REDIS_REPLY_ERROR ? r->str
+                         : rc->err                         ? rc->errstr
+                                                           : "an answer of the wrong shape");
+    if (code == 0) {
+        double now = atof(str_of(r->element[0]));
+        const redisReply *n = r->element[1], *l = r->element[2];
+        out->nnodes = n->elements / 2;
+        out->nleases = l->elements / 4;
+        out->nodes = calloc(out->nnodes + 1, sizeof *out->nodes);
+        out->leases = calloc(out->nleases + 1, sizeof *out->leases);
+        if (!out->nodes || !out->leases)
+            code = tikd_fail(e, TIKD_ENOMEM, "cluster: out of memory");
+        for (size_t i = 0; code == 0 && i < out->nnodes; i++) {
+            snprintf(out->nodes[i].id, sizeof out->nodes[i].id, "%s", str_of(n->element[2 * i]));
+            out->nodes[i].expires = (atof(str_of(n->element[2 * i + 1])) - now) / 1000;
+        }
+        for (size_t i = 0; code == 0 && i < out->nleases; i++) {
+            struct cluster_status_lease *x = &out->leases[i];
+            snprintf(x->account, sizeof x->account, "%s", str_of(l->element[4 * i]));
+            snprintf(x->node, sizeof x->node, "%s", str_of(l->element[4 * i + 1]));
+            x->fence = strtoull(str_of(l->element[4 * i + 2]), NULL, 10);
+            double since = atof(str_of(l->element[4 * i + 3]));
+            x->age = x->node[0] && since > 0 ? (now - since) / 1000 : 0;
+            for (size_t k = 0; x->node[0] && k < out->nnodes; k++)
+                if (strcmp(out->nodes[k].id, x->node) == 0)
+                    out->nodes[k].holds++;
+        }
+    }
+    freeReplyObject(r);
+    redisFree(rc);
+    if (code != 0)
+        cluster_status_free(out);
+    return code;
+}
+
 /* ---- views ------------------------------------------------------------------ */
 
 size_t cluster_nodes(const struct cluster *c, struct cluster_node_view *out, size_t n)

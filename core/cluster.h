@@ -111,6 +111,32 @@ int cluster_local(struct cluster *c, const char *account);
 #define CLUSTER_WAIT UINT64_MAX
 uint64_t cluster_admit(struct cluster *c, const char *account);
 
+/* ---- the whole cluster, as Redis has it (`tikd status`) ----------------------- */
+
+struct cluster_status_node {
+    char id[80];    /* "name/instance" */
+    double expires; /* seconds until its registration ends */
+    size_t holds;   /* accounts whose lease it holds */
+};
+struct cluster_status_lease {
+    char account[65];
+    char node[80]; /* its holder, or "" */
+    uint64_t fence;
+    double age; /* seconds since it was granted (0: not held) */
+};
+struct cluster_status {
+    struct cluster_status_node *nodes;
+    size_t nnodes;
+    struct cluster_status_lease *leases; /* every account some node has, by name */
+    size_t nleases;
+};
+
+/* Read it from Redis, blocking (a command's, never the loop's), within
+ * timeout seconds. 0, or a clear error. Free with cluster_status_free(). */
+int cluster_status_read(const struct cluster_opts *o, double timeout, struct cluster_status *out,
+                        struct tikd_err *e);
+void cluster_status_free(struct cluster_status *s);
+
 /* The home of account among the live node names (rendezvous hashing). */
 const char *cluster_home(const char *const *names, size_t n, const char *account);
 

@@ -1119,6 +1119,17 @@ static int finish_tenants(struct tikd_config *c, struct tikd_err *e)
     return 0;
 }
 
+struct cluster_opts config_cluster_opts(const struct tikd_config *c)
+{
+    return (struct cluster_opts){.redis = c->cluster_redis,
+                                 .node = c->cluster_node,
+                                 .prefix = c->cluster_prefix,
+                                 .user = c->cluster_user,
+                                 .password = c->cluster_password,
+                                 .lease = c->cluster_lease,
+                                 .margin = c->cluster_margin};
+}
+
 /* The cluster's keys make sense together (cluster_opts_check), or are unset. */
 static int finish_cluster(struct tikd_config *c, struct tikd_err *e)
 {
@@ -1135,11 +1146,7 @@ static int finish_cluster(struct tikd_config *c, struct tikd_err *e)
                              stray);
         return 0;
     }
-    struct cluster_opts o = {.redis = c->cluster_redis,
-                             .node = c->cluster_node,
-                             .prefix = c->cluster_prefix,
-                             .lease = c->cluster_lease,
-                             .margin = c->cluster_margin};
+    struct cluster_opts o = config_cluster_opts(c);
     struct tikd_err ce = {0};
     if (cluster_opts_check(&o, &ce) != 0)
         return tikd_fail(e, TIKD_EINVAL, "config: %s", ce.msg);

@@ -9,6 +9,7 @@
 #ifndef TIKD_CONFIG_H
 #define TIKD_CONFIG_H
 
+#include "cluster.h"
 #include "err.h"
 #include "ratelimit.h"
 
@@ -164,6 +165,9 @@ int config_apply_env(struct tikd_config *c, const char *(*getenv_fn)(const char 
 /* Cross-key checks, relative paths made absolute from base_dir, and the
  * client secret registered as a log secret. Call once, after all sets. */
 int config_finish(struct tikd_config *c, struct tikd_err *e);
+
+/* The cluster.* settings as core/cluster takes them (cluster_redis set). */
+struct cluster_opts config_cluster_opts(const struct tikd_config *c);
 
 /* Iterate over the documented keys (for `tikd help config`): returns the
  * name and a one-line description of key i, or NULL past the end. */

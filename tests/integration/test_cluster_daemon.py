@@ -122,6 +122,20 @@ def test_a_job_waits_for_its_accounts_lease_and_goes_on_where_it_moves(nodes, fa
                       and not set(held(da)) & set(held(db)) and held(da) and held(db))[1],
              4 * LEASE, "every account held by one node, each node holding some")
     at_a, at_b = held(da), held(db)
+    # `tikd status` on either node shows the cluster as Redis has it
+    r = b.tikd("status", "--json")
+    cl = json.loads(r.stdout)["cluster"]
+    assert sorted(n["id"].split("/")[0] for n in cl["nodes"]) == ["a", "b"], cl
+    by = {x["account"]: x for x in cl["leases"]}
+    assert sorted(by) == names
+    for n, f in list(at_a.items()) + list(at_b.items()):
+        assert by[n]["node"].split("/")[0] == ("a" if n in at_a else "b") and by[n]["fence"] == f
+        assert by[n]["age_s"] >= 0
+    r = a.tikd("status")
+    assert "cluster:     node a, 2 live nodes" in r.stdout, r.stdout
+    for n in at_a:
+        assert re.search(r"a/\w+ \(registered [\d.]+ s more\) holds:.* %s \(fence %d, "
+                         % (n, at_a[n]), r.stdout), r.stdout
     ids = open_ids(fake)
     oid = {n: ids[u] for n, u in zip(names, USERS)}
 
