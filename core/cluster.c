@@ -21,7 +21,8 @@
  *   {P}:acct:ACCOUNT   hash: fence (of the last write), rec, v:FIELD, l:KEY
  *   {P}:open:ACCOUNT   hash: cluster key -> record, its open jobs
  *   {P}:done:ACCOUNT   hash: cluster key -> 'F' record (final) or 'L' record (the
- *                      last open one, of a job that ended unrecorded) */
+ *                      last open one, of a job that ended unrecorded)
+ *   {P}:keys:ACCOUNT   hash: a post's key (scope NUL key) -> cluster key */
 #include "cluster.h"
 
 #include <hiredis/adapters/libev.h>
@@ -84,14 +85,16 @@ static const char hold_lua[] =
     "end\n"
     "return out\n";
 
-/* KEYS lease, acct, open, done, accounts; ARGV node id, fence, account, then
- * how many acct, open and done pairs, then the pairs. Written only under
- * the lease and fence the writer holds: 1, or 0 when they are not its. */
+/* KEYS lease, acct, open, done, accounts, keys; ARGV node id, fence,
+ * account, then how many acct, open, done and key pairs, then the pairs.
+ * Written only under the lease and fence the writer holds: 1, or 0 when
+ * they are not its. A post's key, once known, is never taken back. */
 static const char push_lua[] =
     "local l = redis.call('HMGET', KEYS[1], 'node', 'fence')\n"
     "if l[1] ~= ARGV[1] or l[2] ~= ARGV[2] then return 0 end\n"
-    "local na, no, nd = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])\n"
-    "local i = 7\n"
+    "local na, no, nd, nk = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]),\n"
+    "  tonumber(ARGV[7])\n"
+    "local i = 8\n"
     "local acct, open, done, keep = {'fence', ARGV[2]}, {}, {}, {}\n"
     "for k = 1, na do acct[#acct + 1] = ARGV[i]; acct[#acct + 1] = ARGV[i + 1]; i = i + 2 end\n"
     "for k = 1, no do\n"
@@ -100,6 +103,7 @@ static const char push_lua[] =
     "for k = 1, nd do\n"
     "  keep[ARGV[i]] = true; done[#done + 1] = ARGV[i]; done[#done + 1] = ARGV[i + 1]; i = i + 2\n"
     "end\n"
+    "for k = 1, nk do redis.call('HSETNX', KEYS[6], ARGV[i], ARGV[i + 1]); i = i + 2 end\n"
     "local old = redis.call('HGETALL', KEYS[3])\n"
     "for k = 1, #old, 2 do\n"
     "  if not keep[old[k]] then redis.call('HSET', KEYS[4], old[k], 'L' .. old[k + 1]) end\n"
@@ -111,15 +115,16 @@ static const char push_lua[] =
     "redis.call('SADD', KEYS[5], ARGV[3])\n"
     "return 1\n";
 
-/* KEYS lease, acct, open, done; ARGV node id, fence, then cluster keys of
- * jobs open here. Returns 0 (not this holder's), or {acct, open, done of
- * those keys}. */
+/* KEYS lease, acct, open, done, keys; ARGV node id, fence, then cluster
+ * keys of jobs open here. Returns 0 (not this holder's), or {acct, open,
+ * done of those keys, keys}. */
 static const char pull_lua[] =
     "local l = redis.call('HMGET', KEYS[1], 'node', 'fence')\n"
     "if l[1] ~= ARGV[1] or l[2] ~= ARGV[2] then return 0 end\n"
     "local d = {}\n"
     "if #ARGV > 2 then d = redis.call('HMGET', KEYS[4], unpack(ARGV, 3)) end\n"
-    "return {redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3]), d}\n";
+    "return {redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3]), d,\n"
+    "        redis.call('HGETALL', KEYS[5])}\n";
 
 /* KEYS acct, accounts; ARGV account, then acct pairs: the first state of
  * an account no node wrote yet. */
@@ -923,13 +928,15 @@ static void on_pull(redisAsyncContext *ac, void *reply, void *privdata)
     }
     struct replica_snap s = {0};
     int rc = 0;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
         r->element[2]->type != REDIS_REPLY_ARRAY || r->element[2]->elements != k->ask.nopen)
         rc = TIKD_ECORRUPT;
     if (rc == 0)
         rc = snap_pairs(r->element[0], &s.acct, &s.nacct);
     if (rc == 0)
         rc = snap_pairs(r->element[1], &s.open, &s.nopen);
+    if (rc == 0)
+        rc = snap_pairs(r->element[3], &s.keys, &s.nkeys);
     for (size_t i = 0; rc == 0 && i < k->ask.nopen; i++) {
         const redisReply *d = r->element[2]->element[i];
         if (d->type == REDIS_REPLY_STRING)
@@ -979,11 +986,12 @@ static void pull(struct cluster *c, struct lease *l)
     struct args a = {0};
     arg_s(&a, "EVAL");
     arg_s(&a, pull_lua);
-    arg_s(&a, "4");
+    arg_s(&a, "5");
     arg_f(&a, "{%s}:lease:%s", c->prefix, l->account);
     arg_f(&a, "{%s}:acct:%s", c->prefix, l->account);
     arg_f(&a, "{%s}:open:%s", c->prefix, l->account);
     arg_f(&a, "{%s}:done:%s", c->prefix, l->account);
+    arg_f(&a, "{%s}:keys:%s", c->prefix, l->account);
     arg_s(&a, c->self);
     arg_f(&a, "%llu", (unsigned long long)l->fence);
     for (size_t i = 0; i < k->ask.nopen; i++)
@@ -1052,21 +1060,24 @@ uint64_t cluster_admit(struct cluster *c, const char *account)
         struct args a = {0};
         arg_s(&a, "EVAL");
         arg_s(&a, push_lua);
-        arg_s(&a, "5");
+        arg_s(&a, "6");
         arg_f(&a, "{%s}:lease:%s", c->prefix, account);
         arg_f(&a, "{%s}:acct:%s", c->prefix, account);
         arg_f(&a, "{%s}:open:%s", c->prefix, account);
         arg_f(&a, "{%s}:done:%s", c->prefix, account);
         arg_f(&a, "{%s}:accounts", c->prefix);
+        arg_f(&a, "{%s}:keys:%s", c->prefix, account);
         arg_s(&a, c->self);
         arg_f(&a, "%llu", (unsigned long long)fence);
         arg_s(&a, account);
         arg_f(&a, "%zu", s.nacct);
         arg_f(&a, "%zu", s.nopen);
         arg_f(&a, "%zu", s.ndone);
+        arg_f(&a, "%zu", s.nkeys);
         args_pairs(&a, s.acct, s.nacct);
         args_pairs(&a, s.open, s.nopen);
         args_pairs(&a, s.done, s.ndone);
+        args_pairs(&a, s.keys, s.nkeys);
         if (send_args(c, &a, on_push, k) == 0) {
             l->busy = true;
         } else { /* asked again: the request waits a while */

@@ -102,10 +102,12 @@ struct job {
                          * never used, each counted against the creator's daily cap */
     char fail_reason[64];
     char log_id[80];
-    char origin[80];    /* a cluster: "NODE:ID", the node that planned it and its id there,
-                         * when that was another node; "" for a job planned here */
-    double imported_at; /* a cluster: when its record last came from Redis (core/replica);
-                         * a run holding an older copy leaves the job alone */
+    char origin[80];     /* a cluster: "NODE:ID", the node that planned it and its id there,
+                          * when that was another node; "" for a job planned here */
+    double imported_at;  /* a cluster: when its record last came from Redis (core/replica);
+                          * a run holding an older copy leaves the job alone */
+    char key_scope[256]; /* planned under a key (tikd.upload.post{ key }): its scope, the rule */
+    char key[130];       /* file, and the key; "" without one */
 };
 
 const char *job_state_name(enum job_state s);

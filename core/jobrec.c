@@ -96,6 +96,8 @@ static const struct field fields[] = {
     STR(47, log_id),
     STR(48, origin),
     NUM(49, F_DBL, imported_at),
+    STR(50, key_scope),
+    STR(51, key),
     PNUM(60, F_BOOL, probed),
     PSTR(61, container),
     PNUM(62, F_U64, size),

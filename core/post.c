@@ -275,6 +275,10 @@ static int plan_txn(struct store_txn *t, void *ctx)
         j->due_at = j->planned_at = due;
         j->booked_slot = r->slot;
     }
+    if (pc->kl) { /* the key goes with the job (a cluster's next holder knows it) */
+        snprintf(j->key_scope, sizeof j->key_scope, "%s", r->key_scope ? r->key_scope : "");
+        snprintf(j->key, sizeof j->key, "%s", r->key);
+    }
     rc = job_create(t, j);
     if (rc == 0 && r->sched && !r->approval &&
         (rc = slots_take(t, r->sched, r->slot, j->id, pc->e)) != 0)

@@ -56,6 +56,7 @@ void replica_snap_free(struct replica_snap *s)
     items_free(s->acct, s->nacct);
     items_free(s->open, s->nopen);
     items_free(s->done, s->ndone);
+    items_free(s->keys, s->nkeys);
     free(s->ids);
     memset(s, 0, sizeof *s);
 }
@@ -74,14 +75,30 @@ struct ex {
 /* j under its cluster key: the record without what only this node means by
  * it (its origin, when it was imported; its id here stays, as a record
  * needs one, and is never read back as an id) */
+static void ckey_of(const char *node, const struct job *j, char *out, size_t n)
+{
+    if (j->origin[0])
+        snprintf(out, n, "%s", j->origin);
+    else
+        snprintf(out, n, "%s:%" PRIu64, node, j->id);
+}
+
+/* A post's key as core/post keeps it: scope NUL key (its length, or 0). */
+static size_t plan_key(const struct job *j, char *out, size_t n)
+{
+    size_t ls = strlen(j->key_scope), lk = strlen(j->key);
+    if (!lk || ls + 1 + lk > n)
+        return 0;
+    memcpy(out, j->key_scope, ls + 1);
+    memcpy(out + ls + 1, j->key, lk);
+    return ls + 1 + lk;
+}
+
 static int add_job(struct ex *x, struct replica_item **items, size_t *n, const struct job *j,
                    char tag)
 {
     char ckey[100];
-    if (j->origin[0])
-        snprintf(ckey, sizeof ckey, "%s", j->origin);
-    else
-        snprintf(ckey, sizeof ckey, "%s:%" PRIu64, x->node, j->id);
+    ckey_of(x->node, j, ckey, sizeof ckey);
     *x->tmp = *j;
     x->tmp->origin[0] = '\0';
     x->tmp->imported_at = 0;
@@ -110,6 +127,12 @@ static int open_one(const struct job *j, void *ctx)
 {
     struct ex *x = ctx;
     int rc = add_job(x, &x->s->open, &x->s->nopen, j, 0);
+    char k[400], ckey[100];
+    size_t kl = plan_key(j, k, sizeof k);
+    if (rc == 0 && kl) {
+        ckey_of(x->node, j, ckey, sizeof ckey);
+        rc = replica_add(&x->s->keys, &x->s->nkeys, k, kl, ckey, strlen(ckey));
+    }
     if (rc != 0)
         return rc;
     uint64_t *ids = realloc(x->s->ids, (x->nids + 1) * sizeof *ids);
@@ -239,6 +262,24 @@ static int local_of(struct store_txn *t, const char *node, const char *ckey, con
     return rc == TIKD_ENOTFOUND ? 0 : rc;
 }
 
+/* The local id of the job cluster key ckey names (0: none here). */
+static int local_id_of(struct store_txn *t, const char *node, const char *account, const char *ckey,
+                       struct job *tmp, uint64_t *id)
+{
+    *id = 0;
+    size_t nl = strlen(node);
+    if (strncmp(ckey, node, nl) == 0 && ckey[nl] == ':') {
+        char *end;
+        uint64_t n = strtoull(ckey + nl + 1, &end, 10);
+        int rc = n && !*end ? job_get(t, n, tmp) : TIKD_ENOTFOUND;
+        if (rc == 0 && strcmp(tmp->account, account) == 0)
+            *id = n;
+        return rc == TIKD_ENOTFOUND ? 0 : rc;
+    }
+    int rc = job_find_origin(t, ckey, id);
+    return rc == TIKD_ENOTFOUND ? 0 : rc;
+}
+
 static int import_job(struct store_txn *t, const char *node, const char *account,
                       const struct replica_item *it, const unsigned char *rec, size_t n,
                       struct job *j, struct job *tmp, struct tikd_err *e)
@@ -328,10 +369,7 @@ int replica_import(struct store_txn *t, struct vault *v, const char *node, const
         if (job_state_final(tmp->state) || tmp->imported_at >= now /* imported just now */)
             continue;
         char ckey[100];
-        if (tmp->origin[0])
-            snprintf(ckey, sizeof ckey, "%s", tmp->origin);
-        else
-            snprintf(ckey, sizeof ckey, "%s:%" PRIu64, node, tmp->id);
+        ckey_of(node, tmp, ckey, sizeof ckey);
         const struct replica_item *d = item(s->done, s->ndone, ckey);
         if (!d || d->vlen < 2)
             continue; /* never written through: planned here, it stays */
@@ -347,6 +385,28 @@ int replica_import(struct store_txn *t, struct vault *v, const char *node, const
                  "it ended on another node of the cluster, which could not record how");
         tmp->imported_at = clock_now();
         rc = job_put(t, tmp);
+    }
+    /* the keys posts were planned under anywhere: planned once in the cluster. A key
+     * whose job is not here names job 0 (planned on another node) */
+    for (size_t i = 0; rc == 0 && i < s->nkeys; i++) {
+        const struct replica_item *k = &s->keys[i];
+        char mk[600];
+        if (k->klen + 7 > sizeof mk || !memchr(k->key, '\0', k->klen)) {
+            rc = tikd_fail(e, TIKD_ECORRUPT, "cluster: a post key of %s in Redis is not one",
+                           account);
+            break;
+        }
+        memcpy(mk, "jobkey:", 7);
+        memcpy(mk + 7, k->key, k->klen);
+        struct store_val have;
+        if (store_get(t, STORE_DB_META, mk, k->klen + 7, &have) == 0)
+            continue;
+        uint64_t id = 0;
+        if ((rc = local_id_of(t, node, account, (const char *)k->val, tmp, &id)) != 0)
+            break;
+        unsigned char be[8];
+        store_be64_put(be, id);
+        rc = store_put(t, STORE_DB_META, mk, k->klen + 7, be, 8);
     }
     free(lo.ids);
     free(j);

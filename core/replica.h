@@ -40,6 +40,9 @@ struct replica_snap {
                                 * Redis knows of local open jobs missing from open ('F' and
                                 * a final record, or 'L' and the last open one) */
     size_t ndone;
+    struct replica_item *keys; /* the keys posts were planned under: scope NUL key -> cluster
+                                * key (export: the open jobs'; import: every one Redis has) */
+    size_t nkeys;
     uint64_t *ids;   /* export: the local ids of the open jobs, in open's order */
     uint64_t digest; /* of acct and open (export): the same digest, the same state */
 };

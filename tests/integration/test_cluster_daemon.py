@@ -218,8 +218,9 @@ tikd.every(1, "tick")
 local planned = false
 function tick()
     if planned then return end
+    -- again: the same video may go twice; the key alone says this post is planned once
     local id, why = tikd.upload.post{ account = "k0", media = %r, privacy = "SELF_ONLY",
-                                      key = "once" }
+                                      key = "once", again = true }
     if id then
         planned = true
         tikd.log.info("test: planned", { job = id })
@@ -248,6 +249,16 @@ def test_a_rule_run_by_every_node_plans_only_on_the_accounts_holder(nodes, fake,
     assert not any("test: planned" in line for line in other.lines)
     assert any("test: refused" in line and "held by another node" in line
                for line in other.lines)
+
+    # the holder dies: the other node holds k0 now, and its rule's post with the
+    # same key is the one planned already (the key moved with the account)
+    holder.proc.kill()
+    holder.proc.wait()
+    wait_for(lambda: (pump(other), "k0" in held(other))[1], 4 * LEASE, "the other holds k0")
+    wait_for(lambda: (pump(other), any("test: planned" in line for line in other.lines))[1],
+             10, "the other node's rule gets its answer")
+    time.sleep(3)
+    assert len(fake.ctl.ledger()["posts"]) == 1
 
 
 def test_a_node_cut_from_redis_stops_sending_before_its_lease_ends(nodes, fake, redis, tmp_path):

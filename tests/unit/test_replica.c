@@ -195,6 +195,23 @@ static int vget_txn(struct store_txn *t, void *ctx)
     return 0;
 }
 
+struct key_ctx {
+    const char *k;
+    size_t kl;
+    uint64_t id;
+    int rc;
+};
+
+static int key_txn(struct store_txn *t, void *ctx)
+{
+    struct key_ctx *x = ctx;
+    struct store_val val;
+    x->rc = store_get(t, STORE_DB_META, x->k, x->kl, &val);
+    if (x->rc == 0 && val.n == 8)
+        x->id = store_be64_get(val.p);
+    return 0;
+}
+
 struct when_ctx {
     const char *account;
     double at;
@@ -212,6 +229,11 @@ static void the_account_and_its_open_jobs_move_to_another_node(void **state)
     (void)state;
     connect_acct(na, "k0", "act.secret-of-k0");
     uint64_t j1 = plan(na, "k0", "first"), j2 = plan(na, "k0", "second");
+    struct job *keyed = get(na, j1); /* planned under a rule's key */
+    snprintf(keyed->key_scope, sizeof keyed->key_scope, "rules/x.lua");
+    snprintf(keyed->key, sizeof keyed->key, "once");
+    put(na, keyed);
+    free(keyed);
     struct job *done = get(na, j2);
     done->state = JOB_PUBLISHED;
     put(na, done);
@@ -234,8 +256,22 @@ static void the_account_and_its_open_jobs_move_to_another_node(void **state)
     plan(nb, "other", "b's own");
     struct replica_snap r;
     as_read(&w, &r);
+    assert_int_equal(w.nkeys, 1);
+    assert_int_equal(w.keys[0].klen, strlen("rules/x.lua") + 1 + strlen("once"));
+    assert_string_equal((const char *)w.keys[0].val, "a:1");
+    replica_add(&r.keys, &r.nkeys, w.keys[0].key, w.keys[0].klen, w.keys[0].val, w.keys[0].vlen);
+    replica_add(&r.keys, &r.nkeys, "rules/x.lua\0gone", 16, "c:5", 3); /* ended elsewhere */
     struct tikd_err e = {0};
     assert_int_equal(import_into(nb, "b", "k0", &r, &e), 0);
+    /* the keys: planned once in the cluster */
+    struct key_ctx kc = {"jobkey:rules/x.lua\0once", 7 + 16, 99, 0};
+    assert_int_equal(store_read(nb, key_txn, &kc, NULL), 0);
+    assert_int_equal(kc.rc, 0);
+    assert_int_equal(kc.id, 2); /* b's id of the job it imported */
+    struct key_ctx kg = {"jobkey:rules/x.lua\0gone", 7 + 16, 99, 0};
+    assert_int_equal(store_read(nb, key_txn, &kg, NULL), 0);
+    assert_int_equal(kg.rc, 0);
+    assert_int_equal(kg.id, 0); /* planned on a node whose job is not here */
     struct vget_ctx g = {"k0", NULL, 0, 0};
     assert_int_equal(store_read(nb, vget_txn, &g, NULL), 0);
     assert_int_equal(g.rc, 0);
