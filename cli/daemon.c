@@ -223,10 +223,10 @@ static void cl_pushed(void *ud)
     http_admit_retry(((struct daemon *)ud)->en.http);
 }
 
-static uint64_t admit(void *ud, const char *account)
+static uint64_t admit(void *ud, struct http_admit *q)
 {
     struct daemon *d = ud;
-    return d->cluster ? cluster_admit(d->cluster, account) : 0;
+    return d->cluster ? cluster_admit(d->cluster, q->owner, q->claim, &q->full_for) : 0;
 }
 
 /* A rule plans a post for account here only while this node holds it
@@ -264,6 +264,8 @@ static int start_cluster(struct daemon *d)
                      &(struct cluster_data){
                          .export = cl_export, .import = cl_import, .pushed = cl_pushed, .ud = d});
     http_set_admit(d->en.http, admit, d);
+    cluster_set_app_cap(d->cluster, c->limits.l[RL_ACTIVE_USERS].count,
+                        c->limits.l[RL_ACTIVE_USERS].per + c->limits.guard);
     oauth_set_owner(d->en.oauth, held, d);
     pipeline_set_owner(d->pipeline, held, d);
     if (store_read(d->en.store, want_txn, d->cluster, &e) != 0) {

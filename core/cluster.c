@@ -126,6 +126,24 @@ static const char pull_lua[] =
     "return {redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3]), d,\n"
     "        redis.call('HGETALL', KEYS[5])}\n";
 
+/* KEYS active; ARGV account, cap, window ms. The app's active creators, by
+ * the time of their last post (Redis's clock): the account may post if it
+ * is one, or if there is room (it is one from now on). Returns {1, 0}, or
+ * {0, ms until the first of them leaves the window}. */
+static const char claim_lua[] =
+    "if redis.replicate_commands then redis.replicate_commands() end\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local cap, win = tonumber(ARGV[2]), tonumber(ARGV[3])\n"
+    "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - win)\n"
+    "if redis.call('ZSCORE', KEYS[1], ARGV[1]) or redis.call('ZCARD', KEYS[1]) < cap then\n"
+    "  redis.call('ZADD', KEYS[1], now, ARGV[1])\n"
+    "  redis.call('PEXPIRE', KEYS[1], win)\n"
+    "  return {1, 0}\n"
+    "end\n"
+    "local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')\n"
+    "return {0, tonumber(first[2]) + win - now}\n";
+
 /* KEYS acct, accounts; ARGV account, then acct pairs: the first state of
  * an account no node wrote yet. */
 static const char seed_lua[] = "redis.call('SADD', KEYS[2], ARGV[1])\n"
@@ -144,9 +162,11 @@ struct lease {
     uint64_t pushed;    /* digest of the state Redis holds from here under that fence */
     uint64_t *open_ids; /* the jobs open in it (those final since go with the next write) */
     size_t nopen_ids;
-    bool busy;   /* a read-back or a write-through in flight */
-    bool local;  /* in this node's database */
-    bool seeded; /* ... and its first state offered to Redis */
+    double claimed_at; /* clock_boot() of a claim Redis granted, not yet used */
+    double full_until; /* clock_boot() until which the app's cap has no room for it */
+    bool busy;         /* a read-back, a write-through or a claim in flight */
+    bool local;        /* in this node's database */
+    bool seeded;       /* ... and its first state offered to Redis */
     struct lease *next;
 };
 
@@ -173,6 +193,7 @@ struct cluster {
     size_t nnodes;
     struct cluster_data data;
     bool has_data;
+    double app_cap, app_window; /* the app's active creators (0: no cap) */
 };
 
 struct call {
@@ -1029,8 +1050,72 @@ static void on_push(redisAsyncContext *ac, void *reply, void *privdata)
     c->data.pushed(c->data.ud);
 }
 
-uint64_t cluster_admit(struct cluster *c, const char *account)
+static void on_claim(redisAsyncContext *ac, void *reply, void *privdata)
 {
+    (void)ac;
+    struct call *k = privdata;
+    struct cluster *c = k->c;
+    struct lease *l = k->l;
+    redisReply *r = reply;
+    if (c->closing) {
+        call_free(k);
+        return;
+    }
+    l->busy = false;
+    if (!reply_error(c, r, "claim")) {
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+            r->element[0]->type == REDIS_REPLY_INTEGER &&
+            r->element[1]->type == REDIS_REPLY_INTEGER) {
+            if (r->element[0]->integer == 1)
+                l->claimed_at = clock_boot();
+            else /* no room until the first active creator's window ends */
+                l->full_until = clock_boot() + (double)r->element[1]->integer / 1000;
+        } else {
+            TLOG(TLOG_ERROR, "cluster.error", LSTR("call", "claim"),
+                 LSTR("redis", "an answer of the wrong shape"));
+        }
+    }
+    call_free(k);
+    c->data.pushed(c->data.ud);
+}
+
+/* An init for l's account: counted among the app's active creators in
+ * Redis first. 0 (go), CLUSTER_WAIT (asked), or the fence's 0 with
+ * *full_for. */
+static uint64_t claim(struct cluster *c, struct lease *l, double *full_for)
+{
+    double now = clock_boot();
+    if (l->claimed_at > 0 && now - l->claimed_at < 2) {
+        l->claimed_at = 0; /* one claim, one init */
+        return 0;
+    }
+    if (l->full_until > now) {
+        *full_for = l->full_until - now;
+        return 1;
+    }
+    struct call *k = calloc(1, sizeof *k);
+    if (!k)
+        return CLUSTER_WAIT;
+    k->c = c;
+    k->l = l;
+    struct args a = {0};
+    arg_s(&a, "EVAL");
+    arg_s(&a, claim_lua);
+    arg_s(&a, "1");
+    arg_f(&a, "{%s}:active", c->prefix);
+    arg_s(&a, l->account);
+    arg_f(&a, "%.0f", c->app_cap);
+    arg_f(&a, "%.0f", c->app_window * 1000);
+    if (send_args(c, &a, on_claim, k) == 0)
+        l->busy = true;
+    else
+        call_free(k);
+    return CLUSTER_WAIT;
+}
+
+uint64_t cluster_admit(struct cluster *c, const char *account, bool want_claim, double *full_for)
+{
+    *full_for = 0;
     uint64_t fence = cluster_fence(c, account);
     if (!fence || !c->has_data)
         return fence;
@@ -1046,7 +1131,10 @@ uint64_t cluster_admit(struct cluster *c, const char *account)
     }
     if (s.digest == l->pushed) { /* Redis has it as it is */
         replica_snap_free(&s);
-        return fence;
+        if (!want_claim || c->app_cap <= 0)
+            return fence;
+        uint64_t got = claim(c, l, full_for);
+        return got == CLUSTER_WAIT ? got : got ? 0 : fence;
     }
     struct call *k = calloc(1, sizeof *k);
     if (k) {
@@ -1089,6 +1177,12 @@ uint64_t cluster_admit(struct cluster *c, const char *account)
     }
     replica_snap_free(&s);
     return CLUSTER_WAIT;
+}
+
+void cluster_set_app_cap(struct cluster *c, double cap, double window)
+{
+    c->app_cap = cap;
+    c->app_window = window;
 }
 
 void cluster_set_data(struct cluster *c, const struct cluster_data *d)

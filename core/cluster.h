@@ -105,11 +105,19 @@ void cluster_set_data(struct cluster *c, const struct cluster_data *d);
 int cluster_local(struct cluster *c, const char *account);
 
 /* May a request for account leave now? Its fence (this node holds the
- * lease, and Redis holds the account's state as it is here), 0 (not held),
- * or CLUSTER_WAIT: the state is being written through (cluster_data's
- * pushed says when to ask again). */
+ * lease, and Redis holds the account's state as it is here), 0 (not held;
+ * or, with claim, *full_for > 0: the app's cap of active creators is full
+ * across the cluster for that many seconds), or CLUSTER_WAIT: the state is
+ * being written through, or the claim asked of Redis (cluster_data's
+ * pushed says when to ask again). claim: the request makes the account one
+ * of the app's active creators (an init); with a cap set, each such request
+ * counts it in Redis first, once for the whole cluster. */
 #define CLUSTER_WAIT UINT64_MAX
-uint64_t cluster_admit(struct cluster *c, const char *account);
+uint64_t cluster_admit(struct cluster *c, const char *account, bool claim, double *full_for);
+
+/* The app's cap: at most cap creators active per window seconds across the
+ * cluster (limits.active_users, limits.active_window); cap 0: none. */
+void cluster_set_app_cap(struct cluster *c, double cap, double window);
 
 /* ---- the whole cluster, as Redis has it (`tikd status`) ----------------------- */
 

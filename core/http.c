@@ -107,6 +107,8 @@ struct http_xfer {
     struct curl_slist *fence; /* its X-Tikd-Fence line in hdrs (owner set) */
     bool refused;             /* admit said no: ends unsent from the loop */
     bool admit_wait;          /* admit said not yet: asks again (http_admit_retry) */
+    bool claim;               /* it makes its owner one of the app's active creators */
+    double full_for;          /* refused: the app's cap is full for this long */
 };
 
 struct http {
@@ -123,7 +125,7 @@ struct http {
     void *gate_ud;
     struct http_xfer *held, **held_tail; /* in the order they were held */
     uint64_t gate_round;
-    uint64_t (*admit)(void *ud, const char *owner); /* a cluster's lease check, or NULL */
+    uint64_t (*admit)(void *ud, struct http_admit *q); /* a cluster's lease check, or NULL */
     void *admit_ud;
     CURL *spare[EASY_SPARE]; /* finished transfers' easy handles, reset, for the next */
     int nspare;
@@ -565,7 +567,8 @@ static bool admitted(struct http_xfer *x)
     struct http *h = x->h;
     if (!x->owner || !h->admit)
         return true;
-    uint64_t fence = h->admit(h->admit_ud, x->owner);
+    struct http_admit q = {.owner = x->owner, .claim = x->claim};
+    uint64_t fence = h->admit(h->admit_ud, &q);
     if (fence == HTTP_ADMIT_WAIT) { /* asked again when told, or in a second */
         x->admit_wait = true;
         ev_timer_set(&x->retry_timer, ADMIT_WAIT_MAX, 0.);
@@ -574,6 +577,7 @@ static bool admitted(struct http_xfer *x)
     }
     if (!fence) {
         x->refused = true; /* told from the loop, never inside this call */
+        x->full_for = q.full_for;
         ev_timer_set(&x->retry_timer, 0., 0.);
         ev_timer_start(h->loop, &x->retry_timer);
         struct host *ho = x->host;
@@ -753,7 +757,7 @@ void http_set_gate(struct http *h, bool (*closed)(void *ud), void *ud)
     h->gate_ud = ud;
 }
 
-void http_set_admit(struct http *h, uint64_t (*admit)(void *ud, const char *owner), void *ud)
+void http_set_admit(struct http *h, uint64_t (*admit)(void *ud, struct http_admit *q), void *ud)
 {
     h->admit = admit;
     h->admit_ud = ud;
@@ -801,7 +805,12 @@ static void on_retry(struct ev_loop *loop, ev_timer *w, int revents)
         attempt_begin(x);
         return;
     }
-    if (x->refused) /* NOT_HELD_WAIT: about one renewal round of a default lease */
+    if (x->refused && x->full_for > 0)
+        end_unsent(x, "app_active_users", x->full_for,
+                   "not sent: the app's cap of active creators is full across the cluster for "
+                   "%.0f s more (limits.active_users)",
+                   x->full_for);
+    else if (x->refused) /* NOT_HELD_WAIT: about one renewal round of a default lease */
         end_unsent(x, "not_held", NOT_HELD_WAIT,
                    "not sent: this node no longer holds account %s's lease (another node acts "
                    "for it now, or none until the lease is granted again)",
@@ -1037,7 +1046,8 @@ int http_request(struct http *h, const struct http_req *req, http_done_fn done, 
     if (req->owner && h->admit) {
         /* asked now, so a request for an account held elsewhere fails here
          * rather than later; each attempt asks again (admitted) */
-        if (!h->admit(h->admit_ud, req->owner)) {
+        struct http_admit q = {.owner = req->owner}; /* held at all: no claim yet */
+        if (!h->admit(h->admit_ud, &q)) {
             rc = tikd_fail(e, TIKD_ENOTHELD, "not sent: this node does not hold account %s's lease",
                            req->owner);
             if (e)
@@ -1050,6 +1060,7 @@ int http_request(struct http *h, const struct http_req *req, http_done_fn done, 
         memcpy(line, "X-Tikd-Fence: ", 14);
         struct curl_slist *n = curl_slist_append(x->hdrs, line);
         x->owner = strdup(req->owner);
+        x->claim = req->claim;
         if (!n || !x->owner) {
             rc = tikd_fail(e, TIKD_ENOMEM, "http: out of memory");
             goto fail;

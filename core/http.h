@@ -91,6 +91,7 @@ struct http_req {
     /* the account it acts for (copied), or NULL: with an admit function
      * set, every attempt asks it first (http_set_admit) */
     const char *owner;
+    bool claim; /* with owner: it makes its owner one of the app's active creators (an init) */
 };
 
 struct http_resp {
@@ -129,16 +130,24 @@ void http_set_gate(struct http *h, bool (*closed)(void *ud), void *ud);
 void http_gate_open(struct http *h, int rc, const char *why);
 
 /* A cluster (core/cluster): a request with an owner is sent only while
- * this node may act for that account. admit(ud, owner) is asked as each
+ * this node may act for that account. admit(ud, q) is asked as each
  * attempt is handed to libcurl, retries included, and answers the fence
  * to send in its X-Tikd-Fence header, or 0: the attempt is not sent and the
- * request ends unsent, a POL_DEFER outcome (code "not_held") its caller
- * already handles. A request refused before it starts fails http_request()
- * with TIKD_ENOTHELD. HTTP_ADMIT_WAIT: not yet (the account's state is on
- * its way to Redis): the attempt waits until http_admit_retry(), or a
- * second, and asks again. No admit function: owners are ignored. */
+ * request ends unsent, a POL_DEFER outcome its caller already handles (code
+ * "not_held"; or "app_active_users" when q->full_for says the app's cap of
+ * active creators is full in the cluster for that many seconds). q->claim:
+ * the request would make its owner one of the app's active creators (an
+ * init). A request refused before it starts fails http_request() with
+ * TIKD_ENOTHELD. HTTP_ADMIT_WAIT: not yet (the account's state is on its
+ * way to Redis): the attempt waits until http_admit_retry(), or a second,
+ * and asks again. No admit function: owners are ignored. */
+struct http_admit {
+    const char *owner;
+    bool claim;
+    double full_for; /* out */
+};
 #define HTTP_ADMIT_WAIT UINT64_MAX
-void http_set_admit(struct http *h, uint64_t (*admit)(void *ud, const char *owner), void *ud);
+void http_set_admit(struct http *h, uint64_t (*admit)(void *ud, struct http_admit *q), void *ud);
 void http_admit_retry(struct http *h);
 
 /* Requests started and not finished. */

@@ -107,7 +107,9 @@ int tt_send(const struct tt_api *api, const char *account, enum tt_call c, const
                            .body = body,
                            .body_len = strlen(body),
                            .retry = endpoints[c].retry,
-                           .metric = endpoints[c].metric};
+                           .metric = endpoints[c].metric,
+                           .claim = c == TT_VIDEO_INIT || c == TT_INBOX_INIT ||
+                                    c == TT_CONTENT_INIT}; /* a post: its creator is active */
     return oauth_request(api->oauth, account, &req, done, ud, e);
 }
 

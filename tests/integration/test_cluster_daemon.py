@@ -261,6 +261,46 @@ def test_a_rule_run_by_every_node_plans_only_on_the_accounts_holder(nodes, fake,
     assert len(fake.ctl.ledger()["posts"]) == 1
 
 
+def test_three_nodes_together_keep_the_apps_active_creator_cap(nodes, fake, tmp_path):
+    fake.ctl.set_config(active_user_cap=2)
+    sites = [nodes(n) for n in ("a", "b", "c")]
+    names = ["k%d" % i for i in range(len(USERS))]
+    for s in sites:  # each node keeps the cap too, on its own: 2 of its own could go
+        s.limits(active_users=2)
+    for n, u in zip(names, USERS):  # connected on a; each moves to its home
+        connect(sites[0], n, user=u)
+    ds = [s.start() for s in sites]
+    wait_for(lambda: (pump(*ds), sum(len(held(d)) for d in ds) == len(names)
+                      and sum(1 for d in ds if held(d)) >= 2)[1],
+             6 * LEASE, "the accounts spread over the nodes")
+    clip = video(tmp_path / "clip.mp4", duration=3)
+    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 6))
+    where = {}
+    for n in names:  # each post planned on the node that holds its account, all at once
+        i = next(i for i, d in enumerate(ds) if n in held(d))
+        r = sites[i].tikd("post", str(clip), "--account", n, "--privacy", "SELF_ONLY", "--at", at)
+        assert r.returncode == 0, r.stderr
+        where[n] = (sites[i], int(re.search(r"job (\d+) planned", r.stdout).group(1)))
+    wait_for(lambda: len(fake.ctl.ledger()["posts"]) == 2, 60, "two posts")
+
+    def state(n):
+        s, job = where[n]
+        return json.loads(s.tikd("job", "show", str(job), "--json").stdout)
+    waiting = lambda: [n for n in names if state(n)["state"] == "deferred"]  # noqa: E731
+    wait_for(lambda: len(waiting()) == len(names) - 2, 30, "the others wait for the app's cap")
+    time.sleep(2)
+    assert len(fake.ctl.ledger()["posts"]) == 2
+    # no init went out that TikTok had to refuse: the cluster counted the app's active
+    # creators once (creator_info may still say the cap is reached: TikTok's pre-flight)
+    refused = [q for q in fake.ctl.ledger()["requests"] if q["path"].endswith("/init/")
+               and q.get("error_code") == "reached_active_user_cap"]
+    assert not refused, refused
+    for n in waiting():
+        # the cluster's count, a node's own, or TikTok's pre-flight said so
+        assert re.search("active creators|active_users budget|active_user_cap",
+                         state(n)["reason"]), state(n)
+
+
 def test_a_node_cut_from_redis_stops_sending_before_its_lease_ends(nodes, fake, redis, tmp_path):
     proxy = Proxy(redis.port)
     a = nodes("a", proxy.addr)
