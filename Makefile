@@ -47,7 +47,7 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 FUZZ_TIME ?= 600
 
-.PHONY: all build deps deps-test test check unit integration asan chaos valgrind demo install \
+.PHONY: all build deps deps-test test check unit integration asan chaos chaos-cluster valgrind demo install \
         clean format format-check bench fuzz fuzz-run
 .DEFAULT_GOAL := all
 
@@ -127,6 +127,15 @@ chaos:
 	@$(MAKE) --no-print-directory build $(TOOL_BIN)
 	TIKD_CHAOS=full TIKD_BIN=$(abspath $(BUILD)/tikd) TIKD_TOOLS=$(abspath $(BUILD)/tests) \
 	    $(PYTHON) -m pytest -q -s tests/integration/test_chaos.py
+
+# The cluster under chaos at full size (a few minutes): three nodes on a real
+# redis-server, 300 posts over 50 accounts, 24 SIGKILLs and a Redis restart
+# (tests/integration/test_cluster_chaos.py; `make test` runs it small).
+chaos-cluster:
+	@tools/deps.sh test
+	@$(MAKE) --no-print-directory build $(TOOL_BIN)
+	TIKD_CHAOS=full TIKD_BIN=$(abspath $(BUILD)/tikd) TIKD_TOOLS=$(abspath $(BUILD)/tests) \
+	    $(PYTHON) -m pytest -q -s tests/integration/test_cluster_chaos.py
 
 asan:
 	@tools/deps.sh test

@@ -213,6 +213,7 @@ static void arm_expiry(struct cluster *c);
 static void pull(struct cluster *c, struct lease *l);
 static void seed(struct cluster *c, struct lease *l);
 static void want_all(struct cluster *c);
+static uint64_t write_through(struct cluster *c, struct lease *l, uint64_t fence);
 
 /* connect again after the backoff, which doubles up to BACKOFF_MAX (and
  * goes back to BACKOFF_MIN once a round is answered) */
@@ -555,10 +556,13 @@ static void on_heartbeat(redisAsyncContext *ac, void *reply, void *privdata)
     if (c->has_data) {
         for (size_t i = 0; i < c->nbuckets; i++) {
             for (struct lease *l = c->buckets[i]; l; l = l->next) {
+                uint64_t fence = cluster_fence(c, l->account);
                 if (l->local && !l->seeded && !l->busy)
                     seed(c, l);
                 else if (l->held && l->ready != l->fence && !l->busy)
-                    pull(c, l); /* its state was not to be had last time */
+                    pull(c, l);                 /* its state was not to be had last time */
+                else if (fence && !l->busy)     /* what changed with no request since: jobs */
+                    write_through(c, l, fence); /* planned, answers of the last ones */
             }
         }
         want_all(c);
@@ -1113,28 +1117,22 @@ static uint64_t claim(struct cluster *c, struct lease *l, double *full_for)
     return CLUSTER_WAIT;
 }
 
-uint64_t cluster_admit(struct cluster *c, const char *account, bool want_claim, double *full_for)
+/* Redis holds l's state as it is here (0), or it is being written
+ * (CLUSTER_WAIT), or it cannot be read here (1). */
+static uint64_t write_through(struct cluster *c, struct lease *l, uint64_t fence)
 {
-    *full_for = 0;
-    uint64_t fence = cluster_fence(c, account);
-    if (!fence || !c->has_data)
-        return fence;
-    struct lease *l = find(c, account);
     if (l->busy)
         return CLUSTER_WAIT;
     struct replica_snap s;
-    int rc = c->data.export(c->data.ud, account, l->open_ids, l->nopen_ids, &s);
+    int rc = c->data.export(c->data.ud, l->account, l->open_ids, l->nopen_ids, &s);
     if (rc != 0) {
-        TLOG(TLOG_ERROR, "cluster.error", LSTR("call", "push"), LSTR("account", account),
+        TLOG(TLOG_ERROR, "cluster.error", LSTR("call", "push"), LSTR("account", l->account),
              LSTR("error", tikd_strerror(rc)));
-        return 0;
+        return 1;
     }
     if (s.digest == l->pushed) { /* Redis has it as it is */
         replica_snap_free(&s);
-        if (!want_claim || c->app_cap <= 0)
-            return fence;
-        uint64_t got = claim(c, l, full_for);
-        return got == CLUSTER_WAIT ? got : got ? 0 : fence;
+        return 0;
     }
     struct call *k = calloc(1, sizeof *k);
     if (k) {
@@ -1149,15 +1147,15 @@ uint64_t cluster_admit(struct cluster *c, const char *account, bool want_claim, 
         arg_s(&a, "EVAL");
         arg_s(&a, push_lua);
         arg_s(&a, "6");
-        arg_f(&a, "{%s}:lease:%s", c->prefix, account);
-        arg_f(&a, "{%s}:acct:%s", c->prefix, account);
-        arg_f(&a, "{%s}:open:%s", c->prefix, account);
-        arg_f(&a, "{%s}:done:%s", c->prefix, account);
+        arg_f(&a, "{%s}:lease:%s", c->prefix, l->account);
+        arg_f(&a, "{%s}:acct:%s", c->prefix, l->account);
+        arg_f(&a, "{%s}:open:%s", c->prefix, l->account);
+        arg_f(&a, "{%s}:done:%s", c->prefix, l->account);
         arg_f(&a, "{%s}:accounts", c->prefix);
-        arg_f(&a, "{%s}:keys:%s", c->prefix, account);
+        arg_f(&a, "{%s}:keys:%s", c->prefix, l->account);
         arg_s(&a, c->self);
         arg_f(&a, "%llu", (unsigned long long)fence);
-        arg_s(&a, account);
+        arg_s(&a, l->account);
         arg_f(&a, "%zu", s.nacct);
         arg_f(&a, "%zu", s.nopen);
         arg_f(&a, "%zu", s.ndone);
@@ -1170,13 +1168,29 @@ uint64_t cluster_admit(struct cluster *c, const char *account, bool want_claim, 
             l->busy = true;
         } else { /* asked again: the request waits a while */
             if (c->connected)
-                TLOG(TLOG_ERROR, "cluster.error", LSTR("call", "push"), LSTR("account", account),
+                TLOG(TLOG_ERROR, "cluster.error", LSTR("call", "push"), LSTR("account", l->account),
                      LSTR("redis", "could not send"));
             call_free(k);
         }
     }
     replica_snap_free(&s);
     return CLUSTER_WAIT;
+}
+
+uint64_t cluster_admit(struct cluster *c, const char *account, bool want_claim, double *full_for)
+{
+    *full_for = 0;
+    uint64_t fence = cluster_fence(c, account);
+    if (!fence || !c->has_data)
+        return fence;
+    struct lease *l = find(c, account);
+    uint64_t w = write_through(c, l, fence);
+    if (w)
+        return w == CLUSTER_WAIT ? w : 0;
+    if (!want_claim || c->app_cap <= 0)
+        return fence;
+    uint64_t got = claim(c, l, full_for);
+    return got == CLUSTER_WAIT ? got : got ? 0 : fence;
 }
 
 void cluster_set_app_cap(struct cluster *c, double cap, double window)
