@@ -634,7 +634,10 @@ static void on_usr1(struct ev_loop *loop, ev_signal *w, int revents)
     (void)loop;
     (void)revents;
     TLOG(TLOG_DEBUG, "jobs.kick", LSTR("by", "SIGUSR1"));
-    kick(w->data);
+    struct daemon *d = w->data;
+    if (d->cluster) /* an account connected by a command: this node has it now */
+        store_read(d->en.store, want_txn, d->cluster, NULL);
+    kick(d);
 }
 
 /* Calls end rarely; checking after each loop wakeup costs one branch. */

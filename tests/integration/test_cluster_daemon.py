@@ -301,6 +301,18 @@ def test_three_nodes_together_keep_the_apps_active_creator_cap(nodes, fake, tmp_
                          state(n)["reason"]), state(n)
 
 
+def test_an_account_connected_on_a_running_node_joins_the_cluster(nodes, fake):
+    a, b = nodes("a"), nodes("b")
+    da, db = a.start(), b.start()
+    wait_for(lambda: (pump(da, db), any("cluster.connected" in l for l in db.lines))[1],
+             2 * LEASE, "b connected to Redis")
+    connect(a, "k0", user="acct_one")  # while both run; b never sees it connected
+    wait_for(lambda: (pump(da, db), "k0" in held(da) or "k0" in held(db))[1], 4 * LEASE,
+             "k0 held by its home")
+    r = b.tikd("status", "--json")
+    assert [x["account"] for x in json.loads(r.stdout)["cluster"]["leases"]] == ["k0"]
+
+
 def test_a_node_cut_from_redis_stops_sending_before_its_lease_ends(nodes, fake, redis, tmp_path):
     proxy = Proxy(redis.port)
     a = nodes("a", proxy.addr)
