@@ -218,6 +218,42 @@ static int cl_import(void *ud, const char *account, const struct replica_snap *s
     return rc;
 }
 
+static int offer_txn(struct store_txn *t, void *ctx)
+{
+    struct export_ctx *x = ctx;
+    return replica_export_planned(t, x->node, x->account, x->s);
+}
+
+static int cl_offer(void *ud, const char *account, struct replica_snap *s)
+{
+    struct daemon *d = ud;
+    struct export_ctx x = {d->cli->cfg.cluster_node, account, NULL, 0, s};
+    memset(s, 0, sizeof *s);
+    return store_read(d->en.store, offer_txn, &x, NULL);
+}
+
+static int take_txn(struct store_txn *t, void *ctx)
+{
+    struct import_ctx *x = ctx;
+    return replica_import_jobs(t, x->d->cli->cfg.cluster_node, x->account, x->s->open, x->s->nopen,
+                               x->e);
+}
+
+/* Jobs another node planned for an account held here: this node's now. */
+static int cl_take(void *ud, const char *account, const struct replica_snap *s)
+{
+    struct daemon *d = ud;
+    struct tikd_err e = {0};
+    struct import_ctx x = {d, account, s, &e};
+    int rc = store_write_durable(d->en.store, take_txn, &x, &e);
+    if (rc != 0)
+        TLOG(TLOG_ERROR, "cluster.import_failed", LSTR("account", account),
+             LSTR("error", e.msg[0] ? e.msg : tikd_strerror(rc)));
+    else
+        kick(d);
+    return rc;
+}
+
 static void cl_pushed(void *ud)
 {
     http_admit_retry(((struct daemon *)ud)->en.http);
@@ -260,9 +296,12 @@ static int start_cluster(struct daemon *d)
         fprintf(stderr, "tikd: %s\n", e.msg);
         return 1;
     }
-    cluster_set_data(d->cluster,
-                     &(struct cluster_data){
-                         .export = cl_export, .import = cl_import, .pushed = cl_pushed, .ud = d});
+    cluster_set_data(d->cluster, &(struct cluster_data){.export = cl_export,
+                                                        .import = cl_import,
+                                                        .pushed = cl_pushed,
+                                                        .offer = cl_offer,
+                                                        .take = cl_take,
+                                                        .ud = d});
     http_set_admit(d->en.http, admit, d);
     cluster_set_app_cap(d->cluster, c->limits.l[RL_ACTIVE_USERS].count,
                         c->limits.l[RL_ACTIVE_USERS].per + c->limits.guard);

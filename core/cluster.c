@@ -22,7 +22,9 @@
  *   {P}:open:ACCOUNT   hash: cluster key -> record, its open jobs
  *   {P}:done:ACCOUNT   hash: cluster key -> 'F' record (final) or 'L' record (the
  *                      last open one, of a job that ended unrecorded)
- *   {P}:keys:ACCOUNT   hash: a post's key (scope NUL key) -> cluster key */
+ *   {P}:keys:ACCOUNT   hash: a post's key (scope NUL key) -> cluster key
+ *   {P}:inbox:ACCOUNT  hash: cluster key -> record, jobs another node planned
+ *   {P}:inboxed        set: the accounts with an inbox */
 #include "cluster.h"
 
 #include <hiredis/adapters/libev.h>
@@ -85,8 +87,9 @@ static const char hold_lua[] =
     "end\n"
     "return out\n";
 
-/* KEYS lease, acct, open, done, accounts, keys; ARGV node id, fence,
- * account, then how many acct, open, done and key pairs, then the pairs.
+/* KEYS lease, acct, open, done, accounts, keys, inbox, inboxed; ARGV node
+ * id, fence, account, then how many acct, open, done and key pairs, then
+ * the pairs. Offered jobs it has open leave the inbox.
  * Written only under the lease and fence the writer holds: 1, or 0 when
  * they are not its. A post's key, once known, is never taken back. */
 static const char push_lua[] =
@@ -113,6 +116,10 @@ static const char push_lua[] =
     "if #open > 0 then redis.call('HSET', KEYS[3], unpack(open)) end\n"
     "if #done > 0 then redis.call('HSET', KEYS[4], unpack(done)) end\n"
     "redis.call('SADD', KEYS[5], ARGV[3])\n"
+    "if redis.call('EXISTS', KEYS[7]) == 1 then\n"
+    "  for k in pairs(keep) do redis.call('HDEL', KEYS[7], k) end\n"
+    "  if redis.call('EXISTS', KEYS[7]) == 0 then redis.call('SREM', KEYS[8], ARGV[3]) end\n"
+    "end\n"
     "return 1\n";
 
 /* KEYS lease, acct, open, done, keys; ARGV node id, fence, then cluster
@@ -125,6 +132,25 @@ static const char pull_lua[] =
     "if #ARGV > 2 then d = redis.call('HMGET', KEYS[4], unpack(ARGV, 3)) end\n"
     "return {redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3]), d,\n"
     "        redis.call('HGETALL', KEYS[5])}\n";
+
+/* KEYS inbox, open, done, inboxed; ARGV account, then pairs: jobs planned
+ * on a node that does not hold the account, for its holder to take; one
+ * Redis knows already (open or ended, or offered) is left. */
+static const char offer_lua[] =
+    "local n = 0\n"
+    "for i = 2, #ARGV, 2 do\n"
+    "  local k = ARGV[i]\n"
+    "  if redis.call('HEXISTS', KEYS[2], k) == 0 and redis.call('HEXISTS', KEYS[3], k) == 0\n"
+    "     and redis.call('HSETNX', KEYS[1], k, ARGV[i + 1]) == 1 then n = n + 1 end\n"
+    "end\n"
+    "if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('SADD', KEYS[4], ARGV[1]) end\n"
+    "return n\n";
+
+/* KEYS lease, inbox; ARGV node id, fence: the offered jobs, to the holder
+ * (they leave the inbox when its write-through has them open). */
+static const char take_lua[] = "local l = redis.call('HMGET', KEYS[1], 'node', 'fence')\n"
+                               "if l[1] ~= ARGV[1] or l[2] ~= ARGV[2] then return 0 end\n"
+                               "return redis.call('HGETALL', KEYS[2])\n";
 
 /* KEYS active; ARGV account, cap, window ms. The app's active creators, by
  * the time of their last post (Redis's clock): the account may post if it
@@ -167,6 +193,7 @@ struct lease {
     bool busy;         /* a read-back, a write-through or a claim in flight */
     bool local;        /* in this node's database */
     bool seeded;       /* ... and its first state offered to Redis */
+    uint64_t offered;  /* digest of the jobs planned here last offered to its holder */
     struct lease *next;
 };
 
@@ -214,6 +241,8 @@ static void pull(struct cluster *c, struct lease *l);
 static void seed(struct cluster *c, struct lease *l);
 static void want_all(struct cluster *c);
 static uint64_t write_through(struct cluster *c, struct lease *l, uint64_t fence);
+static void offer(struct cluster *c, struct lease *l);
+static void take_offered(struct cluster *c);
 
 /* connect again after the backoff, which doubles up to BACKOFF_MAX (and
  * goes back to BACKOFF_MIN once a round is answered) */
@@ -563,9 +592,12 @@ static void on_heartbeat(redisAsyncContext *ac, void *reply, void *privdata)
                     pull(c, l);                 /* its state was not to be had last time */
                 else if (fence && !l->busy)     /* what changed with no request since: jobs */
                     write_through(c, l, fence); /* planned, answers of the last ones */
+                else if (l->local && !l->held && !l->busy)
+                    offer(c, l); /* jobs planned here for an account held elsewhere */
             }
         }
         want_all(c);
+        take_offered(c);
     }
     for (size_t i = 0; i < c->nnodes; i++)
         free(c->nodes[i].id);
@@ -1146,13 +1178,15 @@ static uint64_t write_through(struct cluster *c, struct lease *l, uint64_t fence
         struct args a = {0};
         arg_s(&a, "EVAL");
         arg_s(&a, push_lua);
-        arg_s(&a, "6");
+        arg_s(&a, "8");
         arg_f(&a, "{%s}:lease:%s", c->prefix, l->account);
         arg_f(&a, "{%s}:acct:%s", c->prefix, l->account);
         arg_f(&a, "{%s}:open:%s", c->prefix, l->account);
         arg_f(&a, "{%s}:done:%s", c->prefix, l->account);
         arg_f(&a, "{%s}:accounts", c->prefix);
         arg_f(&a, "{%s}:keys:%s", c->prefix, l->account);
+        arg_f(&a, "{%s}:inbox:%s", c->prefix, l->account);
+        arg_f(&a, "{%s}:inboxed", c->prefix);
         arg_s(&a, c->self);
         arg_f(&a, "%llu", (unsigned long long)fence);
         arg_s(&a, l->account);
@@ -1212,6 +1246,149 @@ int cluster_local(struct cluster *c, const char *account)
     if (l)
         l->local = true;
     return rc;
+}
+
+/* ---- jobs planned on a node that does not hold their account ------------------ */
+
+static uint64_t items_digest(const struct replica_item *it, size_t n)
+{
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < n; i++) {
+        for (size_t b = 0; b < it[i].klen; b++)
+            h = (h ^ (unsigned char)it[i].key[b]) * 1099511628211ull;
+        for (size_t b = 0; b < it[i].vlen; b++)
+            h = (h ^ it[i].val[b]) * 1099511628211ull;
+    }
+    return h ? h : 1;
+}
+
+static void on_offer(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    struct call *k = privdata;
+    struct cluster *c = k->c;
+    if (!c->closing) {
+        k->l->busy = false;
+        if (!reply_error(c, reply, "offer"))
+            k->l->offered = k->digest;
+    }
+    call_free(k);
+}
+
+/* Offer the jobs planned here for l's account (held elsewhere, or by no
+ * node yet) to its holder, once per change. */
+static void offer(struct cluster *c, struct lease *l)
+{
+    struct replica_snap s;
+    if (!c->data.offer || c->data.offer(c->data.ud, l->account, &s) != 0)
+        return;
+    uint64_t digest = s.nopen ? items_digest(s.open, s.nopen) : 0;
+    if (digest && digest != l->offered) {
+        struct call *k = calloc(1, sizeof *k);
+        if (k) {
+            k->c = c;
+            k->l = l;
+            k->digest = digest;
+            struct args a = {0};
+            arg_s(&a, "EVAL");
+            arg_s(&a, offer_lua);
+            arg_s(&a, "4");
+            arg_f(&a, "{%s}:inbox:%s", c->prefix, l->account);
+            arg_f(&a, "{%s}:open:%s", c->prefix, l->account);
+            arg_f(&a, "{%s}:done:%s", c->prefix, l->account);
+            arg_f(&a, "{%s}:inboxed", c->prefix);
+            arg_s(&a, l->account);
+            args_pairs(&a, s.open, s.nopen);
+            if (send_args(c, &a, on_offer, k) == 0)
+                l->busy = true;
+            else
+                call_free(k);
+        }
+    }
+    replica_snap_free(&s);
+}
+
+static void on_take(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    struct call *k = privdata;
+    struct cluster *c = k->c;
+    struct lease *l = k->l;
+    redisReply *r = reply;
+    if (c->closing) {
+        call_free(k);
+        return;
+    }
+    l->busy = false;
+    if (reply_error(c, r, "take") || r->type != REDIS_REPLY_ARRAY || l->fence != k->fence) {
+        call_free(k);
+        return;
+    }
+    struct replica_snap s = {0};
+    if (snap_pairs(r, &s.open, &s.nopen) == 0 && s.nopen &&
+        c->data.take(c->data.ud, l->account, &s) == 0) {
+        TLOG(TLOG_INFO, "cluster.jobs_taken", LSTR("account", l->account),
+             LINT("jobs", (long long)s.nopen));
+        uint64_t fence = cluster_fence(c, l->account);
+        if (fence) /* open here now: out of the inbox */
+            write_through(c, l, fence);
+    }
+    replica_snap_free(&s);
+    call_free(k);
+}
+
+static void take(struct cluster *c, struct lease *l)
+{
+    struct call *k = calloc(1, sizeof *k);
+    if (!k)
+        return;
+    k->c = c;
+    k->l = l;
+    k->fence = l->fence;
+    struct args a = {0};
+    arg_s(&a, "EVAL");
+    arg_s(&a, take_lua);
+    arg_s(&a, "2");
+    arg_f(&a, "{%s}:lease:%s", c->prefix, l->account);
+    arg_f(&a, "{%s}:inbox:%s", c->prefix, l->account);
+    arg_s(&a, c->self);
+    arg_f(&a, "%llu", (unsigned long long)l->fence);
+    if (send_args(c, &a, on_take, k) == 0)
+        l->busy = true;
+    else
+        call_free(k);
+}
+
+static void inboxed_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    struct call *k = privdata;
+    struct cluster *c = k->c;
+    redisReply *r = reply;
+    call_free(k);
+    if (c->closing || reply_error(c, r, "inboxed") || r->type != REDIS_REPLY_ARRAY)
+        return;
+    for (size_t i = 0; i < r->elements; i++) {
+        if (r->element[i]->type != REDIS_REPLY_STRING)
+            continue;
+        struct lease *l = find(c, r->element[i]->str);
+        if (l && l->held && l->ready == l->fence && !l->busy && cluster_fence(c, l->account))
+            take(c, l);
+    }
+}
+
+/* the accounts with jobs offered: those held here are taken */
+static void take_offered(struct cluster *c)
+{
+    struct args a = {0};
+    struct call *k = calloc(1, sizeof *k);
+    if (!k)
+        return;
+    k->c = c;
+    arg_s(&a, "SMEMBERS");
+    arg_f(&a, "{%s}:inboxed", c->prefix);
+    if (send_args(c, &a, inboxed_reply, k) != 0)
+        call_free(k);
 }
 
 /* ---- life ------------------------------------------------------------------- */

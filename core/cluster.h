@@ -95,6 +95,10 @@ struct cluster_data {
                   struct replica_snap *s);
     int (*import)(void *ud, const char *account, const struct replica_snap *s);
     void (*pushed)(void *ud);
+    /* jobs planned here for an account held elsewhere (s->open), offered to
+     * its holder through Redis; and the holder taking the offered ones */
+    int (*offer)(void *ud, const char *account, struct replica_snap *s);
+    int (*take)(void *ud, const char *account, const struct replica_snap *s);
     void *ud;
 };
 void cluster_set_data(struct cluster *c, const struct cluster_data *d);

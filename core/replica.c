@@ -238,6 +238,26 @@ int replica_export(struct store_txn *t, const char *node, const char *account, c
     return 0;
 }
 
+static int planned_one(const struct job *j, void *ctx)
+{
+    struct ex *x = ctx;
+    return j->origin[0] ? 0 : add_job(x, &x->s->open, &x->s->nopen, j, 0);
+}
+
+int replica_export_planned(struct store_txn *t, const char *node, const char *account,
+                           struct replica_snap *s)
+{
+    memset(s, 0, sizeof *s);
+    struct ex x = {.s = s, .node = node};
+    if (!(x.tmp = malloc(sizeof *x.tmp)))
+        return TIKD_ENOMEM;
+    int rc = job_foreach_account_open(t, account, planned_one, &x);
+    free(x.tmp);
+    if (rc != 0)
+        replica_snap_free(s);
+    return rc;
+}
+
 /* ---- import ------------------------------------------------------------------------ */
 
 /* The local job that cluster key ckey names: its id, or 0 for none. A key
@@ -295,6 +315,18 @@ static int import_job(struct store_txn *t, const char *node, const char *account
     bool mine = strncmp(it->key, node, nl) == 0 && it->key[nl] == ':' && id;
     snprintf(j->origin, sizeof j->origin, "%s", mine ? "" : it->key);
     return job_import(t, j, id);
+}
+
+int replica_import_jobs(struct store_txn *t, const char *node, const char *account,
+                        const struct replica_item *items, size_t n, struct tikd_err *e)
+{
+    struct job *j = malloc(sizeof *j), *tmp = malloc(sizeof *tmp);
+    int rc = j && tmp ? 0 : TIKD_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = import_job(t, node, account, &items[i], items[i].val, items[i].vlen, j, tmp, e);
+    free(j);
+    free(tmp);
+    return rc;
 }
 
 struct local_open {

@@ -63,6 +63,18 @@ int replica_export(struct store_txn *t, const char *node, const char *account, c
 int replica_import(struct store_txn *t, struct vault *v, const char *node, const char *account,
                    const struct replica_snap *s, struct tikd_err *e);
 
+/* The open jobs planned here for account, under their cluster keys, in
+ * s->open (nothing else): what a node that does not hold the account
+ * offers its holder. 0 (none is fine), or a store error. */
+int replica_export_planned(struct store_txn *t, const char *node, const char *account,
+                           struct replica_snap *s);
+
+/* The jobs of items (cluster key -> record, as replica_export_planned gave
+ * them) written here, over the local copies by cluster key or added: the
+ * holder takes what another node offered. TIKD_ECORRUPT changes nothing. */
+int replica_import_jobs(struct store_txn *t, const char *node, const char *account,
+                        const struct replica_item *items, size_t n, struct tikd_err *e);
+
 /* Add an item (copies key and value): 0 or TIKD_ENOMEM. */
 int replica_add(struct replica_item **items, size_t *n, const void *key, size_t klen,
                 const void *val, size_t vlen);
