@@ -758,6 +758,8 @@ static void shutdown_all(struct daemon *d)
     d->en.oauth = NULL;
     pipeline_free(d->pipeline);
     d->pipeline = NULL;
+    if (d->cluster) /* nothing acts now: the accounts go to the others at once */
+        cluster_stop(d->cluster, 2.0);
     cluster_free(d->cluster); /* last: from here on, no account is held (held()) */
     d->cluster = NULL;
 }

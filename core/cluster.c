@@ -1151,6 +1151,36 @@ static uint64_t claim(struct cluster *c, struct lease *l, double *full_for)
 
 /* Redis holds l's state as it is here (0), or it is being written
  * (CLUSTER_WAIT), or it cannot be read here (1). */
+/* The PUSH of snapshot s of l's account under fence, into a. */
+static void push_args(struct cluster *c, const struct lease *l, uint64_t fence,
+                      const struct replica_snap *s, struct args *a)
+{
+    arg_s(a, "EVAL");
+    arg_s(a, push_lua);
+    arg_s(a, "8");
+    arg_f(a, "{%s}:lease:%s", c->prefix, l->account);
+    arg_f(a, "{%s}:acct:%s", c->prefix, l->account);
+    arg_f(a, "{%s}:open:%s", c->prefix, l->account);
+    arg_f(a, "{%s}:done:%s", c->prefix, l->account);
+    arg_f(a, "{%s}:accounts", c->prefix);
+    arg_f(a, "{%s}:keys:%s", c->prefix, l->account);
+    arg_f(a, "{%s}:inbox:%s", c->prefix, l->account);
+    arg_f(a, "{%s}:inboxed", c->prefix);
+    arg_s(a, c->self);
+    arg_f(a, "%llu", (unsigned long long)fence);
+    arg_s(a, l->account);
+    arg_f(a, "%zu", s->nacct);
+    arg_f(a, "%zu", s->nopen);
+    arg_f(a, "%zu", s->ndone);
+    arg_f(a, "%zu", s->nkeys);
+    args_pairs(a, s->acct, s->nacct);
+    args_pairs(a, s->open, s->nopen);
+    args_pairs(a, s->done, s->ndone);
+    args_pairs(a, s->keys, s->nkeys);
+}
+
+/* Redis holds l's state as it is here (0), or it is being written
+ * (CLUSTER_WAIT), or it cannot be read here (1). */
 static uint64_t write_through(struct cluster *c, struct lease *l, uint64_t fence)
 {
     if (l->busy)
@@ -1176,28 +1206,7 @@ static uint64_t write_through(struct cluster *c, struct lease *l, uint64_t fence
         k->nids = s.nopen;
         s.ids = NULL;
         struct args a = {0};
-        arg_s(&a, "EVAL");
-        arg_s(&a, push_lua);
-        arg_s(&a, "8");
-        arg_f(&a, "{%s}:lease:%s", c->prefix, l->account);
-        arg_f(&a, "{%s}:acct:%s", c->prefix, l->account);
-        arg_f(&a, "{%s}:open:%s", c->prefix, l->account);
-        arg_f(&a, "{%s}:done:%s", c->prefix, l->account);
-        arg_f(&a, "{%s}:accounts", c->prefix);
-        arg_f(&a, "{%s}:keys:%s", c->prefix, l->account);
-        arg_f(&a, "{%s}:inbox:%s", c->prefix, l->account);
-        arg_f(&a, "{%s}:inboxed", c->prefix);
-        arg_s(&a, c->self);
-        arg_f(&a, "%llu", (unsigned long long)fence);
-        arg_s(&a, l->account);
-        arg_f(&a, "%zu", s.nacct);
-        arg_f(&a, "%zu", s.nopen);
-        arg_f(&a, "%zu", s.ndone);
-        arg_f(&a, "%zu", s.nkeys);
-        args_pairs(&a, s.acct, s.nacct);
-        args_pairs(&a, s.open, s.nopen);
-        args_pairs(&a, s.done, s.ndone);
-        args_pairs(&a, s.keys, s.nkeys);
+        push_args(c, l, fence, &s, &a);
         if (send_args(c, &a, on_push, k) == 0) {
             l->busy = true;
         } else { /* asked again: the request waits a while */
@@ -1545,6 +1554,42 @@ static const char *str_of(const redisReply *r)
     return r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS ? r->str : "";
 }
 
+/* A blocking connection (a command's, or a stopping node's), authenticated:
+ * NULL with the reason in e. */
+static redisContext *connect_sync(const char *redis, const char *user, const char *password,
+                                  double timeout, struct tikd_err *e)
+{
+    struct timeval tv = {(time_t)timeout, (suseconds_t)((timeout - (double)(time_t)timeout) * 1e6)};
+    redisContext *rc;
+    if (strncmp(redis, "unix:", 5) == 0) {
+        rc = redisConnectUnixWithTimeout(redis + 5, tv);
+    } else {
+        char host[64];
+        int port = 0;
+        parse_addr(redis, host, sizeof host, &port);
+        rc = redisConnectWithTimeout(host, port, tv);
+    }
+    if (!rc || rc->err) {
+        tikd_fail(e, TIKD_EIO, "cluster: cannot reach Redis at %s: %s", redis,
+                  rc ? rc->errstr : "out of memory");
+        redisFree(rc);
+        return NULL;
+    }
+    redisSetTimeout(rc, tv);
+    if (password) {
+        redisReply *r = user ? redisCommand(rc, "AUTH %s %s", user, password)
+                             : redisCommand(rc, "AUTH %s", password);
+        bool bad = !r || r->type == REDIS_REPLY_ERROR;
+        freeReplyObject(r);
+        if (bad) {
+            tikd_fail(e, TIKD_EIO, "cluster: Redis at %s refused the password", redis);
+            redisFree(rc);
+            return NULL;
+        }
+    }
+    return rc;
+}
+
 int cluster_status_read(const struct cluster_opts *o, double timeout, struct cluster_status *out,
                         struct tikd_err *e)
 {
@@ -1552,33 +1597,11 @@ int cluster_status_read(const struct cluster_opts *o, double timeout, struct clu
     if (cluster_opts_check(o, e) != 0)
         return e->code;
     const char *prefix = o->prefix ? o->prefix : "tikd";
-    struct timeval tv = {(time_t)timeout, (suseconds_t)((timeout - (double)(time_t)timeout) * 1e6)};
-    redisContext *rc;
-    if (strncmp(o->redis, "unix:", 5) == 0) {
-        rc = redisConnectUnixWithTimeout(o->redis + 5, tv);
-    } else {
-        char host[64];
-        int port = 0;
-        parse_addr(o->redis, host, sizeof host, &port);
-        rc = redisConnectWithTimeout(host, port, tv);
-    }
-    if (!rc || rc->err) {
-        tikd_fail(e, TIKD_EIO, "cluster: cannot reach Redis at %s: %s", o->redis,
-                  rc ? rc->errstr : "out of memory");
-        redisFree(rc);
+    redisContext *rc = connect_sync(o->redis, o->user, o->password, timeout, e);
+    if (!rc)
         return TIKD_EIO;
-    }
-    redisSetTimeout(rc, tv);
     redisReply *r = NULL;
     int code = 0;
-    if (o->password) {
-        r = o->user ? redisCommand(rc, "AUTH %s %s", o->user, o->password)
-                    : redisCommand(rc, "AUTH %s", o->password);
-        if (!r || r->type == REDIS_REPLY_ERROR)
-            code = tikd_fail(e, TIKD_EIO, "cluster: Redis at %s refused the password", o->redis);
-        freeReplyObject(r);
-        r = NULL;
-    }
     char nodes[160], accounts[160], lease[160];
     snprintf(nodes, sizeof nodes, "{%s}:nodes", prefix);
     snprintf(accounts, sizeof accounts, "{%s}:accounts", prefix);
@@ -1623,6 +1646,66 @@ int cluster_status_read(const struct cluster_opts *o, double timeout, struct clu
     if (code != 0)
         cluster_status_free(out);
     return code;
+}
+
+/* ---- a clean stop: hand every account over ------------------------------------ */
+
+size_t cluster_stop(struct cluster *c, double timeout)
+{
+    if (!c->has_data)
+        return 0;
+    struct tikd_err e = {0};
+    redisContext *rc = connect_sync(c->redis, c->user, c->password, timeout, &e);
+    if (!rc) {
+        TLOG(TLOG_WARN, "cluster.handover_failed", LSTR("error", e.msg));
+        return 0;
+    }
+    /* first out of the live nodes: its accounts' homes move at the others' next round */
+    char nodes[160];
+    snprintf(nodes, sizeof nodes, "{%s}:nodes", c->prefix);
+    freeReplyObject(redisCommand(rc, "ZREM %s %s", nodes, c->self));
+    size_t sent = 0, given = 0;
+    for (size_t i = 0; i < c->nbuckets; i++) {
+        for (struct lease *l = c->buckets[i]; l; l = l->next) {
+            uint64_t fence = cluster_fence(c, l->account);
+            struct replica_snap s;
+            if (!fence ||
+                c->data.export(c->data.ud, l->account, l->open_ids, l->nopen_ids, &s) != 0)
+                continue;
+            /* its last state, then the lease given back: both under its fence */
+            struct args a = {0}, h = {0};
+            push_args(c, l, fence, &s, &a);
+            arg_s(&h, "EVAL");
+            arg_s(&h, hold_lua);
+            arg_s(&h, "2");
+            arg_f(&h, "{%s}:fences", c->prefix);
+            arg_f(&h, "{%s}:lease:%s", c->prefix, l->account);
+            arg_s(&h, c->self);
+            arg_f(&h, "%lld", (long long)(c->lease * 1000));
+            arg_s(&h, l->account);
+            arg_f(&h, "%llu", (unsigned long long)fence);
+            if (!a.failed && !h.failed &&
+                redisAppendCommandArgv(rc, (int)a.n, a.v, a.l) == REDIS_OK &&
+                redisAppendCommandArgv(rc, (int)h.n, h.v, h.l) == REDIS_OK)
+                sent += 2;
+            args_free(&a);
+            args_free(&h);
+            replica_snap_free(&s);
+            l->held = false; /* acts no more */
+        }
+    }
+    for (size_t i = 0; i < sent; i++) {
+        redisReply *r = NULL;
+        if (redisGetReply(rc, (void **)&r) != REDIS_OK) {
+            TLOG(TLOG_WARN, "cluster.handover_failed", LSTR("error", rc->errstr));
+            break;
+        }
+        given += i % 2 == 1 && r && r->type == REDIS_REPLY_ARRAY;
+        freeReplyObject(r);
+    }
+    redisFree(rc);
+    TLOG(TLOG_INFO, "cluster.handed_over", LINT("accounts", (long long)given));
+    return given;
 }
 
 /* ---- views ------------------------------------------------------------------ */

@@ -53,8 +53,15 @@ int cluster_opts_check(const struct cluster_opts *o, struct tikd_err *e);
 struct cluster *cluster_new(struct ev_loop *loop, const struct cluster_opts *o,
                             cluster_change_fn fn, void *ud, struct tikd_err *e);
 
-/* Free. Leases are not given back: they end at Redis after at most a lease
- * (a node's clean handover on stop is to come with the daemon's use). */
+/* A clean stop, once nothing acts for any account here: each held
+ * account's last state written through and its lease given back, under its
+ * fence, on a blocking connection (timeout seconds), so the others take it
+ * at their next round instead of after the lease. Returns how many were
+ * given back. */
+size_t cluster_stop(struct cluster *c, double timeout);
+
+/* Free. Leases not given back (cluster_stop) end at Redis after at most a
+ * lease. */
 void cluster_free(struct cluster *c);
 
 /* This node may act for account (it is asked for at the next round). */

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import time
 
 import pytest
@@ -26,7 +27,7 @@ LEASE, MARGIN = 3.0, 0.5
 USERS = ["acct_one", "acct_two"] + ["node_user_%d" % i for i in range(4)]
 
 
-def node_site(root, fake, name, redis_addr):
+def node_site(root, fake, name, redis_addr, lease=LEASE):
     """A data dir, rules and config for node `name`, its own; the vault key
     file the cluster's nodes share (made by the first)."""
     root.mkdir()
@@ -44,7 +45,7 @@ def node_site(root, fake, name, redis_addr):
         assert r.returncode == 0, r.stderr
         shutil.copy(root / "vault.keys", shared)
     s = Site(root, fake, extra='cluster = { redis = "%s", node = "%s", lease = %s, margin = %s }\n'
-             % (redis_addr, name, LEASE, MARGIN))
+             % (redis_addr, name, lease, MARGIN))
     s.limits()
     return s
 
@@ -87,8 +88,8 @@ def nodes(tmp_path, fake, redis):
         fake.ctl.put_creator({"open_id": "-000NodeUser%016d" % i, "username": u})
     made = []
 
-    def make(name, redis_addr=None):
-        s = node_site(tmp_path / name, fake, name, redis_addr or redis.addr)
+    def make(name, redis_addr=None, lease=LEASE):
+        s = node_site(tmp_path / name, fake, name, redis_addr or redis.addr, lease)
         made.append(s)
         return s
 
@@ -315,6 +316,26 @@ def test_an_account_connected_on_a_running_node_joins_the_cluster(nodes, fake):
              "k0 held by its home")
     r = b.tikd("status", "--json")
     assert [x["account"] for x in json.loads(r.stdout)["cluster"]["leases"]] == ["k0"]
+
+
+def test_a_node_stopped_cleanly_hands_its_accounts_over_at_once(nodes, fake):
+    lease = 12.0  # a renewal round every 4 s: a lease waited out would take 12
+    a, b = nodes("a", lease=lease), nodes("b", lease=lease)
+    names = ["k%d" % i for i in range(len(USERS))]
+    for n, u in zip(names, USERS):
+        connect(a, n, user=u)
+    da, db = a.start(), b.start()
+    wait_for(lambda: (pump(da, db), len(held(da)) + len(held(db)) == len(names)
+                      and held(da) and held(db))[1], 4 * lease, "both nodes hold some")
+    at_b = held(db)
+    db.proc.send_signal(signal.SIGTERM)
+    assert db.proc.wait(timeout=30) == 0
+    stopped = time.monotonic()
+    pump(db)
+    assert any("event=cluster.handed_over accounts=%d" % len(at_b) in l for l in db.lines)
+    wait_for(lambda: (pump(da), set(held(da)) == set(names))[1], lease, "a holds them all")
+    assert time.monotonic() - stopped < lease / 2  # a round and a read-back, not a lease
+    assert all(held(da)[n] > at_b[n] for n in at_b)
 
 
 def test_a_node_cut_from_redis_stops_sending_before_its_lease_ends(nodes, fake, redis, tmp_path):
