@@ -569,6 +569,104 @@ def scale_figures():
            unit="MiB", goal="< 100")
 
 
+def cluster_run(nodes, accounts, lease=3):
+    """`accounts` posts due at one moment, over `nodes` nodes of one Redis (1: a
+    single node, no Redis): posts per second from the first init to the last
+    chunk, as the responder saw them"""
+    d = os.path.join(work, "cluster%d" % nodes)
+    os.mkdir(d)
+    port = free_port()
+    rd = os.path.join(d, "redis")
+    os.mkdir(rd)
+    redis = None
+    if nodes > 1:
+        redis = start(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", rd,
+                       "--save", "", "--appendonly", "yes", "--appendfsync", "always"],
+                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True,
+                             text=True).stdout.strip() != "PONG":
+            if time.monotonic() > deadline:
+                sys.exit("bench: redis-server did not start")
+            time.sleep(0.05)
+    resp = Responder(0)  # no rate of its own: the engine's cost is measured
+    env = dict(os.environ, TIKD_CLIENT_SECRET="fake_client_secret")
+    dirs = []
+    for i in range(nodes):
+        nd = os.path.join(d, "n%d" % i)
+        os.makedirs(os.path.join(nd, "rules"))
+        with open(os.path.join(nd, "rules", "bench.lua"), "w") as f:
+            f.write("-- one rule call per post\nfunction on_published(job) end\n")
+        with open(os.path.join(nd, "tikd.conf.lua"), "w") as f:
+            f.write(SCALE_CONF % (REPO, resp.base, resp.base) + CONF_EXTRA)
+            if nodes > 1:
+                f.write('cluster = { redis = "127.0.0.1:%d", node = "n%d", lease = %g, '
+                        'margin = 0.5 }\n' % (port, i, lease))
+        dirs.append(nd)
+
+    def tikd(nd, *args):
+        return subprocess.run([TIKD, "-c", os.path.join(nd, "tikd.conf.lua")] + list(args),
+                              env=env, cwd=nd, capture_output=True, text=True, check=True).stdout
+    tikd(dirs[0], "vault", "init")
+    for nd in dirs[1:]:  # one key file for the cluster
+        shutil.copy(os.path.join(dirs[0], "vault.keys"), os.path.join(nd, "vault.keys"))
+    subprocess.run([os.path.join(TOOLS, "dbgen"), os.path.join(dirs[0], "data"),
+                    os.path.join(dirs[0], "vault.keys"), str(accounts), "0"], check=True,
+                   stdout=subprocess.DEVNULL)
+    video = os.path.join(d, "v.mp4")
+    subprocess.run([sys.executable, os.path.join(REPO, "tests/fixtures/mkmp4.py"), video,
+                    "--mdat-bytes", "1000"], check=True)
+    settle = 12 if nodes > 1 else 2  # the accounts and their jobs reach their homes first
+    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + settle + 2))
+    tikd(dirs[0], "post", video, "--account", "client000000", "--privacy", "SELF_ONLY",
+         "--at", at)
+    subprocess.run([os.path.join(TOOLS, "dbgen"), "--clone", os.path.join(dirs[0], "data"), "1"],
+                   check=True, stdout=subprocess.DEVNULL)
+    daemons = [start([TIKD, "-c", os.path.join(nd, "tikd.conf.lua"), "run"], env=env, cwd=nd,
+                     stderr=open(os.path.join(nd, "tikd.log"), "w")) for nd in dirs]
+    inits, puts, t0 = [], [], time.monotonic()
+    while len(puts) < accounts:
+        for line in resp.lines():
+            if line[0] == "INIT":
+                inits.append(float(line[1]))
+            elif line[0] == "PUT":
+                puts.append(float(line[-1]))
+        if time.monotonic() - t0 > 300 or any(p.poll() is not None for p in daemons):
+            sys.exit("bench: cluster of %d: %d of %d posts in 300 s" % (nodes, len(puts),
+                                                                      accounts))
+        time.sleep(0.1)
+    cpu = sum(cpu_of(p.pid) for p in daemons)
+    for p in daemons:
+        p.send_signal(signal.SIGTERM)
+    for p in daemons:
+        p.wait()
+    if redis:
+        redis.terminate()
+        redis.wait()
+    return accounts / (max(puts) - min(inits)), len(inits), cpu
+
+
+def cluster_figures():
+    if not shutil.which("redis-server"):
+        print("== cluster: skipped (no redis-server; tools/deps.sh test installs it)")
+        return
+    accounts = 100 if QUICK else 1000
+    print("== cluster: %d accounts x 1 post due at once, to the responder: 3 nodes on one "
+          "Redis, and 1 node" % accounts)
+    one, n1, cpu1 = cluster_run(1, accounts)
+    three, n3, cpu3 = cluster_run(3, accounts)
+    figure("cluster_posts_per_s", three,
+           "%d one-chunk posts due at once over 3 nodes of one Redis on this machine (each "
+           "request's state written through first, each init's creator claimed), from the "
+           "first init to the last chunk as the responder saw them (%d inits) / the same "
+           "posts from one node without Redis (%d inits)" % (accounts, n3, n1),
+           peer=one, unit="/s")
+    figure("cluster_3_vs_1", three / one,
+           "that rate of 3 nodes / 1 node's (one machine, %d cores: the nodes share them; "
+           "CPU of the run: %.2f s over 3 nodes, %.2f s for 1)" % (os.cpu_count(), cpu3, cpu1),
+           unit="x")
+
+
 def rules_figures():
     print("== rules: a reload and a call")
     out = subprocess.run([os.path.join(TOOLS, "reloadbench"), os.path.join(REPO, "scripts")],
@@ -602,6 +700,7 @@ def main():
         print("tikd bench (%s), %d cores" % ("quick" if QUICK else "full", os.cpu_count()))
         for name, part in (("upload", upload_figures), ("engine", engine_figures),
                            ("scale", scale_figures), ("store", store_figures),
+                           ("cluster", cluster_figures),
                            ("rules", rules_figures),
                            ("cron", cron_figures)):
             if not ONLY or name in ONLY:
