@@ -165,6 +165,8 @@ static void on_lease(void *ud, const char *account, uint64_t fence, bool is_held
          LINT("fence", (long long)fence));
     if (is_held && d->pipeline)
         pipeline_held(d->pipeline); /* its jobs may go on here */
+    if (!is_held)                   /* a chunk upload on the wire stops with the lease */
+        http_cut_owner(d->en.http, account);
 }
 
 /* The state of an account out of this node's database and into it, as its

@@ -107,6 +107,7 @@ struct http_xfer {
     struct curl_slist *fence; /* its X-Tikd-Fence line in hdrs (owner set) */
     bool refused;             /* admit said no: ends unsent from the loop */
     bool admit_wait;          /* admit said not yet: asks again (http_admit_retry) */
+    bool probe;               /* it is its half-open host's probe */
     bool claim;               /* it makes its owner one of the app's active creators */
     double full_for;          /* refused: the app's cap is full for this long */
 };
@@ -452,6 +453,8 @@ static void on_host_wake(struct ev_loop *loop, ev_timer *w, int revents)
     struct host *ho = w->data;
     ho->st = BR_HALF_OPEN;
     ho->probing = ho->wait_head != NULL;
+    if (ho->wait_head)
+        ho->wait_head->probe = true;
     TLOG(TLOG_INFO, "http.breaker_half_open", LSTR("host", ho->name));
     host_release_one(ho); /* the probe */
 }
@@ -533,9 +536,27 @@ static void xfer_start(struct http_xfer *x)
         ho->wait_tail = x;
         return;
     }
-    if (ho->st == BR_HALF_OPEN)
+    if (ho->st == BR_HALF_OPEN) {
         ho->probing = true; /* this one is the probe */
+        x->probe = true;
+    }
     attempt_begin(x);
+}
+
+/* x was its half-open host's probe and goes no further (refused, cut,
+ * cancelled): another waiting request probes, at once. */
+static void probe_abandoned(struct http_xfer *x)
+{
+    if (!x->probe)
+        return;
+    x->probe = false;
+    struct host *ho = x->host;
+    if (ho->st != BR_HALF_OPEN || !ho->probing)
+        return;
+    ho->probing = false;
+    ev_timer_stop(x->h->loop, &ho->wake);
+    ev_timer_set(&ho->wake, 0., 0.);
+    ev_timer_start(x->h->loop, &ho->wake);
 }
 
 /* x ends without this attempt being sent: a POL_DEFER its caller handles
@@ -580,14 +601,7 @@ static bool admitted(struct http_xfer *x)
         x->full_for = q.full_for;
         ev_timer_set(&x->retry_timer, 0., 0.);
         ev_timer_start(h->loop, &x->retry_timer);
-        struct host *ho = x->host;
-        if (ho->st == BR_HALF_OPEN && ho->probing) {
-            /* it was the breaker's probe: another waiting request probes */
-            ho->probing = false;
-            ev_timer_stop(h->loop, &ho->wake);
-            ev_timer_set(&ho->wake, 0., 0.);
-            ev_timer_start(h->loop, &ho->wake);
-        }
+        probe_abandoned(x);
         return false;
     }
     snprintf(x->fence->data, FENCE_LINE, "X-Tikd-Fence: %llu", (unsigned long long)fence);
@@ -746,8 +760,8 @@ static void xfer_free(struct http_xfer *x)
 
 void http_cancel(struct http_xfer *x)
 {
-    if (x->host && x->host->probing && x->in_multi)
-        x->host->probing = false;
+    if (x->host)
+        probe_abandoned(x);
     xfer_free(x);
 }
 
@@ -771,6 +785,23 @@ void http_admit_retry(struct http *h)
             ev_timer_set(&x->retry_timer, 0., 0.);
             ev_timer_start(h->loop, &x->retry_timer);
         }
+    }
+}
+
+void http_cut_owner(struct http *h, const char *owner)
+{
+    for (struct http_xfer *x = h->all; x; x = x->next) {
+        if (!x->in_multi || x->retry != HTTP_RETRY_ALL || !x->owner || strcmp(x->owner, owner) != 0)
+            continue;
+        curl_multi_remove_handle(h->multi, x->easy); /* nothing more of it leaves */
+        x->in_multi = false;
+        x->refused = true; /* told from the loop, as a refused attempt */
+        x->full_for = 0;
+        probe_abandoned(x);
+        ev_timer_stop(h->loop, &x->retry_timer);
+        ev_timer_set(&x->retry_timer, 0., 0.);
+        ev_timer_start(h->loop, &x->retry_timer);
+        TLOG(TLOG_INFO, "http.cut", LSTR("target", x->metric), LSTR("owner", owner));
     }
 }
 
@@ -800,9 +831,13 @@ static void on_retry(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop;
     (void)revents;
     struct http_xfer *x = w->data;
-    if (x->admit_wait) { /* the same attempt, admitted this time or not */
+    if (x->admit_wait) { /* the same attempt, admitted this time or not: a probe goes on
+                          * as the probe, any other passes the gate and breaker again */
         x->admit_wait = false;
-        attempt_begin(x);
+        if (x->probe)
+            attempt_begin(x);
+        else
+            xfer_start(x);
         return;
     }
     if (x->refused && x->full_for > 0)
@@ -864,7 +899,8 @@ static void attempt_done(struct http_xfer *x, CURLcode cc)
     policy_classify(cc == CURLE_OK ? 0 : (int)cc, x->errbuf, r.status, r.body, r.body_len,
                     retry_after, x->tiktok, &r.out);
 
-    bool was_probe = x->host->probing && x->host->st == BR_HALF_OPEN;
+    bool was_probe = x->probe && x->host->probing && x->host->st == BR_HALF_OPEN;
+    x->probe = false;
     /* a host is unhealthy when it did not answer or answered 5xx; a 4xx or
      * a TikTok error code is a healthy host saying no */
     bool unhealthy = cc != CURLE_OK ? r.out.action == POL_RETRY : status >= 500;

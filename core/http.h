@@ -150,6 +150,13 @@ struct http_admit {
 void http_set_admit(struct http *h, uint64_t (*admit)(void *ud, struct http_admit *q), void *ud);
 void http_admit_retry(struct http *h);
 
+/* owner's lease was lost: its idempotent requests on the wire (chunk PUTs,
+ * status polls; HTTP_RETRY_ALL) are cut now and end unsent ("not_held"), so
+ * none goes on once another node may act for the account. An init
+ * (HTTP_RETRY_NOT_SENT) is left to finish: cut, TikTok might have acted on it
+ * unanswered. */
+void http_cut_owner(struct http *h, const char *owner);
+
 /* Requests started and not finished. */
 size_t http_in_flight(const struct http *h);
 

@@ -552,7 +552,11 @@ void pl_step(struct run *r)
                 return;
         }
         if (j.publish_id[0]) { /* never init twice: go back to asking TikTok */
-            j.state = JOB_PROCESSING;
+            /* an upload deferred part way (a chunk refused unsent, or cut) goes on from
+             * where TikTok says it stands; anything else waits for TikTok's word */
+            bool upload = !job_is_pull(&j) && j.upload_url[0] && j.chunks_done < j.plan.count;
+            j.state = upload ? JOB_UPLOADING : JOB_PROCESSING;
+            r->resumed = r->resumed || upload;
             pl_save(r->p, &j, NULL, NULL);
             pl_poll_status(r, &j);
             return;

@@ -338,6 +338,32 @@ def test_a_node_stopped_cleanly_hands_its_accounts_over_at_once(nodes, fake):
     assert all(held(da)[n] > at_b[n] for n in at_b)
 
 
+def test_a_chunk_upload_on_the_wire_is_cut_when_the_lease_is_lost(nodes, fake, redis, tmp_path):
+    proxy = Proxy(redis.port)
+    a = nodes("a", proxy.addr)
+    connect(a, "k0", user="acct_one")
+    da = a.start()
+    wait_for(lambda: (pump(da), "k0" in held(da))[1], 2 * LEASE, "a holds k0")
+    oid = open_ids(fake)["acct_one"]
+    # the first chunk's answer takes longer than the lease: it is on the wire when it ends
+    fake.ctl.add_fault(kind="delay", path_prefix="/upload/", delay_sec=3 * LEASE)
+    big = video(tmp_path / "big.mp4", mdat=24_000_000)
+    r = a.tikd("post", str(big), "--account", "k0", "--privacy", "SELF_ONLY")
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: any(q["path"].startswith("/upload/") for q in api_requests(fake, {oid})),
+             30, "the upload started")
+    cut = time.monotonic()
+    proxy.open.clear()
+    wait_for(lambda: (pump(da), any("event=http.cut" in l and "owner=k0" in l
+                                    for l in da.lines))[1], 2 * LEASE, "the upload cut")
+    assert time.monotonic() - cut < LEASE  # at the lease's end, not the answer's
+    proxy.open.set()
+    wait_for(lambda: len(fake.ctl.ledger()["posts"]) == 1, 60, "the post, once healed")
+    time.sleep(1)
+    assert len(fake.ctl.ledger()["posts"]) == 1
+    assert not [q for q in api_requests(fake, {oid}) if q["stale_fence"]]
+
+
 def test_a_node_cut_from_redis_stops_sending_before_its_lease_ends(nodes, fake, redis, tmp_path):
     proxy = Proxy(redis.port)
     a = nodes("a", proxy.addr)
