@@ -100,6 +100,28 @@ static void print_cluster(const struct cli *c)
             printf("  %s (registered %.1f s more) holds no account\n", id,
                    json_number_value(json_object_get(n, "expires_in_s")));
     }
+    /* leases of a node that is gone (killed, or stopping): they end within a lease */
+    size_t gone = 0;
+    for (size_t k = 0; k < json_array_size(leases); k++) {
+        json_t *l = json_array_get(leases, k);
+        const char *holder = json_string_value(json_object_get(l, "node"));
+        bool live = false;
+        for (size_t i = 0; holder && i < json_array_size(nodes) && !live; i++)
+            live = strcmp(holder,
+                          json_string_value(json_object_get(json_array_get(nodes, i), "id"))) == 0;
+        if (!holder || live)
+            continue;
+        if (gone++ == 0)
+            printf("  held by nodes no longer live (until their leases end):");
+        if (gone <= 20)
+            printf("%s%s (%s, fence %lld)", gone > 1 ? ", " : " ",
+                   json_string_value(json_object_get(l, "account")), holder,
+                   (long long)json_integer_value(json_object_get(l, "fence")));
+    }
+    if (gone > 20)
+        printf(", and %zu more", gone - 20);
+    if (gone)
+        printf("\n");
     json_decref(cl);
 }
 

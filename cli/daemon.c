@@ -14,6 +14,7 @@
 #include "../bindings/lua_rules.h"
 
 #include <ev.h>
+#include <openssl/rand.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +50,8 @@ struct daemon {
     struct compliance *compliance;
     struct notify *notify;
     struct cluster *cluster; /* cluster.redis set: the leases this node acts under */
+    char replica_node[96];   /* "NODE~DB": whose jobs' cluster keys are this database's */
+    bool ran;                /* the loop ran: a stop hands the accounts over */
     struct webhook_cfg webhooks;
     bool stopping;
     ev_signal sig_term, sig_int, sig_hup, sig_usr1;
@@ -188,7 +191,7 @@ static int cl_export(void *ud, const char *account, const uint64_t *prev, size_t
                      struct replica_snap *s)
 {
     struct daemon *d = ud;
-    struct export_ctx x = {d->cli->cfg.cluster_node, account, prev, nprev, s};
+    struct export_ctx x = {d->replica_node, account, prev, nprev, s};
     memset(s, 0, sizeof *s);
     return store_read(d->en.store, export_txn, &x, NULL);
 }
@@ -203,7 +206,7 @@ struct import_ctx {
 static int import_txn(struct store_txn *t, void *ctx)
 {
     struct import_ctx *x = ctx;
-    return replica_import(t, x->d->en.vault, x->d->cli->cfg.cluster_node, x->account, x->s, x->e);
+    return replica_import(t, x->d->en.vault, x->d->replica_node, x->account, x->s, x->e);
 }
 
 static int cl_import(void *ud, const char *account, const struct replica_snap *s)
@@ -229,7 +232,7 @@ static int offer_txn(struct store_txn *t, void *ctx)
 static int cl_offer(void *ud, const char *account, struct replica_snap *s)
 {
     struct daemon *d = ud;
-    struct export_ctx x = {d->cli->cfg.cluster_node, account, NULL, 0, s};
+    struct export_ctx x = {d->replica_node, account, NULL, 0, s};
     memset(s, 0, sizeof *s);
     return store_read(d->en.store, offer_txn, &x, NULL);
 }
@@ -237,8 +240,7 @@ static int cl_offer(void *ud, const char *account, struct replica_snap *s)
 static int take_txn(struct store_txn *t, void *ctx)
 {
     struct import_ctx *x = ctx;
-    return replica_import_jobs(t, x->d->cli->cfg.cluster_node, x->account, x->s->open, x->s->nopen,
-                               x->e);
+    return replica_import_jobs(t, x->d->replica_node, x->account, x->s->open, x->s->nopen, x->e);
 }
 
 /* Jobs another node planned for an account held here: this node's now. */
@@ -287,11 +289,37 @@ static int want_txn(struct store_txn *t, void *ctx)
 /* cluster.redis set: join the cluster and ask for every account's lease.
  * The HTTP client, the OAuth layer and the pipeline then act for an
  * account only while its lease is held (docs/cluster.md). */
+/* This database's own name in cluster keys: a node's name can outlive its
+ * database (rebuilt, restored), and each database numbers its jobs from 1. */
+static int db_id_txn(struct store_txn *t, void *ctx)
+{
+    static const char key[] = "cluster.db_id";
+    char *out = ctx;
+    struct store_val v;
+    if (store_get(t, STORE_DB_META, key, sizeof key - 1, &v) == 0 && v.n == 8) {
+        memcpy(out, v.p, 8);
+        out[8] = '\0';
+        return 0;
+    }
+    unsigned char r[4];
+    if (RAND_bytes(r, sizeof r) != 1)
+        return TIKD_ENOMEM;
+    snprintf(out, 9, "%02x%02x%02x%02x", r[0], r[1], r[2], r[3]);
+    return store_put(t, STORE_DB_META, key, sizeof key - 1, out, 8);
+}
+
 static int start_cluster(struct daemon *d)
 {
     const struct tikd_config *c = &d->cli->cfg;
     if (!c->cluster_redis)
         return 0;
+    char db[9];
+    struct tikd_err de = {0};
+    if (store_write_durable(d->en.store, db_id_txn, db, &de) != 0) {
+        fprintf(stderr, "tikd: cluster: %s\n", de.msg[0] ? de.msg : "cannot name this database");
+        return 1;
+    }
+    snprintf(d->replica_node, sizeof d->replica_node, "%s~%s", c->cluster_node, db);
     struct cluster_opts o = config_cluster_opts(c);
     struct tikd_err e = {0};
     if (!(d->cluster = cluster_new(d->loop, &o, on_lease, d, &e))) {
@@ -760,8 +788,10 @@ static void shutdown_all(struct daemon *d)
     d->en.oauth = NULL;
     pipeline_free(d->pipeline);
     d->pipeline = NULL;
-    if (d->cluster) /* nothing acts now: the accounts go to the others at once */
+    if (d->cluster && d->ran) { /* nothing acts now: the accounts go to the others at once */
+        sync_now(d);            /* what it hands over is durable here too */
         cluster_stop(d->cluster, 2.0);
+    }
     cluster_free(d->cluster); /* last: from here on, no account is held (held()) */
     d->cluster = NULL;
 }
@@ -829,6 +859,7 @@ static int run(struct cli *c, int argc, char **argv)
     ev_run(d.loop, 0);
 
     ev_ref(d.loop);
+    d.ran = true; /* a stop after work: its accounts are handed over */
     shutdown_all(&d);
     store_write(d.en.store, audit_stop_txn, "reason=signal", NULL);
     ungroup(&d);

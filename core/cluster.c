@@ -109,12 +109,12 @@ static const char push_lua[] =
     "for k = 1, nk do redis.call('HSETNX', KEYS[6], ARGV[i], ARGV[i + 1]); i = i + 2 end\n"
     "local old = redis.call('HGETALL', KEYS[3])\n"
     "for k = 1, #old, 2 do\n"
-    "  if not keep[old[k]] then redis.call('HSET', KEYS[4], old[k], 'L' .. old[k + 1]) end\n"
+    "  if not keep[old[k]] then redis.call('HSETNX', KEYS[4], old[k], 'L' .. old[k + 1]) end\n"
     "end\n"
     "redis.call('DEL', KEYS[2], KEYS[3])\n"
-    "redis.call('HSET', KEYS[2], unpack(acct))\n"
-    "if #open > 0 then redis.call('HSET', KEYS[3], unpack(open)) end\n"
-    "if #done > 0 then redis.call('HSET', KEYS[4], unpack(done)) end\n"
+    "for k = 1, #acct, 2 do redis.call('HSET', KEYS[2], acct[k], acct[k + 1]) end\n"
+    "for k = 1, #open, 2 do redis.call('HSET', KEYS[3], open[k], open[k + 1]) end\n"
+    "for k = 1, #done, 2 do redis.call('HSET', KEYS[4], done[k], done[k + 1]) end\n"
     "redis.call('SADD', KEYS[5], ARGV[3])\n"
     "if redis.call('EXISTS', KEYS[7]) == 1 then\n"
     "  for k in pairs(keep) do redis.call('HDEL', KEYS[7], k) end\n"
@@ -129,7 +129,7 @@ static const char pull_lua[] =
     "local l = redis.call('HMGET', KEYS[1], 'node', 'fence')\n"
     "if l[1] ~= ARGV[1] or l[2] ~= ARGV[2] then return 0 end\n"
     "local d = {}\n"
-    "if #ARGV > 2 then d = redis.call('HMGET', KEYS[4], unpack(ARGV, 3)) end\n"
+    "for i = 3, #ARGV do d[#d + 1] = redis.call('HGET', KEYS[4], ARGV[i]) end\n"
     "return {redis.call('HGETALL', KEYS[2]), redis.call('HGETALL', KEYS[3]), d,\n"
     "        redis.call('HGETALL', KEYS[5])}\n";
 
@@ -172,10 +172,12 @@ static const char claim_lua[] =
 
 /* KEYS acct, accounts; ARGV account, then acct pairs: the first state of
  * an account no node wrote yet. */
-static const char seed_lua[] = "redis.call('SADD', KEYS[2], ARGV[1])\n"
-                               "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
-                               "redis.call('HSET', KEYS[1], 'fence', '0', unpack(ARGV, 2))\n"
-                               "return 1\n";
+static const char seed_lua[] =
+    "redis.call('SADD', KEYS[2], ARGV[1])\n"
+    "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end\n"
+    "redis.call('HSET', KEYS[1], 'fence', '0')\n"
+    "for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end\n"
+    "return 1\n";
 
 struct lease {
     char *account;
@@ -586,7 +588,7 @@ static void on_heartbeat(redisAsyncContext *ac, void *reply, void *privdata)
         for (size_t i = 0; i < c->nbuckets; i++) {
             for (struct lease *l = c->buckets[i]; l; l = l->next) {
                 uint64_t fence = cluster_fence(c, l->account);
-                if (l->local && !l->seeded && !l->busy)
+                if (l->local && !l->seeded && !l->held && !l->busy)
                     seed(c, l);
                 else if (l->held && l->ready != l->fence && !l->busy)
                     pull(c, l);                 /* its state was not to be had last time */
@@ -913,6 +915,8 @@ static void on_seed(redisAsyncContext *ac, void *reply, void *privdata)
             k->l->seeded = true;
     }
     call_free(k);
+    if (!c->closing)
+        c->data.pushed(c->data.ud); /* requests told to wait meanwhile */
 }
 
 static void seed(struct cluster *c, struct lease *l)
@@ -945,7 +949,9 @@ static void seed(struct cluster *c, struct lease *l)
     replica_snap_free(&s);
 }
 
-static int snap_pairs(const redisReply *r, struct replica_item **items, size_t *n)
+/* A hash as Redis gives it, into items; the acct hash's own "fence" field
+ * is Redis's (skip_fence). */
+static int snap_pairs(const redisReply *r, struct replica_item **items, size_t *n, bool skip_fence)
 {
     if (r->type != REDIS_REPLY_ARRAY || r->elements % 2)
         return TIKD_ECORRUPT;
@@ -953,8 +959,8 @@ static int snap_pairs(const redisReply *r, struct replica_item **items, size_t *
         const redisReply *k = r->element[i], *v = r->element[i + 1];
         if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
             return TIKD_ECORRUPT;
-        if (strcmp(k->str, "fence") == 0)
-            continue; /* Redis's own */
+        if (skip_fence && k->len == 5 && memcmp(k->str, "fence", 5) == 0)
+            continue;
         int rc = replica_add(items, n, k->str, k->len, v->str, v->len);
         if (rc != 0)
             return rc;
@@ -989,11 +995,11 @@ static void on_pull(redisAsyncContext *ac, void *reply, void *privdata)
         r->element[2]->type != REDIS_REPLY_ARRAY || r->element[2]->elements != k->ask.nopen)
         rc = TIKD_ECORRUPT;
     if (rc == 0)
-        rc = snap_pairs(r->element[0], &s.acct, &s.nacct);
+        rc = snap_pairs(r->element[0], &s.acct, &s.nacct, true);
     if (rc == 0)
-        rc = snap_pairs(r->element[1], &s.open, &s.nopen);
+        rc = snap_pairs(r->element[1], &s.open, &s.nopen, false);
     if (rc == 0)
-        rc = snap_pairs(r->element[3], &s.keys, &s.nkeys);
+        rc = snap_pairs(r->element[3], &s.keys, &s.nkeys, false);
     for (size_t i = 0; rc == 0 && i < k->ask.nopen; i++) {
         const redisReply *d = r->element[2]->element[i];
         if (d->type == REDIS_REPLY_STRING)
@@ -1015,6 +1021,7 @@ static void on_pull(redisAsyncContext *ac, void *reply, void *privdata)
             replica_snap_free(&now);
         }
         l->ready = l->fence;
+        l->local = true; /* in this node's database now */
         TLOG(TLOG_DEBUG, "cluster.state_read", LSTR("account", l->account), LINT("fence", l->fence),
              LINT("jobs", (long long)s.nopen));
         c->fn(c->ud, l->account, l->fence, true);
@@ -1071,7 +1078,8 @@ static void on_push(redisAsyncContext *ac, void *reply, void *privdata)
         return;
     }
     l->busy = false;
-    if (!reply_error(c, r, "push") && l->fence == k->fence) {
+    bool failed = reply_error(c, r, "push");
+    if (!failed && l->fence == k->fence) {
         if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
             l->pushed = k->digest;
             free(l->open_ids);
@@ -1083,7 +1091,8 @@ static void on_push(redisAsyncContext *ac, void *reply, void *privdata)
         }
     }
     call_free(k);
-    c->data.pushed(c->data.ud);
+    if (!failed) /* after an error, the waiting requests ask again in their own time */
+        c->data.pushed(c->data.ud);
 }
 
 static void on_claim(redisAsyncContext *ac, void *reply, void *privdata)
@@ -1282,6 +1291,8 @@ static void on_offer(redisAsyncContext *ac, void *reply, void *privdata)
             k->l->offered = k->digest;
     }
     call_free(k);
+    if (!c->closing)
+        c->data.pushed(c->data.ud);
 }
 
 /* Offer the jobs planned here for l's account (held elsewhere, or by no
@@ -1334,7 +1345,7 @@ static void on_take(redisAsyncContext *ac, void *reply, void *privdata)
         return;
     }
     struct replica_snap s = {0};
-    if (snap_pairs(r, &s.open, &s.nopen) == 0 && s.nopen &&
+    if (snap_pairs(r, &s.open, &s.nopen, false) == 0 && s.nopen &&
         c->data.take(c->data.ud, l->account, &s) == 0) {
         TLOG(TLOG_INFO, "cluster.jobs_taken", LSTR("account", l->account),
              LINT("jobs", (long long)s.nopen));

@@ -274,9 +274,10 @@ static int local_of(struct store_txn *t, const char *node, const char *ckey, con
         int rc = n && !*end ? job_get(t, n, tmp) : TIKD_ENOTFOUND;
         if (rc != 0 && rc != TIKD_ENOTFOUND)
             return rc;
-        if (rc == 0 && strcmp(tmp->account, j->account) == 0 && tmp->created_at == j->created_at)
+        if (rc == 0 && strcmp(tmp->account, j->account) == 0 && tmp->created_at == j->created_at) {
             *id = n;
-        return 0;
+            return 0;
+        } /* not that job (any more): it may have come back here under its key */
     }
     int rc = job_find_origin(t, ckey, id);
     return rc == TIKD_ENOTFOUND ? 0 : rc;
@@ -292,9 +293,12 @@ static int local_id_of(struct store_txn *t, const char *node, const char *accoun
         char *end;
         uint64_t n = strtoull(ckey + nl + 1, &end, 10);
         int rc = n && !*end ? job_get(t, n, tmp) : TIKD_ENOTFOUND;
-        if (rc == 0 && strcmp(tmp->account, account) == 0)
+        if (rc != 0 && rc != TIKD_ENOTFOUND)
+            return rc;
+        if (rc == 0 && strcmp(tmp->account, account) == 0) {
             *id = n;
-        return rc == TIKD_ENOTFOUND ? 0 : rc;
+            return 0;
+        }
     }
     int rc = job_find_origin(t, ckey, id);
     return rc == TIKD_ENOTFOUND ? 0 : rc;
@@ -317,13 +321,48 @@ static int import_job(struct store_txn *t, const char *node, const char *account
     return job_import(t, j, id);
 }
 
+/* META's key for the post key of j (scope NUL key), or 0 without one. */
+static size_t meta_key(const struct job *j, char *out, size_t n)
+{
+    if (n < 8)
+        return 0;
+    memcpy(out, "jobkey:", 7);
+    size_t kl = plan_key(j, out + 7, n - 7);
+    return kl ? kl + 7 : 0;
+}
+
 int replica_import_jobs(struct store_txn *t, const char *node, const char *account,
                         const struct replica_item *items, size_t n, struct tikd_err *e)
 {
     struct job *j = malloc(sizeof *j), *tmp = malloc(sizeof *tmp);
     int rc = j && tmp ? 0 : TIKD_ENOMEM;
-    for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = import_job(t, node, account, &items[i], items[i].val, items[i].vlen, j, tmp, e);
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const struct replica_item *it = &items[i];
+        if (jobrec_decode(it->val, it->vlen, j) != 0 || strcmp(j->account, account) != 0) {
+            rc = tikd_fail(e, TIKD_ECORRUPT, "cluster: job %s offered for %s is not one of its",
+                           it->key, account);
+            break;
+        }
+        uint64_t id;
+        if ((rc = local_of(t, node, it->key, j, tmp, &id)) != 0)
+            break;
+        if (id && (rc = job_get(t, id, tmp)) == 0 && job_state_final(tmp->state))
+            continue; /* taken before, and ended here: never brought back */
+        if (rc != 0)
+            break;
+        char mk[600];
+        size_t ml = meta_key(j, mk, sizeof mk);
+        struct store_val have;
+        if (!id && ml && store_get(t, STORE_DB_META, mk, ml, &have) == 0)
+            continue; /* its key is planned here already: that post is the one */
+        if ((rc = import_job(t, node, account, it, it->val, it->vlen, j, tmp, e)) != 0)
+            break;
+        if (ml) { /* its key is planned here now */
+            unsigned char be[8];
+            store_be64_put(be, j->id);
+            rc = store_put(t, STORE_DB_META, mk, ml, be, 8);
+        }
+    }
     free(j);
     free(tmp);
     return rc;
@@ -386,7 +425,6 @@ int replica_import(struct store_txn *t, struct vault *v, const char *node, const
     }
     struct job *j = malloc(sizeof *j), *tmp = malloc(sizeof *tmp);
     struct local_open lo = {0};
-    double now = clock_now();
     if (!j || !tmp)
         rc = rc ? rc : TIKD_ENOMEM;
     /* the local open jobs, before any is written over */
@@ -398,10 +436,10 @@ int replica_import(struct store_txn *t, struct vault *v, const char *node, const
     for (size_t i = 0; rc == 0 && i < lo.n; i++) {
         if ((rc = job_get(t, lo.ids[i], tmp)) != 0)
             break;
-        if (job_state_final(tmp->state) || tmp->imported_at >= now /* imported just now */)
-            continue;
         char ckey[100];
         ckey_of(node, tmp, ckey, sizeof ckey);
+        if (job_state_final(tmp->state) || item(s->open, s->nopen, ckey))
+            continue; /* ended, or written over just now */
         const struct replica_item *d = item(s->done, s->ndone, ckey);
         if (!d || d->vlen < 2)
             continue; /* never written through: planned here, it stays */
@@ -414,7 +452,8 @@ int replica_import(struct store_txn *t, struct vault *v, const char *node, const
         tmp->state = JOB_FAILED;
         snprintf(tmp->fail_reason, sizeof tmp->fail_reason, "cluster_lost");
         snprintf(tmp->reason, sizeof tmp->reason,
-                 "it ended on another node of the cluster, which could not record how");
+                 "it ended on another node of the cluster, which could not record how: it may "
+                 "have been posted (look at the account's posts before posting it again)");
         tmp->imported_at = clock_now();
         rc = job_put(t, tmp);
     }
@@ -431,11 +470,14 @@ int replica_import(struct store_txn *t, struct vault *v, const char *node, const
         memcpy(mk, "jobkey:", 7);
         memcpy(mk + 7, k->key, k->klen);
         struct store_val have;
-        if (store_get(t, STORE_DB_META, mk, k->klen + 7, &have) == 0)
-            continue;
+        int got = store_get(t, STORE_DB_META, mk, k->klen + 7, &have);
+        if (got == 0 && (have.n != 8 || store_be64_get(have.p) != 0))
+            continue; /* known here, with its job */
         uint64_t id = 0;
         if ((rc = local_id_of(t, node, account, (const char *)k->val, tmp, &id)) != 0)
             break;
+        if (got == 0 && !id)
+            continue;
         unsigned char be[8];
         store_be64_put(be, id);
         rc = store_put(t, STORE_DB_META, mk, k->klen + 7, be, 8);

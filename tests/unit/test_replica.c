@@ -212,6 +212,18 @@ static int key_txn(struct store_txn *t, void *ctx)
     return 0;
 }
 
+struct meta_put {
+    const char *k;
+    size_t kl;
+    const void *v;
+};
+
+static int meta_put_txn(struct store_txn *t, void *ctx)
+{
+    const struct meta_put *m = ctx;
+    return store_put(t, STORE_DB_META, m->k, m->kl, m->v, 8);
+}
+
 struct when_ctx {
     const char *account;
     double at;
@@ -423,6 +435,75 @@ static void a_bad_snapshot_changes_nothing(void **state)
     replica_snap_free(&k1);
 }
 
+struct take_ctx {
+    const char *node, *account;
+    const struct replica_snap *s;
+    struct tikd_err *e;
+};
+
+static int take_txn(struct store_txn *t, void *ctx)
+{
+    struct take_ctx *x = ctx;
+    return replica_import_jobs(t, x->node, x->account, x->s->open, x->s->nopen, x->e);
+}
+
+struct planned_ctx {
+    const char *node, *account;
+    struct replica_snap *s;
+};
+
+static int planned_txn(struct store_txn *t, void *ctx)
+{
+    struct planned_ctx *x = ctx;
+    return replica_export_planned(t, x->node, x->account, x->s);
+}
+
+static void offered_jobs_are_taken_once(void **state)
+{
+    (void)state;
+    connect_acct(na, "k0", "act.k0"); /* a plans, b holds */
+    connect_acct(nb, "k0", "act.k0");
+    uint64_t j1 = plan(na, "k0", "offered"), j2 = plan(na, "k0", "keyed");
+    struct job *k = get(na, j2);
+    snprintf(k->key_scope, sizeof k->key_scope, "rules/x.lua");
+    snprintf(k->key, sizeof k->key, "once");
+    put(na, k);
+    free(k);
+    struct replica_snap offer;
+    struct planned_ctx pc = {"a", "k0", &offer};
+    assert_int_equal(store_read(na, planned_txn, &pc, NULL), 0);
+    assert_int_equal(offer.nopen, 2);
+    (void)j1;
+
+    /* b planned the same key itself already: that post is the one */
+    uint64_t mine = plan(nb, "k0", "b's keyed");
+    struct key_ctx kc = {"jobkey:rules/x.lua\0once", 7 + 16, 0, 0};
+    struct tikd_err e = {0};
+    unsigned char be[8];
+    store_be64_put(be, mine);
+    struct meta_put mp = {kc.k, kc.kl, be};
+    assert_int_equal(store_write(nb, meta_put_txn, &mp, NULL), 0);
+
+    struct take_ctx tc = {"b", "k0", &offer, &e};
+    assert_int_equal(store_write(nb, take_txn, &tc, &e), 0);
+    struct job *taken = get(nb, mine + 1);
+    assert_string_equal(taken->caption, "offered");
+    assert_string_equal(taken->origin, "a:1");
+    struct job none;
+    assert_int_equal(job_read(nb, mine + 2, &none), TIKD_ENOTFOUND); /* the keyed one: not */
+
+    /* taken, then ended here: a second take never brings it back */
+    taken->state = JOB_CANCELLED;
+    put(nb, taken);
+    free(taken);
+    assert_int_equal(store_write(nb, take_txn, &tc, &e), 0);
+    struct job *again = get(nb, mine + 1);
+    assert_int_equal(again->state, JOB_CANCELLED);
+    free(again);
+    assert_int_equal(job_read(nb, mine + 2, &none), TIKD_ENOTFOUND);
+    replica_snap_free(&offer);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -431,6 +512,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(ended_elsewhere_ends_here_and_a_local_plan_stays, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(a_bad_snapshot_changes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(offered_jobs_are_taken_once, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
