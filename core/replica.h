@@ -12,7 +12,8 @@
  *
  * This module is the LMDB side: a snapshot of one account, and applying
  * one. It knows nothing of Redis. A job travels under a cluster key,
- * "NODE:ID" (the node that planned it and its id there), since every
+ * "NODE:ID" (NODE: the node that planned it, as the caller names it, which
+ * the daemon makes "name~database"; ID: its id there), since every
  * node numbers its jobs itself. */
 #ifndef TIKD_REPLICA_H
 #define TIKD_REPLICA_H
