@@ -217,9 +217,13 @@ static int cl_import(void *ud, const char *account, const struct replica_snap *s
     int rc = store_write_durable(d->en.store, import_txn, &x, &e);
     if (rc == TIKD_ENOTFOUND)
         TLOG(TLOG_DEBUG, "cluster.no_state", LSTR("account", account));
-    else if (rc != 0)
+    else if (rc != 0) { /* asked again each round; no node acts for it meanwhile */
         TLOG(TLOG_ERROR, "cluster.import_failed", LSTR("account", account),
              LSTR("error", e.msg[0] ? e.msg : tikd_strerror(rc)));
+        alert_raise("cluster.import", account,
+                    "this node holds %s's lease but cannot read its state from Redis: %s", account,
+                    e.msg[0] ? e.msg : tikd_strerror(rc));
+    }
     return rc;
 }
 

@@ -5,7 +5,9 @@ restarted once. TikTok's ledger is the judge: every post exactly once, no
 request under a stale fence, no rate limit TikTok had to enforce.
 
 `make chaos-cluster` runs the full size (TIKD_CHAOS=full: 50 accounts, 300
-posts, 24 kills); `make test` a small one."""
+posts, 24 kills); `make test` a small one. It prints how late the posts' inits
+came after their planned moments (a post due while its holder is dead waits for the
+lease to end), and none may be later than a lease, a retry and the restart delay."""
 import json
 import os
 import random
@@ -46,12 +48,14 @@ def test_posts_land_once_while_nodes_and_redis_die(nodes, fake, redis, tmp_path)
     clip = video(tmp_path / "clip.mp4", duration=3)
     big = video(tmp_path / "big.mp4", mdat=24_000_000)  # a few chunks: kills land in uploads
     start = time.time()
-    captions = []
+    wall_to_mono = time.monotonic() - time.time()
+    captions, due = [], {}
     for k in range(SIZE["posts"]):
         name = names[k % n_acc]
         cap = "chaos-%d" % k
-        at = time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                           time.gmtime(start + 3 + SIZE["spread"] * k / SIZE["posts"]))
+        when = int(start + 3 + SIZE["spread"] * k / SIZE["posts"])
+        at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
+        due[cap] = when + wall_to_mono
         r = sites[home[name]].tikd("post", str(big if k % 6 == 0 else clip), "--account", name,
                                    "--privacy", "SELF_ONLY", "--caption", cap, "--again",
                                    "--at", at)
@@ -87,11 +91,20 @@ def test_posts_land_once_while_nodes_and_redis_die(nodes, fake, redis, tmp_path)
     stale = [q for q in reqs if q.get("stale_fence")]
     limited = [q for q in reqs if q["status"] == 429 or q.get("error_code") in (
         "rate_limit_exceeded", "spam_risk_too_many_posts", "reached_active_user_cap")]
+    # how late each post's init came after its planned moment (kills, lease ends, TikTok's
+    # 6 inits a minute per token spacing an account's posts)
+    late = sorted(p["created_mono"] - due[p["title"]] for p in fake.ctl.ledger()["posts"]
+                  if p["title"] in due)
     print("\ncluster chaos (%s): %d posts over %d accounts, %d kills and a Redis restart, "
-          "%d requests; lost %d, twice %d, stale fences %d, limits hit %d"
+          "%d requests; lost %d, twice %d, stale fences %d, limits hit %d; late by median "
+          "%.1f s, max %.1f s"
           % (os.environ.get("TIKD_CHAOS", "small"), len(captions), n_acc, kills, len(reqs),
-             len(missing), len(twice), len(stale), len(limited)))
+             len(missing), len(twice), len(stale), len(limited),
+             late[len(late) // 2] if late else 0, late[-1] if late else 0))
     assert not missing, missing
     assert not twice, twice
     assert not stale, stale[:3]
     assert not limited, limited[:3]
+    # none later than a lease, a retry after it (5 s) and the test's own restart delay and
+    # the rounds around them
+    assert late and late[-1] < LEASE + 5 + 1.5 + 2.5, late[-5:]

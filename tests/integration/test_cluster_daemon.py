@@ -364,6 +364,27 @@ def test_a_chunk_upload_on_the_wire_is_cut_when_the_lease_is_lost(nodes, fake, r
     assert not [q for q in api_requests(fake, {oid}) if q["stale_fence"]]
 
 
+def test_a_node_with_another_vault_key_imports_nothing_and_says_so(nodes, fake):
+    a = nodes("a")
+    connect(a, "k0", user="acct_one")
+    da = a.start()
+    wait_for(lambda: (pump(da), "k0" in held(da))[1], 2 * LEASE, "a holds k0")
+    time.sleep(LEASE / 2)  # a round: k0's state is in Redis
+    da.proc.kill()
+    da.proc.wait()
+    b = nodes("b")
+    os.unlink(b.root / "vault.keys")  # not the cluster's key file
+    r = run_tikd("vault", "init", config=b.cfg)
+    assert r.returncode == 0, r.stderr
+    db = b.start()
+    wait_for(lambda: (pump(db), any("event=alert kind=cluster.import" in l
+                                    and "does not open here" in l for l in db.lines))[1],
+             4 * LEASE, "b says it cannot read k0's state")
+    assert "k0" not in held(db)  # never acts for it
+    r = b.tikd("account", "list")
+    assert r.returncode == 0 and "k0" not in r.stdout, r.stdout  # nothing of it written
+
+
 def test_a_node_cut_from_redis_stops_sending_before_its_lease_ends(nodes, fake, redis, tmp_path):
     proxy = Proxy(redis.port)
     a = nodes("a", proxy.addr)
