@@ -260,11 +260,13 @@ int replica_export_planned(struct store_txn *t, const char *node, const char *ac
 
 /* ---- import ------------------------------------------------------------------------ */
 
-/* The local job that cluster key ckey names: its id, or 0 for none. A key
- * of this node's names the job by its id here, if that job is still the
- * one (the same account, planned at the same moment). */
-static int local_of(struct store_txn *t, const char *node, const char *ckey, const struct job *j,
-                    struct job *tmp, uint64_t *id)
+/* The local job of account that cluster key ckey names: its id, or 0 for
+ * none. A key of this node's names the job by its id here, if that job is
+ * still the one (the same account and, when created_at >= 0, planned at
+ * that moment); else it may have come back here under its key (the origin
+ * index). */
+static int local_of(struct store_txn *t, const char *node, const char *account, const char *ckey,
+                    double created_at, struct job *tmp, uint64_t *id)
 {
     *id = 0;
     size_t nl = strlen(node);
@@ -274,28 +276,8 @@ static int local_of(struct store_txn *t, const char *node, const char *ckey, con
         int rc = n && !*end ? job_get(t, n, tmp) : TIKD_ENOTFOUND;
         if (rc != 0 && rc != TIKD_ENOTFOUND)
             return rc;
-        if (rc == 0 && strcmp(tmp->account, j->account) == 0 && tmp->created_at == j->created_at) {
-            *id = n;
-            return 0;
-        } /* not that job (any more): it may have come back here under its key */
-    }
-    int rc = job_find_origin(t, ckey, id);
-    return rc == TIKD_ENOTFOUND ? 0 : rc;
-}
-
-/* The local id of the job cluster key ckey names (0: none here). */
-static int local_id_of(struct store_txn *t, const char *node, const char *account, const char *ckey,
-                       struct job *tmp, uint64_t *id)
-{
-    *id = 0;
-    size_t nl = strlen(node);
-    if (strncmp(ckey, node, nl) == 0 && ckey[nl] == ':') {
-        char *end;
-        uint64_t n = strtoull(ckey + nl + 1, &end, 10);
-        int rc = n && !*end ? job_get(t, n, tmp) : TIKD_ENOTFOUND;
-        if (rc != 0 && rc != TIKD_ENOTFOUND)
-            return rc;
-        if (rc == 0 && strcmp(tmp->account, account) == 0) {
+        if (rc == 0 && strcmp(tmp->account, account) == 0 &&
+            (created_at < 0 || tmp->created_at == created_at)) {
             *id = n;
             return 0;
         }
@@ -312,7 +294,7 @@ static int import_job(struct store_txn *t, const char *node, const char *account
         return tikd_fail(e, TIKD_ECORRUPT, "cluster: job %s of %s from Redis is not one of its",
                          it->key, account);
     uint64_t id;
-    int rc = local_of(t, node, it->key, j, tmp, &id);
+    int rc = local_of(t, node, j->account, it->key, j->created_at, tmp, &id);
     if (rc != 0)
         return rc;
     size_t nl = strlen(node);
@@ -344,7 +326,7 @@ int replica_import_jobs(struct store_txn *t, const char *node, const char *accou
             break;
         }
         uint64_t id;
-        if ((rc = local_of(t, node, it->key, j, tmp, &id)) != 0)
+        if ((rc = local_of(t, node, account, it->key, j->created_at, tmp, &id)) != 0)
             break;
         if (id && (rc = job_get(t, id, tmp)) == 0 && job_state_final(tmp->state))
             continue; /* taken before, and ended here: never brought back */
@@ -474,7 +456,7 @@ int replica_import(struct store_txn *t, struct vault *v, const char *node, const
         if (got == 0 && (have.n != 8 || store_be64_get(have.p) != 0))
             continue; /* known here, with its job */
         uint64_t id = 0;
-        if ((rc = local_id_of(t, node, account, (const char *)k->val, tmp, &id)) != 0)
+        if ((rc = local_of(t, node, account, (const char *)k->val, -1, tmp, &id)) != 0)
             break;
         if (got == 0 && !id)
             continue;
