@@ -875,6 +875,38 @@ static void call_free(struct call *k)
     free(k);
 }
 
+/* A call for lease l's account (NULL: the cluster's own). */
+static struct call *call_new(struct cluster *c, struct lease *l)
+{
+    struct call *k = calloc(1, sizeof *k);
+    if (k) {
+        k->c = c;
+        k->l = l;
+    }
+    return k;
+}
+
+/* EVAL script over nkeys keys, the keys and arguments to follow. */
+static void eval_of(struct args *a, const char *script, int nkeys)
+{
+    arg_s(a, "EVAL");
+    arg_s(a, script);
+    arg_f(a, "%d", nkeys);
+}
+
+/* The members of {P}:NAME, to fn. */
+static void members(struct cluster *c, const char *name, redisCallbackFn *fn)
+{
+    struct args a = {0};
+    struct call *k = call_new(c, NULL);
+    if (!k)
+        return;
+    arg_s(&a, "SMEMBERS");
+    arg_f(&a, "{%s}:%s", c->prefix, name);
+    if (send_args(c, &a, fn, k) != 0)
+        call_free(k);
+}
+
 static void want_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     (void)ac;
@@ -892,15 +924,7 @@ static void want_reply(redisAsyncContext *ac, void *reply, void *privdata)
 /* every account some node has, so this node may be its home */
 static void want_all(struct cluster *c)
 {
-    struct args a = {0};
-    struct call *k = calloc(1, sizeof *k);
-    if (!k)
-        return;
-    k->c = c;
-    arg_s(&a, "SMEMBERS");
-    arg_f(&a, "{%s}:accounts", c->prefix);
-    if (send_args(c, &a, want_reply, k) != 0)
-        call_free(k);
+    members(c, "accounts", want_reply);
 }
 
 static void on_seed(redisAsyncContext *ac, void *reply, void *privdata)
@@ -930,13 +954,9 @@ static void seed(struct cluster *c, struct lease *l)
     if (rc != 0)
         return;
     struct args a = {0};
-    struct call *k = calloc(1, sizeof *k);
+    struct call *k = call_new(c, l);
     if (k) {
-        k->c = c;
-        k->l = l;
-        arg_s(&a, "EVAL");
-        arg_s(&a, seed_lua);
-        arg_s(&a, "2");
+        eval_of(&a, seed_lua, 2);
         arg_f(&a, "{%s}:acct:%s", c->prefix, l->account);
         arg_f(&a, "{%s}:accounts", c->prefix);
         arg_s(&a, l->account);
@@ -1036,11 +1056,9 @@ static void pull(struct cluster *c, struct lease *l)
 {
     if (l->busy)
         return;
-    struct call *k = calloc(1, sizeof *k);
+    struct call *k = call_new(c, l);
     if (!k)
         return;
-    k->c = c;
-    k->l = l;
     k->fence = l->fence;
     int rc = c->data.export(c->data.ud, l->account, NULL, 0, &k->ask);
     if (rc != 0 && rc != TIKD_ENOTFOUND) {
@@ -1048,9 +1066,7 @@ static void pull(struct cluster *c, struct lease *l)
         return;
     }
     struct args a = {0};
-    arg_s(&a, "EVAL");
-    arg_s(&a, pull_lua);
-    arg_s(&a, "5");
+    eval_of(&a, pull_lua, 5);
     arg_f(&a, "{%s}:lease:%s", c->prefix, l->account);
     arg_f(&a, "{%s}:acct:%s", c->prefix, l->account);
     arg_f(&a, "{%s}:open:%s", c->prefix, l->account);
@@ -1138,15 +1154,11 @@ static uint64_t claim(struct cluster *c, struct lease *l, double *full_for)
         *full_for = l->full_until - now;
         return 1;
     }
-    struct call *k = calloc(1, sizeof *k);
+    struct call *k = call_new(c, l);
     if (!k)
         return CLUSTER_WAIT;
-    k->c = c;
-    k->l = l;
     struct args a = {0};
-    arg_s(&a, "EVAL");
-    arg_s(&a, claim_lua);
-    arg_s(&a, "1");
+    eval_of(&a, claim_lua, 1);
     arg_f(&a, "{%s}:active", c->prefix);
     arg_s(&a, l->account);
     arg_f(&a, "%.0f", c->app_cap);
@@ -1164,9 +1176,7 @@ static uint64_t claim(struct cluster *c, struct lease *l, double *full_for)
 static void push_args(struct cluster *c, const struct lease *l, uint64_t fence,
                       const struct replica_snap *s, struct args *a)
 {
-    arg_s(a, "EVAL");
-    arg_s(a, push_lua);
-    arg_s(a, "8");
+    eval_of(a, push_lua, 8);
     arg_f(a, "{%s}:lease:%s", c->prefix, l->account);
     arg_f(a, "{%s}:acct:%s", c->prefix, l->account);
     arg_f(a, "{%s}:open:%s", c->prefix, l->account);
@@ -1205,10 +1215,8 @@ static uint64_t write_through(struct cluster *c, struct lease *l, uint64_t fence
         replica_snap_free(&s);
         return 0;
     }
-    struct call *k = calloc(1, sizeof *k);
+    struct call *k = call_new(c, l);
     if (k) {
-        k->c = c;
-        k->l = l;
         k->fence = fence;
         k->digest = s.digest;
         k->ids = s.ids;
@@ -1304,15 +1312,11 @@ static void offer(struct cluster *c, struct lease *l)
         return;
     uint64_t digest = s.nopen ? items_digest(s.open, s.nopen) : 0;
     if (digest && digest != l->offered) {
-        struct call *k = calloc(1, sizeof *k);
+        struct call *k = call_new(c, l);
         if (k) {
-            k->c = c;
-            k->l = l;
             k->digest = digest;
             struct args a = {0};
-            arg_s(&a, "EVAL");
-            arg_s(&a, offer_lua);
-            arg_s(&a, "4");
+            eval_of(&a, offer_lua, 4);
             arg_f(&a, "{%s}:inbox:%s", c->prefix, l->account);
             arg_f(&a, "{%s}:open:%s", c->prefix, l->account);
             arg_f(&a, "{%s}:done:%s", c->prefix, l->account);
@@ -1359,16 +1363,12 @@ static void on_take(redisAsyncContext *ac, void *reply, void *privdata)
 
 static void take(struct cluster *c, struct lease *l)
 {
-    struct call *k = calloc(1, sizeof *k);
+    struct call *k = call_new(c, l);
     if (!k)
         return;
-    k->c = c;
-    k->l = l;
     k->fence = l->fence;
     struct args a = {0};
-    arg_s(&a, "EVAL");
-    arg_s(&a, take_lua);
-    arg_s(&a, "2");
+    eval_of(&a, take_lua, 2);
     arg_f(&a, "{%s}:lease:%s", c->prefix, l->account);
     arg_f(&a, "{%s}:inbox:%s", c->prefix, l->account);
     arg_s(&a, c->self);
@@ -1400,15 +1400,7 @@ static void inboxed_reply(redisAsyncContext *ac, void *reply, void *privdata)
 /* the accounts with jobs offered: those held here are taken */
 static void take_offered(struct cluster *c)
 {
-    struct args a = {0};
-    struct call *k = calloc(1, sizeof *k);
-    if (!k)
-        return;
-    k->c = c;
-    arg_s(&a, "SMEMBERS");
-    arg_f(&a, "{%s}:inboxed", c->prefix);
-    if (send_args(c, &a, inboxed_reply, k) != 0)
-        call_free(k);
+    members(c, "inboxed", inboxed_reply);
 }
 
 /* ---- life ------------------------------------------------------------------- */
@@ -1686,9 +1678,7 @@ size_t cluster_stop(struct cluster *c, double timeout)
             /* its last state, then the lease given back: both under its fence */
             struct args a = {0}, h = {0};
             push_args(c, l, fence, &s, &a);
-            arg_s(&h, "EVAL");
-            arg_s(&h, hold_lua);
-            arg_s(&h, "2");
+            eval_of(&h, hold_lua, 2);
             arg_f(&h, "{%s}:fences", c->prefix);
             arg_f(&h, "{%s}:lease:%s", c->prefix, l->account);
             arg_s(&h, c->self);
