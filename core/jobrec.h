@@ -19,7 +19,9 @@
 int jobrec_encode(const struct job *j, unsigned char **out, size_t *n);
 
 /* Read a record (binary, or an older tikd's JSON) into j: 0, or
- * TIKD_ECORRUPT when it is neither (j is then unspecified). */
+ * TIKD_ECORRUPT when it is neither (j is then unspecified). A text field of
+ * 256 bytes or more (the caption, the description, the images, the media
+ * path...) ends at its NUL; the bytes after it are unspecified, not zeroed. */
 int jobrec_decode(const void *p, size_t n, struct job *j);
 
 #endif
