@@ -181,6 +181,7 @@ void pl_run_end(struct run *r)
     if (*pp) {
         *pp = r->next;
         p->nruns--;
+        idset_del(&p->running, r->id);
     }
     free(r);
     arm(p);
@@ -454,42 +455,6 @@ double pl_unsent_delay(const struct tikd_err *e)
 
 /* ---- a cluster: the jobs of accounts held elsewhere wait -------------------------- */
 
-static size_t park_slot(const uint64_t *t, size_t cap, uint64_t id)
-{
-    size_t i = (size_t)(id * 0x9E3779B97F4A7C15ull) & (cap - 1);
-    while (t[i] && t[i] != id)
-        i = (i + 1) & (cap - 1);
-    return i;
-}
-
-static bool is_parked(const struct pipeline *p, uint64_t id)
-{
-    return p->nparked && p->parked[park_slot(p->parked, p->parked_cap, id)] == id;
-}
-
-/* Job id waits for its account's lease; false when out of memory. */
-static bool park(struct pipeline *p, uint64_t id)
-{
-    if ((p->nparked + 1) * 2 > p->parked_cap) {
-        size_t cap = p->parked_cap ? p->parked_cap * 2 : 64;
-        uint64_t *t = calloc(cap, sizeof *t);
-        if (!t)
-            return false;
-        for (size_t i = 0; i < p->parked_cap; i++)
-            if (p->parked[i])
-                t[park_slot(t, cap, p->parked[i])] = p->parked[i];
-        free(p->parked);
-        p->parked = t;
-        p->parked_cap = cap;
-    }
-    size_t i = park_slot(p->parked, p->parked_cap, id);
-    if (!p->parked[i]) {
-        p->parked[i] = id;
-        p->nparked++;
-    }
-    return true;
-}
-
 void pipeline_set_owner(struct pipeline *p, uint64_t (*held)(void *ud, const char *account),
                         void *ud)
 {
@@ -501,9 +466,7 @@ void pipeline_held(struct pipeline *p)
 {
     /* every waiting job reads its account's lease again at its step: a
      * grant is rare (a node joining or leaving), a step's read is cheap */
-    if (p->nparked)
-        memset(p->parked, 0, p->parked_cap * sizeof *p->parked);
-    p->nparked = 0;
+    idset_clear(&p->parked);
     arm(p);
 }
 
@@ -523,7 +486,7 @@ void pl_step(struct run *r)
          * its lease (pipeline_held); without room to remember that, it
          * looks again after a renewal round */
         TLOG(TLOG_DEBUG, "job.not_held", LINT("job", j.id), LSTR("account", j.account));
-        if (park(r->p, j.id))
+        if (idset_add(&r->p->parked, j.id))
             pl_run_end(r);
         else
             pl_later(r, &j, j.state, 5, "this node does not hold the account's lease");
@@ -604,27 +567,20 @@ void pl_step(struct run *r)
     }
 }
 
-static bool is_running(struct pipeline *p, uint64_t id)
-{
-    for (struct run *r = p->runs; r; r = r->next)
-        if (r->id == id)
-            return true;
-    return false;
-}
-
 struct due_list {
     struct pipeline *p;
     uint64_t ids[64];
     int n;
+    double now;  /* the walk's moment: one clock read for every entry */
     double next; /* the earliest due entry of a job not being worked (0: none) */
 };
 
 static int collect_due(uint64_t id, double due, void *ctx)
 {
     struct due_list *d = ctx;
-    if (is_running(d->p, id) || is_parked(d->p, id))
+    if (idset_has(&d->p->running, id) || idset_has(&d->p->parked, id))
         return 0;
-    if (due > clock_now()) { /* the first one in the future: the timer's next moment */
+    if (due > d->now) { /* the first one in the future: the timer's next moment */
         d->next = due;
         return 1;
     }
@@ -648,13 +604,15 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     (void)loop;
     (void)revents;
     struct pipeline *p = w->data;
-    struct due_list d = {.p = p};
+    struct due_list d = {.p = p, .now = clock_now()};
     if (p->nruns < (size_t)p->c.max_active)
         store_read(p->s, due_txn, &d, NULL);
     for (int i = 0; i < d.n; i++) {
         struct run *r = calloc(1, sizeof *r);
-        if (!r)
+        if (!r || !idset_add(&p->running, d.ids[i])) {
+            free(r);
             break;
+        }
         r->p = p;
         r->id = d.ids[i];
         /* the first pass after a start resyncs uploads; in a cluster every
@@ -674,7 +632,7 @@ static void arm(struct pipeline *p)
     ev_timer_stop(p->loop, &p->timer);
     if (p->stopping || p->nruns >= (size_t)p->c.max_active)
         return; /* a run ending calls arm() again */
-    struct due_list d = {.p = p};
+    struct due_list d = {.p = p, .now = clock_now()};
     store_read(p->s, due_txn, &d, NULL);
     if (d.n == 0 && !d.next)
         return;
@@ -781,7 +739,8 @@ void pipeline_free(struct pipeline *p)
         free(r);
     }
     tt_creators_free(p->creators);
-    free(p->parked);
+    idset_free(&p->parked);
+    idset_free(&p->running);
     free(p->api_url);
     free(p->public_url);
     free(p);

@@ -11,6 +11,7 @@
 #define TIKD_PIPELINE_INT_H
 
 #include "budget.h"
+#include "idset.h"
 #include "photos.h"
 #include "pipeline.h"
 
@@ -42,6 +43,7 @@ struct pipeline {
     ev_timer timer;
     struct run *runs;
     size_t nruns;
+    struct idset running; /* the ids of runs' jobs */
     struct tt_creators *creators;
     pipeline_outcome_fn outcome;
     void *outcome_ud;
@@ -57,11 +59,10 @@ struct pipeline {
     unsigned long refused, refused_unlogged;
     char trouble[300];
     /* a cluster: whether this node holds an account's lease, and the jobs
-     * waiting for one it does not (ids, open addressing; 0 is empty) */
+     * waiting for one it does not */
     uint64_t (*held)(void *ud, const char *account);
     void *held_ud;
-    uint64_t *parked;
-    size_t nparked, parked_cap;
+    struct idset parked;
 };
 
 /* ---- the frame (pipeline.c) ------------------------------------------------------ */
