@@ -1,7 +1,9 @@
 /* test_account.c - the accounts' expiry index: every put and delete keeps
  * it in its transaction (active accounts only, one entry per token, moved
  * when a token is renewed), the sweep's walk stops at its horizon in expiry
- * order, and the schema step indexes an older database's accounts. */
+ * order, the schema step indexes an older database's accounts, and a read
+ * always sees the record as it is now (decoded records are kept by their
+ * bytes), also a record with no fields it knows. */
 #include "testutil.h"
 
 #include "../../core/account.h"
@@ -126,6 +128,66 @@ static void the_index_follows_every_put_and_delete(void **state)
     assert_string_equal(due(false, 4999), "");
 }
 
+struct got {
+    const char *name;
+    struct account a;
+};
+
+static int get_txn(struct store_txn *t, void *ctx)
+{
+    struct got *g = ctx;
+    return account_get(t, g->name, &g->a);
+}
+
+static struct account got(const char *name)
+{
+    struct got g = {.name = name};
+    assert_int_equal(store_read(st, get_txn, &g, NULL), 0);
+    return g.a;
+}
+
+static int raw_txn(struct store_txn *t, void *ctx)
+{
+    const char *rec = ctx;
+    return store_put(t, STORE_DB_ACCOUNTS, "dave", 4, rec, strlen(rec));
+}
+
+static void every_read_sees_the_record_as_it_is(void **state)
+{
+    (void)state;
+    /* many accounts, read in turns: each reads as its own, through every change */
+    char name[16];
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < 200; i++) {
+            snprintf(name, sizeof name, "acct%d", i);
+            put(name, ACCT_ACTIVE, 1000 + i + round * 10000, 90000);
+            struct account a = got(name);
+            assert_string_equal(a.name, name);
+            assert_true(a.access_expires_at == 1000 + i + round * 10000);
+        }
+    for (int i = 0; i < 200; i++) {
+        snprintf(name, sizeof name, "acct%d", i);
+        assert_true(got(name).access_expires_at == 1000 + i + 20000);
+    }
+    /* the same bytes under two names read as what they say */
+    const char *rec = "{\"id\":\"0123456789abcdef0123456789abcdef\",\"name\":\"dave\","
+                      "\"state\":\"revoked\",\"reason\":\"by the user\"}";
+    assert_int_equal(store_write(st, raw_txn, (void *)rec, NULL), 0);
+    struct account d = got("dave");
+    assert_int_equal(d.state, ACCT_REVOKED);
+    assert_string_equal(d.reason, "by the user");
+    d = got("dave"); /* again, now from what was kept */
+    assert_int_equal(d.state, ACCT_REVOKED);
+    assert_string_equal(d.reason, "by the user");
+    assert_string_equal(d.id, "0123456789abcdef0123456789abcdef");
+    /* a damaged record is refused every time, never served from before */
+    const char *bad = "{\"name\":\"dave\"}";
+    assert_int_equal(store_write(st, raw_txn, (void *)bad, NULL), 0);
+    struct got g = {.name = "dave"};
+    assert_int_equal(store_read(st, get_txn, &g, NULL), TIKD_ECORRUPT);
+    assert_int_equal(store_read(st, get_txn, &g, NULL), TIKD_ECORRUPT);
+}
+
 static int unindex_txn(struct store_txn *t, void *ctx)
 {
     (void)ctx; /* what a schema 2 database holds: accounts, no expiry keys */
@@ -159,6 +221,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(the_index_follows_every_put_and_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(the_schema_step_indexes_old_accounts, setup, teardown),
+        cmocka_unit_test_setup_teardown(every_read_sees_the_record_as_it_is, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
