@@ -897,7 +897,7 @@ static void attempt_done(struct http_xfer *x, CURLcode cc)
                  "the response body is larger than the %zu-byte limit (http.max_response)",
                  h->o.max_response);
     policy_classify(cc == CURLE_OK ? 0 : (int)cc, x->errbuf, r.status, r.body, r.body_len,
-                    retry_after, x->tiktok, &r.out);
+                    retry_after, x->tiktok, &r.out, &r.json);
 
     bool was_probe = x->probe && x->host->probing && x->host->st == BR_HALF_OPEN;
     x->probe = false;
@@ -935,6 +935,7 @@ static void attempt_done(struct http_xfer *x, CURLcode cc)
             policy_backoff(x->attempt, h->o.backoff_base, h->o.backoff_cap, floor, rnd01());
         ev_timer_set(&x->retry_timer, delay, 0.);
         ev_timer_start(h->loop, &x->retry_timer);
+        json_decref(r.json);
         return;
     }
     /* TikTok's side (its API, the uploads, the token endpoint) failing for
@@ -953,6 +954,7 @@ static void attempt_done(struct http_xfer *x, CURLcode cc)
     /* the callback may start new requests; free after it returns, so the
      * body it reads stays valid */
     done(ud, &r);
+    json_decref(r.json);
     xfer_free(x);
     if (subj[0]) /* (the rules' on_alert may run: the transfer is gone by then) */
         alert_failure(subj, "%s", what);

@@ -102,6 +102,8 @@ struct http_resp {
     int attempts;
     double elapsed;         /* seconds from the first try to the outcome */
     struct pol_outcome out; /* what policy made of the last attempt */
+    json_t *json;           /* a TikTok answer's body as policy read it (a JSON object),
+                             * or NULL; valid during the callback */
 };
 
 typedef void (*http_done_fn)(void *ud, const struct http_resp *r);

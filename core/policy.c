@@ -157,10 +157,23 @@ static void classify_status(long status, struct pol_outcome *o)
         o->retry_after = 60;
 }
 
+/* The body's document goes to the caller who asked for it (a JSON object:
+ * what TikTok's answers are), or is released. */
+static void let_go(json_t *root, json_t **doc)
+{
+    if (doc && json_is_object(root))
+        *doc = root;
+    else
+        json_decref(root);
+}
+
 void policy_classify(int curl_code, const char *curl_error, long status, const char *body,
-                     size_t len, double retry_after, bool tiktok, struct pol_outcome *o)
+                     size_t len, double retry_after, bool tiktok, struct pol_outcome *o,
+                     json_t **doc)
 {
     memset(o, 0, sizeof *o);
+    if (doc)
+        *doc = NULL;
     o->retry_after = retry_after;
     if (curl_code != 0) {
         classify_transport(curl_code, curl_error, o);
@@ -226,14 +239,14 @@ void policy_classify(int curl_code, const char *curl_error, long status, const c
         o->unknown = true;
         /* the body is not quoted: it may hold a token not yet registered */
         set(o, POL_FAIL, "unknown_shape", "TikTok answered HTTP %ld with %s", status, shape);
-        json_decref(root);
+        let_go(root, doc);
         return;
     }
     if (!code || (!oauth && strcmp(code, "ok") == 0)) {
         classify_status(status, o);
         if (o->action == POL_OK && code == NULL && root && !json_is_object(root))
             set(o, POL_RETRY, "malformed_json", "the response body is not a JSON object");
-        json_decref(root);
+        let_go(root, doc);
         return;
     }
     /* a flat body may carry an API code too ({"error": "access_token_invalid"}
@@ -253,7 +266,7 @@ void policy_classify(int curl_code, const char *curl_error, long status, const c
         if (o->action == POL_DEFER && o->retry_after < 0)
             o->retry_after = r->defer > 0 ? r->defer : 60;
     }
-    json_decref(root);
+    let_go(root, doc);
 }
 
 double policy_backoff(int attempt, double base, double cap, double floor, double rnd)

@@ -12,6 +12,7 @@
 #ifndef TIKD_POLICY_H
 #define TIKD_POLICY_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -31,9 +32,12 @@ struct pol_outcome {
  * retry_after is the server's Retry-After in seconds (< 0: none). With
  * tiktok set the body is read as TikTok JSON (its error codes decide);
  * otherwise only the transport and the HTTP status count. body may be NULL.
- * Never fails. */
+ * doc (may be NULL) receives the body's JSON object when it was read as
+ * one, for the caller to json_decref (NULL otherwise): the answer's decoder
+ * reads the same document instead of parsing the body again. Never fails. */
 void policy_classify(int curl_code, const char *curl_error, long status, const char *body,
-                     size_t len, double retry_after, bool tiktok, struct pol_outcome *out);
+                     size_t len, double retry_after, bool tiktok, struct pol_outcome *out,
+                     json_t **doc);
 
 /* The delay before attempt `attempt` (1 = the first retry): full jitter over
  * an exponential ceiling, min(cap, base * 2^(attempt-1)) * random[0,1), and

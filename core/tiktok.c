@@ -118,7 +118,9 @@ int tt_send(const struct tt_api *api, const char *account, enum tt_call c, const
 /* The answer's data object (the caller frees *doc), or NULL with why. */
 static json_t *data_of(const struct http_resp *r, json_t **doc, char *why, size_t n)
 {
-    *doc = json_loadb(r->body ? r->body : "", r->body_len, 0, NULL);
+    /* read once already by the policy, when TikTok's client sent it */
+    *doc =
+        r->json ? json_incref(r->json) : json_loadb(r->body ? r->body : "", r->body_len, 0, NULL);
     json_t *d = json_object_get(*doc, "data");
     if (!json_is_object(d)) {
         snprintf(why, n, "TikTok's answer has no data object");

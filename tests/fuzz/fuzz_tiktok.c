@@ -27,7 +27,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t n = size - 1;
     struct http_resp r = {
         .status = statuses[pick % 10], .body = body, .body_len = n, .headers = ""};
-    policy_classify(0, NULL, r.status, body, n, (pick & 16) ? 3 : -1, (pick & 32) == 0, &r.out);
+    policy_classify(0, NULL, r.status, body, n, (pick & 16) ? 3 : -1, (pick & 32) == 0, &r.out,
+                    (pick & 4) ? &r.json : NULL); /* the decoders read it, or the body */
     char why[600];
     switch ((pick >> 6) & 3) {
     case 0: {
@@ -54,6 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     }
     }
+    json_decref(r.json);
     free(body);
     return 0;
 }

@@ -1,6 +1,7 @@
 /* test_policy.c - the error table: each kind of outcome maps to the one
  * action the spec calls for, log_id is kept, unknown codes are reported as
- * unknown, and backoff stays within its bounds and never before a floor. */
+ * unknown, backoff stays within its bounds and never before a floor, and
+ * the document policy read is handed on for the answer's decoder. */
 #include "testutil.h"
 
 #include <curl/curl.h>
@@ -10,7 +11,7 @@
 static struct pol_outcome classify(int cc, long status, const char *body, double ra)
 {
     struct pol_outcome o;
-    policy_classify(cc, NULL, status, body, body ? strlen(body) : 0, ra, true, &o);
+    policy_classify(cc, NULL, status, body, body ? strlen(body) : 0, ra, true, &o, NULL);
     return o;
 }
 
@@ -136,7 +137,7 @@ static void statuses_and_transport(void **state)
     o = classify(CURLE_COULDNT_CONNECT, 0, NULL, -1);
     assert_int_equal(o.action, POL_RETRY);
     /* not TikTok: the body does not matter */
-    policy_classify(0, NULL, 200, "not json", 8, -1, false, &o);
+    policy_classify(0, NULL, 200, "not json", 8, -1, false, &o, NULL);
     assert_int_equal(o.action, POL_OK);
 }
 
@@ -173,6 +174,39 @@ static void what_may_have_been_acted_on(void **state)
     assert_false(policy_may_have_acted(0, &o));
 }
 
+/* The answer's decoder reads the document policy read: one parse an answer.
+ * Only a TikTok answer's JSON object is handed on. */
+static void the_document_read_is_handed_on(void **state)
+{
+    (void)state;
+    struct pol_outcome o;
+    json_t *doc = (json_t *)&o; /* overwritten every time */
+    const char *ok = "{\"data\":{\"publish_id\":\"p1\"},\"error\":{\"code\":\"ok\"}}";
+    policy_classify(0, NULL, 200, ok, strlen(ok), -1, true, &o, &doc);
+    assert_int_equal(o.action, POL_OK);
+    assert_non_null(doc);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(doc, "data"), "publish_id")), "p1");
+    json_decref(doc);
+    const char *refused = "{\"error\":{\"code\":\"spam_risk_too_many_posts\"}}";
+    policy_classify(0, NULL, 403, refused, strlen(refused), -1, true, &o, &doc);
+    assert_int_equal(o.action, POL_DEFER);
+    assert_non_null(doc); /* a refusal's body too: its log_id, its message */
+    json_decref(doc);
+    static const char *none[] = {"{\"data\":", "[1,2]", "\"text\"", ""};
+    for (size_t i = 0; i < sizeof none / sizeof none[0]; i++) {
+        doc = (json_t *)&o;
+        policy_classify(0, NULL, 200, none[i], strlen(none[i]), -1, true, &o, &doc);
+        assert_null(doc);
+    }
+    doc = (json_t *)&o; /* not TikTok: not read */
+    policy_classify(0, NULL, 200, ok, strlen(ok), -1, false, &o, &doc);
+    assert_null(doc);
+    doc = (json_t *)&o; /* no answer */
+    policy_classify(CURLE_OPERATION_TIMEDOUT, NULL, 0, NULL, 0, -1, true, &o, &doc);
+    assert_null(doc);
+}
+
 static void backoff_bounds(void **state)
 {
     (void)state;
@@ -190,9 +224,13 @@ static void backoff_bounds(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(envelope_codes),    cmocka_unit_test(oauth_codes),
-        cmocka_unit_test(other_body_shapes), cmocka_unit_test(statuses_and_transport),
-        cmocka_unit_test(backoff_bounds),    cmocka_unit_test(what_may_have_been_acted_on),
+        cmocka_unit_test(envelope_codes),
+        cmocka_unit_test(oauth_codes),
+        cmocka_unit_test(other_body_shapes),
+        cmocka_unit_test(statuses_and_transport),
+        cmocka_unit_test(backoff_bounds),
+        cmocka_unit_test(what_may_have_been_acted_on),
+        cmocka_unit_test(the_document_read_is_handed_on),
     };
     return cmocka_run_group_tests_name("policy", tests, NULL, NULL);
 }
