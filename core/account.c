@@ -116,7 +116,7 @@ static struct cached *cache_slot(const void *p, size_t n)
 
 static bool cache_get(const void *p, size_t n, struct account *a)
 {
-    if (n > CACHE_REC_MAX)
+    if (n == 0 || n > CACHE_REC_MAX) /* (an empty slot has n 0: never a match) */
         return false;
     pthread_mutex_lock(&cache_lock);
     struct cached *c = cache_slot(p, n);
@@ -129,7 +129,7 @@ static bool cache_get(const void *p, size_t n, struct account *a)
 
 static void cache_put(const void *p, size_t n, const struct account *a)
 {
-    if (n > CACHE_REC_MAX)
+    if (n == 0 || n > CACHE_REC_MAX)
         return;
     pthread_mutex_lock(&cache_lock);
     struct cached *c = cache_slot(p, n);

@@ -188,6 +188,17 @@ static void every_read_sees_the_record_as_it_is(void **state)
     assert_int_equal(store_read(st, get_txn, &g, NULL), TIKD_ECORRUPT);
 }
 
+/* An empty record, read while the kept decodes' slots are still empty (this
+ * test runs first): an empty slot is no match for it. */
+static void an_empty_record_is_refused(void **state)
+{
+    (void)state;
+    assert_int_equal(store_write(st, raw_txn, (void *)"", NULL), 0);
+    struct got g = {.name = "dave"};
+    assert_int_equal(store_read(st, get_txn, &g, NULL), TIKD_ECORRUPT);
+    assert_int_equal(store_read(st, get_txn, &g, NULL), TIKD_ECORRUPT);
+}
+
 static int unindex_txn(struct store_txn *t, void *ctx)
 {
     (void)ctx; /* what a schema 2 database holds: accounts, no expiry keys */
@@ -219,6 +230,7 @@ static void the_schema_step_indexes_old_accounts(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(an_empty_record_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(the_index_follows_every_put_and_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(the_schema_step_indexes_old_accounts, setup, teardown),
         cmocka_unit_test_setup_teardown(every_read_sees_the_record_as_it_is, setup, teardown),
