@@ -608,6 +608,8 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     if (p->nruns < (size_t)p->c.max_active)
         store_read(p->s, due_txn, &d, NULL);
     for (int i = 0; i < d.n; i++) {
+        if (idset_has(&p->running, d.ids[i]))
+            continue; /* one run a job, even were it due twice in the index */
         struct run *r = calloc(1, sizeof *r);
         if (!r || !idset_add(&p->running, d.ids[i])) {
             free(r);
