@@ -58,6 +58,10 @@ static void full_job(struct job *j)
     j->orphans = -2;
     fill_str(j->fail_reason, sizeof j->fail_reason, 'f');
     fill_str(j->log_id, sizeof j->log_id, 'L');
+    fill_str(j->origin, sizeof j->origin, 'o');
+    j->imported_at = 13.5;
+    fill_str(j->key_scope, sizeof j->key_scope, 's');
+    fill_str(j->key, sizeof j->key, 'k');
     struct media_info *m = &j->probe;
     m->probed = true;
     snprintf(m->container, sizeof m->container, "mp4");
